@@ -1,0 +1,115 @@
+// Matrix products through oneDNN: f32, and bf16 inputs with f32 output (AMX or AVX512-BF16 where present).
+// A primitive is created once per shape and reused: creation costs far more than a small execution.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "common.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace ik {
+namespace {
+
+using dnnl::memory;
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool>;
+
+struct Plan {
+  dnnl::matmul prim;
+  memory a, b, c;
+};
+
+dnnl::engine& engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+// Row-major A is M×K (or K×M when transposed), B is K×N (or N×K), C is M×N; batch strides are whole matrices.
+Plan makePlan(const Key& k) {
+  auto [batchA, batchB, M, N, K, batch, tA, tB, acc, bf16] = k;
+  auto dt = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  memory::desc aD({batchA, M, K}, dt, tA ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+  memory::desc bD({batchB, K, N}, dt, tB ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
+  memory::desc cD({batch, M, N}, memory::data_type::f32, memory::dims{M * N, N, 1});
+  dnnl::primitive_attr attr;
+  if (acc) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aD, bD, cD), attr, engine());
+  return Plan{dnnl::matmul(pd), memory(aD, engine(), nullptr), memory(bD, engine(), nullptr),
+              memory(cD, engine(), nullptr)};
+}
+
+std::mutex planLock;
+std::map<Key, std::unique_ptr<Plan>> plans;
+
+// matmul(a, b, c, batch, batchA, batchB, M, N, K, transA, transB, accumulate, bf16)
+// c[batch] (=|+=) a[batchA] @ b[batchB]; a batch count of 1 broadcasts.
+Napi::Value matmul(const Napi::CallbackInfo& info) {
+  Args args(info, "matmul", 13);
+  int64_t batch = args.int_(3, 1), batchA = args.int_(4, 1), batchB = args.int_(5, 1);
+  int64_t M = args.int_(6, 1), N = args.int_(7, 1), K = args.int_(8, 1);
+  bool tA = args.flag(9), tB = args.flag(10), acc = args.flag(11), bf16 = args.flag(12);
+  if ((batchA != batch && batchA != 1) || (batchB != batch && batchB != 1))
+    args.fail("batch counts " + std::to_string(batchA) + " and " + std::to_string(batchB) + " do not broadcast to " +
+              std::to_string(batch));
+  void *a, *b;
+  if (bf16) {
+    a = args.u16(0, batchA * M * K);
+    b = args.u16(1, batchB * K * N);
+  } else {
+    a = args.f32(0, batchA * M * K);
+    b = args.f32(1, batchB * K * N);
+  }
+  float* c = args.f32(2, batch * M * N);
+  Key key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16};
+  std::lock_guard<std::mutex> guard(planLock);
+  auto& plan = plans[key];
+  try {
+    if (!plan) plan = std::make_unique<Plan>(makePlan(key));
+    plan->a.set_data_handle(a);
+    plan->b.set_data_handle(b);
+    plan->c.set_data_handle(c);
+    plan->prim.execute(stream(), {{DNNL_ARG_SRC, plan->a}, {DNNL_ARG_WEIGHTS, plan->b}, {DNNL_ARG_DST, plan->c}});
+    stream().wait();
+  } catch (const dnnl::error& e) {
+    plans.erase(key);
+    args.fail(std::string("oneDNN: ") + e.what());
+  }
+  return info.Env().Undefined();
+}
+IK_EXPORT("matmul", matmul);
+
+// f32 → bf16 (round to nearest even) and back.
+Napi::Value toBf16(const Napi::CallbackInfo& info) {
+  Args args(info, "toBf16", 2);
+  size_t n = args.length(0);
+  const float* x = args.f32(0, n);
+  uint16_t* y = args.u16(1, n);
+  parallelFor(n, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = f32ToBf16(x[i]);
+  });
+  return info.Env().Undefined();
+}
+IK_EXPORT("toBf16", toBf16);
+
+Napi::Value fromBf16(const Napi::CallbackInfo& info) {
+  Args args(info, "fromBf16", 2);
+  size_t n = args.length(0);
+  const uint16_t* x = args.u16(0, n);
+  float* y = args.f32(1, n);
+  parallelFor(n, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = bf16ToF32(x[i]);
+  });
+  return info.Env().Undefined();
+}
+IK_EXPORT("fromBf16", fromBf16);
+
+}  // namespace
+}  // namespace ik
