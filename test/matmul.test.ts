@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Rng, autocast, matmul, randn, tensor } from '../src/tensor/index.js';
+import { autocast, matmul, Rng, randn, tensor } from '../src/tensor/index.js';
 import { gradcheck } from './helpers/gradcheck.js';
 
 function param(shape: number[], seed: number) {

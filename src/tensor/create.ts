@@ -1,6 +1,6 @@
 // Tensor constructors.
-import { Rng } from './random.js';
-import { type DType, type Shape, Tensor, check, numelOf, shapeStr } from './tensor.js';
+import type { Rng } from './random.js';
+import { check, type DType, numelOf, type Shape, shapeStr, Tensor } from './tensor.js';
 
 export function full(shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
   check(dtype !== 'bf16', 'full', () => 'make an f32 tensor and cast it to bf16');

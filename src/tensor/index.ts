@@ -1,7 +1,8 @@
 // The tensor layer's public surface: import ops from here.
-export * from './tensor.js';
-export * from './create.js';
-export * from './random.js';
+
 export * from './autocast.js';
-export { native, setThreads, getThreads } from './native.js';
+export * from './create.js';
+export { getThreads, native, setThreads } from './native.js';
 export * from './ops/matmul.js';
+export * from './random.js';
+export * from './tensor.js';

@@ -1,7 +1,7 @@
 // Central finite differences against autograd. The loss is Σ out·w with fixed random weights w, summed in float64,
 // so every output element's gradient path is exercised.
 import assert from 'node:assert/strict';
-import { Rng, type Tensor, backward, randn, tidy } from '../../src/tensor/index.js';
+import { backward, Rng, randn, type Tensor, tidy } from '../../src/tensor/index.js';
 
 export interface GradcheckOptions {
   eps?: number;

@@ -1,7 +1,7 @@
 // Matrix products with optional transposes of either side, batched, through the native GEMM.
 import { matmulDType } from '../autocast.js';
 import { native } from '../native.js';
-import { type Tensor as T, Tensor, check, numelOf, record, shapeStr } from '../tensor.js';
+import { check, numelOf, record, shapeStr, type Tensor as T, Tensor } from '../tensor.js';
 
 export interface MatmulOptions {
   /** Use the last two axes of a transposed (a is stored ...×K×M). */
