@@ -1,0 +1,122 @@
+// `npm run bench [-- --vs-torch]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16 autocast).
+// With --vs-torch the PyTorch reference runs in the same command and the ratios are printed; the last line is JSON.
+import { parseArgs } from 'node:util';
+import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
+import { AdamW } from '../src/nn/index.js';
+import { Rng, Tensor, autocast, backward, crossEntropy, getThreads, matmul, native, randn, reshape, tidy, toBf16 } from '../src/tensor/index.js';
+import { runTorch } from './torch.js';
+
+const { values: args } = parseArgs({
+  options: { 'vs-torch': { type: 'boolean', default: false }, steps: { type: 'string', default: '7' } },
+});
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timeIt(reps: number, fn: () => void): number {
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts) / 1000;
+}
+
+function matmulGflops(n: number, dtype: 'f32' | 'bf16'): number {
+  return tidy(() => {
+    const rng = new Rng(1);
+    let a = randn([n, n], rng);
+    let b = randn([n, n], rng);
+    if (dtype === 'bf16') {
+      a = toBf16(a);
+      b = toBf16(b);
+    }
+    const c = Tensor.empty([n, n]);
+    const run = () => native.matmul(a.buffer, b.buffer, c.f32, 1, 1, 1, n, n, n, false, false, false, dtype === 'bf16');
+    run();
+    return (2 * n ** 3) / timeIt(7, run) / 1e9;
+  });
+}
+
+// The reference benchmark of ../shared/DESIGN.md: vocab 4096, context 256, batch 8, 4 layers, 4 heads, d 256, untied.
+const REF: GPT2Config = {
+  vocabSize: 4096,
+  nPositions: 256,
+  nEmbd: 256,
+  nLayer: 4,
+  nHead: 4,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu',
+  residPdrop: 0,
+  embdPdrop: 0,
+  tieWordEmbeddings: false,
+};
+
+function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps: number): number {
+  const model = new GPT2(cfg, new Rng(0));
+  const opt = new AdamW(model.parameters(), { lr: 3e-4, weightDecay: 0.1 });
+  const rng = new Rng(2);
+  const T = cfg.nPositions;
+  const x = Tensor.empty([batch, T], 'i32');
+  const y = Tensor.empty([batch, T], 'i32');
+  for (let i = 0; i < batch * T; i++) {
+    x.i32[i] = rng.int(cfg.vocabSize);
+    y.i32[i] = rng.int(cfg.vocabSize);
+  }
+  const step = () =>
+    tidy(() =>
+      autocast(dtype, () => {
+        const logits = model.forward(x);
+        const loss = crossEntropy(reshape(logits, [-1, cfg.vocabSize]), reshape(y, [-1]));
+        opt.zeroGrad();
+        backward(loss);
+        opt.step();
+      }),
+    );
+  step();
+  step();
+  const sec = timeIt(steps, step);
+  model.zeroGrad();
+  return (batch * T) / sec;
+}
+
+const threads = getThreads();
+console.log(`instructkit bench — ${threads} threads`);
+const mm: Record<string, number> = {};
+for (const n of [1024, 2048])
+  for (const dt of ['f32', 'bf16'] as const) {
+    mm[`${dt}_${n}`] = matmulGflops(n, dt);
+    console.log(`matmul ${dt} ${n}³: ${mm[`${dt}_${n}`].toFixed(0)} GFLOPS`);
+  }
+const steps = Number(args.steps);
+const trainF32 = trainTokS(REF, 8, 'f32', steps);
+console.log(`reference GPT train f32: ${trainF32.toFixed(0)} tok/s`);
+const trainBf16 = trainTokS(REF, 8, 'bf16', steps);
+console.log(`reference GPT train bf16: ${trainBf16.toFixed(0)} tok/s`);
+const peakRssMb = process.resourceUsage().maxRSS / 1024;
+
+const result: Record<string, number | string> = {
+  threads,
+  matmul_f32_1024_gflops: Math.round(mm.f32_1024),
+  matmul_f32_2048_gflops: Math.round(mm.f32_2048),
+  matmul_bf16_1024_gflops: Math.round(mm.bf16_1024),
+  matmul_bf16_2048_gflops: Math.round(mm.bf16_2048),
+  train_f32_tok_s: Math.round(trainF32),
+  train_bf16_tok_s: Math.round(trainBf16),
+  peak_rss_mb: Math.round(peakRssMb),
+};
+if (args['vs-torch']) {
+  console.log('running the PyTorch reference ...');
+  const t = runTorch(threads, 'ref');
+  process.stdout.write(t.raw);
+  Object.assign(result, {
+    torch_train_f32_tok_s: t.trainF32,
+    torch_train_bf16_tok_s: t.trainBf16,
+    ratio_train_f32: +(trainF32 / t.trainF32).toFixed(3),
+    ratio_train_bf16: +(trainBf16 / t.trainBf16).toFixed(3),
+  });
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian 12 machine: system libraries, npm packages, native addon, TypeScript build.
+# Safe to re-run: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=()
+[ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || apt_pkgs+=(libdnnl-dev)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "instructkit needs: sudo apt-get update && sudo apt-get install -y ${apt_pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${apt_pkgs[*]} ..."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+fi
+
+# npm ci runs the package's install script, which builds the native addon with node-gyp against /usr headers.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+  || [ ! -f build/Release/instructkit.node ]; then
+  npm ci --no-audit --no-fund
+fi
+npx tsc -p .

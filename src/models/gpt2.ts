@@ -1,0 +1,173 @@
+// GPT-2 (learned positions, pre-LayerNorm, GELU, Conv1D projections), parameter names exactly Hugging Face's.
+import { Conv1D, Dropout, Embedding, LayerNorm, Linear, Module } from '../nn/index.js';
+import {
+  Rng,
+  type Tensor,
+  add,
+  arange,
+  attentionPacked,
+  check,
+  gelu,
+  matmul,
+  shapeStr,
+} from '../tensor/index.js';
+
+export interface GPT2Config {
+  vocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nInner?: number;
+  layerNormEpsilon: number;
+  activation: 'gelu_new' | 'gelu';
+  residPdrop: number;
+  embdPdrop: number;
+  tieWordEmbeddings: boolean;
+}
+
+export const gpt2Defaults: GPT2Config = {
+  vocabSize: 50257,
+  nPositions: 1024,
+  nEmbd: 768,
+  nLayer: 12,
+  nHead: 12,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu_new',
+  residPdrop: 0.1,
+  embdPdrop: 0.1,
+  tieWordEmbeddings: true,
+};
+
+/** Reads a Hugging Face GPT-2 config.json object; `source` names the file in errors. */
+export function gpt2ConfigFromHF(json: Record<string, unknown>, source = 'config.json'): GPT2Config {
+  const num = (key: string, fallback?: number): number => {
+    const v = json[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new Error(`${source}: field "${key}" must be a number, got ${JSON.stringify(json[key])}`);
+    return v;
+  };
+  const act = (json.activation_function ?? 'gelu_new') as string;
+  if (!['gelu_new', 'gelu', 'gelu_pytorch_tanh'].includes(act))
+    throw new Error(`${source}: field "activation_function" ${JSON.stringify(act)} is not supported (gelu_new, gelu)`);
+  const cfg: GPT2Config = {
+    vocabSize: num('vocab_size'),
+    nPositions: num('n_positions', json.n_ctx as number),
+    nEmbd: num('n_embd'),
+    nLayer: num('n_layer'),
+    nHead: num('n_head'),
+    nInner: json.n_inner == null ? undefined : num('n_inner'),
+    layerNormEpsilon: num('layer_norm_epsilon', 1e-5),
+    activation: act === 'gelu' ? 'gelu' : 'gelu_new',
+    residPdrop: num('resid_pdrop', 0.1),
+    embdPdrop: num('embd_pdrop', 0.1),
+    tieWordEmbeddings: json.tie_word_embeddings !== false,
+  };
+  if (cfg.nEmbd % cfg.nHead !== 0)
+    throw new Error(`${source}: field "n_embd" (${cfg.nEmbd}) must be divisible by "n_head" (${cfg.nHead})`);
+  return cfg;
+}
+
+class Attention extends Module {
+  readonly c_attn: Conv1D;
+  readonly c_proj: Conv1D;
+  constructor(
+    private readonly cfg: GPT2Config,
+    rng: Rng,
+  ) {
+    super();
+    const d = cfg.nEmbd;
+    this.c_attn = this.registerModule('c_attn', new Conv1D(d, 3 * d, rng));
+    this.c_proj = this.registerModule('c_proj', new Conv1D(d, d, rng, 0.02 / Math.sqrt(2 * cfg.nLayer)));
+  }
+  forward(x: Tensor, keyMask: Tensor | null): Tensor {
+    const y = attentionPacked(this.c_attn.forward(x), this.cfg.nHead, { causal: true, keyMask });
+    return this.c_proj.forward(y);
+  }
+}
+
+class MLP extends Module {
+  readonly c_fc: Conv1D;
+  readonly c_proj: Conv1D;
+  constructor(
+    private readonly cfg: GPT2Config,
+    rng: Rng,
+  ) {
+    super();
+    const inner = cfg.nInner ?? 4 * cfg.nEmbd;
+    this.c_fc = this.registerModule('c_fc', new Conv1D(cfg.nEmbd, inner, rng));
+    this.c_proj = this.registerModule('c_proj', new Conv1D(inner, cfg.nEmbd, rng, 0.02 / Math.sqrt(2 * cfg.nLayer)));
+  }
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(gelu(this.c_fc.forward(x), this.cfg.activation === 'gelu' ? 'none' : 'tanh'));
+  }
+}
+
+class Block extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: Attention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: MLP;
+  readonly drop: Dropout;
+  constructor(cfg: GPT2Config, rng: Rng) {
+    super();
+    this.ln_1 = this.registerModule('ln_1', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
+    this.attn = this.registerModule('attn', new Attention(cfg, rng));
+    this.ln_2 = this.registerModule('ln_2', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
+    this.mlp = this.registerModule('mlp', new MLP(cfg, rng));
+    this.drop = this.registerModule('drop', new Dropout(cfg.residPdrop, rng));
+  }
+  forward(x: Tensor, keyMask: Tensor | null): Tensor {
+    x = add(x, this.drop.forward(this.attn.forward(this.ln_1.forward(x), keyMask)));
+    return add(x, this.drop.forward(this.mlp.forward(this.ln_2.forward(x))));
+  }
+}
+
+export interface ForwardOptions {
+  /** f32 (B, T): 1 for real tokens, 0 for padding. */
+  attentionMask?: Tensor | null;
+}
+
+/** GPT-2 with its LM head: logits (B, T, vocab) from token ids (B, T). */
+export class GPT2 extends Module {
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  readonly h: Block[] = [];
+  readonly ln_f: LayerNorm;
+  readonly lm_head: Linear | null;
+  readonly drop: Dropout;
+
+  constructor(
+    readonly config: GPT2Config,
+    rng = new Rng(0),
+  ) {
+    super();
+    const cfg = config;
+    this.wte = this.registerModule('wte', new Embedding(cfg.vocabSize, cfg.nEmbd, rng));
+    this.wpe = this.registerModule('wpe', new Embedding(cfg.nPositions, cfg.nEmbd, rng, 0.01));
+    const blocks = this.registerModule('h', new Stack());
+    for (let i = 0; i < cfg.nLayer; i++) this.h.push(blocks.registerModule(String(i), new Block(cfg, rng)));
+    this.ln_f = this.registerModule('ln_f', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
+    this.lm_head = cfg.tieWordEmbeddings
+      ? null
+      : this.registerModule('lm_head', new Linear(cfg.nEmbd, cfg.vocabSize, rng, { bias: false }));
+    this.drop = this.registerModule('drop', new Dropout(cfg.embdPdrop, rng));
+  }
+
+  /** Final hidden states (B, T, nEmbd). */
+  hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    check(ids.ndim === 2 && ids.dtype === 'i32', 'GPT2', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
+    const T = ids.shape[1];
+    check(T <= this.config.nPositions, 'GPT2', () => `sequence of ${T} tokens exceeds n_positions ${this.config.nPositions}`);
+    let x = this.drop.forward(add(this.wte.forward(ids), this.wpe.forward(arange(T))));
+    for (const block of this.h) x = block.forward(x, opts.attentionMask ?? null);
+    return this.ln_f.forward(x);
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    const h = this.hidden(ids, opts);
+    return this.lm_head ? this.lm_head.forward(h) : matmul(h, this.wte.weight, { transB: true });
+  }
+}
+
+class Stack extends Module {}

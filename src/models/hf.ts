@@ -1,0 +1,94 @@
+// Hugging Face checkpoint folders: config.json + model.safetensors (or a sharded model.safetensors.index.json).
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tensor } from '../tensor/index.js';
+import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
+import { Llama, llamaConfigFromHF } from './llama.js';
+import { readHeader, readSafetensors, writeSafetensors } from './safetensors.js';
+
+export type CausalLM = GPT2 | Llama;
+
+function readJson(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new Error(`${path}: file not found`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Builds the model that config.json describes, with fresh weights. */
+export function modelFromConfig(json: Record<string, unknown>, source: string): CausalLM {
+  const type = json.model_type;
+  if (type === 'gpt2') return new GPT2(gpt2ConfigFromHF(json, source));
+  if (type === 'llama' || type === 'qwen2' || type === 'mistral') return new Llama(llamaConfigFromHF(json, source));
+  throw new Error(`${source}: field "model_type" ${JSON.stringify(type)} is not supported (gpt2, llama, qwen2, mistral)`);
+}
+
+// Checkpoint names that map to ours: GPT-2 checkpoints saved from GPT2LMHeadModel carry a "transformer." prefix,
+// and hold causal-mask buffers that are not parameters.
+function ourName(model: CausalLM, name: string): string | null {
+  if (model instanceof GPT2) {
+    if (/\.attn\.(masked_)?bias$/.test(name)) return null;
+    if (name.startsWith('transformer.')) name = name.slice('transformer.'.length);
+  }
+  if (name === 'lm_head.weight' && !model.lm_head) return null; // tied: the head is the embedding
+  return name;
+}
+
+function shardFiles(dir: string): string[] {
+  const single = join(dir, 'model.safetensors');
+  if (existsSync(single)) return [single];
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  if (!existsSync(indexPath)) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  const index = readJson(indexPath);
+  const map = index.weight_map as Record<string, string> | undefined;
+  if (!map || typeof map !== 'object') throw new Error(`${indexPath}: field "weight_map" is missing`);
+  return [...new Set(Object.values(map))].map((f) => join(dir, f));
+}
+
+/**
+ * Loads a checkpoint folder. Every header is checked and every name and shape matched against the model before
+ * any weight is read, so a bad checkpoint fails with the file and field named and nothing half-loaded.
+ */
+export function loadPretrained(dir: string): CausalLM {
+  const configPath = join(dir, 'config.json');
+  const model = modelFromConfig(readJson(configPath), configPath);
+  const own = model.stateDict();
+  const files = shardFiles(dir);
+  const plan: [string, string, string][] = []; // file, checkpoint name, our name
+  const problems: string[] = [];
+  for (const file of files) {
+    const { entries } = readHeader(file);
+    for (const [name, e] of entries) {
+      const ours = ourName(model, name);
+      if (ours === null) continue;
+      const p = own.get(ours);
+      if (!p) problems.push(`${file}: unexpected tensor "${name}"`);
+      else if (p.shape.join() !== e.shape.join())
+        problems.push(`${file}: tensor "${name}" has shape [${e.shape}], the config needs [${p.shape}]`);
+      else plan.push([file, name, ours]);
+    }
+  }
+  const found = new Set(plan.map(([, , ours]) => ours));
+  for (const name of own.keys()) if (!found.has(name)) problems.push(`${dir}: missing tensor "${name}"`);
+  if (problems.length > 0) throw new Error(`cannot load ${dir}:\n  ${problems.join('\n  ')}`);
+  for (const file of files) {
+    const names = plan.filter(([f]) => f === file);
+    const loaded = readSafetensors(file, { names: names.map(([, n]) => n) });
+    const sd = new Map<string, Tensor>(names.map(([, n, ours]) => [ours, loaded.get(n)!]));
+    model.loadStateDict(sd, { strict: false });
+    for (const t of loaded.values()) t.dispose();
+  }
+  return model;
+}
+
+/** Writes config.json and model.safetensors so that Hugging Face transformers loads the folder. */
+export function savePretrained(model: CausalLM, dir: string, config: Record<string, unknown>): void {
+  mkdirSync(dir, { recursive: true });
+  const sd = new Map(model.namedParameters());
+  writeSafetensors(join(dir, 'model.safetensors'), sd, { format: 'pt' });
+  const tmp = join(dir, `config.json.tmp-${process.pid}`);
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
+  renameSync(tmp, join(dir, 'config.json'));
+}

@@ -1,0 +1,4 @@
+export * from './gpt2.js';
+export * from './hf.js';
+export * from './llama.js';
+export * from './safetensors.js';

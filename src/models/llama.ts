@@ -1,0 +1,189 @@
+// Llama family (Llama, SmolLM, Qwen2): RoPE, RMSNorm, SwiGLU, grouped-query attention, optional q/k/v bias,
+// tied or untied head. Parameter names exactly Hugging Face's (`model.layers.0.self_attn.q_proj.weight`).
+import { Linear, Module, RMSNorm, Embedding } from '../nn/index.js';
+import {
+  Rng,
+  type Tensor,
+  add,
+  arange,
+  attention,
+  check,
+  matmul,
+  mul,
+  reshape,
+  rope,
+  shapeStr,
+  silu,
+} from '../tensor/index.js';
+
+export interface LlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  /** Bias on the q/k/v projections (Qwen2, and Llama with attention_bias). */
+  qkvBias: boolean;
+  /** Bias on the output projection (Llama with attention_bias; never Qwen2). */
+  oBias: boolean;
+}
+
+/** Reads a Hugging Face Llama / Qwen2 config.json object; `source` names the file in errors. */
+export function llamaConfigFromHF(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  const num = (key: string, fallback?: number): number => {
+    const v = json[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new Error(`${source}: field "${key}" must be a number, got ${JSON.stringify(json[key])}`);
+    return v;
+  };
+  const scaling = json.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
+  if (scaling && (scaling.rope_type ?? scaling.type) !== 'default')
+    throw new Error(
+      `${source}: field "rope_scaling" of type ${JSON.stringify(scaling.rope_type ?? scaling.type)} is not supported yet`,
+    );
+  const hidden = num('hidden_size');
+  const heads = num('num_attention_heads');
+  const cfg: LlamaConfig = {
+    vocabSize: num('vocab_size'),
+    hiddenSize: hidden,
+    intermediateSize: num('intermediate_size'),
+    numLayers: num('num_hidden_layers'),
+    numHeads: heads,
+    numKvHeads: num('num_key_value_heads', heads),
+    headDim: num('head_dim', hidden / heads),
+    rmsNormEps: num('rms_norm_eps', 1e-6),
+    ropeTheta: num('rope_theta', 10000),
+    maxPositions: num('max_position_embeddings', 2048),
+    tieWordEmbeddings: json.tie_word_embeddings === true,
+    qkvBias: json.attention_bias === true || json.model_type === 'qwen2',
+    oBias: json.attention_bias === true && json.model_type !== 'qwen2',
+  };
+  if (cfg.numHeads % cfg.numKvHeads !== 0)
+    throw new Error(
+      `${source}: field "num_attention_heads" (${cfg.numHeads}) must be a multiple of "num_key_value_heads" (${cfg.numKvHeads})`,
+    );
+  if (!Number.isInteger(cfg.headDim))
+    throw new Error(`${source}: field "hidden_size" (${hidden}) is not divisible by "num_attention_heads" (${heads})`);
+  return cfg;
+}
+
+class SelfAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  constructor(
+    private readonly cfg: LlamaConfig,
+    rng: Rng,
+  ) {
+    super();
+    const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: hd, qkvBias: bias } = cfg;
+    this.q_proj = this.registerModule('q_proj', new Linear(d, h * hd, rng, { bias }));
+    this.k_proj = this.registerModule('k_proj', new Linear(d, kv * hd, rng, { bias }));
+    this.v_proj = this.registerModule('v_proj', new Linear(d, kv * hd, rng, { bias }));
+    this.o_proj = this.registerModule('o_proj', new Linear(h * hd, d, rng, { bias: cfg.oBias }));
+  }
+  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null): Tensor {
+    const [B, T] = x.shape;
+    const { numHeads: h, numKvHeads: kv, headDim: hd, ropeTheta: theta } = this.cfg;
+    const q = rope(reshape(this.q_proj.forward(x), [B, T, h, hd]), positions, { theta });
+    const k = rope(reshape(this.k_proj.forward(x), [B, T, kv, hd]), positions, { theta });
+    const v = reshape(this.v_proj.forward(x), [B, T, kv, hd]);
+    const y = attention(q, k, v, { causal: true, keyMask });
+    return this.o_proj.forward(reshape(y, [B, T, h * hd]));
+  }
+}
+
+class SwiGLU extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+  constructor(cfg: LlamaConfig, rng: Rng) {
+    super();
+    const { hiddenSize: d, intermediateSize: f } = cfg;
+    this.gate_proj = this.registerModule('gate_proj', new Linear(d, f, rng, { bias: false }));
+    this.up_proj = this.registerModule('up_proj', new Linear(d, f, rng, { bias: false }));
+    this.down_proj = this.registerModule('down_proj', new Linear(f, d, rng, { bias: false }));
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+class DecoderLayer extends Module {
+  readonly input_layernorm: RMSNorm;
+  readonly self_attn: SelfAttention;
+  readonly post_attention_layernorm: RMSNorm;
+  readonly mlp: SwiGLU;
+  constructor(cfg: LlamaConfig, rng: Rng) {
+    super();
+    this.self_attn = this.registerModule('self_attn', new SelfAttention(cfg, rng));
+    this.mlp = this.registerModule('mlp', new SwiGLU(cfg, rng));
+    this.input_layernorm = this.registerModule('input_layernorm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
+    this.post_attention_layernorm = this.registerModule(
+      'post_attention_layernorm',
+      new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps),
+    );
+  }
+  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), positions, keyMask));
+    return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x)));
+  }
+}
+
+class Backbone extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: DecoderLayer[] = [];
+  readonly norm: RMSNorm;
+  constructor(cfg: LlamaConfig, rng: Rng) {
+    super();
+    this.embed_tokens = this.registerModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize, rng));
+    const layers = this.registerModule('layers', new Group());
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(layers.registerModule(String(i), new DecoderLayer(cfg, rng)));
+    this.norm = this.registerModule('norm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
+  }
+}
+
+class Group extends Module {}
+
+export interface LlamaForwardOptions {
+  /** f32 (B, T): 1 for real tokens, 0 for padding. */
+  attentionMask?: Tensor | null;
+  /** i32 (T) or (B, T) positions; default 0..T-1. */
+  positions?: Tensor;
+}
+
+/** Llama-family causal LM: logits (B, T, vocab) from token ids (B, T). */
+export class Llama extends Module {
+  readonly model: Backbone;
+  readonly lm_head: Linear | null;
+  constructor(
+    readonly config: LlamaConfig,
+    rng = new Rng(0),
+  ) {
+    super();
+    this.model = this.registerModule('model', new Backbone(config, rng));
+    this.lm_head = config.tieWordEmbeddings
+      ? null
+      : this.registerModule('lm_head', new Linear(config.hiddenSize, config.vocabSize, rng, { bias: false }));
+  }
+
+  hidden(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
+    check(ids.ndim === 2 && ids.dtype === 'i32', 'Llama', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
+    const positions = opts.positions ?? arange(ids.shape[1]);
+    let x = this.model.embed_tokens.forward(ids);
+    for (const layer of this.model.layers) x = layer.forward(x, positions, opts.attentionMask ?? null);
+    return this.model.norm.forward(x);
+  }
+
+  forward(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
+    const h = this.hidden(ids, opts);
+    return this.lm_head ? this.lm_head.forward(h) : matmul(h, this.model.embed_tokens.weight, { transB: true });
+  }
+}
