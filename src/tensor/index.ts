@@ -3,6 +3,7 @@
 export * from './autocast.js';
 export * from './create.js';
 export { getThreads, native, setThreads } from './native.js';
+export * from './ops/attention.js';
 export * from './ops/matmul.js';
 export * from './random.js';
 export * from './tensor.js';
