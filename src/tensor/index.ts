@@ -4,5 +4,6 @@ export * from './autocast.js';
 export * from './create.js';
 export { getThreads, native, setThreads } from './native.js';
 export * from './ops/matmul.js';
+export * from './ops/nn.js';
 export * from './random.js';
 export * from './tensor.js';
