@@ -5,5 +5,6 @@ export * from './create.js';
 export { getThreads, native, setThreads } from './native.js';
 export * from './ops/attention.js';
 export * from './ops/matmul.js';
+export * from './ops/nn.js';
 export * from './random.js';
 export * from './tensor.js';
