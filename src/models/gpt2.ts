@@ -1,5 +1,5 @@
 // GPT-2 (learned positions, pre-LayerNorm, GELU, Conv1D projections), parameter names exactly Hugging Face's.
-import { Conv1D, Dropout, Embedding, LayerNorm, Linear, Module } from '../nn/index.js';
+import { Conv1D, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
 import {
   Rng,
   type Tensor,
@@ -132,7 +132,7 @@ export interface ForwardOptions {
 export class GPT2 extends Module {
   readonly wte: Embedding;
   readonly wpe: Embedding;
-  readonly h: Block[] = [];
+  readonly h: ModuleList<Block>;
   readonly ln_f: LayerNorm;
   readonly lm_head: Linear | null;
   readonly drop: Dropout;
@@ -145,8 +145,8 @@ export class GPT2 extends Module {
     const cfg = config;
     this.wte = this.registerModule('wte', new Embedding(cfg.vocabSize, cfg.nEmbd, rng));
     this.wpe = this.registerModule('wpe', new Embedding(cfg.nPositions, cfg.nEmbd, rng, 0.01));
-    const blocks = this.registerModule('h', new Stack());
-    for (let i = 0; i < cfg.nLayer; i++) this.h.push(blocks.registerModule(String(i), new Block(cfg, rng)));
+    this.h = this.registerModule('h', new ModuleList<Block>());
+    for (let i = 0; i < cfg.nLayer; i++) this.h.push(new Block(cfg, rng));
     this.ln_f = this.registerModule('ln_f', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
     this.lm_head = cfg.tieWordEmbeddings
       ? null
@@ -169,5 +169,3 @@ export class GPT2 extends Module {
     return this.lm_head ? this.lm_head.forward(h) : matmul(h, this.wte.weight, { transB: true });
   }
 }
-
-class Stack extends Module {}

@@ -1,6 +1,6 @@
 // Llama family (Llama, SmolLM, Qwen2): RoPE, RMSNorm, SwiGLU, grouped-query attention, optional q/k/v bias,
 // tied or untied head. Parameter names exactly Hugging Face's (`model.layers.0.self_attn.q_proj.weight`).
-import { Linear, Module, RMSNorm, Embedding } from '../nn/index.js';
+import { Embedding, Linear, Module, ModuleList, RMSNorm } from '../nn/index.js';
 import {
   Rng,
   type Tensor,
@@ -139,18 +139,16 @@ class DecoderLayer extends Module {
 
 class Backbone extends Module {
   readonly embed_tokens: Embedding;
-  readonly layers: DecoderLayer[] = [];
+  readonly layers: ModuleList<DecoderLayer>;
   readonly norm: RMSNorm;
   constructor(cfg: LlamaConfig, rng: Rng) {
     super();
     this.embed_tokens = this.registerModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize, rng));
-    const layers = this.registerModule('layers', new Group());
-    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(layers.registerModule(String(i), new DecoderLayer(cfg, rng)));
+    this.layers = this.registerModule('layers', new ModuleList<DecoderLayer>());
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new DecoderLayer(cfg, rng));
     this.norm = this.registerModule('norm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
   }
 }
-
-class Group extends Module {}
 
 export interface LlamaForwardOptions {
   /** f32 (B, T): 1 for real tokens, 0 for padding. */
