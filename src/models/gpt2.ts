@@ -4,13 +4,16 @@ import {
   Rng,
   type Tensor,
   add,
-  arange,
+  attention,
   attentionPacked,
   check,
   gelu,
   matmul,
+  reshape,
   shapeStr,
+  split,
 } from '../tensor/index.js';
+import { KVCache, positionIds } from './kvcache.js';
 
 export interface GPT2Config {
   vocabSize: number;
@@ -80,9 +83,18 @@ class Attention extends Module {
     this.c_attn = this.registerModule('c_attn', new Conv1D(d, 3 * d, rng));
     this.c_proj = this.registerModule('c_proj', new Conv1D(d, d, rng, 0.02 / Math.sqrt(2 * cfg.nLayer)));
   }
-  forward(x: Tensor, keyMask: Tensor | null): Tensor {
-    const y = attentionPacked(this.c_attn.forward(x), this.cfg.nHead, { causal: true, keyMask });
-    return this.c_proj.forward(y);
+  forward(x: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+    const qkv = this.c_attn.forward(x);
+    if (!cache) return this.c_proj.forward(attentionPacked(qkv, this.cfg.nHead, { causal: true, keyMask }));
+    // Decoding: append this step's keys and values to the cache and attend over everything written so far.
+    const [B, T] = x.shape;
+    const H = this.cfg.nHead;
+    const hd = this.cfg.nEmbd / H;
+    const [q, k, v] = split(qkv, [H * hd, H * hd, H * hd], -1).map((t) => reshape(t, [B, T, H, hd]));
+    cache.write(layer, k, v);
+    const kvLen = cache.length + T;
+    const y = attention(q, cache.keys[layer], cache.values[layer], { causal: true, keyMask, kvLen });
+    return this.c_proj.forward(reshape(y, [B, T, H * hd]));
   }
 }
 
@@ -117,15 +129,19 @@ class Block extends Module {
     this.mlp = this.registerModule('mlp', new MLP(cfg, rng));
     this.drop = this.registerModule('drop', new Dropout(cfg.residPdrop, rng));
   }
-  forward(x: Tensor, keyMask: Tensor | null): Tensor {
-    x = add(x, this.drop.forward(this.attn.forward(this.ln_1.forward(x), keyMask)));
+  forward(x: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+    x = add(x, this.drop.forward(this.attn.forward(this.ln_1.forward(x), keyMask, cache, layer)));
     return add(x, this.drop.forward(this.mlp.forward(this.ln_2.forward(x))));
   }
 }
 
 export interface ForwardOptions {
-  /** f32 (B, T): 1 for real tokens, 0 for padding. */
+  /** f32 (B, keys): 1 for real tokens, 0 for padding; with a cache it covers the whole cache (B, maxLen). */
   attentionMask?: Tensor | null;
+  /** i32 (T) or (B, T) positions; default 0..T-1 after what the cache holds. */
+  positions?: Tensor;
+  /** Decode with a key/value cache: this call's tokens are appended to it. */
+  cache?: KVCache;
 }
 
 /** GPT-2 with its LM head: logits (B, T, vocab) from token ids (B, T). */
@@ -158,14 +174,37 @@ export class GPT2 extends Module {
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     check(ids.ndim === 2 && ids.dtype === 'i32', 'GPT2', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
     const T = ids.shape[1];
-    check(T <= this.config.nPositions, 'GPT2', () => `sequence of ${T} tokens exceeds n_positions ${this.config.nPositions}`);
-    let x = this.drop.forward(add(this.wte.forward(ids), this.wpe.forward(arange(T))));
-    for (const block of this.h) x = block.forward(x, opts.attentionMask ?? null);
+    const cache = opts.cache ?? null;
+    const start = cache?.length ?? 0;
+    check(
+      start + T <= this.config.nPositions,
+      'GPT2',
+      () => `position ${start + T} exceeds n_positions ${this.config.nPositions}`,
+    );
+    const positions = opts.positions ?? positionIds(start, T);
+    let x = this.drop.forward(add(this.wte.forward(ids), this.wpe.forward(positions)));
+    let layer = 0;
+    for (const block of this.h) x = block.forward(x, opts.attentionMask ?? null, cache, layer++);
+    if (cache) cache.length += T;
     return this.ln_f.forward(x);
   }
 
-  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    const h = this.hidden(ids, opts);
+  /** A cache for `batch` rows of up to maxLen positions. */
+  newCache(batch: number, maxLen = this.config.nPositions): KVCache {
+    const { nLayer, nHead, nEmbd } = this.config;
+    return new KVCache(batch, maxLen, nLayer, nHead, nEmbd / nHead);
+  }
+
+  /** Logits from hidden states (tied head: the token embedding). */
+  head(h: Tensor): Tensor {
     return this.lm_head ? this.lm_head.forward(h) : matmul(h, this.wte.weight, { transB: true });
+  }
+
+  get maxPositions(): number {
+    return this.config.nPositions;
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    return this.head(this.hidden(ids, opts));
   }
 }

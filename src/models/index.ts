@@ -2,3 +2,5 @@ export * from './gpt2.js';
 export * from './hf.js';
 export * from './llama.js';
 export * from './safetensors.js';
+export * from './generate.js';
+export * from './kvcache.js';

@@ -5,7 +5,6 @@ import {
   Rng,
   type Tensor,
   add,
-  arange,
   attention,
   check,
   matmul,
@@ -15,6 +14,7 @@ import {
   shapeStr,
   silu,
 } from '../tensor/index.js';
+import { KVCache, positionIds } from './kvcache.js';
 
 export interface LlamaConfig {
   vocabSize: number;
@@ -89,13 +89,17 @@ class SelfAttention extends Module {
     this.v_proj = this.registerModule('v_proj', new Linear(d, kv * hd, rng, { bias }));
     this.o_proj = this.registerModule('o_proj', new Linear(h * hd, d, rng, { bias: cfg.oBias }));
   }
-  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null): Tensor {
+  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
     const [B, T] = x.shape;
     const { numHeads: h, numKvHeads: kv, headDim: hd, ropeTheta: theta } = this.cfg;
     const q = rope(reshape(this.q_proj.forward(x), [B, T, h, hd]), positions, { theta });
     const k = rope(reshape(this.k_proj.forward(x), [B, T, kv, hd]), positions, { theta });
     const v = reshape(this.v_proj.forward(x), [B, T, kv, hd]);
-    const y = attention(q, k, v, { causal: true, keyMask });
+    let y: Tensor;
+    if (cache) {
+      cache.write(layer, k, v);
+      y = attention(q, cache.keys[layer], cache.values[layer], { causal: true, keyMask, kvLen: cache.length + T });
+    } else y = attention(q, k, v, { causal: true, keyMask });
     return this.o_proj.forward(reshape(y, [B, T, h * hd]));
   }
 }
@@ -131,8 +135,8 @@ class DecoderLayer extends Module {
       new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps),
     );
   }
-  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null): Tensor {
-    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), positions, keyMask));
+  forward(x: Tensor, positions: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), positions, keyMask, cache, layer));
     return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x)));
   }
 }
@@ -151,10 +155,12 @@ class Backbone extends Module {
 }
 
 export interface LlamaForwardOptions {
-  /** f32 (B, T): 1 for real tokens, 0 for padding. */
+  /** f32 (B, keys): 1 for real tokens, 0 for padding; with a cache it covers the whole cache (B, maxLen). */
   attentionMask?: Tensor | null;
-  /** i32 (T) or (B, T) positions; default 0..T-1. */
+  /** i32 (T) or (B, T) positions; default 0..T-1 after what the cache holds. */
   positions?: Tensor;
+  /** Decode with a key/value cache: this call's tokens are appended to it. */
+  cache?: KVCache;
 }
 
 /** Llama-family causal LM: logits (B, T, vocab) from token ids (B, T). */
@@ -174,14 +180,33 @@ export class Llama extends Module {
 
   hidden(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
     check(ids.ndim === 2 && ids.dtype === 'i32', 'Llama', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
-    const positions = opts.positions ?? arange(ids.shape[1]);
+    const T = ids.shape[1];
+    const cache = opts.cache ?? null;
+    const start = cache?.length ?? 0;
+    const positions = opts.positions ?? positionIds(start, T);
     let x = this.model.embed_tokens.forward(ids);
-    for (const layer of this.model.layers) x = layer.forward(x, positions, opts.attentionMask ?? null);
+    let i = 0;
+    for (const layer of this.model.layers) x = layer.forward(x, positions, opts.attentionMask ?? null, cache, i++);
+    if (cache) cache.length += T;
     return this.model.norm.forward(x);
   }
 
-  forward(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
-    const h = this.hidden(ids, opts);
+  /** A cache for `batch` rows of up to maxLen positions. */
+  newCache(batch: number, maxLen = this.config.maxPositions): KVCache {
+    const { numLayers, numKvHeads, headDim } = this.config;
+    return new KVCache(batch, maxLen, numLayers, numKvHeads, headDim);
+  }
+
+  /** Logits from hidden states (tied head: the token embedding). */
+  head(h: Tensor): Tensor {
     return this.lm_head ? this.lm_head.forward(h) : matmul(h, this.model.embed_tokens.weight, { transB: true });
+  }
+
+  get maxPositions(): number {
+    return this.config.maxPositions;
+  }
+
+  forward(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
+    return this.head(this.hidden(ids, opts));
   }
 }
