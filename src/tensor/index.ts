@@ -3,6 +3,9 @@
 export * from './autocast.js';
 export * from './create.js';
 export { getThreads, native, setThreads } from './native.js';
+export * from './ops/elementwise.js';
 export * from './ops/matmul.js';
+export * from './ops/reduce.js';
+export * from './ops/shape.js';
 export * from './random.js';
 export * from './tensor.js';
