@@ -347,4 +347,9 @@ test('ops reject other dtypes and bad parameters by name', () => {
   assert.throws(() => clamp(tensor([1]), 2, 1), /clamp: bounds/);
   assert.throws(() => gelu(tensor([1]), 'erf' as never), /gelu: approximate/);
   assert.throws(() => scale(tensor([1]), '2' as never), /scale: factor/);
+  assert.throws(() => add(2 as never, tensor([1])), /add: expected a tensor, got number/);
+  assert.throws(() => sub(tensor([1]), 'x' as never), /sub: expected a tensor, got string/);
+  assert.throws(() => maskedFill(tensor([1]), 1 as never, 0), /maskedFill: expected a tensor/);
+  assert.throws(() => eq(tensor([1]), null as never), /eq: expected a tensor or a number/);
+  assert.throws(() => where(tensor([1, 2], [2], 'i32'), 1, 0), /where: needs f32/);
 });

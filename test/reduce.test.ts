@@ -263,5 +263,6 @@ test('reductions name the op on bad axes and inputs', () => {
   assert.throws(() => argmax(x, 5), /argmax: axis 5/);
   assert.throws(() => logsumexp(x, 3), /logsumexp: axis 3/);
   assert.throws(() => sum(tensor([1, 2], [2], 'i32')), /sum: needs an f32 tensor/);
+  assert.throws(() => mean([1, 2] as never), /mean: expected a tensor/);
   assert.throws(() => sumTo(x, [3, 3]), /sumTo: shape \[3, 3\] does not broadcast to \[2, 3\]/);
 });

@@ -46,9 +46,13 @@ export type Operand = Tensor | number;
 const dims = (shape: Shape): Int32Array => Int32Array.from(shape);
 const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
-function checkF32(op: string, x: Operand): void {
-  if (x instanceof Tensor) check(x.dtype === 'f32', op, () => `needs f32 tensors, got ${x.dtype} ${shapeStr(x.shape)}`);
-  else check(typeof x === 'number', op, () => `operands must be tensors or numbers, got ${typeof x}`);
+function checkTensor(op: string, x: unknown): asserts x is Tensor {
+  check(x instanceof Tensor, op, () => `expected a tensor, got ${typeof x}`);
+  check(x.dtype === 'f32', op, () => `needs f32 tensors, got ${x.dtype} ${shapeStr(x.shape)}`);
+}
+
+function checkOperand(op: string, x: unknown): asserts x is Operand {
+  if (typeof x !== 'number') checkTensor(op, x);
 }
 
 /** The NumPy broadcast of several shapes; throws naming the op and the shapes when they are incompatible. */
@@ -104,8 +108,8 @@ function gradsFor(operands: Operand[], grads: (Tensor | null)[]): (Tensor | null
 }
 
 function binaryForward(op: string, code: number, a: Tensor, b: Operand): Tensor {
-  checkF32(op, a);
-  checkF32(op, b);
+  checkTensor(op, a);
+  checkOperand(op, b);
   return binaryKernel(code, a, b, broadcastShapes(op, a.shape, shapeOf(b)));
 }
 
@@ -198,12 +202,8 @@ function asF32(x: Tensor): Tensor {
 }
 
 function compare(op: string, code: number, a: Tensor, b: Operand): Tensor {
-  check(a instanceof Tensor, op, () => 'the first operand must be a tensor');
-  check(
-    b instanceof Tensor || typeof b === 'number',
-    op,
-    () => `the second operand must be a tensor or a number, got ${typeof b}`,
-  );
+  check(a instanceof Tensor, op, () => `expected a tensor, got ${typeof a}`);
+  check(b instanceof Tensor || typeof b === 'number', op, () => `expected a tensor or a number, got ${typeof b}`);
   const outShape = broadcastShapes(op, a.shape, shapeOf(b));
   const af = asF32(a);
   const bf = b instanceof Tensor ? asF32(b) : b;
@@ -235,10 +235,9 @@ function whereKernel(cond: Tensor, a: Operand, b: Operand, outShape: Shape): Ten
 
 /** cond ? a : b elementwise with broadcasting; cond is an f32 mask (nonzero takes a). Gradients flow to a and b. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
-  check(cond instanceof Tensor, 'where', () => 'cond must be a tensor');
-  checkF32('where', cond);
-  checkF32('where', a);
-  checkF32('where', b);
+  checkTensor('where', cond);
+  checkOperand('where', a);
+  checkOperand('where', b);
   const outShape = broadcastShapes('where', cond.shape, shapeOf(a), shapeOf(b));
   const out = whereKernel(cond, a, b, outShape);
   const masked = (code: number, shape: Shape, g: Tensor) =>
@@ -253,8 +252,8 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 
 /** x with `value` wherever the mask (broadcast to x's shape) is nonzero. */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
-  checkF32('maskedFill', x);
-  checkF32('maskedFill', mask);
+  checkTensor('maskedFill', x);
+  checkTensor('maskedFill', mask);
   check(typeof value === 'number', 'maskedFill', () => `value must be a number, got ${typeof value}`);
   const outShape = broadcastShapes('maskedFill', x.shape, mask.shape);
   check(
@@ -267,8 +266,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 }
 
 function unaryOp(op: string, code: number, x: Tensor, p0 = 0, p1 = 0): Tensor {
-  check(x instanceof Tensor, op, () => 'needs a tensor');
-  checkF32(op, x);
+  checkTensor(op, x);
   const out = unaryKernel(code, x, p0, p1);
   return record(op, out, [x], (g) => {
     const dx = Tensor.empty(x.shape);

@@ -5,7 +5,8 @@ import { check, normAxis, numelOf, record, type Shape, shapeStr, Tensor } from '
 
 const dims = (shape: Shape): Int32Array => Int32Array.from(shape);
 
-function checkF32(op: string, x: Tensor): void {
+function checkF32(op: string, x: unknown): asserts x is Tensor {
+  check(x instanceof Tensor, op, () => `expected a tensor, got ${typeof x}`);
   check(x.dtype === 'f32', op, () => `needs an f32 tensor, got ${x.dtype} ${shapeStr(x.shape)}`);
 }
 
