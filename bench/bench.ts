@@ -3,7 +3,20 @@
 import { parseArgs } from 'node:util';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
 import { AdamW } from '../src/nn/index.js';
-import { Rng, Tensor, autocast, backward, crossEntropy, getThreads, matmul, native, randn, reshape, tidy, toBf16 } from '../src/tensor/index.js';
+import {
+  autocast,
+  backward,
+  crossEntropy,
+  getThreads,
+  matmul,
+  native,
+  Rng,
+  randn,
+  reshape,
+  Tensor,
+  tidy,
+  toBf16,
+} from '../src/tensor/index.js';
 import { runTorch } from './torch.js';
 
 const { values: args } = parseArgs({

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Generation, generate, sampleToken } from '../src/models/generate.js';
 import { type CausalLM, loadPretrained } from '../src/models/hf.js';
-import { Rng, Tensor, noGrad, tidy } from '../src/tensor/index.js';
+import { noGrad, Rng, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 const models: [string, CausalLM][] = ['gpt2-tiny', 'llama-tiny'].map((n) => [n, loadPretrained(join(fixtures, n))]);
@@ -48,7 +48,10 @@ for (const [name, model] of models) {
 
 test('sampling is seeded, top-k 1 is greedy, EOS ends a row', () => {
   const model = models[0][1];
-  const prompts = [[3, 4, 5], [6, 7]];
+  const prompts = [
+    [3, 4, 5],
+    [6, 7],
+  ];
   const run = (seed: number): Generation => generate(model, prompts, { maxNewTokens: 8, temperature: 1, seed });
   assert.deepEqual(run(1).tokens, run(1).tokens);
   assert.notDeepEqual(run(1).tokens, run(2).tokens);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { type CausalLM, loadPretrained } from '../src/models/hf.js';
 import { readSafetensors } from '../src/models/safetensors.js';
 import { AdamW } from '../src/nn/index.js';
-import { Tensor, backward, crossEntropy, reshape, tidy } from '../src/tensor/index.js';
+import { backward, crossEntropy, reshape, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  Rng,
-  Tensor,
   backward,
   detach,
   keep,
   matmul,
   noGrad,
   pooledMemory,
+  Rng,
   randn,
+  type Tensor,
   tensor,
   tidy,
   zeros,
@@ -68,7 +68,12 @@ test('a tensor used twice receives the sum of both gradients', () => {
   // d/dW of 1ᵀ(W·W)1 with x = I: grad = 1·(W1)ᵀ... check against a finite difference instead of algebra
   const g = w.grad!.toArray();
   const d = w.f32;
-  const f = () => tidy(() => matmul(matmul(x, w), w).toArray().reduce((a, b) => a + b, 0));
+  const f = () =>
+    tidy(() =>
+      matmul(matmul(x, w), w)
+        .toArray()
+        .reduce((a, b) => a + b, 0),
+    );
   for (let i = 0; i < 4; i++) {
     const o = d[i];
     d[i] = o + 1e-2;

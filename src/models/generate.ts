@@ -1,6 +1,6 @@
 // Batched sampling with a KV cache and left padding: greedy, temperature, top-k, top-p; EOS and stop strings;
 // seeded; per-token log-probs (PPO needs them) and finish reasons; a streaming callback.
-import { Rng, Tensor, check, noGrad, slice, tidy } from '../tensor/index.js';
+import { check, noGrad, Rng, slice, Tensor, tidy } from '../tensor/index.js';
 import type { KVCache } from './kvcache.js';
 
 /** What generate() needs of a model: hidden states with a cache, and the LM head. */

@@ -1,17 +1,17 @@
 // GPT-2 (learned positions, pre-LayerNorm, GELU, Conv1D projections), parameter names exactly Hugging Face's.
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
 import {
-  Rng,
-  type Tensor,
   add,
   attention,
   attentionPacked,
   check,
   gelu,
   matmul,
+  Rng,
   reshape,
   shapeStr,
   split,
+  type Tensor,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
 
@@ -172,7 +172,11 @@ export class GPT2 extends Module {
 
   /** Final hidden states (B, T, nEmbd). */
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    check(ids.ndim === 2 && ids.dtype === 'i32', 'GPT2', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
+    check(
+      ids.ndim === 2 && ids.dtype === 'i32',
+      'GPT2',
+      () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`,
+    );
     const T = ids.shape[1];
     const cache = opts.cache ?? null;
     const start = cache?.length ?? 0;

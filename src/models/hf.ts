@@ -22,7 +22,9 @@ export function modelFromConfig(json: Record<string, unknown>, source: string): 
   const type = json.model_type;
   if (type === 'gpt2') return new GPT2(gpt2ConfigFromHF(json, source));
   if (type === 'llama' || type === 'qwen2' || type === 'mistral') return new Llama(llamaConfigFromHF(json, source));
-  throw new Error(`${source}: field "model_type" ${JSON.stringify(type)} is not supported (gpt2, llama, qwen2, mistral)`);
+  throw new Error(
+    `${source}: field "model_type" ${JSON.stringify(type)} is not supported (gpt2, llama, qwen2, mistral)`,
+  );
 }
 
 // Checkpoint names that map to ours: GPT-2 checkpoints saved from GPT2LMHeadModel carry a "transformer." prefix,

@@ -1,5 +1,5 @@
 // Preallocated key/value buffers for decoding: one (B, maxLen, kvHeads, headDim) pair per layer.
-import { Tensor, check, keep, writeKV } from '../tensor/index.js';
+import { check, keep, Tensor, writeKV } from '../tensor/index.js';
 
 /** Positions start, start+1, ..., start+T-1 as an i32 tensor. */
 export function positionIds(start: number, T: number): Tensor {

@@ -2,17 +2,17 @@
 // tied or untied head. Parameter names exactly Hugging Face's (`model.layers.0.self_attn.q_proj.weight`).
 import { Embedding, Linear, Module, ModuleList, RMSNorm } from '../nn/index.js';
 import {
-  Rng,
-  type Tensor,
   add,
   attention,
   check,
   matmul,
   mul,
+  Rng,
   reshape,
   rope,
   shapeStr,
   silu,
+  type Tensor,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
 
@@ -179,7 +179,11 @@ export class Llama extends Module {
   }
 
   hidden(ids: Tensor, opts: LlamaForwardOptions = {}): Tensor {
-    check(ids.ndim === 2 && ids.dtype === 'i32', 'Llama', () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`);
+    check(
+      ids.ndim === 2 && ids.dtype === 'i32',
+      'Llama',
+      () => `ids must be i32 (B, T), got ${ids.dtype} ${shapeStr(ids.shape)}`,
+    );
     const T = ids.shape[1];
     const cache = opts.cache ?? null;
     const start = cache?.length ?? 0;

@@ -12,7 +12,11 @@ interface Entry {
 }
 
 /** Reads the header and checks every entry against the file before any data is read. */
-export function readHeader(path: string): { entries: Map<string, Entry>; dataStart: number; metadata: Record<string, string> } {
+export function readHeader(path: string): {
+  entries: Map<string, Entry>;
+  dataStart: number;
+  metadata: Record<string, string>;
+} {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -23,7 +27,8 @@ export function readHeader(path: string): { entries: Map<string, Entry>; dataSta
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > size - 8 || headerLen > 100_000_000) fail(`header length ${headerLen} exceeds the file (${size} bytes)`);
+    if (headerLen > size - 8 || headerLen > 100_000_000)
+      fail(`header length ${headerLen} exceeds the file (${size} bytes)`);
     const headerBuf = Buffer.alloc(headerLen);
     readSync(fd, headerBuf, 0, headerLen, 8);
     let raw: Record<string, unknown>;
@@ -45,7 +50,8 @@ export function readHeader(path: string): { entries: Map<string, Entry>; dataSta
       const e = value as Entry;
       const where = `tensor "${name}"`;
       if (!e || typeof e !== 'object') fail(`${where} has no header entry object`);
-      if (!(e.dtype in BYTES)) fail(`${where} has unsupported dtype ${JSON.stringify(e.dtype)} (F32, F16, BF16, I32, I64)`);
+      if (!(e.dtype in BYTES))
+        fail(`${where} has unsupported dtype ${JSON.stringify(e.dtype)} (F32, F16, BF16, I32, I64)`);
       if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0))
         fail(`${where} has an invalid shape ${JSON.stringify(e.shape)}`);
       const [begin, end] = Array.isArray(e.data_offsets) ? e.data_offsets : [Number.NaN, Number.NaN];
@@ -108,7 +114,8 @@ export function readSafetensors(
       const t = Tensor.empty(e.shape, dtypeFor(e.dtype, opts.keepBf16 ?? false));
       const [begin, end] = e.data_offsets;
       const pos = dataStart + begin;
-      const direct = (e.dtype === 'F32' && t.dtype === 'f32') || e.dtype === 'I32' || (e.dtype === 'BF16' && t.dtype === 'bf16');
+      const direct =
+        (e.dtype === 'F32' && t.dtype === 'f32') || e.dtype === 'I32' || (e.dtype === 'BF16' && t.dtype === 'bf16');
       if (direct) {
         const b = t.buffer;
         readSync(fd, new Uint8Array(b.buffer, b.byteOffset, b.byteLength), 0, end - begin, pos);
@@ -125,7 +132,8 @@ export function readSafetensors(
             else if (e.dtype === 'F16') dst[k] = f16ToF32(chunk.readUInt16LE(i));
             else {
               const v = chunk.readBigInt64LE(i);
-              if (v > 2147483647n || v < -2147483648n) throw new Error(`${path}: tensor "${name}" value ${v} does not fit in int32`);
+              if (v > 2147483647n || v < -2147483648n)
+                throw new Error(`${path}: tensor "${name}" value ${v} does not fit in int32`);
               dst[k] = Number(v);
             }
           }
@@ -146,7 +154,11 @@ export function readSafetensors(
 const ST_DTYPE: Record<DType, string> = { f32: 'F32', bf16: 'BF16', i32: 'I32' };
 
 /** Writes tensors in the given order (f32 → F32, bf16 → BF16, i32 → I32). */
-export function writeSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;

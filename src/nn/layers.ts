@@ -1,16 +1,16 @@
 // Layers with Hugging Face parameter names: Linear (weight [out, in]), Conv1D (GPT-2's weight [in, out]),
 // Embedding, LayerNorm, RMSNorm, Dropout.
 import {
-  type Rng,
-  type Tensor,
   add,
   dropout,
   embedding,
   full,
   layerNorm,
   matmul,
+  type Rng,
   randn,
   rmsNorm,
+  type Tensor,
   zeros,
 } from '../tensor/index.js';
 import { Module } from './module.js';
