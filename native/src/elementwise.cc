@@ -218,9 +218,7 @@ Napi::Value unary(const Napi::CallbackInfo& info) {
     case kClamp: runUnary(x, y, n, kCheapGrain, [=](float v) { return v < p0 ? p0 : (v > p1 ? p1 : v); }); break;
     case kGeluTanh: runUnary(x, y, n, kMathGrain, [](float v) { return geluTanh(v); }); break;
     case kGeluErf:
-      parallelFor(n, kMathGrain, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; i++) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2));
-      });
+      runUnary(x, y, n, kMathGrain, [](float v) { return 0.5f * v * (1.0f + vmath::erf(v * kInvSqrt2)); });
       break;
     case kSilu: runUnary(x, y, n, kMathGrain, [](float v) { return v * vmath::sigmoid(v); }); break;
     case kAbs: runUnary(x, y, n, kCheapGrain, [](float v) { return v < 0.0f ? -v : v; }); break;
@@ -283,12 +281,9 @@ Napi::Value unaryBackward(const Napi::CallbackInfo& info) {
       runGrad(x, y, g, dx, n, kMathGrain, [](float v, float, float d) { return d * geluTanhGrad(v); });
       break;
     case kGeluErf:
-      parallelFor(n, kMathGrain, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; i++) {
-          float v = x[i];
-          float cdf = 0.5f * (1.0f + std::erf(v * kInvSqrt2));
-          dx[i] = g[i] * (cdf + v * kInvSqrt2Pi * vmath::exp(-0.5f * v * v));
-        }
+      runGrad(x, y, g, dx, n, kMathGrain, [](float v, float, float d) {
+        float cdf = 0.5f * (1.0f + vmath::erf(v * kInvSqrt2));
+        return d * (cdf + v * kInvSqrt2Pi * vmath::exp(-0.5f * v * v));
       });
       break;
     case kSilu:

@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 
 #include "common.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -12,11 +13,11 @@ namespace ik {
 namespace {
 
 using dnnl::memory;
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool>;
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool, bool>;
 
 struct Plan {
   dnnl::matmul prim;
-  memory a, b, c;
+  memory a, b, c, bias;
 };
 
 dnnl::engine& engine() {
@@ -30,7 +31,7 @@ dnnl::stream& stream() {
 
 // Row-major A is M×K (or K×M when transposed), B is K×N (or N×K), C is M×N; batch strides are whole matrices.
 Plan makePlan(const Key& k) {
-  auto [batchA, batchB, M, N, K, batch, tA, tB, acc, bf16] = k;
+  auto [batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, hasBias] = k;
   auto dt = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
   memory::desc aD({batchA, M, K}, dt, tA ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
   memory::desc bD({batchB, K, N}, dt, tB ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
@@ -41,16 +42,19 @@ Plan makePlan(const Key& k) {
     po.append_sum(1.0f);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aD, bD, cD), attr, engine());
+  // The bias (one value per output column) is added inside the GEMM, saving a pass over the output.
+  memory::desc biasD({1, 1, N}, memory::data_type::f32, memory::dims{N, N, 1});
+  auto desc = hasBias ? dnnl::matmul::desc(aD, bD, biasD, cD) : dnnl::matmul::desc(aD, bD, cD);
+  dnnl::matmul::primitive_desc pd(desc, attr, engine());
   return Plan{dnnl::matmul(pd), memory(aD, engine(), nullptr), memory(bD, engine(), nullptr),
-              memory(cD, engine(), nullptr)};
+              memory(cD, engine(), nullptr), memory(biasD, engine(), nullptr)};
 }
 
 std::mutex planLock;
 std::map<Key, std::unique_ptr<Plan>> plans;
 
-// matmul(a, b, c, batch, batchA, batchB, M, N, K, transA, transB, accumulate, bf16)
-// c[batch] (=|+=) a[batchA] @ b[batchB]; a batch count of 1 broadcasts.
+// matmul(a, b, c, batch, batchA, batchB, M, N, K, transA, transB, accumulate, bf16, bias?)
+// c[batch] (=|+=) a[batchA] @ b[batchB] (+ bias[N]); a batch count of 1 broadcasts.
 Napi::Value matmul(const Napi::CallbackInfo& info) {
   Args args(info, "matmul", 13);
   int64_t batch = args.int_(3, 1), batchA = args.int_(4, 1), batchB = args.int_(5, 1);
@@ -68,7 +72,8 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
     b = args.f32(1, batchB * K * N);
   }
   float* c = args.f32(2, batch * M * N);
-  Key key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16};
+  float* bias = info.Length() > 13 && !args.isNull(13) ? args.f32(13, N) : nullptr;
+  Key key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, bias != nullptr};
   std::lock_guard<std::mutex> guard(planLock);
   auto& plan = plans[key];
   try {
@@ -76,7 +81,12 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
     plan->a.set_data_handle(a);
     plan->b.set_data_handle(b);
     plan->c.set_data_handle(c);
-    plan->prim.execute(stream(), {{DNNL_ARG_SRC, plan->a}, {DNNL_ARG_WEIGHTS, plan->b}, {DNNL_ARG_DST, plan->c}});
+    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, plan->a}, {DNNL_ARG_WEIGHTS, plan->b}, {DNNL_ARG_DST, plan->c}};
+    if (bias) {
+      plan->bias.set_data_handle(bias);
+      io.insert({DNNL_ARG_BIAS, plan->bias});
+    }
+    plan->prim.execute(stream(), io);
     stream().wait();
   } catch (const dnnl::error& e) {
     plans.erase(key);

@@ -1,12 +1,11 @@
 // Layers with Hugging Face parameter names: Linear (weight [out, in]), Conv1D (GPT-2's weight [in, out]),
 // Embedding, LayerNorm, RMSNorm, Dropout.
 import {
-  add,
   dropout,
   embedding,
   full,
   layerNorm,
-  matmul,
+  linear,
   type Rng,
   randn,
   rmsNorm,
@@ -24,8 +23,7 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? null : this.registerParameter('bias', zeros([outFeatures]));
   }
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight, { transB: true });
-    return this.bias ? add(y, this.bias) : y;
+    return linear(x, this.weight, this.bias, { transB: true });
   }
 }
 
@@ -39,7 +37,7 @@ export class Conv1D extends Module {
     this.bias = this.registerParameter('bias', zeros([outFeatures]));
   }
   forward(x: Tensor): Tensor {
-    return add(matmul(x, this.weight), this.bias);
+    return linear(x, this.weight, this.bias);
   }
 }
 

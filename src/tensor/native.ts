@@ -25,7 +25,41 @@ function load(): Record<string, Kernel> {
   return createRequire(import.meta.url)(addon);
 }
 
-export const native: Record<string, Kernel> = load();
+// INSTRUCTKIT_PROFILE=1 times every kernel call; profileReport() prints where the time went.
+const timings = new Map<string, { calls: number; ms: number }>();
+
+function profiled(kernels: Record<string, Kernel>): Record<string, Kernel> {
+  const out: Record<string, Kernel> = {};
+  for (const [name, fn] of Object.entries(kernels)) {
+    const entry = { calls: 0, ms: 0 };
+    timings.set(name, entry);
+    out[name] = (...args) => {
+      const t0 = performance.now();
+      const r = fn(...args);
+      entry.ms += performance.now() - t0;
+      entry.calls++;
+      return r;
+    };
+  }
+  return out;
+}
+
+export const native: Record<string, Kernel> = process.env.INSTRUCTKIT_PROFILE ? profiled(load()) : load();
+
+/** Kernel time by name, largest first (empty unless INSTRUCTKIT_PROFILE is set). */
+export function profileReport(): { kernel: string; calls: number; ms: number }[] {
+  return [...timings]
+    .filter(([, e]) => e.calls > 0)
+    .map(([kernel, e]) => ({ kernel, ...e }))
+    .sort((a, b) => b.ms - a.ms);
+}
+
+export function resetProfile(): void {
+  for (const e of timings.values()) {
+    e.calls = 0;
+    e.ms = 0;
+  }
+}
 
 /** Threads used by every kernel (oneDNN and ours share one OpenMP team). */
 export function setThreads(n: number): void {

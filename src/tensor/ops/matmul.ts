@@ -2,6 +2,7 @@
 import { matmulDType } from '../autocast.js';
 import { native } from '../native.js';
 import { check, numelOf, record, shapeStr, type Tensor as T, Tensor } from '../tensor.js';
+import { sumTo } from './reduce.js';
 
 export interface MatmulOptions {
   /** Use the last two axes of a transposed (a is stored ...×K×M). */
@@ -64,16 +65,16 @@ function dims(a: T, b: T, tA: boolean, tB: boolean): Dims {
   return { batch: Math.max(batchA, batchB), batchA, batchB, M, N, K, outShape: [...lead, M, N] };
 }
 
-function gemm(a: T, b: T, out: T, d: Dims, tA: boolean, tB: boolean, accumulate: boolean): void {
+function gemm(a: T, b: T, out: T, d: Dims, tA: boolean, tB: boolean, accumulate: boolean, bias: T | null = null): void {
   const bf16 = a.dtype === 'bf16';
   check(a.dtype === b.dtype, 'matmul', () => `dtypes differ: ${a.dtype} and ${b.dtype}`);
   check(a.dtype !== 'i32', 'matmul', () => 'integer tensors cannot be multiplied');
   // A shared right-hand matrix under an untransposed batched left side is one tall GEMM.
   if (d.batchB === 1 && d.batch > 1 && !tA && d.batchA === d.batch) {
-    native.matmul(a.buffer, b.buffer, out.f32, 1, 1, 1, d.batch * d.M, d.N, d.K, false, tB, accumulate, bf16);
+    native.matmul(a.buffer, b.buffer, out.f32, 1, 1, 1, d.batch * d.M, d.N, d.K, false, tB, accumulate, bf16, bias?.f32 ?? null);
     return;
   }
-  native.matmul(a.buffer, b.buffer, out.f32, d.batch, d.batchA, d.batchB, d.M, d.N, d.K, tA, tB, accumulate, bf16);
+  native.matmul(a.buffer, b.buffer, out.f32, d.batch, d.batchA, d.batchB, d.M, d.N, d.K, tA, tB, accumulate, bf16, bias?.f32 ?? null);
 }
 
 /**
@@ -81,15 +82,33 @@ function gemm(a: T, b: T, out: T, d: Dims, tA: boolean, tB: boolean, accumulate:
  * Inside autocast('bf16') the product runs on bf16 copies with f32 accumulation; the result is f32.
  */
 export function matmul(a: T, b: T, opts: MatmulOptions = {}): T {
+  return product('matmul', a, b, null, opts);
+}
+
+/**
+ * x @ w (+ bias), the bias (one value per output column, f32) added inside the GEMM. With transB this is
+ * torch's Linear (w stored [out, in]); without, GPT-2's Conv1D (w stored [in, out]).
+ */
+export function linear(x: T, w: T, bias: T | null, opts: { transB?: boolean } = {}): T {
+  return product('linear', x, w, bias, opts);
+}
+
+function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T {
   const tA = opts.transA ?? false;
   const tB = opts.transB ?? false;
   const d = dims(a, b, tA, tB);
+  if (bias)
+    check(
+      bias.ndim === 1 && bias.shape[0] === d.N && bias.dtype === 'f32',
+      op,
+      () => `bias must be f32 [${d.N}] for output ${shapeStr(d.outShape)}, got ${bias.dtype} ${shapeStr(bias.shape)}`,
+    );
   const lowp = matmulDType() === 'bf16';
   const ac = lowp ? toBf16(a) : a;
   const bc = lowp ? toBf16(b) : b;
   const out = Tensor.empty(d.outShape);
-  gemm(ac, bc, out, d, tA, tB, false);
-  return record('matmul', out, [a, b], (g) => {
+  gemm(ac, bc, out, d, tA, tB, false, bias);
+  return record(op, out, bias ? [a, b, bias] : [a, b], (g) => {
     const gc = lowp ? toBf16(g) : g;
     let ga: T | null = null;
     let gb: T | null = null;
@@ -121,7 +140,7 @@ export function matmul(a: T, b: T, opts: MatmulOptions = {}): T {
       }
     }
     if (gc !== g) gc.dispose();
-    return [ga, gb];
+    return bias?.requiresGrad ? [ga, gb, sumTo(g, bias.shape)] : [ga, gb];
   });
 }
 
