@@ -51,7 +51,7 @@ export class ChatTemplate {
   constructor(
     source: string,
     readonly file = 'tokenizer_config.json',
-    readonly field = 'chat_template',
+    readonly field: string | null = 'chat_template',
   ) {
     this.source = source;
     try {

@@ -296,7 +296,7 @@ export class Tokenizer {
     const json = validateTokenizerJson(obj, files.tokenizer);
     const cfg = config === null ? null : validateConfig(config, files.config);
     let template: ChatTemplate | null = null;
-    if (templateOverride) template = new ChatTemplate(templateOverride.text, templateOverride.file, '(file)');
+    if (templateOverride) template = new ChatTemplate(templateOverride.text, templateOverride.file, null);
     else if (typeof cfg?.chat_template === 'string') template = new ChatTemplate(cfg.chat_template, files.config);
     else if (Array.isArray(cfg?.chat_template)) {
       const list = cfg.chat_template;
