@@ -223,7 +223,9 @@ export class Tokenizer {
     }
     this.#tokenToId = toId;
     this.#idToToken = toToken;
-    this.vocabSize = toToken.size === 0 ? 0 : Math.max(...toToken.keys()) + 1;
+    let size = 0; // a loop: Math.max(...ids) overflows the stack for 150k-token vocabularies (Qwen2)
+    for (const id of toToken.keys()) size = Math.max(size, id + 1);
+    this.vocabSize = size;
     this.#specialIds = new Set(json.added_tokens.filter((t) => t.special).map((t) => t.id));
 
     const ids = {} as Record<SpecialKey, number | null>;
