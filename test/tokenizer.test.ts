@@ -215,6 +215,10 @@ describe('Tokenizer', () => {
   });
 
   test('without tokenizer_config.json: well-known tokens give bos/eos, no chat template', () => {
+    const dir = tmpDir();
+    tok.save(dir);
+    rmSync(join(dir, 'tokenizer_config.json'));
+    assert.equal(Tokenizer.fromDir(dir).config, null);
     const bare = Tokenizer.fromJSON(readJson('tokenizer.json'));
     assert.equal(bare.eosId, 0);
     assert.equal(bare.bosId, 0);
@@ -318,6 +322,8 @@ describe('load errors name the file and the field', () => {
       () => Tokenizer.fromDir(dir),
       new RegExp(`^${join(dir, 'tokenizer_config.json')}: field "eos_token" is "<\\|nope\\|>", which is not in`),
     );
+    writeFileSync(join(dir, 'tokenizer_config.json'), '{"eos_token": ');
+    throwsMessage(() => Tokenizer.fromDir(dir), /tokenizer_config\.json: is not valid JSON/);
     writeFileSync(join(dir, 'tokenizer_config.json'), '{"eos_token": 7}');
     assert.throws(() => Tokenizer.fromDir(dir), /tokenizer_config\.json: field "eos_token" is 7/);
     writeFileSync(join(dir, 'tokenizer_config.json'), '{"chat_template": "{% for m in messages %}"}');
