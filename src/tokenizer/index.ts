@@ -1,0 +1,7 @@
+// The tokenizer layer's public surface: Hugging Face tokenizer.json loading, byte-level BPE training, chat templates.
+
+export * from './bytes.js';
+export * from './chat.js';
+export * from './errors.js';
+export * from './tokenizer.js';
+export * from './train.js';
