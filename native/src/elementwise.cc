@@ -218,7 +218,7 @@ Napi::Value unary(const Napi::CallbackInfo& info) {
     case kClamp: runUnary(x, y, n, kCheapGrain, [=](float v) { return v < p0 ? p0 : (v > p1 ? p1 : v); }); break;
     case kGeluTanh: runUnary(x, y, n, kMathGrain, [](float v) { return geluTanh(v); }); break;
     case kGeluErf:
-      runUnary(x, y, n, kMathGrain, [](float v) { return 0.5f * v * (1.0f + vmath::erf(v * kInvSqrt2)); });
+      runUnary(x, y, n, kMathGrain, [](float v) { return v * vmath::normalCdf(v); });
       break;
     case kSilu: runUnary(x, y, n, kMathGrain, [](float v) { return v * vmath::sigmoid(v); }); break;
     case kAbs: runUnary(x, y, n, kCheapGrain, [](float v) { return v < 0.0f ? -v : v; }); break;
@@ -282,8 +282,7 @@ Napi::Value unaryBackward(const Napi::CallbackInfo& info) {
       break;
     case kGeluErf:
       runGrad(x, y, g, dx, n, kMathGrain, [](float v, float, float d) {
-        float cdf = 0.5f * (1.0f + vmath::erf(v * kInvSqrt2));
-        return d * (cdf + v * kInvSqrt2Pi * vmath::exp(-0.5f * v * v));
+        return d * (vmath::normalCdf(v) + v * kInvSqrt2Pi * vmath::exp(-0.5f * v * v));
       });
       break;
     case kSilu:

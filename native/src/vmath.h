@@ -118,17 +118,28 @@ constexpr float kRoundMagic = 12582912.0f;  // 1.5·2^23: adding and subtracting
   return x != x ? x : res;
 }
 
-// erf by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), so that exact GELU vectorises.
-[[gnu::always_inline]] inline float erf(float x) {
-  float a = x < 0.0f ? -x : x;
-  float t = 1.0f / (1.0f + 0.3275911f * a);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  float r = 1.0f - p * t * vmath::exp(-a * a);
-  return x < 0.0f ? -r : r;
+// erfc(|x|) with relative error < 1.2e-7 everywhere (the Chebyshev fit of Numerical Recipes' erfcc), so that
+// exact GELU vectorises and stays accurate in its tail, where 1 + erf(x) would cancel.
+[[gnu::always_inline]] inline float erfcAbs(float x) {
+  float z = x < 0.0f ? -x : x;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  return t * vmath::exp(p - z * z);
+}
+
+// Φ(x), the standard normal CDF: ½·erfc(-x/√2), computed without cancellation on either side.
+[[gnu::always_inline]] inline float normalCdf(float x) {
+  float tail = 0.5f * erfcAbs(x * 0.70710678118654752f);
+  return x < 0.0f ? tail : 1.0f - tail;
 }
 
 // y = sqrt(x) over arrays. libm's sqrtf keeps errno, which blocks vectorisation; the sqrt instruction is exact.
