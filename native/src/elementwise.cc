@@ -164,7 +164,6 @@ void runUnary(const float* x, float* y, int64_t n, int64_t grain, F f) {
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
-constexpr float kInvSqrt2 = 0.7071067811865476f;
 constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 
 // GPT-2's 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), written as x·sigmoid(2u): the same function without
