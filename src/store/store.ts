@@ -771,8 +771,7 @@ export class Store {
         .select(['id', 'user_id', 'choice', 'kind'])
         .where('id', '=', pairId)
         .executeTakeFirst();
-      if (row?.kind !== 'chat' || row.user_id !== userId)
-        throw new StoreError('not_found', `no chat pair ${pairId}`);
+      if (row?.kind !== 'chat' || row.user_id !== userId) throw new StoreError('not_found', `no chat pair ${pairId}`);
       if (row.choice !== null) throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
       await s.db.updateTable('comparisons').set({ choice }).where('id', '=', pairId).execute();
     });
