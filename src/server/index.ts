@@ -1,0 +1,5 @@
+export { type Access, createServer, SESSION_COOKIE, type ServerOptions } from './app.js';
+export * from './auth.js';
+export * from './chat.js';
+export * from './schemas.js';
+export { type ServeOptions, serve } from './serve.js';

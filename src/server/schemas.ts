@@ -1,0 +1,112 @@
+/**
+ * Request schemas (TypeBox), built from the configured limits. The web UI can import the `Static` types.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { FLAGS } from '../store/index.js';
+
+export interface Limits {
+  maxTextChars: number;
+}
+
+export function schemas(l: Limits) {
+  const Text = Type.String({ maxLength: l.maxTextChars });
+  const Split = Type.Union([Type.Literal('training'), Type.Literal('heldout')]);
+  const Role = Type.Union([Type.Literal('admin'), Type.Literal('labeler')]);
+  const Choice = Type.Union([Type.Literal('a'), Type.Literal('b'), Type.Literal('tie')]);
+  const Username = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
+  const Password = Type.String({ minLength: 8, maxLength: 256 });
+  const Id = Type.Integer({ minimum: 1 });
+  const flagProps = Object.fromEntries(
+    FLAGS.map((f) => [f, Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 8 }), { maxItems: 9 }))]),
+  );
+  return {
+    Split,
+    Login: Type.Object({ username: Type.String({ maxLength: 64 }), password: Type.String({ maxLength: 256 }) }),
+    CreateUser: Type.Object({
+      username: Username,
+      password: Password,
+      role: Role,
+      group: Type.Optional(Type.String({ maxLength: 64 })),
+    }),
+    PatchUser: Type.Object({
+      group: Type.Optional(Type.String({ maxLength: 64 })),
+      screeningPassed: Type.Optional(Type.Boolean()),
+      disabled: Type.Optional(Type.Boolean()),
+      password: Type.Optional(Password),
+    }),
+    CreateGroup: Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), split: Split }),
+    Settings: Type.Object(
+      {
+        candidateModel: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        k: Type.Optional(Type.Integer({ minimum: 4, maximum: 9 })),
+        overlap: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+        overlapLabelers: Type.Optional(Type.Integer({ minimum: 2, maximum: 20 })),
+        chatCompareEvery: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+        screeningPassThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+        screeningRequired: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false },
+    ),
+    AddPrompts: Type.Object({
+      prompts: Type.Array(Type.Object({ text: Text, split: Type.Optional(Split) }), { minItems: 1, maxItems: 10000 }),
+    }),
+    ListQuery: Type.Object({
+      split: Type.Optional(Split),
+      limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+      offset: Type.Integer({ minimum: 0, default: 0 }),
+    }),
+    CreateTasks: Type.Object({
+      kind: Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')]),
+      promptIds: Type.Array(Id, { minItems: 1, maxItems: 10000 }),
+      modelA: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      modelB: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    }),
+    AddGold: Type.Object({
+      prompt: Text,
+      responses: Type.Array(Text, { minItems: 2, maxItems: 9 }),
+      ranking: Type.Array(Type.Integer(), { maxItems: 9 }),
+    }),
+    SetScreening: Type.Object({
+      goldIds: Type.Array(Id, { minItems: 1, maxItems: 200 }),
+      passThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    }),
+    ScreeningAnswers: Type.Object({
+      answers: Type.Array(Type.Object({ goldId: Id, ranking: Type.Array(Type.Integer(), { maxItems: 9 }) }), {
+        maxItems: 200,
+      }),
+    }),
+    IdParam: Type.Object({ id: Id }),
+    KindParam: Type.Object({ kind: Type.String({ maxLength: 32 }) }),
+    ExportQuery: Type.Object({
+      split: Type.Optional(Split),
+      include: Type.Optional(Type.String({ pattern: '^(rankings|comparisons)(,(rankings|comparisons))?$' })),
+    }),
+    /** One body for all task kinds; which fields are required depends on the assignment's kind. */
+    Submit: Type.Object(
+      {
+        completion: Type.Optional(Text),
+        ranking: Type.Optional(Type.Array(Type.Integer(), { maxItems: 9 })),
+        likert: Type.Optional(Type.Array(Type.Integer(), { maxItems: 9 })),
+        flags: Type.Optional(Type.Object(flagProps, { additionalProperties: false })),
+        choice: Type.Optional(Choice),
+      },
+      { additionalProperties: false },
+    ),
+    IdempotencyHeaders: Type.Object({ 'idempotency-key': Type.String({ pattern: '^[A-Za-z0-9_.:-]{8,128}$' }) }),
+    Chat: Type.Object({
+      messages: Type.Array(
+        Type.Object({
+          role: Type.Union([Type.Literal('system'), Type.Literal('user'), Type.Literal('assistant')]),
+          content: Text,
+        }),
+        { minItems: 1, maxItems: 200 },
+      ),
+    }),
+    ChatCompare: Type.Object({ pairId: Id, choice: Choice }),
+  };
+}
+
+export type Schemas = ReturnType<typeof schemas>;
+export type SubmitBody = Static<Schemas['Submit']>;
+export type ChatBody = Static<Schemas['Chat']>;
+export type SettingsPatch = Static<Schemas['Settings']>;

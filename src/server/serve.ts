@@ -1,0 +1,19 @@
+/** `instructkit serve`: one HTTP server on localhost (API now; the built web UI is mounted later). */
+import { createServer, type ServerOptions } from './app.js';
+
+export interface ServeOptions extends ServerOptions {
+  host?: string;
+  port?: number;
+}
+
+export async function serve(opts: ServeOptions = {}) {
+  const { app, store } = await createServer({ dbPath: 'instructkit.sqlite', ...opts });
+  const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
+  const sweep = setInterval(() => void store.deleteExpiredSessions(), 10 * 60_000);
+  sweep.unref();
+  const close = async () => {
+    clearInterval(sweep);
+    await app.close();
+  };
+  return { app, store, address, close };
+}

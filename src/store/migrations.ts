@@ -1,0 +1,212 @@
+/**
+ * Versioned migrations, written with Kysely's schema builder so the same list serves SQLite and (later)
+ * PostgreSQL. Append new versions; never edit a released one.
+ */
+import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql } from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against the untyped schema of their own time
+type Db = Kysely<any>;
+
+function migrationsFor(dialect: DialectName): Record<string, Migration> {
+  const idType = dialect === 'postgres' ? 'serial' : 'integer';
+  const id = (c: ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const ms = 'bigint';
+  return {
+    '0001_initial': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('groups')
+          .addColumn('id', idType, id)
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('split', 'text', (c) => c.notNull().check(sql`split in ('training', 'heldout')`))
+          .execute();
+        await db
+          .insertInto('groups')
+          .values([
+            { name: 'training', split: 'training' },
+            { name: 'heldout', split: 'heldout' },
+          ])
+          .execute();
+        await db.schema
+          .createTable('users')
+          .addColumn('id', idType, id)
+          .addColumn('username', 'text', (c) => c.notNull().unique())
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'labeler')`))
+          .addColumn('group_id', 'integer', (c) => c.references('groups.id'))
+          .addColumn('screening_passed', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('chat_replies', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('csrf_token', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('expires_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_expires').on('sessions').column('expires_at').execute();
+        await db.schema
+          .createTable('prompts')
+          .addColumn('id', idType, id)
+          .addColumn('text', 'text', (c) => c.notNull())
+          .addColumn('split', 'text', (c) => c.notNull().check(sql`split in ('training', 'heldout')`))
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('prompts_text').on('prompts').column('text').execute();
+        await db.schema
+          .createTable('candidate_sets')
+          .addColumn('id', idType, id)
+          .addColumn('prompt_id', 'integer', (c) => c.notNull().references('prompts.id'))
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('pooled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('candidate_sets_pool')
+          .on('candidate_sets')
+          .columns(['model', 'pooled', 'prompt_id'])
+          .execute();
+        await db.schema
+          .createTable('responses')
+          .addColumn('id', idType, id)
+          .addColumn('set_id', 'integer', (c) => c.notNull().references('candidate_sets.id'))
+          .addColumn('idx', 'integer', (c) => c.notNull())
+          .addColumn('text', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addUniqueConstraint('responses_set_idx', ['set_id', 'idx'])
+          .execute();
+        await db.schema
+          .createTable('tasks')
+          .addColumn('id', idType, id)
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('demonstration', 'ranking', 'ab')`))
+          .addColumn('prompt_id', 'integer', (c) => c.notNull().references('prompts.id'))
+          .addColumn('set_id', 'integer', (c) => c.references('candidate_sets.id'))
+          .addColumn('split', 'text', (c) => c.notNull())
+          .addColumn('target', 'integer', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('tasks_split').on('tasks').columns(['split', 'id']).execute();
+        await db.schema
+          .createTable('assignments')
+          .addColumn('id', idType, id)
+          .addColumn('task_id', 'integer', (c) => c.notNull().references('tasks.id'))
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('open', 'done')`))
+          .addColumn('swapped', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('completed_at', ms)
+          // A task is never handed to the same labeler twice.
+          .addUniqueConstraint('assignments_task_user', ['task_id', 'user_id'])
+          .execute();
+        await db.schema.createIndex('assignments_user').on('assignments').columns(['user_id', 'status']).execute();
+        await db.schema
+          .createTable('demonstrations')
+          .addColumn('id', idType, id)
+          .addColumn('prompt_id', 'integer', (c) => c.notNull().references('prompts.id'))
+          .addColumn('completion', 'text', (c) => c.notNull())
+          .addColumn('assignment_id', 'integer', (c) => c.unique().references('assignments.id'))
+          .addColumn('user_id', 'integer', (c) => c.references('users.id'))
+          .addColumn('labeler', 'text')
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('rankings')
+          .addColumn('id', idType, id)
+          .addColumn('prompt_id', 'integer', (c) => c.notNull().references('prompts.id'))
+          .addColumn('set_id', 'integer', (c) => c.notNull().references('candidate_sets.id'))
+          .addColumn('ranking', 'text', (c) => c.notNull())
+          .addColumn('likert', 'text')
+          .addColumn('flags', 'text')
+          .addColumn('assignment_id', 'integer', (c) => c.unique().references('assignments.id'))
+          .addColumn('user_id', 'integer', (c) => c.references('users.id'))
+          .addColumn('labeler', 'text')
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('comparisons')
+          .addColumn('id', idType, id)
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('eval', 'chat', 'pairwise')`))
+          .addColumn('prompt', 'text', (c) => c.notNull())
+          .addColumn('a_text', 'text', (c) => c.notNull())
+          .addColumn('b_text', 'text', (c) => c.notNull())
+          .addColumn('model_a', 'text')
+          .addColumn('model_b', 'text')
+          .addColumn('choice', 'text', (c) => c.check(sql`choice in ('a', 'b', 'tie')`))
+          .addColumn('assignment_id', 'integer', (c) => c.unique().references('assignments.id'))
+          .addColumn('user_id', 'integer', (c) => c.references('users.id'))
+          .addColumn('labeler', 'text')
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('gold_items')
+          .addColumn('id', idType, id)
+          .addColumn('prompt', 'text', (c) => c.notNull())
+          .addColumn('responses', 'text', (c) => c.notNull())
+          .addColumn('ranking', 'text', (c) => c.notNull())
+          .addColumn('in_screening', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('screening_results')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('score', 'real', (c) => c.notNull())
+          .addColumn('passed', 'integer', (c) => c.notNull())
+          .addColumn('answers', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('route', 'text', (c) => c.notNull())
+          .addColumn('body_hash', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('response', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pk', ['user_id', 'key'])
+          .execute();
+      },
+      async down(db: Db) {
+        for (const t of [
+          'idempotency_keys',
+          'settings',
+          'screening_results',
+          'gold_items',
+          'comparisons',
+          'rankings',
+          'demonstrations',
+          'assignments',
+          'tasks',
+          'responses',
+          'candidate_sets',
+          'prompts',
+          'sessions',
+          'users',
+          'groups',
+        ]) {
+          await db.schema.dropTable(t).execute();
+        }
+      },
+    },
+  };
+}
+
+export class StaticMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: DialectName) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrationsFor(this.dialect);
+  }
+}

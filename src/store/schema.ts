@@ -1,0 +1,206 @@
+/** Typed database schema (Kysely). Times are epoch milliseconds; JSON columns are TEXT holding JSON. */
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+export type Role = 'admin' | 'labeler';
+export type Split = 'training' | 'heldout';
+export type TaskKind = 'demonstration' | 'ranking' | 'ab';
+export type ComparisonKind = 'eval' | 'chat' | 'pairwise';
+export type Choice = 'a' | 'b' | 'tie';
+
+export interface GroupsTable {
+  id: Generated<number>;
+  name: string;
+  /** Which prompt split this group's labelers work on. */
+  split: Split;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  password_hash: string;
+  role: Role;
+  group_id: number | null;
+  screening_passed: ColumnType<number, number | undefined, number>;
+  chat_replies: ColumnType<number, number | undefined, number>;
+  disabled: ColumnType<number, number | undefined, number>;
+  created_at: number;
+}
+
+export interface SessionsTable {
+  /** sha256 of the cookie token; the token itself is never stored. */
+  id: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface PromptsTable {
+  id: Generated<number>;
+  text: string;
+  split: Split;
+  source: string;
+  created_at: number;
+}
+
+export interface CandidateSetsTable {
+  id: Generated<number>;
+  prompt_id: number;
+  /** Name of the model (candidate source) that produced the responses; 'mixed' for A/B sets. */
+  model: string;
+  /** 1 when the set was imported as a candidate pool and is not yet used by a task. */
+  pooled: ColumnType<number, number | undefined, number>;
+  created_at: number;
+}
+
+export interface ResponsesTable {
+  id: Generated<number>;
+  set_id: number;
+  idx: number;
+  text: string;
+  model: string;
+}
+
+export interface TasksTable {
+  id: Generated<number>;
+  kind: TaskKind;
+  prompt_id: number;
+  set_id: number | null;
+  split: Split;
+  /** How many distinct labelers should complete this task (1, or 2+ for overlap). */
+  target: number;
+  created_at: number;
+}
+
+export interface AssignmentsTable {
+  id: Generated<number>;
+  task_id: number;
+  user_id: number;
+  status: 'open' | 'done';
+  /** A/B: 1 when response order is swapped for this labeler. */
+  swapped: ColumnType<number, number | undefined, number>;
+  created_at: number;
+  completed_at: number | null;
+}
+
+export interface DemonstrationsTable {
+  id: Generated<number>;
+  prompt_id: number;
+  completion: string;
+  assignment_id: number | null;
+  user_id: number | null;
+  /** Free-form labeler name (imported records). */
+  labeler: string | null;
+  created_at: number;
+}
+
+export interface RankingsTable {
+  id: Generated<number>;
+  prompt_id: number;
+  set_id: number;
+  /** JSON number[]: response indices best → worst. */
+  ranking: string;
+  /** JSON number[] | null: 1..7 score per response index. */
+  likert: string | null;
+  /** JSON Record<flag, number[]> | null: response indices carrying each flag. */
+  flags: string | null;
+  assignment_id: number | null;
+  user_id: number | null;
+  labeler: string | null;
+  created_at: number;
+}
+
+export interface ComparisonsTable {
+  id: Generated<number>;
+  kind: ComparisonKind;
+  prompt: string;
+  a_text: string;
+  b_text: string;
+  model_a: string | null;
+  model_b: string | null;
+  /** null while a chat pair waits for the user's choice. */
+  choice: Choice | null;
+  assignment_id: number | null;
+  user_id: number | null;
+  labeler: string | null;
+  created_at: number;
+}
+
+export interface GoldItemsTable {
+  id: Generated<number>;
+  prompt: string;
+  /** JSON string[] */
+  responses: string;
+  /** JSON number[] best → worst */
+  ranking: string;
+  in_screening: ColumnType<number, number | undefined, number>;
+  created_at: number;
+}
+
+export interface ScreeningResultsTable {
+  id: Generated<number>;
+  user_id: number;
+  score: number;
+  passed: number;
+  /** JSON [{goldId, ranking}] */
+  answers: string;
+  created_at: number;
+}
+
+export interface SettingsTable {
+  key: string;
+  /** JSON value */
+  value: string;
+}
+
+export interface IdempotencyKeysTable {
+  user_id: number;
+  key: string;
+  route: string;
+  /** sha256 of the request body, so a key reused for a different body is refused. */
+  body_hash: string;
+  status: number;
+  response: string;
+  created_at: number;
+}
+
+export interface Database {
+  groups: GroupsTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  prompts: PromptsTable;
+  candidate_sets: CandidateSetsTable;
+  responses: ResponsesTable;
+  tasks: TasksTable;
+  assignments: AssignmentsTable;
+  demonstrations: DemonstrationsTable;
+  rankings: RankingsTable;
+  comparisons: ComparisonsTable;
+  gold_items: GoldItemsTable;
+  screening_results: ScreeningResultsTable;
+  settings: SettingsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type Session = Selectable<SessionsTable>;
+export type Prompt = Selectable<PromptsTable>;
+export type Task = Selectable<TasksTable>;
+export type Assignment = Selectable<AssignmentsTable>;
+export type GoldItem = Selectable<GoldItemsTable>;
+
+/** The paper's per-response metadata flags (InstructGPT, Table 3 / Appendix B). */
+export const FLAGS = [
+  'fails_to_follow_instruction',
+  'hallucination',
+  'inappropriate_for_customer_assistant',
+  'sexual_content',
+  'violent_content',
+  'encourages_violence_abuse_self_harm',
+  'denigrates_protected_class',
+  'harmful_advice',
+  'expresses_opinion',
+  'expresses_moral_judgment',
+] as const;
+export type Flag = (typeof FLAGS)[number];

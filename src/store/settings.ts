@@ -1,0 +1,35 @@
+/** Admin settings: typed, with defaults; stored as one JSON value per key. */
+export interface Settings {
+  /** Name of the CandidateSource that generates ranking candidates. */
+  candidateModel: string;
+  /** Responses per ranking task (the paper's K, 4..9). */
+  k: number;
+  /** Share of new tasks (0..1) given to more than one labeler. */
+  overlap: number;
+  /** How many labelers an overlapping task goes to (>= 2). */
+  overlapLabelers: number;
+  /** Every Nth chat reply shows two candidates and asks which is better (0 = never). */
+  chatCompareEvery: number;
+  /** Minimum screening score (pairwise agreement with gold, 0..1) to pass. */
+  screeningPassThreshold: number;
+  /** Whether labelers must pass screening before real tasks. */
+  screeningRequired: boolean;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  candidateModel: 'imported',
+  k: 4,
+  overlap: 0.1,
+  overlapLabelers: 2,
+  chatCompareEvery: 5,
+  screeningPassThreshold: 0.75,
+  screeningRequired: true,
+};
+
+export const SETTING_LIMITS = {
+  k: { min: 4, max: 9 },
+  overlap: { min: 0, max: 1 },
+  overlapLabelers: { min: 2, max: 20 },
+  chatCompareEvery: { min: 0, max: 1000 },
+  screeningPassThreshold: { min: 0, max: 1 },
+} as const;

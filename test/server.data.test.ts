@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type Client, idem, jsonl, labeler, NDJSON, setup } from './helpers/server.js';
+
+const imp = (admin: Client, kind: string, body: string, headers: Record<string, string> = {}) =>
+  admin.req('POST', `/api/admin/import/${kind}`, body, { headers: { ...NDJSON, ...headers } });
+
+test('import → export round trips for every format, markup kept as inert data', async () => {
+  const { app, admin } = await setup();
+  const files: Record<string, string> = {
+    prompts: jsonl([{ prompt: 'Explain <img src=x onerror=alert(1)>' }, { prompt: 'Ünïcode ✓' }]),
+    demonstrations: jsonl([{ prompt: 'p1', completion: '<script>alert("x")</script>' }]),
+    rankings: jsonl([
+      {
+        prompt: 'p2',
+        responses: ['a', 'b', 'c', 'd'],
+        ranking: [1, 3, 0, 2],
+        labeler: 'ext',
+        likert: [2, 7, 1, 5],
+        flags: { harmful_advice: [0] },
+      },
+    ]),
+    pairwise: jsonl([{ prompt: 'p3', chosen: 'good', rejected: '<b>bad</b>' }]),
+    eval: jsonl([{ prompt: 'p4', model_a: 'sft', model_b: 'ppo', response_a: 'x', response_b: 'y', winner: 'tie' }]),
+  };
+  for (const [kind, body] of Object.entries(files)) {
+    const r = await imp(admin, kind, body);
+    assert.equal(r.status, 200, `${kind}: ${r.body}`);
+    assert.equal(r.json.imported, body.trim().split('\n').length);
+  }
+  for (const [kind, body] of Object.entries(files)) {
+    const q = kind === 'pairwise' ? '?include=comparisons' : '';
+    const r = await admin.get(`/api/admin/export/${kind}${q}`);
+    assert.equal(r.status, 200);
+    // Prompts also picked up the other files' prompts.
+    if (kind === 'prompts') assert.ok((r.body as string).startsWith(body), r.body as string);
+    else assert.equal(r.body, body, kind);
+  }
+  // The JSON API returns the same text verbatim (the UI renders it as text).
+  const ps = (await admin.get('/api/admin/prompts')).json.prompts;
+  assert.equal(ps[0].text, 'Explain <img src=x onerror=alert(1)>');
+  // Messages-form demonstrations are accepted.
+  const m = await imp(
+    admin,
+    'demonstrations',
+    jsonl([
+      {
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello' },
+        ],
+      },
+    ]),
+  );
+  assert.equal(m.status, 200);
+  assert.equal((await admin.get('/api/admin/export/foo')).status, 404);
+  assert.equal((await imp(admin, 'foo', '{}')).status, 404);
+  await app.close();
+});
+
+test('bad JSONL is refused with file:line errors and nothing is imported', async () => {
+  const { app, admin, store } = await setup();
+  const body = [
+    JSON.stringify({ prompt: 'ok', responses: ['a', 'b', 'c', 'd'], ranking: [0, 1, 2, 3] }),
+    '{broken',
+    JSON.stringify({ prompt: 'bad', responses: ['a', 'b', 'c', 'd'], ranking: [0, 1, 1, 3] }),
+  ].join('\n');
+  const r = await imp(admin, 'rankings', body, { 'x-filename': 'batch1.jsonl' });
+  assert.equal(r.status, 422);
+  assert.equal(r.json.error, 'invalid_jsonl');
+  assert.deepEqual(
+    r.json.details.map((d: { line: number }) => d.line),
+    [2, 3],
+  );
+  assert.match(r.json.details[1].text, /^batch1\.jsonl:3: .*permutation/);
+  assert.equal((await store.db.selectFrom('rankings').selectAll().execute()).length, 0);
+  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+  // JSON instead of JSONL is refused.
+  assert.equal((await admin.post('/api/admin/import/prompts', { prompt: 'x' })).status, 415);
+  await app.close();
+});
+
+test('chat: tokens stream as NDJSON; every Nth reply asks for a comparison, stored once as pairwise data', async () => {
+  const { app, admin, store } = await setup();
+  await admin.req('PUT', '/api/admin/settings', { chatCompareEvery: 2 });
+  const lab = await labeler(app, admin, 'chatter');
+  const say = (c: Client, content: string) => c.post('/api/chat', { messages: [{ role: 'user', content }] });
+  const first = await say(lab, 'hello <b>world</b>');
+  assert.equal(first.status, 200);
+  assert.match(String(first.headers['content-type']), /application\/x-ndjson/);
+  const events = (first.body as string)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(
+    events
+      .filter((e) => e.type === 'token')
+      .map((e) => e.text)
+      .join(''),
+    'hello <b>world</b>',
+  );
+  assert.equal(events.at(-1).type, 'done');
+  const second = (await say(lab, 'again')).body as string;
+  const cmp = second
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((e) => e.type === 'compare');
+  assert.ok(cmp, second);
+  assert.notEqual(cmp.a, cmp.b);
+  // Another user cannot answer this pair.
+  assert.equal((await admin.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'a' }, idem())).status, 404);
+  const key = idem();
+  assert.equal((await lab.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'b' }, key)).status, 200);
+  const replay = await lab.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'b' }, key);
+  assert.equal(replay.status, 200);
+  assert.equal(replay.headers['idempotent-replayed'], 'true');
+  assert.equal((await lab.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'a' }, idem())).status, 409);
+  const pw = (await admin.get('/api/admin/export/pairwise')).body as string;
+  assert.deepEqual(JSON.parse(pw), { prompt: 'again', chosen: cmp.b, rejected: cmp.a });
+  assert.equal((await store.db.selectFrom('comparisons').selectAll().execute()).length, 1);
+  assert.equal((await admin.get('/api/admin/dashboard')).json.datasets.comparisons.chat, 1);
+  // The last message must be the user's; oversize messages are refused.
+  assert.equal((await lab.post('/api/chat', { messages: [{ role: 'assistant', content: 'x' }] })).status, 422);
+  assert.equal((await say(lab, 'z'.repeat(1001))).status, 413);
+  await app.close();
+});
+
+test('a prompt list page, task list page and models list', async () => {
+  const { app, admin } = await setup();
+  await admin.post('/api/admin/prompts', {
+    prompts: Array.from({ length: 5 }, (_, i) => ({ text: `p${i}`, split: i % 2 ? 'heldout' : 'training' })),
+  });
+  const page = await admin.get('/api/admin/prompts?limit=2&offset=1&split=training');
+  assert.equal(page.json.total, 3);
+  assert.deepEqual(
+    page.json.prompts.map((p: { text: string }) => p.text),
+    ['p2', 'p4'],
+  );
+  assert.equal((await admin.get('/api/admin/prompts?limit=0')).status, 400);
+  assert.equal((await admin.get('/api/admin/tasks')).json.total, 0);
+  assert.deepEqual((await admin.get('/api/admin/models')).json, { models: [], chatModel: 'echo' });
+  await app.close();
+});
+
+test('real loopback: serve() listens on localhost and the cookie flow works over HTTP', async () => {
+  const { serve } = await import('../src/server/index.js');
+  const s = await serve({
+    dbPath: ':memory:',
+    port: 0,
+    passwordCost: 1024,
+    bootstrapAdmin: { username: 'root', password: 'root-password' },
+  });
+  try {
+    const login = await fetch(`${s.address}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'root', password: 'root-password' }),
+    });
+    assert.equal(login.status, 200);
+    const setCookie = login.headers.get('set-cookie')!;
+    assert.match(setCookie, /HttpOnly/);
+    assert.match(setCookie, /SameSite=Strict/);
+    const me = await fetch(`${s.address}/api/me`, { headers: { cookie: setCookie.split(';')[0] } });
+    assert.equal(me.status, 200);
+    assert.ok(s.address.includes('127.0.0.1'));
+  } finally {
+    await s.close();
+  }
+});

@@ -1,0 +1,354 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type Client, idem, jsonl, labeler, NDJSON, setup } from './helpers/server.js';
+
+async function prompts(admin: Client, texts: string[], split = 'training'): Promise<number[]> {
+  const r = await admin.post('/api/admin/prompts', { prompts: texts.map((text) => ({ text, split })) });
+  assert.equal(r.status, 201, r.body as string);
+  return r.json.ids;
+}
+
+async function tasks(admin: Client, kind: string, promptIds: number[], extra: object = {}): Promise<number[]> {
+  const r = await admin.post('/api/admin/tasks', { kind, promptIds, ...extra });
+  assert.equal(r.status, 201, r.body as string);
+  return r.json.ids;
+}
+
+test('screening: required before real tasks; gold rankings never shown; pass unlocks tasks', async () => {
+  const { app, admin } = await setup();
+  const lab = await labeler(app, admin, 'newbie', 'training', false);
+  await tasks(admin, 'demonstration', await prompts(admin, ['p1']));
+  const next = await lab.post('/api/tasks/next');
+  assert.equal(next.status, 403);
+  assert.equal(next.json.error, 'screening_required');
+  // Build the screening test from gold items.
+  const g1 = await admin.post('/api/admin/gold', {
+    prompt: 'g1',
+    responses: ['a', 'b', 'c', 'd'],
+    ranking: [2, 0, 1, 3],
+  });
+  assert.equal(g1.status, 201);
+  assert.equal(
+    (await admin.post('/api/admin/gold', { prompt: 'g', responses: ['a', 'b'], ranking: [0, 0] })).status,
+    422,
+  );
+  const imp = await admin.req(
+    'POST',
+    '/api/admin/import/gold',
+    jsonl([{ prompt: 'g2', responses: ['x', 'y', 'z', 'w'], ranking: [0, 1, 2, 3] }]),
+    { headers: NDJSON },
+  );
+  assert.equal(imp.status, 200);
+  const gold = (await admin.get('/api/admin/gold')).json.gold;
+  assert.equal(gold.length, 2);
+  const goldIds = gold.map((g: { id: number }) => g.id);
+  assert.equal((await lab.post('/api/screening/submit', { answers: [] }, idem())).status, 409); // no test yet
+  assert.equal((await admin.req('PUT', '/api/admin/screening', { goldIds: [999] })).status, 422);
+  assert.equal((await admin.req('PUT', '/api/admin/screening', { goldIds, passThreshold: 0.8 })).status, 200);
+  assert.equal((await admin.get('/api/admin/screening')).json.items.length, 2);
+
+  const s = await lab.get('/api/screening');
+  assert.equal(s.json.items.length, 2);
+  assert.equal(JSON.stringify(s.json).includes('ranking'), false);
+  // Invalid and partial answers are refused and change nothing.
+  assert.equal(
+    (await lab.post('/api/screening/submit', { answers: [{ goldId: goldIds[0], ranking: [0, 1, 2, 3] }] }, idem()))
+      .status,
+    422,
+  );
+  assert.equal(
+    (
+      await lab.post(
+        '/api/screening/submit',
+        {
+          answers: [
+            { goldId: goldIds[0], ranking: [0, 0, 1, 2] },
+            { goldId: goldIds[1], ranking: [0, 1, 2, 3] },
+          ],
+        },
+        idem(),
+      )
+    ).status,
+    422,
+  );
+  assert.equal((await lab.post('/api/screening/submit', { answers: [] })).status, 400); // no idempotency key
+  const fail = await lab.post(
+    '/api/screening/submit',
+    {
+      answers: [
+        { goldId: goldIds[0], ranking: [3, 1, 0, 2] },
+        { goldId: goldIds[1], ranking: [3, 2, 1, 0] },
+      ],
+    },
+    idem(),
+  );
+  assert.equal(fail.status, 200);
+  assert.equal(fail.json.passed, false);
+  assert.equal((await lab.post('/api/tasks/next')).status, 403);
+  const pass = await lab.post(
+    '/api/screening/submit',
+    {
+      answers: [
+        { goldId: goldIds[0], ranking: [2, 0, 1, 3] },
+        { goldId: goldIds[1], ranking: [0, 1, 3, 2] },
+      ],
+    },
+    idem(),
+  );
+  assert.equal(pass.json.passed, true);
+  assert.ok(Math.abs(pass.json.score - (1 + 5 / 6) / 2) < 1e-9);
+  const t = await lab.post('/api/tasks/next');
+  assert.equal(t.status, 200);
+  assert.equal(t.json.assignment.kind, 'demonstration');
+  const dash = await admin.get('/api/admin/dashboard');
+  assert.ok(Math.abs(dash.json.labelers[0].goldAgreement - pass.json.score) < 1e-9);
+  await app.close();
+});
+
+test('demonstration: submit once; replay returns the stored result; a second key is refused; nothing stored twice', async () => {
+  const { app, admin, store } = await setup();
+  const lab = await labeler(app, admin, 'lab1');
+  await tasks(admin, 'demonstration', await prompts(admin, ['Write a poem <b>now</b>']));
+  const a = (await lab.post('/api/tasks/next')).json.assignment;
+  assert.equal(a.prompt, 'Write a poem <b>now</b>');
+  // Re-asking returns the same open assignment.
+  assert.equal((await lab.post('/api/tasks/next')).json.assignment.id, a.id);
+  assert.equal((await lab.get(`/api/assignments/${a.id}`)).json.assignment.id, a.id);
+  const url = `/api/assignments/${a.id}/submit`;
+  assert.equal((await lab.post(url, { completion: 'x' })).status, 400); // missing Idempotency-Key
+  assert.equal((await lab.post(url, { ranking: [0, 1, 2, 3] }, idem())).status, 422); // wrong kind of body
+  assert.equal((await lab.post(url, { completion: 'x', extra: 1 }, idem())).status, 400);
+  const key = idem();
+  const first = await lab.post(url, { completion: '<script>alert(1)</script> roses' }, key);
+  assert.equal(first.status, 200);
+  const replay = await lab.post(url, { completion: '<script>alert(1)</script> roses' }, key);
+  assert.equal(replay.status, 200);
+  assert.equal(replay.headers['idempotent-replayed'], 'true');
+  assert.deepEqual(replay.json, first.json);
+  assert.equal((await lab.post(url, { completion: 'different' }, key)).status, 409);
+  const again = await lab.post(url, { completion: 'again' }, idem());
+  assert.equal(again.status, 409);
+  const rows = await store.db.selectFrom('demonstrations').selectAll().execute();
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].completion, '<script>alert(1)</script> roses');
+  const exp = await admin.get('/api/admin/export/demonstrations');
+  assert.equal(
+    exp.body,
+    `${JSON.stringify({ prompt: 'Write a poem <b>now</b>', completion: '<script>alert(1)</script> roses' })}\n`,
+  );
+  assert.match(String(exp.headers['content-type']), /application\/x-ndjson/);
+  assert.equal((await lab.post('/api/tasks/next')).json.assignment, null);
+  await app.close();
+});
+
+test('concurrent retries with one Idempotency-Key store exactly once', async () => {
+  const { app, admin, store } = await setup();
+  const lab = await labeler(app, admin, 'lab1');
+  await tasks(admin, 'demonstration', await prompts(admin, ['p']));
+  const a = (await lab.post('/api/tasks/next')).json.assignment;
+  const key = idem();
+  const rs = await Promise.all(
+    Array.from({ length: 10 }, () => lab.post(`/api/assignments/${a.id}/submit`, { completion: 'c' }, key)),
+  );
+  assert.ok(rs.every((r) => r.status === 200));
+  assert.ok(rs.every((r) => r.json.storedId === rs[0].json.storedId));
+  assert.equal((await store.db.selectFrom('demonstrations').selectAll().execute()).length, 1);
+  await app.close();
+});
+
+test('ranking: K candidates from the configured source; invalid rankings refused and change nothing', async () => {
+  const { app, admin, store } = await setup();
+  const lab = await labeler(app, admin, 'lab1');
+  await admin.req('PUT', '/api/admin/settings', { k: 5, overlap: 0 });
+  const imp = await admin.req(
+    'POST',
+    '/api/admin/import/candidates',
+    jsonl([{ prompt: 'q', responses: ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'] }]),
+    { headers: NDJSON },
+  );
+  assert.equal(imp.json.imported, 1);
+  assert.deepEqual((await admin.get('/api/admin/models')).json.models, ['imported']);
+  const [pq, pz] = (await admin.get('/api/admin/prompts?limit=10')).json.prompts
+    .map((p: { id: number }) => p.id)
+    .concat(await prompts(admin, ['no candidates']));
+  const bad = await admin.post('/api/admin/tasks', { kind: 'ranking', promptIds: [pq, pz] });
+  assert.equal(bad.status, 422);
+  assert.equal(bad.json.details[0].promptId, pz);
+  assert.equal((await admin.get('/api/admin/tasks')).json.total, 0); // all or nothing
+  await tasks(admin, 'ranking', [pq]);
+  const a = (await lab.post('/api/tasks/next')).json.assignment;
+  assert.deepEqual(a.responses, ['r0', 'r1', 'r2', 'r3', 'r4']);
+  const url = `/api/assignments/${a.id}/submit`;
+  const invalid = [
+    { ranking: [0, 1, 2, 3] },
+    { ranking: [0, 1, 2, 3, 3] },
+    { ranking: [0, 1, 2, 3, 5] },
+    { ranking: [0, 1, 2, 3, 4], likert: [1, 2, 3, 4] },
+    { ranking: [0, 1, 2, 3, 4], likert: [1, 2, 3, 4, 8] },
+    { ranking: [0, 1, 2, 3, 4], flags: { hallucination: [7] } },
+    { completion: 'x' },
+  ];
+  for (const body of invalid) assert.equal((await lab.post(url, body, idem())).status, 422, JSON.stringify(body));
+  assert.equal((await lab.post(url, { ranking: [0, 1, 2, 3, 4], flags: { rude: [1] } }, idem())).status, 400);
+  assert.equal((await store.db.selectFrom('rankings').selectAll().execute()).length, 0);
+  assert.equal((await lab.get(`/api/assignments/${a.id}`)).json.assignment.status, 'open');
+  const label = {
+    ranking: [4, 0, 1, 3, 2],
+    likert: [5, 4, 1, 2, 7],
+    flags: { hallucination: [2, 3], expresses_opinion: [0] },
+  };
+  assert.equal((await lab.post(url, label, idem())).status, 200);
+  const exp = await admin.get('/api/admin/export/rankings');
+  assert.deepEqual(JSON.parse(exp.body as string), {
+    prompt: 'q',
+    responses: ['r0', 'r1', 'r2', 'r3', 'r4'],
+    ...label,
+    labeler: 'lab1',
+  });
+  const pw = (await admin.get('/api/admin/export/pairwise')).body as string;
+  assert.equal(pw.trim().split('\n').length, 10);
+  assert.deepEqual(JSON.parse(pw.split('\n')[0]), { prompt: 'q', chosen: 'r4', rejected: 'r0' });
+  await app.close();
+});
+
+test('A/B evaluation: order randomised per labeler, model names hidden, result stored un-swapped', async () => {
+  const { app, admin } = await setup({ random: () => 0 }); // always swap
+  const lab = await labeler(app, admin, 'lab1');
+  await admin.req(
+    'POST',
+    '/api/admin/import/candidates',
+    jsonl([
+      { prompt: 'q', responses: ['from sft'], model: 'sft' },
+      { prompt: 'q', responses: ['from ppo'], model: 'ppo' },
+    ]),
+    { headers: NDJSON },
+  );
+  const [pid] = (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id);
+  assert.equal((await admin.post('/api/admin/tasks', { kind: 'ab', promptIds: [pid], modelA: 'sft' })).status, 422);
+  await tasks(admin, 'ab', [pid], { modelA: 'sft', modelB: 'ppo' });
+  const a = (await lab.post('/api/tasks/next')).json.assignment;
+  assert.deepEqual({ a: a.a, b: a.b }, { a: 'from ppo', b: 'from sft' });
+  assert.equal(JSON.stringify(a).includes('model'), false);
+  assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { choice: 'x' }, idem())).status, 400);
+  assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { choice: 'a' }, idem())).status, 200);
+  const ev = JSON.parse((await admin.get('/api/admin/export/eval')).body as string);
+  assert.deepEqual(ev, {
+    prompt: 'q',
+    model_a: 'sft',
+    model_b: 'ppo',
+    response_a: 'from sft',
+    response_b: 'from ppo',
+    winner: 'b',
+    labeler: 'lab1',
+  });
+  await app.close();
+});
+
+test("held-out isolation: each group sees only its split; nobody sees another labeler's assignment", async () => {
+  const { app, admin } = await setup();
+  const train = await labeler(app, admin, 'train1');
+  const held = await labeler(app, admin, 'held1', 'heldout');
+  await tasks(admin, 'demonstration', await prompts(admin, ['h1', 'h2'], 'heldout'));
+  await tasks(admin, 'demonstration', await prompts(admin, ['t1']));
+  const seen: Record<string, string[]> = { train: [], held: [] };
+  for (const [name, c] of [
+    ['train', train],
+    ['held', held],
+  ] as const) {
+    for (;;) {
+      const a = (await c.post('/api/tasks/next')).json.assignment;
+      if (!a) break;
+      seen[name].push(a.prompt);
+      assert.equal((await c.post(`/api/assignments/${a.id}/submit`, { completion: 'c' }, idem())).status, 200);
+    }
+  }
+  assert.deepEqual(seen, { train: ['t1'], held: ['h1', 'h2'] });
+  // Another labeler's assignment is not found, neither to read nor to submit.
+  const other = await labeler(app, admin, 'held2', 'heldout');
+  const h = await labeler(app, admin, 'held3', 'heldout');
+  await tasks(admin, 'demonstration', await prompts(admin, ['h3'], 'heldout'));
+  const mine = (await other.post('/api/tasks/next')).json.assignment;
+  assert.equal((await h.get(`/api/assignments/${mine.id}`)).status, 404);
+  assert.equal((await h.post(`/api/assignments/${mine.id}/submit`, { completion: 'steal' }, idem())).status, 404);
+  const ex = (await admin.get('/api/admin/export/demonstrations?split=heldout')).body as string;
+  assert.equal(ex.trim().split('\n').length, 2);
+  assert.equal(((await admin.get('/api/admin/export/demonstrations')).body as string).trim().split('\n').length, 1);
+  await app.close();
+});
+
+test('overlap: a task goes to two labelers, never twice to one; agreement shows on the dashboard', async () => {
+  const { app, admin, store } = await setup();
+  await admin.req('PUT', '/api/admin/settings', { overlap: 1, overlapLabelers: 2 });
+  await admin.req(
+    'POST',
+    '/api/admin/import/candidates',
+    jsonl([
+      { prompt: 'q1', responses: ['a', 'b', 'c', 'd'] },
+      { prompt: 'q2', responses: ['a', 'b', 'c', 'd'] },
+    ]),
+    { headers: NDJSON },
+  );
+  const ids = (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id);
+  await tasks(admin, 'ranking', ids);
+  const labs = [await labeler(app, admin, 'l1'), await labeler(app, admin, 'l2'), await labeler(app, admin, 'l3')];
+  const got: string[][] = [[], [], []];
+  const rankings = [
+    [0, 1, 2, 3],
+    [0, 1, 3, 2],
+    [3, 2, 1, 0],
+  ];
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < labs.length; i++) {
+      const a = (await labs[i].post('/api/tasks/next')).json.assignment;
+      if (!a) continue;
+      got[i].push(a.prompt);
+      assert.equal(
+        (await labs[i].post(`/api/assignments/${a.id}/submit`, { ranking: rankings[i] }, idem())).status,
+        200,
+      );
+    }
+  }
+  // q1 fills up with l1 and l2, so l3 gets q2, which l1 then completes; l2 is never given q1 again.
+  assert.deepEqual(got, [['q1', 'q2'], ['q1'], ['q2']]);
+  const dupes = await store.db
+    .selectFrom('assignments')
+    .select(['task_id', 'user_id', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy(['task_id', 'user_id'])
+    .having((eb) => eb.fn.countAll(), '>', 1)
+    .execute();
+  assert.equal(dupes.length, 0);
+  const d = (await admin.get('/api/admin/dashboard')).json;
+  assert.equal(d.agreement.overlappingTasks, 2);
+  assert.ok(Math.abs(d.agreement.meanPairwiseAgreement - (5 / 6 + 0) / 2) < 1e-9);
+  assert.equal(d.datasets.rankings, 4);
+  assert.equal(d.datasets.pairwiseFromRankings, 24);
+  assert.equal(d.labelers.find((l: { username: string }) => l.username === 'l1').completed, 2);
+  const list = (await admin.get('/api/admin/tasks')).json;
+  assert.deepEqual(
+    list.tasks.map((t: { done: number; target: number }) => [t.done, t.target]),
+    [
+      [2, 2],
+      [2, 2],
+    ],
+  );
+  await app.close();
+});
+
+test('oversize text and oversize bodies get 413 and change nothing', async () => {
+  const { app, admin, store } = await setup({ maxTextChars: 100, bodyLimitBytes: 4096 });
+  const lab = await labeler(app, admin, 'lab1');
+  const r = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x'.repeat(101) }] });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.error, 'text_too_long');
+  const big = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x'.repeat(5000) }] });
+  assert.equal(big.status, 413);
+  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+  await tasks(admin, 'demonstration', await prompts(admin, ['p']));
+  const a = (await lab.post('/api/tasks/next')).json.assignment;
+  assert.equal(
+    (await lab.post(`/api/assignments/${a.id}/submit`, { completion: 'y'.repeat(101) }, idem())).status,
+    413,
+  );
+  assert.equal((await lab.get(`/api/assignments/${a.id}`)).json.assignment.status, 'open');
+  await app.close();
+});

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  ImportedCandidates,
+  isPermutation,
+  openSqliteStore,
+  pairwiseAgreement,
+  parseJsonl,
+  rankingLabelError,
+  toJsonl,
+} from '../src/store/index.js';
+
+const opts = { maxTextChars: 1000 };
+
+test('store: file database uses WAL and migrations are versioned and idempotent', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+  try {
+    const path = join(dir, 'db.sqlite');
+    const s1 = await openSqliteStore({ path });
+    await s1.addPrompts([{ text: 'hello' }], 'test');
+    await s1.close();
+    const s2 = await openSqliteStore({ path });
+    const { total } = await s2.listPrompts({ limit: 10, offset: 0 });
+    assert.equal(total, 1);
+    const mode = await s2.db
+      .selectFrom('kysely_migration' as never)
+      .selectAll()
+      .execute();
+    assert.equal(mode.length, 1);
+    await s2.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('jsonl: errors carry file:line and bad rankings are refused', () => {
+  const src = [
+    '{"prompt":"p","responses":["a","b","c","d"],"ranking":[3,2,1,0],"likert":[1,2,3,7],"flags":{"hallucination":[1]}}',
+    '',
+    '{"prompt":"p","responses":["a","b","c","d"],"ranking":[0,0,1,2]}',
+    'not json',
+    '{"prompt":"p","responses":["a","b","c","d"],"ranking":[0,1,2,3],"likert":[0,1,1,1]}',
+    '{"prompt":"p","responses":["a","b","c","d"],"ranking":[0,1,2,3],"flags":{"rude":[0]}}',
+    `{"prompt":"${'x'.repeat(1001)}","responses":["a","b","c","d"],"ranking":[0,1,2,3]}`,
+  ].join('\n');
+  const { records, errors } = parseJsonl('rankings', src, opts, 'r.jsonl');
+  assert.equal(records.length, 1);
+  assert.deepEqual(
+    errors.map((e) => e.line),
+    [3, 4, 5, 6, 7],
+  );
+  assert.equal(errors[0].file, 'r.jsonl');
+  assert.match(errors[0].message, /permutation/);
+  assert.match(errors[4].message, /longer than 1000/);
+});
+
+test('agreement measures', () => {
+  assert.equal(pairwiseAgreement([0, 1, 2, 3], [0, 1, 2, 3]), 1);
+  assert.equal(pairwiseAgreement([0, 1, 2, 3], [3, 2, 1, 0]), 0);
+  assert.equal(pairwiseAgreement([0, 1, 2], [1, 0, 2]), 2 / 3);
+  assert.ok(isPermutation([2, 0, 1], 3));
+  assert.ok(!isPermutation([2, 0, 0], 3));
+  assert.equal(rankingLabelError({ ranking: [1, 0] }, 2), null);
+});
+
+test('store: imported candidates feed a CandidateSource; export/import round trips', async () => {
+  const s = await openSqliteStore({ path: ':memory:' });
+  const cands = parseJsonl('candidates', '{"prompt":"q","responses":["r1","r2","r3","r4","r5"]}\n', opts);
+  await s.importCandidates(cands.records);
+  const src = new ImportedCandidates(s);
+  assert.deepEqual(await src.generate('q', 4), ['r1', 'r2', 'r3', 'r4']);
+  await assert.rejects(src.generate('q', 6));
+  await assert.rejects(src.generate('other', 4));
+
+  const demos = toJsonl([
+    { prompt: 'a <b>', completion: 'c' },
+    { prompt: 'ü', completion: '<script>x</script>' },
+  ]);
+  await s.importDemonstrations(parseJsonl('demonstrations', demos, opts).records);
+  assert.equal(toJsonl(await s.exportDemonstrations('training')), demos);
+
+  const ranks = toJsonl([
+    {
+      prompt: 'p',
+      responses: ['a', 'b', 'c', 'd'],
+      ranking: [2, 0, 3, 1],
+      labeler: 'x',
+      likert: [3, 1, 7, 2],
+      flags: { hallucination: [1] },
+    },
+    { prompt: 'p2', responses: ['a', 'b', 'c', 'd'], ranking: [0, 1, 2, 3] },
+  ]);
+  await s.importRankings(parseJsonl('rankings', ranks, opts).records);
+  assert.equal(toJsonl(await s.exportRankings('training')), ranks);
+
+  const pw = toJsonl([{ prompt: 'p', chosen: 'good', rejected: 'bad' }]);
+  await s.importPairwise(parseJsonl('pairwise', pw, opts).records);
+  assert.equal(toJsonl(await s.exportPairwise('training', { rankings: false, comparisons: true })), pw);
+  const all = await s.exportPairwise('training', { rankings: true, comparisons: true });
+  assert.equal(all.length, 6 + 6 + 1);
+  assert.deepEqual(all[0], { prompt: 'p', chosen: 'c', rejected: 'a' });
+
+  const ev = toJsonl([
+    { prompt: 'p', model_a: 'sft', model_b: 'ppo', response_a: 'x', response_b: 'y', winner: 'b', labeler: 'z' },
+  ]);
+  await s.importEval(parseJsonl('eval', ev, opts).records);
+  assert.equal(toJsonl(await s.exportEval()), ev);
+  await s.close();
+});
