@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// `instructkit <command> [options]`: each command lives in ./commands/<name>.js and is loaded only when run.
+const COMMANDS: Record<string, string> = {
+  bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(10)} ${what}`);
+  return `usage: instructkit <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun instructkit <command> --help for its options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  if (!(name in COMMANDS)) {
+    console.error(`instructkit: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const mod = (await import(`./commands/${name}.js`)) as { run: (args: string[]) => Promise<number> | number };
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    console.error(`instructkit: ${err.message}`);
+    if (process.env.INSTRUCTKIT_DEBUG) console.error(err.stack);
+    process.exitCode = 1;
+  },
+);
