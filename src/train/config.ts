@@ -23,7 +23,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
  * `source` names where the overrides came from in errors.
  */
 export function mergeConfig<T extends object>(defaults: T, overrides: Record<string, unknown>, source: string): T {
-  const out: Record<string, unknown> = { ...defaults };
+  const out: Record<string, unknown> = { ...(defaults as object) };
   const known = defaults as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
