@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ScalarModel } from '../src/models/heads.js';
+import { loadPretrained } from '../src/models/hf.js';
+import { backward, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
+
+const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
+
+for (const name of ['gpt2-tiny', 'llama-tiny']) {
+  test(`${name}: the scalar head reads the last real token and takes the trunk's names`, () => {
+    const trunk = loadPretrained(join(fixtures, name));
+    const rm = new ScalarModel(trunk);
+    rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(3)).f32);
+    const names = rm.namedParameters().map(([n]) => n);
+    assert.ok(names.includes('score.weight') && names.includes('score.bias'));
+    assert.ok(!names.some((n) => n.startsWith('lm_head')));
+    assert.ok(
+      names.some((n) => n.includes('.0.')),
+      'trunk names are unprefixed',
+    );
+    tidy(() => {
+      const ids = Tensor.fromBuffer(new Int32Array([5, 6, 7, 8, 9, 1, 2, 3, 0, 0]), [2, 5]);
+      const perToken = rm.scoresPerToken(ids).toArray();
+      const last = rm.scoreAt(ids, [4, 2]);
+      assert.ok(Math.abs(last.toArray()[0] - perToken[4]) < 1e-5);
+      assert.ok(Math.abs(last.toArray()[1] - perToken[7]) < 1e-5);
+      backward(sum(last));
+      assert.ok(rm.score.weight.grad && rm.score.bias!.grad);
+      assert.throws(() => rm.scoreAt(ids, [5, 0]), /ScalarModel: index 5 outside \[0, 5\)/);
+    });
+  });
+}
