@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ScalarModel } from '../src/models/heads.js';
-import { loadPretrained } from '../src/models/hf.js';
+import { loadPretrained, loadScalarPretrained, savePretrained, saveScalarPretrained } from '../src/models/hf.js';
 import { backward, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
@@ -31,3 +33,25 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
     });
   });
 }
+
+test('models and scalar models round-trip through Hugging Face folders', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-hf-'));
+  for (const name of ['gpt2-tiny', 'qwen2-tiny']) {
+    const model = loadPretrained(join(fixtures, name));
+    savePretrained(model, join(dir, name));
+    const again = loadPretrained(join(dir, name));
+    const rm = new ScalarModel(model, new Rng(1));
+    rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(2)).f32);
+    saveScalarPretrained(rm, join(dir, `${name}-rm`));
+    const rm2 = loadScalarPretrained(join(dir, `${name}-rm`));
+    tidy(() => {
+      const ids = Tensor.fromBuffer(new Int32Array([1, 2, 3, 4]), [1, 4]);
+      assert.deepEqual(again.forward(ids).toArray(), model.forward(ids).toArray());
+      assert.deepEqual(rm2.scoreAt(ids, [3]).toArray(), rm.scoreAt(ids, [3]).toArray());
+    });
+    const cfg = JSON.parse(readFileSync(join(dir, `${name}-rm`, 'config.json'), 'utf8'));
+    assert.equal(cfg.num_labels, 1);
+    assert.match(cfg.architectures[0], /ForSequenceClassification$/);
+  }
+  rmSync(dir, { recursive: true });
+});

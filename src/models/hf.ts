@@ -1,8 +1,10 @@
 // Hugging Face checkpoint folders: config.json + model.safetensors (or a sharded model.safetensors.index.json).
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Module } from '../nn/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
+import { ScalarModel } from './heads.js';
 import { Llama, llamaConfigFromHF } from './llama.js';
 import { readHeader, readSafetensors, writeSafetensors } from './safetensors.js';
 
@@ -56,7 +58,21 @@ function shardFiles(dir: string): string[] {
 export function loadPretrained(dir: string): CausalLM {
   const configPath = join(dir, 'config.json');
   const model = modelFromConfig(readJson(configPath), configPath);
-  const own = model.stateDict();
+  loadWeights(model, model, dir);
+  return model;
+}
+
+/** Loads a reward or value model folder (a trunk plus `score.*`), as saved by saveScalarPretrained. */
+export function loadScalarPretrained(dir: string): ScalarModel {
+  const configPath = join(dir, 'config.json');
+  const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath));
+  loadWeights(model, model.trunk, dir);
+  return model;
+}
+
+function loadWeights(target: Module, trunk: CausalLM, dir: string): void {
+  const model = trunk;
+  const own = target.stateDict();
   const files = shardFiles(dir);
   const plan: [string, string, string][] = []; // file, checkpoint name, our name
   const problems: string[] = [];
@@ -79,18 +95,72 @@ export function loadPretrained(dir: string): CausalLM {
     const names = plan.filter(([f]) => f === file);
     const loaded = readSafetensors(file, { names: names.map(([, n]) => n) });
     const sd = new Map<string, Tensor>(names.map(([, n, ours]) => [ours, loaded.get(n)!]));
-    model.loadStateDict(sd, { strict: false });
+    target.loadStateDict(sd, { strict: false });
     for (const t of loaded.values()) t.dispose();
   }
-  return model;
 }
 
-/** Writes config.json and model.safetensors so that Hugging Face transformers loads the folder. */
-export function savePretrained(model: CausalLM, dir: string, config: Record<string, unknown>): void {
+/** The Hugging Face config.json object of a model. */
+export function hfConfigOf(model: CausalLM): Record<string, unknown> {
+  if (model instanceof GPT2) {
+    const c = model.config;
+    return {
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      vocab_size: c.vocabSize,
+      n_positions: c.nPositions,
+      n_ctx: c.nPositions,
+      n_embd: c.nEmbd,
+      n_layer: c.nLayer,
+      n_head: c.nHead,
+      n_inner: c.nInner ?? null,
+      activation_function: c.activation,
+      layer_norm_epsilon: c.layerNormEpsilon,
+      resid_pdrop: c.residPdrop,
+      embd_pdrop: c.embdPdrop,
+      attn_pdrop: 0,
+      tie_word_embeddings: c.tieWordEmbeddings,
+      torch_dtype: 'float32',
+    };
+  }
+  const c = model.config;
+  const qwen = c.qkvBias && !c.oBias;
+  return {
+    model_type: qwen ? 'qwen2' : 'llama',
+    architectures: [qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    max_position_embeddings: c.maxPositions,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attention_bias: c.oBias,
+    hidden_act: 'silu',
+    torch_dtype: 'float32',
+  };
+}
+
+function writeFolder(dir: string, params: Map<string, Tensor>, config: Record<string, unknown>): void {
   mkdirSync(dir, { recursive: true });
-  const sd = new Map(model.namedParameters());
-  writeSafetensors(join(dir, 'model.safetensors'), sd, { format: 'pt' });
+  writeSafetensors(join(dir, 'model.safetensors'), params, { format: 'pt' });
   const tmp = join(dir, `config.json.tmp-${process.pid}`);
   writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
   renameSync(tmp, join(dir, 'config.json'));
+}
+
+/** Writes config.json and model.safetensors so that Hugging Face transformers loads the folder. */
+export function savePretrained(model: CausalLM, dir: string): void {
+  writeFolder(dir, new Map(model.namedParameters()), hfConfigOf(model));
+}
+
+/** Writes a reward/value model as a *ForSequenceClassification folder with one label. */
+export function saveScalarPretrained(model: ScalarModel, dir: string): void {
+  const config = hfConfigOf(model.trunk);
+  const arch = (config.architectures as string[])[0].replace(/(LMHeadModel|ForCausalLM)$/, 'ForSequenceClassification');
+  writeFolder(dir, new Map(model.namedParameters()), { ...config, architectures: [arch], num_labels: 1 });
 }
