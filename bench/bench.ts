@@ -1,6 +1,7 @@
 // `npm run bench [-- --vs-torch]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16 autocast).
 // With --vs-torch the PyTorch reference runs in the same command and the ratios are printed; the last line is JSON.
 import { parseArgs } from 'node:util';
+import { generate } from '../src/models/generate.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
 import { AdamW } from '../src/nn/index.js';
 import {
@@ -8,7 +9,6 @@ import {
   backward,
   crossEntropy,
   getThreads,
-  matmul,
   native,
   Rng,
   randn,
@@ -17,10 +17,15 @@ import {
   tidy,
   toBf16,
 } from '../src/tensor/index.js';
+import { BENCH_MODELS } from './models.js';
 import { runTorch } from './torch.js';
 
 const { values: args } = parseArgs({
-  options: { 'vs-torch': { type: 'boolean', default: false }, steps: { type: 'string', default: '7' } },
+  options: {
+    'vs-torch': { type: 'boolean', default: false },
+    steps: { type: 'string', default: '7' },
+    'skip-124m': { type: 'boolean', default: false },
+  },
 });
 
 function median(xs: number[]): number {
@@ -54,19 +59,15 @@ function matmulGflops(n: number, dtype: 'f32' | 'bf16'): number {
   });
 }
 
-// The reference benchmark of ../shared/DESIGN.md: vocab 4096, context 256, batch 8, 4 layers, 4 heads, d 256, untied.
-const REF: GPT2Config = {
-  vocabSize: 4096,
-  nPositions: 256,
-  nEmbd: 256,
-  nLayer: 4,
-  nHead: 4,
-  layerNormEpsilon: 1e-5,
-  activation: 'gelu',
-  residPdrop: 0,
-  embdPdrop: 0,
-  tieWordEmbeddings: false,
-};
+// Batch 8, prompt 128, 128 new tokens, temperature 1 from the full distribution; the clock includes the prefill.
+function sampleTokS(cfg: GPT2Config): number {
+  const model = new GPT2(cfg, new Rng(0)).eval();
+  const rng = new Rng(3);
+  const prompts = Array.from({ length: 8 }, () => Array.from({ length: 128 }, () => rng.int(cfg.vocabSize)));
+  const run = () => generate(model, prompts, { maxNewTokens: 128, temperature: 1, seed: 1 });
+  run();
+  return (8 * 128) / timeIt(3, run);
+}
 
 function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps: number): number {
   const model = new GPT2(cfg, new Rng(0));
@@ -105,11 +106,15 @@ for (const n of [1024, 2048])
     console.log(`matmul ${dt} ${n}³: ${mm[`${dt}_${n}`].toFixed(0)} GFLOPS`);
   }
 const steps = Number(args.steps);
-const trainF32 = trainTokS(REF, 8, 'f32', steps);
+const ref = BENCH_MODELS.ref;
+const trainF32 = trainTokS(ref.config, ref.batch, 'f32', steps);
 console.log(`reference GPT train f32: ${trainF32.toFixed(0)} tok/s`);
-const trainBf16 = trainTokS(REF, 8, 'bf16', steps);
+const trainBf16 = trainTokS(ref.config, ref.batch, 'bf16', steps);
 console.log(`reference GPT train bf16: ${trainBf16.toFixed(0)} tok/s`);
+// Peak RSS while training the reference GPT (the 124M runs below need more, by design).
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
+const sample = sampleTokS(ref.config);
+console.log(`reference GPT sampling (batch 8, prompt 128, 128 new, incl. prefill): ${sample.toFixed(0)} tok/s`);
 
 const result: Record<string, number | string> = {
   threads,
@@ -119,8 +124,16 @@ const result: Record<string, number | string> = {
   matmul_bf16_2048_gflops: Math.round(mm.bf16_2048),
   train_f32_tok_s: Math.round(trainF32),
   train_bf16_tok_s: Math.round(trainBf16),
+  sample_tok_s: Math.round(sample),
   peak_rss_mb: Math.round(peakRssMb),
 };
+let big: { train: number; sample: number } | null = null;
+if (!args['skip-124m']) {
+  const m = BENCH_MODELS['gpt2-124m'];
+  big = { train: trainTokS(m.config, m.batch, 'f32', 3), sample: sampleTokS(m.config) };
+  console.log(`GPT-2-124M train f32: ${big.train.toFixed(0)} tok/s, sampling: ${big.sample.toFixed(0)} tok/s`);
+  Object.assign(result, { train_f32_124m_tok_s: Math.round(big.train), sample_124m_tok_s: Math.round(big.sample) });
+}
 if (args['vs-torch']) {
   console.log('running the PyTorch reference ...');
   const t = runTorch(threads, 'ref');
@@ -130,6 +143,19 @@ if (args['vs-torch']) {
     torch_train_bf16_tok_s: t.trainBf16,
     ratio_train_f32: +(trainF32 / t.trainF32).toFixed(3),
     ratio_train_bf16: +(trainBf16 / t.trainBf16).toFixed(3),
+    torch_sample_tok_s: t.sample,
+    ratio_sample: +(sample / t.sample).toFixed(3),
   });
+  if (big) {
+    console.log('running the PyTorch reference at GPT-2-124M shapes ...');
+    const t124 = runTorch(threads, 'gpt2-124m');
+    process.stdout.write(t124.raw);
+    Object.assign(result, {
+      torch_train_f32_124m_tok_s: t124.trainF32,
+      torch_sample_124m_tok_s: t124.sample,
+      ratio_train_f32_124m: +(big.train / t124.trainF32).toFixed(3),
+      ratio_sample_124m: +(big.sample / t124.sample).toFixed(3),
+    });
+  }
 }
 console.log(JSON.stringify(result));

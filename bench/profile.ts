@@ -1,8 +1,19 @@
 // `node dist/bench/profile.js [f32|bf16] [ref|gpt2-124m]`: where one training step of a benchmark GPT spends its time.
 // Run with INSTRUCTKIT_PROFILE=1 (npm run profile does).
-import { AdamW } from '../src/nn/index.js';
+
 import { GPT2 } from '../src/models/gpt2.js';
-import { Rng, Tensor, autocast, backward, crossEntropy, profileReport, reshape, resetProfile, tidy } from '../src/tensor/index.js';
+import { AdamW } from '../src/nn/index.js';
+import {
+  autocast,
+  backward,
+  crossEntropy,
+  profileReport,
+  Rng,
+  resetProfile,
+  reshape,
+  Tensor,
+  tidy,
+} from '../src/tensor/index.js';
 import { BENCH_MODELS } from './models.js';
 
 const dtype = (process.argv[2] ?? 'f32') as 'f32' | 'bf16';
@@ -42,11 +53,13 @@ const steps = 5;
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) step();
 const total = (performance.now() - t0) / steps;
-console.log(`${which} ${dtype}: ${total.toFixed(1)} ms/step, ${((batch * T) / total * 1000).toFixed(0)} tok/s`);
+console.log(`${which} ${dtype}: ${total.toFixed(1)} ms/step, ${(((batch * T) / total) * 1000).toFixed(0)} tok/s`);
 for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(10)} ${(v / steps).toFixed(1)} ms`);
 let kernels = 0;
 for (const r of profileReport()) {
   kernels += r.ms / steps;
-  console.log(`  ${r.kernel.padEnd(22)} ${(r.ms / steps).toFixed(2).padStart(8)} ms  ${String(r.calls / steps).padStart(5)} calls`);
+  console.log(
+    `  ${r.kernel.padEnd(22)} ${(r.ms / steps).toFixed(2).padStart(8)} ms  ${String(r.calls / steps).padStart(5)} calls`,
+  );
 }
 console.log(`  kernels total ${kernels.toFixed(1)} ms, outside kernels ${(total - kernels).toFixed(1)} ms`);

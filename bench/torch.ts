@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 export interface TorchNumbers {
   trainF32: number;
   trainBf16: number;
-  /** Sampling tok/s, batch 8, prompt 128, 128 new tokens (fp32). */
+  /** Sampling tok/s including the prefill, batch 8, prompt 128, 128 new tokens (fp32). */
   sample: number;
   raw: string;
 }
@@ -41,7 +41,7 @@ export function runTorch(threads: number, config: 'ref' | 'gpt2-124m'): TorchNum
   return {
     trainF32: pick(out, /train fp32:.*?(\d+) tok\/s/, 'fp32 training tok/s'),
     trainBf16: pick(out, /train bf16-autocast:.*?(\d+) tok\/s/, 'bf16 training tok/s'),
-    sample: pick(out, /sample B=\d+ prompt=128 new=128:.*?= (\d+) new tok\/s/, 'sampling tok/s'),
+    sample: pick(out, /sample B=\d+ prompt=128 new=128:.*incl\. prefill (\d+) tok\/s/, 'sampling tok/s'),
     raw: out,
   };
 }

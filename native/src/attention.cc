@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common.h"
+#include "vmath.h"
 
 namespace ik {
 namespace {
@@ -28,27 +29,6 @@ inline Vec load(const float* p) {
   return v;
 }
 inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
-
-// exp(x) for x <= 0, written so that loops over it vectorise (libm's expf does not without -ffast-math).
-// 2^n by exponent bits times a degree-7 Taylor polynomial on |r| <= ln2/2 (relative error ~1e-8); x < -87 gives 0.
-inline float expNeg(float x) {
-  const float xc = x < -87.0f ? -87.0f : x;
-  const float shifter = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
-  const float n = (xc * 1.44269504f + shifter) - shifter;
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split in two for an exact reduction
-  float p = 1.0f / 5040;
-  p = p * r + 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  __builtin_memcpy(&scale, &bits, sizeof(scale));
-  return x < -87.0f ? 0.0f : p * scale;
-}
 
 // Aligned, grow-only scratch. Held thread_local, so each thread allocates once and never in a hot loop.
 class Scratch {
@@ -261,11 +241,11 @@ void forwardBlocked(const Problem& P) {
           float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < BK; j++) {
-            const float p = expNeg(sr[j] - mnew);
+            const float p = vmath::exp(sr[j] - mnew);
             sr[j] = p;
             sum += p;
           }
-          alpha[r] = expNeg(m[r] - mnew);
+          alpha[r] = vmath::exp(m[r] - mnew);
           l[r] = l[r] * alpha[r] + sum;
           m[r] = mnew;
         }
@@ -331,7 +311,7 @@ void forwardRows(const Problem& P) {
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
       for (j = 0; j < n; j++) {
-        const float p = expNeg(s[j] - mx);
+        const float p = vmath::exp(s[j] - mx);
         s[j] = p;
         sum += p;
       }
@@ -416,7 +396,7 @@ void backwardBlocked(const Problem& P) {
                 }
                 maskRow(sr, madd, P.keyEnd(i0 + r) - j0);
 #pragma omp simd
-                for (int64_t j = 0; j < BK; j++) sr[j] = expNeg(sr[j] - lse);
+                for (int64_t j = 0; j < BK; j++) sr[j] = vmath::exp(sr[j] - lse);
               }
               if (P.dq || P.dk) {
                 // dS = P ∘ (dO·Vᵀ − D)

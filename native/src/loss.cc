@@ -36,7 +36,7 @@ Napi::Value crossEntropyForward(const Napi::CallbackInfo& info) {
       for (int64_t j = 0; j < V; j++) m = m > x[j] ? m : x[j];  // this form vectorises; std::max here does not
       float s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < V; j++) s += fastExp(x[j] - m);
+      for (int64_t j = 0; j < V; j++) s += vmath::exp(x[j] - m);
       float l = m + std::log(s);
       lse[r] = l;
       loss[r] = t[r] == ignoreIndex ? 0.0f : l - x[t[r]];
@@ -71,7 +71,7 @@ Napi::Value crossEntropyBackward(const Napi::CallbackInfo& info) {
       }
       float gr = g[r * gStride] * scale, l = lse[r];
 #pragma omp simd
-      for (int64_t j = 0; j < V; j++) d[j] = fastExp(x[j] - l) * gr;
+      for (int64_t j = 0; j < V; j++) d[j] = vmath::exp(x[j] - l) * gr;
       d[t[r]] -= gr;
     }
   });

@@ -19,7 +19,7 @@ void softmaxRow(const float* __restrict x, float* __restrict y, int64_t n, bool 
   float s = 0;
   if (log) {
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; j++) s += fastExp(x[j] - m);
+    for (int64_t j = 0; j < n; j++) s += vmath::exp(x[j] - m);
     float lse = m + std::log(s);
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
@@ -27,7 +27,7 @@ void softmaxRow(const float* __restrict x, float* __restrict y, int64_t n, bool 
   }
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; j++) {
-    float e = fastExp(x[j] - m);
+    float e = vmath::exp(x[j] - m);
     y[j] = e;
     s += e;
   }
@@ -44,7 +44,7 @@ void softmaxRowBackward(const float* __restrict y, const float* __restrict g, fl
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; j++) s += g[j];
 #pragma omp simd
-    for (int64_t j = 0; j < n; j++) dx[j] = g[j] - fastExp(y[j]) * s;
+    for (int64_t j = 0; j < n; j++) dx[j] = g[j] - vmath::exp(y[j]) * s;
     return;
   }
 #pragma omp simd reduction(+ : s)
@@ -66,7 +66,7 @@ void softmaxBlock(const float* __restrict x, float* __restrict y, int64_t n, int
   for (int64_t j = 0; j < n; j++)
 #pragma omp simd
     for (int64_t k = 0; k < inner; k++) {
-      float e = fastExp(x[j * inner + k] - m[k]);
+      float e = vmath::exp(x[j * inner + k] - m[k]);
       y[j * inner + k] = e;  // log-softmax overwrites it below
       s[k] += e;
     }
@@ -94,7 +94,7 @@ void softmaxBlockBackward(const float* __restrict y, const float* __restrict g, 
       for (int64_t k = 0; k < inner; k++) s[k] += g[j * inner + k];
     for (int64_t j = 0; j < n; j++)
 #pragma omp simd
-      for (int64_t k = 0; k < inner; k++) dx[j * inner + k] = g[j * inner + k] - fastExp(y[j * inner + k]) * s[k];
+      for (int64_t k = 0; k < inner; k++) dx[j * inner + k] = g[j * inner + k] - vmath::exp(y[j * inner + k]) * s[k];
     return;
   }
   for (int64_t j = 0; j < n; j++)
