@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Generation, generate, sampleToken } from '../src/models/generate.js';
 import { type CausalLM, loadPretrained } from '../src/models/hf.js';
-import { noGrad, Rng, Tensor, tidy } from '../src/tensor/index.js';
+import { native, noGrad, Rng, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 const models: [string, CausalLM][] = ['gpt2-tiny', 'llama-tiny'].map((n) => [n, loadPretrained(join(fixtures, n))]);
@@ -87,4 +87,21 @@ test('sampleToken follows the distribution and top-p keeps the nucleus', () => {
   assert.ok(Math.abs(nucleus[0] / 5000 - 0.625) < 0.03);
   const { logprob } = sampleToken(logits, { temperature: 1, topK: 0, topP: 0.8 }, rng);
   assert.ok([Math.log(0.5), Math.log(0.3)].some((v) => Math.abs(v - logprob) < 1e-6));
+});
+
+test('the native row sampler follows the distribution and reports log-probs', () => {
+  const p = [0.5, 0.3, 0.15, 0.05];
+  const logits = new Float32Array(p.map(Math.log));
+  const rng = new Rng(9);
+  const counts = [0, 0, 0, 0];
+  const token = new Int32Array(1);
+  const logprob = new Float32Array(1);
+  for (let i = 0; i < 20000; i++) {
+    native.sampleRows(logits, new Float32Array([rng.next()]), 1, token, logprob);
+    counts[token[0]]++;
+    assert.ok(Math.abs(logprob[0] - Math.log(p[token[0]])) < 1e-5);
+  }
+  p.forEach((q, i) => assert.ok(Math.abs(counts[i] / 20000 - q) < 0.015, `token ${i}`));
+  native.sampleRows(logits, new Float32Array([0.99]), 0, token, logprob);
+  assert.equal(token[0], 0, 'temperature 0 is greedy');
 });

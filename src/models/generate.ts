@@ -1,6 +1,6 @@
 // Batched sampling with a KV cache and left padding: greedy, temperature, top-k, top-p; EOS and stop strings;
 // seeded; per-token log-probs (PPO needs them) and finish reasons; a streaming callback.
-import { check, noGrad, Rng, slice, Tensor, tidy } from '../tensor/index.js';
+import { check, native, noGrad, Rng, slice, Tensor, tidy } from '../tensor/index.js';
 import type { KVCache } from './kvcache.js';
 
 /** What generate() needs of a model: hidden states with a cache, and the LM head. */
@@ -147,6 +147,8 @@ export function generate(model: Decoder, prompts: number[][], opts: GenerateOpti
   };
   const texts = prompts.map(() => '');
   const done = prompts.map(() => false);
+  const uniforms = new Float32Array(B);
+  const logprobs = new Float32Array(B);
 
   const cache = model.newCache(B, maxLen);
   const mask = Tensor.empty([B, maxLen]);
@@ -174,12 +176,20 @@ export function generate(model: Decoder, prompts: number[][], opts: GenerateOpti
       pos.dispose();
       const V = logits.size(-1);
       const next = Tensor.empty([B, 1], 'i32');
+      // Full-distribution and greedy sampling run natively over all rows; top-k / top-p go row by row.
+      const fast = sampling.topK === 0 && sampling.topP >= 1;
+      if (fast) {
+        for (let b = 0; b < B; b++) uniforms[b] = rng.next();
+        native.sampleRows(logits.f32, uniforms, Math.max(0, sampling.temperature), next.i32, logprobs);
+      }
       for (let b = 0; b < B; b++) {
         if (done[b]) {
           next.i32[b] = pad;
           continue;
         }
-        const { token, logprob } = sampleToken(logits.f32.subarray(b * V, (b + 1) * V), sampling, rng);
+        const { token, logprob } = fast
+          ? { token: next.i32[b], logprob: logprobs[b] }
+          : sampleToken(logits.f32.subarray(b * V, (b + 1) * V), sampling, rng);
         next.i32[b] = token;
         out.tokens[b].push(token);
         out.logprobs[b].push(logprob);
