@@ -3,21 +3,8 @@
 import { parseArgs } from 'node:util';
 import { generate } from '../src/models/generate.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
-import { AdamW } from '../src/nn/index.js';
-import {
-  autocast,
-  backward,
-  crossEntropy,
-  getThreads,
-  native,
-  Rng,
-  randn,
-  reshape,
-  Tensor,
-  tidy,
-  toBf16,
-} from '../src/tensor/index.js';
-import { BENCH_MODELS } from './models.js';
+import { getThreads, native, Rng, randn, Tensor, tidy, toBf16 } from '../src/tensor/index.js';
+import { BENCH_MODELS, trainingStep } from './models.js';
 import { runTorch } from './torch.js';
 
 const { values: args } = parseArgs({
@@ -70,31 +57,10 @@ function sampleTokS(cfg: GPT2Config): number {
 }
 
 function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps: number): number {
-  const model = new GPT2(cfg, new Rng(0));
-  const opt = new AdamW(model.parameters(), { lr: 3e-4, weightDecay: 0.1 });
-  const rng = new Rng(2);
-  const T = cfg.nPositions;
-  const x = Tensor.empty([batch, T], 'i32');
-  const y = Tensor.empty([batch, T], 'i32');
-  for (let i = 0; i < batch * T; i++) {
-    x.i32[i] = rng.int(cfg.vocabSize);
-    y.i32[i] = rng.int(cfg.vocabSize);
-  }
-  const step = () =>
-    tidy(() =>
-      autocast(dtype, () => {
-        const logits = model.forward(x);
-        const loss = crossEntropy(reshape(logits, [-1, cfg.vocabSize]), reshape(y, [-1]));
-        opt.zeroGrad();
-        backward(loss);
-        opt.step();
-      }),
-    );
+  const step = trainingStep(cfg, batch, dtype);
   step();
   step();
-  const sec = timeIt(steps, step);
-  model.zeroGrad();
-  return (batch * T) / sec;
+  return (batch * cfg.nPositions) / timeIt(steps, step);
 }
 
 const threads = getThreads();
