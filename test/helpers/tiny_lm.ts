@@ -1,6 +1,5 @@
 // A tiny GPT-2 with a small chat tokenizer, written as a model folder, for trainer tests.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { GPT2, gpt2Defaults, savePretrained } from '../../src/models/index.js';
 import { Rng } from '../../src/tensor/index.js';
 import { trainBpe } from '../../src/tokenizer/index.js';
