@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -16,7 +16,8 @@ import {
   sftLoss,
   trainSft,
 } from '../src/rlhf/index.js';
-import { noGrad, Rng, randn, Tensor, tidy } from '../src/tensor/index.js';
+import { formatLineError, parseJsonl } from '../src/store/jsonl.js';
+import { crossEntropy, noGrad, Rng, randn, reshape, Tensor, tidy } from '../src/tensor/index.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
@@ -68,6 +69,11 @@ test('SFT loss covers response tokens only: equals a float64 hand computation, p
     },
   ]);
   const examples = encodeDemonstrations(readDemonstrations(file).records, fmt, model.maxPositions).records;
+  // The store keeps one prompt and one completion: it still refuses conversations the trainer accepts.
+  const stored = parseJsonl('demonstrations', readFileSync(file, 'utf8'), { maxTextChars: 100 }, 'mask.jsonl');
+  assert.deepEqual(stored.errors.map(formatLineError), [
+    'mask.jsonl:2: "messages" must be [{"role":"user"}, {"role":"assistant"}] (multi-turn import not supported)',
+  ]);
   // The prompt is the chat template's rendering with a generation prompt; the response ends with EOS.
   const rendered = tokenizer.decode(examples[0].ids.slice(0, examples[0].promptLength));
   assert.equal(rendered, '<|user|>\nsay red<|end|>\n<|assistant|>\n');
@@ -105,12 +111,19 @@ test('SFT loss covers response tokens only: equals a float64 hand computation, p
     const got = noGrad(() => tidy(() => sftLoss(model, examples, padId).item()));
     assert.ok(Math.abs(got - expected) < 1e-4, `pad ${padId}: ${got} vs ${expected}`);
   }
-  // Changing the prompt changes the context but contributes no loss term of its own: a batch whose prompt is cut to
-  // a single token scores only its response tokens too.
-  const noPrompt = examples.map((e) => ({ ...e, ids: e.ids.slice(e.promptLength - 1), promptLength: 1 }));
-  const cutBatch = sftBatch(noPrompt, fmt.padId);
-  const counted = Array.from(cutBatch.targets.i32).filter((t) => t !== -100).length;
-  assert.equal(counted, count);
+  // Whatever the model predicts at prompt and padding positions, the loss is the same.
+  tidy(() => {
+    const logits = noGrad(() => model.forward(batch.ids, { attentionMask: batch.mask }));
+    const V = logits.shape[2];
+    const loss = () =>
+      crossEntropy(reshape(logits, [examples.length * T, V]), reshape(batch.targets, [examples.length * T])).item();
+    const before = loss();
+    const rng = new Rng(9);
+    for (let r = 0; r < examples.length * T; r++)
+      if (batch.targets.i32[r] === -100) for (let v = 0; v < V; v++) logits.f32[r * V + v] = 10 * rng.normal();
+    assert.equal(loss(), before);
+    assert.ok(Math.abs(before - expected) < 1e-4);
+  });
 });
 
 test('SFT: validation loss decreases; the folder loads back; metrics carry train/loss, val/loss, lr', () => {
@@ -289,4 +302,12 @@ test('SFT bad input fails before training with file:line or file and field', () 
   writeJsonl(join(empty2, 'config.json'), [{ vocab_size: 3 }]);
   assert.throws(() => run(good, { modelDir: empty2 }), /not-a-model\/config\.json: field "model_type" is missing/);
   assert.throws(() => run(good, { config: { ...tiny, epochs: 0 } }), /field "epochs" must be an integer >= 1/);
+  // A tokenizer with more ids than the model's embedding.
+  const small = join(root, 'small-vocab');
+  cpSync(join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'llama-tiny'), small, { recursive: true });
+  tokenizer.save(small);
+  assert.throws(
+    () => run(good, { modelDir: small }),
+    /small-vocab\/tokenizer\.json: \d+ token ids, but field "vocab_size" of .*config\.json is 64/,
+  );
 });

@@ -53,11 +53,13 @@ export interface LoadedModel<M> {
   tokenizer: Tokenizer;
   /** The generator behind the model's dropout masks: its state is part of an exact-resume checkpoint. */
   dropoutRng: Rng;
+  /** A note when the asked-for dropout does not apply (Llama-family models have none). */
+  note: string | null;
 }
 
 /**
- * Loads a causal LM folder and its tokenizer. The model is rebuilt around `rng` so that its dropout draws come from
- * a generator the trainer can save; `residPdrop` (GPT-2 only) overrides the folder's residual dropout.
+ * Loads a causal LM folder and its tokenizer. The model is rebuilt around a generator of our own so that its
+ * dropout draws can be checkpointed; `residPdrop` overrides a GPT-2 folder's residual dropout.
  */
 export function loadCausalLM(
   dir: string,
@@ -66,21 +68,22 @@ export function loadCausalLM(
   checkModelFolder(dir, 'causal');
   const tokenizer = Tokenizer.fromDir(dir);
   const rng = new Rng(opts.seed ?? 0);
-  return { model: rebuild(loadPretrained(dir), rng, opts.residPdrop ?? null, dir), tokenizer, dropoutRng: rng };
-}
-
-function rebuild(loaded: CausalLM, rng: Rng, residPdrop: number | null, dir: string): CausalLM {
-  let model: CausalLM;
-  if (loaded instanceof GPT2)
-    model = new GPT2({ ...loaded.config, residPdrop: residPdrop ?? loaded.config.residPdrop }, rng);
-  else {
-    if (residPdrop)
-      throw new Error(`${dir}: dropout is supported for GPT-2 models only (this is a Llama-family model)`);
-    model = new Llama(loaded.config, rng);
-  }
+  const loaded = loadPretrained(dir);
+  if (tokenizer.vocabSize > loaded.config.vocabSize)
+    throw new Error(
+      `${join(dir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
+        `${join(dir, 'config.json')} is ${loaded.config.vocabSize}`,
+    );
+  const p = opts.residPdrop ?? null;
+  const model =
+    loaded instanceof GPT2
+      ? new GPT2({ ...loaded.config, residPdrop: p ?? loaded.config.residPdrop }, rng)
+      : new Llama(loaded.config, rng);
   model.loadStateDict(loaded.stateDict());
-  for (const p of loaded.parameters()) p.dispose();
-  return model;
+  for (const t of loaded.parameters()) t.dispose();
+  const note =
+    p && model instanceof Llama ? `${dir}: a Llama-family model has no dropout; dropout ${p} is ignored` : null;
+  return { model, tokenizer, dropoutRng: rng, note };
 }
 
 /** Loads a reward model folder (checked to be one) and its tokenizer, in eval mode. */

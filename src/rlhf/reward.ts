@@ -248,6 +248,7 @@ export function prepareRm(opts: RmOptions) {
     model: trunk,
     tokenizer,
     dropoutRng,
+    note,
   } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
   const fmt = new Formatter(tokenizer, opts.modelDir);
@@ -264,7 +265,7 @@ export function prepareRm(opts: RmOptions) {
   const skipped = [data, valData, demos, encoded, encodedVal, encodedDemos]
     .flatMap((r) => r?.skipped ?? [])
     .map((e) => `${e.file}:${e.line}: ${e.message}`);
-  return { rm, tokenizer, dropoutRng, fmt, ...split, calibration, skipped };
+  return { rm, tokenizer, dropoutRng, note, fmt, ...split, calibration, skipped };
 }
 
 /** The batch's loss and its pairwise accuracy (a metric, from the same forward pass). */
@@ -301,6 +302,7 @@ export function trainRewardModel(opts: RmOptions): RmResult {
   const cfg = opts.config;
   const say = opts.log ?? ((line: string) => console.error(line));
   const p = prepareRm(opts);
+  if (p.note) say(p.note);
   for (const s of p.skipped) say(`skipped ${s}`);
   if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
   say(`rm: ${p.train.length} training and ${p.val.length} validation rankings`);

@@ -175,7 +175,10 @@ export function prepareSft(opts: SftOptions) {
   const demos = readDemonstrations(opts.dataFile, { skipBad: opts.skipBad });
   const valDemos = opts.valFile ? readDemonstrations(opts.valFile, { skipBad: opts.skipBad }) : null;
   const reward = opts.rewardModelDir ? loadRewardModel(opts.rewardModelDir) : null;
-  const { model, tokenizer, dropoutRng } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
+  const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    residPdrop: cfg.dropout,
+    seed: cfg.seed,
+  });
   const fmt = new Formatter(tokenizer, opts.modelDir);
   if (reward) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
   const context = model.maxPositions;
@@ -187,7 +190,7 @@ export function prepareSft(opts: SftOptions) {
   const skipped = [demos, valDemos, encoded, encodedVal]
     .flatMap((r) => r?.skipped ?? [])
     .map((e) => `${e.file}:${e.line}: ${e.message}`);
-  return { model, tokenizer, dropoutRng, fmt, reward: reward?.model ?? null, ...split, skipped };
+  return { model, tokenizer, dropoutRng, note, fmt, reward: reward?.model ?? null, ...split, skipped };
 }
 
 function checkSameVocabulary(policy: Tokenizer, rm: Tokenizer, rmDir: string): void {
@@ -202,6 +205,7 @@ export function trainSft(opts: SftOptions): SftResult {
   const cfg = opts.config;
   const say = opts.log ?? ((line: string) => console.error(line));
   const p = prepareSft(opts);
+  if (p.note) say(p.note);
   for (const s of p.skipped) say(`skipped ${s}`);
   if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
   say(`sft: ${p.train.length} training and ${p.val.length} validation demonstrations`);
