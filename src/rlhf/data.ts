@@ -284,7 +284,7 @@ export function encodeDemonstrations(
     if (ids.length > context) errors.push(tooLong(d, 'prompt + completion', ids.length, context));
     else records.push({ ids, promptLength: prompt.length, file: d.file, line: d.line });
   }
-  return finishEncoded(demos, { records, errors }, opts);
+  return finish(demos[0]?.file ?? 'input', { records, errors }, opts);
 }
 
 /** Tokenizes rankings; any prompt + response too long for the context is an error (skipped with skipBad). */
@@ -303,13 +303,7 @@ export function encodeRankings(
     if (worst >= 0) errors.push(tooLong(r, `prompt + response ${worst}`, sequences[worst].length, context));
     else records.push({ sequences, ranking: r.ranking, labeler: r.labeler, file: r.file, line: r.line });
   }
-  return finishEncoded(rankings, { records, errors }, opts);
-}
-
-function finishEncoded<T>(input: Located[], parsed: { records: T[]; errors: LineError[] }, opts: ReadOptions): Read<T> {
-  if (parsed.errors.length > 0 && !opts.skipBad) throw new DataError(parsed.errors);
-  if (parsed.records.length === 0) throw new Error(`${input[0]?.file ?? 'input'}: no usable records (empty dataset)`);
-  return { records: parsed.records, skipped: parsed.errors };
+  return finish(rankings[0]?.file ?? 'input', { records, errors }, opts);
 }
 
 // ---- splits and batches ----

@@ -76,10 +76,6 @@ interface Position {
   order: number[] | null;
 }
 
-export function checkpointDir(outDir: string): string {
-  return join(outDir, 'checkpoints');
-}
-
 export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
   const n = h.train.length;
   const perEpoch = Math.ceil(n / cfg.batchSize);
@@ -91,7 +87,7 @@ export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
     minLr: cfg.lr * cfg.minLrRatio,
   };
   const opt = new AdamW(h.model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
-  const root = checkpointDir(h.outDir);
+  const root = join(h.outDir, 'checkpoints');
   const log = new MetricsLog(join(h.outDir, 'metrics.jsonl'), h.stage);
   let step = 0;
   let pos: Position = { epoch: 0, batch: 0, order: null };

@@ -236,7 +236,7 @@ export interface RmResult {
 }
 
 /** Everything a run needs, checked before training. */
-export function prepareRm(opts: RmOptions) {
+function prepareRm(opts: RmOptions) {
   checkRmConfig(opts.config);
   const cfg = opts.config;
   const skipBad = { skipBad: opts.skipBad };

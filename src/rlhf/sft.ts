@@ -166,7 +166,7 @@ export interface SftResult {
 }
 
 /** Everything a run needs, checked before training: data, model, tokenizer, reward model. */
-export function prepareSft(opts: SftOptions) {
+function prepareSft(opts: SftOptions) {
   checkSftConfig(opts.config);
   const cfg = opts.config;
   // Model folders and data files are checked before any weight is read.
@@ -248,7 +248,8 @@ export function trainSft(opts: SftOptions): SftResult {
       best = { epoch, value };
       savePretrained(p.model, opts.outDir);
       p.tokenizer.save(opts.outDir);
-      say(`sft: epoch ${epoch + 1} is the best so far (${selectedBy} ${value.toFixed(4)}); saved to ${opts.outDir}`);
+      const why = selectedBy === 'last epoch' ? 'no validation data' : `${selectedBy} ${value.toFixed(4)}`;
+      say(`sft: saved epoch ${epoch + 1} to ${opts.outDir} (${why})`);
     },
     state: {
       get: () => ({ best }),
