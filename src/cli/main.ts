@@ -2,6 +2,8 @@
 // `instructkit <command> [options]`: each command lives in ./commands/<name>.js and is loaded only when run.
 const COMMANDS: Record<string, string> = {
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
+  sft: 'supervised fine-tuning on demonstrations (InstructGPT step 1)',
+  rm: 'reward model training on rankings or pairs (InstructGPT step 2)',
 };
 
 function usage(): string {

@@ -18,7 +18,13 @@ export interface CandidateRecord {
 export interface DemonstrationRecord {
   prompt: string;
   completion: string;
+  /** The conversation before the final assistant turn, when a `messages` line has a system turn or several turns. */
+  context?: ChatTurn[];
   split?: Split;
+}
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
 }
 export interface RankingRecord {
   prompt: string;
@@ -84,6 +90,11 @@ export interface ValidateOptions {
   /** Allowed K (number of responses) for rankings/candidates. */
   minK?: number;
   maxK?: number;
+  /**
+   * Accept `messages` demonstrations with a leading system turn and several user/assistant turns (the trainer
+   * renders them with the chat template). Off by default: the store keeps one prompt and one completion.
+   */
+  multiTurn?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -117,6 +128,26 @@ function texts(o: Obj, key: string, opts: ValidateOptions): string[] {
       throw new Invalid(`"${key}[${i}]" is longer than ${opts.maxTextChars} characters`);
   });
   return v as string[];
+}
+
+/** `[system?] user assistant (user assistant)*`: roles alternate and the last turn is the assistant's. */
+function chatTurns(v: unknown, opts: ValidateOptions): ChatTurn[] {
+  const shape =
+    '"messages" must be [{"role":"system"}?, {"role":"user"}, {"role":"assistant"}, ...] ending with the assistant';
+  if (!Array.isArray(v) || v.length < 2) throw new Invalid(shape);
+  const first = (v[0] as Obj)?.role === 'system' ? 1 : 0;
+  if ((v.length - first) % 2 !== 0 || v.length - first < 2) throw new Invalid(shape);
+  return v.map((m, i) => {
+    if (typeof m !== 'object' || m === null || Array.isArray(m))
+      throw new Invalid(`"messages[${i}]" must be an object`);
+    const want = i < first ? 'system' : (i - first) % 2 === 0 ? 'user' : 'assistant';
+    if ((m as Obj).role !== want) throw new Invalid(`"messages[${i}].role" must be "${want}"; ${shape}`);
+    const content = (m as Obj).content;
+    if (typeof content !== 'string') throw new Invalid(`"messages[${i}].content" must be a string`);
+    if (content.length > opts.maxTextChars)
+      throw new Invalid(`"messages[${i}].content" is longer than ${opts.maxTextChars} characters`);
+    return { role: want, content };
+  });
 }
 
 /** Checks a ranking label against K responses; returns an error message or null. */
@@ -159,20 +190,17 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
   },
   demonstrations(o, opts) {
     if (o.messages !== undefined) {
-      const m = o.messages;
-      if (
-        !Array.isArray(m) ||
-        m.length !== 2 ||
-        (m[0] as Obj)?.role !== 'user' ||
-        (m[1] as Obj)?.role !== 'assistant'
-      ) {
+      const turns = chatTurns(o.messages, opts);
+      const last = turns.length - 1;
+      const single = turns.length === 2 && turns[0].role === 'user';
+      if (!single && !opts.multiTurn)
         throw new Invalid(
           '"messages" must be [{"role":"user"}, {"role":"assistant"}] (multi-turn import not supported)',
         );
-      }
       return {
-        prompt: text(m[0] as Obj, 'content', opts)!,
-        completion: text(m[1] as Obj, 'content', opts)!,
+        prompt: turns[last - 1].content,
+        completion: turns[last].content,
+        ...(single ? {} : { context: turns.slice(0, last) }),
         split: split(o),
       };
     }

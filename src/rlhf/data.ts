@@ -1,0 +1,369 @@
+// Inputs shared by the SFT and reward-model trainers: model folders checked for their kind, JSONL files read with
+// file:line errors, prompts rendered with the chat template and tokenized, right-padded batches.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CausalLM, GPT2, Llama, loadPretrained, loadScalarPretrained, type ScalarModel } from '../models/index.js';
+import {
+  type ChatTurn,
+  type DemonstrationRecord,
+  formatLineError,
+  type LineError,
+  parseJsonl,
+  type RankingRecord,
+} from '../store/jsonl.js';
+import { Rng, Tensor } from '../tensor/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
+
+// ---- model folders ----
+
+export type FolderKind = 'causal' | 'scalar';
+
+/**
+ * Checks that dir is a model folder of the wanted kind before anything is loaded: a causal LM (what sft trains and
+ * rm starts from) or a scalar-head model (a reward model, as saveScalarPretrained writes). Names file and field.
+ */
+export function checkModelFolder(dir: string, want: FolderKind): void {
+  const path = join(dir, 'config.json');
+  if (!existsSync(dir)) throw new Error(`${dir}: model folder not found`);
+  if (!existsSync(path)) throw new Error(`${path}: file not found; ${dir} is not a model folder`);
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || typeof json.model_type !== 'string')
+    throw new Error(`${path}: field "model_type" is missing; ${dir} is not a model folder`);
+  const arch = Array.isArray(json.architectures) ? String(json.architectures[0]) : '';
+  const scalar = /ForSequenceClassification$/.test(arch) || json.num_labels === 1;
+  if (want === 'causal' && scalar)
+    throw new Error(
+      `${path}: field "architectures" is ${JSON.stringify(json.architectures)}: a reward/value model folder, ` +
+        'but a causal LM (…LMHeadModel, …ForCausalLM) is needed here',
+    );
+  if (want === 'scalar' && !scalar)
+    throw new Error(
+      `${path}: field "architectures" is ${JSON.stringify(json.architectures ?? null)}: not a reward model ` +
+        '(…ForSequenceClassification with num_labels 1, as `instructkit rm` writes)',
+    );
+}
+
+export interface LoadedModel<M> {
+  model: M;
+  tokenizer: Tokenizer;
+  /** The generator behind the model's dropout masks: its state is part of an exact-resume checkpoint. */
+  dropoutRng: Rng;
+  /** A note when the asked-for dropout does not apply (Llama-family models have none). */
+  note: string | null;
+}
+
+/**
+ * Loads a causal LM folder and its tokenizer. The model is rebuilt around a generator of our own so that its
+ * dropout draws can be checkpointed; `residPdrop` overrides a GPT-2 folder's residual dropout.
+ */
+export function loadCausalLM(
+  dir: string,
+  opts: { residPdrop?: number | null; seed?: number } = {},
+): LoadedModel<CausalLM> {
+  checkModelFolder(dir, 'causal');
+  const tokenizer = Tokenizer.fromDir(dir);
+  const rng = new Rng(opts.seed ?? 0);
+  const loaded = loadPretrained(dir);
+  if (tokenizer.vocabSize > loaded.config.vocabSize)
+    throw new Error(
+      `${join(dir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
+        `${join(dir, 'config.json')} is ${loaded.config.vocabSize}`,
+    );
+  const p = opts.residPdrop ?? null;
+  const model =
+    loaded instanceof GPT2
+      ? new GPT2({ ...loaded.config, residPdrop: p ?? loaded.config.residPdrop }, rng)
+      : new Llama(loaded.config, rng);
+  model.loadStateDict(loaded.stateDict());
+  for (const t of loaded.parameters()) t.dispose();
+  const note =
+    p && model instanceof Llama ? `${dir}: a Llama-family model has no dropout; dropout ${p} is ignored` : null;
+  return { model, tokenizer, dropoutRng: rng, note };
+}
+
+/** Loads a reward model folder (checked to be one) and its tokenizer, in eval mode. */
+export function loadRewardModel(dir: string): { model: ScalarModel; tokenizer: Tokenizer } {
+  checkModelFolder(dir, 'scalar');
+  const tokenizer = Tokenizer.fromDir(dir);
+  return { model: loadScalarPretrained(dir).eval(), tokenizer };
+}
+
+// ---- formatting and tokenization ----
+
+/**
+ * Turns records into token ids the way every stage must agree on: the prompt rendered with the chat template (the
+ * user turn and the assistant's generation prompt; plain text when the tokenizer has none), then the response and
+ * EOS. Generation stops at EOS, and the reward model reads its score at that token.
+ */
+export class Formatter {
+  readonly eosId: number;
+  readonly padId: number;
+  constructor(
+    readonly tokenizer: Tokenizer,
+    readonly dir: string,
+  ) {
+    if (tokenizer.eosId === null)
+      throw new Error(
+        `${join(dir, 'tokenizer_config.json')}: field "eos_token" is missing; responses must end with EOS`,
+      );
+    this.eosId = tokenizer.eosId;
+    this.padId = tokenizer.padId ?? tokenizer.eosId;
+  }
+
+  /** Prompt ids; `context` is the conversation before the last user turn's answer (system, earlier turns). */
+  prompt(prompt: string, context?: ChatTurn[]): number[] {
+    const tok = this.tokenizer;
+    let ids: number[];
+    if (tok.chatTemplate) {
+      const messages = context ?? [{ role: 'user', content: prompt }];
+      ids = tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), { addSpecialTokens: false });
+    } else {
+      if (context) throw new Error('a multi-turn "messages" line needs a tokenizer with a chat template');
+      ids = tok.encode(prompt);
+    }
+    // generate() needs at least one prompt token.
+    return ids.length > 0 ? ids : [tok.bosId ?? this.eosId];
+  }
+
+  /** Response ids, EOS appended. */
+  response(text: string): number[] {
+    return [...this.tokenizer.encode(text, { addSpecialTokens: false }), this.eosId];
+  }
+}
+
+// ---- JSONL files ----
+
+/** Bad lines of an input file, all reported at once (the first few printed), before any compute. */
+export class DataError extends Error {
+  constructor(readonly errors: LineError[]) {
+    const shown = errors.slice(0, 10).map(formatLineError);
+    if (errors.length > 10) shown.push(`... and ${errors.length - 10} more`);
+    super(shown.join('\n'));
+    this.name = 'DataError';
+  }
+}
+
+export interface ReadOptions {
+  /** Skip bad lines (counted in `skipped`) instead of failing. */
+  skipBad?: boolean;
+}
+
+/** Where a record came from, for errors found after parsing (e.g. too long for the model). */
+export interface Located {
+  file: string;
+  line: number;
+}
+
+const TEXT_LIMIT = 1_000_000;
+
+function readText(file: string): string {
+  if (!existsSync(file)) throw new Error(`${file}: file not found`);
+  return readFileSync(file, 'utf8');
+}
+
+// parseJsonl numbers lines of the text it is given; records are matched to lines by parsing one line at a time.
+function parseLines<T>(
+  file: string,
+  parse: (line: string) => { records: T[]; errors: LineError[] },
+): { records: (T & Located)[]; errors: LineError[] } {
+  const records: (T & Located)[] = [];
+  const errors: LineError[] = [];
+  readText(file)
+    .split('\n')
+    .forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      const r = parse(raw);
+      for (const e of r.errors) errors.push({ file, line: i + 1, message: e.message });
+      for (const rec of r.records) records.push({ ...rec, file, line: i + 1 });
+    });
+  return { records, errors };
+}
+
+function finish<T>(file: string, parsed: { records: T[]; errors: LineError[] }, opts: ReadOptions): Read<T> {
+  if (parsed.errors.length > 0 && !opts.skipBad) throw new DataError(parsed.errors);
+  if (parsed.records.length === 0) throw new Error(`${file}: no usable records (empty dataset)`);
+  return { records: parsed.records, skipped: parsed.errors };
+}
+
+export interface Read<T> {
+  records: T[];
+  /** Lines skipped with skipBad. */
+  skipped: LineError[];
+}
+
+export type Demonstration = DemonstrationRecord & Located;
+
+/** Demonstrations: `{"prompt","completion"}` or chat `{"messages": [...]}` lines. */
+export function readDemonstrations(file: string, opts: ReadOptions = {}): Read<Demonstration> {
+  const parsed = parseLines(file, (line) =>
+    parseJsonl('demonstrations', line, { maxTextChars: TEXT_LIMIT, multiTurn: true }, file),
+  );
+  return finish(file, parsed, opts);
+}
+
+export type ComparisonFormat = 'auto' | 'rankings' | 'pairwise';
+export type Ranking = RankingRecord & Located;
+
+/**
+ * Rankings `{"prompt","responses":[K],"ranking":[best→worst],"labeler"?}` and pairwise `{"prompt","chosen",
+ * "rejected"}` lines (a pair becomes K = 2 with the chosen response first); `auto` decides per line.
+ */
+export function readComparisons(
+  file: string,
+  format: ComparisonFormat = 'auto',
+  opts: ReadOptions = {},
+): Read<Ranking> {
+  const vopts = { maxTextChars: TEXT_LIMIT, minK: 2, maxK: 9 };
+  const parsed = parseLines(file, (line): { records: RankingRecord[]; errors: LineError[] } => {
+    if (kindOf(line, format) === 'rankings') return parseJsonl('rankings', line, vopts, file);
+    const r = parseJsonl('pairwise', line, vopts, file);
+    return {
+      errors: r.errors,
+      records: r.records.map((p) => ({ prompt: p.prompt, responses: [p.chosen, p.rejected], ranking: [0, 1] })),
+    };
+  });
+  return finish(file, parsed, opts);
+}
+
+function kindOf(line: string, format: ComparisonFormat): 'rankings' | 'pairwise' {
+  if (format !== 'auto') return format;
+  try {
+    const o = JSON.parse(line);
+    return o && typeof o === 'object' && ('chosen' in o || 'rejected' in o) ? 'pairwise' : 'rankings';
+  } catch {
+    return 'rankings'; // its validator reports the JSON error
+  }
+}
+
+// ---- tokenized examples ----
+
+/** A demonstration as ids: the first promptLength tokens are the prompt, the rest the response and EOS. */
+export interface SftExample extends Located {
+  ids: number[];
+  promptLength: number;
+}
+
+/** A ranking as ids: one full sequence (prompt + response + EOS) per response. */
+export interface RankingExample extends Located {
+  sequences: number[][];
+  ranking: number[];
+  labeler?: string;
+}
+
+function tooLong(where: Located, what: string, n: number, context: number): LineError {
+  return {
+    file: where.file,
+    line: where.line,
+    message: `${what} is ${n} tokens, longer than the model context of ${context}`,
+  };
+}
+
+/** Tokenizes demonstrations; a line too long for the context is an error (skipped with skipBad). */
+export function encodeDemonstrations(
+  demos: Demonstration[],
+  fmt: Formatter,
+  context: number,
+  opts: ReadOptions = {},
+): Read<SftExample> {
+  const records: SftExample[] = [];
+  const errors: LineError[] = [];
+  for (const d of demos) {
+    let prompt: number[];
+    try {
+      prompt = fmt.prompt(d.prompt, d.context);
+    } catch (e) {
+      errors.push({ file: d.file, line: d.line, message: (e as Error).message });
+      continue;
+    }
+    const ids = [...prompt, ...fmt.response(d.completion)];
+    if (ids.length > context) errors.push(tooLong(d, 'prompt + completion', ids.length, context));
+    else records.push({ ids, promptLength: prompt.length, file: d.file, line: d.line });
+  }
+  return finish(demos[0]?.file ?? 'input', { records, errors }, opts);
+}
+
+/** Tokenizes rankings; any prompt + response too long for the context is an error (skipped with skipBad). */
+export function encodeRankings(
+  rankings: Ranking[],
+  fmt: Formatter,
+  context: number,
+  opts: ReadOptions = {},
+): Read<RankingExample> {
+  const records: RankingExample[] = [];
+  const errors: LineError[] = [];
+  for (const r of rankings) {
+    const prompt = fmt.prompt(r.prompt);
+    const sequences = r.responses.map((text) => [...prompt, ...fmt.response(text)]);
+    const worst = sequences.findIndex((s) => s.length > context);
+    if (worst >= 0) errors.push(tooLong(r, `prompt + response ${worst}`, sequences[worst].length, context));
+    else records.push({ sequences, ranking: r.ranking, labeler: r.labeler, file: r.file, line: r.line });
+  }
+  return finish(rankings[0]?.file ?? 'input', { records, errors }, opts);
+}
+
+// ---- splits and batches ----
+
+/** A seeded Fisher–Yates permutation of 0..n-1. */
+export function shuffled(n: number, rng: Rng): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** Holds out floor(fraction · n) records, chosen by a seeded shuffle; the rest keep their file order. */
+export function splitValidation<T>(records: T[], fraction: number, seed: number): { train: T[]; val: T[] } {
+  if (!(fraction >= 0 && fraction < 1)) throw new Error(`val fraction must be in [0, 1), got ${fraction}`);
+  const nVal = Math.floor(records.length * fraction);
+  const held = new Set(shuffled(records.length, new Rng(seed)).slice(0, nVal));
+  return {
+    train: records.filter((_, i) => !held.has(i)),
+    val: records.filter((_, i) => held.has(i)),
+  };
+}
+
+/** Right-padded token rows with their attention mask (1 real, 0 pad) and lengths. */
+export interface PaddedBatch {
+  ids: Tensor;
+  mask: Tensor;
+  lengths: number[];
+}
+
+export function padRight(rows: number[][], padId: number): PaddedBatch {
+  const B = rows.length;
+  const T = Math.max(...rows.map((r) => r.length));
+  const ids = Tensor.empty([B, T], 'i32');
+  const mask = Tensor.empty([B, T]);
+  ids.i32.fill(padId);
+  mask.f32.fill(0);
+  rows.forEach((r, b) => {
+    ids.i32.set(r, b * T);
+    mask.f32.fill(1, b * T, b * T + r.length);
+  });
+  return { ids, mask, lengths: rows.map((r) => r.length) };
+}
+
+/**
+ * SFT batch: next-token targets only where the next token is a response token (the prompt and the padding get
+ * ignoreIndex -100, so they add neither loss nor gradient).
+ */
+export function sftBatch(examples: SftExample[], padId: number): PaddedBatch & { targets: Tensor } {
+  const batch = padRight(
+    examples.map((e) => e.ids),
+    padId,
+  );
+  const [B, T] = batch.ids.shape;
+  const targets = Tensor.empty([B, T], 'i32');
+  targets.i32.fill(-100);
+  examples.forEach((e, b) => {
+    for (let t = Math.max(0, e.promptLength - 1); t < e.ids.length - 1; t++) targets.i32[b * T + t] = e.ids[t + 1];
+  });
+  return { ...batch, targets };
+}

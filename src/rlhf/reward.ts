@@ -1,0 +1,351 @@
+// Step 2 of InstructGPT (arXiv 2203.02155 §3.5, appendix C): the reward model. The SFT model with its LM head
+// replaced by a scalar head, trained on rankings of K responses per prompt: every response of a prompt goes in the
+// same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
+// head's bias is set so that demonstrations score 0 on average.
+import { join } from 'node:path';
+import { ScalarModel, saveScalarPretrained } from '../models/index.js';
+import {
+  abs,
+  add,
+  check,
+  embedding,
+  exp,
+  log,
+  minimum,
+  mul,
+  neg,
+  Rng,
+  reshape,
+  sub,
+  sum,
+  Tensor,
+} from '../tensor/index.js';
+import { saveRunConfig } from '../train/config.js';
+import type { Metrics } from '../train/metrics.js';
+import {
+  type ComparisonFormat,
+  checkModelFolder,
+  encodeDemonstrations,
+  encodeRankings,
+  Formatter,
+  loadCausalLM,
+  padRight,
+  type RankingExample,
+  readComparisons,
+  readDemonstrations,
+  splitValidation,
+} from './data.js';
+import { checkLoopConfig, type LoopConfig, runLoop } from './loop.js';
+import { scoreSequences } from './sft.js';
+
+export interface RmConfig extends LoopConfig {
+  /** Subtracted from every score difference: r_w − r_l must exceed it before the loss flattens. */
+  margin: number;
+  /** GPT-2 residual dropout during training; null keeps the model folder's. */
+  dropout: number | null;
+  /** Share of the comparisons held out when no validation file is given. */
+  valFraction: number;
+}
+
+export const rmDefaults: RmConfig = {
+  epochs: 1,
+  batchSize: 8,
+  lr: 9e-6,
+  warmupRatio: 0.03,
+  minLrRatio: 0.1,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  saveEvery: 0,
+  seed: 0,
+  margin: 0,
+  dropout: 0,
+  valFraction: 0.1,
+};
+
+export function checkRmConfig(c: RmConfig, source = 'rm config'): void {
+  checkLoopConfig(c, source);
+  if (!Number.isFinite(c.margin)) throw new Error(`${source}: field "margin" must be a number, got ${c.margin}`);
+  if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1))
+    throw new Error(`${source}: field "dropout" must be in [0, 1) or null, got ${c.dropout}`);
+  if (!(c.valFraction >= 0 && c.valFraction < 1))
+    throw new Error(`${source}: field "valFraction" must be in [0, 1), got ${c.valFraction}`);
+}
+
+// ---- the ranking loss ----
+
+/** The responses of one prompt within a flat score vector: scores[offset + i] is response i's. */
+export interface RankingGroup {
+  offset: number;
+  /** Response indices, best first. */
+  ranking: number[];
+}
+
+function checkRanking(ranking: number[], k: number, op: string): void {
+  const seen = new Set(ranking);
+  check(
+    k >= 2 && ranking.length === k && seen.size === k && ranking.every((i) => Number.isInteger(i) && i >= 0 && i < k),
+    op,
+    () => `ranking [${ranking}] must be a permutation of 0..${k - 1} (K >= 2)`,
+  );
+}
+
+// −log σ(x) = log(1 + e^−|x|) − min(x, 0), which neither overflows nor takes log(0).
+function negLogSigmoid(x: Tensor): Tensor {
+  return sub(log(add(exp(neg(abs(x))), 1)), minimum(x, 0));
+}
+
+/**
+ * Mean over prompts of each prompt's ranking loss, from one flat vector of scores (N) holding every response of
+ * every prompt: all C(K,2) pairs of a prompt weigh 1/C(K,2), so each prompt counts once however large its K.
+ */
+export function batchRankingLoss(scores: Tensor, groups: RankingGroup[], margin = 0): Tensor {
+  const op = 'rankingLoss';
+  check(scores.ndim === 1, op, () => `scores must be 1-D, got ${scores.ndim}-D`);
+  check(groups.length > 0, op, () => 'no rankings');
+  const win: number[] = [];
+  const lose: number[] = [];
+  const weight: number[] = [];
+  for (const { offset, ranking } of groups) {
+    const K = ranking.length;
+    checkRanking(ranking, K, op);
+    check(
+      offset >= 0 && offset + K <= scores.shape[0],
+      op,
+      () => `group at ${offset} of K ${K} exceeds ${scores.shape[0]} scores`,
+    );
+    const pairs = (K * (K - 1)) / 2;
+    for (let i = 0; i < K; i++)
+      for (let j = i + 1; j < K; j++) {
+        win.push(offset + ranking[i]);
+        lose.push(offset + ranking[j]);
+        weight.push(1 / (pairs * groups.length));
+      }
+  }
+  const P = win.length;
+  const column = reshape(scores, [scores.shape[0], 1]);
+  const rw = reshape(embedding(column, Tensor.fromBuffer(Int32Array.from(win), [P])), [P]);
+  const rl = reshape(embedding(column, Tensor.fromBuffer(Int32Array.from(lose), [P])), [P]);
+  return sum(mul(negLogSigmoid(sub(sub(rw, rl), margin)), Tensor.fromBuffer(Float32Array.from(weight), [P])));
+}
+
+/** −1/C(K,2) Σ_{w ranked above l} log σ(r_w − r_l − margin) for one prompt's K scores. */
+export function rankingLoss(scores: Tensor, ranking: number[], margin = 0): Tensor {
+  check(scores.ndim === 1, 'rankingLoss', () => `scores must be (K), got ${scores.ndim}-D`);
+  checkRanking(ranking, scores.shape[0], 'rankingLoss');
+  return batchRankingLoss(scores, [{ offset: 0, ranking }], margin);
+}
+
+/** Pairs ordered correctly (r_w > r_l; a tie counts as wrong) and pairs in all, of one prompt's scores. */
+export function pairsCorrect(scores: ArrayLike<number>, ranking: number[]): { correct: number; pairs: number } {
+  let correct = 0;
+  let pairs = 0;
+  for (let i = 0; i < ranking.length; i++)
+    for (let j = i + 1; j < ranking.length; j++) {
+      pairs++;
+      if (scores[ranking[i]] > scores[ranking[j]]) correct++;
+    }
+  return { correct, pairs };
+}
+
+// ---- evaluation and calibration ----
+
+export interface RankingEval {
+  loss: number;
+  accuracy: number;
+  /** Pairwise accuracy per labeler (rankings that name one). */
+  perLabeler: Record<string, number>;
+}
+
+/** Held-out loss and pairwise accuracy, overall and per labeler. */
+export function evaluateRankings(
+  rm: ScalarModel,
+  examples: RankingExample[],
+  opts: { batchSize: number; padId: number; margin: number },
+): RankingEval {
+  const flat = examples.flatMap((e) => e.sequences);
+  const scores = scoreSequences(rm, flat, opts.batchSize * 4, opts.padId);
+  const tally = new Map<string | null, { correct: number; pairs: number }>();
+  const add1 = (key: string | null, c: { correct: number; pairs: number }) => {
+    const t = tally.get(key) ?? { correct: 0, pairs: 0 };
+    tally.set(key, { correct: t.correct + c.correct, pairs: t.pairs + c.pairs });
+  };
+  let loss = 0;
+  let offset = 0;
+  for (const e of examples) {
+    const s = scores.slice(offset, offset + e.sequences.length);
+    offset += e.sequences.length;
+    const c = pairsCorrect(s, e.ranking);
+    add1(null, c);
+    if (e.labeler !== undefined) add1(e.labeler, c);
+    let l = 0;
+    for (let i = 0; i < e.ranking.length; i++)
+      for (let j = i + 1; j < e.ranking.length; j++) {
+        const x = s[e.ranking[i]] - s[e.ranking[j]] - opts.margin;
+        l += Math.log1p(Math.exp(-Math.abs(x))) - Math.min(x, 0);
+      }
+    loss += l / c.pairs;
+  }
+  const all = tally.get(null)!;
+  const perLabeler: Record<string, number> = {};
+  for (const [key, t] of tally) if (key !== null) perLabeler[key] = t.correct / t.pairs;
+  return { loss: loss / examples.length, accuracy: all.correct / all.pairs, perLabeler };
+}
+
+/**
+ * Shifts the head's bias so that the sequences (demonstrations: prompt + response + EOS) score 0 on average, which
+ * keeps the reward centred for RL. Returns the mean score before the shift.
+ */
+export function calibrateBias(rm: ScalarModel, sequences: number[][], batchSize: number, padId: number): number {
+  check(sequences.length > 0, 'calibrateBias', () => 'no sequences to calibrate on');
+  const scores = scoreSequences(rm, sequences, batchSize, padId);
+  let mean = 0;
+  for (const s of scores) mean += s / scores.length;
+  rm.score.bias!.f32[0] -= mean;
+  return mean;
+}
+
+// ---- training ----
+
+export interface RmOptions {
+  /** The SFT model folder the reward model starts from. */
+  modelDir: string;
+  dataFile: string;
+  outDir: string;
+  config: RmConfig;
+  format?: ComparisonFormat;
+  valFile?: string;
+  /** Demonstrations the bias is calibrated on (default: the top-ranked / chosen training responses). */
+  demosFile?: string;
+  resume?: boolean;
+  skipBad?: boolean;
+  signal?: AbortSignal;
+  onStep?: (step: number, metrics: Metrics) => void;
+  log?: (line: string) => void;
+}
+
+export interface RmResult {
+  steps: number;
+  aborted: boolean;
+  trainRankings: number;
+  valRankings: number;
+  skipped: string[];
+  /** Held-out evaluation after training (null without validation data or when aborted). */
+  val: RankingEval | null;
+  /** Mean calibration-set score before the bias shift (null when aborted). */
+  biasShift: number | null;
+}
+
+/** Everything a run needs, checked before training. */
+function prepareRm(opts: RmOptions) {
+  checkRmConfig(opts.config);
+  const cfg = opts.config;
+  const skipBad = { skipBad: opts.skipBad };
+  checkModelFolder(opts.modelDir, 'causal');
+  const data = readComparisons(opts.dataFile, opts.format, skipBad);
+  const valData = opts.valFile ? readComparisons(opts.valFile, opts.format, skipBad) : null;
+  const demos = opts.demosFile ? readDemonstrations(opts.demosFile, skipBad) : null;
+  const {
+    model: trunk,
+    tokenizer,
+    dropoutRng,
+    note,
+  } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
+  const rm = new ScalarModel(trunk, new Rng(cfg.seed));
+  const fmt = new Formatter(tokenizer, opts.modelDir);
+  const context = trunk.maxPositions;
+  const encoded = encodeRankings(data.records, fmt, context, skipBad);
+  const encodedVal = valData ? encodeRankings(valData.records, fmt, context, skipBad) : null;
+  const encodedDemos = demos ? encodeDemonstrations(demos.records, fmt, context, skipBad) : null;
+  const split = encodedVal
+    ? { train: encoded.records, val: encodedVal.records }
+    : splitValidation(encoded.records, cfg.valFraction, cfg.seed);
+  const calibration = encodedDemos
+    ? encodedDemos.records.map((d) => d.ids)
+    : split.train.map((r) => r.sequences[r.ranking[0]]);
+  const skipped = [data, valData, demos, encoded, encodedVal, encodedDemos]
+    .flatMap((r) => r?.skipped ?? [])
+    .map((e) => `${e.file}:${e.line}: ${e.message}`);
+  return { rm, tokenizer, dropoutRng, note, fmt, ...split, calibration, skipped };
+}
+
+/** The batch's loss and its pairwise accuracy (a metric, from the same forward pass). */
+export function rmBatchLoss(
+  rm: ScalarModel,
+  batch: RankingExample[],
+  padId: number,
+  margin: number,
+): { loss: Tensor; accuracy: number } {
+  const groups: { offset: number; ranking: number[] }[] = [];
+  const rows: number[][] = [];
+  for (const e of batch) {
+    groups.push({ offset: rows.length, ranking: e.ranking });
+    rows.push(...e.sequences);
+  }
+  const { ids, mask, lengths } = padRight(rows, padId);
+  const scores = rm.scoreAt(
+    ids,
+    lengths.map((n) => n - 1),
+    { attentionMask: mask },
+  );
+  const values = scores.f32;
+  let correct = 0;
+  let pairs = 0;
+  for (const g of groups) {
+    const c = pairsCorrect(values.subarray(g.offset, g.offset + g.ranking.length), g.ranking);
+    correct += c.correct;
+    pairs += c.pairs;
+  }
+  return { loss: batchRankingLoss(scores, groups, margin), accuracy: correct / pairs };
+}
+
+export function trainRewardModel(opts: RmOptions): RmResult {
+  const cfg = opts.config;
+  const say = opts.log ?? ((line: string) => console.error(line));
+  const p = prepareRm(opts);
+  if (p.note) say(p.note);
+  for (const s of p.skipped) say(`skipped ${s}`);
+  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
+  say(`rm: ${p.train.length} training and ${p.val.length} validation rankings`);
+  saveRunConfig(opts.outDir, 'rm_config.json', {
+    ...cfg,
+    model: opts.modelDir,
+    data: opts.dataFile,
+    val: opts.valFile ?? null,
+    demos: opts.demosFile ?? null,
+  });
+  const evalOpts = { batchSize: cfg.batchSize, padId: p.fmt.padId, margin: cfg.margin };
+  let val: RankingEval | null = null;
+  const result = runLoop(cfg, {
+    stage: 'rm',
+    outDir: opts.outDir,
+    model: p.rm,
+    dropoutRng: p.dropoutRng,
+    dataRng: new Rng(cfg.seed + 1),
+    train: p.train,
+    loss: (batch) => {
+      const { loss, accuracy } = rmBatchLoss(p.rm, batch, p.fmt.padId, cfg.margin);
+      return { loss, metrics: { 'train/accuracy': accuracy } };
+    },
+    validate: () => {
+      if (p.val.length === 0) return {};
+      val = evaluateRankings(p.rm, p.val, evalOpts);
+      const m: Metrics = { 'val/loss': val.loss, 'val/accuracy': val.accuracy };
+      for (const [labeler, acc] of Object.entries(val.perLabeler)) m[`val/accuracy/${labeler}`] = acc;
+      return m;
+    },
+    resume: opts.resume,
+    signal: opts.signal,
+    onStep: opts.onStep,
+  });
+  const base = { ...result, trainRankings: p.train.length, valRankings: p.val.length, skipped: p.skipped };
+  if (result.aborted) return { ...base, val: null, biasShift: null };
+  // A resumed run that had already finished skips the loop; its held-out numbers are measured again.
+  if (p.val.length > 0) val ??= evaluateRankings(p.rm, p.val, evalOpts);
+  const biasShift = calibrateBias(p.rm, p.calibration, cfg.batchSize * 4, p.fmt.padId);
+  saveScalarPretrained(p.rm, opts.outDir);
+  p.tokenizer.save(opts.outDir);
+  say(
+    `rm: mean calibration score ${biasShift.toFixed(4)} moved to 0; saved to ${join(opts.outDir, 'model.safetensors')}`,
+  );
+  return { ...base, val, biasShift };
+}

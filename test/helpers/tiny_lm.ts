@@ -1,0 +1,34 @@
+// A tiny GPT-2 with a small chat tokenizer, written as a model folder, for trainer tests.
+import { writeFileSync } from 'node:fs';
+import { GPT2, gpt2Defaults, savePretrained } from '../../src/models/index.js';
+import { Rng } from '../../src/tensor/index.js';
+import { trainBpe } from '../../src/tokenizer/index.js';
+
+export const WORDS = ['red', 'green', 'blue', 'cyan', 'gold', 'pink', 'gray', 'teal'];
+
+/** Writes config.json, model.safetensors and the tokenizer into dir; returns dir. */
+export function writeTinyModel(dir: string, opts: { nPositions?: number; seed?: number; nEmbd?: number } = {}): string {
+  const corpus = Array.from({ length: 40 }, (_, i) => `say ${WORDS[i % 8]} then ${WORDS[(i * 3) % 8]} please.`);
+  const tok = trainBpe(corpus, { vocabSize: 300, chatTokens: true });
+  const model = new GPT2(
+    {
+      ...gpt2Defaults,
+      vocabSize: tok.vocabSize,
+      nPositions: opts.nPositions ?? 48,
+      nEmbd: opts.nEmbd ?? 32,
+      nLayer: 2,
+      nHead: 2,
+      residPdrop: 0,
+      embdPdrop: 0,
+    },
+    new Rng(opts.seed ?? 1),
+  );
+  savePretrained(model, dir);
+  tok.save(dir);
+  return dir;
+}
+
+export function writeJsonl(path: string, rows: unknown[]): string {
+  writeFileSync(path, rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n'));
+  return path;
+}
