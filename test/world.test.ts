@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  answerStats,
   buildWorld,
   CONSTRAINT_PHRASINGS,
   type Constraint,
@@ -230,6 +231,22 @@ test('few-shot prompt: solved examples of the same kind, then the question', () 
   assert.ok(prompt.endsWith(`Q: ${task.prompt}\nA:`));
   assert.ok(prompt.startsWith(`Q: ${examples[0].prompt}\nA: ${examples[0].reference}\n\n`));
   assert.throws(() => fewShotExamples(task, [], new Rng(3), 2), /pool/);
+});
+
+test('answerStats: fractions right, in format and both', () => {
+  const tasks = buildWorld(4, small)
+    .eval.filter((t) => t.constraint !== null)
+    .slice(0, 10);
+  const answers = tasks.map((t, i) =>
+    i < 4 ? t.reference : i < 7 ? candidateResponse(t, 'format', new Rng(i)) : t.wrong[0],
+  );
+  const s = answerStats(tasks, answers);
+  assert.equal(s.n, 10);
+  assert.equal(s.correct, 0.7);
+  assert.equal(s.both, 0.4);
+  assert.equal(s.constraintsMet, 0.7, 'wrong answers come in the right format');
+  assert.equal(s.meanChars, answers.join('').length / 10);
+  assert.throws(() => answerStats(tasks, []), /answers/);
 });
 
 test('world: bad options are refused', () => {

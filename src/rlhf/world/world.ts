@@ -94,3 +94,34 @@ export function fewShotExamples(task: Task, pool: readonly Task[], rng: Rng, sho
   }
   return out;
 }
+
+export interface AnswerStats {
+  /** Fraction of answers with the right content. */
+  correct: number;
+  /** Fraction that obey the task's format constraint (and are not empty). */
+  constraintsMet: number;
+  /** Fraction both right and in format. */
+  both: number;
+  /** Mean answer length in characters. */
+  meanChars: number;
+  n: number;
+}
+
+/** Objective scores of answers to tasks (what the world's checkers say, with no labeler involved). */
+export function answerStats(tasks: readonly Task[], answers: readonly string[]): AnswerStats {
+  if (tasks.length !== answers.length)
+    throw new Error(`answerStats: ${tasks.length} tasks but ${answers.length} answers`);
+  let correct = 0;
+  let met = 0;
+  let both = 0;
+  let chars = 0;
+  tasks.forEach((t, i) => {
+    const r = t.check(answers[i]);
+    if (r.correct) correct++;
+    if (r.constraintsMet) met++;
+    if (r.correct && r.constraintsMet) both++;
+    chars += answers[i].length;
+  });
+  const n = tasks.length || 1;
+  return { correct: correct / n, constraintsMet: met / n, both: both / n, meanChars: chars / n, n: tasks.length };
+}
