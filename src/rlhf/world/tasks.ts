@@ -115,7 +115,7 @@ interface Instance {
   bad: Content[];
 }
 
-interface Kind {
+export interface Kind {
   family: Family;
   name: string;
   phrasings: Phrasing[];
