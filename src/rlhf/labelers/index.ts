@@ -1,0 +1,5 @@
+export * from './agreement.js';
+export * from './export.js';
+export * from './labeler.js';
+export * from './pools.js';
+export * from './simulated.js';

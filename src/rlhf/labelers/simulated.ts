@@ -1,0 +1,122 @@
+/**
+ * Simulated labelers for the miniature world. Each judges a response on what the paper's labelers weigh —
+ * correctness, following the instruction's constraints, concision, tone — with its own weights and Gaussian
+ * noise, so two labelers disagree about as often as people do. Pools of them stand in for the training and
+ * held-out labeler groups.
+ */
+import { Rng } from '../../tensor/random.js';
+import { pick } from '../world/random.js';
+import type { Task } from '../world/tasks.js';
+import { type Labeler, type LabelerGroup, type RankLabel, rankLabelFromScores, type Score } from './labeler.js';
+
+export interface LabelerWeights {
+  correctness: number;
+  constraints: number;
+  /** Reward for not going past the needed content. */
+  concision: number;
+  /** Reward for no rambling, hedging or repetition. */
+  tone: number;
+  /** Liking (or, when negative, dislike) for a polite opener such as "Sure!". */
+  politeness: number;
+  /** Standard deviation of the Gaussian noise added to each judgement. */
+  noise: number;
+  /** Probability that a demonstration is a light variation of the reference rather than the reference itself. */
+  varyDemos: number;
+}
+
+/** What a labeler sees in a response, each in [0, 1]. */
+export interface Features {
+  correct: number;
+  constraintsMet: number;
+  concision: number;
+  tone: number;
+  polite: number;
+}
+
+const FILLER = /\b(well|hmm|um|basically|i think|i guess|maybe|let me (think|see)|i hope that helps|my guess)\b/i;
+const POLITE_OPENER = /^(sure|of course|certainly|happy to help)\b/i;
+
+function words(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w !== '');
+}
+
+/** A word (letters or digits) said three times or more reads as degenerate repetition. */
+function repeats(text: string): boolean {
+  const counts = new Map<string, number>();
+  for (const w of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+    const c = (counts.get(w) ?? 0) + 1;
+    if (c >= 3) return true;
+    counts.set(w, c);
+  }
+  return false;
+}
+
+/** The features every simulated labeler reads; labelers differ only in how they weigh them. */
+export function responseFeatures(task: Task, response: string): Features {
+  const r = response.trim();
+  if (r === '') return { correct: 0, constraintsMet: 0, concision: 0, tone: 0, polite: 0 };
+  const check = task.check(r);
+  const extra = Math.max(0, words(r).length - words(task.reference).length);
+  return {
+    correct: check.correct ? 1 : 0,
+    constraintsMet: check.constraintsMet ? 1 : 0,
+    concision: Math.exp(-extra / 4),
+    tone: Math.max(0, 1 - (FILLER.test(r) ? 0.5 : 0) - (repeats(r) ? 0.5 : 0)),
+    polite: POLITE_OPENER.test(r) ? 1 : 0,
+  };
+}
+
+export class SimulatedLabeler implements Labeler<Task> {
+  private readonly rng: Rng;
+
+  constructor(
+    readonly id: string,
+    readonly group: LabelerGroup,
+    readonly weights: LabelerWeights,
+    seed: number,
+  ) {
+    for (const [name, w] of Object.entries(weights)) {
+      if (!Number.isFinite(w)) throw new Error(`SimulatedLabeler ${id}: weight "${name}" must be a finite number`);
+    }
+    if (weights.noise < 0) throw new Error(`SimulatedLabeler ${id}: noise must be ≥ 0`);
+    this.rng = new Rng(seed);
+  }
+
+  score(task: Task, response: string): Score {
+    const f = responseFeatures(task, response);
+    const w = this.weights;
+    const clean =
+      w.correctness * f.correct +
+      w.constraints * f.constraintsMet +
+      w.concision * f.concision +
+      w.tone * f.tone +
+      w.politeness * f.polite;
+    const value = clean + w.noise * this.rng.normal();
+    // Likert: the noisy value placed on the range a response could score with this labeler's weights.
+    const lo = Math.min(0, w.politeness);
+    const hi = w.correctness + w.constraints + w.concision + w.tone + Math.max(0, w.politeness);
+    const unit = Math.min(1, Math.max(0, (value - lo) / (hi - lo)));
+    const nonEmpty = response.trim() !== '';
+    return {
+      likert: 1 + Math.round(6 * unit),
+      flags: {
+        fails_to_follow_instruction: f.constraintsMet === 0,
+        hallucination: nonEmpty && task.family === 'facts' && f.correct === 0,
+      },
+      value,
+    };
+  }
+
+  rank(task: Task, responses: readonly string[]): RankLabel {
+    return rankLabelFromScores(responses.map((r) => this.score(task, r)));
+  }
+
+  compare(task: Task, a: string, b: string): 'a' | 'b' {
+    return this.score(task, a).value >= this.score(task, b).value ? 'a' : 'b';
+  }
+
+  demonstrate(task: Task, rng: Rng = this.rng): string {
+    if (task.variants.length > 0 && rng.next() < this.weights.varyDemos) return pick(rng, task.variants);
+    return task.reference;
+  }
+}

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  agreementBetween,
+  demonstrationRecords,
+  heldoutPool,
+  type LabelerWeights,
+  measureAgreement,
+  promptRecords,
+  rankingRecords,
+  SimulatedLabeler,
+  TRAINING_WEIGHTS,
+  trainingPool,
+  wilsonInterval,
+  winRate,
+  writeJsonlFile,
+} from '../src/rlhf/labelers/index.js';
+import { buildWorld, candidateResponses, type Task } from '../src/rlhf/world/index.js';
+import { parseJsonl, rankingLabelError } from '../src/store/index.js';
+import { Rng } from '../src/tensor/random.js';
+
+const world = buildWorld(1, { sizes: { sft: 120, rm: 300, ppo: 20, eval: 100 } });
+
+function candidateSets(tasks: readonly Task[], seed: number, k = 4): string[][] {
+  const rng = new Rng(seed);
+  return tasks.map((t) => candidateResponses(t, rng, k).map((c) => c.text));
+}
+
+test('labelers: rankings put correct answers above wrong ones and reference above empty', () => {
+  const pool = trainingPool(1);
+  const sets = candidateSets(world.rm, 5);
+  let above = 0;
+  let pairs = 0;
+  world.rm.forEach((task, t) => {
+    const label = pool[t % pool.length].rank(task, sets[t]);
+    const pos = new Map(label.ranking.map((idx, p) => [idx, p]));
+    const correct = sets[t].map((r) => task.check(r).correct);
+    for (let i = 0; i < correct.length; i++) {
+      for (let j = 0; j < correct.length; j++) {
+        if (correct[i] && !correct[j]) {
+          pairs++;
+          if (pos.get(i)! < pos.get(j)!) above++;
+        }
+      }
+    }
+  });
+  assert.ok(pairs > 200);
+  assert.ok(above / pairs > 0.85, `correct above incorrect in ${above}/${pairs}`);
+
+  const judge = pool[0];
+  let refLikert = 0;
+  let wrongLikert = 0;
+  let beatsEmpty = 0;
+  for (const task of world.rm.slice(0, 100)) {
+    refLikert += judge.score(task, task.reference).likert;
+    wrongLikert += judge.score(task, task.wrong[0]).likert;
+    if (judge.compare(task, task.reference, '') === 'a') beatsEmpty++;
+  }
+  assert.ok(refLikert > wrongLikert + 100, `mean likert ${refLikert / 100} vs ${wrongLikert / 100}`);
+  // Noisy, like people: a rare slip, no more.
+  assert.ok(beatsEmpty >= 97, `reference beat an empty answer ${beatsEmpty}/100 times`);
+});
+
+test('labelers: concision and tone count when content is equal', () => {
+  const quiet: LabelerWeights = { ...TRAINING_WEIGHTS, noise: 0 };
+  const judge = new SimulatedLabeler('q', 'train', quiet, 1);
+  const task = world.sft.find((t) => t.constraint === null && t.family === 'arithmetic')!;
+  const rambling = `Well, let me think. The answer is ${task.reference}. I hope that helps!`;
+  assert.equal(task.check(rambling).correct, true);
+  assert.equal(judge.compare(task, task.reference, rambling), 'a');
+  assert.equal(judge.compare(task, `${task.reference} ${task.reference} ${task.reference}`, task.reference), 'b');
+});
+
+test('labelers: ranking labels are valid store labels with flags', () => {
+  const pool = trainingPool(2);
+  const facts = world.rm.filter((t) => t.family === 'facts' && t.constraint !== null).slice(0, 5);
+  assert.ok(facts.length > 0);
+  for (const task of facts) {
+    const responses = [task.reference, task.wrong[0], '', `${task.reference} ${task.reference}`.toLowerCase()];
+    const label = pool[0].rank(task, responses);
+    assert.equal(rankingLabelError(label, responses.length), null);
+    assert.ok(label.likert.every((s) => Number.isInteger(s) && s >= 1 && s <= 7));
+    assert.ok(label.flags.hallucination?.includes(1), 'wrong fact flagged');
+    assert.ok(!label.flags.hallucination?.includes(0));
+    assert.ok(label.flags.fails_to_follow_instruction?.includes(2), 'empty response flagged');
+    assert.ok(!label.flags.fails_to_follow_instruction?.includes(0));
+  }
+});
+
+test('labelers: pools are deterministic and the held-out pool weighs differently', () => {
+  const a = trainingPool(7);
+  const b = trainingPool(7);
+  assert.deepEqual(
+    a.map((l) => l.weights),
+    b.map((l) => l.weights),
+  );
+  const sets = candidateSets(world.rm.slice(0, 20), 1);
+  world.rm.slice(0, 20).forEach((task, i) => {
+    assert.deepEqual(a[0].rank(task, sets[i]), b[0].rank(task, sets[i]));
+  });
+  const held = heldoutPool(7);
+  assert.ok(held.every((l) => l.group === 'heldout') && a.every((l) => l.group === 'train'));
+  assert.equal(new Set([...a, ...held].map((l) => l.id)).size, a.length + held.length);
+  const mean = (pool: SimulatedLabeler[], key: keyof LabelerWeights) =>
+    pool.reduce((s, l) => s + l.weights[key], 0) / pool.length;
+  assert.ok(mean(held, 'tone') > mean(a, 'tone'));
+  assert.ok(mean(held, 'concision') < mean(a, 'concision'));
+  assert.throws(() => trainingPool(1, { size: 0 }), /size/);
+  assert.throws(() => new SimulatedLabeler('x', 'train', { ...TRAINING_WEIGHTS, noise: -1 }, 1), /noise/);
+});
+
+test('labelers: pairwise agreement lands near the paper’s 73 %', () => {
+  const sets = candidateSets(world.rm, 5);
+  const train = measureAgreement(trainingPool(1), world.rm, sets);
+  const held = measureAgreement(heldoutPool(1), world.rm, sets);
+  const cross = agreementBetween(trainingPool(1), heldoutPool(1), world.rm, sets);
+  for (const [name, r] of [
+    ['training', train],
+    ['held-out', held],
+    ['training × held-out', cross],
+  ] as const) {
+    assert.ok(r.agreement >= 0.68 && r.agreement <= 0.78, `${name} agreement ${r.agreement.toFixed(3)}`);
+  }
+  assert.equal(train.pairs.length, 10);
+  assert.equal(cross.pairs.length, 25);
+  assert.equal(train.comparisons, world.rm.length * 6);
+
+  // Noise-free labelers with the same weights always agree.
+  const clones = [0, 1, 2].map((i) => new SimulatedLabeler(`c${i}`, 'train', { ...TRAINING_WEIGHTS, noise: 0 }, i));
+  assert.equal(measureAgreement(clones, world.rm.slice(0, 50), sets.slice(0, 50)).agreement, 1);
+  assert.throws(() => measureAgreement(clones.slice(0, 1), world.rm, sets), /two labelers/);
+  assert.throws(() => measureAgreement(clones, world.rm, sets.slice(1)), /response sets/);
+});
+
+test('win rate: identical answers ≈ 50 %, clear winners win, ties split, Wilson interval', () => {
+  const judges = heldoutPool(3);
+  const tasks = world.eval;
+  const refs = tasks.map((t) => t.reference);
+  const same = winRate(judges, tasks, refs, refs);
+  assert.equal(same.winRate, 0.5);
+  assert.ok(same.lo < 0.5 && same.hi > 0.5);
+  assert.equal(same.ties, tasks.length);
+
+  // Different but equally good answers: a coin flip within the interval.
+  const other = tasks.map((t) => (t.variants.length > 0 ? t.variants[0] : t.reference));
+  const near = winRate(judges, tasks, refs, other);
+  assert.ok(near.lo < 0.5 + 0.25 && near.hi > 0.5 - 0.25);
+
+  const wrong = tasks.map((t) => t.wrong[0]);
+  const clear = winRate(judges, tasks, refs, wrong);
+  assert.ok(clear.winRate > 0.9 && clear.lo > 0.8, JSON.stringify(clear));
+  const reverse = winRate(judges, tasks, wrong, refs);
+  assert.ok(reverse.winRate < 0.1);
+
+  // Half the tasks tie, the other half A wins outright against an empty answer: 0.5 + 0.25.
+  const half = tasks.map((t, i) => (i % 2 === 0 ? t.reference : ''));
+  const mixed = winRate(judges, tasks, refs, half);
+  assert.equal(mixed.ties, tasks.length / 2);
+  assert.equal(mixed.winRate, 0.75);
+
+  // Wilson 95 % for 50/100 is [0.4038, 0.5962]; for 0/10, [0, 0.2775].
+  const w = wilsonInterval(0.5, 100);
+  assert.ok(Math.abs(w.lo - 0.4038) < 1e-3 && Math.abs(w.hi - 0.5962) < 1e-3);
+  const z = wilsonInterval(0, 10);
+  assert.ok(z.lo === 0 && Math.abs(z.hi - 0.2775) < 1e-3);
+  assert.throws(() => winRate(judges, tasks, refs, wrong.slice(1)), /answers/);
+});
+
+test('labelers: demonstrations pass the task check and sometimes vary', () => {
+  const pool = trainingPool(4);
+  const rng = new Rng(9);
+  const demos = world.sft.map((t, i) => pool[i % pool.length].demonstrate(t, rng));
+  world.sft.forEach((t, i) => {
+    const r = t.check(demos[i]);
+    assert.ok(r.correct && r.constraintsMet, `${t.prompt} -> ${demos[i]}`);
+  });
+  const varied = demos.filter((d, i) => d !== world.sft[i].reference).length;
+  assert.ok(varied > 5 && varied < world.sft.length / 2, `${varied} varied`);
+});
+
+test('export: demonstrations, rankings and prompts round-trip through parseJsonl', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-world-'));
+  try {
+    const pool = trainingPool(5);
+    const opts = { maxTextChars: 1000 };
+    const demos = demonstrationRecords(world.sft, pool, new Rng(1));
+    writeJsonlFile(join(dir, 'data/demonstrations.jsonl'), demos);
+    const d = parseJsonl('demonstrations', readFileSync(join(dir, 'data/demonstrations.jsonl'), 'utf8'), opts);
+    assert.deepEqual(d.errors, []);
+    assert.deepEqual(
+      d.records.map((r) => [r.prompt, r.completion]),
+      demos.map((r) => [r.prompt, r.completion]),
+    );
+
+    const tasks = world.rm.slice(0, 50);
+    const rankings = rankingRecords(tasks, candidateSets(tasks, 2), pool);
+    writeJsonlFile(join(dir, 'rankings.jsonl'), rankings);
+    const r = parseJsonl('rankings', readFileSync(join(dir, 'rankings.jsonl'), 'utf8'), opts);
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.records.length, 50);
+    assert.deepEqual(r.records[3].ranking, rankings[3].ranking);
+    assert.equal(r.records[3].labeler, pool[3].id);
+    assert.ok(r.records.some((x) => Object.keys(x.flags ?? {}).length > 0));
+
+    writeJsonlFile(join(dir, 'prompts.jsonl'), promptRecords(world.ppo));
+    const p = parseJsonl('prompts', readFileSync(join(dir, 'prompts.jsonl'), 'utf8'), opts);
+    assert.deepEqual(
+      p.records.map((x) => x.prompt),
+      world.ppo.map((t) => t.prompt),
+    );
+    assert.throws(() => rankingRecords(tasks, [], pool), /response sets/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  answerStats,
+  buildWorld,
+  CONSTRAINT_PHRASINGS,
+  type Constraint,
+  candidateResponse,
+  FAMILIES,
+  fewShotExamples,
+  fewShotPrompt,
+  generateTask,
+  KINDS,
+  MAX_ANSWER_CHARS,
+  MAX_PROMPT_CHARS,
+  pretrainCorpus,
+  SPLITS,
+  type Task,
+  TOWNS,
+  tasksByPrompt,
+} from '../src/rlhf/world/index.js';
+import { Rng } from '../src/tensor/random.js';
+
+const small = { sizes: { sft: 150, rm: 100, ppo: 100, eval: 80 } };
+
+function manyTasks(seed: number, n: number, constraintRate: number): Task[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, i) =>
+    generateTask(rng, { phrasing: i % 3 === 0 ? 'heldout' : 'train', constraintRate }),
+  );
+}
+
+test('world: same seed gives the same splits; another seed does not', () => {
+  const a = buildWorld(11, small);
+  const b = buildWorld(11, small);
+  const c = buildWorld(12, small);
+  for (const s of SPLITS) {
+    assert.equal(a[s].length, small.sizes[s]);
+    assert.deepEqual(
+      a[s].map((t) => [t.id, t.prompt, t.reference]),
+      b[s].map((t) => [t.id, t.prompt, t.reference]),
+    );
+  }
+  assert.notDeepEqual(
+    a.sft.map((t) => t.prompt),
+    c.sft.map((t) => t.prompt),
+  );
+});
+
+test('world: splits share no prompt; the evaluation split holds phrasings training never saw', () => {
+  const w = buildWorld(3, small);
+  const owner = new Map<string, string>();
+  for (const s of SPLITS) {
+    for (const t of w[s]) {
+      assert.ok(!owner.has(t.prompt), `"${t.prompt}" in ${owner.get(t.prompt)} and ${s}`);
+      owner.set(t.prompt, s);
+    }
+  }
+  const trainingPhrasings = new Set<string>();
+  for (const s of ['sft', 'rm', 'ppo'] as const) {
+    for (const t of w[s]) {
+      assert.equal(t.heldoutPhrasing, false, t.prompt);
+      for (const id of t.phrasingId.split('+')) trainingPhrasings.add(id);
+    }
+  }
+  const unseen = w.eval.filter((t) => t.heldoutPhrasing);
+  assert.equal(unseen.length, 40);
+  for (const t of unseen) assert.ok(!trainingPhrasings.has(t.phrasingId.split('+')[0]), t.phrasingId);
+  // Held-out constraint phrasings never reach training either.
+  const heldoutConstraintIds = Object.values(CONSTRAINT_PHRASINGS)
+    .flat()
+    .filter((p) => p.heldout)
+    .map((p) => p.id);
+  for (const id of heldoutConstraintIds) assert.ok(!trainingPhrasings.has(id), id);
+  // Every family appears in every split of this size.
+  for (const s of SPLITS)
+    for (const f of FAMILIES)
+      assert.ok(
+        w[s].some((t) => t.family === f),
+        `${f} in ${s}`,
+      );
+  assert.equal(tasksByPrompt(w.eval).get(w.eval[5].prompt), w.eval[5]);
+});
+
+test('world: every family has at least four training phrasings and held-out ones', () => {
+  for (const f of FAMILIES) {
+    for (const k of KINDS.filter((k) => k.family === f)) {
+      assert.ok(k.phrasings.filter((p) => !p.heldout).length >= 4, k.name);
+      assert.ok(
+        k.phrasings.some((p) => p.heldout),
+        k.name,
+      );
+    }
+  }
+});
+
+test('world: prompts and answers stay short', () => {
+  for (const t of manyTasks(5, 2000, 0.5)) {
+    assert.ok(t.prompt.length <= MAX_PROMPT_CHARS, t.prompt);
+    assert.ok(t.reference.length <= MAX_ANSWER_CHARS, t.reference);
+    for (const v of t.variants) assert.ok(v.length <= MAX_ANSWER_CHARS, v);
+  }
+});
+
+test('world: check() accepts references and variants, rejects wrong answers, broken formats and silence', () => {
+  const combos = new Set<string>();
+  for (const t of manyTasks(7, 3000, 0.5)) {
+    combos.add(`${t.kind}+${t.constraint}`);
+    const ref = t.check(t.reference);
+    assert.ok(ref.correct && ref.constraintsMet, `${t.prompt} -> ${t.reference}: ${ref.details}`);
+    for (const v of t.variants) {
+      const r = t.check(v);
+      assert.ok(r.correct && r.constraintsMet, `${t.prompt} -> ${v}: ${r.details}`);
+    }
+    assert.ok(t.wrong.length >= 2, t.prompt);
+    for (const w of t.wrong) assert.equal(t.check(w).correct, false, `${t.prompt} -> wrong "${w}" passed`);
+    if (t.constraint) {
+      const broken = candidateResponse(t, 'format', new Rng(1));
+      const r = t.check(broken);
+      assert.ok(r.correct && !r.constraintsMet, `${t.prompt} -> "${broken}": ${r.details}`);
+    }
+    const empty = t.check('  ');
+    assert.ok(!empty.correct && !empty.constraintsMet);
+  }
+  // Every kind was seen with and without each constraint it allows.
+  for (const k of KINDS) {
+    for (const c of [null, ...k.constraints] as (Constraint | null)[]) assert.ok(combos.has(`${k.name}+${c}`));
+  }
+});
+
+test('world: references agree with an independent reading of the prompt', () => {
+  const ops: Record<string, (a: number, b: number) => number> = {
+    plus: (a, b) => a + b,
+    '+': (a, b) => a + b,
+    minus: (a, b) => a - b,
+    '-': (a, b) => a - b,
+    times: (a, b) => a * b,
+    '*': (a, b) => a * b,
+  };
+  let seen = 0;
+  for (const t of manyTasks(9, 1500, 0)) {
+    if (t.family === 'arithmetic') {
+      const m = t.prompt.match(/(\d+) (plus|minus|times|\+|-|\*) (\d+)/)!;
+      assert.equal(t.reference, String(ops[m[2]](Number(m[1]), Number(m[3]))), t.prompt);
+      seen++;
+    } else if (t.kind === 'river') {
+      const town = TOWNS.find((x) => new RegExp(`\\b${x.name}\\b`).test(t.prompt))!;
+      assert.equal(t.reference, town.river, t.prompt);
+      seen++;
+    } else if (t.kind === 'reverse') {
+      const word = t.prompt
+        .match(/\b([a-z]{4,})\b(?=[ .?,])/g)!
+        .find((w) => !['word', 'letters', 'letter'].includes(w))!;
+      assert.equal(t.reference, word.split('').reverse().join(''), t.prompt);
+      seen++;
+    } else if (t.kind === 'sort_up') {
+      const nums = t.prompt.match(/\d+/g)!.map(Number);
+      assert.equal(t.reference, nums.sort((a, b) => a - b).join(', '), t.prompt);
+      seen++;
+    }
+  }
+  assert.ok(seen > 300);
+});
+
+test('world: check() reads numbers, words and lists strictly', () => {
+  const rng = new Rng(4);
+  let arith: Task;
+  do arith = generateTask(rng, { phrasing: 'train', family: 'arithmetic', constraintRate: 0 });
+  while (arith.kind !== 'plus' || Number(arith.reference) < 3);
+  const v = Number(arith.reference);
+  assert.ok(arith.check(`The answer is ${v}.`).correct);
+  assert.ok(!arith.check(`${v} or ${v + 1}`).correct);
+  assert.ok(!arith.check(`${v + 1}`).correct);
+  assert.ok(!arith.check('twelve').correct);
+
+  let size: Task;
+  do size = generateTask(rng, { phrasing: 'train', family: 'facts', constraintRate: 0 });
+  while (size.kind !== 'size');
+  assert.ok(size.check(`It is a ${size.reference}.`).correct);
+  assert.ok(!size.check('a village, a town or a city').correct, 'listing every option is not an answer');
+
+  let towns: Task;
+  do towns = generateTask(rng, { phrasing: 'train', family: 'facts', constraintRate: 1 });
+  while (towns.kind !== 'towns');
+  assert.equal(towns.constraint, 'bullets');
+  assert.match(towns.reference, /^- \w+\n- \w+\n- \w+$/);
+  const [a, b, c] = towns.reference.split('\n').map((l) => l.slice(2));
+  assert.ok(!towns.check(`- ${a}\n- ${b}\n- ${c}\n- ${a}`).constraintsMet, 'four bullets are not three');
+  assert.ok(!towns.check(`- ${a}\n- ${a}\n- ${b}`).correct, 'a town named twice counts once');
+});
+
+test('corpus: deterministic prose that states every town fact and asks nothing', () => {
+  const docs = pretrainCorpus(new Rng(21), { sentences: 1500 });
+  assert.deepEqual(docs, pretrainCorpus(new Rng(21), { sentences: 1500 }));
+  assert.notDeepEqual(docs, pretrainCorpus(new Rng(22), { sentences: 1500 }));
+  const sentences = docs.flatMap((d) => d.split(/(?<=\.) /));
+  assert.equal(sentences.length, 1500);
+  for (const t of TOWNS) {
+    assert.ok(
+      sentences.some((s) => s.includes(t.name) && s.includes(t.river) && !s.includes(',')),
+      `${t.name} on ${t.river}`,
+    );
+    assert.ok(
+      sentences.some((s) => s.includes(t.name) && s.includes(t.food)),
+      `${t.name} known for ${t.food}`,
+    );
+  }
+  // No instruction-style text: no questions, no Q/A, no sentence opening like a prompt or a constraint.
+  const openers = new Set(
+    [...KINDS.flatMap((k) => k.phrasings), ...Object.values(CONSTRAINT_PHRASINGS).flat()]
+      .map((p) => p.template.split(' ')[0])
+      .filter((w) => /^[A-Z][a-z]+$/.test(w)),
+  );
+  assert.ok(openers.has('Sort') && openers.has('Reverse') && openers.has('Answer'));
+  for (const s of sentences) {
+    assert.ok(!s.includes('?') && !/\b[QA]:/.test(s), s);
+    assert.ok(!openers.has(s.split(' ')[0]), `instruction-like: ${s}`);
+    assert.ok(s.endsWith('.'), s);
+  }
+  assert.throws(() => pretrainCorpus(new Rng(1), { sentences: 0 }), /sentences/);
+});
+
+test('few-shot prompt: solved examples of the same kind, then the question', () => {
+  const w = buildWorld(2, small);
+  const task = w.eval[0];
+  const examples = fewShotExamples(task, w.sft, new Rng(3), 2);
+  assert.equal(examples.length, 2);
+  assert.notEqual(examples[0], examples[1]);
+  for (const e of examples) assert.equal(e.family, task.family);
+  const prompt = fewShotPrompt(task, examples);
+  assert.ok(prompt.endsWith(`Q: ${task.prompt}\nA:`));
+  assert.ok(prompt.startsWith(`Q: ${examples[0].prompt}\nA: ${examples[0].reference}\n\n`));
+  assert.throws(() => fewShotExamples(task, [], new Rng(3), 2), /pool/);
+});
+
+test('answerStats: fractions right, in format and both', () => {
+  const tasks = buildWorld(4, small)
+    .eval.filter((t) => t.constraint !== null)
+    .slice(0, 10);
+  const answers = tasks.map((t, i) =>
+    i < 4 ? t.reference : i < 7 ? candidateResponse(t, 'format', new Rng(i)) : t.wrong[0],
+  );
+  const s = answerStats(tasks, answers);
+  assert.equal(s.n, 10);
+  assert.equal(s.correct, 0.7);
+  assert.equal(s.both, 0.4);
+  assert.equal(s.constraintsMet, 0.7, 'wrong answers come in the right format');
+  assert.equal(s.meanChars, answers.join('').length / 10);
+  assert.throws(() => answerStats(tasks, []), /answers/);
+});
+
+test('world: bad options are refused', () => {
+  assert.throws(() => buildWorld(1, { sizes: { sft: -1 } }), /sizes\.sft/);
+  assert.throws(() => buildWorld(1, { evalHeldoutFraction: 2 }), /evalHeldoutFraction/);
+});
