@@ -2,6 +2,8 @@
 // `instructkit <command> [options]`: each command lives in ./commands/<name>.js and is loaded only when run.
 const COMMANDS: Record<string, string> = {
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
+  pretrain: 'train a GPT-2 or Llama model (and a BPE tokenizer) from scratch on plain-text corpora',
+  sample: 'continue a prompt with a saved model, streaming the tokens',
 };
 
 function usage(): string {
