@@ -201,11 +201,11 @@ test('a tiny GPT-2 pretraining run lowers the validation loss and ends as a load
   );
 });
 
-test('a Llama run with a given tokenizer folder trains and saves a Llama checkpoint', () => {
+test('a Llama run (bf16 autocast) with a given tokenizer folder saves a Llama checkpoint', () => {
   const out = join(dir, 'run-llama');
   const tokDir = join(dir, 'given-tokenizer');
   trainBpe(['the cat sat on the mat. a dog ran to the house.'], { vocabSize: 300 }).save(tokDir);
-  const result = pretrain(baseConfig(out, { model: 'llama', tokenizer: tokDir, steps: 3, evalEvery: 3 }), {
+  const result = pretrain(baseConfig(out, { model: 'llama', tokenizer: tokDir, steps: 3, evalEvery: 3, bf16: true }), {
     stream: quiet,
   });
   const model = loadPretrained(out);
