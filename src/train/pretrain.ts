@@ -143,9 +143,10 @@ export function checkPretrainConfig(cfg: PretrainConfig): void {
   const fail = (key: keyof PretrainConfig, want: string): never => {
     throw new Error(`pretrain config: field ${fieldName(key)} must be ${want}, got ${JSON.stringify(cfg[key])}`);
   };
-  const int = (key: keyof PretrainConfig, min: number) => {
+  const int = (key: keyof PretrainConfig, min: number, max = Number.MAX_SAFE_INTEGER) => {
     const v = cfg[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(key, `an integer >= ${min}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      fail(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`);
   };
   const real = (key: keyof PretrainConfig, min: number, max: number, openMax = false) => {
     const v = cfg[key];
@@ -162,8 +163,9 @@ export function checkPretrainConfig(cfg: PretrainConfig): void {
   int('vocabSize', 261); // 256 bytes and the 5 special tokens trainBpe adds with chatTokens
   if (cfg.vocabSize > 65535 && cfg.tokenizer === null) fail('vocabSize', 'at most 65535 for a trained tokenizer');
   int('steps', 1);
-  int('batch', 1);
-  int('seq', 2);
+  // Bounds far above what a CPU run uses, so that a typo fails here and not in a giant allocation.
+  int('batch', 1, 1 << 16);
+  int('seq', 2, 1 << 16);
   real('lr', 0, 10);
   real('minLr', 0, cfg.lr);
   real('warmupRatio', 0, 1);
@@ -410,7 +412,12 @@ function train(
     initialValLoss = valLoss = validate();
     metrics.write(0, { 'val/loss': valLoss });
   }
-  const progress = new Progress('pretrain', cfg.steps, ctx.stream);
+  // Counted from where this process starts, so that the ETA of a resumed run is right.
+  const progress = new Progress(
+    start > 0 ? `pretrain (from step ${start})` : 'pretrain',
+    cfg.steps - start,
+    ctx.stream,
+  );
   model.train();
   try {
     for (let step = start + 1; step <= cfg.steps; step++) {
@@ -452,8 +459,8 @@ function train(
       }
       const val = Number.isFinite(valLoss) ? ` val ${valLoss.toFixed(4)}` : '';
       progress.update(
-        step,
-        `loss ${loss.toFixed(4)}${val} lr ${lr.toExponential(2)} ${Math.round(tokPerS).toLocaleString('en-US')} tok/s`,
+        step - start,
+        `step ${step} loss ${loss.toFixed(4)}${val} lr ${lr.toExponential(2)} ${Math.round(tokPerS).toLocaleString('en-US')} tok/s`,
       );
     }
   } finally {
