@@ -4,6 +4,8 @@ const COMMANDS: Record<string, string> = {
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
   sft: 'supervised fine-tuning on demonstrations (InstructGPT step 1)',
   rm: 'reward model training on rankings or pairs (InstructGPT step 2)',
+  pretrain: 'train a GPT-2 or Llama model (and a BPE tokenizer) from scratch on plain-text corpora',
+  sample: 'continue a prompt with a saved model, streaming the tokens',
 };
 
 function usage(): string {

@@ -1,0 +1,147 @@
+// instructkit sample: continues a prompt with a saved model, printing tokens as they are generated.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generate, loadPretrained } from '../../models/index.js';
+import { CHAT_TOKENS, Tokenizer } from '../../tokenizer/index.js';
+
+const HELP = `usage: instructkit sample --model DIR "prompt" [options]
+
+Prints the model's continuation of the prompt as it is generated, up to --max-tokens or the end-of-text token.
+
+  --model DIR          a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)
+  --max-tokens N       new tokens at most (default: 128, or what is left of the context)
+  --temperature T      0 is greedy (default 1)
+  --top-k K            sample among the K most likely tokens (default 0: all)
+  --top-p P            sample among the most likely tokens reaching probability P (default 1: all)
+  --seed S             random seed (default 0)
+  --chat               wrap the prompt as a user message in the tokenizer's chat template
+  -h, --help           this text`;
+
+function parseNumber(flag: string, text: string, check: (v: number) => boolean, want: string): number {
+  const v = text.trim() === '' ? Number.NaN : Number(text);
+  if (!Number.isFinite(v) || !check(v)) throw new Error(`--${flag}: expected ${want}, got ${JSON.stringify(text)}`);
+  return v;
+}
+
+/**
+ * Turns the growing token sequence into printable increments: the text of all ids so far is decoded and only what
+ * is new is returned. A character whose UTF-8 bytes are split across tokens decodes as U+FFFD until its last byte
+ * arrives, so such a tail is held back.
+ */
+export function textStreamer(tokenizer: Tokenizer): { push(id: number): string; flush(): string } {
+  const ids: number[] = [];
+  let printed = '';
+  const delta = (final: boolean): string => {
+    const text = tokenizer.decode(ids, { skipSpecialTokens: true });
+    if (!final && text.endsWith('\uFFFD')) return '';
+    const add = text.startsWith(printed) ? text.slice(printed.length) : '';
+    printed = text;
+    return add;
+  };
+  return {
+    push(id: number): string {
+      ids.push(id);
+      return delta(false);
+    },
+    flush: () => delta(true),
+  };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      chat: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!values.model) throw new Error('--model DIR is required');
+  if (positionals.length !== 1)
+    throw new Error(
+      positionals.length === 0 ? 'a prompt is required' : 'give exactly one prompt (quote it if it has spaces)',
+    );
+  const prompt = positionals[0];
+  const int = (v: number) => Number.isInteger(v);
+  const maxTokens =
+    values['max-tokens'] === undefined
+      ? null
+      : parseNumber('max-tokens', values['max-tokens'], (v) => int(v) && v >= 1, 'an integer >= 1');
+  const temperature =
+    values.temperature === undefined
+      ? 1
+      : parseNumber('temperature', values.temperature, (v) => v >= 0, 'a number >= 0');
+  const topK =
+    values['top-k'] === undefined
+      ? 0
+      : parseNumber('top-k', values['top-k'], (v) => int(v) && v >= 0, 'an integer >= 0');
+  const topP =
+    values['top-p'] === undefined
+      ? 1
+      : parseNumber('top-p', values['top-p'], (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  const seed =
+    values.seed === undefined
+      ? 0
+      : parseNumber('seed', values.seed, (v) => int(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)');
+
+  const dir = values.model;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: model folder not found`);
+  const tokenizer = Tokenizer.fromDir(dir);
+  const model = loadPretrained(dir);
+  if (tokenizer.vocabSize > model.config.vocabSize)
+    throw new Error(
+      `${join(dir, 'config.json')}: field "vocab_size" is ${model.config.vocabSize}, but ${join(dir, 'tokenizer.json')} has ${tokenizer.vocabSize} ids`,
+    );
+  model.eval();
+
+  let ids: number[];
+  if (values.chat) {
+    const text = tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
+    // Templates that write the BOS token themselves must not get a second one.
+    const bos = tokenizer.specialTokens().bos_token;
+    ids = tokenizer.encode(text, { addSpecialTokens: !(bos && text.startsWith(bos)) });
+  } else ids = tokenizer.encode(prompt);
+  if (ids.length === 0) {
+    // An empty prompt starts from the document separator, as GPT-2 does.
+    const start = tokenizer.bosId ?? tokenizer.eosId;
+    if (start === null) throw new Error('the prompt is empty and the tokenizer has no BOS or EOS token to start from');
+    ids = [start];
+  }
+  const room = model.maxPositions - ids.length;
+  if (room < 1) throw new Error(`the prompt has ${ids.length} tokens; the model's context is ${model.maxPositions}`);
+  if (maxTokens !== null && maxTokens > room)
+    throw new Error(
+      `--max-tokens ${maxTokens} and the prompt's ${ids.length} tokens exceed the model's context of ${model.maxPositions}`,
+    );
+
+  const eos = [tokenizer.eosId];
+  if (values.chat) eos.push(tokenizer.tokenToId(CHAT_TOKENS.end));
+  const eosTokenIds = eos.filter((id) => id !== null);
+  const stream = textStreamer(tokenizer);
+  const stop = new Set(eosTokenIds);
+  generate(model, [ids], {
+    maxNewTokens: maxTokens ?? Math.min(128, room),
+    temperature,
+    topK,
+    topP,
+    seed,
+    eosTokenIds,
+    padTokenId: tokenizer.padId ?? eosTokenIds[0] ?? 0,
+    onToken: (_row, token) => {
+      if (!stop.has(token)) process.stdout.write(stream.push(token));
+    },
+  });
+  process.stdout.write(`${stream.flush()}\n`);
+  return 0;
+}

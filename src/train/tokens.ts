@@ -1,0 +1,320 @@
+// Token files for pretraining: a corpus tokenized once into a flat binary file of little-endian uint16 ids (uint32
+// when the vocabulary does not fit 16 bits) with a JSON sidecar `<file>.json` (dtype, count, vocab, tokenizer hash,
+// corpus fingerprint). Training reads windows at random offsets with fs.readSync, so a corpus larger than memory
+// works and nothing is loaded whole (Node has no mmap; random access by offset is what we need from one).
+//
+// Corpus format: plain UTF-8 text; documents are separated by one or more blank lines (whitespace-only lines), and
+// the end of a file ends a document. Lines inside a document keep their "\n". After every document the tokenizer's
+// EOS id is written, so the model learns where documents end.
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { endianness } from 'node:os';
+import { resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { stringifyTokenizerJson, type Tokenizer } from '../tokenizer/index.js';
+
+export type TokenDType = 'uint16' | 'uint32';
+
+/** One corpus file as it was when tokenized: a changed size or mtime means the tokens are stale. */
+export interface CorpusFileStamp {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The sidecar `<file>.json`. */
+export interface TokenFileMeta {
+  format: 'instructkit-tokens';
+  version: 1;
+  dtype: TokenDType;
+  byteOrder: 'little';
+  /** Number of token ids in the file. */
+  count: number;
+  /** Every id is below this. */
+  vocab: number;
+  /** tokenizerHash() of the tokenizer that wrote the ids (empty when written without one). */
+  tokenizer: string;
+  documents: number;
+  corpus: CorpusFileStamp[];
+}
+
+const BYTES: Record<TokenDType, number> = { uint16: 2, uint32: 4 };
+
+if (endianness() !== 'LE') throw new Error('token files: only little-endian machines are supported');
+
+/** uint16 when every id of a vocab of this size fits 16 bits, else uint32. */
+export function tokenDTypeFor(vocab: number): TokenDType {
+  return vocab <= 65535 ? 'uint16' : 'uint32';
+}
+
+/** A short content hash of a tokenizer (its tokenizer.json as saved), to tie token files to it. */
+export function tokenizerHash(tokenizer: Tokenizer): string {
+  return `sha256:${createHash('sha256').update(stringifyTokenizerJson(tokenizer.json)).digest('hex').slice(0, 16)}`;
+}
+
+/** The sidecar path of a token file. */
+export function sidecarPath(path: string): string {
+  return `${path}.json`;
+}
+
+/**
+ * Checks that every corpus file exists, is a regular file and is not empty, and returns their stamps. Throws an
+ * error naming the first bad file.
+ */
+export function stampCorpus(files: readonly string[]): CorpusFileStamp[] {
+  if (files.length === 0) throw new Error('no corpus files given (--corpus FILE...)');
+  return files.map((file) => {
+    const path = resolve(file);
+    if (!existsSync(path)) throw new Error(`${file}: corpus file not found`);
+    const st = statSync(path);
+    if (!st.isFile()) throw new Error(`${file}: corpus is not a regular file`);
+    if (st.size === 0) throw new Error(`${file}: corpus file is empty`);
+    return { path, size: st.size, mtimeMs: st.mtimeMs };
+  });
+}
+
+/** A piece of a document; `endOfDocument` marks its last piece. */
+export interface CorpusPiece {
+  text: string;
+  endOfDocument: boolean;
+}
+
+export interface ReadDocumentsOptions {
+  /** Bytes read per fs.readSync call. */
+  chunkBytes?: number;
+  /**
+   * A document longer than this (in characters) is handed out in pieces cut at line ends, so one huge document
+   * is never held whole.
+   */
+  maxPieceChars?: number;
+}
+
+/**
+ * Streams the documents of the corpus files in order (see the format at the top of this file): only the current
+ * chunk and document are in memory.
+ */
+export function* readDocuments(files: readonly string[], opts: ReadDocumentsOptions = {}): Generator<CorpusPiece> {
+  const chunkBytes = opts.chunkBytes ?? 1 << 20;
+  const maxPieceChars = opts.maxPieceChars ?? 1 << 20;
+  for (const file of files) {
+    const fd = openSync(file, 'r');
+    try {
+      const decoder = new StringDecoder('utf8');
+      const buf = Buffer.alloc(chunkBytes);
+      let partial = ''; // an unfinished last line
+      let lines: string[] = [];
+      let chars = 0;
+      const piece = (endOfDocument: boolean): CorpusPiece => {
+        // A piece cut inside a document ends at a line end, so it keeps that "\n".
+        const text = lines.join('\n') + (endOfDocument ? '' : '\n');
+        lines = [];
+        chars = 0;
+        return { text, endOfDocument };
+      };
+      for (;;) {
+        const n = readSync(fd, buf, 0, chunkBytes, null);
+        const text = partial + (n > 0 ? decoder.write(buf.subarray(0, n)) : decoder.end());
+        const split = text.split('\n');
+        partial = n > 0 ? split.pop()! : '';
+        for (const raw of split) {
+          const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+          if (line.trim() === '') {
+            if (lines.length > 0) yield piece(true);
+            continue;
+          }
+          // Cut before a line that continues a long document, so the last piece always ends it.
+          if (chars > maxPieceChars) yield piece(false);
+          lines.push(line);
+          chars += line.length + 1;
+        }
+        if (n === 0) break;
+      }
+      if (lines.length > 0) yield piece(true);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Writes ids to a token file, buffered; the file appears (with its sidecar) only when finish() completes. */
+export class TokenWriter {
+  readonly dtype: TokenDType;
+  #count = 0;
+  #fill = 0;
+  readonly #buf: Uint16Array | Uint32Array;
+  readonly #tmp: string;
+  #fd: number | null;
+
+  constructor(
+    readonly path: string,
+    readonly vocab: number,
+  ) {
+    // Ids are read back into Int32Arrays, so they stay below 2^31.
+    if (!Number.isInteger(vocab) || vocab < 1 || vocab > 2 ** 31)
+      throw new RangeError(`TokenWriter: vocab ${vocab} must be an integer in [1, 2^31]`);
+    this.dtype = tokenDTypeFor(vocab);
+    this.#buf = this.dtype === 'uint16' ? new Uint16Array(1 << 16) : new Uint32Array(1 << 16);
+    this.#tmp = `${path}.tmp-${process.pid}`;
+    this.#fd = openSync(this.#tmp, 'w');
+  }
+
+  get count(): number {
+    return this.#count + this.#fill;
+  }
+
+  write(ids: readonly number[] | Int32Array): void {
+    if (this.#fd === null) throw new Error(`${this.path}: TokenWriter is closed`);
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab)
+        throw new RangeError(`${this.path}: token id ${id} is outside the vocabulary [0, ${this.vocab})`);
+      this.#buf[this.#fill++] = id;
+      if (this.#fill === this.#buf.length) this.#flush();
+    }
+  }
+
+  #flush(): void {
+    const bytes = new Uint8Array(this.#buf.buffer, 0, this.#fill * BYTES[this.dtype]);
+    for (let off = 0; off < bytes.length; ) off += writeSync(this.#fd!, bytes, off);
+    this.#count += this.#fill;
+    this.#fill = 0;
+  }
+
+  /** Flushes, moves the file into place and writes its sidecar. */
+  finish(info: { tokenizer: string; documents: number; corpus: CorpusFileStamp[] }): TokenFileMeta {
+    this.#flush();
+    closeSync(this.#fd!);
+    this.#fd = null;
+    renameSync(this.#tmp, this.path);
+    const meta: TokenFileMeta = {
+      format: 'instructkit-tokens',
+      version: 1,
+      dtype: this.dtype,
+      byteOrder: 'little',
+      count: this.#count,
+      vocab: this.vocab,
+      ...info,
+    };
+    const side = sidecarPath(this.path);
+    writeFileSync(`${side}.tmp-${process.pid}`, `${JSON.stringify(meta, null, 2)}\n`);
+    renameSync(`${side}.tmp-${process.pid}`, side);
+    return meta;
+  }
+
+  /** Closes and deletes the unfinished file. */
+  abort(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+    rmSync(this.#tmp, { force: true });
+  }
+}
+
+/**
+ * Tokenizes the corpus files into `path` (one document at a time, EOS after each) and returns the sidecar.
+ * Throws when the corpus holds no text.
+ */
+export function tokenizeCorpus(files: readonly string[], tokenizer: Tokenizer, path: string): TokenFileMeta {
+  const corpus = stampCorpus(files);
+  const writer = new TokenWriter(path, tokenizer.vocabSize);
+  let documents = 0;
+  try {
+    for (const piece of readDocuments(corpus.map((c) => c.path))) {
+      writer.write(tokenizer.encode(piece.text, { addSpecialTokens: false }));
+      if (piece.endOfDocument) {
+        documents++;
+        if (tokenizer.eosId !== null) writer.write([tokenizer.eosId]);
+      }
+    }
+    if (documents === 0) throw new Error(`${files.join(', ')}: the corpus holds no text (only blank lines)`);
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+  return writer.finish({ tokenizer: tokenizerHash(tokenizer), documents, corpus });
+}
+
+/** Reads a sidecar, checking its fields; `null` when it does not exist. */
+export function readTokenMeta(path: string): TokenFileMeta | null {
+  const side = sidecarPath(path);
+  if (!existsSync(side)) return null;
+  let meta: TokenFileMeta;
+  try {
+    meta = JSON.parse(readFileSync(side, 'utf8'));
+  } catch (e) {
+    throw new Error(`${side}: not valid JSON (${(e as Error).message})`);
+  }
+  if (meta?.format !== 'instructkit-tokens') throw new Error(`${side}: field "format" must be "instructkit-tokens"`);
+  if (meta.dtype !== 'uint16' && meta.dtype !== 'uint32')
+    throw new Error(`${side}: field "dtype" must be "uint16" or "uint32", got ${JSON.stringify(meta.dtype)}`);
+  for (const key of ['count', 'vocab'] as const)
+    if (!Number.isInteger(meta[key]) || meta[key] < 0)
+      throw new Error(`${side}: field "${key}" must be an integer >= 0, got ${JSON.stringify(meta[key])}`);
+  return meta;
+}
+
+/** Random access to the ids of a token file by offset; only the windows asked for are read. */
+export class TokenFile {
+  readonly count: number;
+  readonly #width: number;
+  #fd: number | null;
+
+  private constructor(
+    readonly path: string,
+    readonly meta: TokenFileMeta,
+    fd: number,
+  ) {
+    this.count = meta.count;
+    this.#width = BYTES[meta.dtype];
+    this.#fd = fd;
+  }
+
+  static open(path: string): TokenFile {
+    const meta = readTokenMeta(path);
+    if (meta === null) throw new Error(`${sidecarPath(path)}: token file sidecar not found`);
+    if (!existsSync(path)) throw new Error(`${path}: token file not found`);
+    const fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    if (size !== meta.count * BYTES[meta.dtype]) {
+      closeSync(fd);
+      throw new Error(
+        `${path}: holds ${size} bytes, but ${sidecarPath(path)} says "count" ${meta.count} × ${BYTES[meta.dtype]} bytes (${meta.dtype})`,
+      );
+    }
+    return new TokenFile(path, meta, fd);
+  }
+
+  /** Ids [start, start + length) into `out` at `outOffset` (a fresh array when out is not given). */
+  read(start: number, length: number, out?: Int32Array, outOffset = 0): Int32Array {
+    if (this.#fd === null) throw new Error(`${this.path}: token file is closed`);
+    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > this.count)
+      throw new RangeError(`${this.path}: window [${start}, ${start + length}) is outside [0, ${this.count})`);
+    const target = out ?? new Int32Array(length);
+    if (outOffset + length > target.length)
+      throw new RangeError(`${this.path}: ${length} ids do not fit the output at offset ${outOffset}`);
+    const bytes = new Uint8Array(length * this.#width);
+    for (let off = 0; off < bytes.length; ) {
+      const n = readSync(this.#fd, bytes, off, bytes.length - off, start * this.#width + off);
+      if (n === 0) throw new Error(`${this.path}: file ended early (truncated since it was opened?)`);
+      off += n;
+    }
+    const ids = this.#width === 2 ? new Uint16Array(bytes.buffer) : new Uint32Array(bytes.buffer);
+    target.set(ids, outOffset);
+    return target;
+  }
+
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+}
