@@ -221,6 +221,12 @@ test('instructkit ppo: reward model folder, PPO-ptx, config file; output is a lo
     ppoCli(['--policy', sft, '--reward', join(dir, 'rm'), '--out', out, ...common]),
     /holds checkpoints of an earlier run; pass --resume/,
   );
+  const more = [...common.slice(0, -1), '3', '--resume', '--ptx', join(dir, 'corpus.txt'), '--ptx-coef', '0.1'];
+  assert.equal(await ppoCli(['--policy', sft, '--reward', join(dir, 'rm'), '--out', out, ...more]), 0);
+  assert.deepEqual(
+    readMetrics(join(out, 'metrics.jsonl')).map((m) => m.step),
+    [1, 2, 3],
+  );
   await assert.rejects(
     ppoCli(['--policy', join(dir, 'rm'), '--reward', join(dir, 'rm'), '--out', join(dir, 'o2'), ...common]),
     /--policy .*rm: is a reward\/value model, not an LM/,

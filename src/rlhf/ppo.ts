@@ -677,6 +677,9 @@ export class PPOTrainer {
     const c = this.config;
     const out: Metrics[] = [];
     if (this.step === 0) {
+      // A fresh run into a used folder replaces its records instead of appending to them.
+      this.metrics.truncateFrom(1);
+      truncateSamples(join(this.s.outDir, 'samples.jsonl'), 1);
       saveRunConfig(this.s.outDir, 'ppo_config.json', c);
       if (!this.s.quiet) printConfig('ppo config', c);
     }

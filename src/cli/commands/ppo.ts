@@ -106,6 +106,15 @@ export async function run(args: string[]): Promise<number> {
   if (o.resume) {
     const step = trainer.resume();
     console.error(step > 0 ? `resuming after step ${step}` : 'no checkpoint found, starting afresh');
+    const saved = join(out, 'ppo_config.json');
+    if (step > 0 && existsSync(saved)) {
+      const before = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
+      const changed = Object.keys(config).filter(
+        (k) => k !== 'steps' && JSON.stringify(before[k]) !== JSON.stringify(config[k as keyof typeof config]),
+      );
+      if (changed.length > 0)
+        console.error(`warning: resuming with settings that differ from ${saved}: ${changed.join(', ')}`);
+    }
   }
   let stop = false;
   const onSignal = () => {
