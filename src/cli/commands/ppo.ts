@@ -89,11 +89,20 @@ export async function run(args: string[]): Promise<number> {
     throw new Error(`--out ${out}: holds checkpoints of an earlier run; pass --resume or choose another folder`);
 
   const tokenizer = Tokenizer.fromDir(policyDir);
-  const reward: RewardFn = programmatic
-    ? countReward(o.reward!.slice('count:'.length))
-    : rewardModelFn(loadRewardModel(o.reward!));
+  const policy = loadPretrained(policyDir);
+  let reward: RewardFn;
+  if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
+  else {
+    const rm = loadRewardModel(o.reward!);
+    // The reward model reads the policy's token ids, so both must share one vocabulary.
+    if (rm.trunk.config.vocabSize !== policy.config.vocabSize)
+      throw new Error(
+        `--reward ${o.reward}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ${policy.config.vocabSize}`,
+      );
+    reward = rewardModelFn(rm);
+  }
   const trainer = new PPOTrainer({
-    policy: loadPretrained(policyDir),
+    policy,
     ref: loadPretrained(policyDir),
     value: valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir)),
     reward,
