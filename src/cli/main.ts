@@ -2,6 +2,7 @@
 // `instructkit <command> [options]`: each command lives in ./commands/<name>.js and is loaded only when run.
 const COMMANDS: Record<string, string> = {
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
+  serve: 'labeling app, chat playground and HTTP API on 127.0.0.1 (--port, --db, --admin-password)',
 };
 
 function usage(): string {
