@@ -145,32 +145,32 @@ export function Ranker(p: RankerProps) {
               <span className="grip" aria-hidden="true">
                 ⋮⋮
               </span>
-              <div className="rank-moves">
-                <button
-                  type="button"
-                  className="icon-btn"
-                  aria-label={`Move ${letter(resp)} up`}
-                  disabled={pos === 0}
-                  onClick={() => moveBy(pos, -1)}
-                >
-                  ↑
-                </button>
-                <button
-                  type="button"
-                  className="icon-btn"
-                  aria-label={`Move ${letter(resp)} down`}
-                  disabled={pos === k - 1}
-                  onClick={() => moveBy(pos, 1)}
-                >
-                  ↓
-                </button>
-              </div>
             </div>
             <div className="rank-main">
               <div className="rank-head">
                 <span className="resp-letter">Response {letter(resp)}</span>
                 {pos === 0 && <span className="pill pill-good">best</span>}
                 {pos === k - 1 && <span className="pill pill-bad">worst</span>}
+                <div className="rank-moves">
+                  <button
+                    type="button"
+                    className="icon-btn"
+                    aria-label={`Move ${letter(resp)} up`}
+                    disabled={pos === 0}
+                    onClick={() => moveBy(pos, -1)}
+                  >
+                    ↑
+                  </button>
+                  <button
+                    type="button"
+                    className="icon-btn"
+                    aria-label={`Move ${letter(resp)} down`}
+                    disabled={pos === k - 1}
+                    onClick={() => moveBy(pos, 1)}
+                  >
+                    ↓
+                  </button>
+                </div>
               </div>
               <div className="resp-text">{p.responses[resp]}</div>
               {p.likert && (

@@ -42,9 +42,9 @@ export function AdminOverview() {
               sub={`${d.datasets.prompts.training} training · ${d.datasets.prompts.heldout} held out`}
             />
             <Stat
-              label="Assignments"
+              label="Assignments done"
               value={d.datasets.tasks.done}
-              sub={`done · ${d.datasets.tasks.open} open · ${d.datasets.tasks.total} tasks`}
+              sub={`${d.datasets.tasks.open} open · ${d.datasets.tasks.total} tasks`}
             />
             <Stat label="Demonstrations" value={d.datasets.demonstrations} testId="stat-demos" />
             <Stat
@@ -62,15 +62,23 @@ export function AdminOverview() {
           </div>
           <div className="grid-2">
             <Card title="Inter-labeler agreement">
-              <div className="agree">
-                <div className="agree-big">{pct(d.agreement.meanPairwiseAgreement)}</div>
-                <div className="muted">
-                  mean pairwise agreement over {d.agreement.overlappingTasks} overlapping task
-                  {d.agreement.overlappingTasks === 1 ? '' : 's'} ({d.agreement.labelerPairs} labeler pairs). The paper
-                  reports about 73% between trained labelers.
-                </div>
-              </div>
-              <Bar value={d.agreement.meanPairwiseAgreement} />
+              {d.agreement.meanPairwiseAgreement === null ? (
+                <Empty icon="⇄" title="No overlapping rankings yet">
+                  Agreement appears once two labelers rank the same task. Set the overlap share under Settings.
+                </Empty>
+              ) : (
+                <>
+                  <div className="agree">
+                    <div className="agree-big">{pct(d.agreement.meanPairwiseAgreement)}</div>
+                    <div className="muted">
+                      mean pairwise agreement over {d.agreement.overlappingTasks} overlapping task
+                      {d.agreement.overlappingTasks === 1 ? '' : 's'} ({d.agreement.labelerPairs} labeler pairs). The
+                      paper reports about 73% between trained labelers.
+                    </div>
+                  </div>
+                  <Bar value={d.agreement.meanPairwiseAgreement} />
+                </>
+              )}
             </Card>
             <Card title="Exports" actions={<SplitPicker split={split} onSplit={setSplit} />}>
               <ul className="exports">
@@ -126,7 +134,7 @@ export function AdminOverview() {
                       </td>
                       <td className="num">{l.completed}</td>
                       <td className="num">{l.lastHour}</td>
-                      <td className="num">{l.perHour === null ? '—' : l.perHour.toFixed(1)}</td>
+                      <td className="num">{l.perHour === null ? '—' : l.perHour.toFixed(l.perHour >= 100 ? 0 : 1)}</td>
                       <td>
                         <Meter value={l.goldAgreement} />
                       </td>
@@ -209,6 +217,7 @@ export function AdminData() {
   const [typedSplit, setTypedSplit] = useState<'training' | 'heldout'>('training');
   const [kind, setKind] = useState<string>('prompts');
   const [file, setFile] = useState<File | null>(null);
+  const [fileKey, setFileKey] = useState(0);
   const [taskKind, setTaskKind] = useState<'demonstration' | 'ranking' | 'ab'>('demonstration');
   const [modelA, setModelA] = useState('');
   const [modelB, setModelB] = useState('');
@@ -246,6 +255,7 @@ export function AdminData() {
       if (!file) throw new Error('choose a .jsonl file first');
       const r = await api.importJsonl(kind, await file.text(), file.name);
       setFile(null);
+      setFileKey((n) => n + 1);
       return `Imported ${r.imported} ${kind} record${r.imported === 1 ? '' : 's'}`;
     });
 
@@ -312,12 +322,24 @@ export function AdminData() {
           </div>
           <label className="drop">
             <input
+              key={fileKey}
               type="file"
               accept=".jsonl,.ndjson,.json,.txt"
               data-testid="import-file"
               onChange={(e) => setFile(e.target.files?.[0] ?? null)}
             />
-            <span>{file ? file.name : 'Choose a .jsonl file — one JSON record per line'}</span>
+            <span className="drop-icon" aria-hidden="true">
+              ⇪
+            </span>
+            {file ? (
+              <span className="drop-file">
+                {file.name} <span className="muted small">({Math.ceil(file.size / 1024)} KB)</span>
+              </span>
+            ) : (
+              <span>
+                <b>Choose a .jsonl file</b> — one JSON record per line
+              </span>
+            )}
           </label>
           <div className="row end">
             <button
@@ -776,6 +798,7 @@ export function AdminSettings() {
             max={1000}
             value={s.chatCompareEvery}
             onChange={(e) => set('chatCompareEvery', Number(e.target.value))}
+            data-testid="chat-every"
           />
         </label>
       </Card>
@@ -882,7 +905,7 @@ export function AdminPeople() {
                             )
                           }
                         >
-                          Waive
+                          Mark passed
                         </button>
                       ))}
                   </td>
@@ -956,7 +979,7 @@ export function AdminPeople() {
                     <select value={u.group} onChange={(e) => setU({ ...u, group: e.target.value })}>
                       {(groups.data?.groups ?? []).map((gr) => (
                         <option key={gr.id} value={gr.name}>
-                          {gr.name} ({gr.split})
+                          {gr.name}
                         </option>
                       ))}
                     </select>
