@@ -32,6 +32,12 @@ export function App() {
   }, []);
 
   useEffect(() => {
+    const out = () => setMe(null);
+    window.addEventListener('ik:signed-out', out);
+    return () => window.removeEventListener('ik:signed-out', out);
+  }, []);
+
+  useEffect(() => {
     if (me === undefined) return;
     if (me === null && path !== '/login') navigate('/login', true);
     else if (me && (path === '/' || path === '/login')) navigate(home(me), true);

@@ -57,6 +57,10 @@ export async function request<T>(method: string, path: string, body?: unknown, o
   }
   if (!res.ok) {
     const j = (json ?? {}) as { error?: string; message?: string; details?: unknown };
+    // An expired session anywhere sends the user back to the sign-in screen (the app listens for this).
+    if (res.status === 401 && path !== '/api/me' && path !== '/api/auth/login') {
+      window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: j.message }));
+    }
     throw new ApiError(res.status, j.error ?? 'error', j.message ?? `HTTP ${res.status}`, j.details);
   }
   return json as T;
@@ -177,6 +181,7 @@ export async function* chatStream(body: ChatBody, signal?: AbortSignal): AsyncGe
   });
   if (!res.ok || !res.body) {
     const j = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
+    if (res.status === 401) window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: j.message }));
     throw new ApiError(res.status, j.error ?? 'error', j.message ?? `HTTP ${res.status}`);
   }
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
