@@ -147,7 +147,7 @@ export function ToastHost(props: { children: ReactNode }) {
   const push = useCallback((text: string, kind: 'ok' | 'error' = 'ok') => {
     const id = Date.now() + Math.random();
     setToasts((t) => [...t.slice(-2), { id, text, kind }]);
-    setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), 3500);
+    setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), 2500);
   }, []);
   return (
     <ToastCtx.Provider value={push}>

@@ -42,7 +42,7 @@ export function AdminOverview() {
               sub={`${d.datasets.prompts.training} training · ${d.datasets.prompts.heldout} held out`}
             />
             <Stat
-              label="Assignments done"
+              label="Completed"
               value={d.datasets.tasks.done}
               sub={`${d.datasets.tasks.open} open · ${d.datasets.tasks.total} tasks`}
             />
@@ -752,6 +752,11 @@ export function AdminSettings() {
             onChange={(e) => set('k', Number(e.target.value))}
             data-testid="k"
           />
+          <div className="ticks" aria-hidden="true">
+            {[4, 5, 6, 7, 8, 9].map((x) => (
+              <span key={x}>{x}</span>
+            ))}
+          </div>
           <span className="help">The paper uses K between 4 and 9; each ranking yields K(K−1)/2 pairs.</span>
         </label>
         <div className="grid-2">

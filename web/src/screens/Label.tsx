@@ -39,7 +39,7 @@ export function LabelScreen() {
 
   const submitted = () => {
     setDoneCount((n) => n + 1);
-    toast('Saved — here is the next one');
+    toast('Saved ✓');
     void loadNext();
   };
 
