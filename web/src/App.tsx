@@ -116,7 +116,7 @@ export function App() {
             <div key={path}>{screen()}</div>
           ) : (
             <div className="page">
-              <Empty icon="🧭" title="Nothing here">
+              <Empty icon="?" title="Nothing here">
                 <Link to={home(me)}>Go to the start page</Link>
               </Empty>
             </div>

@@ -103,7 +103,7 @@ export function AdminOverview() {
           </div>
           <Card title="Labelers">
             {d.labelers.length === 0 ? (
-              <Empty icon="👥" title="No labelers yet">
+              <Empty icon="☺" title="No labelers yet">
                 Add labelers under People; their throughput and agreement show up here.
               </Empty>
             ) : (
@@ -383,7 +383,7 @@ export function AdminData() {
         }
       >
         {rows.length === 0 ? (
-          <Empty icon="📝" title="No prompts yet">
+          <Empty icon="✎" title="No prompts yet">
             Type a few above or upload a JSONL file.
           </Empty>
         ) : (
@@ -480,7 +480,7 @@ export function AdminData() {
         }
       >
         {(tasks.data?.tasks.length ?? 0) === 0 ? (
-          <Empty icon="📋" title="No tasks yet">
+          <Empty icon="☰" title="No tasks yet">
             Select prompts above and create tasks; labelers pick them up in order.
           </Empty>
         ) : (
@@ -630,7 +630,7 @@ export function AdminScreening() {
         }
       >
         {items.length === 0 ? (
-          <Empty icon="🏅" title="No gold items yet">
+          <Empty icon="★" title="No gold items yet">
             Add one below, or upload a JSONL file of kind “gold” under Prompts &amp; tasks.
           </Empty>
         ) : (

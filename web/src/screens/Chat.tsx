@@ -133,7 +133,7 @@ export function ChatScreen() {
       </div>
       <div className="chat-log" data-testid="chat-log">
         {messages.length === 0 && !pair && (
-          <Empty icon="💬" title="Start a conversation">
+          <Empty icon="✉" title="Start a conversation">
             Ask for an explanation, a story, a plan — anything you would ask an assistant.
           </Empty>
         )}

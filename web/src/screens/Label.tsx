@@ -63,7 +63,7 @@ export function LabelScreen() {
       {phase.kind === 'error' && <ErrorBox error={phase.error} />}
       {phase.kind === 'screening-not-ready' && (
         <Card>
-          <Empty icon="⏳" title="The screening test is not ready yet">
+          <Empty icon="◷" title="The screening test is not ready yet">
             Your admin has not set up the screening test. Check back soon.
           </Empty>
         </Card>
@@ -141,7 +141,7 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
     return (
       <Card>
         <Empty
-          icon={result.passed ? '🎉' : '↻'}
+          icon={result.passed ? '★' : '↻'}
           title={result.passed ? 'You passed the screening test' : 'Not quite yet'}
         >
           <p>
