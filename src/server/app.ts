@@ -28,6 +28,7 @@ import {
 import { DUMMY_HASH, hashPassword, newToken, safeEqual, sha256, verifyPassword } from './auth.js';
 import { type ChatModel, chatPrompt, collect, EchoChatModel } from './chat.js';
 import { schemas } from './schemas.js';
+import { registerStatic } from './static.js';
 
 export type Access = 'public' | 'any' | 'admin' | 'labeler';
 
@@ -64,6 +65,8 @@ export interface ServerOptions {
   /** Creates this admin when no user exists yet. */
   bootstrapAdmin?: { username: string; password: string };
   random?: () => number;
+  /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
+  webRoot?: string;
 }
 
 export const SESSION_COOKIE = 'ik_session';
@@ -122,8 +125,11 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
 
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    reply.header('cache-control', 'no-store');
+    // The UI's static files set their own CSP and caching; everything else (JSON) gets the deny-all defaults.
+    if (!reply.hasHeader('content-security-policy')) {
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    }
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     reply.header('referrer-policy', 'no-referrer');
     return payload;
   });
@@ -547,6 +553,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         return { ok: true, pairId: req.body.pairId };
       }),
   );
+
+  if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);
 
   app.addHook('onClose', async () => {
     if (!opts.store) await store.close();

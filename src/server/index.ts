@@ -3,3 +3,4 @@ export * from './auth.js';
 export * from './chat.js';
 export * from './schemas.js';
 export { type ServeOptions, serve } from './serve.js';
+export { APP_CSP, defaultWebRoot } from './static.js';

@@ -1,5 +1,6 @@
-/** `instructkit serve`: one HTTP server on localhost (API now; the built web UI is mounted later). */
+/** `instructkit serve`: one HTTP server on localhost for the API and the built web UI. */
 import { createServer, type ServerOptions } from './app.js';
+import { defaultWebRoot } from './static.js';
 
 export interface ServeOptions extends ServerOptions {
   host?: string;
@@ -7,7 +8,7 @@ export interface ServeOptions extends ServerOptions {
 }
 
 export async function serve(opts: ServeOptions = {}) {
-  const { app, store } = await createServer({ dbPath: 'instructkit.sqlite', ...opts });
+  const { app, store } = await createServer({ dbPath: 'instructkit.sqlite', webRoot: defaultWebRoot(), ...opts });
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
   const sweep = setInterval(() => void store.deleteExpiredSessions(), 10 * 60_000);
   sweep.unref();

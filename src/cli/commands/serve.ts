@@ -1,0 +1,68 @@
+// instructkit serve: the HTTP API and the built web UI on 127.0.0.1 (one SQLite file holds everything).
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { defaultWebRoot, serve } from '../../server/index.js';
+import { openSqliteStore } from '../../store/index.js';
+
+const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite] [--admin-user admin] [--admin-password PW]
+
+Serves the labeling app, chat playground and API at http://127.0.0.1:PORT/.
+On first start (no users yet) an admin is created: with --admin-password (or $INSTRUCTKIT_ADMIN_PASSWORD),
+or else with a random password that is printed once.
+
+  --port N            port (default 8080; 0 picks a free one)
+  --host H            interface (default 127.0.0.1)
+  --db FILE           SQLite database (default instructkit.sqlite)
+  --admin-user NAME   first admin's username (default admin)
+  --admin-password PW first admin's password (at least 8 characters)
+  --web DIR           built UI folder (default: the package's web/dist)`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string', default: '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      db: { type: 'string', default: 'instructkit.sqlite' },
+      'admin-user': { type: 'string', default: 'admin' },
+      'admin-password': { type: 'string' },
+      web: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port: ${values.port}`);
+  const given = values['admin-password'] ?? process.env.INSTRUCTKIT_ADMIN_PASSWORD;
+  if (given !== undefined && given.length < 8) throw new Error('--admin-password needs at least 8 characters');
+
+  const store = await openSqliteStore({ path: values.db });
+  const firstStart = (await store.listUsers()).length === 0;
+  const password = given ?? randomBytes(12).toString('base64url');
+  const webRoot = values.web ?? defaultWebRoot();
+  const s = await serve({
+    store,
+    host: values.host,
+    port,
+    webRoot,
+    bootstrapAdmin: { username: values['admin-user'], password },
+  });
+  console.log(`instructkit serving ${values.db} at ${s.address}${webRoot ? '' : ' (API only: run npm run build:web)'}`);
+  if (firstStart) {
+    console.log(`created admin "${values['admin-user']}"${given === undefined ? ` with password: ${password}` : ''}`);
+  }
+  console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void s.close().then(() => store.close().then(done, done));
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}

@@ -1,0 +1,405 @@
+/** The labeler's workspace: the screening test first (when required), then one task at a time. */
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { ApiError, type AssignmentView, api, newKey, type ScreeningItem } from '../api.js';
+import { FLAGS, type Flag, letter, Ranker } from '../ranker.js';
+import { Card, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useKeys, useToast } from '../ui.js';
+
+type Phase =
+  | { kind: 'loading' }
+  | { kind: 'screening'; items: ScreeningItem[] }
+  | { kind: 'screening-not-ready' }
+  | { kind: 'task'; assignment: AssignmentView }
+  | { kind: 'done' }
+  | { kind: 'error'; error: unknown };
+
+export function LabelScreen() {
+  const [phase, setPhase] = useState<Phase>({ kind: 'loading' });
+  const [doneCount, setDoneCount] = useState(0);
+  const toast = useToast();
+
+  const loadNext = useCallback(async () => {
+    setPhase({ kind: 'loading' });
+    try {
+      const s = await api.screening();
+      if (s.required && !s.passed) {
+        setPhase(s.items.length ? { kind: 'screening', items: s.items } : { kind: 'screening-not-ready' });
+        return;
+      }
+      const { assignment } = await api.nextTask();
+      setPhase(assignment ? { kind: 'task', assignment } : { kind: 'done' });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'screening_required') setPhase({ kind: 'screening-not-ready' });
+      else setPhase({ kind: 'error', error: e });
+    }
+  }, []);
+
+  useEffect(() => {
+    void loadNext();
+  }, [loadNext]);
+
+  const submitted = () => {
+    setDoneCount((n) => n + 1);
+    toast('Saved ✓');
+    void loadNext();
+  };
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Labeling</h1>
+          <p className="lede">Your judgments train the reward model. Take your time; quality beats speed.</p>
+        </div>
+        <div className="counter" data-testid="session-count" role="group" aria-label="Tasks done this session">
+          <span className="counter-n">{doneCount}</span>
+          <span className="counter-l">done this session</span>
+        </div>
+      </div>
+      {phase.kind === 'loading' && (
+        <div className="center">
+          <Spinner />
+        </div>
+      )}
+      {phase.kind === 'error' && <ErrorBox error={phase.error} />}
+      {phase.kind === 'screening-not-ready' && (
+        <Card>
+          <Empty icon="◷" title="The screening test is not ready yet">
+            Your admin has not set up the screening test. Check back soon.
+          </Empty>
+        </Card>
+      )}
+      {phase.kind === 'screening' && <Screening items={phase.items} onPassed={loadNext} />}
+      {phase.kind === 'done' && (
+        <Card>
+          <Empty icon="✓" title="All caught up">
+            There are no tasks waiting for you right now.
+            <div className="row gap center-row">
+              <button type="button" className="btn" onClick={() => void loadNext()}>
+                Check again
+              </button>
+            </div>
+          </Empty>
+        </Card>
+      )}
+      {phase.kind === 'task' && phase.assignment.kind === 'demonstration' && (
+        <Demonstration key={phase.assignment.id} a={phase.assignment} onDone={submitted} />
+      )}
+      {phase.kind === 'task' && phase.assignment.kind === 'ranking' && (
+        <Ranking key={phase.assignment.id} a={phase.assignment} onDone={submitted} />
+      )}
+      {phase.kind === 'task' && phase.assignment.kind === 'ab' && (
+        <AB key={phase.assignment.id} a={phase.assignment} onDone={submitted} />
+      )}
+    </div>
+  );
+}
+
+function PromptBox(props: { text: string; kind: string; id: number }) {
+  return (
+    <div className="prompt-box">
+      <div className="prompt-meta">
+        <span className="pill">{props.kind}</span>
+        <span className="muted">task #{props.id}</span>
+      </div>
+      <div className="prompt-label">Prompt</div>
+      <div className="prompt-text" data-testid="prompt-text">
+        {props.text}
+      </div>
+    </div>
+  );
+}
+
+// ---------------------------------------------------------------- screening
+
+function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
+  const [i, setI] = useState(0);
+  const [orders, setOrders] = useState(() => props.items.map((it) => it.responses.map((_, j) => j)));
+  const [result, setResult] = useState<{ score: number; passed: boolean } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const key = useMemo(() => newKey(), []);
+  const item = props.items[i];
+  const last = i === props.items.length - 1;
+
+  const submit = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await api.submitScreening(
+        props.items.map((it, j) => ({ goldId: it.goldId, ranking: orders[j] })),
+        key,
+      );
+      setResult(r);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (result) {
+    return (
+      <Card>
+        <Empty
+          icon={result.passed ? '★' : '↻'}
+          title={result.passed ? 'You passed the screening test' : 'Not quite yet'}
+        >
+          <p>
+            Your rankings agreed with the reference on{' '}
+            <b data-testid="screening-score">{Math.round(result.score * 100)}%</b> of response pairs.
+          </p>
+          <div className="row gap center-row">
+            {result.passed ? (
+              <button type="button" className="btn btn-primary" onClick={props.onPassed}>
+                Start labeling →
+              </button>
+            ) : (
+              <button type="button" className="btn" onClick={() => location.reload()}>
+                Try again
+              </button>
+            )}
+          </div>
+        </Empty>
+      </Card>
+    );
+  }
+
+  return (
+    <>
+      <div className="banner">
+        <b>Screening test.</b> Rank each set of responses from best to worst. We compare your order with reference
+        answers; you need to agree on most pairs before real tasks open.
+      </div>
+      <div className="progress-row">
+        <span>
+          Question {i + 1} of {props.items.length}
+        </span>
+        <div className="progress" aria-hidden="true">
+          <div style={{ width: `${((i + 1) / props.items.length) * 100}%` }} />
+        </div>
+      </div>
+      <PromptBox text={item.prompt} kind="screening" id={item.goldId} />
+      <Shortcuts
+        items={[
+          [<Kbd key="d">drag</Kbd>, 'reorder'],
+          [
+            <span key="a">
+              <Kbd>Alt</Kbd>+<Kbd>↑</Kbd>/<Kbd>↓</Kbd>
+            </span>,
+            'move the focused response',
+          ],
+          [
+            <span key="f">
+              <Kbd>↑</Kbd>/<Kbd>↓</Kbd>
+            </span>,
+            'focus previous / next',
+          ],
+        ]}
+      />
+      <Ranker
+        key={item.goldId}
+        responses={item.responses}
+        order={orders[i]}
+        onOrder={(o) => setOrders((all) => all.map((x, j) => (j === i ? o : x)))}
+      />
+      <ErrorBox error={error} />
+      <div className="actions-bar">
+        <button type="button" className="btn" disabled={i === 0} onClick={() => setI(i - 1)}>
+          ← Previous
+        </button>
+        {last ? (
+          <button type="button" className="btn btn-primary" disabled={busy} onClick={() => void submit()}>
+            {busy ? 'Checking…' : 'Submit screening test'}
+          </button>
+        ) : (
+          <button type="button" className="btn btn-primary" onClick={() => setI(i + 1)}>
+            Next question →
+          </button>
+        )}
+      </div>
+    </>
+  );
+}
+
+// ---------------------------------------------------------------- demonstration
+
+function useSubmit(id: number, onDone: () => void) {
+  const key = useMemo(() => newKey(), []);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (body: Parameters<typeof api.submit>[1]) => {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await api.submit(id, body, key);
+      onDone();
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
+}
+
+function Demonstration(props: { a: Extract<AssignmentView, { kind: 'demonstration' }>; onDone: () => void }) {
+  const [text, setText] = useState('');
+  const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
+  const words = text.trim() ? text.trim().split(/\s+/).length : 0;
+  const ok = text.trim().length > 0;
+  return (
+    <>
+      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} />
+      <Card>
+        <label className="field">
+          <span className="field-label">Write the response you would want the assistant to give</span>
+          <textarea
+            className="demo-input"
+            data-testid="demo-input"
+            value={text}
+            autoFocus
+            rows={10}
+            placeholder="Be helpful, truthful and harmless. Follow the instruction; ask for clarification only if it is truly ambiguous."
+            onChange={(e) => setText(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && ok) {
+                e.preventDefault();
+                void submit({ completion: text });
+              }
+            }}
+          />
+        </label>
+        <div className="row between">
+          <span className="muted">
+            {words} words · {text.length} characters
+          </span>
+          <div className="row gap">
+            <span className="hint">
+              <Kbd>Ctrl</Kbd>+<Kbd>Enter</Kbd> submit
+            </span>
+            <button
+              type="button"
+              className="btn btn-primary"
+              disabled={!ok || busy}
+              onClick={() => void submit({ completion: text })}
+            >
+              {busy ? 'Saving…' : 'Submit demonstration'}
+            </button>
+          </div>
+        </div>
+        <ErrorBox error={error} />
+      </Card>
+    </>
+  );
+}
+
+// ---------------------------------------------------------------- ranking
+
+function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: () => void }) {
+  const k = props.a.responses.length;
+  const [order, setOrder] = useState(() => props.a.responses.map((_, i) => i));
+  const [likert, setLikert] = useState<(number | null)[]>(() => Array(k).fill(null));
+  const [flags, setFlags] = useState<Set<Flag>[]>(() => Array.from({ length: k }, () => new Set<Flag>()));
+  const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
+  const scored = likert.filter((x) => x !== null).length;
+  const ready = scored === k;
+
+  const send = () => {
+    if (!ready) return;
+    const f: Record<string, number[]> = {};
+    for (const flag of FLAGS) {
+      const on = flags.flatMap((s, i) => (s.has(flag) ? [i] : []));
+      if (on.length) f[flag] = on;
+    }
+    void submit({ ranking: order, likert: likert as number[], flags: f });
+  };
+
+  return (
+    <>
+      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} />
+      <Shortcuts
+        items={[
+          [<Kbd key="d">drag</Kbd>, 'reorder'],
+          [
+            <span key="a">
+              <Kbd>Alt</Kbd>+<Kbd>↑</Kbd>/<Kbd>↓</Kbd>
+            </span>,
+            'move focused response',
+          ],
+          [
+            <span key="f">
+              <Kbd>↑</Kbd>/<Kbd>↓</Kbd>
+            </span>,
+            'focus previous / next',
+          ],
+          [
+            <span key="s">
+              <Kbd>1</Kbd>–<Kbd>7</Kbd>
+            </span>,
+            'score focused response',
+          ],
+        ]}
+      />
+      <Ranker
+        responses={props.a.responses}
+        order={order}
+        onOrder={setOrder}
+        likert={likert}
+        onLikert={setLikert}
+        flags={flags}
+        onFlags={setFlags}
+      />
+      <ErrorBox error={error} />
+      <div className="actions-bar">
+        <span className="muted" data-testid="ranking-summary">
+          Order: {order.map(letter).join(' > ')} · {scored}/{k} scored
+        </span>
+        <button type="button" className="btn btn-primary" disabled={!ready || busy} onClick={send}>
+          {busy ? 'Saving…' : ready ? 'Submit ranking' : `Score all ${k} responses to submit`}
+        </button>
+      </div>
+    </>
+  );
+}
+
+// ---------------------------------------------------------------- A/B
+
+function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: () => void }) {
+  const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
+  useKeys(
+    {
+      a: () => void submit({ choice: 'a' }),
+      b: () => void submit({ choice: 'b' }),
+      t: () => void submit({ choice: 'tie' }),
+    },
+    !busy,
+  );
+  return (
+    <>
+      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} />
+      <p className="lede">Which response is better overall? The models are hidden and their sides are shuffled.</p>
+      <div className="ab-grid">
+        {(['a', 'b'] as const).map((side) => (
+          <div key={side} className="ab-pane">
+            <div className="ab-head">Response {side.toUpperCase()}</div>
+            <div className="resp-text">{props.a[side]}</div>
+            <button
+              type="button"
+              className="btn btn-primary wide"
+              disabled={busy}
+              onClick={() => void submit({ choice: side })}
+            >
+              {side.toUpperCase()} is better <Kbd>{side.toUpperCase()}</Kbd>
+            </button>
+          </div>
+        ))}
+      </div>
+      <div className="center-row row">
+        <button type="button" className="btn" disabled={busy} onClick={() => void submit({ choice: 'tie' })}>
+          About the same <Kbd>T</Kbd>
+        </button>
+      </div>
+      <ErrorBox error={error} />
+    </>
+  );
+}
