@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GPT2 } from '../src/models/gpt2.js';
 import { AdamW } from '../src/nn/index.js';
-import { Rng, Tensor, backward, crossEntropy, reshape, tidy } from '../src/tensor/index.js';
+import { backward, crossEntropy, Rng, reshape, Tensor, tidy } from '../src/tensor/index.js';
 
 function losses(seed: number, steps: number): number[] {
   const cfg = {

@@ -40,7 +40,9 @@ for (const [name, model] of models) {
     prompts.forEach((p, b) => {
       const want = greedyByFullForward(model, p, 6);
       assert.deepEqual(got.tokens[b], want.tokens, `row ${b}`);
-      got.logprobs[b].forEach((lp, i) => assert.ok(Math.abs(lp - want.logprobs[i]) < 1e-4, `row ${b} token ${i}`));
+      got.logprobs[b].forEach((lp, i) => {
+        assert.ok(Math.abs(lp - want.logprobs[i]) < 1e-4, `row ${b} token ${i}`);
+      });
       assert.equal(got.finishReasons[b], 'length');
     });
   });
@@ -80,7 +82,9 @@ test('sampleToken follows the distribution and top-p keeps the nucleus', () => {
   const rng = new Rng(5);
   const counts = [0, 0, 0, 0];
   for (let i = 0; i < 20000; i++) counts[sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, rng).token]++;
-  [0.5, 0.3, 0.15, 0.05].forEach((p, i) => assert.ok(Math.abs(counts[i] / 20000 - p) < 0.015, `token ${i}`));
+  [0.5, 0.3, 0.15, 0.05].forEach((p, i) => {
+    assert.ok(Math.abs(counts[i] / 20000 - p) < 0.015, `token ${i}`);
+  });
   const nucleus = [0, 0, 0, 0];
   for (let i = 0; i < 5000; i++) nucleus[sampleToken(logits, { temperature: 1, topK: 0, topP: 0.8 }, rng).token]++;
   assert.equal(nucleus[2] + nucleus[3], 0);
@@ -101,7 +105,9 @@ test('the native row sampler follows the distribution and reports log-probs', ()
     counts[token[0]]++;
     assert.ok(Math.abs(logprob[0] - Math.log(p[token[0]])) < 1e-5);
   }
-  p.forEach((q, i) => assert.ok(Math.abs(counts[i] / 20000 - q) < 0.015, `token ${i}`));
+  p.forEach((q, i) => {
+    assert.ok(Math.abs(counts[i] / 20000 - q) < 0.015, `token ${i}`);
+  });
   native.sampleRows(logits, new Float32Array([0.99]), 0, token, logprob);
   assert.equal(token[0], 0, 'temperature 0 is greedy');
 });

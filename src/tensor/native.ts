@@ -12,7 +12,7 @@ function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error('instructkit: cannot find the package root from ' + fileURLToPath(import.meta.url));
+    if (up === dir) throw new Error(`instructkit: cannot find the package root from ${fileURLToPath(import.meta.url)}`);
     dir = up;
   }
   return dir;

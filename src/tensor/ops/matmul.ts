@@ -71,10 +71,40 @@ function gemm(a: T, b: T, out: T, d: Dims, tA: boolean, tB: boolean, accumulate:
   check(a.dtype !== 'i32', 'matmul', () => 'integer tensors cannot be multiplied');
   // A shared right-hand matrix under an untransposed batched left side is one tall GEMM.
   if (d.batchB === 1 && d.batch > 1 && !tA && d.batchA === d.batch) {
-    native.matmul(a.buffer, b.buffer, out.f32, 1, 1, 1, d.batch * d.M, d.N, d.K, false, tB, accumulate, bf16, bias?.f32 ?? null);
+    native.matmul(
+      a.buffer,
+      b.buffer,
+      out.f32,
+      1,
+      1,
+      1,
+      d.batch * d.M,
+      d.N,
+      d.K,
+      false,
+      tB,
+      accumulate,
+      bf16,
+      bias?.f32 ?? null,
+    );
     return;
   }
-  native.matmul(a.buffer, b.buffer, out.f32, d.batch, d.batchA, d.batchB, d.M, d.N, d.K, tA, tB, accumulate, bf16, bias?.f32 ?? null);
+  native.matmul(
+    a.buffer,
+    b.buffer,
+    out.f32,
+    d.batch,
+    d.batchA,
+    d.batchB,
+    d.M,
+    d.N,
+    d.K,
+    tA,
+    tB,
+    accumulate,
+    bf16,
+    bias?.f32 ?? null,
+  );
 }
 
 /**
