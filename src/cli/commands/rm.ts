@@ -2,8 +2,8 @@
 import { parseArgs } from 'node:util';
 import type { ComparisonFormat } from '../../rlhf/data.js';
 import { checkRmConfig, type RmConfig, rmDefaults, trainRewardModel } from '../../rlhf/reward.js';
-import { mergeConfig, printConfig, readConfigFile } from '../../train/config.js';
-import { numberFlag } from '../flags.js';
+import { printConfig } from '../../train/config.js';
+import { numberFlag, trainerConfig, trainerFlags } from '../flags.js';
 
 const HELP = `usage: instructkit rm --model SFT_DIR --data rankings.jsonl --out DIR [options]
 
@@ -35,23 +35,10 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string' },
+      ...trainerFlags,
       format: { type: 'string' },
-      config: { type: 'string' },
-      val: { type: 'string' },
-      'val-fraction': { type: 'string' },
       demos: { type: 'string' },
       margin: { type: 'string' },
-      epochs: { type: 'string' },
-      lr: { type: 'string' },
-      batch: { type: 'string' },
-      dropout: { type: 'string' },
-      seed: { type: 'string' },
-      resume: { type: 'boolean' },
-      'skip-bad': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -67,22 +54,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`rm: --format must be auto, rankings or pairwise, got "${format}"`);
     return 2;
   }
-  let config: RmConfig = values.config
-    ? mergeConfig(rmDefaults, readConfigFile(values.config), values.config)
-    : rmDefaults;
-  config = mergeConfig(
-    config,
-    {
-      epochs: numberFlag(values.epochs, '--epochs'),
-      lr: numberFlag(values.lr, '--lr'),
-      batchSize: numberFlag(values.batch, '--batch'),
-      dropout: numberFlag(values.dropout, '--dropout'),
-      seed: numberFlag(values.seed, '--seed'),
-      margin: numberFlag(values.margin, '--margin'),
-      valFraction: numberFlag(values['val-fraction'], '--val-fraction'),
-    },
-    'command line',
-  );
+  const config: RmConfig = trainerConfig(rmDefaults, values, { margin: numberFlag(values.margin, '--margin') });
   checkRmConfig(config, values.config ?? 'rm options');
   printConfig('rm config', config);
   const result = trainRewardModel({

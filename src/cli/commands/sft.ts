@@ -1,8 +1,8 @@
 // instructkit sft: supervised fine-tuning on demonstrations (src/rlhf/sft.ts).
 import { parseArgs } from 'node:util';
 import { checkSftConfig, type SftConfig, sftDefaults, trainSft } from '../../rlhf/sft.js';
-import { mergeConfig, printConfig, readConfigFile } from '../../train/config.js';
-import { numberFlag } from '../flags.js';
+import { printConfig } from '../../train/config.js';
+import { trainerConfig, trainerFlags } from '../flags.js';
 
 const HELP = `usage: instructkit sft --model DIR --data demos.jsonl --out DIR [options]
 
@@ -31,21 +31,8 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string' },
-      config: { type: 'string' },
-      val: { type: 'string' },
-      'val-fraction': { type: 'string' },
+      ...trainerFlags,
       'reward-model': { type: 'string' },
-      epochs: { type: 'string' },
-      lr: { type: 'string' },
-      batch: { type: 'string' },
-      dropout: { type: 'string' },
-      seed: { type: 'string' },
-      resume: { type: 'boolean' },
-      'skip-bad': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -56,21 +43,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`sft: --model, --data and --out are required\n\n${HELP}`);
     return 2;
   }
-  let config: SftConfig = values.config
-    ? mergeConfig(sftDefaults, readConfigFile(values.config), values.config)
-    : sftDefaults;
-  config = mergeConfig(
-    config,
-    {
-      epochs: numberFlag(values.epochs, '--epochs'),
-      lr: numberFlag(values.lr, '--lr'),
-      batchSize: numberFlag(values.batch, '--batch'),
-      dropout: numberFlag(values.dropout, '--dropout'),
-      seed: numberFlag(values.seed, '--seed'),
-      valFraction: numberFlag(values['val-fraction'], '--val-fraction'),
-    },
-    'command line',
-  );
+  const config: SftConfig = trainerConfig(sftDefaults, values);
   checkSftConfig(config, values.config ?? 'sft options');
   printConfig('sft config', config);
   const result = trainSft({
