@@ -63,7 +63,12 @@ export function intervalBarChart(
         markLine:
           opts.reference === undefined
             ? undefined
-            : { silent: true, symbol: 'none', lineStyle: { type: 'dashed', color: '#555' }, data: [{ yAxis: opts.reference }] },
+            : {
+                silent: true,
+                symbol: 'none',
+                lineStyle: { type: 'dashed', color: '#555' },
+                data: [{ yAxis: opts.reference }],
+              },
       },
       {
         type: 'custom',

@@ -22,7 +22,7 @@ import { crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/inde
 import { Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults } from '../train/pretrain.js';
-import { Progress, formatSeconds } from '../train/progress.js';
+import { formatSeconds, Progress } from '../train/progress.js';
 import { Formatter } from './data.js';
 import {
   demonstrationRecords,
@@ -80,6 +80,8 @@ export interface DemoConfig {
   ppo: Partial<PPOConfig>;
   /** γ_ptx of the PPO-ptx run. */
   ptxCoef: number;
+  /** Sampling temperature of the samples labelers rank (and of PPO's rollouts, set in ppo). */
+  temperature: number;
   /** Longest answer generated for ranking and evaluation. */
   maxNewTokens: number;
   /** Solved examples in the prompted baseline's few-shot prompt. */
@@ -92,37 +94,38 @@ const ppoCommon: Partial<PPOConfig> = {
   chatTemplate: true,
   sampleEvery: 0,
   checkpointEvery: 1_000_000,
-  klCoef: 0.05,
-  emaDecay: 0.9,
+  klCoef: 0.1,
 };
 
 export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
   tiny: {
-    world: { sft: 400, rm: 160, ppo: 200, eval: 120 },
+    world: { sft: 1000, rm: 500, ppo: 300, eval: 120 },
     corpusSentences: 12_000,
     heldoutSentences: 1_500,
     labelers: 5,
-    pretrain: { size: 'tiny', vocabSize: 1024, steps: 250, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
-    sft: { epochs: 4, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    sft: { epochs: 8, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 4,
-    rm: { epochs: 2, batchSize: 8, lr: 1e-3, valFraction: 0 },
-    ppo: { ...ppoCommon, steps: 12, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 2e-4, valueLr: 5e-4 },
-    ptxCoef: 1,
+    rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0 },
+    ppo: { ...ppoCommon, steps: 20, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
+    ptxCoef: 0.2,
+    temperature: 1,
     maxNewTokens: 24,
     shots: 2,
     samplesShown: 12,
   },
   small: {
-    world: { sft: 800, rm: 400, ppo: 400, eval: 200 },
+    world: { sft: 2000, rm: 1200, ppo: 600, eval: 300 },
     corpusSentences: 30_000,
     heldoutSentences: 2_000,
     labelers: 5,
-    pretrain: { size: 'tiny', vocabSize: 1024, steps: 1200, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
-    sft: { epochs: 8, batchSize: 16, lr: 2e-3, dropout: 0.1, valFraction: 0.1, warmupRatio: 0.05 },
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    sft: { epochs: 10, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 4,
-    rm: { epochs: 3, batchSize: 8, lr: 1e-3, valFraction: 0 },
-    ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 2e-4, valueLr: 5e-4 },
-    ptxCoef: 1,
+    rm: { epochs: 4, batchSize: 16, lr: 1e-3, valFraction: 0 },
+    ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
+    ptxCoef: 0.2,
+    temperature: 1,
     maxNewTokens: 24,
     shots: 2,
     samplesShown: 16,
@@ -178,6 +181,8 @@ interface StageLog {
   summary: string;
 }
 
+// Bumped when a stage's outputs change shape, so that old run folders are not read as current.
+const CACHE_VERSION = 2;
 const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 const fileHash = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
 
@@ -210,7 +215,7 @@ class Stages {
     fn: (dir: string) => T | Promise<T>,
     summary: (r: T) => string,
   ): Promise<{ key: string; result: T }> {
-    const key = hash({ name, inputs });
+    const key = hash({ version: CACHE_VERSION, name, inputs });
     const dir = this.dir(name);
     const recordPath = join(dir, 'stage.json');
     const tag = `[${this.names.indexOf(name) + 1}/${this.names.length}] ${name}`;
@@ -279,7 +284,11 @@ function complete(
 }
 
 /** Answers of a chat model (SFT, PPO): the prompt in the chat template, as the trainers format it. */
-function chatAnswers(dir: string, tasks: readonly Task[], opts: { maxNewTokens: number; temperature: number; seed: number }) {
+function chatAnswers(
+  dir: string,
+  tasks: readonly Task[],
+  opts: { maxNewTokens: number; temperature: number; seed: number },
+) {
   const tok = Tokenizer.fromDir(dir);
   const fmt = new Formatter(tok, dir);
   const model = loadPretrained(dir);
@@ -300,7 +309,8 @@ export function corpusLoss(model: CausalLM, tok: Tokenizer, text: string, maxWin
   const ids = tok.encode(text, { addSpecialTokens: false });
   const T = model.maxPositions;
   const windows: number[][] = [];
-  for (let at = 0; at + T + 1 <= ids.length && windows.length < maxWindows; at += T) windows.push(ids.slice(at, at + T + 1));
+  for (let at = 0; at + T + 1 <= ids.length && windows.length < maxWindows; at += T)
+    windows.push(ids.slice(at, at + T + 1));
   if (windows.length === 0) throw new Error(`corpusLoss: ${ids.length} tokens are fewer than one window of ${T + 1}`);
   let total = 0;
   for (let i = 0; i < windows.length; i += 8) {
@@ -371,7 +381,11 @@ async function pretrainBase(ctx: Ctx) {
 
 /** Training labelers write one demonstration per SFT prompt, into the store; the trainer reads the store's export. */
 async function writeDemonstrations(ctx: Ctx): Promise<string> {
-  const demos = demonstrationRecords(ctx.world.sft, trainingPool(ctx.seed, { size: ctx.cfg.labelers }), new Rng(ctx.seed + 3));
+  const demos = demonstrationRecords(
+    ctx.world.sft,
+    trainingPool(ctx.seed, { size: ctx.cfg.labelers }),
+    new Rng(ctx.seed + 3),
+  );
   await ctx.store.importDemonstrations(demos);
   const path = join(ctx.out, 'data', 'demonstrations.jsonl');
   writeJsonlFile(path, await ctx.store.exportDemonstrations('training'));
@@ -388,35 +402,50 @@ async function trainSftStage(ctx: Ctx, base: string, demosPath: string) {
       const r = trainSft({ modelDir: ctx.stages.dir('base'), dataFile: demosPath, outDir: dir, config, log: ctx.say });
       return { steps: r.steps, bestEpoch: r.bestEpoch, valLoss: r.bestValue, train: r.trainExamples };
     },
-    (r) => `${r.train} demonstrations, ${r.steps} steps, kept epoch ${(r.bestEpoch ?? 0) + 1} (val loss ${r.valLoss?.toFixed(3)})`,
+    (r) =>
+      `${r.train} demonstrations, ${r.steps} steps, kept epoch ${(r.bestEpoch ?? 0) + 1} (val loss ${r.valLoss?.toFixed(3)})`,
   );
 }
 
-interface SampleSets {
-  /** K samples per RM prompt, for the training labelers to rank. */
-  rm: string[][];
-  /** K samples per evaluation prompt, for the held-out labelers (the RM's held-out accuracy). */
-  heldout: string[][];
+interface SampleSet {
+  /** The prompt of a world task. */
+  task: string;
+  responses: string[];
 }
 
-/** K samples per prompt from the SFT model at temperature 1, as the paper's labelers were shown. */
+interface SampleSets {
+  /** Samples per RM prompt, for the training labelers to rank. */
+  rm: SampleSet[];
+  /** Samples per evaluation prompt, for the held-out labelers (the RM's held-out accuracy). */
+  heldout: SampleSet[];
+}
+
+/**
+ * Up to K distinct samples per prompt from the SFT model (2K drawn, repeats dropped: a ranking of two identical
+ * answers says nothing), as the paper's labelers were shown. Prompts with fewer than two distinct samples are left out.
+ */
 async function sampleForRanking(ctx: Ctx, sft: string) {
-  const { k, maxNewTokens } = ctx.cfg;
+  const { k, maxNewTokens, temperature } = ctx.cfg;
   return ctx.stages.run(
     'samples',
-    { sft, k, maxNewTokens, seed: ctx.seed, world: ctx.cfg.world },
+    { sft, k, maxNewTokens, temperature, seed: ctx.seed, world: ctx.cfg.world },
     (dir) => {
       const draw = (tasks: readonly Task[], seed: number) => {
-        const repeated = tasks.flatMap((t) => Array.from({ length: k }, () => t));
-        const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature: 1, seed });
-        return tasks.map((_, i) => texts.slice(i * k, (i + 1) * k));
+        const repeated = tasks.flatMap((t) => Array.from({ length: 2 * k }, () => t));
+        const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature, seed });
+        const sets = tasks.map((task, i) => ({
+          task: task.prompt,
+          responses: [...new Set(texts.slice(i * 2 * k, (i + 1) * 2 * k))].slice(0, k),
+        }));
+        return sets.filter((s) => s.responses.length >= 2);
       };
       const sets: SampleSets = { rm: draw(ctx.world.rm, ctx.seed + 21), heldout: draw(ctx.world.eval, ctx.seed + 22) };
       writeFileSync(join(dir, 'samples.json'), JSON.stringify(sets));
-      const distinct = mean(sets.rm.map((s) => new Set(s).size));
+      const distinct = mean(sets.rm.map((s) => s.responses.length));
       return { prompts: sets.rm.length, heldoutPrompts: sets.heldout.length, distinct };
     },
-    (r) => `${r.prompts} + ${r.heldoutPrompts} held-out prompts × ${k} samples (${r.distinct.toFixed(2)} distinct per prompt)`,
+    (r) =>
+      `${r.prompts} + ${r.heldoutPrompts} held-out prompts with ${r.distinct.toFixed(2)} distinct samples each (K ≤ ${ctx.cfg.k})`,
   );
 }
 
@@ -427,11 +456,15 @@ async function sampleForRanking(ctx: Ctx, sft: string) {
 async function rankSamples(ctx: Ctx) {
   const sets = JSON.parse(readFileSync(join(ctx.stages.dir('samples'), 'samples.json'), 'utf8')) as SampleSets;
   const pool = { size: ctx.cfg.labelers };
-  const train = rankingRecords(ctx.world.rm, sets.rm, trainingPool(ctx.seed, pool));
-  const heldout: RankingRecord[] = rankingRecords(ctx.world.eval, sets.heldout, heldoutPool(ctx.seed, pool)).map((r) => ({
-    ...r,
-    split: 'heldout',
-  }));
+  const byPrompt = new Map([...ctx.world.rm, ...ctx.world.eval].map((t) => [t.prompt, t]));
+  const tasksOf = (sets: SampleSet[]) => sets.map((s) => byPrompt.get(s.task)!);
+  const responsesOf = (sets: SampleSet[]) => sets.map((s) => s.responses);
+  const train = rankingRecords(tasksOf(sets.rm), responsesOf(sets.rm), trainingPool(ctx.seed, pool));
+  const heldout: RankingRecord[] = rankingRecords(
+    tasksOf(sets.heldout),
+    responsesOf(sets.heldout),
+    heldoutPool(ctx.seed, pool),
+  ).map((r) => ({ ...r, split: 'heldout' }));
   await ctx.store.importRankings(train);
   await ctx.store.importRankings(heldout);
   const trainPath = join(ctx.out, 'data', 'rankings.jsonl');
@@ -439,9 +472,9 @@ async function rankSamples(ctx: Ctx) {
   writeJsonlFile(trainPath, await ctx.store.exportRankings('training'));
   writeJsonlFile(heldoutPath, await ctx.store.exportRankings('heldout'));
   // Every training labeler ranks every sample set, as the paper measured inter-labeler agreement.
-  const agreement = measureAgreement(trainingPool(ctx.seed + 1, pool), ctx.world.rm, sets.rm);
+  const agreement = measureAgreement(trainingPool(ctx.seed + 1, pool), tasksOf(sets.rm), responsesOf(sets.rm));
   ctx.say(
-    `labelers: ${train.length} + ${heldout.length} held-out rankings (K = ${ctx.cfg.k}) stored and exported; ` +
+    `labelers: ${train.length} + ${heldout.length} held-out rankings stored and exported; ` +
       `agreement ${(100 * agreement.agreement).toFixed(1)} % ± ${(100 * agreement.sd).toFixed(1)}`,
   );
   return { trainPath, heldoutPath, agreement };
@@ -690,11 +723,21 @@ const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', '
 function expectedSeconds(cfg: DemoConfig): Record<string, number> {
   const p = cfg.pretrain.steps * 0.1 + 15;
   const ppo = cfg.ppo.steps! * 2;
-  return { base: p, sft: cfg.sft.epochs! * cfg.world.sft * 0.01, samples: 10, rm: 10, ppo, ppo_ptx: ppo * 1.3, eval: 15, report: 2 };
+  return {
+    base: p,
+    sft: cfg.sft.epochs! * cfg.world.sft * 0.01,
+    samples: 10,
+    rm: 10,
+    ppo,
+    ppo_ptx: ppo * 1.3,
+    eval: 15,
+    report: 2,
+  };
 }
 
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
-  if (!DEMO_SIZES.includes(opts.size)) throw new Error(`demo: --size must be one of ${DEMO_SIZES.join(', ')}, got "${opts.size}"`);
+  if (!DEMO_SIZES.includes(opts.size))
+    throw new Error(`demo: --size must be one of ${DEMO_SIZES.join(', ')}, got "${opts.size}"`);
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffff)
     throw new Error(`demo: --seed must be an integer in [0, 65535], got ${opts.seed}`);
   const t0 = Date.now();
