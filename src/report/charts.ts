@@ -45,7 +45,7 @@ export function intervalBarChart(
   const fmt = (v: number) => (opts.percent ? `${Math.round(v * 100)} %` : v.toFixed(3));
   return renderSvg({
     title: { text: title, left: 'center', textStyle: { fontSize: 14 } },
-    grid: { left: 60, right: 20, top: 50, bottom: 40 },
+    grid: { left: 60, right: 20, top: 60, bottom: 40 },
     xAxis: { type: 'category', data: bars.map((b) => b.label) },
     yAxis: {
       type: 'value',
@@ -107,8 +107,8 @@ export function lineChart(
   return renderSvg(
     {
       title: { text: title, left: 'center', textStyle: { fontSize: 14 } },
-      legend: { top: 24, data: shown.map((s) => s.name) },
-      grid: { left: 60, right: 30, top: 60, bottom: 45 },
+      legend: { top: 30, data: shown.map((s) => s.name) },
+      grid: { left: 60, right: 30, top: 75, bottom: 45 },
       xAxis: { type: 'value', name: opts.xName, nameLocation: 'middle', nameGap: 26, scale: true },
       yAxis: { type: 'value', name: opts.yName, scale: true },
       series: shown.map((s) => ({
