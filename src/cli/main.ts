@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `instructkit <command> [options]`: each command lives in ./commands/<name>.js and is loaded only when run.
 const COMMANDS: Record<string, string> = {
+  demo: 'the InstructGPT paper in miniature, end to end (pretrain → SFT → RM → PPO/PPO-ptx → report)',
   ppo: 'RLHF step 3: PPO / PPO-ptx of an SFT policy against a reward, KL-penalised to the SFT model',
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
   sft: 'supervised fine-tuning on demonstrations (InstructGPT step 1)',

@@ -27,6 +27,7 @@ import {
 } from '../store/index.js';
 import { DUMMY_HASH, hashPassword, newToken, safeEqual, sha256, verifyPassword } from './auth.js';
 import { type ChatModel, chatPrompt, collect, EchoChatModel } from './chat.js';
+import { registerReport } from './report.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
 
@@ -67,6 +68,8 @@ export interface ServerOptions {
   random?: () => number;
   /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
   webRoot?: string;
+  /** A run's report folder (`instructkit demo` writes DIR/report) to serve read-only at `/report/`. */
+  reportDir?: string;
 }
 
 export const SESSION_COOKIE = 'ik_session';
@@ -554,6 +557,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
       }),
   );
 
+  if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);
 
   app.addHook('onClose', async () => {

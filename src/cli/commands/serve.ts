@@ -15,7 +15,8 @@ or else with a random password that is printed once.
   --db FILE           SQLite database (default instructkit.sqlite)
   --admin-user NAME   first admin's username (default admin)
   --admin-password PW first admin's password (at least 8 characters)
-  --web DIR           built UI folder (default: the package's web/dist)`;
+  --web DIR           built UI folder (default: the package's web/dist)
+  --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -27,6 +28,7 @@ export async function run(args: string[]): Promise<number> {
       'admin-user': { type: 'string', default: 'admin' },
       'admin-password': { type: 'string' },
       web: { type: 'string' },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -48,12 +50,14 @@ export async function run(args: string[]): Promise<number> {
     host: values.host,
     port,
     webRoot,
+    reportDir: values.report,
     bootstrapAdmin: { username: values['admin-user'], password },
   });
   console.log(`instructkit serving ${values.db} at ${s.address}${webRoot ? '' : ' (API only: run npm run build:web)'}`);
   if (firstStart) {
     console.log(`created admin "${values['admin-user']}"${given === undefined ? ` with password: ${password}` : ''}`);
   }
+  if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {

@@ -1,0 +1,198 @@
+// A run's report as one self-contained HTML page (inline SVG charts and CSS, no script, nothing fetched), with a
+// PNG of every chart beside it. Every piece of text from the run is HTML-escaped.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Interval, intervalBarChart, lineChart, type Series, svgToPng } from './charts.js';
+
+export interface ReportWinRate {
+  model: string;
+  winRate: number;
+  lo: number;
+  hi: number;
+  wins: number;
+  ties: number;
+  losses: number;
+  n: number;
+}
+
+export interface ReportData {
+  title: string;
+  subtitle: string;
+  /** The run's final JSON line. */
+  summary: Record<string, unknown>;
+  /** Win rate of each model against the baseline, with its 95 % interval. */
+  winRates: ReportWinRate[];
+  /** Reward-model score against √KL from the reference, per PPO run. */
+  rewardKl: Series[];
+  losses: { title: string; series: Series[] }[];
+  labelers: { agreement: number; agreementSd: number; rmHeldoutAccuracy: number };
+  /** Held-out pretraining-corpus loss per model and its change from the baseline. */
+  tax: { model: string; loss: number; delta: number }[];
+  /** Objective checks of the answers (the world's checkers, no labeler). */
+  stats: { model: string; correct: number; constraintsMet: number; meanChars: number }[];
+  samples: { prompt: string; answers: { model: string; text: string; likert: number; correct: boolean }[] }[];
+  stages: { name: string; seconds: number; cached: boolean; summary: string }[];
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+const num = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
+function table(head: string[], rows: string[][]): string {
+  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const tr = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
+}
+
+// An answer cell keeps its line breaks (bullet lists) and shows an empty answer as such.
+function answerCell(text: string): string {
+  return text === '' ? '<em>(empty)</em>' : `<pre>${escapeHtml(text)}</pre>`;
+}
+
+const CSS = `
+body { font-family: 'DejaVu Sans', Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
+section { margin: 2em 0; } figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figcaption { font-size: 0.85em; color: #555; max-width: 640px; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } pre { margin: 0; font-family: inherit; white-space: pre-wrap; }
+.ok { color: #2a7a2a; } .bad { color: #b33; } code { background: #f4f4f4; padding: 1px 4px; }
+`;
+
+interface Figure {
+  file: string;
+  svg: string;
+  caption: string;
+}
+
+function figureHtml(f: Figure): string {
+  return `<figure>${f.svg}<figcaption>${escapeHtml(f.caption)} (<a href="${f.file}">PNG</a>)</figcaption></figure>`;
+}
+
+/** Writes index.html and one PNG per chart into dir; returns the files written. */
+export function writeReport(dir: string, data: ReportData): string[] {
+  mkdirSync(dir, { recursive: true });
+  const bars: Interval[] = data.winRates.map((w) => ({ label: w.model, value: w.winRate, lo: w.lo, hi: w.hi }));
+  const winFig: Figure = {
+    file: 'winrate.png',
+    svg: intervalBarChart('Win rate against SFT (held-out labelers, held-out prompts)', bars, {
+      yName: 'win rate',
+      reference: 0.5,
+      percent: true,
+    }),
+    caption:
+      'How often each model’s answer is preferred to the SFT model’s by held-out labelers; whiskers are 95 % Wilson intervals (the paper’s Figure 1 in miniature).',
+  };
+  const klFig: Figure = {
+    file: 'reward_kl.png',
+    svg: lineChart('Reward against √KL', data.rewardKl, { xName: '√KL(π ‖ π_SFT)', yName: 'RM score', scatter: true }),
+    caption: 'Reward-model score of each PPO batch against the square root of its KL divergence from the SFT policy.',
+  };
+  const lossFigs: Figure[] = data.losses.map((l, i) => ({
+    file: `loss_${i + 1}.png`,
+    svg: lineChart(l.title, l.series, { xName: 'step', yName: 'loss' }),
+    caption: `${l.title}: loss per step (from metrics.jsonl).`,
+  }));
+  const figures = [winFig, klFig, ...lossFigs];
+  const files: string[] = [];
+  for (const f of figures) {
+    writeFileSync(join(dir, f.file), svgToPng(f.svg));
+    files.push(join(dir, f.file));
+  }
+
+  const lab = data.labelers;
+  const samples = data.samples
+    .map((s) => {
+      const cells = s.answers
+        .map(
+          (a) =>
+            `<td>${answerCell(a.text)}</td><td class="${a.correct ? 'ok' : 'bad'}">${a.likert}${a.correct ? ' ✓' : ' ✗'}</td>`,
+        )
+        .join('');
+      return `<tr><td>${escapeHtml(s.prompt)}</td>${cells}</tr>`;
+    })
+    .join('\n');
+  const sampleHead = (data.samples[0]?.answers ?? [])
+    .flatMap((a) => [`${a.model} answer`, 'score'])
+    .map((h) => `<th>${escapeHtml(h)}</th>`)
+    .join('');
+
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(data.title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${CSS}</style></head>
+<body>
+<h1>${escapeHtml(data.title)}</h1>
+<p class="sub">${escapeHtml(data.subtitle)}</p>
+
+<section id="summary"><h2>Did RLHF work?</h2>
+${table(
+  ['model', 'win rate vs SFT', '95 % interval', 'wins / ties / losses'],
+  data.winRates.map((w) => [
+    w.model,
+    pct(w.winRate),
+    `${pct(w.lo)} – ${pct(w.hi)}`,
+    `${w.wins} / ${w.ties} / ${w.losses} of ${w.n}`,
+  ]),
+)}
+<p>Final line of the run: <code>${escapeHtml(JSON.stringify(data.summary))}</code></p>
+</section>
+
+<section id="winrate"><h2>Win rate against SFT</h2>
+${figureHtml(winFig)}
+</section>
+
+<section id="labelers"><h2>Labelers and the reward model</h2>
+${table(
+  ['measure', 'value'],
+  [
+    ['agreement between training labelers (pairwise)', `${pct(lab.agreement)} ± ${pct(lab.agreementSd)}`],
+    ['reward model accuracy on held-out labelers’ rankings', pct(lab.rmHeldoutAccuracy)],
+  ],
+)}
+<p>The paper: labelers agree with each other about 73 % of the time, and the reward model predicts held-out
+labelers’ preferences about as well.</p>
+</section>
+
+<section id="reward-kl"><h2>Reward against √KL</h2>
+${figureHtml(klFig)}
+</section>
+
+<section id="tax"><h2>Alignment tax</h2>
+${table(
+  ['model', 'held-out pretraining-corpus loss', 'change from SFT'],
+  data.tax.map((t) => [t.model, num(t.loss), `${t.delta >= 0 ? '+' : ''}${num(t.delta)}`]),
+)}
+<p>PPO-ptx mixes pretraining gradients into PPO to keep the corpus loss from rising.</p>
+${table(
+  ['model', 'correct', 'format followed', 'mean length (chars)'],
+  data.stats.map((s) => [s.model, pct(s.correct), pct(s.constraintsMet), s.meanChars.toFixed(1)]),
+)}
+</section>
+
+<section id="losses"><h2>Loss curves</h2>
+${lossFigs.map(figureHtml).join('\n')}
+</section>
+
+<section id="samples"><h2>Samples (held-out prompts)</h2>
+<p>Scores are one held-out labeler’s 1–7 ratings; ✓/✗ is the world’s checker.</p>
+<table><thead><tr><th>prompt</th>${sampleHead}</tr></thead><tbody>
+${samples}
+</tbody></table>
+</section>
+
+<section id="stages"><h2>Stages</h2>
+${table(
+  ['stage', 'time', 'summary'],
+  data.stages.map((s) => [s.name, s.cached ? 'cached' : `${s.seconds.toFixed(1)} s`, s.summary]),
+)}
+</section>
+</body></html>
+`;
+  writeFileSync(join(dir, 'index.html'), html);
+  files.push(join(dir, 'index.html'));
+  return files;
+}

@@ -1,0 +1,818 @@
+// `instructkit demo`: the InstructGPT paper in miniature. A miniature world with checkable tasks, simulated labelers
+// standing in for people, and every step of the paper on a CPU: pretrain a base model on the world's prose →
+// labelers write demonstrations → SFT → K samples per prompt ranked by labelers → reward model → PPO and PPO-ptx →
+// evaluation by held-out labelers on held-out prompts → report/index.html. Labels go through the platform's store
+// (SQLite in the run folder) and the trainers read the store's JSONL exports, as they would read real labels.
+//
+// Run folder (--out):
+//   data/            corpus, held-out corpus, the store's exports (demonstrations, rankings, held-out rankings)
+//   labels.sqlite    the labeling store      report/   index.html + PNGs      results.json   everything measured
+//   base/ sft/ samples/ rm/ ppo/ ppo_ptx/ eval/   one folder per stage, each with stage.json (its cache key)
+//
+// Caching: a stage's key hashes its config and the keys (or file hashes) of its inputs; a stage whose stage.json
+// holds the same key is skipped, so a second run reuses the base model and every stage whose inputs did not change.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type CausalLM, generate, loadPretrained, loadScalarPretrained } from '../models/index.js';
+import type { Module } from '../nn/index.js';
+import { type ReportData, writeReport } from '../report/html.js';
+import { openSqliteStore, type RankingRecord, type Store } from '../store/index.js';
+import { crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { readMetrics } from '../train/metrics.js';
+import { pretrain, pretrainDefaults } from '../train/pretrain.js';
+import { formatSeconds, Progress } from '../train/progress.js';
+import { Formatter } from './data.js';
+import {
+  demonstrationRecords,
+  heldoutPool,
+  measureAgreement,
+  promptRecords,
+  rankingRecords,
+  trainingPool,
+  type WinRate,
+  winRate,
+  writeJsonlFile,
+} from './labelers/index.js';
+import { type PPOConfig, PPOTrainer, ppoDefaults, readPrompts } from './ppo.js';
+import { type RmConfig, rmDefaults, trainRewardModel } from './reward.js';
+import { loadRewardModel, rewardModelFn } from './reward_fn.js';
+import { type SftConfig, sftDefaults, trainSft } from './sft.js';
+import {
+  answerStats,
+  buildWorld,
+  corpusText,
+  FEW_SHOT_STOP,
+  fewShotExamples,
+  fewShotPrompt,
+  pretrainCorpus,
+  type SplitName,
+  type Task,
+  type World,
+} from './world/index.js';
+
+export const DEMO_SIZES = ['tiny', 'small'] as const;
+export type DemoSize = (typeof DEMO_SIZES)[number];
+
+/** Everything a demo run depends on besides the seed; one per size. */
+export interface DemoConfig {
+  /** Prompts per split of the world. */
+  world: Record<SplitName, number>;
+  /** Sentences of pretraining prose, and of held-out prose for the alignment tax. */
+  corpusSentences: number;
+  heldoutSentences: number;
+  /** Labelers per pool (training and held-out). */
+  labelers: number;
+  pretrain: {
+    size: 'tiny' | 'small';
+    vocabSize: number;
+    steps: number;
+    batch: number;
+    seq: number;
+    lr: number;
+    minLr: number;
+  };
+  sft: Partial<SftConfig>;
+  /** Samples per prompt that the labelers rank. */
+  k: number;
+  rm: Partial<RmConfig>;
+  ppo: Partial<PPOConfig>;
+  /** γ_ptx of the PPO-ptx run. */
+  ptxCoef: number;
+  /** Sampling temperature of the samples labelers rank (and of PPO's rollouts, set in ppo). */
+  temperature: number;
+  /** Longest answer generated for ranking and evaluation. */
+  maxNewTokens: number;
+  /** Solved examples in the prompted baseline's few-shot prompt. */
+  shots: number;
+  /** Rows of the report's sample table. */
+  samplesShown: number;
+}
+
+const ppoCommon: Partial<PPOConfig> = {
+  chatTemplate: true,
+  sampleEvery: 0,
+  checkpointEvery: 1_000_000,
+  klCoef: 0.1,
+};
+
+export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
+  tiny: {
+    world: { sft: 1000, rm: 500, ppo: 300, eval: 120 },
+    corpusSentences: 12_000,
+    heldoutSentences: 1_500,
+    labelers: 5,
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    sft: { epochs: 8, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
+    k: 4,
+    rm: { epochs: 2, batchSize: 16, lr: 1e-4, valFraction: 0 },
+    ppo: { ...ppoCommon, steps: 20, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
+    ptxCoef: 0.2,
+    temperature: 1,
+    maxNewTokens: 24,
+    shots: 2,
+    samplesShown: 12,
+  },
+  small: {
+    world: { sft: 2000, rm: 1200, ppo: 600, eval: 300 },
+    corpusSentences: 30_000,
+    heldoutSentences: 2_000,
+    labelers: 5,
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    sft: { epochs: 10, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
+    k: 4,
+    rm: { epochs: 2, batchSize: 16, lr: 1e-4, valFraction: 0 },
+    ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
+    ptxCoef: 0.2,
+    temperature: 1,
+    maxNewTokens: 24,
+    shots: 2,
+    samplesShown: 16,
+  },
+};
+
+export interface DemoOptions {
+  size: DemoSize;
+  /** Run folder (default runs/demo). */
+  out: string;
+  seed: number;
+  /** Redo every stage, ignoring cached ones. */
+  fresh?: boolean;
+  /** Overrides of the size's config (tests). */
+  config?: Partial<DemoConfig>;
+  /** Progress and stage summaries (default: stderr). */
+  log?: (line: string) => void;
+}
+
+const MODELS = ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx'] as const;
+export type ModelName = (typeof MODELS)[number];
+const MODEL_LABELS: Record<ModelName, string> = {
+  base: 'base',
+  prompted: 'base + few-shot',
+  sft: 'SFT',
+  ppo: 'PPO',
+  ppo_ptx: 'PPO-ptx',
+};
+
+/** The demo's final line. */
+export interface DemoSummary {
+  winrate_vs_sft: Record<ModelName, number>;
+  rm_heldout_acc: number;
+  labeler_agreement: number;
+  ptx_tax: number;
+  ppo_tax: number;
+  wall_s: number;
+  report: string;
+}
+
+// ---------------------------------------------------------------- stages and their cache
+
+interface StageRecord<T> {
+  key: string;
+  seconds: number;
+  result: T;
+}
+
+interface StageLog {
+  name: string;
+  seconds: number;
+  cached: boolean;
+  summary: string;
+}
+
+// Bumped when a stage's outputs change shape, so that old run folders are not read as current.
+const CACHE_VERSION = 2;
+const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+const fileHash = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+
+/** Runs stages in order, skipping those whose inputs did not change, with a running ETA over the whole demo. */
+class Stages {
+  readonly log: StageLog[] = [];
+  private done = 0;
+  private readonly start = Date.now();
+
+  constructor(
+    private readonly out: string,
+    private readonly fresh: boolean,
+    private readonly names: readonly string[],
+    /** Expected seconds per stage, for the ETA (scaled by how fast the run actually goes). */
+    private readonly expected: Record<string, number>,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  dir(name: string): string {
+    return join(this.out, name);
+  }
+
+  /**
+   * Runs `fn` in a fresh stage folder unless the folder's stage.json holds the same key; returns fn's result (a
+   * JSON value) either way. `summary` is the stage's one line.
+   */
+  async run<T>(
+    name: string,
+    inputs: unknown,
+    fn: (dir: string) => T | Promise<T>,
+    summary: (r: T) => string,
+  ): Promise<{ key: string; result: T }> {
+    const key = hash({ version: CACHE_VERSION, name, inputs });
+    const dir = this.dir(name);
+    const recordPath = join(dir, 'stage.json');
+    const tag = `[${this.names.indexOf(name) + 1}/${this.names.length}] ${name}`;
+    if (!this.fresh && existsSync(recordPath)) {
+      const saved = JSON.parse(readFileSync(recordPath, 'utf8')) as StageRecord<T>;
+      if (saved.key === key) {
+        this.finish(name, 0, true, summary(saved.result));
+        this.say(`${tag}: cached (inputs unchanged) — ${summary(saved.result)}`);
+        return { key, result: saved.result };
+      }
+    }
+    this.say(`${tag}: running${this.eta(name)}`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const t0 = Date.now();
+    const result = await fn(dir);
+    const seconds = (Date.now() - t0) / 1000;
+    writeFileSync(recordPath, `${JSON.stringify({ key, seconds, result } satisfies StageRecord<T>)}\n`);
+    this.finish(name, seconds, false, summary(result));
+    this.say(`${tag}: done in ${formatSeconds(seconds)} — ${summary(result)}`);
+    return { key, result };
+  }
+
+  private finish(name: string, seconds: number, cached: boolean, summary: string): void {
+    this.log.push({ name, seconds, cached, summary });
+    if (!cached) this.done += this.expected[name] ?? 0;
+  }
+
+  // Remaining expected seconds, scaled by the measured pace of the stages run so far.
+  private eta(current: string): string {
+    const left = this.names.slice(this.names.indexOf(current)).reduce((s, n) => s + (this.expected[n] ?? 0), 0);
+    const elapsed = (Date.now() - this.start) / 1000;
+    const pace = this.done > 0 && elapsed > 5 ? elapsed / this.done : 1;
+    return ` (demo ETA ${formatSeconds(left * pace)})`;
+  }
+}
+
+// ---------------------------------------------------------------- helpers over the library
+
+function release(...modules: Module[]): void {
+  for (const m of modules) for (const p of m.parameters()) p.dispose();
+}
+
+/** Continuations of token prompts in batches; texts are cut at EOS and at stop strings. */
+function complete(
+  model: CausalLM,
+  tok: Tokenizer,
+  prompts: number[][],
+  opts: { maxNewTokens: number; temperature: number; seed: number; stop?: string[] },
+): string[] {
+  const eos = tok.eosId ?? -1;
+  const out: string[] = [];
+  for (let i = 0; i < prompts.length; i += 16) {
+    const { texts } = generate(model, prompts.slice(i, i + 16), {
+      maxNewTokens: opts.maxNewTokens,
+      temperature: opts.temperature,
+      seed: opts.seed + i,
+      eosTokenIds: [eos],
+      padTokenId: tok.padId ?? eos,
+      stop: opts.stop,
+      decode: (ids) => tok.decode(ids.filter((id) => id !== eos)),
+    });
+    out.push(...texts!.map((t) => t.trim()));
+  }
+  return out;
+}
+
+/** Answers of a chat model (SFT, PPO): the prompt in the chat template, as the trainers format it. */
+function chatAnswers(
+  dir: string,
+  tasks: readonly Task[],
+  opts: { maxNewTokens: number; temperature: number; seed: number },
+) {
+  const tok = Tokenizer.fromDir(dir);
+  const fmt = new Formatter(tok, dir);
+  const model = loadPretrained(dir);
+  try {
+    return complete(
+      model,
+      tok,
+      tasks.map((t) => fmt.prompt(t.prompt)),
+      opts,
+    );
+  } finally {
+    release(model);
+  }
+}
+
+/** Mean next-token loss of a model on text, over non-overlapping windows of its context (the alignment tax). */
+export function corpusLoss(model: CausalLM, tok: Tokenizer, text: string, maxWindows = 64): number {
+  const ids = tok.encode(text, { addSpecialTokens: false });
+  const T = model.maxPositions;
+  const windows: number[][] = [];
+  for (let at = 0; at + T + 1 <= ids.length && windows.length < maxWindows; at += T)
+    windows.push(ids.slice(at, at + T + 1));
+  if (windows.length === 0) throw new Error(`corpusLoss: ${ids.length} tokens are fewer than one window of ${T + 1}`);
+  let total = 0;
+  for (let i = 0; i < windows.length; i += 8) {
+    const batch = windows.slice(i, i + 8);
+    total += noGrad(() =>
+      tidy(() => {
+        const x = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(0, T))), [batch.length, T]);
+        const y = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(1))), [batch.length * T]);
+        const logits = model.forward(x);
+        return crossEntropy(reshape(logits, [batch.length * T, -1]), y, { reduction: 'sum' }).item();
+      }),
+    );
+  }
+  return total / (windows.length * T);
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+// ---------------------------------------------------------------- the stages
+
+interface Ctx {
+  size: DemoSize;
+  cfg: DemoConfig;
+  seed: number;
+  out: string;
+  world: World;
+  stages: Stages;
+  store: Store;
+  say: (line: string) => void;
+  corpusPath: string;
+  heldoutCorpusPath: string;
+}
+
+/** The world's prose, for pretraining and (another draw) for measuring the alignment tax. */
+function writeCorpora(ctx: Pick<Ctx, 'cfg' | 'seed' | 'corpusPath' | 'heldoutCorpusPath'>): void {
+  const { cfg, seed } = ctx;
+  writeFileSync(ctx.corpusPath, corpusText(pretrainCorpus(new Rng(seed + 11), { sentences: cfg.corpusSentences })));
+  writeFileSync(
+    ctx.heldoutCorpusPath,
+    corpusText(pretrainCorpus(new Rng(seed + 12), { sentences: cfg.heldoutSentences })),
+  );
+}
+
+async function pretrainBase(ctx: Ctx) {
+  const inputs = { cfg: ctx.cfg.pretrain, seed: ctx.seed, corpus: fileHash(ctx.corpusPath) };
+  return ctx.stages.run(
+    'base',
+    inputs,
+    (dir) => {
+      const r = pretrain({
+        ...pretrainDefaults,
+        ...ctx.cfg.pretrain,
+        model: 'gpt2',
+        corpus: [ctx.corpusPath],
+        out: dir,
+        evalEvery: Math.max(1, Math.round(ctx.cfg.pretrain.steps / 10)),
+        saveEvery: ctx.cfg.pretrain.steps,
+        seed: ctx.seed,
+      });
+      return { parameters: r.parameters, initialValLoss: r.initialValLoss, finalValLoss: r.finalValLoss };
+    },
+    (r) =>
+      `${r.parameters.toLocaleString('en-US')} parameters, val loss ${r.initialValLoss?.toFixed(3)} → ${r.finalValLoss.toFixed(3)}`,
+  );
+}
+
+/** Training labelers write one demonstration per SFT prompt, into the store; the trainer reads the store's export. */
+async function writeDemonstrations(ctx: Ctx): Promise<string> {
+  const demos = demonstrationRecords(
+    ctx.world.sft,
+    trainingPool(ctx.seed, { size: ctx.cfg.labelers }),
+    new Rng(ctx.seed + 3),
+  );
+  await ctx.store.importDemonstrations(demos);
+  const path = join(ctx.out, 'data', 'demonstrations.jsonl');
+  writeJsonlFile(path, await ctx.store.exportDemonstrations('training'));
+  ctx.say(`labelers: ${demos.length} demonstrations stored in labels.sqlite, exported to ${path}`);
+  return path;
+}
+
+async function trainSftStage(ctx: Ctx, base: string, demosPath: string) {
+  const config: SftConfig = { ...sftDefaults, ...ctx.cfg.sft, seed: ctx.seed };
+  return ctx.stages.run(
+    'sft',
+    { config, base, demos: fileHash(demosPath) },
+    (dir) => {
+      const r = trainSft({ modelDir: ctx.stages.dir('base'), dataFile: demosPath, outDir: dir, config, log: ctx.say });
+      return { steps: r.steps, bestEpoch: r.bestEpoch, valLoss: r.bestValue, train: r.trainExamples };
+    },
+    (r) =>
+      `${r.train} demonstrations, ${r.steps} steps, kept epoch ${(r.bestEpoch ?? 0) + 1} (val loss ${r.valLoss?.toFixed(3)})`,
+  );
+}
+
+interface SampleSet {
+  /** The prompt of a world task. */
+  task: string;
+  responses: string[];
+}
+
+interface SampleSets {
+  /** Samples per RM prompt, for the training labelers to rank. */
+  rm: SampleSet[];
+  /** Samples per evaluation prompt, for the held-out labelers (the RM's held-out accuracy). */
+  heldout: SampleSet[];
+}
+
+/**
+ * Up to K distinct samples per prompt from the SFT model (2K drawn, repeats dropped: a ranking of two identical
+ * answers says nothing), as the paper's labelers were shown. Prompts with fewer than two distinct samples are left out.
+ */
+async function sampleForRanking(ctx: Ctx, sft: string) {
+  const { k, maxNewTokens, temperature } = ctx.cfg;
+  return ctx.stages.run(
+    'samples',
+    { sft, k, maxNewTokens, temperature, seed: ctx.seed, world: ctx.cfg.world },
+    (dir) => {
+      const draw = (tasks: readonly Task[], seed: number) => {
+        const repeated = tasks.flatMap((t) => Array.from({ length: 2 * k }, () => t));
+        const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature, seed });
+        const sets = tasks.map((task, i) => ({
+          task: task.prompt,
+          responses: [...new Set(texts.slice(i * 2 * k, (i + 1) * 2 * k))].slice(0, k),
+        }));
+        return sets.filter((s) => s.responses.length >= 2);
+      };
+      const sets: SampleSets = { rm: draw(ctx.world.rm, ctx.seed + 21), heldout: draw(ctx.world.eval, ctx.seed + 22) };
+      writeFileSync(join(dir, 'samples.json'), JSON.stringify(sets));
+      const distinct = mean(sets.rm.map((s) => s.responses.length));
+      return { prompts: sets.rm.length, heldoutPrompts: sets.heldout.length, distinct };
+    },
+    (r) =>
+      `${r.prompts} + ${r.heldoutPrompts} held-out prompts with ${r.distinct.toFixed(2)} distinct samples each (K ≤ ${ctx.cfg.k})`,
+  );
+}
+
+/**
+ * Labelers rank the samples into the store (training labelers on RM prompts; held-out labelers on evaluation
+ * prompts, split "heldout"); the store's exports are what the reward model trains and is tested on.
+ */
+async function rankSamples(ctx: Ctx) {
+  const sets = JSON.parse(readFileSync(join(ctx.stages.dir('samples'), 'samples.json'), 'utf8')) as SampleSets;
+  const pool = { size: ctx.cfg.labelers };
+  const byPrompt = new Map([...ctx.world.rm, ...ctx.world.eval].map((t) => [t.prompt, t]));
+  const tasksOf = (sets: SampleSet[]) => sets.map((s) => byPrompt.get(s.task)!);
+  const responsesOf = (sets: SampleSet[]) => sets.map((s) => s.responses);
+  const train = rankingRecords(tasksOf(sets.rm), responsesOf(sets.rm), trainingPool(ctx.seed, pool));
+  const heldout: RankingRecord[] = rankingRecords(
+    tasksOf(sets.heldout),
+    responsesOf(sets.heldout),
+    heldoutPool(ctx.seed, pool),
+  ).map((r) => ({ ...r, split: 'heldout' }));
+  await ctx.store.importRankings(train);
+  await ctx.store.importRankings(heldout);
+  const trainPath = join(ctx.out, 'data', 'rankings.jsonl');
+  const heldoutPath = join(ctx.out, 'data', 'rankings_heldout.jsonl');
+  writeJsonlFile(trainPath, await ctx.store.exportRankings('training'));
+  writeJsonlFile(heldoutPath, await ctx.store.exportRankings('heldout'));
+  // Every training labeler ranks every sample set, as the paper measured inter-labeler agreement.
+  const agreement = measureAgreement(trainingPool(ctx.seed + 1, pool), tasksOf(sets.rm), responsesOf(sets.rm));
+  ctx.say(
+    `labelers: ${train.length} + ${heldout.length} held-out rankings stored and exported; ` +
+      `agreement ${(100 * agreement.agreement).toFixed(1)} % ± ${(100 * agreement.sd).toFixed(1)}`,
+  );
+  return { trainPath, heldoutPath, agreement };
+}
+
+async function trainRmStage(ctx: Ctx, sft: string, trainPath: string, heldoutPath: string) {
+  const config: RmConfig = { ...rmDefaults, ...ctx.cfg.rm, seed: ctx.seed };
+  return ctx.stages.run(
+    'rm',
+    { config, sft, train: fileHash(trainPath), heldout: fileHash(heldoutPath) },
+    (dir) => {
+      const r = trainRewardModel({
+        modelDir: ctx.stages.dir('sft'),
+        dataFile: trainPath,
+        valFile: heldoutPath,
+        outDir: dir,
+        config,
+        log: ctx.say,
+      });
+      return { steps: r.steps, rankings: r.trainRankings, heldoutAccuracy: r.val!.accuracy, heldoutLoss: r.val!.loss };
+    },
+    (r) =>
+      `${r.rankings} rankings, ${r.steps} steps, held-out accuracy ${(100 * r.heldoutAccuracy).toFixed(1)} % (loss ${r.heldoutLoss.toFixed(3)})`,
+  );
+}
+
+async function trainPpoStage(ctx: Ctx, name: 'ppo' | 'ppo_ptx', sft: string, rm: string) {
+  const ptx = name === 'ppo_ptx';
+  const config: PPOConfig = {
+    ...ppoDefaults,
+    ...ctx.cfg.ppo,
+    ptxCoef: ptx ? ctx.cfg.ptxCoef : 0,
+    ptxSeqLen: ctx.cfg.pretrain.seq,
+    seed: ctx.seed,
+  };
+  const promptsPath = join(ctx.out, 'data', 'ppo_prompts.jsonl');
+  writeJsonlFile(promptsPath, promptRecords(ctx.world.ppo));
+  const inputs = { config, sft, rm, prompts: fileHash(promptsPath), corpus: ptx ? fileHash(ctx.corpusPath) : null };
+  return ctx.stages.run(
+    name,
+    inputs,
+    (dir) => {
+      const sftDir = ctx.stages.dir('sft');
+      const rmDir = ctx.stages.dir('rm');
+      const trainer = new PPOTrainer({
+        policy: loadPretrained(sftDir),
+        ref: loadPretrained(sftDir),
+        value: loadScalarPretrained(rmDir),
+        reward: rewardModelFn(loadRewardModel(rmDir)),
+        tokenizer: Tokenizer.fromDir(sftDir),
+        prompts: readPrompts(promptsPath),
+        ptxText: ptx ? readFileSync(ctx.corpusPath, 'utf8') : null,
+        config,
+        outDir: dir,
+        quiet: true,
+      });
+      const progress = new Progress(name, config.steps);
+      const history: { score: number; kl: number }[] = [];
+      try {
+        while (trainer.step < config.steps) {
+          const m = trainer.trainStep();
+          history.push({ score: Number(m['objective/scores']), kl: Number(m['objective/kl']) });
+          progress.update(
+            trainer.step,
+            `score ${Number(m['objective/scores']).toFixed(3)} kl ${Number(m['objective/kl']).toFixed(3)}`,
+          );
+        }
+      } finally {
+        progress.stop();
+      }
+      trainer.save(dir);
+      trainer.dispose();
+      const tail = history.slice(-Math.max(1, Math.floor(history.length / 4)));
+      return {
+        steps: trainer.step,
+        firstScore: history[0].score,
+        lastScore: mean(tail.map((h) => h.score)),
+        lastKl: mean(tail.map((h) => h.kl)),
+      };
+    },
+    (r) =>
+      `${r.steps} steps, RM score ${r.firstScore.toFixed(3)} → ${r.lastScore.toFixed(3)}, KL ${r.lastKl.toFixed(3)}`,
+  );
+}
+
+interface EvalResult {
+  answers: Record<ModelName, string[]>;
+  winRates: Record<ModelName, WinRate>;
+  corpusLoss: Record<'base' | 'sft' | 'ppo' | 'ppo_ptx', number>;
+  stats: Record<ModelName, ReturnType<typeof answerStats>>;
+}
+
+/** Answers of all five models on the held-out prompts, judged by held-out labelers against SFT's. */
+async function evaluate(ctx: Ctx, keys: Record<string, string>) {
+  const { maxNewTokens, shots } = ctx.cfg;
+  const tasks = ctx.world.eval;
+  return ctx.stages.run(
+    'eval',
+    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath) },
+    (): EvalResult => {
+      const greedy = { maxNewTokens, temperature: 0, seed: ctx.seed };
+      const baseDir = ctx.stages.dir('base');
+      const tok = Tokenizer.fromDir(baseDir);
+      const base = loadPretrained(baseDir);
+      const room = base.maxPositions - maxNewTokens;
+      const exampleRng = new Rng(ctx.seed + 31);
+      // The few-shot prompt drops examples until it fits the context.
+      const fewShot = tasks.map((t) => {
+        const examples = fewShotExamples(t, ctx.world.sft, exampleRng, shots);
+        for (let n = shots; n > 0; n--) {
+          const ids = tok.encode(fewShotPrompt(t, examples.slice(0, n)));
+          if (ids.length <= room) return ids;
+        }
+        return tok.encode(fewShotPrompt(t, []));
+      });
+      const answers = {} as Record<ModelName, string[]>;
+      const heldoutText = readFileSync(ctx.heldoutCorpusPath, 'utf8');
+      const corpusLosses = {} as EvalResult['corpusLoss'];
+      try {
+        ctx.say('eval: base model');
+        answers.base = complete(
+          base,
+          tok,
+          tasks.map((t) => tok.encode(`${t.prompt}\n`)),
+          { ...greedy, stop: FEW_SHOT_STOP },
+        );
+        ctx.say('eval: base model with a few-shot prompt');
+        answers.prompted = complete(base, tok, fewShot, { ...greedy, stop: FEW_SHOT_STOP });
+        corpusLosses.base = corpusLoss(base, tok, heldoutText);
+      } finally {
+        release(base);
+      }
+      for (const name of ['sft', 'ppo', 'ppo_ptx'] as const) {
+        ctx.say(`eval: ${MODEL_LABELS[name]}`);
+        const dir = ctx.stages.dir(name);
+        answers[name] = chatAnswers(dir, tasks, greedy);
+        const model = loadPretrained(dir);
+        corpusLosses[name] = corpusLoss(model, tok, heldoutText);
+        release(model);
+      }
+      const judges = heldoutPool(ctx.seed + 2, { size: ctx.cfg.labelers });
+      const winRates = {} as Record<ModelName, WinRate>;
+      const stats = {} as EvalResult['stats'];
+      for (const name of MODELS) {
+        winRates[name] = winRate(judges, tasks, answers[name], answers.sft);
+        stats[name] = answerStats(tasks, answers[name]);
+      }
+      return { answers, winRates, corpusLoss: corpusLosses, stats };
+    },
+    (r) =>
+      MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * r.winRates[m].winRate).toFixed(0)} %`).join(', ') +
+      ' (win rate vs SFT)',
+  );
+}
+
+// ---------------------------------------------------------------- the report
+
+function series(path: string, key: string): [number, number][] {
+  if (!existsSync(path)) return [];
+  return readMetrics(path)
+    .filter((r) => typeof r[key] === 'number')
+    .map((r) => [Number(r.step), Number(r[key])]);
+}
+
+function reportData(
+  ctx: Ctx,
+  r: { ev: EvalResult; rmAccuracy: number; agreement: number; agreementSd: number; summary: DemoSummary },
+): ReportData {
+  const m = (stage: string) => join(ctx.stages.dir(stage), 'metrics.jsonl');
+  const rewardKl = (stage: string) =>
+    readMetrics(m(stage)).map((x): [number, number] => [
+      Math.sqrt(Math.max(0, Number(x['objective/kl']))),
+      Number(x['objective/scores']),
+    ]);
+  const judge = heldoutPool(ctx.seed + 5, { size: 1 })[0];
+  const tasks = ctx.world.eval;
+  const shown = tasks.slice(0, ctx.cfg.samplesShown).map((t, i) => ({
+    prompt: t.prompt,
+    answers: (['sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
+      model: MODEL_LABELS[name],
+      text: r.ev.answers[name][i],
+      likert: judge.score(t, r.ev.answers[name][i]).likert,
+      correct: t.check(r.ev.answers[name][i]).correct,
+    })),
+  }));
+  return {
+    title: `instructkit demo: InstructGPT in miniature (--size ${ctx.size})`,
+    subtitle: `seed ${ctx.seed} · ${ctx.world.eval.length} held-out prompts · wall ${formatSeconds(r.summary.wall_s)}`,
+    summary: r.summary as unknown as Record<string, unknown>,
+    winRates: MODELS.map((name) => ({ model: MODEL_LABELS[name], ...r.ev.winRates[name] })),
+    rewardKl: [
+      { name: 'PPO', points: rewardKl('ppo') },
+      { name: 'PPO-ptx', points: rewardKl('ppo_ptx') },
+    ],
+    losses: [
+      {
+        title: 'Pretraining',
+        series: [
+          { name: 'train', points: series(m('base'), 'train/loss') },
+          { name: 'validation', points: series(m('base'), 'val/loss') },
+        ],
+      },
+      {
+        title: 'SFT',
+        series: [
+          { name: 'train', points: series(m('sft'), 'train/loss') },
+          { name: 'validation', points: series(m('sft'), 'val/loss') },
+        ],
+      },
+      {
+        title: 'Reward model',
+        series: [
+          { name: 'train', points: series(m('rm'), 'train/loss') },
+          { name: 'held-out', points: series(m('rm'), 'val/loss') },
+        ],
+      },
+      {
+        title: 'PPO value loss',
+        series: [
+          { name: 'PPO', points: series(m('ppo'), 'val/value_loss') },
+          { name: 'PPO-ptx', points: series(m('ppo_ptx'), 'val/value_loss') },
+        ],
+      },
+      {
+        title: 'PPO-ptx pretraining loss',
+        series: [{ name: 'ptx', points: series(m('ppo_ptx'), 'ptx/loss') }],
+      },
+    ],
+    labelers: { agreement: r.agreement, agreementSd: r.agreementSd, rmHeldoutAccuracy: r.rmAccuracy },
+    tax: (['base', 'sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
+      model: MODEL_LABELS[name],
+      loss: r.ev.corpusLoss[name],
+      delta: r.ev.corpusLoss[name] - r.ev.corpusLoss.sft,
+    })),
+    stats: MODELS.map((name) => ({ model: MODEL_LABELS[name], ...r.ev.stats[name] })),
+    samples: shown,
+    stages: ctx.stages.log,
+  };
+}
+
+// ---------------------------------------------------------------- the whole run
+
+const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', 'report'] as const;
+
+/** Expected seconds of each stage on 2 cores, for the ETA. */
+function expectedSeconds(cfg: DemoConfig): Record<string, number> {
+  const p = cfg.pretrain.steps * 0.1 + 15;
+  const ppo = cfg.ppo.steps! * 2;
+  return {
+    base: p,
+    sft: cfg.sft.epochs! * cfg.world.sft * 0.01,
+    samples: 10,
+    rm: 10,
+    ppo,
+    ppo_ptx: ppo * 1.3,
+    eval: 15,
+    report: 2,
+  };
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  if (!DEMO_SIZES.includes(opts.size))
+    throw new Error(`demo: --size must be one of ${DEMO_SIZES.join(', ')}, got "${opts.size}"`);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffff)
+    throw new Error(`demo: --seed must be an integer in [0, 65535], got ${opts.seed}`);
+  const t0 = Date.now();
+  const cfg: DemoConfig = { ...DEMO_CONFIGS[opts.size], ...opts.config };
+  const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const out = resolve(opts.out);
+  mkdirSync(join(out, 'data'), { recursive: true });
+  const base = {
+    size: opts.size,
+    cfg,
+    seed: opts.seed,
+    out,
+    say,
+    corpusPath: join(out, 'data', 'corpus.txt'),
+    heldoutCorpusPath: join(out, 'data', 'heldout_corpus.txt'),
+  };
+  writeCorpora(base);
+  const world = buildWorld(opts.seed, { sizes: cfg.world });
+  say(
+    `demo (${opts.size}, seed ${opts.seed}) in ${out}: world of ${world.sft.length} SFT, ${world.rm.length} RM, ` +
+      `${world.ppo.length} PPO and ${world.eval.length} held-out prompts`,
+  );
+  // The store is rebuilt on every run: labeling is cheap and deterministic, the expensive stages are cached.
+  const dbPath = join(out, 'labels.sqlite');
+  for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
+  const store = await openSqliteStore({ path: dbPath });
+  const stages = new Stages(out, opts.fresh === true, STAGE_NAMES, expectedSeconds(cfg), say);
+  const ctx: Ctx = { ...base, world, stages, store };
+  try {
+    const pre = await pretrainBase(ctx);
+    const demos = await writeDemonstrations(ctx);
+    const sft = await trainSftStage(ctx, pre.key, demos);
+    const samples = await sampleForRanking(ctx, sft.key);
+    const ranked = await rankSamples(ctx);
+    const rm = await trainRmStage(ctx, samples.key, ranked.trainPath, ranked.heldoutPath);
+    const ppo = await trainPpoStage(ctx, 'ppo', sft.key, rm.key);
+    const ptx = await trainPpoStage(ctx, 'ppo_ptx', sft.key, rm.key);
+    const ev = await evaluate(ctx, { base: pre.key, sft: sft.key, ppo: ppo.key, ptx: ptx.key });
+    const r = ev.result;
+    const summary: DemoSummary = {
+      winrate_vs_sft: Object.fromEntries(MODELS.map((m) => [m, round(r.winRates[m].winRate)])) as Record<
+        ModelName,
+        number
+      >,
+      rm_heldout_acc: round(rm.result.heldoutAccuracy),
+      labeler_agreement: round(ranked.agreement.agreement),
+      ptx_tax: round(r.corpusLoss.ppo_ptx - r.corpusLoss.sft),
+      ppo_tax: round(r.corpusLoss.ppo - r.corpusLoss.sft),
+      wall_s: 0,
+      report: join(out, 'report', 'index.html'),
+    };
+    await stages.run(
+      'report',
+      { at: Date.now() }, // always rewritten: it shows this run's stage times
+      (dir) => {
+        summary.wall_s = Math.round((Date.now() - t0) / 100) / 10;
+        const data = reportData(ctx, {
+          ev: r,
+          rmAccuracy: rm.result.heldoutAccuracy,
+          agreement: ranked.agreement.agreement,
+          agreementSd: ranked.agreement.sd,
+          summary,
+        });
+        writeFileSync(join(out, 'results.json'), `${JSON.stringify({ summary, config: cfg, eval: r }, null, 1)}\n`);
+        return { files: writeReport(dir, data).length };
+      },
+      (x) => `${x.files} files in ${join(out, 'report')}`,
+    );
+    summary.wall_s = Math.round((Date.now() - t0) / 100) / 10;
+    return summary;
+  } finally {
+    await store.close();
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
