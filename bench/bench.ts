@@ -46,14 +46,15 @@ function matmulGflops(n: number, dtype: 'f32' | 'bf16'): number {
   });
 }
 
-// Batch 8, prompt 128, 128 new tokens, temperature 1 from the full distribution; the clock includes the prefill.
-function sampleTokS(cfg: GPT2Config): number {
+// Prompt 128, 128 new tokens, temperature 1 from the full distribution, the benchmark's batch (8 for the reference
+// GPT, 4 at GPT-2-124M shapes, as the PyTorch side); the clock includes the prefill.
+function sampleTokS(cfg: GPT2Config, batch: number): number {
   const model = new GPT2(cfg, new Rng(0)).eval();
   const rng = new Rng(3);
-  const prompts = Array.from({ length: 8 }, () => Array.from({ length: 128 }, () => rng.int(cfg.vocabSize)));
+  const prompts = Array.from({ length: batch }, () => Array.from({ length: 128 }, () => rng.int(cfg.vocabSize)));
   const run = () => generate(model, prompts, { maxNewTokens: 128, temperature: 1, seed: 1 });
   run();
-  return (8 * 128) / timeIt(3, run);
+  return (batch * 128) / timeIt(3, run);
 }
 
 function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps: number): number {
@@ -79,7 +80,7 @@ const trainBf16 = trainTokS(ref.config, ref.batch, 'bf16', steps);
 console.log(`reference GPT train bf16: ${trainBf16.toFixed(0)} tok/s`);
 // Peak RSS while training the reference GPT (the 124M runs below need more, by design).
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
-const sample = sampleTokS(ref.config);
+const sample = sampleTokS(ref.config, ref.batch);
 console.log(`reference GPT sampling (batch 8, prompt 128, 128 new, incl. prefill): ${sample.toFixed(0)} tok/s`);
 
 const result: Record<string, number | string> = {
@@ -96,7 +97,7 @@ const result: Record<string, number | string> = {
 let big: { train: number; sample: number } | null = null;
 if (!args['skip-124m']) {
   const m = BENCH_MODELS['gpt2-124m'];
-  big = { train: trainTokS(m.config, m.batch, 'f32', 3), sample: sampleTokS(m.config) };
+  big = { train: trainTokS(m.config, m.batch, 'f32', 3), sample: sampleTokS(m.config, m.batch) };
   console.log(`GPT-2-124M train f32: ${big.train.toFixed(0)} tok/s, sampling: ${big.sample.toFixed(0)} tok/s`);
   Object.assign(result, { train_f32_124m_tok_s: Math.round(big.train), sample_124m_tok_s: Math.round(big.sample) });
 }
