@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
-import { run as sampleCli, textStreamer } from '../src/cli/commands/sample.js';
+import { run as sampleCli } from '../src/cli/commands/sample.js';
 import { type GenerateOptions, GPT2, type GPT2Config, generate, savePretrained } from '../src/models/index.js';
 import { Rng } from '../src/tensor/index.js';
-import { type Tokenizer, trainBpe } from '../src/tokenizer/index.js';
+import { type Tokenizer, textStreamer, trainBpe } from '../src/tokenizer/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-sample-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,5 +3,6 @@
 export * from './bytes.js';
 export * from './chat.js';
 export * from './errors.js';
+export * from './stream.js';
 export * from './tokenizer.js';
 export * from './train.js';

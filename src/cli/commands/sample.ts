@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate, loadPretrained } from '../../models/index.js';
-import { CHAT_TOKENS, Tokenizer } from '../../tokenizer/index.js';
+import { CHAT_TOKENS, Tokenizer, textStreamer } from '../../tokenizer/index.js';
 
 const HELP = `usage: instructkit sample --model DIR "prompt" [options]
 
@@ -22,30 +22,6 @@ function parseNumber(flag: string, text: string, check: (v: number) => boolean, 
   const v = text.trim() === '' ? Number.NaN : Number(text);
   if (!Number.isFinite(v) || !check(v)) throw new Error(`--${flag}: expected ${want}, got ${JSON.stringify(text)}`);
   return v;
-}
-
-/**
- * Turns the growing token sequence into printable increments: the text of all ids so far is decoded and only what
- * is new is returned. A character whose UTF-8 bytes are split across tokens decodes as U+FFFD until its last byte
- * arrives, so such a tail is held back.
- */
-export function textStreamer(tokenizer: Tokenizer): { push(id: number): string; flush(): string } {
-  const ids: number[] = [];
-  let printed = '';
-  const delta = (final: boolean): string => {
-    const text = tokenizer.decode(ids, { skipSpecialTokens: true });
-    if (!final && text.endsWith('\uFFFD')) return '';
-    const add = text.startsWith(printed) ? text.slice(printed.length) : '';
-    printed = text;
-    return add;
-  };
-  return {
-    push(id: number): string {
-      ids.push(id);
-      return delta(false);
-    },
-    flush: () => delta(true),
-  };
 }
 
 export async function run(args: string[]): Promise<number> {

@@ -1,7 +1,8 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1 (one SQLite file holds everything).
 import { randomBytes } from 'node:crypto';
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultWebRoot, serve } from '../../server/index.js';
+import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
 import { openSqliteStore } from '../../store/index.js';
 
 const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite] [--admin-user admin] [--admin-password PW]
@@ -16,7 +17,9 @@ or else with a random password that is printed once.
   --admin-user NAME   first admin's username (default admin)
   --admin-password PW first admin's password (at least 8 characters)
   --web DIR           built UI folder (default: the package's web/dist)
-  --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/`;
+  --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
+  --model DIR         a model folder to chat with and to sample ranking candidates from (its folder name is the
+                      candidate source's name in the admin settings); without it the chat echoes`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -29,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
       'admin-password': { type: 'string' },
       web: { type: 'string' },
       report: { type: 'string' },
+      model: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -41,6 +45,10 @@ export async function run(args: string[]): Promise<number> {
   const given = values['admin-password'] ?? process.env.INSTRUCTKIT_ADMIN_PASSWORD;
   if (given !== undefined && given.length < 8) throw new Error('--admin-password needs at least 8 characters');
 
+  // Loaded first: a folder that is not a model fails here, before anything listens.
+  const sampler = values.model
+    ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model)))
+    : null;
   const store = await openSqliteStore({ path: values.db });
   const firstStart = (await store.listUsers()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
@@ -51,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
     port,
     webRoot,
     reportDir: values.report,
+    ...(sampler ? { chatModel: sampler, candidateSources: { [sampler.name]: sampler } } : {}),
     bootstrapAdmin: { username: values['admin-user'], password },
   });
   console.log(`instructkit serving ${values.db} at ${s.address}${webRoot ? '' : ' (API only: run npm run build:web)'}`);
@@ -58,12 +67,16 @@ export async function run(args: string[]): Promise<number> {
     console.log(`created admin "${values['admin-user']}"${given === undefined ? ` with password: ${password}` : ''}`);
   }
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
+  if (sampler) console.log(`chat and candidates from model "${sampler.name}" (${values.model})`);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void s.close().then(() => store.close().then(done, done));
+      void s
+        .close()
+        .then(() => sampler?.close())
+        .then(() => store.close().then(done, done));
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
