@@ -2,7 +2,7 @@
  * The store: every query the server and trainers use. Written against Kysely only (no SQLite-specific SQL), so a
  * PostgreSQL dialect can be plugged into `Store` without touching callers.
  */
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Insertable, type Kysely, sql, type Transaction } from 'kysely';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import type {
@@ -869,49 +869,42 @@ export class Store {
   }
 
   async importPairwise(records: PairwiseRecord[]): Promise<number> {
-    return this.tx(async (s) => {
-      for (const r of records) {
-        await s.db
-          .insertInto('comparisons')
-          .values({
-            kind: 'pairwise',
-            prompt: r.prompt,
-            a_text: r.chosen,
-            b_text: r.rejected,
-            model_a: null,
-            model_b: null,
-            choice: 'a',
-            assignment_id: null,
-            user_id: null,
-            labeler: null,
-            created_at: s.now(),
-          })
-          .execute();
-      }
-      return records.length;
-    });
+    return this.importComparisons(records, (r) => ({
+      kind: 'pairwise',
+      prompt: r.prompt,
+      a_text: r.chosen,
+      b_text: r.rejected,
+      model_a: null,
+      model_b: null,
+      choice: 'a',
+      labeler: null,
+    }));
   }
 
   async importEval(records: EvalRecord[]): Promise<number> {
+    return this.importComparisons(records, (r) => ({
+      kind: 'eval',
+      prompt: r.prompt,
+      a_text: r.response_a,
+      b_text: r.response_b,
+      model_a: r.model_a,
+      model_b: r.model_b,
+      choice: r.winner,
+      labeler: r.labeler ?? null,
+    }));
+  }
+
+  // Imported comparisons belong to no assignment or user; one transaction for the whole file.
+  private importComparisons<R>(
+    records: R[],
+    row: (r: R) => Omit<Insertable<Database['comparisons']>, 'assignment_id' | 'user_id' | 'created_at'>,
+  ): Promise<number> {
     return this.tx(async (s) => {
-      for (const r of records) {
+      for (const r of records)
         await s.db
           .insertInto('comparisons')
-          .values({
-            kind: 'eval',
-            prompt: r.prompt,
-            a_text: r.response_a,
-            b_text: r.response_b,
-            model_a: r.model_a,
-            model_b: r.model_b,
-            choice: r.winner,
-            assignment_id: null,
-            user_id: null,
-            labeler: r.labeler ?? null,
-            created_at: s.now(),
-          })
+          .values({ ...row(r), assignment_id: null, user_id: null, created_at: s.now() })
           .execute();
-      }
       return records.length;
     });
   }
