@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,10 +20,11 @@ import {
   tokenizeCorpus,
   tokenizerHash,
 } from '../src/train/tokens.js';
+import { assertSameRun, killAfterFirstCheckpoint, spawnCli } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-pretrain-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const _cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
 // A small corpus with structure a tiny model learns in a few dozen steps: short documents of simple sentences.
 function writeCorpus(path: string, documents: number, seed = 1): string {
@@ -253,23 +253,6 @@ test('bad settings and corpora fail with the field or file named, before any com
   assert.ok(!existsSync(join(out, 'model.safetensors')));
 });
 
-// Runs the CLI in a child process; resolves with its exit code, signal and stderr.
-function spawnCli(args: string[], onSpawn?: (kill: () => void) => void) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve, reject) => {
-    // One thread: the same in every run (a requirement of bit-identical sums), and no OpenMP spinning on a
-    // machine whose cores are busy with the test runner.
-    const env = { ...process.env, OMP_NUM_THREADS: '1' };
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
-    onSpawn?.(() => child.kill('SIGKILL'));
-  });
-}
-
 test('a run killed with SIGKILL and resumed repeats the uninterrupted run bit for bit', async () => {
   const corpus = writeCorpus(join(dir, 'kill-corpus.txt'), 300, 5);
   const cfg = join(dir, 'kill.json');
@@ -279,16 +262,7 @@ test('a run killed with SIGKILL and resumed repeats the uninterrupted run bit fo
     ...['--steps', '80', '--batch', '2', '--seq', '16'],
   ];
   const killed = join(dir, 'run-killed');
-  const first = await spawnCli(args(killed), (kill) => {
-    // Kill as soon as the first checkpoint is complete (listCheckpoints sees only renamed, finished folders).
-    const poll = setInterval(() => {
-      if (listCheckpoints(join(killed, 'checkpoints')).length > 0) {
-        clearInterval(poll);
-        kill();
-      }
-    }, 2);
-  });
-  assert.equal(first.signal, 'SIGKILL', `the run should have been killed mid-way:\n${first.stderr}`);
+  await killAfterFirstCheckpoint(args(killed), killed);
   assert.ok(!existsSync(join(killed, 'model.safetensors')));
   const resumed = await spawnCli([...args(killed), '--resume']);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -298,17 +272,6 @@ test('a run killed with SIGKILL and resumed repeats the uninterrupted run bit fo
   const straight = join(dir, 'run-straight');
   const whole = await spawnCli(args(straight));
   assert.equal(whole.code, 0, whole.stderr);
-
-  const losses = (out: string) =>
-    readMetrics(join(out, 'metrics.jsonl')).map((m) => [
-      m.step,
-      m['train/loss'],
-      m['train/grad_norm'],
-      m.lr,
-      m['val/loss'],
-    ]);
-  const a = losses(killed);
-  assert.equal(a.length, 81);
-  assert.deepEqual(a, losses(straight));
-  assert.deepEqual(readFileSync(join(killed, 'model.safetensors')), readFileSync(join(straight, 'model.safetensors')));
+  assert.equal(readMetrics(join(killed, 'metrics.jsonl')).length, 81);
+  assertSameRun(killed, straight);
 });

@@ -27,8 +27,9 @@ static Napi::Value getThreads(const Napi::CallbackInfo& info) {
 IK_EXPORT("getThreads", getThreads);
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  // One OpenMP team shared by oneDNN and our kernels; INSTRUCTKIT_THREADS overrides the core count.
+  // One OpenMP team shared by oneDNN and our kernels: INSTRUCTKIT_THREADS, else OMP_NUM_THREADS, else the cores.
   const char* want = std::getenv("INSTRUCTKIT_THREADS");
+  if (!want && std::getenv("OMP_NUM_THREADS")) want = std::getenv("OMP_NUM_THREADS");
   int threads = want ? std::atoi(want) : static_cast<int>(std::thread::hardware_concurrency());
   if (threads > 0) omp_set_num_threads(threads);
   for (auto& [name, fn] : registry()) exports.Set(name, Napi::Function::New(env, fn, name));
