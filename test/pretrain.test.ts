@@ -220,7 +220,7 @@ test('bad settings and corpora fail with the field or file named, before any com
   const reject = (args: string[], re: RegExp) => assert.rejects(pretrainCli(args), re);
   await reject(
     ['--corpus', corpus, '--out', out, '--size', 'huge'],
-    /field "size" \(--size\) must be one of tiny, small/,
+    /field "size" \(--size\) must be one of tiny, mini, small/,
   );
   await reject(
     ['--corpus', corpus, '--out', out, '--model', 'bert'],

@@ -21,7 +21,7 @@ import { openSqliteStore, type RankingRecord, type Store } from '../store/index.
 import { crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
-import { pretrain, pretrainDefaults } from '../train/pretrain.js';
+import { pretrain, pretrainDefaults, type SizePreset } from '../train/pretrain.js';
 import { formatSeconds, Progress } from '../train/progress.js';
 import { Formatter } from './data.js';
 import {
@@ -65,7 +65,7 @@ export interface DemoConfig {
   /** Labelers per pool (training and held-out). */
   labelers: number;
   pretrain: {
-    size: 'tiny' | 'small';
+    size: SizePreset;
     vocabSize: number;
     steps: number;
     batch: number;
@@ -80,8 +80,12 @@ export interface DemoConfig {
   ppo: Partial<PPOConfig>;
   /** γ_ptx of the PPO-ptx run. */
   ptxCoef: number;
-  /** Sampling temperature of the samples labelers rank (and of PPO's rollouts, set in ppo). */
-  temperature: number;
+  /**
+   * Draws per prompt at each sampling temperature (0 = greedy) for the labelers to rank, as the paper drew from
+   * several policies: low temperatures add likely-correct answers, high ones add varied wrong ones, so that the
+   * labelers' rankings separate answers by quality rather than by noise.
+   */
+  sampling: { temperature: number; n: number }[];
   /** Longest answer generated for ranking and evaluation. */
   maxNewTokens: number;
   /** Solved examples in the prompted baseline's few-shot prompt. */
@@ -97,6 +101,12 @@ const ppoCommon: Partial<PPOConfig> = {
   klCoef: 0.1,
 };
 
+const sampling = [
+  { temperature: 0, n: 1 },
+  { temperature: 0.7, n: 2 },
+  { temperature: 1, n: 3 },
+];
+
 export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
   tiny: {
     world: { sft: 1000, rm: 500, ppo: 300, eval: 120 },
@@ -106,26 +116,26 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
     sft: { epochs: 8, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 4,
-    rm: { epochs: 2, batchSize: 16, lr: 1e-4, valFraction: 0 },
+    rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 20, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
-    temperature: 1,
+    sampling,
     maxNewTokens: 24,
     shots: 2,
     samplesShown: 12,
   },
   small: {
-    world: { sft: 2000, rm: 1200, ppo: 600, eval: 300 },
+    world: { sft: 2000, rm: 4000, ppo: 600, eval: 300 },
     corpusSentences: 30_000,
     heldoutSentences: 2_000,
     labelers: 5,
     pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
     sft: { epochs: 10, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 4,
-    rm: { epochs: 2, batchSize: 16, lr: 1e-4, valFraction: 0 },
+    rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
-    temperature: 1,
+    sampling,
     maxNewTokens: 24,
     shots: 2,
     samplesShown: 16,
@@ -421,21 +431,25 @@ interface SampleSets {
 }
 
 /**
- * Up to K distinct samples per prompt from the SFT model (2K drawn, repeats dropped: a ranking of two identical
- * answers says nothing), as the paper's labelers were shown. Prompts with fewer than two distinct samples are left out.
+ * Up to K distinct samples per prompt from the SFT model at several temperatures (lowest first, repeats dropped: a
+ * ranking of two identical answers says nothing), as the paper's labelers were shown. Prompts with fewer than two
+ * distinct samples are left out.
  */
 async function sampleForRanking(ctx: Ctx, sft: string) {
-  const { k, maxNewTokens, temperature } = ctx.cfg;
+  const { k, maxNewTokens, sampling } = ctx.cfg;
   return ctx.stages.run(
     'samples',
-    { sft, k, maxNewTokens, temperature, seed: ctx.seed, world: ctx.cfg.world },
+    { sft, k, maxNewTokens, sampling, seed: ctx.seed, world: ctx.cfg.world },
     (dir) => {
       const draw = (tasks: readonly Task[], seed: number) => {
-        const repeated = tasks.flatMap((t) => Array.from({ length: 2 * k }, () => t));
-        const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature, seed });
+        const drawn = sampling.map(({ temperature, n }, s) => {
+          const repeated = tasks.flatMap((t) => Array.from({ length: n }, () => t));
+          const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature, seed: seed + s });
+          return tasks.map((_, i) => texts.slice(i * n, (i + 1) * n));
+        });
         const sets = tasks.map((task, i) => ({
           task: task.prompt,
-          responses: [...new Set(texts.slice(i * 2 * k, (i + 1) * 2 * k))].slice(0, k),
+          responses: [...new Set(drawn.flatMap((d) => d[i]))].slice(0, k),
         }));
         return sets.filter((s) => s.responses.length >= 2);
       };

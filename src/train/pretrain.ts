@@ -32,7 +32,7 @@ import {
 } from './tokens.js';
 
 export const MODEL_KINDS = ['gpt2', 'llama'] as const;
-export const SIZE_PRESETS = ['tiny', 'small'] as const;
+export const SIZE_PRESETS = ['tiny', 'mini', 'small'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
 export type SizePreset = (typeof SIZE_PRESETS)[number];
 
@@ -99,14 +99,16 @@ export const pretrainDefaults: PretrainConfig = {
   seed: 0,
 };
 
-/** Model shapes per preset: tiny has a few hundred thousand parameters, small a few million (vocab 4096). */
+/** Model shapes per preset: tiny has a few hundred thousand parameters, mini about a million, small a few million (vocab 4096). */
 export const MODEL_PRESETS = {
   gpt2: {
     tiny: { nEmbd: 64, nLayer: 2, nHead: 4 },
+    mini: { nEmbd: 128, nLayer: 4, nHead: 4 },
     small: { nEmbd: 256, nLayer: 4, nHead: 4 },
   },
   llama: {
     tiny: { hiddenSize: 64, intermediateSize: 176, numLayers: 2, numHeads: 4, numKvHeads: 2 },
+    mini: { hiddenSize: 128, intermediateSize: 344, numLayers: 4, numHeads: 4, numKvHeads: 2 },
     small: { hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 2 },
   },
 } as const;

@@ -13,7 +13,7 @@ Corpus: plain UTF-8 text; documents are separated by blank lines, and each file 
   --out DIR            run folder: checkpoints, metrics.jsonl, pretrain_config.json, the final model
   --config FILE        run config (JSON or YAML) with any fields of pretrain_config.json; flags override it
   --model NAME         gpt2 | llama (default ${pretrainDefaults.model})
-  --size NAME          tiny | small (default ${pretrainDefaults.size})
+  --size NAME          tiny | mini | small (default ${pretrainDefaults.size})
   --tokenizer DIR      use this tokenizer folder instead of training one
   --vocab-size N       vocabulary of the trained tokenizer (default ${pretrainDefaults.vocabSize})
   --steps N            optimizer steps (default ${pretrainDefaults.steps})
