@@ -2,10 +2,16 @@
 // naming the flag.
 import { mergeConfig, readConfigFile } from '../train/config.js';
 
-export function numberFlag(value: string | undefined, flag: string): number | undefined {
+/** The flag's number (undefined when absent); `valid` narrows what is accepted, `want` says so in the error. */
+export function numberFlag(
+  value: string | undefined,
+  flag: string,
+  valid: (v: number) => boolean = () => true,
+  want = 'a number',
+): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new Error(`${flag}: expected a number, got "${value}"`);
+  const n = value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(n) || !valid(n)) throw new Error(`${flag}: expected ${want}, got ${JSON.stringify(value)}`);
   return n;
 }
 

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { readConfigFile } from '../../train/config.js';
 import { pretrain, pretrainDefaults, resolvePretrainConfig } from '../../train/pretrain.js';
+import { numberFlag } from '../flags.js';
 
 const HELP = `usage: instructkit pretrain --corpus FILE... --out DIR [options]
 
@@ -34,13 +35,6 @@ const NUMBERS: Record<string, [string, boolean]> = {
   lr: ['lr', false],
   seed: ['seed', true],
 };
-
-function parseNumber(flag: string, text: string, integer: boolean): number {
-  const v = text.trim() === '' ? Number.NaN : Number(text);
-  if (!Number.isFinite(v) || (integer && !Number.isInteger(v)))
-    throw new Error(`--${flag}: expected ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(text)}`);
-  return v;
-}
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -82,7 +76,13 @@ export async function run(args: string[]): Promise<number> {
   };
   for (const [flag, [field, integer]] of Object.entries(NUMBERS)) {
     const text = values[flag as keyof typeof values];
-    if (typeof text === 'string') cli[field] = parseNumber(flag, text, integer);
+    if (typeof text === 'string')
+      cli[field] = numberFlag(
+        text,
+        `--${flag}`,
+        integer ? Number.isInteger : undefined,
+        integer ? 'an integer' : 'a number',
+      );
   }
   const layers = [{ values: cli, source: 'command line' }];
   if (values.config) layers.unshift({ values: readConfigFile(values.config), source: values.config });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate, loadPretrained } from '../../models/index.js';
 import { CHAT_TOKENS, Tokenizer, textStreamer } from '../../tokenizer/index.js';
+import { numberFlag } from '../flags.js';
 
 const HELP = `usage: instructkit sample --model DIR "prompt" [options]
 
@@ -17,12 +18,6 @@ Prints the model's continuation of the prompt as it is generated, up to --max-to
   --seed S             random seed (default 0)
   --chat               wrap the prompt as a user message in the tokenizer's chat template
   -h, --help           this text`;
-
-function parseNumber(flag: string, text: string, check: (v: number) => boolean, want: string): number {
-  const v = text.trim() === '' ? Number.NaN : Number(text);
-  if (!Number.isFinite(v) || !check(v)) throw new Error(`--${flag}: expected ${want}, got ${JSON.stringify(text)}`);
-  return v;
-}
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -51,25 +46,12 @@ export async function run(args: string[]): Promise<number> {
   const prompt = positionals[0];
   const int = (v: number) => Number.isInteger(v);
   const maxTokens =
-    values['max-tokens'] === undefined
-      ? null
-      : parseNumber('max-tokens', values['max-tokens'], (v) => int(v) && v >= 1, 'an integer >= 1');
-  const temperature =
-    values.temperature === undefined
-      ? 1
-      : parseNumber('temperature', values.temperature, (v) => v >= 0, 'a number >= 0');
-  const topK =
-    values['top-k'] === undefined
-      ? 0
-      : parseNumber('top-k', values['top-k'], (v) => int(v) && v >= 0, 'an integer >= 0');
-  const topP =
-    values['top-p'] === undefined
-      ? 1
-      : parseNumber('top-p', values['top-p'], (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+    numberFlag(values['max-tokens'], '--max-tokens', (v) => int(v) && v >= 1, 'an integer >= 1') ?? null;
+  const temperature = numberFlag(values.temperature, '--temperature', (v) => v >= 0, 'a number >= 0') ?? 1;
+  const topK = numberFlag(values['top-k'], '--top-k', (v) => int(v) && v >= 0, 'an integer >= 0') ?? 0;
+  const topP = numberFlag(values['top-p'], '--top-p', (v) => v > 0 && v <= 1, 'a number in (0, 1]') ?? 1;
   const seed =
-    values.seed === undefined
-      ? 0
-      : parseNumber('seed', values.seed, (v) => int(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)');
+    numberFlag(values.seed, '--seed', (v) => int(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)') ?? 0;
 
   const dir = values.model;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: model folder not found`);
