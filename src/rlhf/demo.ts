@@ -663,6 +663,13 @@ function reportData(
       Math.sqrt(Math.max(0, Number(x['objective/kl']))),
       Number(x['objective/scores']),
     ]);
+  const trainVal = (title: string, stage: string, valName: string) => ({
+    title,
+    series: [
+      { name: 'train', points: series(m(stage), 'train/loss') },
+      { name: valName, points: series(m(stage), 'val/loss') },
+    ],
+  });
   const judge = heldoutPool(ctx.seed + 5, { size: 1 })[0];
   const tasks = ctx.world.eval;
   const shown = tasks.slice(0, ctx.cfg.samplesShown).map((t, i) => ({
@@ -684,27 +691,9 @@ function reportData(
       { name: 'PPO-ptx', points: rewardKl('ppo_ptx') },
     ],
     losses: [
-      {
-        title: 'Pretraining',
-        series: [
-          { name: 'train', points: series(m('base'), 'train/loss') },
-          { name: 'validation', points: series(m('base'), 'val/loss') },
-        ],
-      },
-      {
-        title: 'SFT',
-        series: [
-          { name: 'train', points: series(m('sft'), 'train/loss') },
-          { name: 'validation', points: series(m('sft'), 'val/loss') },
-        ],
-      },
-      {
-        title: 'Reward model',
-        series: [
-          { name: 'train', points: series(m('rm'), 'train/loss') },
-          { name: 'held-out', points: series(m('rm'), 'val/loss') },
-        ],
-      },
+      trainVal('Pretraining', 'base', 'validation'),
+      trainVal('SFT', 'sft', 'validation'),
+      trainVal('Reward model', 'rm', 'held-out'),
       {
         title: 'PPO value loss',
         series: [

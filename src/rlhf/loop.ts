@@ -10,6 +10,22 @@ import { Progress } from '../train/progress.js';
 import { shuffled } from './data.js';
 
 /** Optimization settings common to both trainers. */
+/** What every epoch-based trainer (SFT, reward model) is given besides its own config. */
+export interface TrainerRun {
+  /** The model folder training starts from. */
+  modelDir: string;
+  dataFile: string;
+  outDir: string;
+  /** Held-out data; without it, the config's valFraction of the data is held out. */
+  valFile?: string;
+  resume?: boolean;
+  skipBad?: boolean;
+  signal?: AbortSignal;
+  onStep?: (step: number, metrics: Metrics) => void;
+  /** Status lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
 export interface LoopConfig {
   epochs: number;
   /** Examples per optimizer step (demonstrations, or prompts with all their responses). */

@@ -35,7 +35,7 @@ import {
   readDemonstrations,
   splitValidation,
 } from './data.js';
-import { checkLoopConfig, type LoopConfig, runLoop } from './loop.js';
+import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 import { scoreSequences } from './sft.js';
 
 export interface RmConfig extends LoopConfig {
@@ -206,21 +206,12 @@ export function calibrateBias(rm: ScalarModel, sequences: number[][], batchSize:
 
 // ---- training ----
 
-export interface RmOptions {
-  /** The SFT model folder the reward model starts from. */
-  modelDir: string;
-  dataFile: string;
-  outDir: string;
+/** modelDir is the SFT model folder the reward model starts from. */
+export interface RmOptions extends TrainerRun {
   config: RmConfig;
   format?: ComparisonFormat;
-  valFile?: string;
   /** Demonstrations the bias is calibrated on (default: the top-ranked / chosen training responses). */
   demosFile?: string;
-  resume?: boolean;
-  skipBad?: boolean;
-  signal?: AbortSignal;
-  onStep?: (step: number, metrics: Metrics) => void;
-  log?: (line: string) => void;
 }
 
 export interface RmResult {

@@ -19,7 +19,7 @@ import {
   sftBatch,
   splitValidation,
 } from './data.js';
-import { checkLoopConfig, type LoopConfig, runLoop } from './loop.js';
+import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 
 export interface SftConfig extends LoopConfig {
   /** GPT-2 residual dropout during training (the paper: 0.2); null keeps the model folder's. */
@@ -135,21 +135,10 @@ export function sampleScore(
   return scores.reduce((a, b) => a + b, 0) / scores.length;
 }
 
-export interface SftOptions {
-  modelDir: string;
-  dataFile: string;
-  outDir: string;
+export interface SftOptions extends TrainerRun {
   config: SftConfig;
-  /** Validation demonstrations; without it, valFraction of the data is held out. */
-  valFile?: string;
   /** A reward model folder: selects the final epoch by the score of greedy validation samples. */
   rewardModelDir?: string;
-  resume?: boolean;
-  skipBad?: boolean;
-  signal?: AbortSignal;
-  onStep?: (step: number, metrics: Metrics) => void;
-  /** Status lines (default: stderr). */
-  log?: (line: string) => void;
 }
 
 export interface SftResult {
