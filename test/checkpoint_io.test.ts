@@ -1,11 +1,11 @@
 // Hugging Face checkpoint folders: sharded loading, bf16/f16 tensors, and bad files refused with the file and
 // the field named.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPretrained } from '../src/models/hf.js';
+import { loadPretrained, savePretrained } from '../src/models/hf.js';
 import { readSafetensors, writeSafetensors } from '../src/models/safetensors.js';
 import { cast, noGrad, Tensor, tidy } from '../src/tensor/index.js';
 
@@ -117,5 +117,55 @@ test('a model folder that does not match its config is refused whole, naming fil
   assert.throws(() => loadPretrained(dir), /config\.json: field "model_type" "bert" is not supported/);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, n_head: 'four' }));
   assert.throws(() => loadPretrained(dir), /config\.json: field "n_head" must be a number/);
+  rmSync(dir, { recursive: true });
+});
+
+test('a model saved in shards writes an index that transformers reads, and loads back exactly', () => {
+  const dir = scratch();
+  const model = loadPretrained(dir);
+  const want = logitsOf(dir);
+  savePretrained(model, dir, { maxShardBytes: 20_000 });
+  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  assert.ok(files.length > 2, `expected several shards, got ${files}`);
+  assert.ok(
+    files.every((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)),
+    `shard names: ${files}`,
+  );
+  const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
+  const params = [...model.namedParameters()];
+  assert.deepEqual(Object.keys(index.weight_map).sort(), params.map(([n]) => n).sort());
+  assert.equal(
+    index.metadata.total_size,
+    params.reduce((s, [, t]) => s + t.numel * 4, 0),
+  );
+  for (const f of files) {
+    const sizes = [...readSafetensors(join(dir, f)).values()].map((t) => t.numel * 4);
+    assert.ok(sizes.length === 1 || sizes.reduce((a, b) => a + b) <= 20_000, `${f} is over the shard limit`);
+  }
+  assert.deepEqual(logitsOf(dir), want);
+  // Saving again as one file removes the shards and the index: the folder never mixes two saves.
+  savePretrained(model, dir);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('model')),
+    ['model.safetensors'],
+  );
+  assert.deepEqual(logitsOf(dir), want);
+  rmSync(dir, { recursive: true });
+});
+
+test('a bf16 save halves the file, says bfloat16 in config.json and keeps the logits close', () => {
+  const dir = scratch();
+  const model = loadPretrained(dir);
+  const want = logitsOf(dir);
+  const f32Bytes = statSync(join(dir, 'model.safetensors')).size;
+  savePretrained(model, dir, { dtype: 'bf16' });
+  assert.ok(statSync(join(dir, 'model.safetensors')).size < 0.52 * f32Bytes);
+  assert.equal(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
+  const stored = readSafetensors(join(dir, 'model.safetensors'), { keepBf16: true });
+  assert.ok([...stored.values()].every((t) => t.dtype === 'bf16'));
+  const got = logitsOf(dir);
+  const scale = Math.max(...want.map(Math.abs));
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 0.05 * scale, `logit ${i}: ${v} vs ${want[i]}`));
+  assert.throws(() => savePretrained(model, dir, { maxShardBytes: 0 }), /maxShardBytes must be positive/);
   rmSync(dir, { recursive: true });
 });

@@ -184,6 +184,10 @@ test('a tiny GPT-2 pretraining run lowers the validation loss and ends as a load
   assert.equal(model.numParameters(), result.parameters);
   const tok = Tokenizer.fromDir(out);
   assert.equal(model.config.vocabSize, tok.vocabSize);
+  // transformers' generate() stops on the config's eos id, so it must be our tokenizer's, not GPT-2's 50256.
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.eos_token_id, tok.eosId);
+  assert.ok(tok.eosId !== null && tok.eosId < tok.vocabSize);
   assert.equal(model.maxPositions, 32);
   assert.notEqual(tok.tokenToId(CHAT_TOKENS.user), null);
   assert.match(tok.applyChatTemplate([{ role: 'user', content: 'hi' }]), /<\|user\|>\nhi<\|end\|>/);

@@ -14,8 +14,11 @@ import {
   type Tensor,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
+import { type TokenIds, tokenIdsFromHF } from './token_ids.js';
 
 export interface GPT2Config {
+  /** Special-token ids from or for config.json (kept for transformers; unused here). */
+  tokenIds?: TokenIds;
   vocabSize: number;
   nPositions: number;
   nEmbd: number;
@@ -65,6 +68,7 @@ export function gpt2ConfigFromHF(json: Record<string, unknown>, source = 'config
     residPdrop: num('resid_pdrop', 0.1),
     embdPdrop: num('embd_pdrop', 0.1),
     tieWordEmbeddings: json.tie_word_embeddings !== false,
+    tokenIds: tokenIdsFromHF(json, source),
   };
   if (cfg.nEmbd % cfg.nHead !== 0)
     throw new Error(`${source}: field "n_embd" (${cfg.nEmbd}) must be divisible by "n_head" (${cfg.nHead})`);

@@ -1,8 +1,8 @@
 // Hugging Face checkpoint folders: config.json + model.safetensors (or a sharded model.safetensors.index.json).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/index.js';
-import type { Tensor } from '../tensor/index.js';
+import { cast, type Tensor } from '../tensor/index.js';
 import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
 import { ScalarModel } from './heads.js';
 import { Llama, llamaConfigFromHF } from './llama.js';
@@ -52,25 +52,26 @@ function shardFiles(dir: string): string[] {
 }
 
 /**
- * Loads a checkpoint folder. Every header is checked and every name and shape matched against the model before
+ * Loads a checkpoint folder, in eval mode (dropout off) as transformers does; trainers switch to train(). Every header is checked and every name and shape matched against the model before
  * any weight is read, so a bad checkpoint fails with the file and field named and nothing half-loaded.
  */
 export function loadPretrained(dir: string): CausalLM {
   const configPath = join(dir, 'config.json');
   const model = modelFromConfig(readJson(configPath), configPath);
   loadWeights(model, model, dir);
-  return model;
+  return model.eval();
 }
 
 /** Loads a reward or value model folder (a trunk plus `score.*`), as saved by saveScalarPretrained. */
 export function loadScalarPretrained(dir: string): ScalarModel {
   const configPath = join(dir, 'config.json');
   const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath));
-  loadWeights(model, model.trunk, dir);
-  return model;
+  // transformers' *ForSequenceClassification heads have no bias: such a checkpoint loads with ours at zero.
+  loadWeights(model, model.trunk, dir, new Set(['score.bias']));
+  return model.eval();
 }
 
-function loadWeights(target: Module, trunk: CausalLM, dir: string): void {
+function loadWeights(target: Module, trunk: CausalLM, dir: string, optional = new Set<string>()): void {
   const model = trunk;
   const own = target.stateDict();
   const files = shardFiles(dir);
@@ -89,8 +90,10 @@ function loadWeights(target: Module, trunk: CausalLM, dir: string): void {
     }
   }
   const found = new Set(plan.map(([, , ours]) => ours));
-  for (const name of own.keys()) if (!found.has(name)) problems.push(`${dir}: missing tensor "${name}"`);
+  const absent = [...own.keys()].filter((name) => !found.has(name));
+  for (const name of absent) if (!optional.has(name)) problems.push(`${dir}: missing tensor "${name}"`);
   if (problems.length > 0) throw new Error(`cannot load ${dir}:\n  ${problems.join('\n  ')}`);
+  for (const name of absent) own.get(name)!.f32.fill(0);
   for (const file of files) {
     const names = plan.filter(([f]) => f === file);
     const loaded = readSafetensors(file, { names: names.map(([, n]) => n) });
@@ -120,7 +123,7 @@ export function hfConfigOf(model: CausalLM): Record<string, unknown> {
       embd_pdrop: c.embdPdrop,
       attn_pdrop: 0,
       tie_word_embeddings: c.tieWordEmbeddings,
-      torch_dtype: 'float32',
+      ...c.tokenIds,
     };
   }
   const c = model.config;
@@ -141,26 +144,98 @@ export function hfConfigOf(model: CausalLM): Record<string, unknown> {
     tie_word_embeddings: c.tieWordEmbeddings,
     attention_bias: c.oBias,
     hidden_act: 'silu',
-    torch_dtype: 'float32',
+    ...c.tokenIds,
   };
 }
 
-function writeFolder(dir: string, params: Map<string, Tensor>, config: Record<string, unknown>): void {
-  mkdirSync(dir, { recursive: true });
-  writeSafetensors(join(dir, 'model.safetensors'), params, { format: 'pt' });
-  const tmp = join(dir, `config.json.tmp-${process.pid}`);
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
-  renameSync(tmp, join(dir, 'config.json'));
+/** How a checkpoint is written. */
+export interface SaveOptions {
+  /** Largest shard in bytes (default 5 GB, as transformers): bigger models go to numbered shards plus an index. */
+  maxShardBytes?: number;
+  /** Tensor dtype in the files (default f32); bf16 halves the size, as most published checkpoints are. */
+  dtype?: 'f32' | 'bf16';
 }
 
-/** Writes config.json and model.safetensors so that Hugging Face transformers loads the folder. */
-export function savePretrained(model: CausalLM, dir: string): void {
-  writeFolder(dir, new Map(model.namedParameters()), hfConfigOf(model));
+const DEFAULT_MAX_SHARD_BYTES = 5e9;
+
+/** Tensors grouped into consecutive shards of at most maxBytes each (a bigger tensor gets a shard of its own). */
+function shardsOf(entries: [string, Tensor][], bytesPer: number, maxBytes: number): [string, Tensor][][] {
+  const shards: [string, Tensor][][] = [[]];
+  let size = 0;
+  for (const entry of entries) {
+    const bytes = entry[1].numel * bytesPer;
+    if (size > 0 && size + bytes > maxBytes) {
+      shards.push([]);
+      size = 0;
+    }
+    shards[shards.length - 1].push(entry);
+    size += bytes;
+  }
+  return shards;
+}
+
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+/**
+ * Writes the weights as model.safetensors, or as model-0000i-of-0000n.safetensors shards plus
+ * model.safetensors.index.json, then config.json. Each file is written whole and renamed into place; files of an
+ * earlier save into the same folder that this one does not reuse are removed only after the new files exist.
+ */
+function writeFolder(
+  dir: string,
+  params: Map<string, Tensor>,
+  config: Record<string, unknown>,
+  opts: SaveOptions,
+): void {
+  const dtype = opts.dtype ?? 'f32';
+  const maxBytes = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  if (!(maxBytes > 0)) throw new Error(`savePretrained: maxShardBytes must be positive, got ${maxBytes}`);
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new Error(`savePretrained: dtype must be f32 or bf16, got ${dtype}`);
+  mkdirSync(dir, { recursive: true });
+  const before = readdirSync(dir).filter((f) => /^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$/.test(f));
+  const bytesPer = dtype === 'bf16' ? 2 : 4;
+  const shards = shardsOf([...params], bytesPer, maxBytes);
+  const written: string[] = [];
+  const weightMap: Record<string, string> = {};
+  shards.forEach((shard, i) => {
+    const n = String(shards.length).padStart(5, '0');
+    const file =
+      shards.length === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`;
+    // bf16 copies are made one shard at a time, so a save never holds a second copy of the whole model.
+    const tensors = new Map(shard.map(([name, t]) => [name, dtype === 'bf16' ? cast(t, 'bf16') : t]));
+    try {
+      writeSafetensors(join(dir, file), tensors, { format: 'pt' });
+    } finally {
+      if (dtype === 'bf16') for (const t of tensors.values()) t.dispose();
+    }
+    for (const [name] of shard) weightMap[name] = file;
+    written.push(file);
+  });
+  if (shards.length > 1) {
+    const totalSize = [...params.values()].reduce((sum, t) => sum + t.numel * bytesPer, 0);
+    writeAtomically(
+      join(dir, 'model.safetensors.index.json'),
+      `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`,
+    );
+    written.push('model.safetensors.index.json');
+  }
+  for (const f of before) if (!written.includes(f)) rmSync(join(dir, f));
+  const torchDtype = dtype === 'bf16' ? 'bfloat16' : 'float32';
+  writeAtomically(join(dir, 'config.json'), `${JSON.stringify({ ...config, torch_dtype: torchDtype }, null, 2)}\n`);
+}
+
+/** Writes config.json and the safetensors weights so that Hugging Face transformers loads the folder. */
+export function savePretrained(model: CausalLM, dir: string, opts: SaveOptions = {}): void {
+  writeFolder(dir, new Map(model.namedParameters()), hfConfigOf(model), opts);
 }
 
 /** Writes a reward/value model as a *ForSequenceClassification folder with one label. */
-export function saveScalarPretrained(model: ScalarModel, dir: string): void {
+export function saveScalarPretrained(model: ScalarModel, dir: string, opts: SaveOptions = {}): void {
   const config = hfConfigOf(model.trunk);
   const arch = (config.architectures as string[])[0].replace(/(LMHeadModel|ForCausalLM)$/, 'ForSequenceClassification');
-  writeFolder(dir, new Map(model.namedParameters()), { ...config, architectures: [arch], num_labels: 1 });
+  writeFolder(dir, new Map(model.namedParameters()), { ...config, architectures: [arch], num_labels: 1 }, opts);
 }

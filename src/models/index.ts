@@ -5,3 +5,4 @@ export * from './hf.js';
 export * from './kvcache.js';
 export * from './llama.js';
 export * from './safetensors.js';
+export * from './token_ids.js';

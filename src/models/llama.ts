@@ -15,8 +15,11 @@ import {
   type Tensor,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
+import { type TokenIds, tokenIdsFromHF } from './token_ids.js';
 
 export interface LlamaConfig {
+  /** Special-token ids from or for config.json (kept for transformers; unused here). */
+  tokenIds?: TokenIds;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -35,6 +38,14 @@ export interface LlamaConfig {
 }
 
 /** Reads a Hugging Face Llama / Qwen2 config.json object; `source` names the file in errors. */
+function ropeThetaOf(v: unknown, source: string): number {
+  if (typeof v !== 'number' || !(v > 0))
+    throw new Error(
+      `${source}: field "rope_parameters.rope_theta" must be a positive number, got ${JSON.stringify(v)}`,
+    );
+  return v;
+}
+
 export function llamaConfigFromHF(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   const num = (key: string, fallback?: number): number => {
     const v = json[key] ?? fallback;
@@ -42,11 +53,20 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
       throw new Error(`${source}: field "${key}" must be a number, got ${JSON.stringify(json[key])}`);
     return v;
   };
-  const scaling = json.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
-  if (scaling && (scaling.rope_type ?? scaling.type) !== 'default')
+  // transformers 5 keeps RoPE settings in "rope_parameters"; older configs use "rope_theta" and "rope_scaling".
+  const ropeParams = json.rope_parameters as { rope_type?: string; rope_theta?: unknown } | null | undefined;
+  const scaling = (ropeParams ?? json.rope_scaling) as { rope_type?: string; type?: string } | null | undefined;
+  const ropeType = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
+  if (ropeType !== 'default')
     throw new Error(
-      `${source}: field "rope_scaling" of type ${JSON.stringify(scaling.rope_type ?? scaling.type)} is not supported yet`,
+      `${source}: field "${ropeParams ? 'rope_parameters' : 'rope_scaling'}" asks for RoPE type ${JSON.stringify(ropeType)}, ` +
+        'which is not supported yet (only the default RoPE is)',
     );
+  if (json.mlp_bias === true) throw new Error(`${source}: field "mlp_bias" true is not supported (no MLP biases)`);
+  if (json.use_sliding_window === true)
+    throw new Error(`${source}: field "use_sliding_window" true is not supported (full attention only)`);
+  if (json.hidden_act !== undefined && json.hidden_act !== 'silu')
+    throw new Error(`${source}: field "hidden_act" ${JSON.stringify(json.hidden_act)} is not supported (silu only)`);
   const hidden = num('hidden_size');
   const heads = num('num_attention_heads');
   const cfg: LlamaConfig = {
@@ -58,11 +78,13 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
     numKvHeads: num('num_key_value_heads', heads),
     headDim: num('head_dim', hidden / heads),
     rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 10000),
+    ropeTheta:
+      ropeParams?.rope_theta !== undefined ? ropeThetaOf(ropeParams.rope_theta, source) : num('rope_theta', 10000),
     maxPositions: num('max_position_embeddings', 2048),
     tieWordEmbeddings: json.tie_word_embeddings === true,
     qkvBias: json.attention_bias === true || json.model_type === 'qwen2',
     oBias: json.attention_bias === true && json.model_type !== 'qwen2',
+    tokenIds: tokenIdsFromHF(json, source),
   };
   if (cfg.numHeads % cfg.numKvHeads !== 0)
     throw new Error(

@@ -90,7 +90,7 @@ export function loadCausalLM(
 export function loadRewardModel(dir: string): { model: ScalarModel; tokenizer: Tokenizer } {
   checkModelFolder(dir, 'scalar');
   const tokenizer = Tokenizer.fromDir(dir);
-  return { model: loadScalarPretrained(dir).eval(), tokenizer };
+  return { model: loadScalarPretrained(dir), tokenizer };
 }
 
 // ---- formatting and tokenization ----

@@ -11,7 +11,7 @@ const settings = workerData as SamplerSettings;
 const post = (m: SamplerResponse) => port.postMessage(m);
 
 try {
-  const model = loadPretrained(settings.dir).eval();
+  const model = loadPretrained(settings.dir);
   const tokenizer = Tokenizer.fromDir(settings.dir);
   const format = new Formatter(tokenizer, settings.dir);
   const end = tokenizer.tokenToId(CHAT_TOKENS.end);

@@ -13,7 +13,7 @@
 // the uninterrupted one bit for bit (same machine, same thread count).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type CausalLM, GPT2, Llama, savePretrained } from '../models/index.js';
+import { type CausalLM, GPT2, Llama, savePretrained, type TokenIds, tokenIdsOf } from '../models/index.js';
 import { AdamW, clipGradNorm, cosineWithWarmup, type OptimizerStateDict } from '../nn/index.js';
 import { autocast, backward, crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Tokenizer, trainBpe } from '../tokenizer/index.js';
@@ -186,7 +186,7 @@ export function checkPretrainConfig(cfg: PretrainConfig): void {
 }
 
 /** A fresh model of the preset's shape, its weights (and dropout) drawn from rng. */
-export function buildModel(cfg: PretrainConfig, vocabSize: number, rng: Rng): CausalLM {
+export function buildModel(cfg: PretrainConfig, vocabSize: number, tokenIds: TokenIds, rng: Rng): CausalLM {
   if (cfg.model === 'llama') {
     const p = MODEL_PRESETS.llama[cfg.size];
     return new Llama(
@@ -200,6 +200,7 @@ export function buildModel(cfg: PretrainConfig, vocabSize: number, rng: Rng): Ca
         tieWordEmbeddings: true,
         qkvBias: false,
         oBias: false,
+        tokenIds,
       },
       rng,
     );
@@ -214,6 +215,7 @@ export function buildModel(cfg: PretrainConfig, vocabSize: number, rng: Rng): Ca
       residPdrop: cfg.dropout,
       embdPdrop: cfg.dropout,
       tieWordEmbeddings: true,
+      tokenIds,
     },
     rng,
   );
@@ -340,7 +342,7 @@ function train(
   const modelRng = new Rng(cfg.seed);
   // A separate stream for the windows, so that the data order does not depend on the model's size.
   const dataRng = new Rng((cfg.seed ^ 0x9e3779b9) >>> 0);
-  const model = buildModel(cfg, tokenizer.vocabSize, modelRng);
+  const model = buildModel(cfg, tokenizer.vocabSize, tokenIdsOf(tokenizer), modelRng);
   const V = tokenizer.vocabSize;
   const named = model.namedParameters();
   // No weight decay on biases, norms' gains and other vectors (as GPT-2 and nanoGPT do).

@@ -61,7 +61,6 @@ export async function run(args: string[]): Promise<number> {
     throw new Error(
       `${join(dir, 'config.json')}: field "vocab_size" is ${model.config.vocabSize}, but ${join(dir, 'tokenizer.json')} has ${tokenizer.vocabSize} ids`,
     );
-  model.eval();
 
   let ids: number[];
   if (values.chat) {
