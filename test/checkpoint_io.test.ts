@@ -165,7 +165,7 @@ test('a bf16 save halves the file, says bfloat16 in config.json and keeps the lo
   assert.ok([...stored.values()].every((t) => t.dtype === 'bf16'));
   const got = logitsOf(dir);
   const scale = Math.max(...want.map(Math.abs));
-  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 0.05 * scale, `logit ${i}: ${v} vs ${want[i]}`));
+  for (const [i, v] of got.entries()) assert.ok(Math.abs(v - want[i]) < 0.05 * scale, `logit ${i}: ${v} vs ${want[i]}`);
   assert.throws(() => savePretrained(model, dir, { maxShardBytes: 0 }), /maxShardBytes must be positive/);
   rmSync(dir, { recursive: true });
 });
