@@ -24,7 +24,7 @@ function assertClose(got: number[], want: number[], what: string): void {
   assert.ok(err < 1e-4, `${what}: max relative error ${err}`);
 }
 
-for (const name of ['gpt2', 'llama-gqa-sharded', 'qwen2-tied-bf16']) {
+for (const name of ['gpt2', 'llama-gqa-sharded', 'qwen2-tied-bf16', 'llama3-rope-scaling', 'llama-linear-rope']) {
   test(`a transformers-written ${name} checkpoint gives transformers' logits`, () => {
     const ref = reference(name);
     const logits = noGrad(() =>
@@ -54,9 +54,14 @@ test('rope_parameters set the RoPE base, and other RoPE types are refused naming
   assert.ok('ropeTheta' in model.config && model.config.ropeTheta === 500000);
   writeFileSync(
     join(dir, 'config.json'),
-    JSON.stringify({ ...config, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5 } }),
+    JSON.stringify({ ...config, rope_parameters: { rope_type: 'yarn', rope_theta: 5e5, factor: 4 } }),
   );
-  assert.throws(() => loadPretrained(dir), /config\.json: field "rope_parameters" asks for RoPE type "llama3"/);
+  assert.throws(() => loadPretrained(dir), /config\.json: field "rope_parameters" asks for RoPE type "yarn"/);
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({ ...config, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }),
+  );
+  assert.throws(() => loadPretrained(dir), /config\.json: field "rope_parameters\.low_freq_factor" must be a positive/);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, mlp_bias: true }));
   assert.throws(() => loadPretrained(dir), /config\.json: field "mlp_bias"/);
   rmSync(dir, { recursive: true });
@@ -72,5 +77,20 @@ test('special-token ids in config.json survive a load and save, and bad ones are
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).eos_token_id, [2, 7]);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...saved, eos_token_id: 'two' }));
   assert.throws(() => loadPretrained(dir), /config\.json: field "eos_token_id" must be a token id/);
+  rmSync(dir, { recursive: true });
+});
+
+test('a Llama 3 RoPE scaling survives our save: same logits after a round trip', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-llama3-'));
+  const ref = reference('llama3-rope-scaling');
+  savePretrained(loadPretrained(join(root, 'llama3-rope-scaling')), dir);
+  const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.equal(saved.rope_scaling.rope_type, 'llama3');
+  const ids = Tensor.fromBuffer(new Int32Array(ref.ids), [1, ref.ids.length]);
+  assertClose(
+    noGrad(() => tidy(() => loadPretrained(dir).forward(ids).toArray())),
+    ref.output,
+    'round trip',
+  );
   rmSync(dir, { recursive: true });
 });

@@ -80,7 +80,7 @@ def perturbed(model, seed):
 
 
 written = [
-    ('gpt2', lambda: GPT2LMHeadModel(GPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4)), {}, None),
+    ('gpt2', lambda: GPT2LMHeadModel(GPT2Config(vocab_size=96, n_positions=64, n_embd=32, n_layer=2, n_head=4)), {}, None),
     ('llama-gqa-sharded', lambda: LlamaForCausalLM(LlamaConfig(
         vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=64, rope_theta=500000.0, rms_norm_eps=1e-5,
@@ -88,6 +88,16 @@ written = [
     ('qwen2-tied-bf16', lambda: Qwen2ForCausalLM(Qwen2Config(
         vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=1, max_position_embeddings=64, tie_word_embeddings=True)), {}, torch.bfloat16),
+    # Llama 3.x frequency scaling; positions past original/high_freq_factor make every band matter.
+    ('llama3-rope-scaling', lambda: LlamaForCausalLM(LlamaConfig(
+        vocab_size=96, hidden_size=64, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=256, tie_word_embeddings=True,
+        rope_parameters={'rope_type': 'llama3', 'rope_theta': 500000.0, 'factor': 8.0, 'low_freq_factor': 1.0,
+                         'high_freq_factor': 4.0, 'original_max_position_embeddings': 16})), {}, None),
+    ('llama-linear-rope', lambda: LlamaForCausalLM(LlamaConfig(
+        vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64,
+        rope_parameters={'rope_type': 'linear', 'rope_theta': 10000.0, 'factor': 2.0})), {}, None),
     ('llama-rm', lambda: LlamaForSequenceClassification(LlamaConfig(
         vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=64, num_labels=1, pad_token_id=0)), {}, None),
@@ -102,9 +112,11 @@ for i, (name, make, save_opts, dtype) in enumerate(written):
         # The reference is what transformers computes from the files, loaded in f32.
         auto = AutoModelForSequenceClassification if 'ForSequenceClassification' in type(model).__name__ else AutoModelForCausalLM
         loaded = auto.from_pretrained(folder, dtype=torch.float32, attn_implementation='eager').eval()
-        out = loaded(ids).logits
-        drift = max_rel(model.float()(ids).logits, out.tolist())
-        json.dump({'ids': expected['ids'], 'output': out.flatten().tolist(), 'shape': list(out.shape)},
+        # 48 positions, so that RoPE scaling (which only changes slow rotations) shows in the logits.
+        seq = torch.randint(0, 96, (1, 48), generator=torch.Generator().manual_seed(5))
+        out = loaded(seq).logits
+        drift = max_rel(model.float()(seq).logits, out.tolist())
+        json.dump({'ids': seq[0].tolist(), 'output': out.flatten().tolist(), 'shape': list(out.shape)},
                   open(os.path.join(folder, 'reference.json'), 'w'))
         return True, f'{sorted(os.listdir(folder))}; in-memory vs reloaded logits differ by {drift:.2e} (relative)'
     check(f'transformers writes: {name}', write)

@@ -6,6 +6,7 @@ import { cast, type Tensor } from '../tensor/index.js';
 import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
 import { ScalarModel } from './heads.js';
 import { Llama, llamaConfigFromHF } from './llama.js';
+import { ropeToHF } from './rope_scaling.js';
 import { readHeader, readSafetensors, writeSafetensors } from './safetensors.js';
 
 export type CausalLM = GPT2 | Llama;
@@ -139,7 +140,7 @@ export function hfConfigOf(model: CausalLM): Record<string, unknown> {
     num_key_value_heads: c.numKvHeads,
     head_dim: c.headDim,
     rms_norm_eps: c.rmsNormEps,
-    rope_theta: c.ropeTheta,
+    ...ropeToHF({ theta: c.ropeTheta, scaling: c.ropeScaling ?? null }),
     max_position_embeddings: c.maxPositions,
     tie_word_embeddings: c.tieWordEmbeddings,
     attention_bias: c.oBias,

@@ -4,5 +4,6 @@ export * from './heads.js';
 export * from './hf.js';
 export * from './kvcache.js';
 export * from './llama.js';
+export * from './rope_scaling.js';
 export * from './safetensors.js';
 export * from './token_ids.js';

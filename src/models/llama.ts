@@ -15,6 +15,7 @@ import {
   type Tensor,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
+import { type RopeScaling, ropeFromHF, ropeInvFreq } from './rope_scaling.js';
 import { type TokenIds, tokenIdsFromHF } from './token_ids.js';
 
 export interface LlamaConfig {
@@ -29,6 +30,8 @@ export interface LlamaConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** Frequency scaling (Llama 3.x, linear), or none. */
+  ropeScaling?: RopeScaling | null;
   maxPositions: number;
   tieWordEmbeddings: boolean;
   /** Bias on the q/k/v projections (Qwen2, and Llama with attention_bias). */
@@ -38,14 +41,6 @@ export interface LlamaConfig {
 }
 
 /** Reads a Hugging Face Llama / Qwen2 config.json object; `source` names the file in errors. */
-function ropeThetaOf(v: unknown, source: string): number {
-  if (typeof v !== 'number' || !(v > 0))
-    throw new Error(
-      `${source}: field "rope_parameters.rope_theta" must be a positive number, got ${JSON.stringify(v)}`,
-    );
-  return v;
-}
-
 export function llamaConfigFromHF(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   const num = (key: string, fallback?: number): number => {
     const v = json[key] ?? fallback;
@@ -53,15 +48,7 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
       throw new Error(`${source}: field "${key}" must be a number, got ${JSON.stringify(json[key])}`);
     return v;
   };
-  // transformers 5 keeps RoPE settings in "rope_parameters"; older configs use "rope_theta" and "rope_scaling".
-  const ropeParams = json.rope_parameters as { rope_type?: string; rope_theta?: unknown } | null | undefined;
-  const scaling = (ropeParams ?? json.rope_scaling) as { rope_type?: string; type?: string } | null | undefined;
-  const ropeType = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
-  if (ropeType !== 'default')
-    throw new Error(
-      `${source}: field "${ropeParams ? 'rope_parameters' : 'rope_scaling'}" asks for RoPE type ${JSON.stringify(ropeType)}, ` +
-        'which is not supported yet (only the default RoPE is)',
-    );
+  const rope = ropeFromHF(json, source);
   if (json.mlp_bias === true) throw new Error(`${source}: field "mlp_bias" true is not supported (no MLP biases)`);
   if (json.use_sliding_window === true)
     throw new Error(`${source}: field "use_sliding_window" true is not supported (full attention only)`);
@@ -78,8 +65,8 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
     numKvHeads: num('num_key_value_heads', heads),
     headDim: num('head_dim', hidden / heads),
     rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta:
-      ropeParams?.rope_theta !== undefined ? ropeThetaOf(ropeParams.rope_theta, source) : num('rope_theta', 10000),
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     maxPositions: num('max_position_embeddings', 2048),
     tieWordEmbeddings: json.tie_word_embeddings === true,
     qkvBias: json.attention_bias === true || json.model_type === 'qwen2',
@@ -100,6 +87,7 @@ class SelfAttention extends Module {
   readonly k_proj: Linear;
   readonly v_proj: Linear;
   readonly o_proj: Linear;
+  private readonly invFreq: Float32Array;
   constructor(
     private readonly cfg: LlamaConfig,
     rng: Rng,
@@ -110,12 +98,14 @@ class SelfAttention extends Module {
     this.k_proj = this.registerModule('k_proj', new Linear(d, kv * hd, rng, { bias }));
     this.v_proj = this.registerModule('v_proj', new Linear(d, kv * hd, rng, { bias }));
     this.o_proj = this.registerModule('o_proj', new Linear(h * hd, d, rng, { bias: cfg.oBias }));
+    this.invFreq = ropeInvFreq({ theta: cfg.ropeTheta, scaling: cfg.ropeScaling ?? null }, hd);
   }
   forward(x: Tensor, positions: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
     const [B, T] = x.shape;
-    const { numHeads: h, numKvHeads: kv, headDim: hd, ropeTheta: theta } = this.cfg;
-    const q = rope(reshape(this.q_proj.forward(x), [B, T, h, hd]), positions, { theta });
-    const k = rope(reshape(this.k_proj.forward(x), [B, T, kv, hd]), positions, { theta });
+    const { numHeads: h, numKvHeads: kv, headDim: hd } = this.cfg;
+    const invFreq = this.invFreq;
+    const q = rope(reshape(this.q_proj.forward(x), [B, T, h, hd]), positions, { invFreq });
+    const k = rope(reshape(this.k_proj.forward(x), [B, T, kv, hd]), positions, { invFreq });
     const v = reshape(this.v_proj.forward(x), [B, T, kv, hd]);
     let y: Tensor;
     if (cache) {

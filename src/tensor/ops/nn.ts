@@ -305,6 +305,13 @@ export interface RopeOptions {
   theta?: number;
   /** Leading dims of each head that rotate (even; default the whole head); the rest pass through. */
   rotaryDim?: number;
+  /** The rotaryDim/2 frequencies themselves (e.g. Llama 3's scaled ones); overrides theta. */
+  invFreq?: Float32Array;
+}
+
+/** theta^(−2i/rotaryDim) for i < rotaryDim/2: the standard RoPE frequencies. */
+export function ropeFrequencies(theta: number, rotaryDim: number): Float32Array {
+  return Float32Array.from({ length: rotaryDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / rotaryDim));
 }
 
 /**
@@ -331,11 +338,17 @@ export function rope(x: T, positions: T, opts: RopeOptions = {}): T {
     () => `rotaryDim ${rotaryDim} must be even, at least 2 and at most the head dim ${hd}`,
   );
   check(theta > 0 && Number.isFinite(theta), op, () => `theta must be positive, got ${theta}`);
+  const invFreq = opts.invFreq ?? ropeFrequencies(theta, rotaryDim);
+  check(
+    invFreq.length === rotaryDim / 2,
+    op,
+    () => `invFreq has ${invFreq.length} frequencies, rotaryDim ${rotaryDim} needs ${rotaryDim / 2}`,
+  );
   const y = Tensor.empty(x.shape);
-  native.ropeApply(x.f32, positions.i32, y.f32, B, Tn, H, hd, rotaryDim, theta, perBatch, false);
+  native.ropeApply(x.f32, positions.i32, y.f32, B, Tn, H, hd, rotaryDim, invFreq, perBatch, false);
   return record(op, y, [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    native.ropeApply(g.f32, positions.i32, dx.f32, B, Tn, H, hd, rotaryDim, theta, perBatch, true);
+    native.ropeApply(g.f32, positions.i32, dx.f32, B, Tn, H, hd, rotaryDim, invFreq, perBatch, true);
     return [dx];
   });
 }
