@@ -2,7 +2,7 @@
 
 export * from './autocast.js';
 export * from './create.js';
-export { getThreads, native, profileReport, resetProfile, setThreads } from './native.js';
+export { getThreads, native, type ProfileRow, profileReport, resetProfile, setThreads } from './native.js';
 export * from './ops/attention.js';
 export * from './ops/elementwise.js';
 export * from './ops/matmul.js';

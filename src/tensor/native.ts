@@ -46,8 +46,14 @@ function profiled(kernels: Record<string, Kernel>): Record<string, Kernel> {
 
 export const native: Record<string, Kernel> = process.env.INSTRUCTKIT_PROFILE ? profiled(load()) : load();
 
+export interface ProfileRow {
+  kernel: string;
+  calls: number;
+  ms: number;
+}
+
 /** Kernel time by name, largest first (empty unless INSTRUCTKIT_PROFILE is set). */
-export function profileReport(): { kernel: string; calls: number; ms: number }[] {
+export function profileReport(): ProfileRow[] {
   return [...timings]
     .filter(([, e]) => e.calls > 0)
     .map(([kernel, e]) => ({ kernel, ...e }))
