@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { autocast, matmul, Rng, randn, tensor } from '../src/tensor/index.js';
+import { autocast, backward, linear, matmul, mul, Rng, randn, sum, tensor } from '../src/tensor/index.js';
 import { gradcheck } from './helpers/gradcheck.js';
 
 function param(shape: number[], seed: number) {
@@ -56,4 +56,25 @@ test('matmul names the op and the shapes on a mismatch', () => {
     () => matmul(tensor([1, 2, 3, 4], [2, 2]), tensor([1, 2, 3], [3, 1])),
     /matmul: inner dimensions differ.*\[2, 2\]/,
   );
+});
+
+test('bf16 autocast linear: the bias gradient is the exact column sum of the output gradient', () => {
+  const x = param([37, 24], 3);
+  const w = param([24, 19], 4);
+  const bias = param([19], 5);
+  const up = randn([37, 19], new Rng(6));
+  autocast('bf16', () => backward(sum(mul(linear(x, w, bias), up))));
+  const want = Array.from({ length: 19 }, (_, c) => {
+    let s = 0;
+    for (let r = 0; r < 37; r++) s += up.f32[r * 19 + c];
+    return s;
+  });
+  const got = bias.grad!.toArray();
+  for (let c = 0; c < 19; c++) assert.ok(Math.abs(got[c] - want[c]) < 1e-4, `column ${c}: ${got[c]} vs ${want[c]}`);
+  // The weight gradient (a bf16 GEMM) stays close to the f32 one.
+  const wLow = w.grad!.toArray();
+  w.grad = null;
+  backward(sum(mul(linear(x, w, bias), up)));
+  const wExact = w.grad!.toArray();
+  for (let i = 0; i < wExact.length; i++) assert.ok(Math.abs(wExact[i] - wLow[i]) < 0.2 + 0.03 * Math.abs(wExact[i]));
 });

@@ -6,6 +6,9 @@
 #include <tuple>
 #include <unordered_map>
 
+#include <algorithm>
+#include <vector>
+
 #include "common.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -108,6 +111,40 @@ Napi::Value toBf16(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 IK_EXPORT("toBf16", toBf16);
+
+// toBf16ColumnSums(x, y, sums, rows, cols): y = bf16(x) and sums[c] = Σ_r x[r, c] in one pass over x (rows × cols).
+// Under autocast a Linear's backward needs both of its output gradient: the bf16 copy for the GEMMs and the column
+// sums for the bias; reading the gradient once instead of twice saves a pass over the largest activations.
+Napi::Value toBf16ColumnSums(const Napi::CallbackInfo& info) {
+  Args args(info, "toBf16ColumnSums", 5);
+  const int64_t rows = args.int_(3), cols = args.int_(4, 1);
+  const float* x = args.f32(0, rows * cols);
+  uint16_t* y = args.u16(1, rows * cols);
+  float* sums = args.f32(2, cols);
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial(static_cast<size_t>(threads) * cols, 0.0f);
+  // Static row partition, each thread summing into its own row of partials, combined in thread order: the result
+  // depends only on the thread count.
+  parallelFor(rows, std::max<int64_t>(1, (1 << 15) / cols), [&](int64_t lo, int64_t hi) {
+    float* __restrict part = partial.data() + static_cast<size_t>(omp_get_thread_num()) * cols;
+    for (int64_t r = lo; r < hi; r++) {
+      const float* __restrict xr = x + r * cols;
+      uint16_t* __restrict yr = y + r * cols;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; c++) {
+        yr[c] = f32ToBf16(xr[c]);
+        part[c] += xr[c];
+      }
+    }
+  });
+  for (int64_t c = 0; c < cols; c++) {
+    float s = 0.0f;
+    for (int t = 0; t < threads; t++) s += partial[static_cast<size_t>(t) * cols + c];
+    sums[c] = s;
+  }
+  return info.Env().Undefined();
+}
+IK_EXPORT("toBf16ColumnSums", toBf16ColumnSums);
 
 Napi::Value fromBf16(const Napi::CallbackInfo& info) {
   Args args(info, "fromBf16", 2);

@@ -139,7 +139,14 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
   const out = Tensor.empty(d.outShape);
   gemm(ac, bc, out, d, tA, tB, false, bias);
   return record(op, out, bias ? [a, b, bias] : [a, b], (g) => {
-    const gc = lowp ? toBf16(g) : g;
+    let gBias: T | null = null;
+    let gc = g;
+    if (lowp && bias?.requiresGrad) {
+      // One pass over g gives both its bf16 copy and the bias gradient.
+      gc = Tensor.empty(g.shape, 'bf16');
+      gBias = Tensor.empty(bias.shape);
+      native.toBf16ColumnSums(g.f32, gc.u16, gBias.f32, g.numel / d.N, d.N);
+    } else if (lowp) gc = toBf16(g);
     let ga: T | null = null;
     let gb: T | null = null;
     if (a.requiresGrad) {
@@ -170,7 +177,8 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
       }
     }
     if (gc !== g) gc.dispose();
-    return bias?.requiresGrad ? [ga, gb, sumTo(g, bias.shape)] : [ga, gb];
+    if (bias?.requiresGrad) gBias ??= sumTo(g, bias.shape);
+    return bias ? [ga, gb, gBias] : [ga, gb];
   });
 }
 
