@@ -219,6 +219,8 @@ describe('Tokenizer', () => {
     tok.save(dir);
     rmSync(join(dir, 'tokenizer_config.json'));
     assert.equal(Tokenizer.fromDir(dir).config, null);
+    rmSync(join(dir, 'tokenizer.json'));
+    assert.throws(() => Tokenizer.fromDir(dir), /tokenizer\.json: file not found: a model folder needs its tokenizer/);
     const bare = Tokenizer.fromJSON(readJson('tokenizer.json'));
     assert.equal(bare.eosId, 0);
     assert.equal(bare.bosId, 0);

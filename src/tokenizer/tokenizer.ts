@@ -4,7 +4,7 @@
 // any object is built; @huggingface/tokenizers then does the encoding. We keep the parsed JSON so that `save`
 // writes back what was loaded (GPT-2, Llama 3, SmolLM, Qwen2 files, or our own from trainBpe).
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { type ChatMessage, ChatTemplate, type ChatTemplateOptions } from './chat.js';
@@ -263,6 +263,12 @@ export class Tokenizer {
   static fromDir(dir: string): Tokenizer {
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
+    if (!existsSync(tokFile))
+      throw new TokenizerFileError(
+        tokFile,
+        null,
+        'file not found: a model folder needs its tokenizer (copy tokenizer.json and tokenizer_config.json from where the model came from)',
+      );
     const json = readJson(tokFile, tokFile);
     let config: unknown = null;
     try {
