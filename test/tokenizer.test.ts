@@ -312,7 +312,7 @@ describe('load errors name the file and the field', () => {
     const missing = join(tmp, 'nope');
     assert.throws(
       () => Tokenizer.fromDir(missing),
-      (e: unknown) => e instanceof Error && e.message.startsWith(`${join(missing, 'tokenizer.json')}: cannot read`),
+      (e: unknown) => e instanceof Error && e.message.startsWith(`${join(missing, 'tokenizer.json')}: file not found`),
     );
     const dir = tmpDir();
     trainBpe(['ab ab'], { vocabSize: 260 }).save(dir);
