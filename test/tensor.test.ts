@@ -9,7 +9,8 @@ import {
   pooledMemory,
   Rng,
   randn,
-  type Tensor,
+  setPoolLimit,
+  Tensor,
   tensor,
   tidy,
   zeros,
@@ -131,4 +132,24 @@ test('memory stays flat over 10,000 training-like steps', () => {
   for (let i = 0; i < 10_000; i++) step();
   assert.equal(pooledMemory(), pooled);
   assert.ok(process.memoryUsage().arrayBuffers - heap < 1 << 20);
+});
+
+test('the buffer pool keeps the most recently used sizes within its limit', () => {
+  setPoolLimit(1 << 20); // 1 MiB: room for the last few of the 64 KiB buffers below
+  try {
+    const kept = (n: number) => {
+      const t = Tensor.empty([n]);
+      const buf = t.f32;
+      t.dispose();
+      return buf;
+    };
+    const first = kept(16_384);
+    for (let i = 1; i <= 40; i++) kept(16_384 + i); // 40 other sizes of ~64 KiB: 2.5 MiB in all
+    assert.ok(pooledMemory() <= 1 << 20, `pool holds ${pooledMemory()} bytes`);
+    const last = kept(16_384 + 40);
+    assert.equal(Tensor.empty([16_384 + 40]).f32, last, 'the newest size is reused');
+    assert.notEqual(Tensor.empty([16_384]).f32, first, 'the oldest size was let go');
+  } finally {
+    setPoolLimit(2 ** 30);
+  }
 });

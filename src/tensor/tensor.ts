@@ -13,16 +13,25 @@ class Storage {
 }
 
 // Released buffers are reused by exact size: a training loop's allocations repeat step after step,
-// so after the first step memory stays flat and nothing is zero-filled again.
+// so after the first step memory stays flat and nothing is zero-filled again. Sizes are kept in least-recently-used
+// order: when the pool is full, the sizes unused for longest go first (sampling and PPO see ever new lengths, and
+// their old sizes would otherwise fill the pool for good).
 const pool = new Map<string, Buffer[]>();
 let pooledBytes = 0;
-const POOL_LIMIT_BYTES = 2 ** 31;
+let poolLimitBytes = 2 ** 30;
+
+function touch(key: string, free: Buffer[]): void {
+  pool.delete(key);
+  pool.set(key, free);
+}
 
 function allocate(dtype: DType, n: number): Buffer {
-  const free = pool.get(dtype + n);
+  const key = dtype + n;
+  const free = pool.get(key);
   const reused = free?.pop();
   if (reused) {
     pooledBytes -= reused.byteLength;
+    touch(key, free!);
     return reused;
   }
   if (dtype === 'f32') return new Float32Array(n);
@@ -31,12 +40,23 @@ function allocate(dtype: DType, n: number): Buffer {
 }
 
 function release(dtype: DType, buf: Buffer): void {
-  if (pooledBytes + buf.byteLength > POOL_LIMIT_BYTES) return; // let the garbage collector have it
+  if (buf.byteLength > poolLimitBytes) return; // let the garbage collector have it
   const key = dtype + buf.length;
-  let free = pool.get(key);
-  if (!free) pool.set(key, (free = []));
+  const free = pool.get(key) ?? [];
   free.push(buf);
+  touch(key, free);
   pooledBytes += buf.byteLength;
+  for (const [oldKey, old] of pool) {
+    if (pooledBytes <= poolLimitBytes) break;
+    while (old.length > 0 && pooledBytes > poolLimitBytes) pooledBytes -= old.pop()!.byteLength;
+    if (old.length === 0) pool.delete(oldKey);
+  }
+}
+
+/** Caps the bytes of released buffers kept for reuse (default 1 GiB); the least recently used sizes go first. */
+export function setPoolLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new Error(`setPoolLimit: bytes must be >= 0, got ${bytes}`);
+  poolLimitBytes = bytes;
 }
 
 /** Bytes held by released buffers waiting for reuse. */
