@@ -72,7 +72,7 @@ test('SFT loss covers response tokens only: equals a float64 hand computation, p
   // The store keeps one prompt and one completion: it still refuses conversations the trainer accepts.
   const stored = parseJsonl('demonstrations', readFileSync(file, 'utf8'), { maxTextChars: 100 }, 'mask.jsonl');
   assert.deepEqual(stored.errors.map(formatLineError), [
-    'mask.jsonl:2: "messages" must be [{"role":"user"}, {"role":"assistant"}] (multi-turn import not supported)',
+    'mask.jsonl:2: only one user turn and one assistant turn can be imported here (no system or earlier turns)',
   ]);
   // The prompt is the chat template's rendering with a generation prompt; the response ends with EOS.
   const rendered = tokenizer.decode(examples[0].ids.slice(0, examples[0].promptLength));

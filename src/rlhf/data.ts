@@ -210,21 +210,28 @@ export type ComparisonFormat = 'auto' | 'rankings' | 'pairwise';
 export type Ranking = RankingRecord & Located;
 
 /**
- * Rankings `{"prompt","responses":[K],"ranking":[best→worst],"labeler"?}` and pairwise `{"prompt","chosen",
- * "rejected"}` lines (a pair becomes K = 2 with the chosen response first); `auto` decides per line.
+ * Rankings `{"prompt","responses":[K],"ranking":[best→worst],"labeler"?}` and pairwise lines (a pair becomes K = 2
+ * with the chosen response first) in TRL's forms: `{"prompt","chosen","rejected"}` texts, an implicit prompt
+ * (`{"chosen","rejected"}` texts sharing their beginning, as Anthropic's HH-RLHF), or conversational message lists
+ * (with or without a separate "prompt"); `auto` decides per line.
  */
 export function readComparisons(
   file: string,
   format: ComparisonFormat = 'auto',
   opts: ReadOptions = {},
 ): Read<Ranking> {
-  const vopts = { maxTextChars: TEXT_LIMIT, minK: 2, maxK: 9 };
+  const vopts = { maxTextChars: TEXT_LIMIT, minK: 2, maxK: 9, multiTurn: true };
   const parsed = parseLines(file, (line): { records: RankingRecord[]; errors: LineError[] } => {
     if (kindOf(line, format) === 'rankings') return parseJsonl('rankings', line, vopts, file);
     const r = parseJsonl('pairwise', line, vopts, file);
     return {
       errors: r.errors,
-      records: r.records.map((p) => ({ prompt: p.prompt, responses: [p.chosen, p.rejected], ranking: [0, 1] })),
+      records: r.records.map((p) => ({
+        prompt: p.prompt,
+        ...(p.context ? { context: p.context } : {}),
+        responses: [p.chosen, p.rejected],
+        ranking: [0, 1],
+      })),
     };
   });
   return finish(file, parsed, opts);
@@ -297,7 +304,13 @@ export function encodeRankings(
   const records: RankingExample[] = [];
   const errors: LineError[] = [];
   for (const r of rankings) {
-    const prompt = fmt.prompt(r.prompt);
+    let prompt: number[];
+    try {
+      prompt = fmt.prompt(r.prompt, r.context);
+    } catch (e) {
+      errors.push({ file: r.file, line: r.line, message: (e as Error).message });
+      continue;
+    }
     const sequences = r.responses.map((text) => [...prompt, ...fmt.response(text)]);
     const worst = sequences.findIndex((s) => s.length > context);
     if (worst >= 0) errors.push(tooLong(r, `prompt + response ${worst}`, sequences[worst].length, context));

@@ -28,6 +28,8 @@ export interface ChatTurn {
 }
 export interface RankingRecord {
   prompt: string;
+  /** The conversation before the responses (system, earlier turns, the last user turn), when there is more than one user turn. */
+  context?: ChatTurn[];
   responses: string[];
   ranking: number[];
   labeler?: string;
@@ -37,6 +39,8 @@ export interface RankingRecord {
 }
 export interface PairwiseRecord {
   prompt: string;
+  /** As in RankingRecord: a conversational pair's turns before the two answers. */
+  context?: ChatTurn[];
   chosen: string;
   rejected: string;
 }
@@ -91,8 +95,9 @@ export interface ValidateOptions {
   minK?: number;
   maxK?: number;
   /**
-   * Accept `messages` demonstrations with a leading system turn and several user/assistant turns (the trainer
-   * renders them with the chat template). Off by default: the store keeps one prompt and one completion.
+   * Accept conversations with a system turn or several user/assistant turns (`messages` demonstrations, TRL's
+   * conversational pairs; the trainer renders them with the chat template). Off by default: the store keeps one
+   * prompt and one completion.
    */
   multiTurn?: boolean;
 }
@@ -131,23 +136,59 @@ function texts(o: Obj, key: string, opts: ValidateOptions): string[] {
 }
 
 /** `[system?] user assistant (user assistant)*`: roles alternate and the last turn is the assistant's. */
-function chatTurns(v: unknown, opts: ValidateOptions): ChatTurn[] {
-  const shape =
-    '"messages" must be [{"role":"system"}?, {"role":"user"}, {"role":"assistant"}, ...] ending with the assistant';
+function chatTurns(v: unknown, opts: ValidateOptions, field = 'messages'): ChatTurn[] {
+  const shape = `"${field}" must be [{"role":"system"}?, {"role":"user"}, {"role":"assistant"}, ...] ending with the assistant`;
   if (!Array.isArray(v) || v.length < 2) throw new Invalid(shape);
   const first = (v[0] as Obj)?.role === 'system' ? 1 : 0;
   if ((v.length - first) % 2 !== 0 || v.length - first < 2) throw new Invalid(shape);
   return v.map((m, i) => {
     if (typeof m !== 'object' || m === null || Array.isArray(m))
-      throw new Invalid(`"messages[${i}]" must be an object`);
+      throw new Invalid(`"${field}[${i}]" must be an object`);
     const want = i < first ? 'system' : (i - first) % 2 === 0 ? 'user' : 'assistant';
-    if ((m as Obj).role !== want) throw new Invalid(`"messages[${i}].role" must be "${want}"; ${shape}`);
+    if ((m as Obj).role !== want) throw new Invalid(`"${field}[${i}].role" must be "${want}"; ${shape}`);
     const content = (m as Obj).content;
-    if (typeof content !== 'string') throw new Invalid(`"messages[${i}].content" must be a string`);
+    if (typeof content !== 'string') throw new Invalid(`"${field}[${i}].content" must be a string`);
     if (content.length > opts.maxTextChars)
-      throw new Invalid(`"messages[${i}].content" is longer than ${opts.maxTextChars} characters`);
+      throw new Invalid(`"${field}[${i}].content" is longer than ${opts.maxTextChars} characters`);
     return { role: want, content };
   });
+}
+
+/** A checked conversation as the trainers see it: the last user turn, the turns before the answer, the answer. */
+function exchange(
+  turns: ChatTurn[],
+  o: Obj,
+  opts: ValidateOptions,
+): { prompt: string; completion: string; context?: ChatTurn[]; split?: Split } {
+  const last = turns.length - 1;
+  const single = turns.length === 2 && turns[0].role === 'user';
+  if (!single && !opts.multiTurn)
+    throw new Invalid('only one user turn and one assistant turn can be imported here (no system or earlier turns)');
+  return {
+    prompt: turns[last - 1].content,
+    completion: turns[last].content,
+    ...(single ? {} : { context: turns.slice(0, last) }),
+    split: split(o),
+  };
+}
+
+/** A field holding a list of chat messages (TRL's conversational format); undefined when it is anything else. */
+function messageList(o: Obj, key: string): unknown[] | undefined {
+  const v = o[key];
+  return Array.isArray(v) ? v : undefined;
+}
+
+// TRL's implicit prompt: chosen and rejected are whole texts; the prompt is what they share. The cut goes back to
+// the start of the word where they first differ ("four" and "five" share no "f"), and a space before it goes with
+// the answers, as in TRL.
+function implicitPrompt(chosen: string, rejected: string): PairwiseRecord {
+  let i = 0;
+  while (i < chosen.length && i < rejected.length && chosen[i] === rejected[i]) i++;
+  if (chosen === rejected) throw new Invalid('"chosen" and "rejected" are the same text');
+  while (i > 0 && !/\s/.test(chosen[i - 1])) i--;
+  if (i > 0 && chosen[i - 1] === ' ') i--;
+  if (i === 0) throw new Invalid('"chosen" and "rejected" share no beginning to serve as the prompt: add "prompt"');
+  return { prompt: chosen.slice(0, i), chosen: chosen.slice(i), rejected: rejected.slice(i) };
 }
 
 /** Checks a ranking label against K responses; returns an error message or null. */
@@ -182,6 +223,16 @@ export function rankingLabelError(
 
 const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => RecordOf[K] } = {
   prompts(o, opts) {
+    const turns = messageList(o, 'prompt');
+    if (turns) {
+      // A conversational prompt: one user turn (TRL's {"prompt": [{"role": "user", ...}]}).
+      if (turns.length !== 1 || (turns[0] as Obj)?.role !== 'user' || typeof (turns[0] as Obj).content !== 'string')
+        throw new Invalid('"prompt" as a list must hold one {"role":"user","content":"..."} message');
+      const content = (turns[0] as Obj).content as string;
+      if (content.length > opts.maxTextChars)
+        throw new Invalid(`"prompt" is longer than ${opts.maxTextChars} characters`);
+      return { prompt: content, split: split(o) };
+    }
     return { prompt: text(o, 'prompt', opts)!, split: split(o) };
   },
   candidates(o, opts) {
@@ -189,21 +240,17 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
     return { prompt: text(o, 'prompt', opts)!, responses: texts(o, 'responses', opts), model, split: split(o) };
   },
   demonstrations(o, opts) {
-    if (o.messages !== undefined) {
-      const turns = chatTurns(o.messages, opts);
-      const last = turns.length - 1;
-      const single = turns.length === 2 && turns[0].role === 'user';
-      if (!single && !opts.multiTurn)
-        throw new Invalid(
-          '"messages" must be [{"role":"user"}, {"role":"assistant"}] (multi-turn import not supported)',
-        );
-      return {
-        prompt: turns[last - 1].content,
-        completion: turns[last].content,
-        ...(single ? {} : { context: turns.slice(0, last) }),
-        split: split(o),
-      };
+    if (o.messages !== undefined) return exchange(chatTurns(o.messages, opts), o, opts);
+    const promptTurns = messageList(o, 'prompt');
+    if (promptTurns) {
+      // TRL's conversational prompt-completion: the prompt's turns, then the assistant's.
+      const completion = messageList(o, 'completion') ?? [];
+      return exchange(chatTurns([...promptTurns, ...completion], opts, 'prompt + completion'), o, opts);
     }
+    if (o.text !== undefined && o.prompt === undefined)
+      throw new Invalid(
+        '"text" lines are plain text without a prompt: give "prompt" and "completion" (or "messages"), or train on them with instructkit pretrain --corpus',
+      );
     return { prompt: text(o, 'prompt', opts)!, completion: text(o, 'completion', opts)!, split: split(o) };
   },
   rankings(o, opts) {
@@ -221,7 +268,36 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
     };
   },
   pairwise(o, opts) {
-    return { prompt: text(o, 'prompt', opts)!, chosen: text(o, 'chosen', opts)!, rejected: text(o, 'rejected', opts)! };
+    const promptTurns = messageList(o, 'prompt');
+    const chosenTurns = messageList(o, 'chosen');
+    const rejectedTurns = messageList(o, 'rejected');
+    if (!promptTurns && !chosenTurns && !rejectedTurns) {
+      if (o.prompt === undefined && typeof o.chosen === 'string' && typeof o.rejected === 'string') {
+        for (const key of ['chosen', 'rejected']) text(o, key, opts);
+        return implicitPrompt(o.chosen, o.rejected);
+      }
+      return {
+        prompt: text(o, 'prompt', opts)!,
+        chosen: text(o, 'chosen', opts)!,
+        rejected: text(o, 'rejected', opts)!,
+      };
+    }
+    // TRL's conversational pairs: prompt turns plus one answer each, or two whole conversations that share every
+    // turn but the last.
+    if (!chosenTurns || !rejectedTurns)
+      throw new Invalid('"chosen" and "rejected" must both be lists of messages when either is');
+    const chosen = exchange(chatTurns([...(promptTurns ?? []), ...chosenTurns], opts, 'chosen'), o, opts);
+    const rejected = exchange(chatTurns([...(promptTurns ?? []), ...rejectedTurns], opts, 'rejected'), o, opts);
+    const before = (e: { prompt: string; context?: ChatTurn[] }) =>
+      JSON.stringify(e.context ?? [{ role: 'user', content: e.prompt }]);
+    if (before(chosen) !== before(rejected))
+      throw new Invalid('"chosen" and "rejected" must share every turn but the last assistant answer');
+    return {
+      prompt: chosen.prompt,
+      chosen: chosen.completion,
+      rejected: rejected.completion,
+      ...(chosen.context ? { context: chosen.context } : {}),
+    };
   },
   eval(o, opts) {
     const winner = o.winner;
