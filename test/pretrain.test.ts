@@ -45,6 +45,24 @@ function writeCorpus(path: string, documents: number, seed = 1): string {
 
 const quiet = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { isTTY: false }) as NodeJS.WriteStream;
 
+test('readDocuments: a .jsonl corpus is one {"text"} document per line; a bad line names file:line', () => {
+  const f = join(dir, 'docs.jsonl');
+  writeFileSync(
+    f,
+    `${JSON.stringify({ text: 'first\n\nstill first 🙂' })}\n\n${JSON.stringify({ text: 'second', id: 7 })}`,
+  );
+  const want = [
+    { text: 'first\n\nstill first 🙂', endOfDocument: true },
+    { text: 'second', endOfDocument: true },
+  ];
+  for (const chunkBytes of [1, 5, 1 << 20]) assert.deepEqual([...readDocuments([f], { chunkBytes })], want);
+  writeFileSync(f, `${JSON.stringify({ text: 'ok' })}\n{"content": "no text field"}\n`);
+  assert.throws(
+    () => [...readDocuments([f])],
+    /docs\.jsonl:2: a \.jsonl corpus needs \{"text": "\.\.\."\} on every line/,
+  );
+});
+
 test('readDocuments: blank lines separate documents, files end them, chunks split anywhere', () => {
   const a = join(dir, 'docs-a.txt');
   const b = join(dir, 'docs-b.txt');

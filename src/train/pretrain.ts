@@ -37,7 +37,7 @@ export type ModelKind = (typeof MODEL_KINDS)[number];
 export type SizePreset = (typeof SIZE_PRESETS)[number];
 
 export interface PretrainConfig {
-  /** Plain-text corpus files (documents separated by blank lines). */
+  /** Corpus files: plain text (documents separated by blank lines) or .jsonl with one {"text"} per line. */
   corpus: string[];
   /** Run folder; ends as a Hugging Face checkpoint. */
   out: string;

@@ -4,8 +4,9 @@
 // works and nothing is loaded whole (Node has no mmap; random access by offset is what we need from one).
 //
 // Corpus format: plain UTF-8 text; documents are separated by one or more blank lines (whitespace-only lines), and
-// the end of a file ends a document. Lines inside a document keep their "\n". After every document the tokenizer's
-// EOS id is written, so the model learns where documents end.
+// the end of a file ends a document. Lines inside a document keep their "\n". A `.jsonl` file instead holds one
+// document per line as {"text": "..."} (the layout of Hugging Face text datasets). After every document the
+// tokenizer's EOS id is written, so the model learns where documents end.
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -101,6 +102,40 @@ export interface ReadDocumentsOptions {
   maxPieceChars?: number;
 }
 
+// One document per {"text"} line; a bad line stops the read with file:line and the fix.
+function* jsonlDocuments(file: string, chunkBytes: number): Generator<CorpusPiece> {
+  const fd = openSync(file, 'r');
+  try {
+    const decoder = new StringDecoder('utf8');
+    const buf = Buffer.alloc(chunkBytes);
+    let partial = '';
+    let lineNo = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, chunkBytes, null);
+      const lines = (partial + (n > 0 ? decoder.write(buf.subarray(0, n)) : decoder.end())).split('\n');
+      partial = n > 0 ? lines.pop()! : '';
+      for (const line of lines) {
+        lineNo++;
+        if (line.trim() === '') continue;
+        let text: unknown;
+        try {
+          text = (JSON.parse(line) as { text?: unknown }).text;
+        } catch {
+          text = undefined;
+        }
+        if (typeof text !== 'string')
+          throw new Error(
+            `${file}:${lineNo}: a .jsonl corpus needs {"text": "..."} on every line (plain text goes in another extension)`,
+          );
+        if (text.trim() !== '') yield { text, endOfDocument: true };
+      }
+      if (n === 0) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Streams the documents of the corpus files in order (see the format at the top of this file): only the current
  * chunk and document are in memory.
@@ -109,6 +144,10 @@ export function* readDocuments(files: readonly string[], opts: ReadDocumentsOpti
   const chunkBytes = opts.chunkBytes ?? 1 << 20;
   const maxPieceChars = opts.maxPieceChars ?? 1 << 20;
   for (const file of files) {
+    if (file.endsWith('.jsonl')) {
+      yield* jsonlDocuments(file, chunkBytes);
+      continue;
+    }
     const fd = openSync(file, 'r');
     try {
       const decoder = new StringDecoder('utf8');
