@@ -10,7 +10,7 @@ Trains a byte-level BPE tokenizer on the corpus (unless --tokenizer is given), t
 output folder ends as a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json).
 Corpus: plain UTF-8 text; documents are separated by blank lines, and each file ends a document.
 
-  --corpus FILE...     corpus files (repeat --corpus, or list several after one)
+  --corpus FILE...     corpus files: plain text (blank lines between documents) or .jsonl ({"text"} per line)
   --out DIR            run folder: checkpoints, metrics.jsonl, pretrain_config.json, the final model
   --config FILE        run config (JSON or YAML) with any fields of pretrain_config.json; flags override it
   --model NAME         gpt2 | llama (default ${pretrainDefaults.model})
