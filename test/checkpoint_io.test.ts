@@ -169,3 +169,11 @@ test('a bf16 save halves the file, says bfloat16 in config.json and keeps the lo
   assert.throws(() => savePretrained(model, dir, { maxShardBytes: 0 }), /maxShardBytes must be positive/);
   rmSync(dir, { recursive: true });
 });
+
+test('a folder with only pytorch_model.bin says how to get safetensors', () => {
+  const dir = scratch();
+  rmSync(join(dir, 'model.safetensors'));
+  writeFileSync(join(dir, 'pytorch_model.bin'), 'PK');
+  assert.throws(() => loadPretrained(dir), /only pytorch_model\.bin \(PyTorch pickle\).*safe_serialization=True/);
+  rmSync(dir, { recursive: true });
+});

@@ -45,7 +45,14 @@ function shardFiles(dir: string): string[] {
   const single = join(dir, 'model.safetensors');
   if (existsSync(single)) return [single];
   const indexPath = join(dir, 'model.safetensors.index.json');
-  if (!existsSync(indexPath)) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  if (!existsSync(indexPath)) {
+    const pickled = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((f) => existsSync(join(dir, f)));
+    throw new Error(
+      pickled
+        ? `${dir}: only ${pickled} (PyTorch pickle) is here; we read safetensors: convert it with transformers (model.save_pretrained(dir, safe_serialization=True)) or download the model's .safetensors files`
+        : `${dir}: no model.safetensors or model.safetensors.index.json`,
+    );
+  }
   const index = readJson(indexPath);
   const map = index.weight_map as Record<string, string> | undefined;
   if (!map || typeof map !== 'object') throw new Error(`${indexPath}: field "weight_map" is missing`);
