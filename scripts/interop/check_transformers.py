@@ -38,9 +38,9 @@ ids = torch.tensor([expected['ids']])
 for name, ours in expected['models'].items():
     def lm(name=name, ours=ours):
         model, info = AutoModelForCausalLM.from_pretrained(os.path.join(IN, name), output_loading_info=True,
-                                                           torch_dtype=torch.float32, attn_implementation='eager')
+                                                           dtype=torch.float32, attn_implementation='eager')
         problems = {k: v for k, v in info.items() if v}
-        err = max_rel(model(ids).logits, ours)
+        err = max_rel(model(torch.tensor([ours['ids']])).logits, ours['logits'])
         return err < 1e-4 and not problems, f'{type(model).__name__} max rel err {err:.2e}, loading info {problems}'
     check(f'ours → transformers: {name}', lm)
 

@@ -18,6 +18,7 @@ if (!out) throw new Error('usage: node scripts/interop/export-ours.mjs OUT_DIR')
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 const ids = [3, 17, 42, 5, 9, 33, 1, 60];
 const batch = () => Tensor.fromBuffer(new Int32Array(ids), [1, ids.length]);
+const longIds = Array.from({ length: 48 }, (_, i) => (i * 37 + 11) % 96);
 const expected = { ids, models: {}, scalars: {}, tokenizer: null };
 
 // Causal LMs, each written in another of the layouts we support.
@@ -25,11 +26,15 @@ const lms = [
   ['gpt2', 'gpt2-tiny', {}],
   ['llama-sharded', 'llama-tiny', { maxShardBytes: 20_000 }],
   ['qwen2-bf16', 'qwen2-tiny', { dtype: 'bf16', maxShardBytes: 30_000 }],
+  // A Llama 3 RoPE scaling, as transformers wrote it, saved back by us (48 positions make the scaling matter).
+  ['llama3-resaved', 'hf-written/llama3-rope-scaling', {}],
 ];
 for (const [name, fixture, opts] of lms) {
   savePretrained(loadPretrained(join(fixtures, fixture)), join(out, name), opts);
-  const logits = noGrad(() => tidy(() => loadPretrained(join(out, name)).forward(batch()).toArray()));
-  expected.models[name] = logits;
+  const long = name === 'llama3-resaved';
+  const input = long ? Tensor.fromBuffer(new Int32Array(longIds), [1, longIds.length]) : batch();
+  const logits = noGrad(() => tidy(() => loadPretrained(join(out, name)).forward(input).toArray()));
+  expected.models[name] = { ids: long ? longIds : ids, logits };
 }
 
 // Reward models: a trunk plus a random score head, read at the last token.
