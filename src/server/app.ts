@@ -278,13 +278,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   }));
 
   app.get('/api/admin/models', { config: { auth: 'admin' } }, async () => {
-    const pooled = await store.db
-      .selectFrom('candidate_sets')
-      .select('model')
-      .distinct()
-      .where('pooled', '=', 1)
-      .execute();
-    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...pooled.map((p) => p.model)]);
+    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.pooledModels())]);
     return { models: [...names].sort(), chatModel: chatModel.name };
   });
 

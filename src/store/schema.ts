@@ -69,6 +69,8 @@ export interface TasksTable {
   split: Split;
   /** How many distinct labelers should complete this task (1, or 2+ for overlap). */
   target: number;
+  /** Assignments handed out and not expired; kept in the transaction that hands one out or takes it back. */
+  assigned_count: ColumnType<number, number | undefined, number>;
   created_at: number;
 }
 

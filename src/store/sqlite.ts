@@ -1,6 +1,6 @@
 /** The embedded default database: SQLite through better-sqlite3 (WAL) and Kysely. */
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, type SqliteDatabase as KyselySqliteDatabase, Migrator, SqliteDialect } from 'kysely';
 import { StaticMigrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 import { Store } from './store.js';
@@ -18,7 +18,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   raw.pragma('synchronous = NORMAL');
   raw.pragma('foreign_keys = ON');
   raw.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(raw) }) });
   await migrate(db, 'sqlite');
   return new Store(db, opts.now);
 }
@@ -29,4 +29,28 @@ export async function migrate(db: Kysely<Database>, dialect: 'sqlite' | 'postgre
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * Kysely prepares every query anew, and preparing cost about as much as running the server's small queries. The
+ * same SQL text reuses one statement; better-sqlite3 runs a statement synchronously, so sharing is safe. Bounded,
+ * because `in (?, ?, ...)` lists make a new text per length.
+ */
+function cachingStatements(raw: SqliteDatabase.Database, capacity = 500): KyselySqliteDatabase {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement) {
+        // Refresh its place so the least recently used statement is the one dropped.
+        statements.delete(text);
+      } else {
+        statement = raw.prepare(text);
+        if (statements.size >= capacity) statements.delete(statements.keys().next().value!);
+      }
+      statements.set(text, statement);
+      return statement;
+    },
+  };
 }

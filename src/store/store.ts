@@ -2,7 +2,7 @@
  * The store: every query the server and trainers use. Written against Kysely only (no SQLite-specific SQL), so a
  * PostgreSQL dialect can be plugged into `Store` without touching callers.
  */
-import { type Insertable, type Kysely, sql, type Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import type {
@@ -356,6 +356,17 @@ export class Store {
     return rows.map((r) => r.text);
   }
 
+  /** Models that have imported candidates in the pool. */
+  async pooledModels(): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('candidate_sets')
+      .select('model')
+      .distinct()
+      .where('pooled', '=', 1)
+      .execute();
+    return rows.map((r) => r.model);
+  }
+
   async setResponses(setId: number): Promise<{ text: string; model: string }[]> {
     return this.db
       .selectFrom('responses')
@@ -439,6 +450,8 @@ export class Store {
         .selectFrom('tasks')
         .select(['tasks.id', 'tasks.kind'])
         .where('tasks.split', '=', user.split!)
+        // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+        .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
         .where((eb) =>
           eb.not(
             eb.exists(
@@ -450,16 +463,9 @@ export class Store {
             ),
           ),
         )
-        .where(
-          (eb) =>
-            eb
-              .selectFrom('assignments')
-              .select((e) => e.fn.countAll<number>().as('n'))
-              .whereRef('assignments.task_id', '=', 'tasks.id'),
-          '<',
-          sql<number>`tasks.target`,
-        )
         .orderBy('tasks.id')
+        // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
+        .limit(1)
         .executeTakeFirst();
       if (!task) return null;
       const { id } = await s.db
@@ -473,6 +479,11 @@ export class Store {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
+      await s.db
+        .updateTable('tasks')
+        .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
+        .where('id', '=', task.id)
+        .execute();
       return s.assignmentView(id, user.id);
     });
   }
