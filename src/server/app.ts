@@ -27,6 +27,7 @@ import {
 } from '../store/index.js';
 import { DUMMY_HASH, hashPassword, newToken, safeEqual, sha256, verifyPassword } from './auth.js';
 import { type ChatModel, chatPrompt, collect, EchoChatModel } from './chat.js';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './login_throttle.js';
 import { registerReport } from './report.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
@@ -48,7 +49,12 @@ export interface ServerOptions {
   dbPath?: string;
   /** Clock for sessions and timestamps (tests move it to expire sessions). */
   now?: () => number;
+  /** A session ends after this long unused; each use moves its end this far ahead (sliding renewal). */
   sessionTtlMs?: number;
+  /** ... but never beyond this long after sign-in, however busy. */
+  sessionMaxAgeMs?: number;
+  /** Failed sign-ins allowed per account and client address before 429. */
+  loginThrottle?: LoginThrottleOptions;
   /** Longest accepted text field, in characters. */
   maxTextChars?: number;
   /** Largest JSON request body, bytes. */
@@ -90,6 +96,11 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const now = opts.now ?? Date.now;
   const store = opts.store ?? (await openSqliteStore({ path: opts.dbPath ?? ':memory:', now }));
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
+  const maxAge = opts.sessionMaxAgeMs ?? 7 * 24 * 3600_000;
+  const sessionEnd = (createdAt: number) => Math.min(now() + ttl, createdAt + maxAge);
+  // Renewing writes to the database, so a session is extended at most about once a minute of use.
+  const renewAfterMs = Math.min(60_000, ttl / 10);
+  const loginThrottle = new LoginThrottle(opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
   const chatModel = opts.chatModel ?? new EchoChatModel();
@@ -155,6 +166,11 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         fail(403, 'csrf', 'missing or wrong X-CSRF-Token header');
       }
     }
+    const renewed = sessionEnd(session.createdAt);
+    if (renewed - session.expiresAt >= renewAfterMs) {
+      await store.extendSession(session.id, renewed);
+      session.expiresAt = renewed;
+    }
     req.session = session;
   });
 
@@ -213,18 +229,31 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   app.get('/api/health', { config: { auth: 'public' } }, async () => ({ ok: true }));
 
   app.post('/api/auth/login', { config: { auth: 'public' }, schema: { body: S.Login } }, async (req, reply) => {
-    const u = await store.getUserForLogin(req.body.username);
-    const ok = await verifyPassword(req.body.password, u?.password_hash ?? DUMMY_HASH);
-    if (!u || !ok || u.disabled) fail(401, 'bad_credentials', 'wrong username or password');
+    const { username, password } = req.body;
+    const waitMs = loginThrottle.retryAfterMs(username, req.ip);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      reply.header('retry-after', String(seconds));
+      fail(429, 'too_many_attempts', `too many failed sign-ins for "${username}"; try again in ${seconds} s`);
+    }
+    const u = await store.getUserForLogin(username);
+    const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_HASH);
+    if (!u || !ok || u.disabled) {
+      loginThrottle.recordFailure(username, req.ip);
+      fail(401, 'bad_credentials', 'wrong username or password');
+    }
+    loginThrottle.recordSuccess(username, req.ip);
     const token = newToken();
     const csrfToken = newToken();
-    const expiresAt = await store.createSession({ id: sha256(token), userId: u.id, csrfToken, ttlMs: ttl });
+    const expiresAt = sessionEnd(now());
+    await store.createSession({ id: sha256(token), userId: u.id, csrfToken, expiresAt });
+    // The browser keeps the cookie for the longest the session may live; the server enforces idle expiry.
     reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
       sameSite: 'strict',
       secure: opts.secureCookies ?? false,
       path: '/',
-      maxAge: Math.floor(ttl / 1000),
+      maxAge: Math.floor(maxAge / 1000),
     });
     return { user: u.publicUser, csrfToken, expiresAt };
   });

@@ -30,6 +30,7 @@ export interface PublicUser {
 export interface SessionWithUser {
   id: string;
   csrfToken: string;
+  createdAt: number;
   expiresAt: number;
   user: PublicUser;
 }
@@ -218,27 +219,57 @@ export class Store {
     });
   }
 
-  async createSession(s: { id: string; userId: number; csrfToken: string; ttlMs: number }): Promise<number> {
-    const now = this.now();
-    const expiresAt = now + s.ttlMs;
+  /** `expiresAt` is when the session runs out unless it is extended (see `extendSession`). */
+  async createSession(s: { id: string; userId: number; csrfToken: string; expiresAt: number }): Promise<void> {
     await this.db
       .insertInto('sessions')
-      .values({ id: s.id, user_id: s.userId, csrf_token: s.csrfToken, created_at: now, expires_at: expiresAt })
+      .values({
+        id: s.id,
+        user_id: s.userId,
+        csrf_token: s.csrfToken,
+        created_at: this.now(),
+        expires_at: s.expiresAt,
+      })
       .execute();
-    return expiresAt;
   }
 
   /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
   async getSession(id: string): Promise<SessionWithUser | 'expired' | undefined> {
-    const row = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    // One query per request: the session with its user and group.
+    const row = await this.userQuery()
+      .innerJoin('sessions', 'sessions.user_id', 'users.id')
+      .select([
+        'sessions.id as session_id',
+        'sessions.csrf_token',
+        'sessions.created_at as session_created_at',
+        'sessions.expires_at',
+      ])
+      .where('sessions.id', '=', id)
+      .executeTakeFirst();
     if (!row) return undefined;
     if (row.expires_at <= this.now()) {
-      await this.db.deleteFrom('sessions').where('id', '=', id).execute();
+      await this.deleteSession(id);
       return 'expired';
     }
-    const user = await this.getUser(row.user_id);
-    if (!user || user.disabled) return undefined;
-    return { id: row.id, csrfToken: row.csrf_token, expiresAt: row.expires_at, user };
+    const user = Store.publicUser(row);
+    if (user.disabled) return undefined;
+    return {
+      id: row.session_id,
+      csrfToken: row.csrf_token,
+      createdAt: row.session_created_at,
+      expiresAt: row.expires_at,
+      user,
+    };
+  }
+
+  /** Moves a live session's expiry later (never earlier). */
+  async extendSession(id: string, expiresAt: number): Promise<void> {
+    await this.db
+      .updateTable('sessions')
+      .set({ expires_at: expiresAt })
+      .where('id', '=', id)
+      .where('expires_at', '<', expiresAt)
+      .execute();
   }
 
   async deleteSession(id: string): Promise<void> {
