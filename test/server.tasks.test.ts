@@ -141,6 +141,56 @@ test('demonstration: submit once; replay returns the stored result; a second key
   await app.close();
 });
 
+test('abandoned assignments go back to the pool; a late submit is stored only while its task still has room', async () => {
+  const { app, admin, store, clock } = await setup();
+  const minute = 60_000;
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { assignmentTimeoutMinutes: -1 })).status, 400);
+  const settings = await admin.req('PUT', '/api/admin/settings', { assignmentTimeoutMinutes: 10, overlap: 0 });
+  assert.equal(settings.status, 200);
+  const [slow, quick] = [await labeler(app, admin, 'slow'), await labeler(app, admin, 'quick')];
+  const heldout = await labeler(app, admin, 'heldout-lab', 'heldout');
+  const [t1, t2] = await tasks(admin, 'demonstration', await prompts(admin, ['first', 'second']));
+  const demonstrations = async () => (await store.db.selectFrom('demonstrations').selectAll().execute()).length;
+  const taskRow = async (id: number) =>
+    (await admin.get('/api/admin/tasks?limit=10')).json.tasks.find((t: { id: number }) => t.id === id);
+
+  const a1 = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(a1.prompt, 'first');
+  assert.equal(a1.expiresAt, clock.t + 10 * minute);
+  // Past the deadline the task goes to the next labeler who asks; the late submit then stores nothing.
+  clock.t += 11 * minute;
+  const b1 = (await quick.post('/api/tasks/next')).json.assignment;
+  assert.equal(b1.prompt, 'first');
+  assert.equal((await slow.get(`/api/assignments/${a1.id}`)).json.assignment.status, 'expired');
+  const key = idem();
+  const late = await slow.post(`/api/assignments/${a1.id}/submit`, { completion: 'too late' }, key);
+  assert.equal(late.status, 410);
+  assert.equal(late.json.error, 'expired');
+  assert.match(late.json.message, /nothing was stored/);
+  assert.equal(await demonstrations(), 0);
+  assert.equal((await slow.post(`/api/assignments/${a1.id}/submit`, { completion: 'too late' }, key)).status, 410);
+  assert.equal((await quick.post(`/api/assignments/${b1.id}/submit`, { completion: 'on time' }, idem())).status, 200);
+  assert.deepEqual([(await taskRow(t1)).done, (await taskRow(t1)).open], [1, 0]);
+
+  // The slow labeler gets new work, not the expired assignment; this time nobody else takes the task in time.
+  const a2 = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(a2.prompt, 'second');
+  clock.t += 11 * minute;
+  // Any labeler asking for work releases overdue assignments.
+  assert.equal((await heldout.post('/api/tasks/next')).json.assignment, null);
+  assert.equal((await taskRow(t2)).open, 0);
+  const lateKey = idem();
+  const accepted = await slow.post(`/api/assignments/${a2.id}/submit`, { completion: 'late but wanted' }, lateKey);
+  assert.equal(accepted.status, 200);
+  const replay = await slow.post(`/api/assignments/${a2.id}/submit`, { completion: 'late but wanted' }, lateKey);
+  assert.equal(replay.json.storedId, accepted.json.storedId);
+  assert.equal(await demonstrations(), 2);
+  // It took its place back: the task is full and goes to nobody else.
+  assert.equal((await quick.post('/api/tasks/next')).json.assignment, null);
+  assert.deepEqual([(await taskRow(t2)).done, (await taskRow(t2)).open], [1, 0]);
+  await app.close();
+});
+
 test('concurrent retries with one Idempotency-Key store exactly once', async () => {
   const { app, admin, store } = await setup();
   const lab = await labeler(app, admin, 'lab1');

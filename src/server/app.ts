@@ -85,7 +85,7 @@ function fail(status: number, error: string, message: string): never {
   throw Object.assign(new Error(message), { statusCode: status, code: error, expose: true });
 }
 
-const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403 } as const;
+const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403, expired: 410 } as const;
 
 export async function createServer(opts: ServerOptions = {}): Promise<{
   app: FastifyInstance;
@@ -503,7 +503,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     if (settings.screeningRequired && !u.screeningPassed) {
       fail(403, 'screening_required', 'pass the screening test before real tasks');
     }
-    return { assignment: await store.nextAssignment(u, random) };
+    const timeoutMs = settings.assignmentTimeoutMinutes * 60_000;
+    return { assignment: await store.nextAssignment(u, { random, timeoutMs }) };
   });
 
   app.get('/api/assignments/:id', { config: { auth: 'labeler' }, schema: { params: S.IdParam } }, async (req) => ({

@@ -230,6 +230,26 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('assigned_count').execute();
       },
     },
+    // An assignment not submitted by its deadline goes back to the pool: `expired_at` records when it was taken back
+    // (status stays 'open' so the first release's check constraint holds on every dialect).
+    '0003_assignment_deadlines': {
+      async up(db: Db) {
+        await db.schema.alterTable('assignments').addColumn('expires_at', ms).execute();
+        await db.schema.alterTable('assignments').addColumn('expired_at', ms).execute();
+        await db.schema
+          .createIndex('assignments_pending_deadline')
+          .on('assignments')
+          .column('expires_at')
+          .where(sql.ref('status'), '=', sql.lit('open'))
+          .where(sql.ref('expired_at'), 'is', null)
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropIndex('assignments_pending_deadline').execute();
+        await db.schema.alterTable('assignments').dropColumn('expired_at').execute();
+        await db.schema.alterTable('assignments').dropColumn('expires_at').execute();
+      },
+    },
   };
 }
 

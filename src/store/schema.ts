@@ -83,6 +83,10 @@ export interface AssignmentsTable {
   swapped: ColumnType<number, number | undefined, number>;
   created_at: number;
   completed_at: number | null;
+  /** Deadline for submitting; null when assignments do not expire. */
+  expires_at: number | null;
+  /** When the deadline passed and the task went back to the pool; the labeler may still submit while it has room. */
+  expired_at: number | null;
 }
 
 export interface DemonstrationsTable {

@@ -42,10 +42,14 @@ export interface RankingLabel {
 }
 
 /** What a labeler sees for one assignment: never gold, other labelers' work, or model names for A/B. */
-export type AssignmentView =
-  | { id: number; kind: 'demonstration'; status: 'open' | 'done'; prompt: string }
-  | { id: number; kind: 'ranking'; status: 'open' | 'done'; prompt: string; responses: string[] }
-  | { id: number; kind: 'ab'; status: 'open' | 'done'; prompt: string; a: string; b: string };
+export type AssignmentView = {
+  id: number;
+  /** `expired`: the deadline passed and the task went back to the pool (see `openRowFor` for late submits). */
+  status: 'open' | 'done' | 'expired';
+  /** Submission deadline (epoch ms), or null when assignments do not expire. */
+  expiresAt: number | null;
+  prompt: string;
+} & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
 
 export interface SubmitResult {
   assignmentId: number;
@@ -449,6 +453,7 @@ export class Store {
           .select((e) => e.fn.countAll<number>().as('n'))
           .whereRef('assignments.task_id', '=', 'tasks.id')
           .where('assignments.status', '=', 'open')
+          .where('assignments.expired_at', 'is', null)
           .as('open'),
       ])
       .orderBy('tasks.id')
@@ -464,17 +469,25 @@ export class Store {
 
   /**
    * The labeler's open assignment, or a new one: the oldest task of the labeler's split that still needs
-   * labelers and that this labeler has never been given. Returns null when nothing is left.
+   * labelers and that this labeler has never been given. Returns null when nothing is left. Overdue assignments
+   * (anyone's) go back to the pool first.
    */
-  async nextAssignment(user: PublicUser, random: () => number = Math.random): Promise<AssignmentView | null> {
+  async nextAssignment(
+    user: PublicUser,
+    opts: { random?: () => number; timeoutMs?: number } = {},
+  ): Promise<AssignmentView | null> {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
+    const random = opts.random ?? Math.random;
     return this.tx(async (s) => {
+      await s.releaseOverdueAssignments();
       const open = await s.db
         .selectFrom('assignments')
         .select('id')
         .where('user_id', '=', user.id)
         .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
         .orderBy('id')
+        .limit(1)
         .executeTakeFirst();
       if (open) return s.assignmentView(open.id, user.id);
       const task = await s.db
@@ -507,15 +520,39 @@ export class Store {
           status: 'open',
           swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
           created_at: s.now(),
+          expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      await s.db
-        .updateTable('tasks')
-        .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
-        .where('id', '=', task.id)
-        .execute();
+      await s.changeAssignedCount(task.id, +1);
       return s.assignmentView(id, user.id);
+    });
+  }
+
+  private async changeAssignedCount(taskId: number, by: 1 | -1) {
+    await this.db
+      .updateTable('tasks')
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', by) }))
+      .where('id', '=', taskId)
+      .execute();
+  }
+
+  /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
+  async releaseOverdueAssignments(): Promise<number> {
+    return this.tx(async (s) => {
+      const overdue = await s.db
+        .selectFrom('assignments')
+        .select(['id', 'task_id'])
+        // Spelled as in the partial index assignments_pending_deadline.
+        .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
+        .where('expires_at', '<=', s.now())
+        .execute();
+      for (const a of overdue) {
+        await s.db.updateTable('assignments').set({ expired_at: s.now() }).where('id', '=', a.id).execute();
+        await s.changeAssignedCount(a.task_id, -1);
+      }
+      return overdue.length;
     });
   }
 
@@ -529,9 +566,14 @@ export class Store {
         'assignments.status',
         'assignments.swapped',
         'assignments.user_id',
+        'assignments.expires_at',
+        'assignments.expired_at',
+        'tasks.id as task_id',
         'tasks.kind',
         'tasks.set_id',
         'tasks.prompt_id',
+        'tasks.assigned_count',
+        'tasks.target',
         'prompts.text as prompt',
       ])
       .where('assignments.id', '=', assignmentId)
@@ -543,7 +585,8 @@ export class Store {
 
   async assignmentView(assignmentId: number, userId: number): Promise<AssignmentView> {
     const row = await this.assignmentRow(assignmentId, userId);
-    const base = { id: row.id, status: row.status, prompt: row.prompt };
+    const status: AssignmentView['status'] = row.expired_at !== null ? 'expired' : row.status;
+    const base = { id: row.id, status, expiresAt: row.expires_at, prompt: row.prompt };
     if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
     const responses = (await this.setResponses(row.set_id!)).map((r) => r.text);
     if (row.kind === 'ranking') return { ...base, kind: 'ranking', responses };
@@ -551,19 +594,25 @@ export class Store {
     return { ...base, kind: 'ab', a, b };
   }
 
-  async openAssignments(userId: number) {
-    return this.db
-      .selectFrom('assignments')
-      .select(['id'])
-      .where('user_id', '=', userId)
-      .where('status', '=', 'open')
-      .execute();
-  }
-
+  /**
+   * The assignment, ready to take a submission. A late submission (after the task went back to the pool) is still
+   * accepted while the task has room, and then takes its place again; once other labelers have filled the task it
+   * is refused with `expired` (410) and nothing is stored.
+   */
   private async openRowFor(assignmentId: number, userId: number, kind: TaskKind) {
     const row = await this.assignmentRow(assignmentId, userId);
     if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
     if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
+    if (row.expired_at !== null) {
+      if (row.assigned_count >= row.target) {
+        throw new StoreError(
+          'expired',
+          `assignment ${assignmentId} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
+        );
+      }
+      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
+      await this.changeAssignedCount(row.task_id, +1);
+    }
     return row;
   }
 
