@@ -191,6 +191,71 @@ test('abandoned assignments go back to the pool; a late submit is stored only wh
   await app.close();
 });
 
+test('gold items are mixed into live ranking work: indistinguishable, scored on the dashboard, never exported', async () => {
+  const { app, admin } = await setup({ random: () => 0 }); // every draw under the gold rate mixes gold in
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { goldRate: 1.5 })).status, 400);
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 0.5, overlap: 0 });
+  const goldRanking = [0, 1, 2, 3];
+  const goldIds: number[] = [];
+  for (const prompt of ['screening gold', 'live gold 1', 'live gold 2']) {
+    const r = await admin.post('/api/admin/gold', {
+      prompt,
+      responses: ['g0', 'g1', 'g2', 'g3'],
+      ranking: goldRanking,
+    });
+    goldIds.push(r.json.ids[0]);
+  }
+  await admin.req('PUT', '/api/admin/screening', { goldIds: [goldIds[0]] });
+  await admin.req(
+    'POST',
+    '/api/admin/import/candidates',
+    jsonl(['q1', 'q2', 'q3'].map((prompt) => ({ prompt, responses: ['a', 'b', 'c', 'd'] }))),
+    { headers: NDJSON },
+  );
+  const promptIds = (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id);
+  await tasks(admin, 'ranking', promptIds);
+  const lab = await labeler(app, admin, 'lab1');
+  const seen: string[] = [];
+  const answers = [
+    [0, 1, 3, 2],
+    [3, 2, 1, 0],
+    [1, 0, 2, 3],
+  ];
+  for (const ranking of answers) {
+    const a = (await lab.post('/api/tasks/next')).json.assignment;
+    seen.push(a.prompt);
+    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'prompt', 'responses', 'status']);
+    assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { ranking }, idem())).status, 200);
+  }
+  // Live gold first (the screening item is never repeated), then real work once no unseen gold is left.
+  assert.deepEqual(seen, ['live gold 1', 'live gold 2', 'q1']);
+  const me = (await admin.get('/api/admin/dashboard')).json.labelers.find(
+    (l: { username: string }) => l.username === 'lab1',
+  );
+  // [0,1,3,2] agrees with gold on 5 of 6 pairs, [3,2,1,0] on none.
+  assert.ok(Math.abs(me.goldAgreement - (5 / 6 + 0) / 2) < 1e-9, String(me.goldAgreement));
+  assert.equal(me.goldChecks, 2);
+  // Gold answers and gold prompts stay out of the admin's lists and every export.
+  const exported = JSON.parse((await admin.get('/api/admin/export/rankings')).body as string);
+  assert.equal(exported.prompt, 'q1');
+  assert.deepEqual(exported.ranking, answers[2]);
+  assert.equal(((await admin.get('/api/admin/export/prompts')).body as string).includes('gold'), false);
+  assert.equal((await admin.get('/api/admin/prompts')).json.total, 3);
+  assert.equal((await admin.get('/api/admin/tasks')).json.total, 3);
+
+  // With the rate at 0 nobody meets gold; once the pool is empty nobody is handed gold alone.
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 0 });
+  const other = await labeler(app, admin, 'lab2');
+  for (const expected of ['q2', 'q3']) {
+    const a = (await other.post('/api/tasks/next')).json.assignment;
+    assert.equal(a.prompt, expected);
+    assert.equal((await other.post(`/api/assignments/${a.id}/submit`, { ranking: [0, 1, 2, 3] }, idem())).status, 200);
+  }
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 1 });
+  assert.equal((await other.post('/api/tasks/next')).json.assignment, null);
+  await app.close();
+});
+
 test('concurrent retries with one Idempotency-Key store exactly once', async () => {
   const { app, admin, store } = await setup();
   const lab = await labeler(app, admin, 'lab1');

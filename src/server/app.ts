@@ -504,7 +504,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
       fail(403, 'screening_required', 'pass the screening test before real tasks');
     }
     const timeoutMs = settings.assignmentTimeoutMinutes * 60_000;
-    return { assignment: await store.nextAssignment(u, { random, timeoutMs }) };
+    return { assignment: await store.nextAssignment(u, { random, timeoutMs, goldRate: settings.goldRate }) };
   });
 
   app.get('/api/assignments/:id', { config: { auth: 'labeler' }, schema: { params: S.IdParam } }, async (req) => ({

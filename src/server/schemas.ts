@@ -45,6 +45,7 @@ export function schemas(l: Limits) {
         screeningPassThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
         screeningRequired: Type.Optional(Type.Boolean()),
         assignmentTimeoutMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 })),
+        goldRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
       },
       { additionalProperties: false },
     ),

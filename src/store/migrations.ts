@@ -250,6 +250,32 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.alterTable('assignments').dropColumn('expires_at').execute();
       },
     },
+    // Gold items mixed into live ranking work: a hidden task per gold item (target 0, so the pool never hands it out)
+    // and each labeler's answer with its agreement, kept apart from the rankings that feed training.
+    '0004_live_gold': {
+      async up(db: Db) {
+        await db.schema
+          .alterTable('tasks')
+          .addColumn('gold_id', 'integer', (c) => c.references('gold_items.id'))
+          .execute();
+        await db.schema.createIndex('tasks_gold').on('tasks').column('gold_id').execute();
+        await db.schema
+          .createTable('gold_answers')
+          .addColumn('id', idType, id)
+          .addColumn('gold_id', 'integer', (c) => c.notNull().references('gold_items.id'))
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('assignment_id', 'integer', (c) => c.notNull().unique().references('assignments.id'))
+          .addColumn('ranking', 'text', (c) => c.notNull())
+          .addColumn('agreement', 'real', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('gold_answers').execute();
+        await db.schema.dropIndex('tasks_gold').execute();
+        await db.schema.alterTable('tasks').dropColumn('gold_id').execute();
+      },
+    },
   };
 }
 

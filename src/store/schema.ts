@@ -71,6 +71,8 @@ export interface TasksTable {
   target: number;
   /** Assignments handed out and not expired; kept in the transaction that hands one out or takes it back. */
   assigned_count: ColumnType<number, number | undefined, number>;
+  /** Set on the hidden task that mixes this gold item into live ranking work. */
+  gold_id: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: number;
 }
 
@@ -143,6 +145,19 @@ export interface GoldItemsTable {
   created_at: number;
 }
 
+/** A labeler's ranking of a gold item met during live work (not a training ranking). */
+export interface GoldAnswersTable {
+  id: Generated<number>;
+  gold_id: number;
+  user_id: number;
+  assignment_id: number;
+  /** JSON number[] best → worst */
+  ranking: string;
+  /** Pairwise agreement with the gold ranking, 0..1. */
+  agreement: number;
+  created_at: number;
+}
+
 export interface ScreeningResultsTable {
   id: Generated<number>;
   user_id: number;
@@ -183,6 +198,7 @@ export interface Database {
   rankings: RankingsTable;
   comparisons: ComparisonsTable;
   gold_items: GoldItemsTable;
+  gold_answers: GoldAnswersTable;
   screening_results: ScreeningResultsTable;
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -16,6 +16,8 @@ export interface Settings {
   screeningRequired: boolean;
   /** Minutes a labeler has to submit an assignment before its task goes back to the pool (0 = no limit). */
   assignmentTimeoutMinutes: number;
+  /** Share of ranking assignments (0..1) that are gold items not in the screening test, to keep measuring quality. */
+  goldRate: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -27,6 +29,7 @@ export const DEFAULT_SETTINGS: Settings = {
   screeningPassThreshold: 0.75,
   screeningRequired: true,
   assignmentTimeoutMinutes: 120,
+  goldRate: 0.05,
 };
 
 export const SETTING_LIMITS = {
@@ -36,4 +39,5 @@ export const SETTING_LIMITS = {
   chatCompareEvery: { min: 0, max: 1000 },
   screeningPassThreshold: { min: 0, max: 1 },
   assignmentTimeoutMinutes: { min: 0, max: 7 * 24 * 60 },
+  goldRate: { min: 0, max: 1 },
 } as const;

@@ -81,11 +81,17 @@ export interface Dashboard {
     completed: number;
     perHour: number | null;
     lastHour: number;
+    /** Mean pairwise agreement with gold over the latest screening test's items and gold met in live work. */
     goldAgreement: number | null;
+    /** Gold items met in live ranking work. */
+    goldChecks: number;
     screeningPassed: boolean;
     peerAgreement: number | null;
   }[];
 }
+
+/** Source of the prompts behind gold tasks: they are not the admin's prompts and are never exported. */
+const GOLD_SOURCE = 'gold';
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
@@ -334,6 +340,7 @@ export class Store {
       .select('id')
       .where('text', '=', text)
       .where('split', '=', split)
+      .where('source', '!=', GOLD_SOURCE)
       .orderBy('id')
       .executeTakeFirst();
     if (row) return row.id;
@@ -341,10 +348,16 @@ export class Store {
   }
 
   async listPrompts(q: { split?: Split; limit: number; offset: number }) {
-    let query = this.db.selectFrom('prompts').select(['id', 'text', 'split', 'source', 'created_at']);
+    let query = this.db
+      .selectFrom('prompts')
+      .select(['id', 'text', 'split', 'source', 'created_at'])
+      .where('source', '!=', GOLD_SOURCE);
     if (q.split) query = query.where('split', '=', q.split);
     const rows = await query.orderBy('id').limit(q.limit).offset(q.offset).execute();
-    let count = this.db.selectFrom('prompts').select((eb) => eb.fn.countAll<number>().as('n'));
+    let count = this.db
+      .selectFrom('prompts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('source', '!=', GOLD_SOURCE);
     if (q.split) count = count.where('split', '=', q.split);
     const { n } = await count.executeTakeFirstOrThrow();
     return { total: Number(n), prompts: rows.map((r) => ({ ...r, createdAt: r.created_at, created_at: undefined })) };
@@ -456,6 +469,7 @@ export class Store {
           .where('assignments.expired_at', 'is', null)
           .as('open'),
       ])
+      .where('tasks.gold_id', 'is', null)
       .orderBy('tasks.id')
       .limit(q.limit)
       .offset(q.offset)
@@ -463,6 +477,7 @@ export class Store {
     const { n } = await this.db
       .selectFrom('tasks')
       .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('gold_id', 'is', null)
       .executeTakeFirstOrThrow();
     return { total: Number(n), tasks: rows.map((r) => ({ ...r, done: Number(r.done), open: Number(r.open) })) };
   }
@@ -474,7 +489,7 @@ export class Store {
    */
   async nextAssignment(
     user: PublicUser,
-    opts: { random?: () => number; timeoutMs?: number } = {},
+    opts: { random?: () => number; timeoutMs?: number; goldRate?: number } = {},
   ): Promise<AssignmentView | null> {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
     const random = opts.random ?? Math.random;
@@ -490,7 +505,7 @@ export class Store {
         .limit(1)
         .executeTakeFirst();
       if (open) return s.assignmentView(open.id, user.id);
-      const task = await s.db
+      const poolTask = await s.db
         .selectFrom('tasks')
         .select(['tasks.id', 'tasks.kind'])
         .where('tasks.split', '=', user.split!)
@@ -511,7 +526,10 @@ export class Store {
         // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
         .limit(1)
         .executeTakeFirst();
-      if (!task) return null;
+      if (!poolTask) return null;
+      // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
+      const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
+      const task = (mixGold ? await s.unseenGoldTask(user.id) : undefined) ?? poolTask;
       const { id } = await s.db
         .insertInto('assignments')
         .values({
@@ -527,6 +545,57 @@ export class Store {
       await s.changeAssignedCount(task.id, +1);
       return s.assignmentView(id, user.id);
     });
+  }
+
+  /** The hidden ranking task of the oldest live gold item this labeler has not met (created on first use). */
+  private async unseenGoldTask(userId: number): Promise<{ id: number; kind: TaskKind } | undefined> {
+    const gold = await this.db
+      .selectFrom('gold_items')
+      .select(['id', 'prompt', 'responses'])
+      // Screening items are known to the labeler already.
+      .where('in_screening', '=', 0)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('tasks')
+              .innerJoin('assignments', 'assignments.task_id', 'tasks.id')
+              .select('assignments.id')
+              .whereRef('tasks.gold_id', '=', 'gold_items.id')
+              .where('assignments.user_id', '=', userId),
+          ),
+        ),
+      )
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!gold) return undefined;
+    const existing = await this.db.selectFrom('tasks').select('id').where('gold_id', '=', gold.id).executeTakeFirst();
+    if (existing) return { id: existing.id, kind: 'ranking' };
+    const { id: promptId } = await this.db
+      .insertInto('prompts')
+      .values({ text: gold.prompt, split: 'training', source: GOLD_SOURCE, created_at: this.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const setId = await this.addCandidateSet(
+      promptId,
+      (JSON.parse(gold.responses) as string[]).map((text) => ({ text, model: GOLD_SOURCE })),
+      false,
+    );
+    const { id } = await this.db
+      .insertInto('tasks')
+      .values({
+        kind: 'ranking',
+        prompt_id: promptId,
+        set_id: setId,
+        split: 'training',
+        target: 0,
+        gold_id: gold.id,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id, kind: 'ranking' };
   }
 
   private async changeAssignedCount(taskId: number, by: 1 | -1) {
@@ -574,6 +643,7 @@ export class Store {
         'tasks.prompt_id',
         'tasks.assigned_count',
         'tasks.target',
+        'tasks.gold_id',
         'prompts.text as prompt',
       ])
       .where('assignments.id', '=', assignmentId)
@@ -654,6 +724,27 @@ export class Store {
       const err = rankingLabelError(label, k);
       if (err) throw new StoreError('invalid', err);
       await s.finish(assignmentId);
+      if (row.gold_id !== null) {
+        // Answered like any ranking (the labeler cannot tell), scored against gold instead of stored for training.
+        const gold = await s.db
+          .selectFrom('gold_items')
+          .select('ranking')
+          .where('id', '=', row.gold_id)
+          .executeTakeFirstOrThrow();
+        const { id } = await s.db
+          .insertInto('gold_answers')
+          .values({
+            gold_id: row.gold_id,
+            user_id: userId,
+            assignment_id: assignmentId,
+            ranking: JSON.stringify(label.ranking),
+            agreement: pairwiseAgreement(label.ranking, JSON.parse(gold.ranking)),
+            created_at: s.now(),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        return { assignmentId, kind: 'ranking', storedId: id };
+      }
       const { id } = await s.db
         .insertInto('rankings')
         .values({
@@ -1007,7 +1098,13 @@ export class Store {
   // ---------------------------------------------------------------- exports
 
   async exportPrompts(split: Split): Promise<PromptRecord[]> {
-    const rows = await this.db.selectFrom('prompts').select('text').where('split', '=', split).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('prompts')
+      .select('text')
+      .where('split', '=', split)
+      .where('source', '!=', GOLD_SOURCE)
+      .orderBy('id')
+      .execute();
     return rows.map((r) => ({ prompt: r.text }));
   }
 
@@ -1135,11 +1232,13 @@ export class Store {
     const promptsBySplit = await this.db
       .selectFrom('prompts')
       .select(['split', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('source', '!=', GOLD_SOURCE)
       .groupBy('split')
       .execute();
     const tasksBy = await this.db
       .selectFrom('assignments')
       .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('expired_at', 'is', null)
       .groupBy('status')
       .execute();
     const compBy = await this.db
@@ -1204,13 +1303,23 @@ export class Store {
       l.push(d.completed_at!);
       perUser.set(d.user_id, l);
     }
+    // Agreement with gold per item answered: the items of the latest screening test, then gold met in live work.
     const screening = await this.db
       .selectFrom('screening_results')
-      .select(['user_id', 'score'])
+      .select(['user_id', 'score', 'answers'])
       .orderBy('id', 'desc')
       .execute();
-    const gold = new Map<number, number>();
-    for (const s of screening) if (!gold.has(s.user_id)) gold.set(s.user_id, s.score);
+    const gold = new Map<number, { sum: number; items: number; live: number }>();
+    for (const s of screening) {
+      if (gold.has(s.user_id)) continue;
+      const items = (JSON.parse(s.answers) as unknown[]).length;
+      gold.set(s.user_id, { sum: s.score * items, items, live: 0 });
+    }
+    const liveGold = await this.db.selectFrom('gold_answers').select(['user_id', 'agreement']).execute();
+    for (const a of liveGold) {
+      const g = gold.get(a.user_id) ?? { sum: 0, items: 0, live: 0 };
+      gold.set(a.user_id, { sum: g.sum + a.agreement, items: g.items + 1, live: g.live + 1 });
+    }
 
     const labelers = (await this.listUsers())
       .filter((u) => u.role === 'labeler')
@@ -1219,6 +1328,7 @@ export class Store {
         const first = Math.min(...times);
         const hours = times.length > 1 ? (Math.max(...times) - first) / 3_600_000 : 0;
         const p = peer.get(u.id);
+        const g = gold.get(u.id);
         return {
           id: u.id,
           username: u.username,
@@ -1226,7 +1336,8 @@ export class Store {
           completed: times.length,
           perHour: hours > 0 ? times.length / hours : null,
           lastHour: times.filter((t) => t > now - 3_600_000).length,
-          goldAgreement: gold.get(u.id) ?? null,
+          goldAgreement: g ? g.sum / g.items : null,
+          goldChecks: g?.live ?? 0,
           screeningPassed: u.screeningPassed,
           peerAgreement: p ? p.sum / p.n : null,
         };
@@ -1242,7 +1353,7 @@ export class Store {
           training: n(promptsBySplit, (r: { split: string }) => r.split === 'training'),
           heldout: n(promptsBySplit, (r: { split: string }) => r.split === 'heldout'),
         },
-        tasks: { open, done: doneN, total: await count('tasks') },
+        tasks: { open, done: doneN, total: (await this.listTasks({ limit: 1, offset: 0 })).total },
         demonstrations: await count('demonstrations'),
         rankings: rankings.length,
         pairwiseFromRankings,
