@@ -39,7 +39,7 @@ test('chat streams what the model generates, candidates are K samples, and the s
     const { app, admin } = await setup({ chatModel: sampler, candidateSources: { tiny: sampler } });
     assert.ok((await admin.get('/api/admin/models')).json.models.includes('tiny'));
     const lab = await labeler(app, admin, 'chat-user');
-    const res = await lab.post('/api/chat', { messages });
+    const res = await lab.post('/api/chat', { content: messages[0].content });
     assert.equal(res.status, 200);
     assert.match(res.body as string, /"type":"done"/);
     await app.close();

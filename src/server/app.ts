@@ -26,7 +26,7 @@ import {
   toJsonl,
 } from '../store/index.js';
 import { DUMMY_HASH, hashPassword, newToken, safeEqual, sha256, verifyPassword } from './auth.js';
-import { type ChatModel, chatPrompt, collect, EchoChatModel } from './chat.js';
+import { type ChatMessage, type ChatModel, chatPrompt, collect, conversationTitle, EchoChatModel } from './chat.js';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './login_throttle.js';
 import { registerReport } from './report.js';
 import { schemas } from './schemas.js';
@@ -545,25 +545,56 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
 
   // ------------------------------------------------------------------ chat playground
 
+  app.get('/api/conversations', { config: { auth: 'any' } }, async (req) => ({
+    conversations: await store.listConversations(user(req).id),
+  }));
+
+  app.get('/api/conversations/:id', { config: { auth: 'any' }, schema: { params: S.IdParam } }, async (req) => ({
+    conversation: await store.conversation(req.params.id, user(req).id),
+  }));
+
   app.post('/api/chat', { config: { auth: 'any' }, schema: { body: S.Chat } }, async (req, reply) => {
     const u = user(req);
-    const messages = req.body.messages;
-    if (messages[messages.length - 1].role !== 'user') fail(422, 'invalid', 'the last message must be from the user');
+    const { conversationId, content } = req.body;
     const settings = await store.getSettings();
-    const n = await store.countChatReply(u.id);
+    const { conversation, n } = await store.tx(async (s) => {
+      const id = conversationId ?? (await s.createConversation(u.id, conversationTitle(content)));
+      const c = await s.conversation(id, u.id);
+      if (c.pendingPair) {
+        fail(409, 'choice_pending', `choose between the two replies of chat pair ${c.pendingPair.pairId} first`);
+      }
+      await s.addChatMessage(id, 'user', content);
+      return { conversation: c, n: await s.countChatReply(u.id) };
+    });
+    const messages: ChatMessage[] = [...conversation.messages, { role: 'user', content }];
+    // The response closing before it finished means the user stopped the reply (or left): stop sampling.
     const ac = new AbortController();
-    req.raw.on('close', () => ac.abort());
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ac.abort();
+    });
     const line = (o: object) => `${JSON.stringify(o)}\n`;
     async function* body(): AsyncGenerator<string> {
+      yield line({ type: 'conversation', id: conversation.id, title: conversation.title });
       if (settings.chatCompareEvery > 0 && n % settings.chatCompareEvery === 0) {
         const seeds = [randomInt(1 << 30), randomInt(1 << 30)];
         const [a, b] = await Promise.all(
           seeds.map((seed) => collect(chatModel.stream(messages, { signal: ac.signal, seed }))),
         );
-        const pairId = await store.openChatPair(u.id, chatPrompt(messages), a, b, chatModel.name);
+        if (ac.signal.aborted) return; // the user never saw these replies
+        const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
+        const pairId = await store.openChatPair(u.id, conversation.id, pair);
         yield line({ type: 'compare', pairId, a, b });
       } else {
-        for await (const text of chatModel.stream(messages, { signal: ac.signal })) yield line({ type: 'token', text });
+        let text = '';
+        try {
+          for await (const piece of chatModel.stream(messages, { signal: ac.signal })) {
+            text += piece;
+            yield line({ type: 'token', text: piece });
+          }
+        } finally {
+          // What the user saw is kept, also when they stopped the reply part way.
+          if (text) await store.addChatMessage(conversation.id, 'assistant', text);
+        }
       }
       yield line({ type: 'done', reply: n });
     }

@@ -276,6 +276,46 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('gold_id').execute();
       },
     },
+    '0005_chat_history': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('conversations')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('title', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('updated_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('conversations_recent')
+          .on('conversations')
+          .columns(['user_id', 'updated_at'])
+          .execute();
+        await db.schema
+          .createTable('chat_messages')
+          .addColumn('id', idType, id)
+          .addColumn('conversation_id', 'integer', (c) => c.notNull().references('conversations.id'))
+          .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('user', 'assistant')`))
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('chat_messages_conversation')
+          .on('chat_messages')
+          .columns(['conversation_id', 'id'])
+          .execute();
+        // A chat comparison waiting for its choice belongs to a conversation; the chosen reply continues it.
+        await db.schema
+          .alterTable('comparisons')
+          .addColumn('conversation_id', 'integer', (c) => c.references('conversations.id'))
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.alterTable('comparisons').dropColumn('conversation_id').execute();
+        await db.schema.dropTable('chat_messages').execute();
+        await db.schema.dropTable('conversations').execute();
+      },
+    },
   };
 }
 

@@ -131,6 +131,25 @@ export interface ComparisonsTable {
   assignment_id: number | null;
   user_id: number | null;
   labeler: string | null;
+  /** Chat comparisons: the conversation the chosen reply continues. */
+  conversation_id: ColumnType<number | null, number | null | undefined, number | null>;
+  created_at: number;
+}
+
+export interface ConversationsTable {
+  id: Generated<number>;
+  user_id: number;
+  title: string;
+  created_at: number;
+  /** Time of the latest message, for listing recent conversations first. */
+  updated_at: number;
+}
+
+export interface ChatMessagesTable {
+  id: Generated<number>;
+  conversation_id: number;
+  role: 'user' | 'assistant';
+  content: string;
   created_at: number;
 }
 
@@ -199,6 +218,8 @@ export interface Database {
   comparisons: ComparisonsTable;
   gold_items: GoldItemsTable;
   gold_answers: GoldAnswersTable;
+  conversations: ConversationsTable;
+  chat_messages: ChatMessagesTable;
   screening_results: ScreeningResultsTable;
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;
