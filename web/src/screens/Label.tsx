@@ -37,9 +37,13 @@ export function LabelScreen() {
     void loadNext();
   }, [loadNext]);
 
-  const submitted = () => {
-    setDoneCount((n) => n + 1);
-    toast('Saved ✓');
+  const submitted = (outcome: Outcome) => {
+    if (outcome === 'saved') {
+      setDoneCount((n) => n + 1);
+      toast('Saved ✓');
+    } else {
+      toast('That task ran out of time and went to another labeler — here is a new one.', 'error');
+    }
     void loadNext();
   };
 
@@ -223,7 +227,10 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
 
 // ---------------------------------------------------------------- demonstration
 
-function useSubmit(id: number, onDone: () => void) {
+/** How a task ended for this labeler: stored, or taken back because its time ran out (nothing stored). */
+type Outcome = 'saved' | 'expired';
+
+function useSubmit(id: number, onDone: (outcome: Outcome) => void) {
   const key = useMemo(() => newKey(), []);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -233,8 +240,9 @@ function useSubmit(id: number, onDone: () => void) {
     setError(null);
     try {
       await api.submit(id, body, key);
-      onDone();
+      onDone('saved');
     } catch (e) {
+      if (e instanceof ApiError && e.code === 'expired') return onDone('expired');
       setError(e);
       setBusy(false);
     }
@@ -242,7 +250,10 @@ function useSubmit(id: number, onDone: () => void) {
   return { busy, error, submit };
 }
 
-function Demonstration(props: { a: Extract<AssignmentView, { kind: 'demonstration' }>; onDone: () => void }) {
+function Demonstration(props: {
+  a: Extract<AssignmentView, { kind: 'demonstration' }>;
+  onDone: (outcome: Outcome) => void;
+}) {
   const [text, setText] = useState('');
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const words = text.trim() ? text.trim().split(/\s+/).length : 0;
@@ -295,7 +306,7 @@ function Demonstration(props: { a: Extract<AssignmentView, { kind: 'demonstratio
 
 // ---------------------------------------------------------------- ranking
 
-function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: () => void }) {
+function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: (outcome: Outcome) => void }) {
   const k = props.a.responses.length;
   const [order, setOrder] = useState(() => props.a.responses.map((_, i) => i));
   const [likert, setLikert] = useState<(number | null)[]>(() => Array(k).fill(null));
@@ -364,7 +375,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
 
 // ---------------------------------------------------------------- A/B
 
-function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: () => void }) {
+function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: (outcome: Outcome) => void }) {
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   useKeys(
     {
