@@ -256,6 +256,32 @@ test('gold items are mixed into live ranking work: indistinguishable, scored on 
   await app.close();
 });
 
+test('a late answer to a gold check is still scored: gold tasks have no capacity to lose', async () => {
+  const { app, admin, clock } = await setup({ random: () => 0 });
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 1, overlap: 0, assignmentTimeoutMinutes: 1 });
+  await admin.post('/api/admin/gold', { prompt: 'gold', responses: ['g0', 'g1', 'g2', 'g3'], ranking: [0, 1, 2, 3] });
+  await admin.req('POST', '/api/admin/import/candidates', jsonl([{ prompt: 'q', responses: ['a', 'b', 'c', 'd'] }]), {
+    headers: NDJSON,
+  });
+  await tasks(
+    admin,
+    'ranking',
+    (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id),
+  );
+  const [slow, other] = [await labeler(app, admin, 'slow'), await labeler(app, admin, 'other')];
+  const late = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(late.prompt, 'gold');
+  clock.t += 2 * 60_000;
+  assert.equal((await other.post('/api/tasks/next')).json.assignment.prompt, 'gold'); // releases the slow one's
+  const r = await slow.post(`/api/assignments/${late.id}/submit`, { ranking: [0, 1, 2, 3] }, idem());
+  assert.equal(r.status, 200);
+  const slowRow = (await admin.get('/api/admin/dashboard')).json.labelers.find(
+    (l: { username: string }) => l.username === 'slow',
+  );
+  assert.deepEqual([slowRow.goldChecks, slowRow.goldAgreement], [1, 1]);
+  await app.close();
+});
+
 test('concurrent retries with one Idempotency-Key store exactly once', async () => {
   const { app, admin, store } = await setup();
   const lab = await labeler(app, admin, 'lab1');

@@ -690,7 +690,9 @@ export class Store {
     if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
     if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
     if (row.expired_at !== null) {
-      if (row.assigned_count >= row.target) {
+      // Gold tasks have no capacity: every labeler may meet each one.
+      const full = row.gold_id === null && row.assigned_count >= row.target;
+      if (full) {
         throw new StoreError(
           'expired',
           `assignment ${assignmentId} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
