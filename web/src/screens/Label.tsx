@@ -98,12 +98,17 @@ export function LabelScreen() {
   );
 }
 
-function PromptBox(props: { text: string; kind: string; id: number }) {
+function PromptBox(props: { text: string; kind: string; id: number; expiresAt?: number | null }) {
   return (
     <div className="prompt-box">
       <div className="prompt-meta">
         <span className="pill">{props.kind}</span>
         <span className="muted">task #{props.id}</span>
+        {props.expiresAt && (
+          <span className="muted" title="After this the task may go to another labeler">
+            · submit by {new Date(props.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+          </span>
+        )}
       </div>
       <div className="prompt-label">Prompt</div>
       <div className="prompt-text" data-testid="prompt-text">
@@ -260,7 +265,7 @@ function Demonstration(props: {
   const ok = text.trim().length > 0;
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} expiresAt={props.a.expiresAt} />
       <Card>
         <label className="field">
           <span className="field-label">Write the response you would want the assistant to give</span>
@@ -327,7 +332,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
 
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} expiresAt={props.a.expiresAt} />
       <Shortcuts
         items={[
           [<Kbd key="d">drag</Kbd>, 'reorder'],
@@ -387,7 +392,7 @@ function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: (outcom
   );
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} expiresAt={props.a.expiresAt} />
       <p className="lede">Which response is better overall? The models are hidden and their sides are shuffled.</p>
       <div className="ab-grid">
         {(['a', 'b'] as const).map((side) => (
