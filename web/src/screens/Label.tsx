@@ -106,7 +106,7 @@ function PromptBox(props: { text: string; kind: string; id: number; expiresAt?: 
         <span className="muted">task #{props.id}</span>
         {props.expiresAt && (
           <span className="muted" title="After this the task may go to another labeler">
-            · submit by {new Date(props.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+            submit by {new Date(props.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
           </span>
         )}
       </div>
