@@ -85,6 +85,25 @@ test('store: the task capacity migration counts existing assignments; full tasks
   }
 });
 
+test('store: every migration goes down and up again', async () => {
+  // biome-ignore lint/suspicious/noExplicitAny: migrations run on the untyped schema
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider('sqlite') });
+  const names = Object.keys(await new StaticMigrationProvider('sqlite').getMigrations());
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  for (const name of [...names].reverse()) {
+    const down = await migrator.migrateDown();
+    assert.equal(down.error, undefined, name);
+    assert.deepEqual(
+      down.results?.map((r) => r.migrationName),
+      [name],
+    );
+  }
+  assert.deepEqual(await db.introspection.getTables(), []);
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  await db.destroy();
+});
+
 test('jsonl: errors carry file:line and bad rankings are refused', () => {
   const src = [
     '{"prompt":"p","responses":["a","b","c","d"],"ranking":[3,2,1,0],"likert":[1,2,3,7],"flags":{"hallucination":[1]}}',
