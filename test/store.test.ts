@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -102,6 +102,33 @@ test('store: every migration goes down and up again', async () => {
   assert.deepEqual(await db.introspection.getTables(), []);
   assert.equal((await migrator.migrateToLatest()).error, undefined);
   await db.destroy();
+});
+
+test('store: a file database is checkpointed in the background, not on commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+  try {
+    const path = join(dir, 'db.sqlite');
+    const store = await openSqliteStore({ path });
+    const before = statSync(path).size;
+    // About 2 MB of table and text index (short texts: no overflow pages), half the 1000-page log that would
+    // trigger a checkpoint on commit.
+    await store.addPrompts(
+      Array.from({ length: 3000 }, (_, j) => ({ text: `${j} ${'x'.repeat(300)}` })),
+      't',
+    );
+    let size = statSync(path).size;
+    for (let waited = 0; size < before + 1_500_000 && waited < 10_000; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+      size = statSync(path).size;
+    }
+    assert.ok(size >= before + 1_500_000, `database file ${size} bytes: the log was not copied back`);
+    await store.close();
+    const reopened = await openSqliteStore({ path });
+    assert.equal((await reopened.listPrompts({ limit: 1, offset: 0 })).total, 3000);
+    await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('jsonl: errors carry file:line and bad rankings are refused', () => {

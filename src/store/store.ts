@@ -115,6 +115,8 @@ export class Store {
   constructor(
     readonly db: Kysely<Database>,
     readonly now: () => number = Date.now,
+    /** Frees what the database holds besides its connection (SQLite's checkpoint thread); awaited by `close`. */
+    private readonly release: () => Promise<void> = async () => {},
   ) {}
 
   /** Runs `fn` in one transaction (a nested call reuses the outer one). */
@@ -125,6 +127,7 @@ export class Store {
 
   async close(): Promise<void> {
     await this.db.destroy();
+    await this.release();
   }
 
   // ---------------------------------------------------------------- users, groups, sessions
