@@ -2,7 +2,7 @@
  * End-to-end in real headless Chromium (Debian's /usr/bin/chromium via playwright-core) against the real server
  * and built UI: an admin loads prompts, candidates and gold items; a labeler passes screening, writes a
  * demonstration, ranks 4 responses (drag + keyboard) with Likert scores and flags; the admin's export buttons
- * download exactly that; a chat comparison lands in the database. Screenshots of every screen go to
+ * download exactly that; a chat comparison lands in the database; an earlier chat resumes from the history list. Screenshots of every screen go to
  * test-output/screens/. Skipped (with a message) only when chromium is missing outside CI.
  */
 import assert from 'node:assert/strict';
@@ -260,6 +260,20 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   assert.equal(pairs[0].choice, 'b');
   assert.equal(pairs[0].b_text, replyB);
   assert.equal(pairs[0].user_id, (await store.listUsers()).find((u) => u.username === LABELER.username)!.id);
+  // Chat history: start a second chat, then resume the first one from the list.
+  await page.getByTestId('chat-new').click();
+  await page.getByText('Start a conversation').waitFor();
+  await page.getByTestId('chat-input').fill('A second chat');
+  await page.getByTestId('chat-input').press('Enter');
+  await page.getByTestId('msg-assistant').first().getByText('A second chat').waitFor();
+  await page.getByTestId('chat-send').getByText('Send').waitFor();
+  const history = page.getByTestId('chat-history').locator('.chat-history-item');
+  await history.nth(1).getByText('Hello there').waitFor(); // most recent first
+  assert.equal(await history.count(), 2);
+  await history.nth(1).click();
+  await page.getByTestId('msg-user').nth(1).getByText(ask).waitFor();
+  assert.equal(await page.getByTestId('msg-assistant').nth(1).locator('.msg-text').textContent(), replyB);
+  await shot('chat-history');
   await logout();
 
   // ---------------------------------------------------------------- admin: dashboard and exports

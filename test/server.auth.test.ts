@@ -5,7 +5,7 @@ import { Client, labeler, setup } from './helpers/server.js';
 const PUBLIC = new Set(['GET /api/health', 'POST /api/auth/login']);
 const sample = (url: string) => url.replace(':id', '1').replace(':kind', 'prompts');
 
-test('login: bad credentials are refused; cookie is HttpOnly, SameSite=Strict, expiring', async () => {
+test('login: bad credentials are refused; cookie is HttpOnly, SameSite=Strict, kept no longer than a session may live', async () => {
   const { app, admin } = await setup();
   const c = new Client(app);
   assert.equal((await c.login('admin', 'wrong-password')).status, 401);
@@ -15,7 +15,7 @@ test('login: bad credentials are refused; cookie is HttpOnly, SameSite=Strict, e
   const cookie = r.raw.cookies.find((x) => x.name === 'ik_session')!;
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.sameSite, 'Strict');
-  assert.equal(cookie.maxAge, 8 * 3600);
+  assert.equal(cookie.maxAge, 7 * 24 * 3600);
   assert.equal(r.json.user.role, 'admin');
   assert.equal(typeof r.json.csrfToken, 'string');
   assert.equal(r.json.user.password_hash, undefined);
@@ -43,6 +43,60 @@ test('expired session gets 401 session_expired and changes nothing', async () =>
   assert.equal(r.json.error, 'session_expired');
   assert.equal((await store.listPrompts({ limit: 10, offset: 0 })).total, 0);
   assert.equal((await admin.get('/api/me')).status, 401);
+  await app.close();
+});
+
+test('login rate limit: per account and address, 429 with Retry-After, nothing else locked out', async () => {
+  const { app, clock } = await setup({ loginThrottle: { maxFailures: 3, windowMs: 60_000 } });
+  const attempt = (username: string, password: string, remoteAddress = '10.0.0.1') =>
+    app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, remoteAddress });
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await attempt('admin', 'wrong-password')).statusCode, 401);
+    clock.t += 1000;
+  }
+  // Even the right password is refused now, before it is checked; the wait is until the first failure ages out.
+  const locked = await attempt('admin', 'admin-password');
+  assert.equal(locked.statusCode, 429);
+  assert.equal(locked.json().error, 'too_many_attempts');
+  assert.match(locked.json().message, /"admin"/);
+  assert.equal(locked.headers['retry-after'], String(60 - 3));
+  assert.equal(locked.cookies.length, 0);
+  // Another address, or another account from the same address, is not affected.
+  assert.equal((await attempt('admin', 'admin-password', '10.0.0.2')).statusCode, 200);
+  assert.equal((await attempt('nobody', 'wrong-password')).statusCode, 401);
+  // Once the oldest failure leaves the window one more try is allowed; a success forgives the rest.
+  clock.t += 57_000;
+  assert.equal((await attempt('admin', 'admin-password')).statusCode, 200);
+  for (let i = 0; i < 2; i++) assert.equal((await attempt('admin', 'wrong-password')).statusCode, 401);
+  assert.equal((await attempt('admin', 'admin-password')).statusCode, 200);
+  await app.close();
+});
+
+test('sessions renew on use up to an absolute cap; an idle session expires', async () => {
+  const hour = 3600_000;
+  const { app, clock, admin, store } = await setup({ sessionTtlMs: 2 * hour, sessionMaxAgeMs: 5 * hour });
+  const signedInAt = clock.t;
+  assert.equal((await admin.get('/api/me')).json.expiresAt, signedInAt + 2 * hour);
+  // Used every 90 minutes, the session outlives its 2-hour idle limit...
+  for (const minutes of [90, 180, 270]) {
+    clock.t = signedInAt + minutes * 60_000;
+    const me = await admin.get('/api/me');
+    assert.equal(me.status, 200, `${minutes} min`);
+    assert.equal(me.json.expiresAt, Math.min(clock.t + 2 * hour, signedInAt + 5 * hour));
+  }
+  // ... but not its 5-hour cap.
+  clock.t = signedInAt + 5 * hour;
+  const capped = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x' }] });
+  assert.equal(capped.status, 401);
+  assert.equal(capped.json.error, 'session_expired');
+  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+
+  // Left idle for longer than the idle limit, a fresh session expires.
+  await admin.login('admin', 'admin-password');
+  clock.t += 2 * hour - 1;
+  assert.equal((await admin.get('/api/me')).status, 200);
+  clock.t += 2 * hour;
+  assert.equal((await admin.get('/api/me')).json.error, 'session_expired');
   await app.close();
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ChatModel } from '../src/server/index.js';
 import { type Client, idem, jsonl, labeler, NDJSON, setup } from './helpers/server.js';
 
 const imp = (admin: Client, kind: string, body: string, headers: Record<string, string> = {}) =>
@@ -80,34 +81,41 @@ test('bad JSONL is refused with file:line errors and nothing is imported', async
   await app.close();
 });
 
+const events = (body: unknown) =>
+  (body as string)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
 test('chat: tokens stream as NDJSON; every Nth reply asks for a comparison, stored once as pairwise data', async () => {
   const { app, admin, store } = await setup();
   await admin.req('PUT', '/api/admin/settings', { chatCompareEvery: 2 });
   const lab = await labeler(app, admin, 'chatter');
-  const say = (c: Client, content: string) => c.post('/api/chat', { messages: [{ role: 'user', content }] });
+  const say = (c: Client, content: string, conversationId?: number) => c.post('/api/chat', { content, conversationId });
   const first = await say(lab, 'hello <b>world</b>');
   assert.equal(first.status, 200);
   assert.match(String(first.headers['content-type']), /application\/x-ndjson/);
-  const events = (first.body as string)
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const firstEvents = events(first.body);
+  const { id: conversationId, type, title } = firstEvents[0];
+  assert.deepEqual({ type, title }, { type: 'conversation', title: 'hello <b>world</b>' });
   assert.equal(
-    events
+    firstEvents
       .filter((e) => e.type === 'token')
       .map((e) => e.text)
       .join(''),
     'hello <b>world</b>',
   );
-  assert.equal(events.at(-1).type, 'done');
-  const second = (await say(lab, 'again')).body as string;
-  const cmp = second
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-    .find((e) => e.type === 'compare');
-  assert.ok(cmp, second);
+  assert.equal(firstEvents.at(-1).type, 'done');
+  const second = await say(lab, 'again', conversationId);
+  const cmp = events(second.body).find((e) => e.type === 'compare');
+  assert.ok(cmp, second.body as string);
   assert.notEqual(cmp.a, cmp.b);
+  // Resuming shows the pair still to choose; the conversation does not go on before the choice.
+  const pending = (await lab.get(`/api/conversations/${conversationId}`)).json.conversation;
+  assert.deepEqual(pending.pendingPair, { pairId: cmp.pairId, a: cmp.a, b: cmp.b });
+  const early = await say(lab, 'hurry', conversationId);
+  assert.equal(early.status, 409);
+  assert.equal(early.json.error, 'choice_pending');
   // Another user cannot answer this pair.
   assert.equal((await admin.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'a' }, idem())).status, 404);
   const key = idem();
@@ -117,12 +125,65 @@ test('chat: tokens stream as NDJSON; every Nth reply asks for a comparison, stor
   assert.equal(replay.headers['idempotent-replayed'], 'true');
   assert.equal((await lab.post('/api/chat/compare', { pairId: cmp.pairId, choice: 'a' }, idem())).status, 409);
   const pw = (await admin.get('/api/admin/export/pairwise')).body as string;
-  assert.deepEqual(JSON.parse(pw), { prompt: 'again', chosen: cmp.b, rejected: cmp.a });
+  assert.deepEqual(JSON.parse(pw), {
+    prompt: 'user: hello <b>world</b>\nassistant: hello <b>world</b>\nuser: again',
+    chosen: cmp.b,
+    rejected: cmp.a,
+  });
   assert.equal((await store.db.selectFrom('comparisons').selectAll().execute()).length, 1);
   assert.equal((await admin.get('/api/admin/dashboard')).json.datasets.comparisons.chat, 1);
-  // The last message must be the user's; oversize messages are refused.
-  assert.equal((await lab.post('/api/chat', { messages: [{ role: 'assistant', content: 'x' }] })).status, 422);
-  assert.equal((await say(lab, 'z'.repeat(1001))).status, 413);
+  // The chosen reply continues the conversation.
+  const resumed = (await lab.get(`/api/conversations/${conversationId}`)).json.conversation;
+  assert.deepEqual(resumed.messages, [
+    { role: 'user', content: 'hello <b>world</b>' },
+    { role: 'assistant', content: 'hello <b>world</b>' },
+    { role: 'user', content: 'again' },
+    { role: 'assistant', content: cmp.b },
+  ]);
+  assert.equal(resumed.pendingPair, null);
+  await app.close();
+});
+
+test('chat history: each user lists and resumes only their own conversations; bad input changes nothing', async () => {
+  const { app, admin, store, clock } = await setup();
+  await admin.req('PUT', '/api/admin/settings', { chatCompareEvery: 0 });
+  const lab = await labeler(app, admin, 'chatter');
+  const older = events((await lab.post('/api/chat', { content: 'first   topic\nwith two lines' })).body)[0].id;
+  clock.t += 1000;
+  const long = `second topic ${'x'.repeat(100)}`;
+  const newer = events((await lab.post('/api/chat', { content: long })).body)[0].id;
+  clock.t += 1000;
+  assert.equal((await lab.post('/api/chat', { content: 'more on the first', conversationId: older })).status, 200);
+  const list = (await lab.get('/api/conversations')).json.conversations;
+  // Most recently active first; titles are the first message on one line, shortened.
+  assert.deepEqual(
+    list.map((c: { id: number; title: string; messages: number }) => [c.id, c.title, c.messages]),
+    [
+      [older, 'first topic with two lines', 4],
+      [newer, `${long.slice(0, 59)}…`, 2],
+    ],
+  );
+  assert.deepEqual((await admin.get('/api/conversations')).json.conversations, []);
+  assert.equal((await admin.get(`/api/conversations/${older}`)).status, 404);
+  assert.equal((await admin.post('/api/chat', { content: 'hijack', conversationId: older })).status, 404);
+
+  const stored = async () => (await store.db.selectFrom('chat_messages').selectAll().execute()).length;
+  const before = await stored();
+  for (const [body, status] of [
+    [{ content: '' }, 400],
+    [{ content: '  \n ' }, 400],
+    [{ content: 'x', conversationId: 0 }, 400],
+    [{ content: 'x', conversationId: 999 }, 404],
+    [{ messages: [{ role: 'user', content: 'x' }] }, 400],
+    [{ content: 'z'.repeat(1001) }, 413],
+  ] as const) {
+    const r = await lab.post('/api/chat', body);
+    assert.equal(r.status, status, JSON.stringify(body));
+  }
+  const invalid = await lab.post('/api/chat', { content: '' });
+  assert.match(invalid.json.message, /content/);
+  assert.equal(await stored(), before);
+  assert.equal((await lab.get('/api/conversations')).json.conversations.length, 2);
   await app.close();
 });
 
@@ -166,5 +227,56 @@ test('real loopback: serve() listens on localhost and the cookie flow works over
     assert.ok(s.address.includes('127.0.0.1'));
   } finally {
     await s.close();
+  }
+});
+
+test('stopping a chat reply over HTTP ends the model stream and keeps what was shown', async () => {
+  // Yields a word every 20 ms for 2 s unless stopped; records how it ended.
+  const ended: string[] = [];
+  const slowModel: ChatModel = {
+    name: 'slow',
+    async *stream(_messages, opts) {
+      try {
+        for (let i = 0; i < 100; i++) {
+          if (opts.signal?.aborted) return void ended.push('aborted');
+          await new Promise((r) => setTimeout(r, 20));
+          yield `w${i} `;
+        }
+        ended.push('finished');
+      } finally {
+        if (ended.length === 0) ended.push('closed');
+      }
+    },
+  };
+  const { app, admin, store } = await setup({ chatModel: slowModel });
+  await admin.req('PUT', '/api/admin/settings', { chatCompareEvery: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const ac = new AbortController();
+    const res = await fetch(`${address}/api/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: `ik_session=${admin.token}`, 'x-csrf-token': admin.csrf },
+      body: JSON.stringify({ content: 'tell me a long story' }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let received = '';
+    while (!received.includes('"token"')) received += (await reader.read()).value;
+    ac.abort();
+    const shown = received
+      .split('\n')
+      .filter((l) => l.includes('"token"'))
+      .map((l) => JSON.parse(l).text)
+      .join('');
+    for (let waited = 0; ended.length === 0 && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(['aborted', 'closed'].includes(ended[0]), `the model stream ${ended[0] ?? 'is still running'}`);
+    const messages = await store.db.selectFrom('chat_messages').select(['role', 'content']).orderBy('id').execute();
+    assert.equal(messages.length, 2);
+    assert.equal(messages[1].role, 'assistant');
+    // Whatever was sent before the stop is kept: at least what this client read, far less than the whole reply.
+    assert.ok(messages[1].content.startsWith(shown) && shown.length > 0, messages[1].content);
+    assert.ok(messages[1].content.split(' ').length < 50, messages[1].content);
+  } finally {
+    await app.close();
   }
 });

@@ -141,6 +141,147 @@ test('demonstration: submit once; replay returns the stored result; a second key
   await app.close();
 });
 
+test('abandoned assignments go back to the pool; a late submit is stored only while its task still has room', async () => {
+  const { app, admin, store, clock } = await setup();
+  const minute = 60_000;
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { assignmentTimeoutMinutes: -1 })).status, 400);
+  const settings = await admin.req('PUT', '/api/admin/settings', { assignmentTimeoutMinutes: 10, overlap: 0 });
+  assert.equal(settings.status, 200);
+  const [slow, quick] = [await labeler(app, admin, 'slow'), await labeler(app, admin, 'quick')];
+  const heldout = await labeler(app, admin, 'heldout-lab', 'heldout');
+  const [t1, t2] = await tasks(admin, 'demonstration', await prompts(admin, ['first', 'second']));
+  const demonstrations = async () => (await store.db.selectFrom('demonstrations').selectAll().execute()).length;
+  const taskRow = async (id: number) =>
+    (await admin.get('/api/admin/tasks?limit=10')).json.tasks.find((t: { id: number }) => t.id === id);
+
+  const a1 = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(a1.prompt, 'first');
+  assert.equal(a1.expiresAt, clock.t + 10 * minute);
+  // Past the deadline the task goes to the next labeler who asks; the late submit then stores nothing.
+  clock.t += 11 * minute;
+  const b1 = (await quick.post('/api/tasks/next')).json.assignment;
+  assert.equal(b1.prompt, 'first');
+  assert.equal((await slow.get(`/api/assignments/${a1.id}`)).json.assignment.status, 'expired');
+  const key = idem();
+  const late = await slow.post(`/api/assignments/${a1.id}/submit`, { completion: 'too late' }, key);
+  assert.equal(late.status, 410);
+  assert.equal(late.json.error, 'expired');
+  assert.match(late.json.message, /nothing was stored/);
+  assert.equal(await demonstrations(), 0);
+  assert.equal((await slow.post(`/api/assignments/${a1.id}/submit`, { completion: 'too late' }, key)).status, 410);
+  assert.equal((await quick.post(`/api/assignments/${b1.id}/submit`, { completion: 'on time' }, idem())).status, 200);
+  assert.deepEqual([(await taskRow(t1)).done, (await taskRow(t1)).open], [1, 0]);
+
+  // The slow labeler gets new work, not the expired assignment; this time nobody else takes the task in time.
+  const a2 = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(a2.prompt, 'second');
+  clock.t += 11 * minute;
+  // Any labeler asking for work releases overdue assignments.
+  assert.equal((await heldout.post('/api/tasks/next')).json.assignment, null);
+  assert.equal((await taskRow(t2)).open, 0);
+  const lateKey = idem();
+  const accepted = await slow.post(`/api/assignments/${a2.id}/submit`, { completion: 'late but wanted' }, lateKey);
+  assert.equal(accepted.status, 200);
+  const replay = await slow.post(`/api/assignments/${a2.id}/submit`, { completion: 'late but wanted' }, lateKey);
+  assert.equal(replay.json.storedId, accepted.json.storedId);
+  assert.equal(await demonstrations(), 2);
+  // It took its place back: the task is full and goes to nobody else.
+  assert.equal((await quick.post('/api/tasks/next')).json.assignment, null);
+  assert.deepEqual([(await taskRow(t2)).done, (await taskRow(t2)).open], [1, 0]);
+  await app.close();
+});
+
+test('gold items are mixed into live ranking work: indistinguishable, scored on the dashboard, never exported', async () => {
+  const { app, admin } = await setup({ random: () => 0 }); // every draw under the gold rate mixes gold in
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { goldRate: 1.5 })).status, 400);
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 0.5, overlap: 0 });
+  const goldRanking = [0, 1, 2, 3];
+  const goldIds: number[] = [];
+  for (const prompt of ['screening gold', 'live gold 1', 'live gold 2']) {
+    const r = await admin.post('/api/admin/gold', {
+      prompt,
+      responses: ['g0', 'g1', 'g2', 'g3'],
+      ranking: goldRanking,
+    });
+    goldIds.push(r.json.ids[0]);
+  }
+  await admin.req('PUT', '/api/admin/screening', { goldIds: [goldIds[0]] });
+  await admin.req(
+    'POST',
+    '/api/admin/import/candidates',
+    jsonl(['q1', 'q2', 'q3'].map((prompt) => ({ prompt, responses: ['a', 'b', 'c', 'd'] }))),
+    { headers: NDJSON },
+  );
+  const promptIds = (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id);
+  await tasks(admin, 'ranking', promptIds);
+  const lab = await labeler(app, admin, 'lab1');
+  const seen: string[] = [];
+  const answers = [
+    [0, 1, 3, 2],
+    [3, 2, 1, 0],
+    [1, 0, 2, 3],
+  ];
+  for (const ranking of answers) {
+    const a = (await lab.post('/api/tasks/next')).json.assignment;
+    seen.push(a.prompt);
+    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'prompt', 'responses', 'status']);
+    assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { ranking }, idem())).status, 200);
+  }
+  // Live gold first (the screening item is never repeated), then real work once no unseen gold is left.
+  assert.deepEqual(seen, ['live gold 1', 'live gold 2', 'q1']);
+  const me = (await admin.get('/api/admin/dashboard')).json.labelers.find(
+    (l: { username: string }) => l.username === 'lab1',
+  );
+  // [0,1,3,2] agrees with gold on 5 of 6 pairs, [3,2,1,0] on none.
+  assert.ok(Math.abs(me.goldAgreement - (5 / 6 + 0) / 2) < 1e-9, String(me.goldAgreement));
+  assert.equal(me.goldChecks, 2);
+  // Gold answers and gold prompts stay out of the admin's lists and every export.
+  const exported = JSON.parse((await admin.get('/api/admin/export/rankings')).body as string);
+  assert.equal(exported.prompt, 'q1');
+  assert.deepEqual(exported.ranking, answers[2]);
+  assert.equal(((await admin.get('/api/admin/export/prompts')).body as string).includes('gold'), false);
+  assert.equal((await admin.get('/api/admin/prompts')).json.total, 3);
+  assert.equal((await admin.get('/api/admin/tasks')).json.total, 3);
+
+  // With the rate at 0 nobody meets gold; once the pool is empty nobody is handed gold alone.
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 0 });
+  const other = await labeler(app, admin, 'lab2');
+  for (const expected of ['q2', 'q3']) {
+    const a = (await other.post('/api/tasks/next')).json.assignment;
+    assert.equal(a.prompt, expected);
+    assert.equal((await other.post(`/api/assignments/${a.id}/submit`, { ranking: [0, 1, 2, 3] }, idem())).status, 200);
+  }
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 1 });
+  assert.equal((await other.post('/api/tasks/next')).json.assignment, null);
+  await app.close();
+});
+
+test('a late answer to a gold check is still scored: gold tasks have no capacity to lose', async () => {
+  const { app, admin, clock } = await setup({ random: () => 0 });
+  await admin.req('PUT', '/api/admin/settings', { goldRate: 1, overlap: 0, assignmentTimeoutMinutes: 1 });
+  await admin.post('/api/admin/gold', { prompt: 'gold', responses: ['g0', 'g1', 'g2', 'g3'], ranking: [0, 1, 2, 3] });
+  await admin.req('POST', '/api/admin/import/candidates', jsonl([{ prompt: 'q', responses: ['a', 'b', 'c', 'd'] }]), {
+    headers: NDJSON,
+  });
+  await tasks(
+    admin,
+    'ranking',
+    (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id),
+  );
+  const [slow, other] = [await labeler(app, admin, 'slow'), await labeler(app, admin, 'other')];
+  const late = (await slow.post('/api/tasks/next')).json.assignment;
+  assert.equal(late.prompt, 'gold');
+  clock.t += 2 * 60_000;
+  assert.equal((await other.post('/api/tasks/next')).json.assignment.prompt, 'gold'); // releases the slow one's
+  const r = await slow.post(`/api/assignments/${late.id}/submit`, { ranking: [0, 1, 2, 3] }, idem());
+  assert.equal(r.status, 200);
+  const slowRow = (await admin.get('/api/admin/dashboard')).json.labelers.find(
+    (l: { username: string }) => l.username === 'slow',
+  );
+  assert.deepEqual([slowRow.goldChecks, slowRow.goldAgreement], [1, 1]);
+  await app.close();
+});
+
 test('concurrent retries with one Idempotency-Key store exactly once', async () => {
   const { app, admin, store } = await setup();
   const lab = await labeler(app, admin, 'lab1');

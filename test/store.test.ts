@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import {
   ImportedCandidates,
   isPermutation,
@@ -10,6 +12,7 @@ import {
   pairwiseAgreement,
   parseJsonl,
   rankingLabelError,
+  StaticMigrationProvider,
   toJsonl,
 } from '../src/store/index.js';
 
@@ -25,12 +28,104 @@ test('store: file database uses WAL and migrations are versioned and idempotent'
     const s2 = await openSqliteStore({ path });
     const { total } = await s2.listPrompts({ limit: 10, offset: 0 });
     assert.equal(total, 1);
-    const mode = await s2.db
+    const applied = (await s2.db
       .selectFrom('kysely_migration' as never)
-      .selectAll()
-      .execute();
-    assert.equal(mode.length, 1);
+      .select('name' as never)
+      .orderBy('name' as never)
+      .execute()) as { name: string }[];
+    assert.deepEqual(
+      applied.map((m) => m.name),
+      Object.keys(await new StaticMigrationProvider('sqlite').getMigrations()).sort(),
+    );
     await s2.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store: the task capacity migration counts existing assignments; full tasks are skipped', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+  try {
+    const path = join(dir, 'db.sqlite');
+    // A database as the first release left it: two tasks, the first one full (target 1, one assignment).
+    // biome-ignore lint/suspicious/noExplicitAny: the schema of the first release
+    const old = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(path) }) });
+    const migrator = new Migrator({ db: old, provider: new StaticMigrationProvider('sqlite') });
+    assert.equal((await migrator.migrateTo('0001_initial')).error, undefined);
+    await old
+      .insertInto('users')
+      .values([
+        { username: 'a', password_hash: 'x', role: 'labeler', group_id: 1, created_at: 1 },
+        { username: 'b', password_hash: 'x', role: 'labeler', group_id: 1, created_at: 1 },
+      ])
+      .execute();
+    await old.insertInto('prompts').values({ text: 'p', split: 'training', source: 't', created_at: 1 }).execute();
+    const task = { kind: 'demonstration', prompt_id: 1, split: 'training', target: 1, created_at: 1 };
+    await old.insertInto('tasks').values([task, task]).execute();
+    await old.insertInto('assignments').values({ task_id: 1, user_id: 1, status: 'done', created_at: 1 }).execute();
+    await old.destroy();
+
+    const store = await openSqliteStore({ path });
+    const counts = await store.db.selectFrom('tasks').select(['id', 'assigned_count']).orderBy('id').execute();
+    assert.deepEqual(counts, [
+      { id: 1, assigned_count: 1 },
+      { id: 2, assigned_count: 0 },
+    ]);
+    const b = (await store.getUser(2))!;
+    const given = await store.nextAssignment(b);
+    assert.equal(
+      (await store.db.selectFrom('assignments').select('task_id').where('id', '=', given!.id).executeTakeFirst())
+        ?.task_id,
+      2,
+    );
+    assert.equal(await store.nextAssignment((await store.getUser(1))!), null, 'both tasks are now full');
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store: every migration goes down and up again', async () => {
+  // biome-ignore lint/suspicious/noExplicitAny: migrations run on the untyped schema
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider('sqlite') });
+  const names = Object.keys(await new StaticMigrationProvider('sqlite').getMigrations());
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  for (const name of [...names].reverse()) {
+    const down = await migrator.migrateDown();
+    assert.equal(down.error, undefined, name);
+    assert.deepEqual(
+      down.results?.map((r) => r.migrationName),
+      [name],
+    );
+  }
+  assert.deepEqual(await db.introspection.getTables(), []);
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  await db.destroy();
+});
+
+test('store: a file database is checkpointed in the background, not on commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+  try {
+    const path = join(dir, 'db.sqlite');
+    const store = await openSqliteStore({ path });
+    const before = statSync(path).size;
+    // About 2 MB of table and text index (short texts: no overflow pages), half the 1000-page log that would
+    // trigger a checkpoint on commit.
+    await store.addPrompts(
+      Array.from({ length: 3000 }, (_, j) => ({ text: `${j} ${'x'.repeat(300)}` })),
+      't',
+    );
+    let size = statSync(path).size;
+    for (let waited = 0; size < before + 1_500_000 && waited < 10_000; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+      size = statSync(path).size;
+    }
+    assert.ok(size >= before + 1_500_000, `database file ${size} bytes: the log was not copied back`);
+    await store.close();
+    const reopened = await openSqliteStore({ path });
+    assert.equal((await reopened.listPrompts({ limit: 1, offset: 0 })).total, 3000);
+    await reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

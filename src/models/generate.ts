@@ -11,7 +11,7 @@ export interface Decoder {
   readonly maxPositions: number;
 }
 
-export type FinishReason = 'eos' | 'stop' | 'length';
+export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -31,6 +31,8 @@ export interface GenerateOptions {
   padTokenId?: number;
   /** Called for every new token, in order. */
   onToken?: (row: number, token: number, logprob: number) => void;
+  /** Asked before every step; true ends the rows still running, with finish reason 'cancelled'. */
+  shouldStop?: () => boolean;
 }
 
 export interface Generation {
@@ -165,6 +167,10 @@ export function generate(model: Decoder, prompts: number[][], opts: GenerateOpti
       }
     let pos = positions;
     for (let step = 0; step < opts.maxNewTokens && done.includes(false); step++) {
+      if (opts.shouldStop?.()) {
+        for (let b = 0; b < B; b++) if (!done[b]) out.finishReasons[b] = 'cancelled';
+        break;
+      }
       const logits = noGrad(() =>
         tidy(() => {
           const h = model.hidden(ids, { attentionMask: mask, positions: pos, cache });

@@ -26,7 +26,8 @@ import {
   toJsonl,
 } from '../store/index.js';
 import { DUMMY_HASH, hashPassword, newToken, safeEqual, sha256, verifyPassword } from './auth.js';
-import { type ChatModel, chatPrompt, collect, EchoChatModel } from './chat.js';
+import { type ChatMessage, type ChatModel, chatPrompt, collect, conversationTitle, EchoChatModel } from './chat.js';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './login_throttle.js';
 import { registerReport } from './report.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
@@ -48,7 +49,12 @@ export interface ServerOptions {
   dbPath?: string;
   /** Clock for sessions and timestamps (tests move it to expire sessions). */
   now?: () => number;
+  /** A session ends after this long unused; each use moves its end this far ahead (sliding renewal). */
   sessionTtlMs?: number;
+  /** ... but never beyond this long after sign-in, however busy. */
+  sessionMaxAgeMs?: number;
+  /** Failed sign-ins allowed per account and client address before 429. */
+  loginThrottle?: LoginThrottleOptions;
   /** Longest accepted text field, in characters. */
   maxTextChars?: number;
   /** Largest JSON request body, bytes. */
@@ -79,7 +85,7 @@ function fail(status: number, error: string, message: string): never {
   throw Object.assign(new Error(message), { statusCode: status, code: error, expose: true });
 }
 
-const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403 } as const;
+const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403, expired: 410 } as const;
 
 export async function createServer(opts: ServerOptions = {}): Promise<{
   app: FastifyInstance;
@@ -90,6 +96,11 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const now = opts.now ?? Date.now;
   const store = opts.store ?? (await openSqliteStore({ path: opts.dbPath ?? ':memory:', now }));
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
+  const maxAge = opts.sessionMaxAgeMs ?? 7 * 24 * 3600_000;
+  const sessionEnd = (createdAt: number) => Math.min(now() + ttl, createdAt + maxAge);
+  // Renewing writes to the database, so a session is extended at most about once a minute of use.
+  const renewAfterMs = Math.min(60_000, ttl / 10);
+  const loginThrottle = new LoginThrottle(opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
   const chatModel = opts.chatModel ?? new EchoChatModel();
@@ -155,6 +166,11 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         fail(403, 'csrf', 'missing or wrong X-CSRF-Token header');
       }
     }
+    const renewed = sessionEnd(session.createdAt);
+    if (renewed - session.expiresAt >= renewAfterMs) {
+      await store.extendSession(session.id, renewed);
+      session.expiresAt = renewed;
+    }
     req.session = session;
   });
 
@@ -213,18 +229,31 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   app.get('/api/health', { config: { auth: 'public' } }, async () => ({ ok: true }));
 
   app.post('/api/auth/login', { config: { auth: 'public' }, schema: { body: S.Login } }, async (req, reply) => {
-    const u = await store.getUserForLogin(req.body.username);
-    const ok = await verifyPassword(req.body.password, u?.password_hash ?? DUMMY_HASH);
-    if (!u || !ok || u.disabled) fail(401, 'bad_credentials', 'wrong username or password');
+    const { username, password } = req.body;
+    const waitMs = loginThrottle.retryAfterMs(username, req.ip);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      reply.header('retry-after', String(seconds));
+      fail(429, 'too_many_attempts', `too many failed sign-ins for "${username}"; try again in ${seconds} s`);
+    }
+    const u = await store.getUserForLogin(username);
+    const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_HASH);
+    if (!u || !ok || u.disabled) {
+      loginThrottle.recordFailure(username, req.ip);
+      fail(401, 'bad_credentials', 'wrong username or password');
+    }
+    loginThrottle.recordSuccess(username, req.ip);
     const token = newToken();
     const csrfToken = newToken();
-    const expiresAt = await store.createSession({ id: sha256(token), userId: u.id, csrfToken, ttlMs: ttl });
+    const expiresAt = sessionEnd(now());
+    await store.createSession({ id: sha256(token), userId: u.id, csrfToken, expiresAt });
+    // The browser keeps the cookie for the longest the session may live; the server enforces idle expiry.
     reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
       sameSite: 'strict',
       secure: opts.secureCookies ?? false,
       path: '/',
-      maxAge: Math.floor(ttl / 1000),
+      maxAge: Math.floor(maxAge / 1000),
     });
     return { user: u.publicUser, csrfToken, expiresAt };
   });
@@ -278,13 +307,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   }));
 
   app.get('/api/admin/models', { config: { auth: 'admin' } }, async () => {
-    const pooled = await store.db
-      .selectFrom('candidate_sets')
-      .select('model')
-      .distinct()
-      .where('pooled', '=', 1)
-      .execute();
-    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...pooled.map((p) => p.model)]);
+    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.pooledModels())]);
     return { models: [...names].sort(), chatModel: chatModel.name };
   });
 
@@ -480,7 +503,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     if (settings.screeningRequired && !u.screeningPassed) {
       fail(403, 'screening_required', 'pass the screening test before real tasks');
     }
-    return { assignment: await store.nextAssignment(u, random) };
+    const timeoutMs = settings.assignmentTimeoutMinutes * 60_000;
+    return { assignment: await store.nextAssignment(u, { random, timeoutMs, goldRate: settings.goldRate }) };
   });
 
   app.get('/api/assignments/:id', { config: { auth: 'labeler' }, schema: { params: S.IdParam } }, async (req) => ({
@@ -521,25 +545,56 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
 
   // ------------------------------------------------------------------ chat playground
 
+  app.get('/api/conversations', { config: { auth: 'any' } }, async (req) => ({
+    conversations: await store.listConversations(user(req).id),
+  }));
+
+  app.get('/api/conversations/:id', { config: { auth: 'any' }, schema: { params: S.IdParam } }, async (req) => ({
+    conversation: await store.conversation(req.params.id, user(req).id),
+  }));
+
   app.post('/api/chat', { config: { auth: 'any' }, schema: { body: S.Chat } }, async (req, reply) => {
     const u = user(req);
-    const messages = req.body.messages;
-    if (messages[messages.length - 1].role !== 'user') fail(422, 'invalid', 'the last message must be from the user');
+    const { conversationId, content } = req.body;
     const settings = await store.getSettings();
-    const n = await store.countChatReply(u.id);
+    const { conversation, n } = await store.tx(async (s) => {
+      const id = conversationId ?? (await s.createConversation(u.id, conversationTitle(content)));
+      const c = await s.conversation(id, u.id);
+      if (c.pendingPair) {
+        fail(409, 'choice_pending', `choose between the two replies of chat pair ${c.pendingPair.pairId} first`);
+      }
+      await s.addChatMessage(id, 'user', content);
+      return { conversation: c, n: await s.countChatReply(u.id) };
+    });
+    const messages: ChatMessage[] = [...conversation.messages, { role: 'user', content }];
+    // The response closing before it finished means the user stopped the reply (or left): stop sampling.
     const ac = new AbortController();
-    req.raw.on('close', () => ac.abort());
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ac.abort();
+    });
     const line = (o: object) => `${JSON.stringify(o)}\n`;
     async function* body(): AsyncGenerator<string> {
+      yield line({ type: 'conversation', id: conversation.id, title: conversation.title });
       if (settings.chatCompareEvery > 0 && n % settings.chatCompareEvery === 0) {
         const seeds = [randomInt(1 << 30), randomInt(1 << 30)];
         const [a, b] = await Promise.all(
           seeds.map((seed) => collect(chatModel.stream(messages, { signal: ac.signal, seed }))),
         );
-        const pairId = await store.openChatPair(u.id, chatPrompt(messages), a, b, chatModel.name);
+        if (ac.signal.aborted) return; // the user never saw these replies
+        const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
+        const pairId = await store.openChatPair(u.id, conversation.id, pair);
         yield line({ type: 'compare', pairId, a, b });
       } else {
-        for await (const text of chatModel.stream(messages, { signal: ac.signal })) yield line({ type: 'token', text });
+        let text = '';
+        try {
+          for await (const piece of chatModel.stream(messages, { signal: ac.signal })) {
+            text += piece;
+            yield line({ type: 'token', text: piece });
+          }
+        } finally {
+          // What the user saw is kept, also when they stopped the reply part way.
+          if (text) await store.addChatMessage(conversation.id, 'assistant', text);
+        }
       }
       yield line({ type: 'done', reply: n });
     }

@@ -38,3 +38,9 @@ export function chatPrompt(messages: readonly ChatMessage[]): string {
   if (messages.length === 1) return messages[0].content;
   return messages.map((m) => `${m.role}: ${m.content}`).join('\n');
 }
+
+/** A conversation's title: the start of its first message, on one line. */
+export function conversationTitle(firstMessage: string, maxChars = 60): string {
+  const line = firstMessage.replace(/\s+/g, ' ').trim();
+  return line.length <= maxChars ? line : `${line.slice(0, maxChars - 1).trimEnd()}…`;
+}

@@ -16,12 +16,26 @@ type Request =
 export type SamplerRequest = Request & { id: number };
 
 export type SamplerResponse =
-  | { id: number; type: 'ready' | 'done' }
+  | { id: number; type: 'ready' }
+  | { id: number; type: 'done'; tokens: number; cancelled: boolean }
   | { id: number; type: 'token'; text: string }
   | { id: number; type: 'result'; texts: string[] }
   | { id: number; type: 'error'; message: string };
 
 type Listener = (m: SamplerResponse) => void;
+
+/** How a chat reply ended in the worker: tokens sampled, and whether it was stopped early. */
+export interface ChatReplyStats {
+  tokens: number;
+  cancelled: boolean;
+}
+
+/**
+ * Cancellation travels through shared memory because the worker samples synchronously and reads no messages until
+ * a reply is done. Slot `id % CANCEL_SLOTS` holding `id` means "stop request id"; it also reaches requests still
+ * queued. Slots are reused only after this many newer requests.
+ */
+export const CANCEL_SLOTS = 1024;
 
 export class ModelSampler implements ChatModel, CandidateSource {
   private nextId = 1;
@@ -31,6 +45,8 @@ export class ModelSampler implements ChatModel, CandidateSource {
   private constructor(
     private readonly worker: Worker,
     readonly name: string,
+    private readonly cancelFlags: Int32Array,
+    private readonly onChatFinished?: (stats: ChatReplyStats) => void,
   ) {
     worker.on('message', (m: SamplerResponse) => this.listeners.get(m.id)?.(m));
     worker.on('error', (e) => {
@@ -38,11 +54,21 @@ export class ModelSampler implements ChatModel, CandidateSource {
     });
   }
 
-  /** Starts the worker and waits until the model is loaded (rejects with the loader's error). */
-  static start(settings: Partial<SamplerSettings> & { dir: string }, name = settings.dir): Promise<ModelSampler> {
+  /**
+   * Starts the worker and waits until the model is loaded (rejects with the loader's error). `onChatFinished` hears
+   * how each chat reply ended (for logs and tests).
+   */
+  static start(
+    settings: Partial<SamplerSettings> & { dir: string },
+    name = settings.dir,
+    hooks: { onChatFinished?: (stats: ChatReplyStats) => void } = {},
+  ): Promise<ModelSampler> {
     const full: SamplerSettings = { maxNewTokens: 96, temperature: 0.8, topP: 0.95, ...settings };
-    const worker = new Worker(new URL('./sampler_worker.js', import.meta.url), { workerData: full });
-    const sampler = new ModelSampler(worker, name);
+    const cancelBuffer = new SharedArrayBuffer(CANCEL_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+    const worker = new Worker(new URL('./sampler_worker.js', import.meta.url), {
+      workerData: { settings: full, cancelBuffer },
+    });
+    const sampler = new ModelSampler(worker, name, new Int32Array(cancelBuffer), hooks.onChatFinished);
     return new Promise((resolve, reject) => {
       sampler.listeners.set(0, (m) => {
         sampler.listeners.delete(0);
@@ -62,13 +88,22 @@ export class ModelSampler implements ChatModel, CandidateSource {
     const last = [...messages].reverse().find((m) => m.role === 'user');
     const queue: SamplerResponse[] = [];
     let wake: (() => void) | null = null;
+    let finished = false;
     const id = this.send(
       { kind: 'chat', prompt: last?.content ?? '', messages: [...messages], seed: opts.seed ?? this.seed++ },
       (m) => {
+        // Listens until the worker is done with the request, even after the reader has gone.
+        if (m.type === 'done' || m.type === 'error') {
+          finished = true;
+          this.listeners.delete(id);
+          if (m.type === 'done') this.onChatFinished?.({ tokens: m.tokens, cancelled: m.cancelled });
+        }
         queue.push(m);
         wake?.();
       },
     );
+    const onAbort = () => wake?.();
+    opts.signal?.addEventListener('abort', onAbort);
     try {
       while (true) {
         if (opts.signal?.aborted) return;
@@ -83,7 +118,9 @@ export class ModelSampler implements ChatModel, CandidateSource {
         else return;
       }
     } finally {
-      this.listeners.delete(id);
+      opts.signal?.removeEventListener('abort', onAbort);
+      // The reader stopped early (aborted, or broke out of the loop): the worker drops the rest of the reply.
+      if (!finished) Atomics.store(this.cancelFlags, id % CANCEL_SLOTS, id);
     }
   }
 

@@ -4,10 +4,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { generate, loadPretrained } from '../models/index.js';
 import { Formatter } from '../rlhf/data.js';
 import { CHAT_TOKENS, Tokenizer, textStreamer } from '../tokenizer/index.js';
-import type { SamplerRequest, SamplerResponse, SamplerSettings } from './sampler.js';
+import { CANCEL_SLOTS, type SamplerRequest, type SamplerResponse, type SamplerSettings } from './sampler.js';
 
 const port = parentPort!;
-const settings = workerData as SamplerSettings;
+const { settings, cancelBuffer } = workerData as { settings: SamplerSettings; cancelBuffer: SharedArrayBuffer };
+const cancelFlags = new Int32Array(cancelBuffer);
 const post = (m: SamplerResponse) => port.postMessage(m);
 
 try {
@@ -34,8 +35,9 @@ try {
       };
       if (req.kind === 'chat') {
         const stream = textStreamer(tokenizer);
-        generate(model, [ids], {
+        const out = generate(model, [ids], {
           ...common,
+          shouldStop: () => Atomics.load(cancelFlags, req.id % CANCEL_SLOTS) === req.id,
           onToken: (_row, token) => {
             if (stopIds.includes(token)) return;
             const text = stream.push(token);
@@ -44,7 +46,8 @@ try {
         });
         const tail = stream.flush();
         if (tail) post({ id: req.id, type: 'token', text: tail });
-        post({ id: req.id, type: 'done' });
+        const cancelled = out.finishReasons[0] === 'cancelled';
+        post({ id: req.id, type: 'done', tokens: out.tokens[0].length, cancelled });
       } else {
         const out = generate(
           model,

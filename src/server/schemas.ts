@@ -44,6 +44,8 @@ export function schemas(l: Limits) {
         chatCompareEvery: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
         screeningPassThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
         screeningRequired: Type.Optional(Type.Boolean()),
+        assignmentTimeoutMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 })),
+        goldRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
       },
       { additionalProperties: false },
     ),
@@ -93,15 +95,11 @@ export function schemas(l: Limits) {
       { additionalProperties: false },
     ),
     IdempotencyHeaders: Type.Object({ 'idempotency-key': Type.String({ pattern: '^[A-Za-z0-9_.:-]{8,128}$' }) }),
-    Chat: Type.Object({
-      messages: Type.Array(
-        Type.Object({
-          role: Type.Union([Type.Literal('system'), Type.Literal('user'), Type.Literal('assistant')]),
-          content: Text,
-        }),
-        { minItems: 1, maxItems: 200 },
-      ),
-    }),
+    /** One new user message; the server holds the conversation (a new one when `conversationId` is absent). */
+    Chat: Type.Object(
+      { conversationId: Type.Optional(Id), content: Type.String({ pattern: '\\S', maxLength: l.maxTextChars }) },
+      { additionalProperties: false },
+    ),
     ChatCompare: Type.Object({ pairId: Id, choice: Choice }),
   };
 }

@@ -10,7 +10,12 @@ export interface ServeOptions extends ServerOptions {
 export async function serve(opts: ServeOptions = {}) {
   const { app, store } = await createServer({ dbPath: 'instructkit.sqlite', webRoot: defaultWebRoot(), ...opts });
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
-  const sweep = setInterval(() => void store.deleteExpiredSessions(), 10 * 60_000);
+  // Both are also handled when touched (a session on use, assignments on the next task); the sweep keeps the
+  // tables and the admin's task list current between requests.
+  const sweep = setInterval(() => {
+    void store.deleteExpiredSessions();
+    void store.releaseOverdueAssignments();
+  }, 60_000);
   sweep.unref();
   const close = async () => {
     clearInterval(sweep);

@@ -1,5 +1,5 @@
 /** Errors that the HTTP layer maps to 4xx responses. */
-export type StoreErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden';
+export type StoreErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'expired';
 
 export class StoreError extends Error {
   constructor(

@@ -201,6 +201,121 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         }
       },
     },
+    // Handing out a task used to count each task's assignments for every task scanned; a counter kept in the same
+    // transaction as the assignment, and an index over only the tasks that still need labelers, make it one seek.
+    '0002_task_capacity': {
+      async up(db: Db) {
+        await db.schema
+          .alterTable('tasks')
+          .addColumn('assigned_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db
+          .updateTable('tasks')
+          .set((eb) => ({
+            assigned_count: eb
+              .selectFrom('assignments')
+              .select((e) => e.fn.countAll().as('n'))
+              .whereRef('assignments.task_id', '=', 'tasks.id'),
+          }))
+          .execute();
+        await db.schema
+          .createIndex('tasks_needing_labelers')
+          .on('tasks')
+          .columns(['split', 'id'])
+          .where(sql.ref('assigned_count'), '<', sql.ref('target'))
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropIndex('tasks_needing_labelers').execute();
+        await db.schema.alterTable('tasks').dropColumn('assigned_count').execute();
+      },
+    },
+    // An assignment not submitted by its deadline goes back to the pool: `expired_at` records when it was taken back
+    // (status stays 'open' so the first release's check constraint holds on every dialect).
+    '0003_assignment_deadlines': {
+      async up(db: Db) {
+        await db.schema.alterTable('assignments').addColumn('expires_at', ms).execute();
+        await db.schema.alterTable('assignments').addColumn('expired_at', ms).execute();
+        await db.schema
+          .createIndex('assignments_pending_deadline')
+          .on('assignments')
+          .column('expires_at')
+          .where(sql.ref('status'), '=', sql.lit('open'))
+          .where(sql.ref('expired_at'), 'is', null)
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropIndex('assignments_pending_deadline').execute();
+        await db.schema.alterTable('assignments').dropColumn('expired_at').execute();
+        await db.schema.alterTable('assignments').dropColumn('expires_at').execute();
+      },
+    },
+    // Gold items mixed into live ranking work: a hidden task per gold item (target 0, so the pool never hands it out)
+    // and each labeler's answer with its agreement, kept apart from the rankings that feed training.
+    '0004_live_gold': {
+      async up(db: Db) {
+        await db.schema
+          .alterTable('tasks')
+          .addColumn('gold_id', 'integer', (c) => c.references('gold_items.id'))
+          .execute();
+        await db.schema.createIndex('tasks_gold').on('tasks').column('gold_id').execute();
+        await db.schema
+          .createTable('gold_answers')
+          .addColumn('id', idType, id)
+          .addColumn('gold_id', 'integer', (c) => c.notNull().references('gold_items.id'))
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('assignment_id', 'integer', (c) => c.notNull().unique().references('assignments.id'))
+          .addColumn('ranking', 'text', (c) => c.notNull())
+          .addColumn('agreement', 'real', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('gold_answers').execute();
+        await db.schema.dropIndex('tasks_gold').execute();
+        await db.schema.alterTable('tasks').dropColumn('gold_id').execute();
+      },
+    },
+    '0005_chat_history': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('conversations')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+          .addColumn('title', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('updated_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('conversations_recent')
+          .on('conversations')
+          .columns(['user_id', 'updated_at'])
+          .execute();
+        await db.schema
+          .createTable('chat_messages')
+          .addColumn('id', idType, id)
+          .addColumn('conversation_id', 'integer', (c) => c.notNull().references('conversations.id'))
+          .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('user', 'assistant')`))
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('chat_messages_conversation')
+          .on('chat_messages')
+          .columns(['conversation_id', 'id'])
+          .execute();
+        // A chat comparison waiting for its choice belongs to a conversation; the chosen reply continues it.
+        await db.schema
+          .alterTable('comparisons')
+          .addColumn('conversation_id', 'integer', (c) => c.references('conversations.id'))
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.alterTable('comparisons').dropColumn('conversation_id').execute();
+        await db.schema.dropTable('chat_messages').execute();
+        await db.schema.dropTable('conversations').execute();
+      },
+    },
   };
 }
 

@@ -69,6 +69,10 @@ export interface TasksTable {
   split: Split;
   /** How many distinct labelers should complete this task (1, or 2+ for overlap). */
   target: number;
+  /** Assignments handed out and not expired; kept in the transaction that hands one out or takes it back. */
+  assigned_count: ColumnType<number, number | undefined, number>;
+  /** Set on the hidden task that mixes this gold item into live ranking work. */
+  gold_id: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: number;
 }
 
@@ -81,6 +85,10 @@ export interface AssignmentsTable {
   swapped: ColumnType<number, number | undefined, number>;
   created_at: number;
   completed_at: number | null;
+  /** Deadline for submitting; null when assignments do not expire. */
+  expires_at: number | null;
+  /** When the deadline passed and the task went back to the pool; the labeler may still submit while it has room. */
+  expired_at: number | null;
 }
 
 export interface DemonstrationsTable {
@@ -123,6 +131,25 @@ export interface ComparisonsTable {
   assignment_id: number | null;
   user_id: number | null;
   labeler: string | null;
+  /** Chat comparisons: the conversation the chosen reply continues. */
+  conversation_id: ColumnType<number | null, number | null | undefined, number | null>;
+  created_at: number;
+}
+
+export interface ConversationsTable {
+  id: Generated<number>;
+  user_id: number;
+  title: string;
+  created_at: number;
+  /** Time of the latest message, for listing recent conversations first. */
+  updated_at: number;
+}
+
+export interface ChatMessagesTable {
+  id: Generated<number>;
+  conversation_id: number;
+  role: 'user' | 'assistant';
+  content: string;
   created_at: number;
 }
 
@@ -134,6 +161,19 @@ export interface GoldItemsTable {
   /** JSON number[] best → worst */
   ranking: string;
   in_screening: ColumnType<number, number | undefined, number>;
+  created_at: number;
+}
+
+/** A labeler's ranking of a gold item met during live work (not a training ranking). */
+export interface GoldAnswersTable {
+  id: Generated<number>;
+  gold_id: number;
+  user_id: number;
+  assignment_id: number;
+  /** JSON number[] best → worst */
+  ranking: string;
+  /** Pairwise agreement with the gold ranking, 0..1. */
+  agreement: number;
   created_at: number;
 }
 
@@ -177,6 +217,9 @@ export interface Database {
   rankings: RankingsTable;
   comparisons: ComparisonsTable;
   gold_items: GoldItemsTable;
+  gold_answers: GoldAnswersTable;
+  conversations: ConversationsTable;
+  chat_messages: ChatMessagesTable;
   screening_results: ScreeningResultsTable;
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;

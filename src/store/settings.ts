@@ -14,6 +14,10 @@ export interface Settings {
   screeningPassThreshold: number;
   /** Whether labelers must pass screening before real tasks. */
   screeningRequired: boolean;
+  /** Minutes a labeler has to submit an assignment before its task goes back to the pool (0 = no limit). */
+  assignmentTimeoutMinutes: number;
+  /** Share of ranking assignments (0..1) that are gold items not in the screening test, to keep measuring quality. */
+  goldRate: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -24,6 +28,8 @@ export const DEFAULT_SETTINGS: Settings = {
   chatCompareEvery: 5,
   screeningPassThreshold: 0.75,
   screeningRequired: true,
+  assignmentTimeoutMinutes: 120,
+  goldRate: 0.05,
 };
 
 export const SETTING_LIMITS = {
@@ -32,4 +38,6 @@ export const SETTING_LIMITS = {
   overlapLabelers: { min: 2, max: 20 },
   chatCompareEvery: { min: 0, max: 1000 },
   screeningPassThreshold: { min: 0, max: 1 },
+  assignmentTimeoutMinutes: { min: 0, max: 7 * 24 * 60 },
+  goldRate: { min: 0, max: 1 },
 } as const;

@@ -2,7 +2,7 @@
  * The store: every query the server and trainers use. Written against Kysely only (no SQLite-specific SQL), so a
  * PostgreSQL dialect can be plugged into `Store` without touching callers.
  */
-import { type Insertable, type Kysely, sql, type Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import type {
@@ -30,6 +30,7 @@ export interface PublicUser {
 export interface SessionWithUser {
   id: string;
   csrfToken: string;
+  createdAt: number;
   expiresAt: number;
   user: PublicUser;
 }
@@ -41,10 +42,14 @@ export interface RankingLabel {
 }
 
 /** What a labeler sees for one assignment: never gold, other labelers' work, or model names for A/B. */
-export type AssignmentView =
-  | { id: number; kind: 'demonstration'; status: 'open' | 'done'; prompt: string }
-  | { id: number; kind: 'ranking'; status: 'open' | 'done'; prompt: string; responses: string[] }
-  | { id: number; kind: 'ab'; status: 'open' | 'done'; prompt: string; a: string; b: string };
+export type AssignmentView = {
+  id: number;
+  /** `expired`: the deadline passed and the task went back to the pool (see `openRowFor` for late submits). */
+  status: 'open' | 'done' | 'expired';
+  /** Submission deadline (epoch ms), or null when assignments do not expire. */
+  expiresAt: number | null;
+  prompt: string;
+} & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
 
 export interface SubmitResult {
   assignmentId: number;
@@ -56,6 +61,22 @@ export interface ScreeningItem {
   goldId: number;
   prompt: string;
   responses: string[];
+}
+
+export interface ConversationSummary {
+  id: number;
+  title: string;
+  updatedAt: number;
+  messages: number;
+}
+
+export interface Conversation {
+  id: number;
+  title: string;
+  updatedAt: number;
+  messages: { role: 'user' | 'assistant'; content: string }[];
+  /** Two candidate replies shown and not yet chosen between; the conversation continues after the choice. */
+  pendingPair: { pairId: number; a: string; b: string } | null;
 }
 
 export interface Dashboard {
@@ -76,11 +97,17 @@ export interface Dashboard {
     completed: number;
     perHour: number | null;
     lastHour: number;
+    /** Mean pairwise agreement with gold over the latest screening test's items and gold met in live work. */
     goldAgreement: number | null;
+    /** Gold items met in live ranking work. */
+    goldChecks: number;
     screeningPassed: boolean;
     peerAgreement: number | null;
   }[];
 }
+
+/** Source of the prompts behind gold tasks: they are not the admin's prompts and are never exported. */
+const GOLD_SOURCE = 'gold';
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
@@ -88,6 +115,8 @@ export class Store {
   constructor(
     readonly db: Kysely<Database>,
     readonly now: () => number = Date.now,
+    /** Frees what the database holds besides its connection (SQLite's checkpoint thread); awaited by `close`. */
+    private readonly release: () => Promise<void> = async () => {},
   ) {}
 
   /** Runs `fn` in one transaction (a nested call reuses the outer one). */
@@ -98,6 +127,7 @@ export class Store {
 
   async close(): Promise<void> {
     await this.db.destroy();
+    await this.release();
   }
 
   // ---------------------------------------------------------------- users, groups, sessions
@@ -218,27 +248,57 @@ export class Store {
     });
   }
 
-  async createSession(s: { id: string; userId: number; csrfToken: string; ttlMs: number }): Promise<number> {
-    const now = this.now();
-    const expiresAt = now + s.ttlMs;
+  /** `expiresAt` is when the session runs out unless it is extended (see `extendSession`). */
+  async createSession(s: { id: string; userId: number; csrfToken: string; expiresAt: number }): Promise<void> {
     await this.db
       .insertInto('sessions')
-      .values({ id: s.id, user_id: s.userId, csrf_token: s.csrfToken, created_at: now, expires_at: expiresAt })
+      .values({
+        id: s.id,
+        user_id: s.userId,
+        csrf_token: s.csrfToken,
+        created_at: this.now(),
+        expires_at: s.expiresAt,
+      })
       .execute();
-    return expiresAt;
   }
 
   /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
   async getSession(id: string): Promise<SessionWithUser | 'expired' | undefined> {
-    const row = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    // One query per request: the session with its user and group.
+    const row = await this.userQuery()
+      .innerJoin('sessions', 'sessions.user_id', 'users.id')
+      .select([
+        'sessions.id as session_id',
+        'sessions.csrf_token',
+        'sessions.created_at as session_created_at',
+        'sessions.expires_at',
+      ])
+      .where('sessions.id', '=', id)
+      .executeTakeFirst();
     if (!row) return undefined;
     if (row.expires_at <= this.now()) {
-      await this.db.deleteFrom('sessions').where('id', '=', id).execute();
+      await this.deleteSession(id);
       return 'expired';
     }
-    const user = await this.getUser(row.user_id);
-    if (!user || user.disabled) return undefined;
-    return { id: row.id, csrfToken: row.csrf_token, expiresAt: row.expires_at, user };
+    const user = Store.publicUser(row);
+    if (user.disabled) return undefined;
+    return {
+      id: row.session_id,
+      csrfToken: row.csrf_token,
+      createdAt: row.session_created_at,
+      expiresAt: row.expires_at,
+      user,
+    };
+  }
+
+  /** Moves a live session's expiry later (never earlier). */
+  async extendSession(id: string, expiresAt: number): Promise<void> {
+    await this.db
+      .updateTable('sessions')
+      .set({ expires_at: expiresAt })
+      .where('id', '=', id)
+      .where('expires_at', '<', expiresAt)
+      .execute();
   }
 
   async deleteSession(id: string): Promise<void> {
@@ -299,6 +359,7 @@ export class Store {
       .select('id')
       .where('text', '=', text)
       .where('split', '=', split)
+      .where('source', '!=', GOLD_SOURCE)
       .orderBy('id')
       .executeTakeFirst();
     if (row) return row.id;
@@ -306,10 +367,16 @@ export class Store {
   }
 
   async listPrompts(q: { split?: Split; limit: number; offset: number }) {
-    let query = this.db.selectFrom('prompts').select(['id', 'text', 'split', 'source', 'created_at']);
+    let query = this.db
+      .selectFrom('prompts')
+      .select(['id', 'text', 'split', 'source', 'created_at'])
+      .where('source', '!=', GOLD_SOURCE);
     if (q.split) query = query.where('split', '=', q.split);
     const rows = await query.orderBy('id').limit(q.limit).offset(q.offset).execute();
-    let count = this.db.selectFrom('prompts').select((eb) => eb.fn.countAll<number>().as('n'));
+    let count = this.db
+      .selectFrom('prompts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('source', '!=', GOLD_SOURCE);
     if (q.split) count = count.where('split', '=', q.split);
     const { n } = await count.executeTakeFirstOrThrow();
     return { total: Number(n), prompts: rows.map((r) => ({ ...r, createdAt: r.created_at, created_at: undefined })) };
@@ -354,6 +421,17 @@ export class Store {
       .orderBy('responses.idx')
       .execute();
     return rows.map((r) => r.text);
+  }
+
+  /** Models that have imported candidates in the pool. */
+  async pooledModels(): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('candidate_sets')
+      .select('model')
+      .distinct()
+      .where('pooled', '=', 1)
+      .execute();
+    return rows.map((r) => r.model);
   }
 
   async setResponses(setId: number): Promise<{ text: string; model: string }[]> {
@@ -407,8 +485,10 @@ export class Store {
           .select((e) => e.fn.countAll<number>().as('n'))
           .whereRef('assignments.task_id', '=', 'tasks.id')
           .where('assignments.status', '=', 'open')
+          .where('assignments.expired_at', 'is', null)
           .as('open'),
       ])
+      .where('tasks.gold_id', 'is', null)
       .orderBy('tasks.id')
       .limit(q.limit)
       .offset(q.offset)
@@ -416,29 +496,40 @@ export class Store {
     const { n } = await this.db
       .selectFrom('tasks')
       .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('gold_id', 'is', null)
       .executeTakeFirstOrThrow();
     return { total: Number(n), tasks: rows.map((r) => ({ ...r, done: Number(r.done), open: Number(r.open) })) };
   }
 
   /**
    * The labeler's open assignment, or a new one: the oldest task of the labeler's split that still needs
-   * labelers and that this labeler has never been given. Returns null when nothing is left.
+   * labelers and that this labeler has never been given. Returns null when nothing is left. Overdue assignments
+   * (anyone's) go back to the pool first.
    */
-  async nextAssignment(user: PublicUser, random: () => number = Math.random): Promise<AssignmentView | null> {
+  async nextAssignment(
+    user: PublicUser,
+    opts: { random?: () => number; timeoutMs?: number; goldRate?: number } = {},
+  ): Promise<AssignmentView | null> {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
+    const random = opts.random ?? Math.random;
     return this.tx(async (s) => {
+      await s.releaseOverdueAssignments();
       const open = await s.db
         .selectFrom('assignments')
         .select('id')
         .where('user_id', '=', user.id)
         .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
         .orderBy('id')
+        .limit(1)
         .executeTakeFirst();
       if (open) return s.assignmentView(open.id, user.id);
-      const task = await s.db
+      const poolTask = await s.db
         .selectFrom('tasks')
         .select(['tasks.id', 'tasks.kind'])
         .where('tasks.split', '=', user.split!)
+        // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+        .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
         .where((eb) =>
           eb.not(
             eb.exists(
@@ -450,18 +541,14 @@ export class Store {
             ),
           ),
         )
-        .where(
-          (eb) =>
-            eb
-              .selectFrom('assignments')
-              .select((e) => e.fn.countAll<number>().as('n'))
-              .whereRef('assignments.task_id', '=', 'tasks.id'),
-          '<',
-          sql<number>`tasks.target`,
-        )
         .orderBy('tasks.id')
+        // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
+        .limit(1)
         .executeTakeFirst();
-      if (!task) return null;
+      if (!poolTask) return null;
+      // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
+      const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
+      const task = (mixGold ? await s.unseenGoldTask(user.id) : undefined) ?? poolTask;
       const { id } = await s.db
         .insertInto('assignments')
         .values({
@@ -470,10 +557,90 @@ export class Store {
           status: 'open',
           swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
           created_at: s.now(),
+          expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
+      await s.changeAssignedCount(task.id, +1);
       return s.assignmentView(id, user.id);
+    });
+  }
+
+  /** The hidden ranking task of the oldest live gold item this labeler has not met (created on first use). */
+  private async unseenGoldTask(userId: number): Promise<{ id: number; kind: TaskKind } | undefined> {
+    const gold = await this.db
+      .selectFrom('gold_items')
+      .select(['id', 'prompt', 'responses'])
+      // Screening items are known to the labeler already.
+      .where('in_screening', '=', 0)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('tasks')
+              .innerJoin('assignments', 'assignments.task_id', 'tasks.id')
+              .select('assignments.id')
+              .whereRef('tasks.gold_id', '=', 'gold_items.id')
+              .where('assignments.user_id', '=', userId),
+          ),
+        ),
+      )
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!gold) return undefined;
+    const existing = await this.db.selectFrom('tasks').select('id').where('gold_id', '=', gold.id).executeTakeFirst();
+    if (existing) return { id: existing.id, kind: 'ranking' };
+    const { id: promptId } = await this.db
+      .insertInto('prompts')
+      .values({ text: gold.prompt, split: 'training', source: GOLD_SOURCE, created_at: this.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const setId = await this.addCandidateSet(
+      promptId,
+      (JSON.parse(gold.responses) as string[]).map((text) => ({ text, model: GOLD_SOURCE })),
+      false,
+    );
+    const { id } = await this.db
+      .insertInto('tasks')
+      .values({
+        kind: 'ranking',
+        prompt_id: promptId,
+        set_id: setId,
+        split: 'training',
+        target: 0,
+        gold_id: gold.id,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id, kind: 'ranking' };
+  }
+
+  private async changeAssignedCount(taskId: number, by: 1 | -1) {
+    await this.db
+      .updateTable('tasks')
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', by) }))
+      .where('id', '=', taskId)
+      .execute();
+  }
+
+  /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
+  async releaseOverdueAssignments(): Promise<number> {
+    return this.tx(async (s) => {
+      const overdue = await s.db
+        .selectFrom('assignments')
+        .select(['id', 'task_id'])
+        // Spelled as in the partial index assignments_pending_deadline.
+        .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
+        .where('expires_at', '<=', s.now())
+        .execute();
+      for (const a of overdue) {
+        await s.db.updateTable('assignments').set({ expired_at: s.now() }).where('id', '=', a.id).execute();
+        await s.changeAssignedCount(a.task_id, -1);
+      }
+      return overdue.length;
     });
   }
 
@@ -487,9 +654,15 @@ export class Store {
         'assignments.status',
         'assignments.swapped',
         'assignments.user_id',
+        'assignments.expires_at',
+        'assignments.expired_at',
+        'tasks.id as task_id',
         'tasks.kind',
         'tasks.set_id',
         'tasks.prompt_id',
+        'tasks.assigned_count',
+        'tasks.target',
+        'tasks.gold_id',
         'prompts.text as prompt',
       ])
       .where('assignments.id', '=', assignmentId)
@@ -501,7 +674,8 @@ export class Store {
 
   async assignmentView(assignmentId: number, userId: number): Promise<AssignmentView> {
     const row = await this.assignmentRow(assignmentId, userId);
-    const base = { id: row.id, status: row.status, prompt: row.prompt };
+    const status: AssignmentView['status'] = row.expired_at !== null ? 'expired' : row.status;
+    const base = { id: row.id, status, expiresAt: row.expires_at, prompt: row.prompt };
     if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
     const responses = (await this.setResponses(row.set_id!)).map((r) => r.text);
     if (row.kind === 'ranking') return { ...base, kind: 'ranking', responses };
@@ -509,19 +683,27 @@ export class Store {
     return { ...base, kind: 'ab', a, b };
   }
 
-  async openAssignments(userId: number) {
-    return this.db
-      .selectFrom('assignments')
-      .select(['id'])
-      .where('user_id', '=', userId)
-      .where('status', '=', 'open')
-      .execute();
-  }
-
+  /**
+   * The assignment, ready to take a submission. A late submission (after the task went back to the pool) is still
+   * accepted while the task has room, and then takes its place again; once other labelers have filled the task it
+   * is refused with `expired` (410) and nothing is stored.
+   */
   private async openRowFor(assignmentId: number, userId: number, kind: TaskKind) {
     const row = await this.assignmentRow(assignmentId, userId);
     if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
     if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
+    if (row.expired_at !== null) {
+      // Gold tasks have no capacity: every labeler may meet each one.
+      const full = row.gold_id === null && row.assigned_count >= row.target;
+      if (full) {
+        throw new StoreError(
+          'expired',
+          `assignment ${assignmentId} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
+        );
+      }
+      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
+      await this.changeAssignedCount(row.task_id, +1);
+    }
     return row;
   }
 
@@ -563,6 +745,27 @@ export class Store {
       const err = rankingLabelError(label, k);
       if (err) throw new StoreError('invalid', err);
       await s.finish(assignmentId);
+      if (row.gold_id !== null) {
+        // Answered like any ranking (the labeler cannot tell), scored against gold instead of stored for training.
+        const gold = await s.db
+          .selectFrom('gold_items')
+          .select('ranking')
+          .where('id', '=', row.gold_id)
+          .executeTakeFirstOrThrow();
+        const { id } = await s.db
+          .insertInto('gold_answers')
+          .values({
+            gold_id: row.gold_id,
+            user_id: userId,
+            assignment_id: assignmentId,
+            ranking: JSON.stringify(label.ranking),
+            agreement: pairwiseAgreement(label.ranking, JSON.parse(gold.ranking)),
+            created_at: s.now(),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        return { assignmentId, kind: 'ranking', storedId: id };
+      }
       const { id } = await s.db
         .insertInto('rankings')
         .values({
@@ -741,22 +944,95 @@ export class Store {
     });
   }
 
-  // ---------------------------------------------------------------- chat comparisons
+  // ---------------------------------------------------------------- chat history and comparisons
 
-  async openChatPair(userId: number, prompt: string, a: string, b: string, model: string): Promise<number> {
+  async createConversation(userId: number, title: string): Promise<number> {
+    const { id } = await this.db
+      .insertInto('conversations')
+      .values({ user_id: userId, title, created_at: this.now(), updated_at: this.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return id;
+  }
+
+  /** The user's conversations, most recently active first. */
+  async listConversations(userId: number, limit = 100): Promise<ConversationSummary[]> {
+    const rows = await this.db
+      .selectFrom('conversations')
+      .select((eb) => [
+        'conversations.id',
+        'conversations.title',
+        'conversations.updated_at',
+        eb
+          .selectFrom('chat_messages')
+          .select((e) => e.fn.countAll<number>().as('n'))
+          .whereRef('chat_messages.conversation_id', '=', 'conversations.id')
+          .as('messages'),
+      ])
+      .where('conversations.user_id', '=', userId)
+      .orderBy('conversations.updated_at', 'desc')
+      .orderBy('conversations.id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: r.id, title: r.title, updatedAt: r.updated_at, messages: Number(r.messages) }));
+  }
+
+  /** A conversation of this user with its messages and any comparison still waiting for a choice. */
+  async conversation(id: number, userId: number): Promise<Conversation> {
+    const c = await this.db.selectFrom('conversations').selectAll().where('id', '=', id).executeTakeFirst();
+    // Someone else's conversation is reported as missing, like assignments.
+    if (c?.user_id !== userId) throw new StoreError('not_found', `no conversation ${id}`);
+    const messages = await this.db
+      .selectFrom('chat_messages')
+      .select(['role', 'content'])
+      .where('conversation_id', '=', id)
+      .orderBy('id')
+      .execute();
+    const pending = await this.db
+      .selectFrom('comparisons')
+      .select(['id', 'a_text', 'b_text'])
+      .where('conversation_id', '=', id)
+      .where('choice', 'is', null)
+      .limit(1)
+      .executeTakeFirst();
+    return {
+      id,
+      title: c.title,
+      updatedAt: c.updated_at,
+      messages,
+      pendingPair: pending ? { pairId: pending.id, a: pending.a_text, b: pending.b_text } : null,
+    };
+  }
+
+  async addChatMessage(conversationId: number, role: 'user' | 'assistant', content: string): Promise<void> {
+    await this.tx(async (s) => {
+      await s.db
+        .insertInto('chat_messages')
+        .values({ conversation_id: conversationId, role, content, created_at: s.now() })
+        .execute();
+      await s.db.updateTable('conversations').set({ updated_at: s.now() }).where('id', '=', conversationId).execute();
+    });
+  }
+
+  async openChatPair(
+    userId: number,
+    conversationId: number,
+    pair: { prompt: string; a: string; b: string; model: string },
+  ): Promise<number> {
     const { id } = await this.db
       .insertInto('comparisons')
       .values({
         kind: 'chat',
-        prompt,
-        a_text: a,
-        b_text: b,
-        model_a: model,
-        model_b: model,
+        prompt: pair.prompt,
+        a_text: pair.a,
+        b_text: pair.b,
+        model_a: pair.model,
+        model_b: pair.model,
         choice: null,
         assignment_id: null,
         user_id: userId,
         labeler: null,
+        conversation_id: conversationId,
         created_at: this.now(),
       })
       .returning('id')
@@ -764,16 +1040,20 @@ export class Store {
     return id;
   }
 
+  /** Stores the choice; the chosen reply (A on a tie) continues the pair's conversation. */
   async chooseChatPair(pairId: number, userId: number, choice: Choice): Promise<void> {
     await this.tx(async (s) => {
       const row = await s.db
         .selectFrom('comparisons')
-        .select(['id', 'user_id', 'choice', 'kind'])
+        .select(['id', 'user_id', 'choice', 'kind', 'a_text', 'b_text', 'conversation_id'])
         .where('id', '=', pairId)
         .executeTakeFirst();
       if (row?.kind !== 'chat' || row.user_id !== userId) throw new StoreError('not_found', `no chat pair ${pairId}`);
       if (row.choice !== null) throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
       await s.db.updateTable('comparisons').set({ choice }).where('id', '=', pairId).execute();
+      if (row.conversation_id !== null) {
+        await s.addChatMessage(row.conversation_id, 'assistant', choice === 'b' ? row.b_text : row.a_text);
+      }
     });
   }
 
@@ -916,7 +1196,13 @@ export class Store {
   // ---------------------------------------------------------------- exports
 
   async exportPrompts(split: Split): Promise<PromptRecord[]> {
-    const rows = await this.db.selectFrom('prompts').select('text').where('split', '=', split).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('prompts')
+      .select('text')
+      .where('split', '=', split)
+      .where('source', '!=', GOLD_SOURCE)
+      .orderBy('id')
+      .execute();
     return rows.map((r) => ({ prompt: r.text }));
   }
 
@@ -1044,11 +1330,13 @@ export class Store {
     const promptsBySplit = await this.db
       .selectFrom('prompts')
       .select(['split', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('source', '!=', GOLD_SOURCE)
       .groupBy('split')
       .execute();
     const tasksBy = await this.db
       .selectFrom('assignments')
       .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('expired_at', 'is', null)
       .groupBy('status')
       .execute();
     const compBy = await this.db
@@ -1113,13 +1401,23 @@ export class Store {
       l.push(d.completed_at!);
       perUser.set(d.user_id, l);
     }
+    // Agreement with gold per item answered: the items of the latest screening test, then gold met in live work.
     const screening = await this.db
       .selectFrom('screening_results')
-      .select(['user_id', 'score'])
+      .select(['user_id', 'score', 'answers'])
       .orderBy('id', 'desc')
       .execute();
-    const gold = new Map<number, number>();
-    for (const s of screening) if (!gold.has(s.user_id)) gold.set(s.user_id, s.score);
+    const gold = new Map<number, { sum: number; items: number; live: number }>();
+    for (const s of screening) {
+      if (gold.has(s.user_id)) continue;
+      const items = (JSON.parse(s.answers) as unknown[]).length;
+      gold.set(s.user_id, { sum: s.score * items, items, live: 0 });
+    }
+    const liveGold = await this.db.selectFrom('gold_answers').select(['user_id', 'agreement']).execute();
+    for (const a of liveGold) {
+      const g = gold.get(a.user_id) ?? { sum: 0, items: 0, live: 0 };
+      gold.set(a.user_id, { sum: g.sum + a.agreement, items: g.items + 1, live: g.live + 1 });
+    }
 
     const labelers = (await this.listUsers())
       .filter((u) => u.role === 'labeler')
@@ -1128,6 +1426,7 @@ export class Store {
         const first = Math.min(...times);
         const hours = times.length > 1 ? (Math.max(...times) - first) / 3_600_000 : 0;
         const p = peer.get(u.id);
+        const g = gold.get(u.id);
         return {
           id: u.id,
           username: u.username,
@@ -1135,7 +1434,8 @@ export class Store {
           completed: times.length,
           perHour: hours > 0 ? times.length / hours : null,
           lastHour: times.filter((t) => t > now - 3_600_000).length,
-          goldAgreement: gold.get(u.id) ?? null,
+          goldAgreement: g ? g.sum / g.items : null,
+          goldChecks: g?.live ?? 0,
           screeningPassed: u.screeningPassed,
           peerAgreement: p ? p.sum / p.n : null,
         };
@@ -1151,7 +1451,7 @@ export class Store {
           training: n(promptsBySplit, (r: { split: string }) => r.split === 'training'),
           heldout: n(promptsBySplit, (r: { split: string }) => r.split === 'heldout'),
         },
-        tasks: { open, done: doneN, total: await count('tasks') },
+        tasks: { open, done: doneN, total: (await this.listTasks({ limit: 1, offset: 0 })).total },
         demonstrations: await count('demonstrations'),
         rankings: rankings.length,
         pairwiseFromRankings,

@@ -4,9 +4,28 @@
  */
 import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
 import type { Settings } from '../../src/store/settings.js';
-import type { AssignmentView, Dashboard, PublicUser, ScreeningItem, SubmitResult } from '../../src/store/store.js';
+import type {
+  AssignmentView,
+  Conversation,
+  ConversationSummary,
+  Dashboard,
+  PublicUser,
+  ScreeningItem,
+  SubmitResult,
+} from '../../src/store/store.js';
 
-export type { AssignmentView, ChatBody, Dashboard, PublicUser, ScreeningItem, Settings, SettingsPatch, SubmitBody };
+export type {
+  AssignmentView,
+  ChatBody,
+  Conversation,
+  ConversationSummary,
+  Dashboard,
+  PublicUser,
+  ScreeningItem,
+  Settings,
+  SettingsPatch,
+  SubmitBody,
+};
 
 export class ApiError extends Error {
   constructor(
@@ -137,6 +156,8 @@ export const api = {
     post<SubmitResult>(`/api/assignments/${id}/submit`, body, { idem }),
 
   // chat
+  conversations: () => get<{ conversations: ConversationSummary[] }>('/api/conversations'),
+  conversation: (id: number) => get<{ conversation: Conversation }>(`/api/conversations/${id}`),
   chooseChat: (pairId: number, choice: 'a' | 'b' | 'tie', idem: string) =>
     post<{ ok: true }>('/api/chat/compare', { pairId, choice }, { idem }),
 };
@@ -167,6 +188,7 @@ export interface GoldRow {
 }
 
 export type ChatEvent =
+  | { type: 'conversation'; id: number; title: string }
   | { type: 'token'; text: string }
   | { type: 'compare'; pairId: number; a: string; b: string }
   | { type: 'done'; reply: number };

@@ -137,6 +137,7 @@ export function AdminOverview() {
                       <td className="num">{l.perHour === null ? '—' : l.perHour.toFixed(l.perHour >= 100 ? 0 : 1)}</td>
                       <td>
                         <Meter value={l.goldAgreement} />
+                        {l.goldChecks > 0 && <span className="muted small"> {l.goldChecks} live</span>}
                       </td>
                       <td>
                         <Meter value={l.peerAgreement} />
@@ -786,7 +787,7 @@ export function AdminSettings() {
           </label>
         </div>
       </Card>
-      <Card title="Screening and chat">
+      <Card title="Quality and chat">
         <label className="check">
           <input
             type="checkbox"
@@ -795,6 +796,43 @@ export function AdminSettings() {
           />
           Labelers must pass the screening test before real tasks
         </label>
+        <div className="grid-2">
+          <label className="field">
+            <span className="field-label">Gold checks: share of ranking tasks that are gold items</span>
+            <div className="row gap">
+              <input
+                type="number"
+                min={0}
+                max={100}
+                value={Math.round(s.goldRate * 100)}
+                onChange={(e) => set('goldRate', Number(e.target.value) / 100)}
+                data-testid="gold-rate"
+              />
+              <span className="muted">%</span>
+            </div>
+            <span className="help">
+              Gold items outside the screening test, shown like any task; they keep each labeler's gold agreement
+              current.
+            </span>
+          </label>
+          <label className="field">
+            <span className="field-label">Time to submit a task (0 = no limit)</span>
+            <div className="row gap">
+              <input
+                type="number"
+                min={0}
+                max={10080}
+                value={s.assignmentTimeoutMinutes}
+                onChange={(e) => set('assignmentTimeoutMinutes', Number(e.target.value))}
+                data-testid="assignment-timeout"
+              />
+              <span className="muted">min</span>
+            </div>
+            <span className="help">
+              Then the task goes back to the pool; a late answer still counts if nobody else took it.
+            </span>
+          </label>
+        </div>
         <label className="field">
           <span className="field-label">Chat: show two candidates every Nth reply (0 = never)</span>
           <input

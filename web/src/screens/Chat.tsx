@@ -1,6 +1,9 @@
-/** Chat playground: replies stream token by token; every Nth reply shows two candidates to choose from. */
-import { useEffect, useMemo, useRef, useState } from 'react';
-import { api, chatStream, newKey } from '../api.js';
+/**
+ * Chat playground: replies stream token by token; every Nth reply shows two candidates to choose from. The server
+ * keeps each conversation, so the list on the left resumes any of them.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { api, type ConversationSummary, chatStream, newKey } from '../api.js';
 import { Empty, ErrorBox, Kbd } from '../ui.js';
 
 interface Msg {
@@ -22,6 +25,8 @@ export function ChatScreen() {
   const [choosing, setChoosing] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [compared, setCompared] = useState(0);
+  const [conversationId, setConversationId] = useState<number | null>(null);
+  const [conversations, setConversations] = useState<ConversationSummary[]>([]);
   const abort = useRef<AbortController | null>(null);
   const endRef = useRef<HTMLDivElement>(null);
   const inputRef = useRef<HTMLTextAreaElement>(null);
@@ -32,6 +37,39 @@ export function ChatScreen() {
   }, [messages, pair]);
 
   const busy = streaming || pair !== null;
+
+  const refreshList = useCallback(async () => {
+    try {
+      setConversations((await api.conversations()).conversations);
+    } catch (e) {
+      setError(e);
+    }
+  }, []);
+  useEffect(() => {
+    void refreshList();
+  }, [refreshList]);
+
+  const open = async (id: number) => {
+    if (streaming) return;
+    setError(null);
+    try {
+      const { conversation } = await api.conversation(id);
+      setConversationId(conversation.id);
+      setMessages(conversation.messages);
+      const p = conversation.pendingPair;
+      setPair(p && { ...p, key: newKey() });
+    } catch (e) {
+      setError(e);
+    }
+  };
+
+  const startNew = () => {
+    setConversationId(null);
+    setMessages([]);
+    setPair(null);
+    setError(null);
+    inputRef.current?.focus();
+  };
 
   const send = async () => {
     const text = draft.trim();
@@ -44,8 +82,10 @@ export function ChatScreen() {
     const ac = new AbortController();
     abort.current = ac;
     try {
-      for await (const ev of chatStream({ messages: history }, ac.signal)) {
-        if (ev.type === 'token') {
+      const body = conversationId === null ? { content: text } : { content: text, conversationId };
+      for await (const ev of chatStream(body, ac.signal)) {
+        if (ev.type === 'conversation') setConversationId(ev.id);
+        else if (ev.type === 'token') {
           setMessages((m) => {
             const out = m.slice();
             const last = out[out.length - 1];
@@ -58,14 +98,17 @@ export function ChatScreen() {
         }
       }
     } catch (e) {
+      // A stopped reply keeps what arrived (the server keeps it too).
       if ((e as Error).name !== 'AbortError') {
         setError(e);
-        setMessages(history);
+        setMessages(messages);
+        setDraft(text);
       }
     } finally {
       setStreaming(false);
       abort.current = null;
       inputRef.current?.focus();
+      void refreshList();
     }
   };
 
@@ -79,6 +122,7 @@ export function ChatScreen() {
       setPair(null);
       setCompared((n) => n + 1);
       inputRef.current?.focus();
+      void refreshList();
     } catch (e) {
       setError(e);
     } finally {
@@ -118,106 +162,141 @@ export function ChatScreen() {
             </span>
             <span className="counter-l">comparisons</span>
           </div>
-          <button
-            type="button"
-            className="btn"
-            disabled={busy || messages.length === 0}
-            onClick={() => {
-              setMessages([]);
-              setError(null);
-            }}
-          >
-            New chat
-          </button>
         </div>
       </div>
-      <div className="chat-log" data-testid="chat-log">
-        {messages.length === 0 && !pair && (
-          <Empty icon="✉" title="Start a conversation">
-            Ask for an explanation, a story, a plan — anything you would ask an assistant.
-          </Empty>
-        )}
-        {messages.map((m, i) => (
-          <div
-            // biome-ignore lint/suspicious/noArrayIndexKey: the transcript only grows at the end
-            key={i}
-            className={`msg msg-${m.role}`}
-            data-testid={`msg-${m.role}`}
-          >
-            <div className="msg-who">{m.role === 'user' ? 'You' : 'Assistant'}</div>
-            <div className="msg-text">
-              {m.content}
-              {streaming && i === messages.length - 1 && m.role === 'assistant' && <span className="caret" />}
-            </div>
-          </div>
-        ))}
-        {pair && (
-          <div className="compare" data-testid="chat-compare">
-            <div className="compare-head">
-              Which reply is better? <span className="muted">Your choice continues the conversation.</span>
-            </div>
-            <div className="ab-grid">
-              {(['a', 'b'] as const).map((side, j) => (
-                <div key={side} className="ab-pane">
-                  <div className="ab-head">Reply {side.toUpperCase()}</div>
-                  <div className="resp-text">{pair[side]}</div>
-                  <button
-                    type="button"
-                    className="btn btn-primary wide"
-                    disabled={choosing}
-                    data-testid={`choose-${side}`}
-                    onClick={() => void choose(side)}
-                  >
-                    {side.toUpperCase()} is better <Kbd>{j + 1}</Kbd>
-                  </button>
-                </div>
-              ))}
-            </div>
-            <div className="row center-row">
-              <button type="button" className="btn" disabled={choosing} onClick={() => void choose('tie')}>
-                About the same <Kbd>3</Kbd>
-              </button>
-            </div>
-          </div>
-        )}
-        <div ref={endRef} />
-      </div>
-      <ErrorBox error={error} />
-      <div className="composer">
-        <textarea
-          ref={inputRef}
-          data-testid="chat-input"
-          value={draft}
-          rows={2}
-          placeholder={pair ? 'Choose a reply above to continue…' : 'Message the assistant'}
-          disabled={pair !== null}
-          onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey) {
-              e.preventDefault();
-              void send();
-            }
-          }}
-        />
-        {streaming ? (
-          <button type="button" className="btn" onClick={() => abort.current?.abort()}>
-            Stop
-          </button>
-        ) : (
+      <div className="chat-layout">
+        <aside className="chat-history card" aria-label="Conversations">
           <button
             type="button"
-            className="btn btn-primary"
-            data-testid="chat-send"
-            disabled={busy || !draft.trim()}
-            onClick={() => void send()}
+            className="btn btn-primary wide"
+            data-testid="chat-new"
+            disabled={streaming}
+            onClick={startNew}
           >
-            Send
+            + New chat
           </button>
-        )}
-      </div>
-      <div className="hint composer-hint">
-        <Kbd>Enter</Kbd> send · <Kbd>Shift</Kbd>+<Kbd>Enter</Kbd> new line
+          {conversations.length === 0 ? (
+            <p className="muted small chat-history-empty">Your conversations will be listed here.</p>
+          ) : (
+            <ul className="chat-history-list" data-testid="chat-history">
+              {conversations.map((c) => (
+                <li key={c.id}>
+                  <button
+                    type="button"
+                    className={`chat-history-item${c.id === conversationId ? ' active' : ''}`}
+                    aria-current={c.id === conversationId ? 'true' : undefined}
+                    disabled={streaming}
+                    onClick={() => void open(c.id)}
+                  >
+                    <span className="chat-history-title">{c.title}</span>
+                    <span className="muted small">
+                      {whenText(c.updatedAt)} · {c.messages} messages
+                    </span>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </aside>
+        <div className="chat-main">
+          <div className="chat-log" data-testid="chat-log">
+            {messages.length === 0 && !pair && (
+              <Empty icon="✉" title="Start a conversation">
+                Ask for an explanation, a story, a plan — anything you would ask an assistant.
+              </Empty>
+            )}
+            {messages.map((m, i) => (
+              <div
+                // biome-ignore lint/suspicious/noArrayIndexKey: the transcript only grows at the end
+                key={i}
+                className={`msg msg-${m.role}`}
+                data-testid={`msg-${m.role}`}
+              >
+                <div className="msg-who">{m.role === 'user' ? 'You' : 'Assistant'}</div>
+                <div className="msg-text">
+                  {m.content}
+                  {streaming && i === messages.length - 1 && m.role === 'assistant' && <span className="caret" />}
+                </div>
+              </div>
+            ))}
+            {pair && (
+              <div className="compare" data-testid="chat-compare">
+                <div className="compare-head">
+                  Which reply is better? <span className="muted">Your choice continues the conversation.</span>
+                </div>
+                <div className="ab-grid">
+                  {(['a', 'b'] as const).map((side, j) => (
+                    <div key={side} className="ab-pane">
+                      <div className="ab-head">Reply {side.toUpperCase()}</div>
+                      <div className="resp-text">{pair[side]}</div>
+                      <button
+                        type="button"
+                        className="btn btn-primary wide"
+                        disabled={choosing}
+                        data-testid={`choose-${side}`}
+                        onClick={() => void choose(side)}
+                      >
+                        {side.toUpperCase()} is better <Kbd>{j + 1}</Kbd>
+                      </button>
+                    </div>
+                  ))}
+                </div>
+                <div className="row center-row">
+                  <button type="button" className="btn" disabled={choosing} onClick={() => void choose('tie')}>
+                    About the same <Kbd>3</Kbd>
+                  </button>
+                </div>
+              </div>
+            )}
+            <div ref={endRef} />
+          </div>
+          <ErrorBox error={error} />
+          <div className="composer">
+            <textarea
+              ref={inputRef}
+              data-testid="chat-input"
+              value={draft}
+              rows={2}
+              placeholder={pair ? 'Choose a reply above to continue…' : 'Message the assistant'}
+              disabled={pair !== null}
+              onChange={(e) => setDraft(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter' && !e.shiftKey) {
+                  e.preventDefault();
+                  void send();
+                }
+              }}
+            />
+            {streaming ? (
+              <button type="button" className="btn" onClick={() => abort.current?.abort()}>
+                Stop
+              </button>
+            ) : (
+              <button
+                type="button"
+                className="btn btn-primary"
+                data-testid="chat-send"
+                disabled={busy || !draft.trim()}
+                onClick={() => void send()}
+              >
+                Send
+              </button>
+            )}
+          </div>
+          <div className="hint composer-hint">
+            <Kbd>Enter</Kbd> send · <Kbd>Shift</Kbd>+<Kbd>Enter</Kbd> new line
+          </div>
+        </div>
       </div>
     </div>
   );
+}
+
+/** "14:05" today, "3 Mar" before. */
+function whenText(ms: number): string {
+  const d = new Date(ms);
+  const today = new Date().toDateString() === d.toDateString();
+  return today
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { day: 'numeric', month: 'short' });
 }

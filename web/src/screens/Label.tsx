@@ -37,9 +37,13 @@ export function LabelScreen() {
     void loadNext();
   }, [loadNext]);
 
-  const submitted = () => {
-    setDoneCount((n) => n + 1);
-    toast('Saved ✓');
+  const submitted = (outcome: Outcome) => {
+    if (outcome === 'saved') {
+      setDoneCount((n) => n + 1);
+      toast('Saved ✓');
+    } else {
+      toast('That task ran out of time and went to another labeler — here is a new one.', 'error');
+    }
     void loadNext();
   };
 
@@ -94,12 +98,17 @@ export function LabelScreen() {
   );
 }
 
-function PromptBox(props: { text: string; kind: string; id: number }) {
+function PromptBox(props: { text: string; kind: string; id: number; expiresAt?: number | null }) {
   return (
     <div className="prompt-box">
       <div className="prompt-meta">
         <span className="pill">{props.kind}</span>
         <span className="muted">task #{props.id}</span>
+        {props.expiresAt && (
+          <span className="muted" title="After this the task may go to another labeler">
+            submit by {new Date(props.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+          </span>
+        )}
       </div>
       <div className="prompt-label">Prompt</div>
       <div className="prompt-text" data-testid="prompt-text">
@@ -223,7 +232,10 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
 
 // ---------------------------------------------------------------- demonstration
 
-function useSubmit(id: number, onDone: () => void) {
+/** How a task ended for this labeler: stored, or taken back because its time ran out (nothing stored). */
+type Outcome = 'saved' | 'expired';
+
+function useSubmit(id: number, onDone: (outcome: Outcome) => void) {
   const key = useMemo(() => newKey(), []);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -233,8 +245,9 @@ function useSubmit(id: number, onDone: () => void) {
     setError(null);
     try {
       await api.submit(id, body, key);
-      onDone();
+      onDone('saved');
     } catch (e) {
+      if (e instanceof ApiError && e.code === 'expired') return onDone('expired');
       setError(e);
       setBusy(false);
     }
@@ -242,14 +255,17 @@ function useSubmit(id: number, onDone: () => void) {
   return { busy, error, submit };
 }
 
-function Demonstration(props: { a: Extract<AssignmentView, { kind: 'demonstration' }>; onDone: () => void }) {
+function Demonstration(props: {
+  a: Extract<AssignmentView, { kind: 'demonstration' }>;
+  onDone: (outcome: Outcome) => void;
+}) {
   const [text, setText] = useState('');
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const words = text.trim() ? text.trim().split(/\s+/).length : 0;
   const ok = text.trim().length > 0;
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} expiresAt={props.a.expiresAt} />
       <Card>
         <label className="field">
           <span className="field-label">Write the response you would want the assistant to give</span>
@@ -295,7 +311,7 @@ function Demonstration(props: { a: Extract<AssignmentView, { kind: 'demonstratio
 
 // ---------------------------------------------------------------- ranking
 
-function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: () => void }) {
+function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: (outcome: Outcome) => void }) {
   const k = props.a.responses.length;
   const [order, setOrder] = useState(() => props.a.responses.map((_, i) => i));
   const [likert, setLikert] = useState<(number | null)[]>(() => Array(k).fill(null));
@@ -316,7 +332,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
 
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} expiresAt={props.a.expiresAt} />
       <Shortcuts
         items={[
           [<Kbd key="d">drag</Kbd>, 'reorder'],
@@ -364,7 +380,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
 
 // ---------------------------------------------------------------- A/B
 
-function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: () => void }) {
+function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: (outcome: Outcome) => void }) {
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   useKeys(
     {
@@ -376,7 +392,7 @@ function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: () => v
   );
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} />
+      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} expiresAt={props.a.expiresAt} />
       <p className="lede">Which response is better overall? The models are hidden and their sides are shuffled.</p>
       <div className="ab-grid">
         {(['a', 'b'] as const).map((side) => (
