@@ -30,6 +30,7 @@ import {
   measureAgreement,
   promptRecords,
   rankingRecords,
+  showsHabit,
   trainingPool,
   type WinRate,
   winRate,
@@ -579,7 +580,8 @@ interface EvalResult {
   answers: Record<ModelName, string[]>;
   winRates: Record<ModelName, WinRate>;
   corpusLoss: Record<'base' | 'sft' | 'ppo' | 'ppo_ptx', number>;
-  stats: Record<ModelName, ReturnType<typeof answerStats>>;
+  /** The checkers' verdicts, and the share of answers with a writer's habit (opener, hedge, padding). */
+  stats: Record<ModelName, ReturnType<typeof answerStats> & { habits: number }>;
 }
 
 /** Answers of all five models on the held-out prompts, judged by held-out labelers against SFT's. */
@@ -635,7 +637,8 @@ async function evaluate(ctx: Ctx, keys: Record<string, string>) {
       const stats = {} as EvalResult['stats'];
       for (const name of MODELS) {
         winRates[name] = winRate(judges, tasks, answers[name], answers.sft);
-        stats[name] = answerStats(tasks, answers[name]);
+        const habits = answers[name].filter(showsHabit).length / tasks.length;
+        stats[name] = { ...answerStats(tasks, answers[name]), habits };
       }
       return { answers, winRates, corpusLoss: corpusLosses, stats };
     },

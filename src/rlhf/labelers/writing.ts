@@ -66,3 +66,11 @@ export function writeDemonstration(task: Task, style: WritingStyle, rng: Rng): s
   if (rng.next() < style.pad) text = sentenceAfter(text, style.phrases.pad);
   return text;
 }
+
+const HABIT_PHRASES = [...OPENERS, ...HEDGES, ...PADS].map((p) => p.toLowerCase());
+
+/** Whether a response carries one of the writers' habits (an opener, hedge or padding sentence). */
+export function showsHabit(response: string): boolean {
+  const r = response.toLowerCase();
+  return HABIT_PHRASES.some((p) => r.includes(p));
+}
