@@ -111,7 +111,8 @@ const sampling = [
 
 export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
   tiny: {
-    world: { sft: 1000, rm: 500, ppo: 300, eval: 120 },
+    // Demonstrations carry the writers' habits, so SFT needs more of them to learn the answers underneath.
+    world: { sft: 2000, rm: 500, ppo: 300, eval: 120 },
     corpusSentences: 12_000,
     heldoutSentences: 1_500,
     labelers: 5,
@@ -127,7 +128,7 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     samplesShown: 12,
   },
   small: {
-    world: { sft: 2000, rm: 4000, ppo: 600, eval: 300 },
+    world: { sft: 4000, rm: 4000, ppo: 600, eval: 300 },
     corpusSentences: 30_000,
     heldoutSentences: 2_000,
     labelers: 5,

@@ -3,8 +3,8 @@
  * evaluation, and weigh things differently (more tone and politeness, less brevity and format), so a policy that
  * merely fits the training labelers' taste does not win the evaluation for free. Both pools dislike hedging and
  * padding, for different reasons in different amounts (the held-out pool through tone, the training pool more
- * through concision); they disagree about polite openers, which the held-out pool likes and the training pool does
- * not mind either way.
+ * through concision); they disagree about polite openers, which the held-out pool likes and the training pool, on
+ * balance, does not.
  */
 import { Rng } from '../../tensor/random.js';
 import { pick } from '../world/random.js';
@@ -25,7 +25,7 @@ export const TRAINING_WEIGHTS: LabelerWeights = {
 
 /**
  * The training pool's writing habits on average (each writer's rates scatter around these): what people write when
- * asked to demonstrate a good answer. The plain reference remains the single most common demonstration.
+ * asked to demonstrate a good answer. Most demonstrations carry a habit; about a third are the plain reference.
  */
 export const TRAINING_STYLE: Omit<WritingStyle, 'phrases'> = {
   opener: 0.15,
