@@ -136,7 +136,7 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     sft: { epochs: 16, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 4,
     rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
-    ppo: { ...ppoCommon, steps: 200, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
+    ppo: { ...ppoCommon, steps: 200, batchSize: 32, miniBatchSize: 16, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
     sampling,
     maxNewTokens: 32,
@@ -730,7 +730,7 @@ const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', '
 /** Expected seconds of each stage on 2 cores, for the ETA. */
 function expectedSeconds(cfg: DemoConfig): Record<string, number> {
   const p = cfg.pretrain.steps * 0.1 + 15;
-  const ppo = cfg.ppo.steps! * 0.3;
+  const ppo = cfg.ppo.steps! * cfg.ppo.batchSize! * 0.02;
   return {
     base: p,
     sft: cfg.sft.epochs! * cfg.world.sft * 0.01,
