@@ -1,6 +1,6 @@
 // The README's main command at --size tiny, end to end as a child process (as CI and a user run it): it completes,
-// prints one JSON line with every field last, writes a self-contained report, and SFT beats the base model on
-// held-out prompts as judged by held-out labelers. A second run reuses every stage.
+// prints one JSON line with every field last, writes a self-contained report, SFT beats the base model and PPO-ptx
+// beats SFT on held-out prompts as judged by held-out labelers. A second run reuses every stage.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,7 +22,9 @@ function demo(out: string, ...extra: string[]) {
   return { summary: JSON.parse(lines.at(-1)!), stderr: r.stderr };
 }
 
-test('demo --size tiny: completes, reports, and SFT beats the base model', { timeout: 900_000 }, (t) => {
+test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx beats SFT', {
+  timeout: 900_000,
+}, (t) => {
   const out = mkdtempSync(join(tmpdir(), 'ik-demo-'));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   const t0 = Date.now();
@@ -42,6 +44,13 @@ test('demo --size tiny: completes, reports, and SFT beats the base model', { tim
     summary.winrate_vs_sft.base < 0.5,
     `SFT should beat the base model: base wins ${summary.winrate_vs_sft.base}`,
   );
+  // RLHF works in miniature: PPO-ptx drops the demonstrators' habits that SFT imitated, and beats SFT.
+  const { eval: ev } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  assert.ok(
+    ev.stats.ppo_ptx.habits < ev.stats.sft.habits,
+    `habits: SFT ${ev.stats.sft.habits}, PPO-ptx ${ev.stats.ppo_ptx.habits}`,
+  );
+  assert.ok(summary.winrate_vs_sft.ppo_ptx > 0.5, `PPO-ptx wins ${summary.winrate_vs_sft.ppo_ptx} against SFT`);
 
   // The labels went through the store and the trainers read its exports.
   assert.ok(existsSync(join(out, 'labels.sqlite')));

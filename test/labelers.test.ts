@@ -6,16 +6,23 @@ import { test } from 'node:test';
 import {
   agreementBetween,
   demonstrationRecords,
+  HEDGES,
   heldoutPool,
   type LabelerWeights,
   measureAgreement,
+  OPENERS,
+  PADS,
+  PLAIN_STYLE,
   promptRecords,
   rankingRecords,
+  responseFeatures,
   SimulatedLabeler,
   TRAINING_WEIGHTS,
   trainingPool,
+  type WritingStyle,
   wilsonInterval,
   winRate,
+  writeDemonstration,
   writeJsonlFile,
 } from '../src/rlhf/labelers/index.js';
 import { buildWorld, candidateResponses, type Task } from '../src/rlhf/world/index.js';
@@ -112,11 +119,22 @@ test('labelers: pools are deterministic and the held-out pool weighs differently
   assert.throws(() => new SimulatedLabeler('x', 'train', { ...TRAINING_WEIGHTS, noise: -1 }, 1), /noise/);
 });
 
-test('labelers: pairwise agreement lands near the paper’s 73 %', () => {
-  const sets = candidateSets(world.rm, 5);
-  const train = measureAgreement(trainingPool(1), world.rm, sets);
-  const held = measureAgreement(heldoutPool(1), world.rm, sets);
-  const cross = agreementBetween(trainingPool(1), heldoutPool(1), world.rm, sets);
+// Ranked sample sets of a real demo run (small, seed 0): model outputs, with their many near-ties.
+const demoSamples = JSON.parse(readFileSync(new URL('../../test/fixtures/demo_samples.json', import.meta.url), 'utf8'));
+
+test('labelers: pairwise agreement on model samples lands near the paper’s 73 %', () => {
+  const sampleWorld = buildWorld(demoSamples.world.seed, { sizes: demoSamples.world.sizes });
+  const byPrompt = new Map(sampleWorld.rm.map((t) => [t.prompt, t]));
+  const sets: { prompt: string; responses: string[] }[] = demoSamples.sets;
+  const tasks = sets.map((s) => byPrompt.get(s.prompt)!);
+  assert.ok(
+    tasks.every((t) => t !== undefined),
+    'every fixture prompt is an RM prompt of its world',
+  );
+  const responses = sets.map((s) => s.responses);
+  const train = measureAgreement(trainingPool(1), tasks, responses);
+  const held = measureAgreement(heldoutPool(1), tasks, responses);
+  const cross = agreementBetween(trainingPool(1), heldoutPool(1), tasks, responses);
   for (const [name, r] of [
     ['training', train],
     ['held-out', held],
@@ -126,13 +144,18 @@ test('labelers: pairwise agreement lands near the paper’s 73 %', () => {
   }
   assert.equal(train.pairs.length, 10);
   assert.equal(cross.pairs.length, 25);
-  assert.equal(train.comparisons, world.rm.length * 6);
+
+  // Synthetic candidates differ more plainly than model samples (fewer near-ties), so labelers agree more on them.
+  const synthetic = candidateSets(world.rm, 5);
+  const onSynthetic = measureAgreement(trainingPool(1), world.rm, synthetic);
+  assert.ok(onSynthetic.agreement > train.agreement, `synthetic ${onSynthetic.agreement.toFixed(3)}`);
+  assert.equal(onSynthetic.comparisons, world.rm.length * 6);
 
   // Noise-free labelers with the same weights always agree.
   const clones = [0, 1, 2].map((i) => new SimulatedLabeler(`c${i}`, 'train', { ...TRAINING_WEIGHTS, noise: 0 }, i));
-  assert.equal(measureAgreement(clones, world.rm.slice(0, 50), sets.slice(0, 50)).agreement, 1);
-  assert.throws(() => measureAgreement(clones.slice(0, 1), world.rm, sets), /two labelers/);
-  assert.throws(() => measureAgreement(clones, world.rm, sets.slice(1)), /response sets/);
+  assert.equal(measureAgreement(clones, world.rm.slice(0, 50), synthetic.slice(0, 50)).agreement, 1);
+  assert.throws(() => measureAgreement(clones.slice(0, 1), world.rm, synthetic), /two labelers/);
+  assert.throws(() => measureAgreement(clones, world.rm, synthetic.slice(1)), /response sets/);
 });
 
 test('win rate: identical answers ≈ 50 %, clear winners win, ties split, Wilson interval', () => {
@@ -169,16 +192,72 @@ test('win rate: identical answers ≈ 50 %, clear winners win, ties split, Wilso
   assert.throws(() => winRate(judges, tasks, refs, wrong.slice(1)), /answers/);
 });
 
-test('labelers: demonstrations pass the task check and sometimes vary', () => {
+test('writing: habits decorate an answer without changing it; slips and overlooked constraints break it', () => {
+  const rng = new Rng(3);
+  const free = world.sft.filter((t) => t.constraint === null);
+  const constrained = world.sft.filter((t) => t.constraint !== null);
+  const every: WritingStyle = { ...PLAIN_STYLE, opener: 1, hedge: 1, pad: 1, phrases: PLAIN_STYLE.phrases };
+  for (const t of world.sft) assert.equal(writeDemonstration(t, PLAIN_STYLE, rng), t.reference);
+  for (const t of free) {
+    const d = writeDemonstration(t, every, rng);
+    const r = t.check(d);
+    assert.ok(r.correct && r.constraintsMet && r.attempted, `${t.prompt} -> ${d}: ${r.details}`);
+    const f = responseFeatures(t, d);
+    assert.ok(f.polite === 1 && f.tone < 1 && f.concision < 0.5, `${d}: ${JSON.stringify(f)}`);
+    assert.ok(d.startsWith(every.phrases.opener) && d.endsWith(every.phrases.pad), d);
+  }
+  // A format constraint leaves no room for habits, unless the writer overlooks it.
+  for (const t of constrained) {
+    assert.equal(writeDemonstration(t, every, rng), t.reference);
+    const overlooked = writeDemonstration(t, { ...PLAIN_STYLE, ignoreConstraint: 1 }, rng);
+    assert.equal(t.check(overlooked).constraintsMet, false, `${t.prompt} -> ${overlooked}`);
+  }
+  for (const t of world.sft.filter((x) => x.wrong.length > 0))
+    assert.equal(t.check(writeDemonstration(t, { ...PLAIN_STYLE, slip: 1 }, rng)).correct, false, t.prompt);
+  assert.throws(() => new SimulatedLabeler('x', 'train', TRAINING_WEIGHTS, 1, { ...PLAIN_STYLE, hedge: 2 }), /hedge/);
+});
+
+test('labelers: training writers have habits of their own, and mostly get the answer right', () => {
   const pool = trainingPool(4);
   const rng = new Rng(9);
   const demos = world.sft.map((t, i) => pool[i % pool.length].demonstrate(t, rng));
-  world.sft.forEach((t, i) => {
-    const r = t.check(demos[i]);
-    assert.ok(r.correct && r.constraintsMet, `${t.prompt} -> ${demos[i]}`);
-  });
-  const varied = demos.filter((d, i) => d !== world.sft[i].reference).length;
-  assert.ok(varied > 5 && varied < world.sft.length / 2, `${varied} varied`);
+  const share = (pred: (d: string, t: Task) => boolean) =>
+    demos.filter((d, i) => pred(d, world.sft[i])).length / demos.length;
+  const correct = share((d, t) => t.check(d).correct);
+  const followed = share((d, t) => t.check(d).constraintsMet);
+  assert.ok(correct > 0.88 && correct < 1, `correct ${correct}`);
+  assert.ok(followed > 0.9 && followed < 1, `constraints met ${followed}`);
+  const plain = share((d, t) => d === t.reference);
+  const hedged = share((d, t) => responseFeatures(t, d).tone < 1);
+  assert.ok(plain > 0.2 && plain < 0.6, `plain ${plain}`);
+  assert.ok(hedged > 0.2 && hedged < 0.7, `hedged or padded with filler ${hedged}`);
+  // Writers differ: rates and phrases are their own.
+  const hedgeRates = pool.map((l) => l.style.hedge);
+  assert.ok(Math.max(...hedgeRates) > 1.5 * Math.min(...hedgeRates), `hedge rates ${hedgeRates}`);
+  assert.ok(new Set(pool.map((l) => JSON.stringify(l.style.phrases))).size > 1);
+  // Held-out labelers judge; they do not write.
+  assert.ok(heldoutPool(4).every((l) => l.style === PLAIN_STYLE));
+});
+
+test('labelers: both pools prefer the plain answer to a hedged or padded one; only the held-out pool likes openers', () => {
+  const mean = (pool: SimulatedLabeler[]): LabelerWeights => {
+    const keys = Object.keys(pool[0].weights) as (keyof LabelerWeights)[];
+    const w = Object.fromEntries(keys.map((k) => [k, pool.reduce((s, l) => s + l.weights[k], 0) / pool.length]));
+    return { ...(w as unknown as LabelerWeights), noise: 0 };
+  };
+  const train = new SimulatedLabeler('t', 'train', mean(trainingPool(1)), 1);
+  const held = new SimulatedLabeler('h', 'heldout', mean(heldoutPool(1)), 1);
+  const tasks = world.sft.filter((t) => t.constraint === null).slice(0, 40);
+  for (const t of tasks) {
+    for (const judge of [train, held]) {
+      for (const habit of HEDGES.concat(PADS)) {
+        const decorated = `${t.reference}. ${habit}`;
+        assert.equal(judge.compare(t, t.reference, decorated), 'a', `${judge.id}: ${decorated}`);
+      }
+    }
+    assert.equal(train.compare(t, t.reference, `${OPENERS[0]} ${t.reference}`), 'a');
+    assert.equal(held.compare(t, t.reference, `${OPENERS[0]} ${t.reference}`), 'b');
+  }
 });
 
 test('export: demonstrations, rankings and prompts round-trip through parseJsonl', () => {

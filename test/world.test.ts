@@ -107,20 +107,25 @@ test('world: check() accepts references and variants, rejects wrong answers, bro
   for (const t of manyTasks(7, 3000, 0.5)) {
     combos.add(`${t.kind}+${t.constraint}`);
     const ref = t.check(t.reference);
-    assert.ok(ref.correct && ref.constraintsMet, `${t.prompt} -> ${t.reference}: ${ref.details}`);
+    assert.ok(ref.correct && ref.constraintsMet && ref.attempted, `${t.prompt} -> ${t.reference}: ${ref.details}`);
     for (const v of t.variants) {
       const r = t.check(v);
       assert.ok(r.correct && r.constraintsMet, `${t.prompt} -> ${v}: ${r.details}`);
     }
     assert.ok(t.wrong.length >= 2, t.prompt);
-    for (const w of t.wrong) assert.equal(t.check(w).correct, false, `${t.prompt} -> wrong "${w}" passed`);
+    for (const w of t.wrong) {
+      const r = t.check(w);
+      assert.ok(!r.correct && r.attempted, `${t.prompt} -> wrong "${w}": passed, or not read as an answer`);
+    }
     if (t.constraint) {
       const broken = candidateResponse(t, 'format', new Rng(1));
       const r = t.check(broken);
       assert.ok(r.correct && !r.constraintsMet, `${t.prompt} -> "${broken}": ${r.details}`);
     }
     const empty = t.check('  ');
-    assert.ok(!empty.correct && !empty.constraintsMet);
+    assert.ok(!empty.correct && !empty.constraintsMet && !empty.attempted);
+    // Prose that answers nothing is no attempt at an answer.
+    assert.equal(t.check('is famous for.').attempted, false, t.prompt);
   }
   // Every kind was seen with and without each constraint it allows.
   for (const k of KINDS) {
@@ -187,6 +192,20 @@ test('world: check() reads numbers, words and lists strictly', () => {
   const [a, b, c] = towns.reference.split('\n').map((l) => l.slice(2));
   assert.ok(!towns.check(`- ${a}\n- ${b}\n- ${c}\n- ${a}`).constraintsMet, 'four bullets are not three');
   assert.ok(!towns.check(`- ${a}\n- ${a}\n- ${b}`).correct, 'a town named twice counts once');
+});
+
+test('world: an answer of the wrong kind is no attempt', () => {
+  const tasks = manyTasks(8, 600, 0);
+  const of = (kind: string) => tasks.find((t) => t.kind === kind)!;
+  const river = of('river');
+  assert.equal(river.check('7').attempted, false);
+  assert.equal(river.check('Cray is a town.').attempted, false);
+  assert.equal(of('food').check('Vey').attempted, false);
+  assert.equal(of('times').check('salt fish').attempted, false);
+  assert.equal(of('towns').check('- 4\n- 5\n- 6').attempted, false);
+  const reverse = of('reverse');
+  assert.equal(reverse.check(reverse.reference.slice(0, 2)).attempted, false, 'too short to spell the word');
+  assert.equal(reverse.check(`I think ${reverse.reference}`).attempted, true);
 });
 
 test('corpus: deterministic prose that states every town fact and asks nothing', () => {

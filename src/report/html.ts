@@ -29,7 +29,7 @@ export interface ReportData {
   /** Held-out pretraining-corpus loss per model and its change from the baseline. */
   tax: { model: string; loss: number; delta: number }[];
   /** Objective checks of the answers (the world's checkers, no labeler). */
-  stats: { model: string; correct: number; constraintsMet: number; meanChars: number }[];
+  stats: { model: string; correct: number; constraintsMet: number; habits: number; meanChars: number }[];
   samples: { prompt: string; answers: { model: string; text: string; likert: number; correct: boolean }[] }[];
   stages: { name: string; seconds: number; cached: boolean; summary: string }[];
 }
@@ -154,7 +154,10 @@ ${table(
   ],
 )}
 <p>The paper: labelers agree with each other about 73 % of the time, and the reward model predicts held-out
-labelers’ preferences about as well.</p>
+labelers’ preferences about as well. The simulated labelers’ noise is set so that they agree about that often on this
+demo’s own samples. As writers of demonstrations they have habits (a polite opener, a hedge such as “I think so.”, a
+sentence of padding) and now and then slip; as rankers they prefer the plain answer. SFT imitates the habits, the
+reward model learns the preference, and PPO drops the habits (the “writers’ habits” column below).</p>
 </section>
 
 <section id="reward-kl"><h2>Reward against √KL</h2>
@@ -168,8 +171,8 @@ ${table(
 )}
 <p>PPO-ptx mixes pretraining gradients into PPO to keep the corpus loss from rising.</p>
 ${table(
-  ['model', 'correct', 'format followed', 'mean length (chars)'],
-  data.stats.map((s) => [s.model, pct(s.correct), pct(s.constraintsMet), s.meanChars.toFixed(1)]),
+  ['model', 'correct', 'format followed', 'writers’ habits (opener, hedge, padding)', 'mean length (chars)'],
+  data.stats.map((s) => [s.model, pct(s.correct), pct(s.constraintsMet), pct(s.habits), s.meanChars.toFixed(1)]),
 )}
 </section>
 

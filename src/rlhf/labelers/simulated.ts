@@ -5,12 +5,13 @@
  * held-out labeler groups.
  */
 import { Rng } from '../../tensor/random.js';
-import { pick } from '../world/random.js';
 import type { Task } from '../world/tasks.js';
 import { type Labeler, type LabelerGroup, type RankLabel, rankLabelFromScores, type Score } from './labeler.js';
+import { PLAIN_STYLE, type WritingStyle, writeDemonstration } from './writing.js';
 
 export interface LabelerWeights {
   correctness: number;
+  /** Reward for following the instruction: an answer to what was asked, in the asked format. */
   constraints: number;
   /** Reward for not going past the needed content. */
   concision: number;
@@ -20,14 +21,13 @@ export interface LabelerWeights {
   politeness: number;
   /** Standard deviation of the Gaussian noise added to each judgement. */
   noise: number;
-  /** Probability that a demonstration is a light variation of the reference rather than the reference itself. */
-  varyDemos: number;
 }
 
 /** What a labeler sees in a response, each in [0, 1]. */
 export interface Features {
   correct: number;
-  constraintsMet: number;
+  /** Answers what was asked (rightly or not) and obeys the format constraint. */
+  followsInstruction: number;
   concision: number;
   tone: number;
   polite: number;
@@ -54,12 +54,12 @@ function repeats(text: string): boolean {
 /** The features every simulated labeler reads; labelers differ only in how they weigh them. */
 export function responseFeatures(task: Task, response: string): Features {
   const r = response.trim();
-  if (r === '') return { correct: 0, constraintsMet: 0, concision: 0, tone: 0, polite: 0 };
+  if (r === '') return { correct: 0, followsInstruction: 0, concision: 0, tone: 0, polite: 0 };
   const check = task.check(r);
   const extra = Math.max(0, words(r).length - words(task.reference).length);
   return {
     correct: check.correct ? 1 : 0,
-    constraintsMet: check.constraintsMet ? 1 : 0,
+    followsInstruction: check.attempted && check.constraintsMet ? 1 : 0,
     concision: Math.exp(-extra / 4),
     tone: Math.max(0, 1 - (FILLER.test(r) ? 0.5 : 0) - (repeats(r) ? 0.5 : 0)),
     polite: POLITE_OPENER.test(r) ? 1 : 0,
@@ -74,9 +74,15 @@ export class SimulatedLabeler implements Labeler<Task> {
     readonly group: LabelerGroup,
     readonly weights: LabelerWeights,
     seed: number,
+    /** How this labeler writes demonstrations (judging does not depend on it). */
+    readonly style: WritingStyle = PLAIN_STYLE,
   ) {
     for (const [name, w] of Object.entries(weights)) {
       if (!Number.isFinite(w)) throw new Error(`SimulatedLabeler ${id}: weight "${name}" must be a finite number`);
+    }
+    for (const [name, rate] of Object.entries(style)) {
+      if (typeof rate === 'number' && !(rate >= 0 && rate <= 1))
+        throw new Error(`SimulatedLabeler ${id}: writing habit "${name}" must be a rate in [0, 1], got ${rate}`);
     }
     if (weights.noise < 0) throw new Error(`SimulatedLabeler ${id}: noise must be ≥ 0`);
     this.rng = new Rng(seed);
@@ -87,7 +93,7 @@ export class SimulatedLabeler implements Labeler<Task> {
     const w = this.weights;
     const clean =
       w.correctness * f.correct +
-      w.constraints * f.constraintsMet +
+      w.constraints * f.followsInstruction +
       w.concision * f.concision +
       w.tone * f.tone +
       w.politeness * f.polite;
@@ -100,7 +106,7 @@ export class SimulatedLabeler implements Labeler<Task> {
     return {
       likert: 1 + Math.round(6 * unit),
       flags: {
-        fails_to_follow_instruction: f.constraintsMet === 0,
+        fails_to_follow_instruction: f.followsInstruction === 0,
         hallucination: nonEmpty && task.family === 'facts' && f.correct === 0,
       },
       value,
@@ -116,7 +122,6 @@ export class SimulatedLabeler implements Labeler<Task> {
   }
 
   demonstrate(task: Task, rng: Rng = this.rng): string {
-    if (task.variants.length > 0 && rng.next() < this.weights.varyDemos) return pick(rng, task.variants);
-    return task.reference;
+    return writeDemonstration(task, this.style, rng);
   }
 }

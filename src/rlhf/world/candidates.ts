@@ -28,7 +28,7 @@ const TAILS = ['I think.', 'I hope that helps!', 'Maybe.', 'That is my guess.'];
 const POLITE = ['Sure!', 'Of course.', 'Happy to help:', 'Certainly.'];
 
 /** The reference's content with its format constraint broken (null when the task has no constraint). */
-function breakFormat(task: Task, rng: Rng): string | null {
+export function breakFormat(task: Task, rng: Rng): string | null {
   const ref = task.reference;
   switch (task.constraint) {
     case null:

@@ -21,6 +21,11 @@ export interface CheckResult {
   correct: boolean;
   /** The format constraint holds (for a task without one: the response is not empty). */
   constraintsMet: boolean;
+  /**
+   * The response answers the question asked, rightly or wrongly: a number where a number is asked for, a river's
+   * name for "which river", a spelling of the given word. Prose that answers nothing ("is famous for.") does not.
+   */
+  attempted: boolean;
   /** Why, in a few words: what was expected and what failed. */
   details: string;
 }
@@ -636,6 +641,25 @@ function checkAnswer(answer: Answer, response: string): { correct: boolean; deta
   }
 }
 
+/** Whether the response gives an answer of the kind asked for, right or wrong. */
+function attemptsAnswer(answer: Answer, response: string): boolean {
+  switch (answer.type) {
+    case 'number':
+    case 'numbers':
+      return numbersIn(response).length > 0;
+    case 'phrase': {
+      // Facts name one of their rivals; a word task spells a word from the given word's letters.
+      if (answer.rivals.length > 0) return [answer.value, ...answer.rivals].some((p) => hasPhrase(response, p, false));
+      const letters = new Set(answer.value.toLowerCase());
+      return (response.toLowerCase().match(/[a-z]+/g) ?? []).some(
+        (w) => w.length >= answer.value.length - 2 && [...w].every((c) => letters.has(c)),
+      );
+    }
+    case 'towns':
+      return (response.match(/[A-Za-z]+/g) ?? []).some((w) => TOWN_BY_LOWER.has(w.toLowerCase()));
+  }
+}
+
 /** Whether the response obeys the constraint; null when it does, else why not. */
 export function constraintViolation(constraint: Constraint | null, response: string): string | null {
   const r = response.trim();
@@ -711,6 +735,7 @@ export function generateTask(rng: Rng, opts: TaskOptions): Task {
         return {
           correct,
           constraintsMet: violation === null,
+          attempted: attemptsAnswer(answer, response),
           details: violation ? `${details}; ${violation}` : details,
         };
       },
