@@ -208,12 +208,18 @@ test('world: an answer of the wrong kind is no attempt', () => {
   assert.equal(reverse.check(`I think ${reverse.reference}`).attempted, true);
 });
 
-test('corpus: deterministic prose that states every town fact and asks nothing', () => {
+test('corpus: deterministic prose that states every town fact, plus quiz pages but no instructions', () => {
   const docs = pretrainCorpus(new Rng(21), { sentences: 1500 });
   assert.deepEqual(docs, pretrainCorpus(new Rng(21), { sentences: 1500 }));
   assert.notDeepEqual(docs, pretrainCorpus(new Rng(22), { sentences: 1500 }));
-  const sentences = docs.flatMap((d) => d.split(/(?<=\.) /));
-  assert.equal(sentences.length, 1500);
+  const quizzes = docs.filter((d) => d.startsWith('Q: '));
+  const prose = docs.filter((d) => !d.startsWith('Q: '));
+  const pairs = quizzes.flatMap((d) => d.split(/\n(?=Q: )/));
+  const sentences = prose.flatMap((d) => d.split(/(?<=\.) /));
+  assert.equal(sentences.length + pairs.length, 1500);
+  // Quiz pages: a few (as web text has them), each pair a question line and its answer line.
+  assert.ok(quizzes.length > 0.03 * docs.length && quizzes.length < 0.2 * docs.length, `${quizzes.length} quizzes`);
+  for (const p of pairs) assert.match(p, /^Q: [^\n]+\?\nA: [^\n]+\.$/);
   for (const t of TOWNS) {
     assert.ok(
       sentences.some((s) => s.includes(t.name) && s.includes(t.river) && !s.includes(',')),
@@ -224,7 +230,8 @@ test('corpus: deterministic prose that states every town fact and asks nothing',
       `${t.name} known for ${t.food}`,
     );
   }
-  // No instruction-style text: no questions, no Q/A, no sentence opening like a prompt or a constraint.
+  // No instruction-style text: prose asks nothing, and no sentence or quiz question opens like a prompt or a
+  // constraint of the tasks.
   const openers = new Set(
     [...KINDS.flatMap((k) => k.phrasings), ...Object.values(CONSTRAINT_PHRASINGS).flat()]
       .map((p) => p.template.split(' ')[0])
@@ -236,6 +243,10 @@ test('corpus: deterministic prose that states every town fact and asks nothing',
     assert.ok(!openers.has(s.split(' ')[0]), `instruction-like: ${s}`);
     assert.ok(s.endsWith('.'), s);
   }
+  const taskPrompts = new Set(
+    KINDS.flatMap((k) => k.phrasings.map((p) => p.template.split(' ').slice(0, 3).join(' '))),
+  );
+  for (const p of pairs) assert.ok(!taskPrompts.has(p.slice(3).split(' ').slice(0, 3).join(' ')), `task wording: ${p}`);
   assert.throws(() => pretrainCorpus(new Rng(1), { sentences: 0 }), /sentences/);
 });
 

@@ -1,6 +1,7 @@
 /**
- * The pretraining corpus: plain prose about the same world (towns, rivers, foods, sums, units, lists, words),
- * never in question/answer form, so the base model learns the facts without learning to follow instructions.
+ * The pretraining corpus: plain prose about the same world (towns, rivers, foods, sums, units, lists, words), with
+ * a few quiz pages ("Q: … A: …") as real web text has: the base model learns the facts and the quiz layout that
+ * few-shot prompting leans on, but never the instructions or the chat format that SFT teaches.
  * Documents are a few sentences on one topic; `corpusText` joins them with blank lines, the format that
  * `instructkit pretrain --corpus` reads.
  */
@@ -91,6 +92,20 @@ function listSentence(rng: Rng): string {
   return pick(rng, options);
 }
 
+// One question and answer of a quiz page, in wordings of its own (not the tasks' phrasings).
+function quizPair(rng: Rng): string {
+  const t = pick(rng, TOWNS);
+  const a = between(rng, 1, 12);
+  const b = between(rng, 1, 12);
+  const w = pick(rng, WORDS);
+  return pick(rng, [
+    `Q: ${t.name} sits on the bank of which river?\nA: The ${t.river}.`,
+    `Q: What dish do people in ${t.name} love?\nA: ${t.food[0].toUpperCase()}${t.food.slice(1)}.`,
+    `Q: ${a} plus ${b} comes to how much?\nA: ${a + b}.`,
+    `Q: The word ${w} has how many letters?\nA: ${w.length}.`,
+  ]);
+}
+
 function wordSentence(rng: Rng): string {
   const w = pick(rng, WORDS);
   return pick(rng, [
@@ -113,7 +128,7 @@ export function pretrainCorpus(rng: Rng, opts: CorpusOptions): string[] {
   let deck: Town[] = [];
   let left = opts.sentences;
   while (left > 0) {
-    const topic = weighted(rng, [4, 1, 2, 1, 1, 1.5]);
+    const topic = weighted(rng, [4, 1, 2, 1, 1, 1.5, 1]);
     let sentences: string[];
     if (topic === 0) {
       if (deck.length === 0) deck = shuffled(rng, TOWNS);
@@ -127,12 +142,12 @@ export function pretrainCorpus(rng: Rng, opts: CorpusOptions): string[] {
       sentences = [townsSentence(rng, t.river)];
       if (city) sentences.push(`The city on the ${t.river} is ${city.name}.`);
     } else {
-      const make = [arithmeticSentence, unitSentence, listSentence, wordSentence][topic - 2];
+      const make = [arithmeticSentence, unitSentence, listSentence, wordSentence, quizPair][topic - 2];
       sentences = Array.from({ length: between(rng, 2, 4) }, () => make(rng));
     }
     sentences = sentences.slice(0, left);
     left -= sentences.length;
-    docs.push(sentences.join(' '));
+    docs.push(sentences.join(topic === 6 ? '\n' : ' '));
   }
   return docs;
 }
