@@ -67,6 +67,8 @@ export function intervalBarChart(
                 silent: true,
                 symbol: 'none',
                 lineStyle: { type: 'dashed', color: '#555' },
+                // Inside the plot, in the axis' format: a label past the right end would be clipped.
+                label: { position: 'insideEndTop', formatter: () => fmt(opts.reference!) },
                 data: [{ yAxis: opts.reference }],
               },
       },
