@@ -270,6 +270,16 @@ function tooLong(where: Located, what: string, n: number, context: number): Line
   };
 }
 
+// A record's prompt ids, or null with the reason added to errors (e.g. a multi-turn line without a chat template).
+function promptIds(fmt: Formatter, r: { prompt: string; context?: ChatTurn[] } & Located, errors: LineError[]) {
+  try {
+    return fmt.prompt(r.prompt, r.context);
+  } catch (e) {
+    errors.push({ file: r.file, line: r.line, message: (e as Error).message });
+    return null;
+  }
+}
+
 /** Tokenizes demonstrations; a line too long for the context is an error (skipped with skipBad). */
 export function encodeDemonstrations(
   demos: Demonstration[],
@@ -280,13 +290,8 @@ export function encodeDemonstrations(
   const records: SftExample[] = [];
   const errors: LineError[] = [];
   for (const d of demos) {
-    let prompt: number[];
-    try {
-      prompt = fmt.prompt(d.prompt, d.context);
-    } catch (e) {
-      errors.push({ file: d.file, line: d.line, message: (e as Error).message });
-      continue;
-    }
+    const prompt = promptIds(fmt, d, errors);
+    if (!prompt) continue;
     const ids = [...prompt, ...fmt.response(d.completion)];
     if (ids.length > context) errors.push(tooLong(d, 'prompt + completion', ids.length, context));
     else records.push({ ids, promptLength: prompt.length, file: d.file, line: d.line });
@@ -304,13 +309,8 @@ export function encodeRankings(
   const records: RankingExample[] = [];
   const errors: LineError[] = [];
   for (const r of rankings) {
-    let prompt: number[];
-    try {
-      prompt = fmt.prompt(r.prompt, r.context);
-    } catch (e) {
-      errors.push({ file: r.file, line: r.line, message: (e as Error).message });
-      continue;
-    }
+    const prompt = promptIds(fmt, r, errors);
+    if (!prompt) continue;
     const sequences = r.responses.map((text) => [...prompt, ...fmt.response(text)]);
     const worst = sequences.findIndex((s) => s.length > context);
     if (worst >= 0) errors.push(tooLong(r, `prompt + response ${worst}`, sequences[worst].length, context));
