@@ -102,37 +102,42 @@ export interface ReadDocumentsOptions {
   maxPieceChars?: number;
 }
 
-// One document per {"text"} line; a bad line stops the read with file:line and the fix.
-function* jsonlDocuments(file: string, chunkBytes: number): Generator<CorpusPiece> {
+// The lines of a file ("\n" or "\r\n" endings), read chunk by chunk: only one chunk and one line are in memory.
+function* fileLines(file: string, chunkBytes: number): Generator<string> {
   const fd = openSync(file, 'r');
   try {
     const decoder = new StringDecoder('utf8');
     const buf = Buffer.alloc(chunkBytes);
-    let partial = '';
-    let lineNo = 0;
+    let partial = ''; // an unfinished last line
     for (;;) {
       const n = readSync(fd, buf, 0, chunkBytes, null);
       const lines = (partial + (n > 0 ? decoder.write(buf.subarray(0, n)) : decoder.end())).split('\n');
       partial = n > 0 ? lines.pop()! : '';
-      for (const line of lines) {
-        lineNo++;
-        if (line.trim() === '') continue;
-        let text: unknown;
-        try {
-          text = (JSON.parse(line) as { text?: unknown }).text;
-        } catch {
-          text = undefined;
-        }
-        if (typeof text !== 'string')
-          throw new Error(
-            `${file}:${lineNo}: a .jsonl corpus needs {"text": "..."} on every line (plain text goes in another extension)`,
-          );
-        if (text.trim() !== '') yield { text, endOfDocument: true };
-      }
-      if (n === 0) break;
+      for (const line of lines) yield line.endsWith('\r') ? line.slice(0, -1) : line;
+      if (n === 0) return;
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+// One document per {"text"} line; a bad line stops the read with file:line and the fix.
+function* jsonlDocuments(file: string, chunkBytes: number): Generator<CorpusPiece> {
+  let lineNo = 0;
+  for (const line of fileLines(file, chunkBytes)) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    let text: unknown;
+    try {
+      text = (JSON.parse(line) as { text?: unknown }).text;
+    } catch {
+      text = undefined;
+    }
+    if (typeof text !== 'string')
+      throw new Error(
+        `${file}:${lineNo}: a .jsonl corpus needs {"text": "..."} on every line (plain text goes in another extension)`,
+      );
+    if (text.trim() !== '') yield { text, endOfDocument: true };
   }
 }
 
@@ -148,42 +153,26 @@ export function* readDocuments(files: readonly string[], opts: ReadDocumentsOpti
       yield* jsonlDocuments(file, chunkBytes);
       continue;
     }
-    const fd = openSync(file, 'r');
-    try {
-      const decoder = new StringDecoder('utf8');
-      const buf = Buffer.alloc(chunkBytes);
-      let partial = ''; // an unfinished last line
-      let lines: string[] = [];
-      let chars = 0;
-      const piece = (endOfDocument: boolean): CorpusPiece => {
-        // A piece cut inside a document ends at a line end, so it keeps that "\n".
-        const text = lines.join('\n') + (endOfDocument ? '' : '\n');
-        lines = [];
-        chars = 0;
-        return { text, endOfDocument };
-      };
-      for (;;) {
-        const n = readSync(fd, buf, 0, chunkBytes, null);
-        const text = partial + (n > 0 ? decoder.write(buf.subarray(0, n)) : decoder.end());
-        const split = text.split('\n');
-        partial = n > 0 ? split.pop()! : '';
-        for (const raw of split) {
-          const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-          if (line.trim() === '') {
-            if (lines.length > 0) yield piece(true);
-            continue;
-          }
-          // Cut before a line that continues a long document, so the last piece always ends it.
-          if (chars > maxPieceChars) yield piece(false);
-          lines.push(line);
-          chars += line.length + 1;
-        }
-        if (n === 0) break;
+    let lines: string[] = [];
+    let chars = 0;
+    const piece = (endOfDocument: boolean): CorpusPiece => {
+      // A piece cut inside a document ends at a line end, so it keeps that "\n".
+      const text = lines.join('\n') + (endOfDocument ? '' : '\n');
+      lines = [];
+      chars = 0;
+      return { text, endOfDocument };
+    };
+    for (const line of fileLines(file, chunkBytes)) {
+      if (line.trim() === '') {
+        if (lines.length > 0) yield piece(true);
+        continue;
       }
-      if (lines.length > 0) yield piece(true);
-    } finally {
-      closeSync(fd);
+      // Cut before a line that continues a long document, so the last piece always ends it.
+      if (chars > maxPieceChars) yield piece(false);
+      lines.push(line);
+      chars += line.length + 1;
     }
+    if (lines.length > 0) yield piece(true);
   }
 }
 
