@@ -763,17 +763,7 @@ export function AdminSettings() {
         <div className="grid-2">
           <label className="field">
             <span className="field-label">Overlap: share of tasks given to several labelers</span>
-            <div className="row gap">
-              <input
-                type="number"
-                min={0}
-                max={100}
-                value={Math.round(s.overlap * 100)}
-                onChange={(e) => set('overlap', Number(e.target.value) / 100)}
-                data-testid="overlap"
-              />
-              <span className="muted">%</span>
-            </div>
+            <PercentInput value={s.overlap} onChange={(v) => set('overlap', v)} testId="overlap" />
           </label>
           <label className="field">
             <span className="field-label">Labelers per overlapping task</span>
@@ -799,17 +789,7 @@ export function AdminSettings() {
         <div className="grid-2">
           <label className="field">
             <span className="field-label">Gold checks: share of ranking tasks that are gold items</span>
-            <div className="row gap">
-              <input
-                type="number"
-                min={0}
-                max={100}
-                value={Math.round(s.goldRate * 100)}
-                onChange={(e) => set('goldRate', Number(e.target.value) / 100)}
-                data-testid="gold-rate"
-              />
-              <span className="muted">%</span>
-            </div>
+            <PercentInput value={s.goldRate} onChange={(v) => set('goldRate', v)} testId="gold-rate" />
             <span className="help">
               Gold items outside the screening test, shown like any task; they keep each labeler's gold agreement
               current.
@@ -817,17 +797,14 @@ export function AdminSettings() {
           </label>
           <label className="field">
             <span className="field-label">Time to submit a task (0 = no limit)</span>
-            <div className="row gap">
-              <input
-                type="number"
-                min={0}
-                max={10080}
-                value={s.assignmentTimeoutMinutes}
-                onChange={(e) => set('assignmentTimeoutMinutes', Number(e.target.value))}
-                data-testid="assignment-timeout"
-              />
-              <span className="muted">min</span>
-            </div>
+            <NumberWithUnit
+              unit="min"
+              min={0}
+              max={10080}
+              value={s.assignmentTimeoutMinutes}
+              onChange={(v) => set('assignmentTimeoutMinutes', v)}
+              testId="assignment-timeout"
+            />
             <span className="help">
               Then the task goes back to the pool; a late answer still counts if nobody else took it.
             </span>
@@ -852,6 +829,44 @@ export function AdminSettings() {
         </button>
       </div>
     </div>
+  );
+}
+
+/** A number field with its unit beside it. */
+function NumberWithUnit(props: {
+  unit: string;
+  min: number;
+  max: number;
+  value: number;
+  onChange: (v: number) => void;
+  testId: string;
+}) {
+  return (
+    <div className="row gap">
+      <input
+        type="number"
+        min={props.min}
+        max={props.max}
+        value={props.value}
+        onChange={(e) => props.onChange(Number(e.target.value))}
+        data-testid={props.testId}
+      />
+      <span className="muted">{props.unit}</span>
+    </div>
+  );
+}
+
+/** A share in [0, 1], edited as a whole percentage. */
+function PercentInput(props: { value: number; onChange: (v: number) => void; testId: string }) {
+  return (
+    <NumberWithUnit
+      unit="%"
+      min={0}
+      max={100}
+      value={Math.round(props.value * 100)}
+      onChange={(v) => props.onChange(v / 100)}
+      testId={props.testId}
+    />
   );
 }
 
