@@ -122,7 +122,8 @@ Napi::Value toBf16ColumnSums(const Napi::CallbackInfo& info) {
   uint16_t* y = args.u16(1, rows * cols);
   float* sums = args.f32(2, cols);
   const int threads = omp_get_max_threads();
-  std::vector<float> partial(static_cast<size_t>(threads) * cols, 0.0f);
+  static thread_local std::vector<float> partial;  // grows once; no allocation per backward step after that
+  partial.assign(static_cast<size_t>(threads) * cols, 0.0f);
   // Static row partition, each thread summing into its own row of partials, combined in thread order: the result
   // depends only on the thread count.
   parallelFor(rows, std::max<int64_t>(1, (1 << 15) / cols), [&](int64_t lo, int64_t hi) {
