@@ -78,3 +78,18 @@ test('bf16 autocast linear: the bias gradient is the exact column sum of the out
   const wExact = w.grad!.toArray();
   for (let i = 0; i < wExact.length; i++) assert.ok(Math.abs(wExact[i] - wLow[i]) < 0.2 + 0.03 * Math.abs(wExact[i]));
 });
+
+test('bf16 autocast linear: the bias gradient of a batch big enough to split across threads', () => {
+  const [rows, cols] = [1024, 64]; // rows over several thread chunks
+  const x = param([rows, 8], 7);
+  const w = param([8, cols], 8);
+  const bias = param([cols], 9);
+  const up = randn([rows, cols], new Rng(10));
+  autocast('bf16', () => backward(sum(mul(linear(x, w, bias), up))));
+  const got = bias.grad!.toArray();
+  for (let c = 0; c < cols; c++) {
+    let want = 0;
+    for (let r = 0; r < rows; r++) want += up.f32[r * cols + c];
+    assert.ok(Math.abs(got[c] - want) < 1e-3, `column ${c}: ${got[c]} vs ${want}`);
+  }
+});

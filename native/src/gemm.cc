@@ -122,12 +122,15 @@ Napi::Value toBf16ColumnSums(const Napi::CallbackInfo& info) {
   uint16_t* y = args.u16(1, rows * cols);
   float* sums = args.f32(2, cols);
   const int threads = omp_get_max_threads();
-  static thread_local std::vector<float> partial;  // grows once; no allocation per backward step after that
-  partial.assign(static_cast<size_t>(threads) * cols, 0.0f);
+  // Kept across calls so a backward step allocates nothing. The workers get its address: a thread_local named
+  // inside the parallel region would be each worker's own, empty copy.
+  static thread_local std::vector<float> scratch;
+  scratch.assign(static_cast<size_t>(threads) * cols, 0.0f);
+  float* const partial = scratch.data();
   // Static row partition, each thread summing into its own row of partials, combined in thread order: the result
   // depends only on the thread count.
   parallelFor(rows, std::max<int64_t>(1, (1 << 15) / cols), [&](int64_t lo, int64_t hi) {
-    float* __restrict part = partial.data() + static_cast<size_t>(omp_get_thread_num()) * cols;
+    float* __restrict part = partial + static_cast<size_t>(omp_get_thread_num()) * cols;
     for (int64_t r = lo; r < hi; r++) {
       const float* __restrict xr = x + r * cols;
       uint16_t* __restrict yr = y + r * cols;
