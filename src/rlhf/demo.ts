@@ -591,7 +591,7 @@ async function evaluate(ctx: Ctx, keys: Record<string, string>) {
   const tasks = ctx.world.eval;
   return ctx.stages.run(
     'eval',
-    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath) },
+    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema' },
     (): EvalResult => {
       const greedy = { maxNewTokens, temperature: 0, seed: ctx.seed };
       const baseDir = ctx.stages.dir('base');
@@ -627,7 +627,8 @@ async function evaluate(ctx: Ctx, keys: Record<string, string>) {
       }
       for (const name of ['sft', 'ppo', 'ppo_ptx'] as const) {
         ctx.say(`eval: ${MODEL_LABELS[name]}`);
-        const dir = ctx.stages.dir(name);
+        // PPO's result is the moving average of its policy weights (decay 0.992, as in the paper), not the last step.
+        const dir = name === 'sft' ? ctx.stages.dir(name) : join(ctx.stages.dir(name), 'ema');
         answers[name] = chatAnswers(dir, tasks, greedy);
         const model = loadPretrained(dir);
         corpusLosses[name] = corpusLoss(model, tok, heldoutText);
