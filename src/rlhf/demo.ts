@@ -728,19 +728,18 @@ function reportData(
 
 const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', 'report'] as const;
 
-/** Expected seconds of each stage on 2 cores, for the ETA. */
+/** Expected seconds of each stage on 2 cores, for the ETA (per-unit costs measured on the demo's small model). */
 function expectedSeconds(cfg: DemoConfig): Record<string, number> {
-  const p = cfg.pretrain.steps * 0.1 + 15;
-  const ppo = cfg.ppo.steps! * cfg.ppo.batchSize! * 0.02;
+  const ppo = cfg.ppo.steps! * cfg.ppo.batchSize! * 0.004;
   return {
-    base: p,
-    sft: cfg.sft.epochs! * cfg.world.sft * 0.01,
-    samples: 10,
-    rm: 10,
+    base: cfg.pretrain.steps * 0.02 + 2,
+    sft: cfg.sft.epochs! * cfg.world.sft * 0.0006,
+    samples: cfg.world.rm * 0.005,
+    rm: cfg.world.rm * cfg.rm.epochs! * 0.004,
     ppo,
-    ppo_ptx: ppo * 1.3,
-    eval: 15,
-    report: 2,
+    ppo_ptx: ppo * 1.4,
+    eval: cfg.world.eval * 0.02,
+    report: 1,
   };
 }
 
