@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { autocast, backward, linear, matmul, mul, Rng, randn, sum, tensor } from '../src/tensor/index.js';
+import { autocast, backward, linear, matmul, mul, native, Rng, randn, sum, tensor } from '../src/tensor/index.js';
 import { gradcheck } from './helpers/gradcheck.js';
 
 function param(shape: number[], seed: number) {
@@ -92,4 +92,34 @@ test('bf16 autocast linear: the bias gradient of a batch big enough to split acr
     for (let r = 0; r < rows; r++) want += up.f32[r * cols + c];
     assert.ok(Math.abs(got[c] - want) < 1e-3, `column ${c}: ${got[c]} vs ${want}`);
   }
+});
+
+test('few-row products against a Linear weight (the decode path) match a float64 sum, with bias and accumulation', () => {
+  const rng = new Rng(5);
+  const values = (n: number) => Float32Array.from({ length: n }, () => rng.next() - 0.5);
+  for (const M of [1, 2, 3, 4, 5, 8])
+    for (const [K, N] of [
+      [256, 200],
+      [17, 33],
+      [1024, 70],
+      [5, 3],
+    ])
+      for (const accumulate of [false, true]) {
+        const a = values(M * K);
+        const b = values(N * K);
+        const bias = values(N);
+        const c = values(M * N);
+        const before = c.slice();
+        native.matmul(a, b, c, 1, 1, 1, M, N, K, false, true, accumulate, false, bias);
+        for (let m = 0; m < M; m++)
+          for (let n = 0; n < N; n++) {
+            let want = bias[n] + (accumulate ? before[m * N + n] : 0);
+            for (let k = 0; k < K; k++) want += a[m * K + k] * b[n * K + k];
+            const got = c[m * N + n];
+            assert.ok(
+              Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)),
+              `M=${M} K=${K} N=${N} [${m},${n}]: ${got} vs ${want}`,
+            );
+          }
+      }
 });

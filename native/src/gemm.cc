@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "skinny_gemm.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace ik {
@@ -76,6 +77,12 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
   }
   float* c = args.f32(2, batch * M * N);
   float* bias = info.Length() > 13 && !args.isNull(13) ? args.f32(13, N) : nullptr;
+  // Decode steps against Linear weights. (Against Conv1D's K×N weights the same idea lost to oneDNN: its rows lie
+  // a page apart, where the hardware prefetcher does not follow.)
+  if (!bf16 && !tA && tB && batch == 1 && M <= kSkinnyMaxRows) {
+    skinnyGemmNT(static_cast<const float*>(a), static_cast<const float*>(b), c, bias, M, N, K, acc);
+    return info.Env().Undefined();
+  }
   Key key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, bias != nullptr};
   std::lock_guard<std::mutex> guard(planLock);
   auto& plan = plans[key];
