@@ -383,6 +383,7 @@ void backwardBlocked(const Problem& P) {
           const float* o = P.out + P.outRow(b, i, h);
           const float* go = P.dout + P.outRow(b, i, h);
           float dsum = 0.0f;
+#pragma omp simd reduction(+ : dsum)
           for (int64_t d = 0; d < hd; d++) dsum += o[d] * go[d];
           stat[g * P.Tq + i] = P.lse[P.lseAt(b, h, i)];
           stat[rows + g * P.Tq + i] = dsum;
