@@ -26,6 +26,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`instructkit: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  // The demo's models are small, so its kernels are short and OpenMP's workers wait often. libgomp's default is to
+  // spin for a long while first, which takes the core from any busy neighbour: beside one busy process the demo's
+  // pretraining took 72 s instead of 42 s, and on a quiet machine short spins cost nothing. libgomp reads this when
+  // the native addon loads, which the command's import below does.
+  if (name === 'demo') process.env.GOMP_SPINCOUNT ??= '1000';
   const mod = (await import(`./commands/${name}.js`)) as { run: (args: string[]) => Promise<number> | number };
   return mod.run(rest);
 }
