@@ -123,3 +123,23 @@ test('few-row products against a Linear weight (the decode path) match a float64
           }
       }
 });
+
+test('empty products have PyTorch shapes and values, forward and backward', () => {
+  assert.deepEqual(matmul(tensor([], [0, 4]), tensor(new Array(12).fill(1), [4, 3])).shape, [0, 3]);
+  const a = tensor([], [2, 0]);
+  const b = tensor([], [0, 3]);
+  a.requiresGrad = true;
+  b.requiresGrad = true;
+  const y = linear(a, tensor([], [0, 3]), tensor([1, 2, 3], [3]));
+  assert.deepEqual(y.toArray(), [1, 2, 3, 1, 2, 3]);
+  const z = matmul(a, b);
+  assert.deepEqual(z.toArray(), [0, 0, 0, 0, 0, 0]);
+  backward(sum(z));
+  assert.deepEqual(
+    [a.grad?.shape, b.grad?.shape],
+    [
+      [2, 0],
+      [0, 3],
+    ],
+  );
+});

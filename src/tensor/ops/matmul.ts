@@ -69,6 +69,13 @@ function gemm(a: T, b: T, out: T, d: Dims, tA: boolean, tB: boolean, accumulate:
   const bf16 = a.dtype === 'bf16';
   check(a.dtype === b.dtype, 'matmul', () => `dtypes differ: ${a.dtype} and ${b.dtype}`);
   check(a.dtype !== 'i32', 'matmul', () => 'integer tensors cannot be multiplied');
+  // Empty products, as PyTorch has them: no output at all, or (K = 0) sums of nothing, which are 0 (plus the bias).
+  if (d.batch * d.M * d.N === 0) return;
+  if (d.K === 0) {
+    if (!accumulate) out.f32.fill(0);
+    if (bias) for (let i = 0; i < out.numel; i++) out.f32[i] += bias.f32[i % d.N];
+    return;
+  }
   // A shared right-hand matrix under an untransposed batched left side is one tall GEMM.
   if (d.batchB === 1 && d.batch > 1 && !tA && d.batchA === d.batch) {
     native.matmul(
