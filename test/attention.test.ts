@@ -4,7 +4,9 @@ import {
   attention,
   attentionPacked,
   backward,
+  detach,
   getThreads,
+  permute,
   Rng,
   randn,
   setThreads,
@@ -213,21 +215,35 @@ test('attention gradients for a subset of inputs', () => {
   gradcheck((a, b, c) => attention(a, b, c), [q, k, v]);
 });
 
+test('head-major keys and values give the same output and gradients as token-major ones', () => {
+  const [q, k, v] = [rnd([2, 6, 4, 8], 45, true), rnd([2, 6, 2, 8], 46, true), rnd([2, 6, 2, 8], 47, true)];
+  const mask = paddingMask(6, [0, 2], [0, 0]);
+  const headMajor = (x: Tensor) => {
+    const h = detach(permute(x, [0, 2, 1, 3]));
+    h.requiresGrad = true;
+    return h;
+  };
+  const want = attention(q, k, v, { keyMask: mask });
+  const got = attention(q, headMajor(k), headMajor(v), { keyMask: mask, headMajorKV: true });
+  assertClose(got.f32, want.f32, 1e-6, 'output');
+  gradcheck((x, y, z) => attention(x, y, z, { keyMask: mask, headMajorKV: true }), [q, headMajor(k), headMajor(v)]);
+});
+
 test('attentionPacked gradients', () => {
   const mask = paddingMask(20, [0, 5], [0, 0]);
   gradcheck((x) => attentionPacked(x, 2, { keyMask: mask }), [rnd([2, 20, 3 * 8], 26, true)]);
   gradcheck((x) => attentionPacked(x, 2, { causal: false }), [rnd([1, 6, 3 * 8], 27, true)]);
 });
 
-test('decode with a KV cache reproduces full-sequence attention', () => {
+test('decode with a head-major KV cache reproduces full-sequence attention', () => {
   const [B, T, Hq, Hkv, hd, Tmax, prefill] = [2, 12, 4, 2, 16, 16, 5];
   const q = rnd([B, T, Hq, hd], 28);
   const k = rnd([B, T, Hkv, hd], 29);
   const v = rnd([B, T, Hkv, hd], 30);
   const full = attention(q, k, v, { keyMask: paddingMask(T, [0, 2], [0, 0]) }).f32;
   const cacheMask = paddingMask(Tmax, [0, 2], [0, 0]);
-  const kc = zeros([B, Tmax, Hkv, hd]);
-  const vc = zeros([B, Tmax, Hkv, hd]);
+  const kc = zeros([B, Hkv, Tmax, hd]);
+  const vc = zeros([B, Hkv, Tmax, hd]);
   kc.f32.fill(Number.NaN); // never-written slots must not be read
   vc.f32.fill(Number.NaN);
   const row = Hq * hd;
@@ -243,11 +259,19 @@ test('decode with a KV cache reproduces full-sequence attention', () => {
   // Prefill several positions at once, then one token per step.
   writeKV(kc, timeSlice(k, 0, prefill), 0);
   writeKV(vc, timeSlice(v, 0, prefill), 0);
-  check(attention(timeSlice(q, 0, prefill), kc, vc, { kvLen: prefill, keyMask: cacheMask }).f32, 0, prefill);
+  check(
+    attention(timeSlice(q, 0, prefill), kc, vc, { kvLen: prefill, keyMask: cacheMask, headMajorKV: true }).f32,
+    0,
+    prefill,
+  );
   for (let t = prefill; t < T; t++) {
     writeKV(kc, timeSlice(k, t, t + 1), t);
     writeKV(vc, timeSlice(v, t, t + 1), t);
-    check(attention(timeSlice(q, t, t + 1), kc, vc, { kvLen: t + 1, keyMask: cacheMask }).f32, t, t + 1);
+    check(
+      attention(timeSlice(q, t, t + 1), kc, vc, { kvLen: t + 1, keyMask: cacheMask, headMajorKV: true }).f32,
+      t,
+      t + 1,
+    );
   }
 });
 
@@ -294,6 +318,6 @@ test('attention names the op on bad input', () => {
   assert.throws(() => attention(q, k, k, { kvLen: 5, causal: false }), /attention: kvLen 5/);
   assert.throws(() => attention(rnd([1, 4, 8], 41), k, k), /attention: q, k, v must be/);
   assert.throws(() => attentionPacked(rnd([1, 4, 20], 42), 2), /attentionPacked: last axis/);
-  assert.throws(() => writeKV(zeros([1, 4, 2, 8]), rnd([1, 2, 2, 8], 43), 3), /writeKV: .*overruns/);
-  assert.throws(() => writeKV(zeros([1, 4, 2, 8]), rnd([1, 2, 1, 8], 44), 0), /writeKV: x \[1, 2, 1, 8\] does not fit/);
+  assert.throws(() => writeKV(zeros([1, 2, 4, 8]), rnd([1, 2, 2, 8], 43), 3), /writeKV: .*overruns/);
+  assert.throws(() => writeKV(zeros([1, 2, 4, 8]), rnd([1, 2, 1, 8], 44), 0), /writeKV: x \[1, 2, 1, 8\] does not fit/);
 });

@@ -53,7 +53,9 @@ struct Problem {
   float* lse;  // (B, Hq, Tq) or null
   const float* dout;
   float *dq, *dk, *dv;  // gradients with q's and k's row strides, or null when not wanted
-  int64_t B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride;
+  // k/v row (b, j, h) starts at b·kvBatchStride + j·kvStride + h·kvHeadStride: token-major (B, Tk, Hkv, hd) as a
+  // projection writes it, or head-major (B, Hkv, Tk, hd) as the KV cache keeps it.
+  int64_t B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride;
   bool causal;
   float scale;
 
@@ -67,7 +69,7 @@ struct Problem {
     return e < 0 ? 0 : (e > kvLen ? kvLen : e);
   }
   int64_t qRow(int64_t b, int64_t i, int64_t h) const { return (b * Tq + i) * qStride + h * hd; }
-  int64_t kvRow(int64_t b, int64_t j, int64_t h) const { return (b * Tk + j) * kvStride + h * hd; }
+  int64_t kvRow(int64_t b, int64_t j, int64_t h) const { return b * kvBatchStride + j * kvStride + h * kvHeadStride; }
   int64_t outRow(int64_t b, int64_t i, int64_t h) const { return ((b * Tq + i) * Hq + h) * hd; }
   int64_t lseAt(int64_t b, int64_t h, int64_t i) const { return (b * Hq + h) * Tq + i; }
 };
@@ -480,28 +482,39 @@ Problem readProblem(const Args& args, size_t first) {
   P.B = args.int_(first, 0), P.Tq = args.int_(first + 1, 0), P.Tk = args.int_(first + 2, 0);
   P.kvLen = args.int_(first + 3, 0), P.Hq = args.int_(first + 4, 1), P.Hkv = args.int_(first + 5, 1);
   P.hd = args.int_(first + 6, 1), P.qStride = args.int_(first + 7, 1), P.kvStride = args.int_(first + 8, 1);
-  P.causal = args.flag(first + 9);
-  P.scale = static_cast<float>(args.num(first + 10));
+  P.kvHeadStride = args.int_(first + 9, 1), P.kvBatchStride = args.int_(first + 10, 0);
+  P.causal = args.flag(first + 11);
+  P.scale = static_cast<float>(args.num(first + 12));
   if (P.kvLen > P.Tk) args.fail("kvLen " + std::to_string(P.kvLen) + " exceeds Tk " + std::to_string(P.Tk));
   if (P.Hq % P.Hkv != 0)
     args.fail(std::to_string(P.Hq) + " query heads are not a multiple of " + std::to_string(P.Hkv) + " kv heads");
   if (P.hd > kMaxHeadDim) args.fail("head dim " + std::to_string(P.hd) + " exceeds " + std::to_string(kMaxHeadDim));
-  if (P.qStride < P.Hq * P.hd || P.kvStride < P.Hkv * P.hd) args.fail("row strides are shorter than the rows");
+  if (P.qStride < P.Hq * P.hd) args.fail("q's row stride is shorter than its rows");
+  const bool tokenMajor = P.kvHeadStride >= P.hd && P.kvStride >= P.Hkv * P.kvHeadStride &&
+                          P.kvBatchStride >= P.Tk * P.kvStride;
+  const bool headMajor = P.kvStride >= P.hd && P.kvHeadStride >= P.Tk * P.kvStride &&
+                         P.kvBatchStride >= P.Hkv * P.kvHeadStride;
+  if (!(tokenMajor || headMajor)) args.fail("k/v strides make rows overlap");
   return P;
 }
 
 size_t span(int64_t rows, int64_t stride, int64_t width) {
   return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * stride + width);
 }
+// Floats from k's (or v's) first row to the end of its last.
+size_t kvSpan(const Problem& P) {
+  return P.B == 0 || P.Tk == 0 ? 0 : static_cast<size_t>(P.kvRow(P.B - 1, P.Tk - 1, P.Hkv - 1) + P.hd);
+}
 
-// attentionForward(q, k, v, mask|null, out, lse|null, B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, causal,
-// scale). q rows (b, t) start qStride apart and k/v rows kvStride apart; mask is (B, Tk); out is (B, Tq, Hq, hd).
+// attentionForward(q, k, v, mask|null, out, lse|null, B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride,
+// kvBatchStride, causal, scale). q rows (b, t) start qStride apart; k/v rows as Problem::kvRow says; mask is (B, Tk);
+// out is (B, Tq, Hq, hd).
 Napi::Value attentionForward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionForward", 17);
+  Args args(info, "attentionForward", 19);
   Problem P = readProblem(args, 6);
   P.q = args.f32(0, span(P.B * P.Tq, P.qStride, P.Hq * P.hd));
-  P.k = args.f32(1, span(P.B * P.Tk, P.kvStride, P.Hkv * P.hd));
-  P.v = args.f32(2, span(P.B * P.Tk, P.kvStride, P.Hkv * P.hd));
+  P.k = args.f32(1, kvSpan(P));
+  P.v = args.f32(2, kvSpan(P));
   P.mask = args.isNull(3) ? nullptr : args.f32(3, P.B * P.Tk);
   P.out = args.f32(4, P.B * P.Tq * P.Hq * P.hd);
   P.lse = args.isNull(5) ? nullptr : args.f32(5, P.B * P.Hq * P.Tq);
@@ -513,11 +526,11 @@ Napi::Value attentionForward(const Napi::CallbackInfo& info) {
 IK_EXPORT("attentionForward", attentionForward);
 
 // attentionBackward(q, k, v, mask|null, out, dout, lse, dq|null, dk|null, dv|null, B, Tq, Tk, kvLen, Hq, Hkv, hd,
-// qStride, kvStride, causal, scale). dq has q's row strides, dk and dv those of k and v; each is written in full.
+// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale). dq has q's row strides, dk and dv those of k and v; each is written in full.
 Napi::Value attentionBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionBackward", 21);
+  Args args(info, "attentionBackward", 23);
   Problem P = readProblem(args, 10);
-  const size_t qLen = span(P.B * P.Tq, P.qStride, P.Hq * P.hd), kvLen = span(P.B * P.Tk, P.kvStride, P.Hkv * P.hd);
+  const size_t qLen = span(P.B * P.Tq, P.qStride, P.Hq * P.hd), kvLen = kvSpan(P);
   const size_t outLen = P.B * P.Tq * P.Hq * P.hd;
   P.q = args.f32(0, qLen);
   P.k = args.f32(1, kvLen);

@@ -161,6 +161,24 @@ Napi::Value copyBlocks(const Napi::CallbackInfo& info) {
 }
 IK_EXPORT("copyBlocks", copyBlocks);
 
+// writeKV(src, dst, B, T, H, hd, Tmax, pos): src (B, T, H, hd) into the head-major cache dst (B, H, Tmax, hd) at times
+// pos..pos+T-1.
+Napi::Value writeKV(const Napi::CallbackInfo& info) {
+  Args args(info, "writeKV", 8);
+  const int64_t B = args.int_(2), T = args.int_(3), H = args.int_(4), hd = args.int_(5), Tmax = args.int_(6),
+                pos = args.int_(7);
+  if (pos + T > Tmax) args.fail("writing " + std::to_string(T) + " steps at " + std::to_string(pos) + " overruns " +
+                                std::to_string(Tmax));
+  const float* src = args.f32(0, B * T * H * hd);
+  float* dst = args.f32(1, B * H * Tmax * hd);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t h = 0; h < H; h++)
+        std::memcpy(dst + ((b * H + h) * Tmax + pos + t) * hd, src + ((b * T + t) * H + h) * hd, hd * sizeof(float));
+  return info.Env().Undefined();
+}
+IK_EXPORT("writeKV", writeKV);
+
 // broadcastCopy(src, srcShape, dst, dstShape): dst = src expanded along its size-1 (or missing) dimensions.
 Napi::Value broadcastCopy(const Napi::CallbackInfo& info) {
   Args args(info, "broadcastCopy", 4);

@@ -97,7 +97,7 @@ class Attention extends Module {
     const [q, k, v] = split(qkv, [H * hd, H * hd, H * hd], -1).map((t) => reshape(t, [B, T, H, hd]));
     cache.write(layer, k, v);
     const kvLen = cache.length + T;
-    const y = attention(q, cache.keys[layer], cache.values[layer], { causal: true, keyMask, kvLen });
+    const y = attention(q, cache.keys[layer], cache.values[layer], { causal: true, keyMask, kvLen, headMajorKV: true });
     return this.c_proj.forward(reshape(y, [B, T, H * hd]));
   }
 }

@@ -1,4 +1,5 @@
-// Preallocated key/value buffers for decoding: one (B, maxLen, kvHeads, headDim) pair per layer.
+// Preallocated key/value buffers for decoding: one head-major (B, kvHeads, maxLen, headDim) pair per layer, so that
+// each head's keys are contiguous for the decode step that streams them.
 import { check, keep, Tensor, writeKV } from '../tensor/index.js';
 
 /** Positions start, start+1, ..., start+T-1 as an i32 tensor. */
@@ -22,8 +23,8 @@ export class KVCache {
     readonly headDim: number,
   ) {
     for (let i = 0; i < layers; i++) {
-      this.keys.push(keep(Tensor.empty([batch, maxLen, kvHeads, headDim])));
-      this.values.push(keep(Tensor.empty([batch, maxLen, kvHeads, headDim])));
+      this.keys.push(keep(Tensor.empty([batch, kvHeads, maxLen, headDim])));
+      this.values.push(keep(Tensor.empty([batch, kvHeads, maxLen, headDim])));
     }
   }
 

@@ -110,7 +110,12 @@ class SelfAttention extends Module {
     let y: Tensor;
     if (cache) {
       cache.write(layer, k, v);
-      y = attention(q, cache.keys[layer], cache.values[layer], { causal: true, keyMask, kvLen: cache.length + T });
+      y = attention(q, cache.keys[layer], cache.values[layer], {
+        causal: true,
+        keyMask,
+        kvLen: cache.length + T,
+        headMajorKV: true,
+      });
     } else y = attention(q, k, v, { causal: true, keyMask });
     return this.o_proj.forward(reshape(y, [B, T, h * hd]));
   }

@@ -12,11 +12,19 @@ export interface AttentionOptions {
   scale?: number;
   /** Use only the first kvLen key positions (a preallocated cache); causal alignment then uses kvLen for Tk. */
   kvLen?: number;
+  /**
+   * k and v are head-major (B, Hkv, Tk, hd), as a KV cache keeps them: each head's keys are contiguous, which a
+   * decode step streams from memory about a third faster than rows interleaved across heads.
+   */
+  headMajorKV?: boolean;
 }
 
 const MAX_HEAD_DIM = 256;
 
-/** Sizes and strides the native kernels take: rows (b, t) of q start qStride floats apart, of k and v kvStride. */
+/**
+ * Sizes and strides the native kernels take: rows (b, t) of q start qStride floats apart; k/v row (b, t, h) starts
+ * at b·kvBatchStride + t·kvStride + h·kvHeadStride.
+ */
 interface Layout {
   B: number;
   Tq: number;
@@ -27,6 +35,8 @@ interface Layout {
   hd: number;
   qStride: number;
   kvStride: number;
+  kvHeadStride: number;
+  kvBatchStride: number;
   causal: boolean;
   scale: number;
   keyMask: T | null;
@@ -61,7 +71,11 @@ function layout(op: string, dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'k
 }
 
 function sizeArgs(L: Layout): (number | boolean)[] {
-  return [L.B, L.Tq, L.Tk, L.kvLen, L.Hq, L.Hkv, L.hd, L.qStride, L.kvStride, L.causal, L.scale];
+  return [
+    ...[L.B, L.Tq, L.Tk, L.kvLen, L.Hq, L.Hkv, L.hd, L.qStride, L.kvStride, L.kvHeadStride, L.kvBatchStride],
+    L.causal,
+    L.scale,
+  ];
 }
 
 /** Runs the forward kernel; the returned lse is null when nothing will need a gradient. */
@@ -102,7 +116,8 @@ function backwardInto(
 }
 
 /**
- * softmax(scale·q·kᵀ + masks)·v per head. q (B, Tq, Hq, hd); k and v (B, Tk, Hkv, hd), Hq a multiple of Hkv
+ * softmax(scale·q·kᵀ + masks)·v per head. q (B, Tq, Hq, hd); k and v (B, Tk, Hkv, hd), or (B, Hkv, Tk, hd) with
+ * headMajorKV; Hq a multiple of Hkv
  * (query head h reads kv head h / (Hq/Hkv)). Output (B, Tq, Hq, hd). All f32; the BTHD layout is a Linear
  * projection's output reshaped, so no permute is needed.
  */
@@ -120,7 +135,9 @@ export function attention(q: T, k: T, v: T, opts: AttentionOptions = {}): T {
     () => `q, k, v must be f32, got ${q.dtype}, ${k.dtype}, ${v.dtype}`,
   );
   const [B, Tq, Hq, hd] = q.shape;
-  const [Bk, Tk, Hkv, hdk] = k.shape;
+  const headMajor = opts.headMajorKV ?? false;
+  const [Bk, k1, k2, hdk] = k.shape;
+  const [Tk, Hkv] = headMajor ? [k2, k1] : [k1, k2];
   check(
     k.shape.join() === v.shape.join(),
     op,
@@ -133,7 +150,10 @@ export function attention(q: T, k: T, v: T, opts: AttentionOptions = {}): T {
     op,
     () => `query heads must be a multiple of kv heads: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}`,
   );
-  const L = layout(op, { B, Tq, Tk, Hq, Hkv, hd, qStride: Hq * hd, kvStride: Hkv * hd }, opts);
+  const strides = headMajor
+    ? { kvStride: hd, kvHeadStride: Tk * hd, kvBatchStride: Hkv * Tk * hd }
+    : { kvStride: Hkv * hd, kvHeadStride: hd, kvBatchStride: Tk * Hkv * hd };
+  const L = layout(op, { B, Tq, Tk, Hq, Hkv, hd, qStride: Hq * hd, ...strides }, opts);
   const { out, lse } = forward(L, q.f32, k.f32, v.f32, [q, k, v], [B, Tq, Hq, hd]);
   return record(op, out, [q, k, v], (g) => {
     const dq = q.requiresGrad ? Tensor.empty(q.shape) : null;
@@ -163,8 +183,10 @@ export function attentionPacked(qkv: T, nHead: number, opts: AttentionOptions = 
     op,
     () => `last axis of ${shapeStr(qkv.shape)} must be 3·nHead·hd for nHead = ${nHead}`,
   );
+  check(!opts.headMajorKV, op, () => 'packed keys and values are token-major; headMajorKV does not apply');
   const hd = D / nHead;
-  const L = layout(op, { B, Tq: T, Tk: T, Hq: nHead, Hkv: nHead, hd, qStride: D3, kvStride: D3 }, opts);
+  const packed = { qStride: D3, kvStride: D3, kvHeadStride: hd, kvBatchStride: T * D3 };
+  const L = layout(op, { B, Tq: T, Tk: T, Hq: nHead, Hkv: nHead, hd, ...packed }, opts);
   const all = qkv.f32;
   const { out, lse } = forward(L, all, all.subarray(D), all.subarray(2 * D), [qkv], [B, T, D]);
   return record(op, out, [qkv], (g) => {
@@ -178,17 +200,18 @@ export function attentionPacked(qkv: T, nHead: number, opts: AttentionOptions = 
 }
 
 /**
- * Copies x (B, T, H, hd) into cache (B, Tmax, H, hd) at time offset pos, in place (no gradient).
- * Used to fill a preallocated KV cache one decode step at a time; pass kvLen to attention to read it.
+ * Copies x (B, T, H, hd) into the head-major cache (B, H, Tmax, hd) at time offset pos, in place (no gradient).
+ * Used to fill a preallocated KV cache one decode step at a time; pass kvLen and headMajorKV to attention to read it.
  */
 export function writeKV(cache: T, x: T, pos: number): T {
   const op = 'writeKV';
   check(
     cache.ndim === 4 && x.ndim === 4 && cache.dtype === 'f32' && x.dtype === 'f32',
     op,
-    () => `cache and x must be f32 (batch, time, heads, head dim), got ${shapeStr(cache.shape)}, ${shapeStr(x.shape)}`,
+    () =>
+      `cache and x must be f32 (batch, heads, time, head dim) and (batch, time, heads, head dim), got ${shapeStr(cache.shape)}, ${shapeStr(x.shape)}`,
   );
-  const [B, Tmax, H, hd] = cache.shape;
+  const [B, H, Tmax, hd] = cache.shape;
   const [Bx, T, Hx, hdx] = x.shape;
   check(
     Bx === B && Hx === H && hdx === hd,
@@ -200,9 +223,6 @@ export function writeKV(cache: T, x: T, pos: number): T {
     op,
     () => `writing ${T} steps at position ${pos} overruns the cache's ${Tmax}`,
   );
-  const row = H * hd;
-  const src = x.f32;
-  const dst = cache.f32;
-  for (let b = 0; b < B; b++) dst.set(src.subarray(b * T * row, (b + 1) * T * row), (b * Tmax + pos) * row);
+  native.writeKV(x.f32, cache.f32, B, T, H, hd, Tmax, pos);
   return cache;
 }
