@@ -7,12 +7,12 @@
 #include <vector>
 
 #include "common.h"
+#include "vec.h"
 #include "vmath.h"
 
 namespace ik {
 namespace {
 
-constexpr int kLanes = 16;
 constexpr int64_t BQ = 32;  // query rows per block
 constexpr int64_t BK = 64;  // keys per block (a multiple of kLanes)
 constexpr int64_t kMaxHeadDim = 256;
@@ -23,16 +23,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // evicting the weights (measured: decode steps ~6 % faster on the benchmark GPT).
 constexpr int64_t kStreamAhead = 8;
 
-// GCC/Clang vector extension: one AVX-512 register under -march=native, split into narrower ones elsewhere.
-// Explicit vectors keep the register-blocked accumulators in registers, which plain loops do not guarantee.
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  __builtin_memcpy(&v, p, sizeof(Vec));
-  return v;
-}
-inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
 
 // Aligned, grow-only scratch. Held thread_local, so each thread allocates once and never in a hot loop.
 class Scratch {

@@ -5,20 +5,12 @@
 #include <algorithm>
 
 #include "common.h"
+#include "vec.h"
 
 namespace ik {
 namespace {
 
-constexpr int kLanes = 16;
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 typedef int32_t Lanes __attribute__((vector_size(kLanes * sizeof(int32_t))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  __builtin_memcpy(&v, p, sizeof(Vec));
-  return v;
-}
-inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
 
 // Output value of column n before the products: the bias and, when accumulating, what c holds.
 inline float start(const float* c, const float* bias, int64_t n, bool acc) {
