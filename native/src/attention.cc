@@ -23,7 +23,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // evicting the weights (measured: decode steps ~6 % faster on the benchmark GPT).
 constexpr int64_t kStreamAhead = 8;
 
-
 // Aligned, grow-only scratch. Held thread_local, so each thread allocates once and never in a hot loop.
 class Scratch {
  public:
@@ -516,7 +515,8 @@ Napi::Value attentionForward(const Napi::CallbackInfo& info) {
 IK_EXPORT("attentionForward", attentionForward);
 
 // attentionBackward(q, k, v, mask|null, out, dout, lse, dq|null, dk|null, dv|null, B, Tq, Tk, kvLen, Hq, Hkv, hd,
-// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale). dq has q's row strides, dk and dv those of k and v; each is written in full.
+// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale). dq has q's row strides, dk and dv those of k and v;
+// each is written in full.
 Napi::Value attentionBackward(const Napi::CallbackInfo& info) {
   Args args(info, "attentionBackward", 23);
   Problem P = readProblem(args, 10);

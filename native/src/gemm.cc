@@ -77,8 +77,8 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
   }
   float* c = args.f32(2, batch * M * N);
   float* bias = info.Length() > 13 && !args.isNull(13) ? args.f32(13, N) : nullptr;
-  // Decode steps against Linear weights. (Against Conv1D's K×N weights the same idea lost to oneDNN: its rows lie
-  // a page apart, where the hardware prefetcher does not follow.)
+  // Decode steps against Linear weights. (Against Conv1D's K×N weights, where a tile's part of each row is a few
+  // cache lines a page apart, three versions of the same idea lost to oneDNN.)
   if (!bf16 && !tA && tB && batch == 1 && M <= kSkinnyMaxRows) {
     skinnyGemmNT(static_cast<const float*>(a), static_cast<const float*>(b), c, bias, M, N, K, acc);
     return info.Env().Undefined();

@@ -14,7 +14,7 @@ export interface AttentionOptions {
   kvLen?: number;
   /**
    * k and v are head-major (B, Hkv, Tk, hd), as a KV cache keeps them: each head's keys are contiguous, which a
-   * decode step streams from memory about a third faster than rows interleaved across heads.
+   * decode step streams from memory faster than rows interleaved across heads (measured ~10 % in a decode step).
    */
   headMajorKV?: boolean;
 }
@@ -71,11 +71,8 @@ function layout(op: string, dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'k
 }
 
 function sizeArgs(L: Layout): (number | boolean)[] {
-  return [
-    ...[L.B, L.Tq, L.Tk, L.kvLen, L.Hq, L.Hkv, L.hd, L.qStride, L.kvStride, L.kvHeadStride, L.kvBatchStride],
-    L.causal,
-    L.scale,
-  ];
+  const { B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale } = L;
+  return [B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale];
 }
 
 /** Runs the forward kernel; the returned lse is null when nothing will need a gradient. */
