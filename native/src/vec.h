@@ -16,4 +16,8 @@ inline Vec load(const float* p) {
 }
 inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
 
+// Pins a loaded vector to a register. Without it GCC folds the load into every multiply-add that reads the vector,
+// so a row reused by R accumulators is loaded R times and the loads, not the multiply-adds, set the pace.
+inline void pin(Vec& v) { asm("" : "+v"(v)); }
+
 }  // namespace ik
