@@ -3,13 +3,16 @@ import { test } from 'node:test';
 import {
   attention,
   attentionPacked,
+  autocast,
   backward,
   detach,
   getThreads,
+  mul,
   permute,
   Rng,
   randn,
   setThreads,
+  sum,
   type Tensor,
   tensor,
   writeKV,
@@ -228,6 +231,61 @@ test('head-major keys and values give the same output and gradients as token-maj
   assertClose(got.f32, want.f32, 1e-6, 'output');
   gradcheck((x, y, z) => attention(x, y, z, { keyMask: mask, headMajorKV: true }), [q, headMajor(k), headMajor(v)]);
 });
+
+// ‖a − b‖ / ‖b‖
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+// Under bf16 autocast the products round their operands to bf16 (8 significant bits, a relative step of 2^-8):
+// outputs and gradients land within about a percent of f32, where an error in the pairing of bf16 values would be
+// of the order of the values themselves.
+const bf16Cases: Case[] = [
+  {
+    name: 'GQA, odd head dim and query count, several blocks',
+    B: 2,
+    Tq: 71,
+    Tk: 71,
+    Hq: 4,
+    Hkv: 2,
+    hd: 5,
+    causal: true,
+  },
+  { name: 'head dim 64, Tq < Tk with kvLen', B: 1, Tq: 40, Tk: 90, Hq: 2, Hkv: 2, hd: 64, causal: true, kvLen: 83 },
+  { name: 'non-causal, head dim 24', B: 2, Tq: 33, Tk: 33, Hq: 2, Hkv: 1, hd: 24, causal: false },
+];
+for (const c of bf16Cases)
+  test(`bf16 autocast attention stays within bf16 rounding of f32: ${c.name}`, () => {
+    const q = rnd([c.B, c.Tq, c.Hq, c.hd], 61, true);
+    const k = rnd([c.B, c.Tk, c.Hkv, c.hd], 62, true);
+    const v = rnd([c.B, c.Tk, c.Hkv, c.hd], 63, true);
+    const up = rnd([c.B, c.Tq, c.Hq, c.hd], 64);
+    const mask = paddingMask(c.Tk, [0, 3].slice(0, c.B), [2, 0].slice(0, c.B));
+    const opts = { causal: c.causal, kvLen: c.kvLen, keyMask: mask };
+    const run = (dtype: 'f32' | 'bf16') => {
+      for (const x of [q, k, v]) x.grad = null;
+      // The backward runs outside autocast: it keeps the precision its forward had.
+      const out = autocast(dtype, () => attention(q, k, v, opts));
+      backward(sum(mul(out, up)));
+      return { out: out.toArray(), grads: [q, k, v].map((x) => x.grad!.toArray()) };
+    };
+    const want = reference(q, k, v, { ...opts, mask });
+    const f32 = run('f32');
+    const low = run('bf16');
+    assert.ok(relativeError(f32.out, want) < 1e-6, 'f32 output');
+    const outErr = relativeError(low.out, want);
+    assert.ok(outErr < 1.5e-2, `bf16 output error ${outErr}`);
+    for (const [i, name] of ['dq', 'dk', 'dv'].entries()) {
+      const err = relativeError(low.grads[i], f32.grads[i]);
+      assert.ok(err < 3e-2, `bf16 ${name} error ${err}`);
+    }
+  });
 
 test('attentionPacked gradients', () => {
   const mask = paddingMask(20, [0, 5], [0, 0]);

@@ -26,10 +26,12 @@ constexpr int64_t kStreamAhead = 8;
 // Aligned, grow-only scratch. Held thread_local, so each thread allocates once and never in a hot loop.
 class Scratch {
  public:
-  float* get(size_t n) {
+  template <class E = float>
+  E* get(size_t n) {
+    static_assert(sizeof(E) == sizeof(float), "scratch holds 32-bit elements");
     if (buf_.size() < n + kLanes) buf_.resize(n + kLanes);
     auto addr = reinterpret_cast<uintptr_t>(buf_.data());
-    return reinterpret_cast<float*>((addr + 63) & ~uintptr_t(63));
+    return reinterpret_cast<E*>((addr + 63) & ~uintptr_t(63));
   }
 
  private:
@@ -47,6 +49,7 @@ struct Problem {
   int64_t B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride;
   bool causal;
   float scale;
+  bool bf16;  // products on bf16-rounded operands (autocast), where the CPU has vdpbf16ps
 
   int64_t group() const { return Hq / Hkv; }
   // Causal queries are the last Tq of the kvLen visible keys: query i sees keys j <= i + offset().
@@ -80,10 +83,19 @@ bool blockMask(const Problem& P, int64_t b, int64_t j0, int64_t nk, float* madd)
   return any;
 }
 
-// s[r][0..BK) = Σ_d q[r][d]·kt[d][0..BK) for R rows: kt is one key block transposed (hd × BK).
-template <int R>
-inline void scoreGroup(const float* q, int64_t ldq, const float* kt, int64_t hd, float* s) {
-  constexpr int C = BK / kLanes;
+// ---- register-blocked products, over f32 operands or (under autocast) bf16 pairs ----
+//
+// Two operand formats share the blocked kernels below through a small policy:
+// - F32Ops: operands are floats; one multiply-add per lane and step.
+// - Bf16Ops: operands are bf16 pairs (two values along the summed axis in one 32-bit lane), multiplied with
+//   vdpbf16ps, which does two multiply-adds per lane and step into f32 accumulators. As under torch's autocast, the
+//   inputs of each product are rounded to bf16 and everything else (scores, softmax, accumulation) stays f32.
+// The layouts are the same in both, counted in elements E (a float, or a pair): a key block "for scoring" is
+// depth × BK (depth = hd, or hd/2 pairs), "as a source" is rows × W with rows paired in Bf16Ops.
+
+// s[r][0..C·kLanes) = Σ_d q[r][d]·kt[d][0..C·kLanes) for R rows: kt is one key block for scoring.
+template <class Ops, int R, int C>
+inline void scoreGroup(const typename Ops::E* q, int64_t ldq, const typename Ops::E* kt, int64_t depth, float* s) {
   // Every loop over the register block is unrolled: one left rolled keeps the block in memory (measured: a memset
   // and a copy per call).
   Vec acc[R][C];
@@ -91,15 +103,15 @@ inline void scoreGroup(const float* q, int64_t ldq, const float* kt, int64_t hd,
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) acc[r][c] = Vec{};
-  for (int64_t d = 0; d < hd; d++) {
-    Vec kv[C];
+  for (int64_t d = 0; d < depth; d++) {
+    typename Ops::V kv[C];
 #pragma GCC unroll 8
-    for (int c = 0; c < C; c++) kv[c] = load(kt + d * BK + c * kLanes), pin(kv[c]);
+    for (int c = 0; c < C; c++) kv[c] = pinned(Ops::load(kt + d * BK + c * kLanes));
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
-      const float qd = q[r * ldq + d];
+      const auto qd = Ops::splat(q[r * ldq + d]);
 #pragma GCC unroll 8
-      for (int c = 0; c < C; c++) acc[r][c] += qd * kv[c];
+      for (int c = 0; c < C; c++) acc[r][c] = Ops::madd(acc[r][c], qd, kv[c]);
     }
   }
 #pragma GCC unroll 8
@@ -108,19 +120,35 @@ inline void scoreGroup(const float* q, int64_t ldq, const float* kt, int64_t hd,
     for (int c = 0; c < C; c++) store(s + r * BK + c * kLanes, acc[r][c]);
 }
 
-void scoreBlock(const float* q, int64_t ldq, int64_t rows, const float* kt, int64_t hd, float* s) {
+template <class Ops, int C>
+void scoreRows(const typename Ops::E* q, int64_t ldq, int64_t rows, const typename Ops::E* kt, int64_t depth,
+               float* s) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) scoreGroup<4>(q + r * ldq, ldq, kt, hd, s + r * BK);
-  for (; r < rows; r++) scoreGroup<1>(q + r * ldq, ldq, kt, hd, s + r * BK);
+  for (; r + 4 <= rows; r += 4) scoreGroup<Ops, 4, C>(q + r * ldq, ldq, kt, depth, s + r * BK);
+  for (; r < rows; r++) scoreGroup<Ops, 1, C>(q + r * ldq, ldq, kt, depth, s + r * BK);
 }
 
-// Rows held in registers by rowsAccumulate: about 16 accumulator vectors.
+// Scores of `rows` query rows against the first `keys` keys of a block, rounded up to whole vectors (the rest of
+// each row of s is left as it was): on the causal diagonal a block's later keys are often in every row's future.
+template <class Ops>
+void scoreBlock(const typename Ops::E* q, int64_t ldq, int64_t rows, const typename Ops::E* kt, int64_t depth,
+                int64_t keys, float* s) {
+  static_assert(BK == 4 * kLanes, "scoreBlock covers at most four vectors of keys");
+  switch ((keys + kLanes - 1) / kLanes) {
+    case 1: return scoreRows<Ops, 1>(q, ldq, rows, kt, depth, s);
+    case 2: return scoreRows<Ops, 2>(q, ldq, rows, kt, depth, s);
+    case 3: return scoreRows<Ops, 3>(q, ldq, rows, kt, depth, s);
+    default: return scoreRows<Ops, 4>(q, ldq, rows, kt, depth, s);
+  }
+}
+
+// Rows held in registers by accumulateRows: about 16 accumulator vectors.
 constexpr int rowsFor(int nv) { return nv <= 2 ? 8 : nv <= 4 ? 4 : nv <= 8 ? 2 : 1; }
 
 // dst[r] = alpha[r]·dst[r] + Σ_j coef[r·cRow + j·cInner]·src[j] for R rows of width NV vectors (alpha null: 1).
-template <int NV, int R>
-inline void accumulateGroup(float* dst, const float* alpha, const float* coef, int64_t cRow, int64_t cInner,
-                            const float* src, int64_t n) {
+template <class Ops, int NV, int R>
+inline void accumulateGroup(float* dst, const float* alpha, const typename Ops::E* coef, int64_t cRow, int64_t cInner,
+                            const typename Ops::E* src, int64_t n) {
   constexpr int W = NV * kLanes;
   Vec acc[R][NV];
 #pragma GCC unroll 16
@@ -130,14 +158,14 @@ inline void accumulateGroup(float* dst, const float* alpha, const float* coef, i
     for (int c = 0; c < NV; c++) acc[r][c] = a * load(dst + r * W + c * kLanes);
   }
   for (int64_t j = 0; j < n; j++) {
-    Vec x[NV];
+    typename Ops::V x[NV];
 #pragma GCC unroll 16
-    for (int c = 0; c < NV; c++) x[c] = load(src + j * W + c * kLanes), pin(x[c]);
+    for (int c = 0; c < NV; c++) x[c] = pinned(Ops::load(src + j * W + c * kLanes));
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) {
-      const float w = coef[r * cRow + j * cInner];
+      const auto w = Ops::splat(coef[r * cRow + j * cInner]);
 #pragma GCC unroll 16
-      for (int c = 0; c < NV; c++) acc[r][c] += w * x[c];
+      for (int c = 0; c < NV; c++) acc[r][c] = Ops::madd(acc[r][c], w, x[c]);
     }
   }
 #pragma GCC unroll 16
@@ -146,28 +174,17 @@ inline void accumulateGroup(float* dst, const float* alpha, const float* coef, i
     for (int c = 0; c < NV; c++) store(dst + r * W + c * kLanes, acc[r][c]);
 }
 
-// The same over `rows` rows; dst and src rows are NV·kLanes floats apart.
-template <int NV>
-void accumulateRows(float* dst, const float* alpha, int64_t rows, const float* coef, int64_t cRow, int64_t cInner,
-                    const float* src, int64_t n) {
+// The same over `rows` rows; dst and src rows are NV·kLanes elements apart.
+template <class Ops, int NV>
+void accumulateRows(float* dst, const float* alpha, int64_t rows, const typename Ops::E* coef, int64_t cRow,
+                    int64_t cInner, const typename Ops::E* src, int64_t n) {
   constexpr int R = rowsFor(NV);
   constexpr int W = NV * kLanes;
   int64_t r = 0;
   for (; r + R <= rows; r += R)
-    accumulateGroup<NV, R>(dst + r * W, alpha ? alpha + r : nullptr, coef + r * cRow, cRow, cInner, src, n);
+    accumulateGroup<Ops, NV, R>(dst + r * W, alpha ? alpha + r : nullptr, coef + r * cRow, cRow, cInner, src, n);
   for (; r < rows; r++)
-    accumulateGroup<NV, 1>(dst + r * W, alpha ? alpha + r : nullptr, coef + r * cRow, cRow, cInner, src, n);
-}
-
-// Key block kb of one (b, kv head): transposed (hd × BK) and/or as rows padded to `width`, zero past kvLen.
-void packTransposed(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, float* dst) {
-  const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
-  for (int64_t j = 0; j < nk; j++) {
-    const float* row = src + P.kvRow(b, j0 + j, kvh);
-    for (int64_t d = 0; d < P.hd; d++) dst[d * BK + j] = row[d];
-  }
-  for (int64_t d = 0; d < P.hd; d++)
-    for (int64_t j = nk; j < BK; j++) dst[d * BK + j] = 0.0f;
+    accumulateGroup<Ops, NV, 1>(dst + r * W, alpha ? alpha + r : nullptr, coef + r * cRow, cRow, cInner, src, n);
 }
 
 void packRows(const float* src, int64_t stride, int64_t rows, int64_t hd, int64_t width, float scale, float* dst) {
@@ -179,11 +196,142 @@ void packRows(const float* src, int64_t stride, int64_t rows, int64_t hd, int64_
   }
 }
 
-void packKeyRows(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, int64_t width, float* dst) {
-  const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
-  packRows(src + P.kvRow(b, j0, kvh), P.kvStride, nk, P.hd, width, 1.0f, dst);
-  for (int64_t i = nk * width; i < BK * width; i++) dst[i] = 0.0f;
-}
+struct F32Ops {
+  using E = float;
+  using V = Vec;
+  static V load(const E* p) { return ik::load(p); }
+  static V splat(E x) { return x - Vec{}; }
+  static Vec madd(Vec acc, V w, V x) { return acc + w * x; }
+  static int64_t depth(int64_t hd) { return hd; }
+  static int64_t sourceAt(int64_t row, int64_t width) { return row * width; }
+
+  // Key block kb of one (b, kv head), zero past kvLen: for scoring (hd × BK) or as source rows of `width`.
+  static void packKeysForScoring(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, E* dst) {
+    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
+    for (int64_t j = 0; j < nk; j++) {
+      const float* row = src + P.kvRow(b, j0 + j, kvh);
+      for (int64_t d = 0; d < P.hd; d++) dst[d * BK + j] = row[d];
+    }
+    for (int64_t d = 0; d < P.hd; d++)
+      for (int64_t j = nk; j < BK; j++) dst[d * BK + j] = 0.0f;
+  }
+  static void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb,
+                               int64_t width, E* dst) {
+    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
+    packRows(src + P.kvRow(b, j0, kvh), P.kvStride, nk, P.hd, width, 1.0f, dst);
+    for (int64_t i = nk * width; i < BK * width; i++) dst[i] = 0.0f;
+  }
+  // `rows` rows of hd values (scaled) for scoring, and as `padded` source rows of `width` (zero past rows).
+  static void packForScoring(const float* src, int64_t stride, int64_t rows, int64_t hd, float scale, E* dst) {
+    packRows(src, stride, rows, hd, hd, scale, dst);
+  }
+  static void packAsSource(const float* src, int64_t stride, int64_t rows, int64_t padded, int64_t hd,
+                           int64_t width, float scale, E* dst) {
+    packRows(src, stride, rows, hd, width, scale, dst);
+    for (int64_t i = rows * width; i < padded * width; i++) dst[i] = 0.0f;
+  }
+  // dst[r] = alpha[r]·dst[r] + Σ_{j < keys} s[r][j]·src[j]: probabilities (or dS) times key-block source rows.
+  template <int NV>
+  static void alongKeys(float* dst, const float* alpha, int64_t rows, const float* s, int64_t keys, const E* src,
+                        E*) {
+    accumulateRows<F32Ops, NV>(dst, alpha, rows, s, BK, 1, src, keys);
+  }
+  // dst[j] += Σ_{r < rows} s[r][j]·src[r] for j < keys: the transposed product, into key rows.
+  template <int NV>
+  static void alongQueries(float* dst, int64_t keys, const float* s, int64_t rows, const E* src, E*) {
+    accumulateRows<F32Ops, NV>(dst, nullptr, keys, s, 1, BK, src, rows);
+  }
+};
+
+#ifdef __AVX512BF16__
+// A pair is two bf16 values in one 32-bit lane, the first in the low half.
+struct Bf16Ops {
+  using E = uint32_t;
+  using V = Vec;  // pairs carried in a float vector, the type pinned() keeps in a register
+  static V load(const E* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static V splat(E x) { return (V)_mm512_set1_epi32(static_cast<int>(x)); }
+  static Vec madd(Vec acc, V w, V x) { return (Vec)_mm512_dpbf16_ps((__m512)acc, (__m512bh)w, (__m512bh)x); }
+  static int64_t depth(int64_t hd) { return (hd + 1) / 2; }
+  static int64_t sourceAt(int64_t row, int64_t width) { return row / 2 * width; }
+
+  typedef uint16_t Halves __attribute__((vector_size(kLanes * 2)));
+  typedef uint32_t Lanes __attribute__((vector_size(kLanes * 4)));
+  static __mmask16 first(int64_t n) {
+    return n >= kLanes ? 0xffff : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+  }
+  // kLanes floats from p (only the first n when n < kLanes, zeros after), scaled and rounded to bf16.
+  static Halves round(const float* p, int64_t n, float scale) {
+    return (Halves)_mm512_cvtneps_pbh((__m512)(scale * (Vec)_mm512_maskz_loadu_ps(first(n), p)));
+  }
+  static Lanes widen(const float* p, int64_t n, float scale) {
+    return __builtin_convertvector(round(p, n, scale), Lanes);
+  }
+  // One row of hd values as depth pairs along the row (an odd hd pairs its last value with zero).
+  static void pairRow(const float* src, int64_t hd, float scale, E* dst) {
+    auto* half = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t c = 0; c < hd; c += kLanes) {
+      const Halves h = round(src + c, hd - c, scale);
+      _mm256_mask_storeu_epi16(half + c, first(hd - c), (__m256i)h);
+    }
+    if (hd % 2) half[hd] = 0;
+  }
+  // Pairs (a[c], b[c]) for c < width, a and b scaled, zero past n (and b null: zeros).
+  static void pairUp(const float* a, const float* b, int64_t n, int64_t width, float scale, E* dst) {
+    for (int64_t c = 0; c < width; c += kLanes) {
+      Lanes pairs = widen(a + c, n - c, scale);
+      if (b) pairs |= widen(b + c, n - c, scale) << 16;
+      __builtin_memcpy(dst + c, &pairs, sizeof pairs);
+    }
+  }
+  static void packKeysForScoring(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, E* dst) {
+    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0), depth = Bf16Ops::depth(P.hd);
+    E row[kMaxHeadDim / 2 + 1];
+    for (int64_t j = 0; j < BK; j++) {
+      if (j < nk) pairRow(src + P.kvRow(b, j0 + j, kvh), P.hd, 1.0f, row);
+      for (int64_t d = 0; d < depth; d++) dst[d * BK + j] = j < nk ? row[d] : 0u;
+    }
+  }
+  static void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb,
+                               int64_t width, E* dst) {
+    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
+    packAsSource(src + P.kvRow(b, j0, kvh), P.kvStride, nk, BK, P.hd, width, 1.0f, dst);
+  }
+  static void packForScoring(const float* src, int64_t stride, int64_t rows, int64_t hd, float scale, E* dst) {
+    for (int64_t r = 0; r < rows; r++) pairRow(src + r * stride, hd, scale, dst + r * depth(hd));
+  }
+  // Source rows are paired: pair row p holds rows 2p and 2p + 1 lane by lane.
+  static void packAsSource(const float* src, int64_t stride, int64_t rows, int64_t padded, int64_t hd,
+                           int64_t width, float scale, E* dst) {
+    for (int64_t r = 0; r < padded; r += 2) {
+      const float* a = r < rows ? src + r * stride : nullptr;
+      const float* b = r + 1 < rows ? src + (r + 1) * stride : nullptr;
+      if (a) pairUp(a, b, hd, width, scale, dst + r / 2 * width);
+      else std::fill(dst + r / 2 * width, dst + (r / 2 + 1) * width, 0u);
+    }
+  }
+  // The coefficients are rounded to pairs first: along keys each row of s pairs up with itself.
+  template <int NV>
+  static void alongKeys(float* dst, const float* alpha, int64_t rows, const float* s, int64_t keys, const E* src,
+                        E* scratch) {
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t j = 0; j < BK; j += kLanes) {
+        const Halves h = round(s + r * BK + j, kLanes, 1.0f);
+        __builtin_memcpy(scratch + (r * BK + j) / 2, &h, sizeof h);
+      }
+    accumulateRows<Bf16Ops, NV>(dst, alpha, rows, scratch, BK / 2, 1, src, (keys + 1) / 2);
+  }
+  template <int NV>
+  static void alongQueries(float* dst, int64_t keys, const float* s, int64_t rows, const E* src, E* scratch) {
+    for (int64_t r = 0; r < rows; r += 2)
+      pairUp(s + r * BK, r + 1 < rows ? s + (r + 1) * BK : nullptr, BK, BK, 1.0f, scratch + r / 2 * BK);
+    accumulateRows<Bf16Ops, NV>(dst, nullptr, keys, scratch, 1, BK, src, (rows + 1) / 2);
+  }
+};
+#endif
 
 // Masks one score row in place (invisible → -inf) and returns its max. lim: keys [0, lim) of the block pass causality.
 inline float maskRow(float* s, const float* madd, int64_t lim) {
@@ -199,16 +347,18 @@ inline float maskRow(float* s, const float* madd, int64_t lim) {
 
 // ---- forward, blocked: (b, head, query block) tasks, used when enough query rows share each key block ----
 
-template <int NV>
+template <class Ops, int NV>
 void forwardBlocked(const Problem& P) {
+  using E = typename Ops::E;
   constexpr int64_t W = NV * kLanes;
-  const int64_t hd = P.hd, nQB = (P.Tq + BQ - 1) / BQ, nKB = (P.kvLen + BK - 1) / BK;
+  const int64_t hd = P.hd, depth = Ops::depth(hd), nQB = (P.Tq + BQ - 1) / BQ, nKB = (P.kvLen + BK - 1) / BK;
   const int64_t tasks = P.B * P.Hq * nQB;
   parallelFor(tasks, grainFor(BQ * P.kvLen * hd), [&](int64_t lo, int64_t hi) {
-    static thread_local Scratch ktS, vpS, qS, oS, sS;
-    float* kt = ktS.get(nKB * BK * hd);  // this thread's current (b, kv head), packed lazily block by block
-    float* vp = vpS.get(nKB * BK * W);
-    float* qs = qS.get(BQ * hd);
+    static thread_local Scratch ktS, vpS, qS, cS, oS, sS;
+    E* kt = ktS.get<E>(nKB * BK * depth);  // this thread's current (b, kv head), packed lazily block by block
+    E* vp = vpS.get<E>(nKB * BK * W);
+    E* qs = qS.get<E>(BQ * depth);
+    E* cs = cS.get<E>(BQ * BK);
     float* o = oS.get(BQ * W);
     float* s = sS.get(BQ * BK);
     float madd[BK], m[BQ], l[BQ], alpha[BQ];
@@ -225,16 +375,17 @@ void forwardBlocked(const Problem& P) {
       }
       const int64_t kEnd = P.keyEnd(i0 + nq - 1), blocks = (kEnd + BK - 1) / BK;
       for (; packedBlocks < blocks; packedBlocks++) {
-        packTransposed(P, P.k, b, kvh, packedBlocks, kt + packedBlocks * BK * hd);
-        packKeyRows(P, P.v, b, kvh, packedBlocks, W, vp + packedBlocks * BK * W);
+        Ops::packKeysForScoring(P, P.k, b, kvh, packedBlocks, kt + packedBlocks * BK * depth);
+        Ops::packKeysAsSource(P, P.v, b, kvh, packedBlocks, W, vp + Ops::sourceAt(packedBlocks * BK, W));
       }
-      packRows(P.q + P.qRow(b, i0, h), P.qStride, nq, hd, hd, P.scale, qs);
+      Ops::packForScoring(P.q + P.qRow(b, i0, h), P.qStride, nq, hd, P.scale, qs);
       for (int64_t i = 0; i < nq * W; i++) o[i] = 0.0f;
       for (int64_t r = 0; r < nq; r++) m[r] = kNegInf, l[r] = 0.0f;
       for (int64_t kb = 0; kb < blocks; kb++) {
         const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
         if (!blockMask(P, b, j0, nk, madd)) continue;
-        scoreBlock(qs, hd, nq, kt + kb * BK * hd, hd, s);
+        const int64_t seen = std::min(nk, kEnd - j0);  // keys of this block that any of these rows sees
+        scoreBlock<Ops>(qs, depth, nq, kt + kb * BK * depth, depth, seen, s);
         for (int64_t r = 0; r < nq; r++) {
           float* sr = s + r * BK;
           const float mnew = std::max(m[r], maskRow(sr, madd, P.keyEnd(i0 + r) - j0));
@@ -254,7 +405,7 @@ void forwardBlocked(const Problem& P) {
           l[r] = l[r] * alpha[r] + sum;
           m[r] = mnew;
         }
-        accumulateRows<NV>(o, alpha, nq, s, BK, 1, vp + kb * BK * W, nk);
+        Ops::template alongKeys<NV>(o, alpha, nq, s, seen, vp + Ops::sourceAt(j0, W), cs);
       }
       for (int64_t r = 0; r < nq; r++) {
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // a row with no visible key outputs zeros
@@ -351,17 +502,23 @@ void forwardRows(const Problem& P) {
 
 // ---- backward: one task per (b, kv head), which owns dK and dV of that head and dQ of its query heads ----
 
-template <int NV>
+template <class Ops, int NV>
 void backwardBlocked(const Problem& P) {
+  using E = typename Ops::E;
   constexpr int64_t W = NV * kLanes;
-  const int64_t hd = P.hd, G = P.group(), rows = G * P.Tq, nKB = (P.kvLen + BK - 1) / BK;
-  parallelFor(P.B * P.Hkv, grainFor(5 * rows * P.kvLen * hd), [&](int64_t lo, int64_t hi) {
-    static thread_local Scratch ktS, vtS, kpS, qsS, dopS, dqS, statS, sS, dpS, dkS, dvS;
-    float* kt = ktS.get(nKB * BK * hd);
-    float* vt = vtS.get(nKB * BK * hd);
-    float* kp = kpS.get(nKB * BK * W);
-    float* qs = qsS.get(rows * W);   // scaled queries of the group's heads, row g·Tq + i
-    float* dop = dopS.get(rows * W);  // output gradient, same rows
+  // Each query head's rows start at an even row (Tr of them), so pairs of rows never straddle two heads.
+  const int64_t hd = P.hd, depth = Ops::depth(hd), G = P.group(), Tr = (P.Tq + 1) / 2 * 2, rows = G * Tr;
+  const int64_t nKB = (P.kvLen + BK - 1) / BK;
+  parallelFor(P.B * P.Hkv, grainFor(5 * G * P.Tq * P.kvLen * hd), [&](int64_t lo, int64_t hi) {
+    static thread_local Scratch ktS, vtS, kpS, qsS, qrS, dosS, dorS, csS, dqS, statS, sS, dpS, dkS, dvS;
+    E* kt = ktS.get<E>(nKB * BK * depth);
+    E* vt = vtS.get<E>(nKB * BK * depth);
+    E* kp = kpS.get<E>(nKB * BK * W);
+    E* qs = qsS.get<E>(rows * depth);  // scaled queries of the group's heads for scoring, row g·Tr + i
+    E* qr = qrS.get<E>(rows * W);      // the same as source rows
+    E* dos = dosS.get<E>(rows * depth);  // output gradient, same rows
+    E* dor = dorS.get<E>(rows * W);
+    E* cs = csS.get<E>(BQ * BK);
     float* dqa = dqS.get(rows * W);
     float* stat = statS.get(2 * rows);  // logsumexp, then D = rowsum(dO ∘ O)
     float* s = sS.get(BQ * BK);
@@ -372,22 +529,26 @@ void backwardBlocked(const Problem& P) {
     for (int64_t t = lo; t < hi; t++) {
       const int64_t b = t / P.Hkv, kvh = t % P.Hkv;
       for (int64_t kb = 0; kb < nKB; kb++) {
-        packTransposed(P, P.k, b, kvh, kb, kt + kb * BK * hd);
-        packTransposed(P, P.v, b, kvh, kb, vt + kb * BK * hd);
-        if (P.dq) packKeyRows(P, P.k, b, kvh, kb, W, kp + kb * BK * W);
+        Ops::packKeysForScoring(P, P.k, b, kvh, kb, kt + kb * BK * depth);
+        Ops::packKeysForScoring(P, P.v, b, kvh, kb, vt + kb * BK * depth);
+        if (P.dq) Ops::packKeysAsSource(P, P.k, b, kvh, kb, W, kp + Ops::sourceAt(kb * BK, W));
       }
       for (int64_t g = 0; g < G; g++) {
         const int64_t h = kvh * G + g;
-        packRows(P.q + P.qRow(b, 0, h), P.qStride, P.Tq, hd, W, P.scale, qs + g * P.Tq * W);
-        packRows(P.dout + P.outRow(b, 0, h), P.Hq * hd, P.Tq, hd, W, 1.0f, dop + g * P.Tq * W);
+        const float* q = P.q + P.qRow(b, 0, h);
+        const float* go = P.dout + P.outRow(b, 0, h);
+        Ops::packForScoring(q, P.qStride, P.Tq, hd, P.scale, qs + g * Tr * depth);
+        Ops::packAsSource(q, P.qStride, P.Tq, Tr, hd, W, P.scale, qr + Ops::sourceAt(g * Tr, W));
+        Ops::packForScoring(go, P.Hq * hd, P.Tq, hd, 1.0f, dos + g * Tr * depth);
+        Ops::packAsSource(go, P.Hq * hd, P.Tq, Tr, hd, W, 1.0f, dor + Ops::sourceAt(g * Tr, W));
         for (int64_t i = 0; i < P.Tq; i++) {
           const float* o = P.out + P.outRow(b, i, h);
-          const float* go = P.dout + P.outRow(b, i, h);
+          const float* gi = go + i * P.Hq * hd;
           float dsum = 0.0f;
 #pragma omp simd reduction(+ : dsum)
-          for (int64_t d = 0; d < hd; d++) dsum += o[d] * go[d];
-          stat[g * P.Tq + i] = P.lse[P.lseAt(b, h, i)];
-          stat[rows + g * P.Tq + i] = dsum;
+          for (int64_t d = 0; d < hd; d++) dsum += o[d] * gi[d];
+          stat[g * Tr + i] = P.lse[P.lseAt(b, h, i)];
+          stat[rows + g * Tr + i] = dsum;
         }
       }
       if (P.dq)
@@ -398,9 +559,10 @@ void backwardBlocked(const Problem& P) {
         if (blockMask(P, b, j0, nk, madd)) {
           for (int64_t g = 0; g < G; g++)
             for (int64_t i0 = 0; i0 < P.Tq; i0 += BQ) {
-              const int64_t nq = std::min(BQ, P.Tq - i0), row0 = g * P.Tq + i0;
-              if (P.keyEnd(i0 + nq - 1) <= j0) continue;  // the whole block is in these queries' causal future
-              scoreBlock(qs + row0 * W, W, nq, kt + kb * BK * hd, hd, s);
+              const int64_t nq = std::min(BQ, P.Tq - i0), row0 = g * Tr + i0;
+              const int64_t seen = std::min(nk, P.keyEnd(i0 + nq - 1) - j0);
+              if (seen <= 0) continue;  // the whole block is in these queries' causal future
+              scoreBlock<Ops>(qs + row0 * depth, depth, nq, kt + kb * BK * depth, depth, seen, s);
               for (int64_t r = 0; r < nq; r++) {
                 float* sr = s + r * BK;
                 const float lse = stat[row0 + r];
@@ -414,16 +576,19 @@ void backwardBlocked(const Problem& P) {
               }
               if (P.dq || P.dk) {
                 // dS = P ∘ (dO·Vᵀ − D)
-                scoreBlock(dop + row0 * W, W, nq, vt + kb * BK * hd, hd, dp);
+                scoreBlock<Ops>(dos + row0 * depth, depth, nq, vt + kb * BK * depth, depth, seen, dp);
                 for (int64_t r = 0; r < nq; r++) {
                   const float dsum = stat[rows + row0 + r];
 #pragma omp simd
                   for (int64_t j = 0; j < BK; j++) dp[r * BK + j] = s[r * BK + j] * (dp[r * BK + j] - dsum);
                 }
               }
-              if (P.dv) accumulateRows<NV>(dva, nullptr, nk, s, 1, BK, dop + row0 * W, nq);  // dV += Pᵀ·dO
-              if (P.dk) accumulateRows<NV>(dka, nullptr, nk, dp, 1, BK, qs + row0 * W, nq);  // dK += dSᵀ·(scale·Q)
-              if (P.dq) accumulateRows<NV>(dqa + row0 * W, nullptr, nq, dp, BK, 1, kp + j0 * W, nk);  // dQ += dS·K
+              const E* dorBlock = dor + Ops::sourceAt(row0, W);
+              const E* qrBlock = qr + Ops::sourceAt(row0, W);
+              if (P.dv) Ops::template alongQueries<NV>(dva, seen, s, nq, dorBlock, cs);  // dV += Pᵀ·dO
+              if (P.dk) Ops::template alongQueries<NV>(dka, seen, dp, nq, qrBlock, cs);  // dK += dSᵀ·(scale·Q)
+              if (P.dq)  // dQ += dS·K
+                Ops::template alongKeys<NV>(dqa + row0 * W, nullptr, nq, dp, seen, kp + Ops::sourceAt(j0, W), cs);
             }
         }
         for (int64_t j = 0; j < nk; j++) {
@@ -446,7 +611,7 @@ void backwardBlocked(const Problem& P) {
         for (int64_t g = 0; g < G; g++)
           for (int64_t i = 0; i < P.Tq; i++) {
             float* dst = P.dq + P.qRow(b, i, kvh * G + g);
-            const float* src = dqa + (g * P.Tq + i) * W;
+            const float* src = dqa + (g * Tr + i) * W;
             for (int64_t d = 0; d < hd; d++) dst[d] = P.scale * src[d];
           }
     }
@@ -454,28 +619,35 @@ void backwardBlocked(const Problem& P) {
 }
 
 // Head dims are padded to a whole number of vectors; a few widths cover every head dim up to kMaxHeadDim.
-template <template <int> class K>
-void dispatchWidth(int64_t hd, const Problem& P) {
-  const int64_t nv = (hd + kLanes - 1) / kLanes;
-  if (nv <= 1) K<1>::run(P);
-  else if (nv <= 2) K<2>::run(P);
-  else if (nv <= 3) K<3>::run(P);
-  else if (nv <= 4) K<4>::run(P);
-  else if (nv <= 6) K<6>::run(P);
-  else if (nv <= 8) K<8>::run(P);
-  else if (nv <= 12) K<12>::run(P);
-  else K<16>::run(P);
+template <template <class, int> class K, class Ops>
+void dispatchWidth(const Problem& P) {
+  const int64_t nv = (P.hd + kLanes - 1) / kLanes;
+  if (nv <= 1) K<Ops, 1>::run(P);
+  else if (nv <= 2) K<Ops, 2>::run(P);
+  else if (nv <= 3) K<Ops, 3>::run(P);
+  else if (nv <= 4) K<Ops, 4>::run(P);
+  else if (nv <= 6) K<Ops, 6>::run(P);
+  else if (nv <= 8) K<Ops, 8>::run(P);
+  else if (nv <= 12) K<Ops, 12>::run(P);
+  else K<Ops, 16>::run(P);
 }
-template <int NV>
+// bf16 products where the compiler targets vdpbf16ps (-march=native on a CPU with AVX512-BF16); f32 elsewhere.
+template <template <class, int> class K>
+void dispatch(const Problem& P) {
+#ifdef __AVX512BF16__
+  if (P.bf16) return dispatchWidth<K, Bf16Ops>(P);
+#endif
+  dispatchWidth<K, F32Ops>(P);
+}
+template <class Ops, int NV>
 struct Forward {
-  static void run(const Problem& P) { forwardBlocked<NV>(P); }
+  static void run(const Problem& P) { forwardBlocked<Ops, NV>(P); }
 };
-template <int NV>
+template <class Ops, int NV>
 struct Backward {
-  static void run(const Problem& P) { backwardBlocked<NV>(P); }
+  static void run(const Problem& P) { backwardBlocked<Ops, NV>(P); }
 };
 
-// Reads the shared arguments (from index `first`) and checks every buffer against the lengths they imply.
 Problem readProblem(const Args& args, size_t first) {
   Problem P{};
   P.B = args.int_(first, 0), P.Tq = args.int_(first + 1, 0), P.Tk = args.int_(first + 2, 0);
@@ -484,6 +656,7 @@ Problem readProblem(const Args& args, size_t first) {
   P.kvHeadStride = args.int_(first + 9, 1), P.kvBatchStride = args.int_(first + 10, 0);
   P.causal = args.flag(first + 11);
   P.scale = static_cast<float>(args.num(first + 12));
+  P.bf16 = args.flag(first + 13);
   if (P.kvLen > P.Tk) args.fail("kvLen " + std::to_string(P.kvLen) + " exceeds Tk " + std::to_string(P.Tk));
   if (P.Hq % P.Hkv != 0)
     args.fail(std::to_string(P.Hq) + " query heads are not a multiple of " + std::to_string(P.Hkv) + " kv heads");
@@ -506,10 +679,10 @@ size_t kvSpan(const Problem& P) {
 }
 
 // attentionForward(q, k, v, mask|null, out, lse|null, B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride,
-// kvBatchStride, causal, scale). q rows (b, t) start qStride apart; k/v rows as Problem::kvRow says; mask is (B, Tk);
-// out is (B, Tq, Hq, hd).
+// kvBatchStride, causal, scale, bf16). q rows (b, t) start qStride apart; k/v rows as Problem::kvRow says; mask is
+// (B, Tk); out is (B, Tq, Hq, hd).
 Napi::Value attentionForward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionForward", 19);
+  Args args(info, "attentionForward", 20);
   Problem P = readProblem(args, 6);
   P.q = args.f32(0, span(P.B * P.Tq, P.qStride, P.Hq * P.hd));
   P.k = args.f32(1, kvSpan(P));
@@ -518,17 +691,17 @@ Napi::Value attentionForward(const Napi::CallbackInfo& info) {
   P.out = args.f32(4, P.B * P.Tq * P.Hq * P.hd);
   P.lse = args.isNull(5) ? nullptr : args.f32(5, P.B * P.Hq * P.Tq);
   // Transposing key blocks pays off only when enough query rows reuse them.
-  if (P.Tq * P.group() >= 16) dispatchWidth<Forward>(P.hd, P);
+  if (P.Tq * P.group() >= 16) dispatch<Forward>(P);
   else forwardRows(P);
   return info.Env().Undefined();
 }
 IK_EXPORT("attentionForward", attentionForward);
 
 // attentionBackward(q, k, v, mask|null, out, dout, lse, dq|null, dk|null, dv|null, B, Tq, Tk, kvLen, Hq, Hkv, hd,
-// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale). dq has q's row strides, dk and dv those of k and v;
-// each is written in full.
+// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16). dq has q's row strides, dk and dv those of k
+// and v; each is written in full.
 Napi::Value attentionBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionBackward", 23);
+  Args args(info, "attentionBackward", 24);
   Problem P = readProblem(args, 10);
   const size_t qLen = span(P.B * P.Tq, P.qStride, P.Hq * P.hd), kvLen = kvSpan(P);
   const size_t outLen = P.B * P.Tq * P.Hq * P.hd;
@@ -542,7 +715,7 @@ Napi::Value attentionBackward(const Napi::CallbackInfo& info) {
   P.dq = args.isNull(7) ? nullptr : args.f32(7, qLen);
   P.dk = args.isNull(8) ? nullptr : args.f32(8, kvLen);
   P.dv = args.isNull(9) ? nullptr : args.f32(9, kvLen);
-  dispatchWidth<Backward>(P.hd, P);
+  dispatch<Backward>(P);
   return info.Env().Undefined();
 }
 IK_EXPORT("attentionBackward", attentionBackward);

@@ -16,8 +16,12 @@ inline Vec load(const float* p) {
 }
 inline void store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof(Vec)); }
 
-// Pins a loaded vector to a register. Without it GCC folds the load into every multiply-add that reads the vector,
-// so a row reused by R accumulators is loaded R times and the loads, not the multiply-adds, set the pace.
-inline void pin(Vec& v) { asm("" : "+v"(v)); }
+// Returns a loaded vector pinned to a register. Without it GCC folds the load into every multiply-add that reads
+// the vector, so a row reused by R accumulators is loaded R times and the loads, not the multiply-adds, set the pace.
+// It takes and returns a value: pinning an array element in place made GCC spill the array to the stack.
+inline Vec pinned(Vec v) {
+  asm("" : "+v"(v));
+  return v;
+}
 
 }  // namespace ik

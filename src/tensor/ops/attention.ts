@@ -1,5 +1,6 @@
 // Fused scaled-dot-product self-attention (flash style, native): causal and padding masks, grouped-query heads,
 // a KV cache for decoding, and GPT-2's packed [q | k | v] projection. Nothing of size Tq×Tk is ever stored.
+import { matmulDType } from '../autocast.js';
 import { native } from '../native.js';
 import { check, isGradEnabled, record, shapeStr, type Tensor as T, Tensor } from '../tensor.js';
 
@@ -40,9 +41,15 @@ interface Layout {
   causal: boolean;
   scale: number;
   keyMask: T | null;
+  /** Under bf16 autocast the products read bf16-rounded q, k, v, probabilities and gradients, as torch's do. */
+  bf16: boolean;
 }
 
-function layout(op: string, dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'keyMask'>, opts: AttentionOptions) {
+function layout(
+  op: string,
+  dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'keyMask' | 'bf16'>,
+  opts: AttentionOptions,
+): Layout {
   const { B, Tq, Tk, Hq, Hkv, hd } = dims;
   check(Hq > 0 && Hkv > 0 && hd > 0, op, () => `heads and head dim must be positive, got ${Hq}, ${Hkv}, ${hd}`);
   check(hd <= MAX_HEAD_DIM, op, () => `head dim ${hd} exceeds ${MAX_HEAD_DIM}`);
@@ -67,12 +74,13 @@ function layout(op: string, dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'k
       op,
       () => `keyMask must be f32 [${B}, ${Tk}] (batch, keys), got ${keyMask.dtype} ${shapeStr(keyMask.shape)}`,
     );
-  return { ...dims, kvLen, causal, scale, keyMask };
+  // Fixed when the forward runs: the backward uses the same precision wherever it is called from.
+  return { ...dims, kvLen, causal, scale, keyMask, bf16: matmulDType() === 'bf16' };
 }
 
 function sizeArgs(L: Layout): (number | boolean)[] {
-  const { B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale } = L;
-  return [B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale];
+  const { B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16 } = L;
+  return [B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16];
 }
 
 /** Runs the forward kernel; the returned lse is null when nothing will need a gradient. */
@@ -115,8 +123,8 @@ function backwardInto(
 /**
  * softmax(scale·q·kᵀ + masks)·v per head. q (B, Tq, Hq, hd); k and v (B, Tk, Hkv, hd), or (B, Hkv, Tk, hd) with
  * headMajorKV; Hq a multiple of Hkv
- * (query head h reads kv head h / (Hq/Hkv)). Output (B, Tq, Hq, hd). All f32; the BTHD layout is a Linear
- * projection's output reshaped, so no permute is needed.
+ * (query head h reads kv head h / (Hq/Hkv)). Output (B, Tq, Hq, hd). All f32 (under bf16 autocast the products
+ * round their operands to bf16); the BTHD layout is a Linear projection's output reshaped, so no permute is needed.
  */
 export function attention(q: T, k: T, v: T, opts: AttentionOptions = {}): T {
   const op = 'attention';
