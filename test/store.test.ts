@@ -205,3 +205,43 @@ test('store: imported candidates feed a CandidateSource; export/import round tri
   assert.equal(toJsonl(await s.exportEval()), ev);
   await s.close();
 });
+
+test('store: overdue assignments of several labelers and tasks are released at once, the others kept', async () => {
+  let clock = 1_000;
+  const store = await openSqliteStore({ path: ':memory:', now: () => clock });
+  const group = await store.createGroup('g', 'training');
+  const labelers = [];
+  for (const name of ['a', 'b', 'c'])
+    labelers.push(
+      (await store.getUser(
+        (
+          await store.createUser({ username: name, passwordHash: 'x', role: 'labeler', group: group.name })
+        ).id,
+      ))!,
+    );
+  const [p1, p2] = await store.addPrompts([{ text: 'one' }, { text: 'two' }], 'test');
+  // Three labelers take the first task; the second keeps its count of zero throughout.
+  await store.createTask({ kind: 'demonstration', promptId: p1, setId: null, target: 3 });
+  await store.createTask({ kind: 'demonstration', promptId: p2, setId: null, target: 3 });
+  const [a, b, c] = labelers;
+  await store.nextAssignment(a, { timeoutMs: 100 }); // t1, due at 1100
+  await store.nextAssignment(b, { timeoutMs: 100 }); // t1, due at 1100
+  clock = 1_050;
+  await store.nextAssignment(c, { timeoutMs: 500 }); // t1, due at 1550
+  const counts = async () =>
+    (await store.db.selectFrom('tasks').select(['id', 'assigned_count']).orderBy('id').execute()).map(
+      (r) => r.assigned_count,
+    );
+  assert.deepEqual(await counts(), [3, 0]);
+  clock = 1_100;
+  assert.equal(await store.releaseOverdueAssignments(), 2);
+  assert.deepEqual(await counts(), [1, 0]);
+  const expired = await store.db.selectFrom('assignments').select(['user_id', 'expired_at']).orderBy('id').execute();
+  assert.deepEqual(
+    expired.map((r) => r.expired_at),
+    [1_100, 1_100, null],
+  );
+  assert.equal(await store.releaseOverdueAssignments(), 0, 'nothing is released twice');
+  assert.deepEqual(await counts(), [1, 0]);
+  await store.close();
+});

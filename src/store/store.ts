@@ -2,7 +2,7 @@
  * The store: every query the server and trainers use. Written against Kysely only (no SQLite-specific SQL), so a
  * PostgreSQL dialect can be plugged into `Store` without touching callers.
  */
-import type { Insertable, Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Insertable, Kysely, Transaction } from 'kysely';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import type {
@@ -628,19 +628,28 @@ export class Store {
   /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
   async releaseOverdueAssignments(): Promise<number> {
     return this.tx(async (s) => {
-      const overdue = await s.db
-        .selectFrom('assignments')
-        .select(['id', 'task_id'])
-        // Spelled as in the partial index assignments_pending_deadline.
-        .where('status', '=', 'open')
-        .where('expired_at', 'is', null)
-        .where('expires_at', '<=', s.now())
+      const now = s.now();
+      // Two set-based statements, however many are overdue: each task gives back its overdue seats, then those
+      // assignments are marked expired. The filter is spelled as in the partial index assignments_pending_deadline.
+      const overdue = (eb: ExpressionBuilder<Database, 'assignments'>) =>
+        eb.and([eb('status', '=', 'open'), eb('expired_at', 'is', null), eb('expires_at', '<=', now)]);
+      await s.db
+        .updateTable('tasks')
+        .set((eb) => ({
+          assigned_count: eb(
+            'assigned_count',
+            '-',
+            eb
+              .selectFrom('assignments')
+              .select((a) => a.fn.countAll<number>().as('n'))
+              .whereRef('assignments.task_id', '=', 'tasks.id')
+              .where(overdue),
+          ),
+        }))
+        .where('id', 'in', (eb) => eb.selectFrom('assignments').select('task_id').where(overdue))
         .execute();
-      for (const a of overdue) {
-        await s.db.updateTable('assignments').set({ expired_at: s.now() }).where('id', '=', a.id).execute();
-        await s.changeAssignedCount(a.task_id, -1);
-      }
-      return overdue.length;
+      const expired = await s.db.updateTable('assignments').set({ expired_at: now }).where(overdue).executeTakeFirst();
+      return Number(expired.numUpdatedRows);
     });
   }
 
