@@ -187,8 +187,15 @@ void accumulateRows(float* dst, const float* alpha, int64_t rows, const typename
     accumulateGroup<Ops, NV, 1>(dst + r * W, alpha ? alpha + r : nullptr, coef + r * cRow, cRow, cInner, src, n);
 }
 
+// Rows of q, k and v are a few cache lines each, strided across memory: packing asks for the row kAhead rows on.
+constexpr int64_t kAhead = 4;
+inline void prefetchRow(const float* row, int64_t hd) {
+  for (int64_t d = 0; d < hd; d += kLanes) __builtin_prefetch(row + d);
+}
+
 void packRows(const float* src, int64_t stride, int64_t rows, int64_t hd, int64_t width, float scale, float* dst) {
   for (int64_t r = 0; r < rows; r++) {
+    if (r + kAhead < rows) prefetchRow(src + (r + kAhead) * stride, hd);
     const float* s = src + r * stride;
     float* d = dst + r * width;
     for (int64_t c = 0; c < hd; c++) d[c] = scale * s[c];
@@ -209,6 +216,7 @@ struct F32Ops {
   static void packKeysForScoring(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, E* dst) {
     const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
     for (int64_t j = 0; j < nk; j++) {
+      if (j + kAhead < nk) prefetchRow(src + P.kvRow(b, j0 + j + kAhead, kvh), P.hd);
       const float* row = src + P.kvRow(b, j0 + j, kvh);
       for (int64_t d = 0; d < P.hd; d++) dst[d * BK + j] = row[d];
     }
@@ -291,6 +299,7 @@ struct Bf16Ops {
     const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0), depth = Bf16Ops::depth(P.hd);
     E row[kMaxHeadDim / 2 + 1];
     for (int64_t j = 0; j < BK; j++) {
+      if (j + kAhead < nk) prefetchRow(src + P.kvRow(b, j0 + j + kAhead, kvh), P.hd);
       if (j < nk) pairRow(src + P.kvRow(b, j0 + j, kvh), P.hd, 1.0f, row);
       for (int64_t d = 0; d < depth; d++) dst[d * BK + j] = j < nk ? row[d] : 0u;
     }
@@ -301,12 +310,17 @@ struct Bf16Ops {
     packAsSource(src + P.kvRow(b, j0, kvh), P.kvStride, nk, BK, P.hd, width, 1.0f, dst);
   }
   static void packForScoring(const float* src, int64_t stride, int64_t rows, int64_t hd, float scale, E* dst) {
-    for (int64_t r = 0; r < rows; r++) pairRow(src + r * stride, hd, scale, dst + r * depth(hd));
+    for (int64_t r = 0; r < rows; r++) {
+      if (r + kAhead < rows) prefetchRow(src + (r + kAhead) * stride, hd);
+      pairRow(src + r * stride, hd, scale, dst + r * depth(hd));
+    }
   }
   // Source rows are paired: pair row p holds rows 2p and 2p + 1 lane by lane.
   static void packAsSource(const float* src, int64_t stride, int64_t rows, int64_t padded, int64_t hd,
                            int64_t width, float scale, E* dst) {
     for (int64_t r = 0; r < padded; r += 2) {
+      for (int64_t ahead = r + kAhead; ahead < std::min(r + kAhead + 2, rows); ahead++)
+        prefetchRow(src + ahead * stride, hd);
       const float* a = r < rows ? src + r * stride : nullptr;
       const float* b = r + 1 < rows ? src + (r + 1) * stride : nullptr;
       if (a) pairUp(a, b, hd, width, scale, dst + r / 2 * width);
