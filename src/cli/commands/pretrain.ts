@@ -22,7 +22,7 @@ Corpus: plain UTF-8 text; documents are separated by blank lines, and each file 
   --seq N              tokens per window, and the model's context (default ${pretrainDefaults.seq})
   --lr X               peak learning rate (default ${pretrainDefaults.lr})
   --seed N             seed of the weights and the data order (default ${pretrainDefaults.seed})
-  --bf16               bf16 autocast for matrix products
+  --bf16               bf16 autocast: linear layers and attention multiply in bf16
   --resume             continue from the newest checkpoint in --out (same settings)
   -h, --help           this text`;
 
