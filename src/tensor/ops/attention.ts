@@ -41,7 +41,10 @@ interface Layout {
   causal: boolean;
   scale: number;
   keyMask: T | null;
-  /** Under bf16 autocast the products read bf16-rounded q, k, v, probabilities and gradients, as torch's do. */
+  /**
+   * Under bf16 autocast the products read bf16-rounded q, k, v, probabilities and gradients, as torch's do (on a
+   * CPU with AVX512-BF16; elsewhere, and in the one-row kernel that decoding uses, they stay f32).
+   */
   bf16: boolean;
 }
 
