@@ -22,6 +22,9 @@ using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, boo
 struct Plan {
   dnnl::matmul prim;
   memory a, b, c, bias;
+  // bf16: B is first reordered into the layout the primitive prefers (packed), when that differs from B's own.
+  dnnl::reorder packB;
+  memory packedB;
 };
 
 dnnl::engine& engine() {
@@ -48,10 +51,18 @@ Plan makePlan(const Key& k) {
   }
   // The bias (one value per output column) is added inside the GEMM, saving a pass over the output.
   memory::desc biasD({1, 1, N}, memory::data_type::f32, memory::dims{N, N, 1});
-  auto desc = hasBias ? dnnl::matmul::desc(aD, bD, biasD, cD) : dnnl::matmul::desc(aD, bD, cD);
+  // A bf16 B operand is packed into the primitive's preferred layout before each product: the pass costs less than
+  // the product gains (measured: 0–8 % per training shape alone, ~1 % of a bf16 step of the reference GPT).
+  memory::desc bUse = bf16 && batch == 1 ? memory::desc({batchB, K, N}, dt, memory::format_tag::any) : bD;
+  auto desc = hasBias ? dnnl::matmul::desc(aD, bUse, biasD, cD) : dnnl::matmul::desc(aD, bUse, cD);
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
-  return Plan{dnnl::matmul(pd), memory(aD, engine(), nullptr), memory(bD, engine(), nullptr),
-              memory(cD, engine(), nullptr), memory(biasD, engine(), nullptr)};
+  Plan plan{dnnl::matmul(pd), memory(aD, engine(), nullptr), memory(bD, engine(), nullptr),
+            memory(cD, engine(), nullptr), memory(biasD, engine(), nullptr), {}, {}};
+  if (pd.weights_desc() != bD) {
+    plan.packedB = memory(pd.weights_desc(), engine());
+    plan.packB = dnnl::reorder(plan.b, plan.packedB);
+  }
+  return plan;
 }
 
 std::mutex planLock;
@@ -91,7 +102,10 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
     plan->a.set_data_handle(a);
     plan->b.set_data_handle(b);
     plan->c.set_data_handle(c);
-    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, plan->a}, {DNNL_ARG_WEIGHTS, plan->b}, {DNNL_ARG_DST, plan->c}};
+    const bool packed = plan->packedB.get(true) != nullptr;
+    if (packed) plan->packB.execute(stream(), plan->b, plan->packedB);
+    std::unordered_map<int, memory> io{
+        {DNNL_ARG_SRC, plan->a}, {DNNL_ARG_WEIGHTS, packed ? plan->packedB : plan->b}, {DNNL_ARG_DST, plan->c}};
     if (bias) {
       plan->bias.set_data_handle(bias);
       io.insert({DNNL_ARG_BIAS, plan->bias});
