@@ -36,6 +36,8 @@ dnnl::stream& stream() {
   return s;
 }
 
+constexpr int64_t kPackMinRows = 256;
+
 // Row-major A is M×K (or K×M when transposed), B is K×N (or N×K), C is M×N; batch strides are whole matrices.
 Plan makePlan(const Key& k) {
   auto [batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, hasBias] = k;
@@ -51,9 +53,11 @@ Plan makePlan(const Key& k) {
   }
   // The bias (one value per output column) is added inside the GEMM, saving a pass over the output.
   memory::desc biasD({1, 1, N}, memory::data_type::f32, memory::dims{N, N, 1});
-  // A bf16 B operand is packed into the primitive's preferred layout before each product: the pass costs less than
-  // the product gains (measured: 0–8 % per training shape alone, ~1 % of a bf16 step of the reference GPT).
-  memory::desc bUse = bf16 && batch == 1 ? memory::desc({batchB, K, N}, dt, memory::format_tag::any) : bD;
+  // A bf16 B operand is packed into the primitive's preferred layout before each product with enough rows of A to
+  // pay for the pass (measured: 0–8 % per training shape alone, ~1 % of a bf16 step of the reference GPT). A decode
+  // step's few rows would read B three times instead of once.
+  const bool pack = bf16 && batch == 1 && M >= kPackMinRows;
+  memory::desc bUse = pack ? memory::desc({batchB, K, N}, dt, memory::format_tag::any) : bD;
   auto desc = hasBias ? dnnl::matmul::desc(aD, bUse, biasD, cD) : dnnl::matmul::desc(aD, bUse, cD);
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   Plan plan{dnnl::matmul(pd), memory(aD, engine(), nullptr), memory(bD, engine(), nullptr),
