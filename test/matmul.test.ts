@@ -51,6 +51,34 @@ test('bf16 autocast matmul stays close to f32', () => {
   for (let i = 0; i < exact.length; i++) assert.ok(Math.abs(exact[i] - low[i]) < 0.1 + 0.02 * Math.abs(exact[i]));
 });
 
+test('bf16 autocast linear of many rows (B packed for oneDNN) stays close to f32, outputs and gradients', () => {
+  // ‖a − b‖ / ‖b‖: bf16 rounds to 8 significant bits, so products land within about a percent.
+  const relative = (a: number[], b: number[]) => {
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < b.length; i++) [num, den] = [num + (a[i] - b[i]) ** 2, den + b[i] ** 2];
+    return Math.sqrt(num / den);
+  };
+  for (const transB of [true, false]) {
+    const x = param([300, 48], 11);
+    const w = param(transB ? [40, 48] : [48, 40], 12);
+    const bias = param([40], 13);
+    const up = randn([300, 40], new Rng(14));
+    const run = (dtype: 'f32' | 'bf16') => {
+      for (const t of [x, w, bias]) t.grad = null;
+      const y = autocast(dtype, () => linear(x, w, bias, { transB }));
+      backward(sum(mul(y, up)));
+      return [y.toArray(), x.grad!.toArray(), w.grad!.toArray()];
+    };
+    const exact = run('f32');
+    const low = run('bf16');
+    for (const [i, what] of ['output', 'input gradient', 'weight gradient'].entries()) {
+      const err = relative(low[i], exact[i]);
+      assert.ok(err < 1e-2, `transB ${transB}, ${what}: relative error ${err}`);
+    }
+  }
+});
+
 test('matmul names the op and the shapes on a mismatch', () => {
   assert.throws(
     () => matmul(tensor([1, 2, 3, 4], [2, 2]), tensor([1, 2, 3], [3, 1])),
