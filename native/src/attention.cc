@@ -211,8 +211,10 @@ struct F32Ops {
   static Vec madd(Vec acc, V w, V x) { return acc + w * x; }
   static int64_t depth(int64_t hd) { return hd; }
   static int64_t sourceAt(int64_t row, int64_t width) { return row * width; }
+  // Source rows hold the same floats as rows for scoring, only wider: the backward scores from them directly.
+  static constexpr bool kScoresFromSource = true;
 
-  // Key block kb of one (b, kv head), zero past kvLen: for scoring (hd × BK) or as source rows of `width`.
+  // Key block kb of one (b, kv head) for scoring (hd × BK), zero past kvLen.
   static void packKeysForScoring(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, E* dst) {
     const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
     for (int64_t j = 0; j < nk; j++) {
@@ -222,12 +224,6 @@ struct F32Ops {
     }
     for (int64_t d = 0; d < P.hd; d++)
       for (int64_t j = nk; j < BK; j++) dst[d * BK + j] = 0.0f;
-  }
-  static void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb,
-                               int64_t width, E* dst) {
-    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
-    packRows(src + P.kvRow(b, j0, kvh), P.kvStride, nk, P.hd, width, 1.0f, dst);
-    for (int64_t i = nk * width; i < BK * width; i++) dst[i] = 0.0f;
   }
   // `rows` rows of hd values (scaled) for scoring, and as `padded` source rows of `width` (zero past rows).
   static void packForScoring(const float* src, int64_t stride, int64_t rows, int64_t hd, float scale, E* dst) {
@@ -256,15 +252,12 @@ struct F32Ops {
 struct Bf16Ops {
   using E = uint32_t;
   using V = Vec;  // pairs carried in a float vector, the type pinned() keeps in a register
-  static V load(const E* p) {
-    V v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-  }
+  static V load(const E* p) { return ik::load(reinterpret_cast<const float*>(p)); }
   static V splat(E x) { return (V)_mm512_set1_epi32(static_cast<int>(x)); }
   static Vec madd(Vec acc, V w, V x) { return (Vec)_mm512_dpbf16_ps((__m512)acc, (__m512bh)w, (__m512bh)x); }
   static int64_t depth(int64_t hd) { return (hd + 1) / 2; }
   static int64_t sourceAt(int64_t row, int64_t width) { return row / 2 * width; }
+  static constexpr bool kScoresFromSource = false;  // source rows pair two rows, scoring rows pair along each row
 
   typedef uint16_t Halves __attribute__((vector_size(kLanes * 2)));
   typedef uint32_t Lanes __attribute__((vector_size(kLanes * 4)));
@@ -304,11 +297,6 @@ struct Bf16Ops {
       for (int64_t d = 0; d < depth; d++) dst[d * BK + j] = j < nk ? row[d] : 0u;
     }
   }
-  static void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb,
-                               int64_t width, E* dst) {
-    const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
-    packAsSource(src + P.kvRow(b, j0, kvh), P.kvStride, nk, BK, P.hd, width, 1.0f, dst);
-  }
   static void packForScoring(const float* src, int64_t stride, int64_t rows, int64_t hd, float scale, E* dst) {
     for (int64_t r = 0; r < rows; r++) {
       if (r + kAhead < rows) prefetchRow(src + (r + kAhead) * stride, hd);
@@ -331,11 +319,7 @@ struct Bf16Ops {
   template <int NV>
   static void alongKeys(float* dst, const float* alpha, int64_t rows, const float* s, int64_t keys, const E* src,
                         E* scratch) {
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t j = 0; j < BK; j += kLanes) {
-        const Halves h = round(s + r * BK + j, kLanes, 1.0f);
-        __builtin_memcpy(scratch + (r * BK + j) / 2, &h, sizeof h);
-      }
+    for (int64_t r = 0; r < rows; r++) pairRow(s + r * BK, BK, 1.0f, scratch + r * BK / 2);
     accumulateRows<Bf16Ops, NV>(dst, alpha, rows, scratch, BK / 2, 1, src, (keys + 1) / 2);
   }
   template <int NV>
@@ -346,6 +330,14 @@ struct Bf16Ops {
   }
 };
 #endif
+
+// Key block kb of one (b, kv head) as source rows of `width`, zero past kvLen.
+template <class Ops>
+void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh, int64_t kb, int64_t width,
+                      typename Ops::E* dst) {
+  const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
+  Ops::packAsSource(src + P.kvRow(b, j0, kvh), P.kvStride, nk, BK, P.hd, width, 1.0f, dst);
+}
 
 // Masks one score row in place (invisible → -inf) and returns its max. lim: keys [0, lim) of the block pass causality.
 inline float maskRow(float* s, const float* madd, int64_t lim) {
@@ -390,7 +382,7 @@ void forwardBlocked(const Problem& P) {
       const int64_t kEnd = P.keyEnd(i0 + nq - 1), blocks = (kEnd + BK - 1) / BK;
       for (; packedBlocks < blocks; packedBlocks++) {
         Ops::packKeysForScoring(P, P.k, b, kvh, packedBlocks, kt + packedBlocks * BK * depth);
-        Ops::packKeysAsSource(P, P.v, b, kvh, packedBlocks, W, vp + Ops::sourceAt(packedBlocks * BK, W));
+        packKeysAsSource<Ops>(P, P.v, b, kvh, packedBlocks, W, vp + Ops::sourceAt(packedBlocks * BK, W));
       }
       Ops::packForScoring(P.q + P.qRow(b, i0, h), P.qStride, nq, hd, P.scale, qs);
       for (int64_t i = 0; i < nq * W; i++) o[i] = 0.0f;
@@ -528,10 +520,14 @@ void backwardBlocked(const Problem& P) {
     E* kt = ktS.get<E>(nKB * BK * depth);
     E* vt = vtS.get<E>(nKB * BK * depth);
     E* kp = kpS.get<E>(nKB * BK * W);
-    E* qs = qsS.get<E>(rows * depth);  // scaled queries of the group's heads for scoring, row g·Tr + i
-    E* qr = qrS.get<E>(rows * W);      // the same as source rows
-    E* dos = dosS.get<E>(rows * depth);  // output gradient, same rows
+    // Scaled queries of the group's heads as source rows (row g·Tr + i), and the output gradient, same rows; each
+    // also for scoring (ldS apart), where the source rows cannot serve.
+    constexpr bool shared = Ops::kScoresFromSource;
+    const int64_t ldS = shared ? W : depth;
+    E* qr = qrS.get<E>(rows * W);
     E* dor = dorS.get<E>(rows * W);
+    E* qs = shared ? qr : qsS.get<E>(rows * depth);
+    E* dos = shared ? dor : dosS.get<E>(rows * depth);
     E* cs = csS.get<E>(BQ * BK);
     float* dqa = dqS.get(rows * W);
     float* stat = statS.get(2 * rows);  // logsumexp, then D = rowsum(dO ∘ O)
@@ -545,16 +541,18 @@ void backwardBlocked(const Problem& P) {
       for (int64_t kb = 0; kb < nKB; kb++) {
         Ops::packKeysForScoring(P, P.k, b, kvh, kb, kt + kb * BK * depth);
         Ops::packKeysForScoring(P, P.v, b, kvh, kb, vt + kb * BK * depth);
-        if (P.dq) Ops::packKeysAsSource(P, P.k, b, kvh, kb, W, kp + Ops::sourceAt(kb * BK, W));
+        if (P.dq) packKeysAsSource<Ops>(P, P.k, b, kvh, kb, W, kp + Ops::sourceAt(kb * BK, W));
       }
       for (int64_t g = 0; g < G; g++) {
         const int64_t h = kvh * G + g;
         const float* q = P.q + P.qRow(b, 0, h);
         const float* go = P.dout + P.outRow(b, 0, h);
-        Ops::packForScoring(q, P.qStride, P.Tq, hd, P.scale, qs + g * Tr * depth);
         Ops::packAsSource(q, P.qStride, P.Tq, Tr, hd, W, P.scale, qr + Ops::sourceAt(g * Tr, W));
-        Ops::packForScoring(go, P.Hq * hd, P.Tq, hd, 1.0f, dos + g * Tr * depth);
         Ops::packAsSource(go, P.Hq * hd, P.Tq, Tr, hd, W, 1.0f, dor + Ops::sourceAt(g * Tr, W));
+        if (!shared) {
+          Ops::packForScoring(q, P.qStride, P.Tq, hd, P.scale, qs + g * Tr * depth);
+          Ops::packForScoring(go, P.Hq * hd, P.Tq, hd, 1.0f, dos + g * Tr * depth);
+        }
         for (int64_t i = 0; i < P.Tq; i++) {
           const float* o = P.out + P.outRow(b, i, h);
           const float* gi = go + i * P.Hq * hd;
@@ -576,7 +574,7 @@ void backwardBlocked(const Problem& P) {
               const int64_t nq = std::min(BQ, P.Tq - i0), row0 = g * Tr + i0;
               const int64_t seen = std::min(nk, P.keyEnd(i0 + nq - 1) - j0);
               if (seen <= 0) continue;  // the whole block is in these queries' causal future
-              scoreBlock<Ops>(qs + row0 * depth, depth, nq, kt + kb * BK * depth, depth, seen, s);
+              scoreBlock<Ops>(qs + row0 * ldS, ldS, nq, kt + kb * BK * depth, depth, seen, s);
               for (int64_t r = 0; r < nq; r++) {
                 float* sr = s + r * BK;
                 const float lse = stat[row0 + r];
@@ -590,7 +588,7 @@ void backwardBlocked(const Problem& P) {
               }
               if (P.dq || P.dk) {
                 // dS = P ∘ (dO·Vᵀ − D)
-                scoreBlock<Ops>(dos + row0 * depth, depth, nq, vt + kb * BK * depth, depth, seen, dp);
+                scoreBlock<Ops>(dos + row0 * ldS, ldS, nq, vt + kb * BK * depth, depth, seen, dp);
                 for (int64_t r = 0; r < nq; r++) {
                   const float dsum = stat[rows + row0 + r];
 #pragma omp simd
@@ -662,6 +660,7 @@ struct Backward {
   static void run(const Problem& P) { backwardBlocked<Ops, NV>(P); }
 };
 
+// Reads the shared arguments (from index `first`) and checks every buffer against the lengths they imply.
 Problem readProblem(const Args& args, size_t first) {
   Problem P{};
   P.B = args.int_(first, 0), P.Tq = args.int_(first + 1, 0), P.Tk = args.int_(first + 2, 0);
