@@ -18,7 +18,7 @@ import {
   writeKV,
   zeros,
 } from '../src/tensor/index.js';
-import { gradcheck } from './helpers/gradcheck.js';
+import { gradcheck, relativeError } from './helpers/gradcheck.js';
 
 function rnd(shape: number[], seed: number, requiresGrad = false): Tensor {
   const t = randn(shape, new Rng(seed));
@@ -231,17 +231,6 @@ test('head-major keys and values give the same output and gradients as token-maj
   assertClose(got.f32, want.f32, 1e-6, 'output');
   gradcheck((x, y, z) => attention(x, y, z, { keyMask: mask, headMajorKV: true }), [q, headMajor(k), headMajor(v)]);
 });
-
-// ‖a − b‖ / ‖b‖
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 // Under bf16 autocast the products round their operands to bf16 (8 significant bits, a relative step of 2^-8):
 // outputs and gradients land within about a percent of f32, where an error in the pairing of bf16 values would be

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { autocast, backward, linear, matmul, mul, native, Rng, randn, sum, tensor } from '../src/tensor/index.js';
-import { gradcheck } from './helpers/gradcheck.js';
+import { gradcheck, relativeError } from './helpers/gradcheck.js';
 
 function param(shape: number[], seed: number) {
   const t = randn(shape, new Rng(seed));
@@ -52,13 +52,7 @@ test('bf16 autocast matmul stays close to f32', () => {
 });
 
 test('bf16 autocast linear of many rows (B packed for oneDNN) stays close to f32, outputs and gradients', () => {
-  // ‖a − b‖ / ‖b‖: bf16 rounds to 8 significant bits, so products land within about a percent.
-  const relative = (a: number[], b: number[]) => {
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < b.length; i++) [num, den] = [num + (a[i] - b[i]) ** 2, den + b[i] ** 2];
-    return Math.sqrt(num / den);
-  };
+  // bf16 rounds to 8 significant bits, so products land within about a percent.
   for (const transB of [true, false]) {
     const x = param([300, 48], 11);
     const w = param(transB ? [40, 48] : [48, 40], 12);
@@ -73,7 +67,7 @@ test('bf16 autocast linear of many rows (B packed for oneDNN) stays close to f32
     const exact = run('f32');
     const low = run('bf16');
     for (const [i, what] of ['output', 'input gradient', 'weight gradient'].entries()) {
-      const err = relative(low[i], exact[i]);
+      const err = relativeError(low[i], exact[i]);
       assert.ok(err < 1e-2, `transB ${transB}, ${what}: relative error ${err}`);
     }
   }

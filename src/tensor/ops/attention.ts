@@ -125,9 +125,9 @@ function backwardInto(
 
 /**
  * softmax(scale·q·kᵀ + masks)·v per head. q (B, Tq, Hq, hd); k and v (B, Tk, Hkv, hd), or (B, Hkv, Tk, hd) with
- * headMajorKV; Hq a multiple of Hkv
- * (query head h reads kv head h / (Hq/Hkv)). Output (B, Tq, Hq, hd). All f32 (under bf16 autocast the products
- * round their operands to bf16); the BTHD layout is a Linear projection's output reshaped, so no permute is needed.
+ * headMajorKV; Hq a multiple of Hkv (query head h reads kv head h / (Hq/Hkv)). Output (B, Tq, Hq, hd). All f32
+ * (under bf16 autocast the products round their operands to bf16); the BTHD layout is a Linear projection's output
+ * reshaped, so no permute is needed.
  */
 export function attention(q: T, k: T, v: T, opts: AttentionOptions = {}): T {
   const op = 'attention';
