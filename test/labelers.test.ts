@@ -24,8 +24,8 @@ import {
   winRate,
   writeDemonstration,
   writeJsonlFile,
-} from '../src/rlhf/labelers/index.js';
-import { buildWorld, candidateResponses, type Task } from '../src/rlhf/world/index.js';
+} from '../src/demo/labelers/index.js';
+import { buildWorld, candidateResponses, type Task } from '../src/demo/world/index.js';
 import { parseJsonl, rankingLabelError } from '../src/store/index.js';
 import { Rng } from '../src/tensor/random.js';
 

@@ -18,7 +18,7 @@ import {
   type Task,
   TOWNS,
   tasksByPrompt,
-} from '../src/rlhf/world/index.js';
+} from '../src/demo/world/index.js';
 import { Rng } from '../src/tensor/random.js';
 
 const small = { sizes: { sft: 150, rm: 100, ppo: 100, eval: 80 } };

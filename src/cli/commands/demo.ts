@@ -1,6 +1,6 @@
 // instructkit demo: the whole InstructGPT pipeline in miniature, ending in report/index.html and one JSON line.
 import { parseArgs } from 'node:util';
-import { DEMO_SIZES, type DemoSize, runDemo } from '../../rlhf/demo.js';
+import { DEMO_SIZES, type DemoSize, runDemo } from '../../demo/demo.js';
 
 const HELP = `usage: instructkit demo [--size small|tiny] [--out runs/demo] [--seed N] [--fresh]
 

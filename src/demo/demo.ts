@@ -17,13 +17,17 @@ import { join, resolve } from 'node:path';
 import { type CausalLM, generate, loadPretrained, loadScalarPretrained } from '../models/index.js';
 import type { Module } from '../nn/index.js';
 import { type ReportData, writeReport } from '../report/html.js';
+import { Formatter } from '../rlhf/data.js';
+import { type PPOConfig, PPOTrainer, ppoDefaults, readPrompts } from '../rlhf/ppo.js';
+import { type RmConfig, rmDefaults, trainRewardModel } from '../rlhf/reward.js';
+import { loadRewardModel, rewardModelFn } from '../rlhf/reward_fn.js';
+import { type SftConfig, sftDefaults, trainSft } from '../rlhf/sft.js';
 import { openSqliteStore, type RankingRecord, type Store } from '../store/index.js';
 import { crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults, type SizePreset } from '../train/pretrain.js';
 import { formatSeconds, Progress } from '../train/progress.js';
-import { Formatter } from './data.js';
 import {
   demonstrationRecords,
   heldoutPool,
@@ -36,10 +40,6 @@ import {
   winRate,
   writeJsonlFile,
 } from './labelers/index.js';
-import { type PPOConfig, PPOTrainer, ppoDefaults, readPrompts } from './ppo.js';
-import { type RmConfig, rmDefaults, trainRewardModel } from './reward.js';
-import { loadRewardModel, rewardModelFn } from './reward_fn.js';
-import { type SftConfig, sftDefaults, trainSft } from './sft.js';
 import {
   answerStats,
   buildWorld,
