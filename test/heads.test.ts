@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ScalarModel } from '../src/models/heads.js';
 import { loadPretrained, loadScalarPretrained, savePretrained, saveScalarPretrained } from '../src/models/hf.js';
+import { readHeader, readSafetensors, writeSafetensors } from '../src/models/safetensors.js';
 import { backward, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
@@ -53,5 +54,32 @@ test('models and scalar models round-trip through Hugging Face folders', () => {
     assert.equal(cfg.num_labels, 1);
     assert.match(cfg.architectures[0], /ForSequenceClassification$/);
   }
+  rmSync(dir, { recursive: true });
+});
+
+test("a GPT-2 scalar model is saved under transformers' own names (transformer.h.0…, score.weight); both layouts load", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-hf-prefix-'));
+  const rm = new ScalarModel(loadPretrained(join(fixtures, 'gpt2-tiny')), new Rng(1));
+  rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(2)).f32);
+  const prefixed = join(dir, 'rm');
+  saveScalarPretrained(rm, prefixed);
+  const names = [...readHeader(join(prefixed, 'model.safetensors')).entries.keys()];
+  assert.ok(names.includes('transformer.h.0.attn.c_attn.weight') && names.includes('transformer.wte.weight'));
+  assert.ok(names.includes('score.weight') && !names.includes('transformer.score.weight'));
+  assert.ok(!names.some((n) => n.startsWith('h.')));
+  // The layout saved before the fix (no prefix) still loads, with the same scores.
+  const bare = join(dir, 'bare');
+  cpSync(prefixed, bare, { recursive: true });
+  const sd = readSafetensors(join(bare, 'model.safetensors'));
+  writeSafetensors(
+    join(bare, 'model.safetensors'),
+    new Map([...sd].map(([n, t]) => [n.replace(/^transformer\./, ''), t])),
+  );
+  tidy(() => {
+    const ids = Tensor.fromBuffer(new Int32Array([1, 2, 3, 4]), [1, 4]);
+    const want = rm.scoreAt(ids, [3]).toArray();
+    assert.deepEqual(loadScalarPretrained(prefixed).scoreAt(ids, [3]).toArray(), want);
+    assert.deepEqual(loadScalarPretrained(bare).scoreAt(ids, [3]).toArray(), want);
+  });
   rmSync(dir, { recursive: true });
 });

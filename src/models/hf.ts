@@ -241,9 +241,24 @@ export function savePretrained(model: CausalLM, dir: string, opts: SaveOptions =
   writeFolder(dir, new Map(model.namedParameters()), hfConfigOf(model), opts);
 }
 
-/** Writes a reward/value model as a *ForSequenceClassification folder with one label. */
+const GPT2_TRUNK = new Set(['wte', 'wpe', 'h', 'ln_f']);
+
+/**
+ * A parameter's name in transformers' model with a head (GPT2ForSequenceClassification, GPT2LMHeadModel): a GPT-2
+ * trunk lives under `transformer.` there; Llama-family names are already the same.
+ */
+export function hfParamName(trunk: CausalLM, name: string): string {
+  return trunk instanceof GPT2 && GPT2_TRUNK.has(name.slice(0, name.indexOf('.'))) ? `transformer.${name}` : name;
+}
+
+/**
+ * Writes a reward/value model as a *ForSequenceClassification folder with one label, named as transformers' own
+ * save_pretrained names it (a checkpoint without the `transformer.` prefix would load into the GPT-2 trunk alone,
+ * leaving `score` at random).
+ */
 export function saveScalarPretrained(model: ScalarModel, dir: string, opts: SaveOptions = {}): void {
   const config = hfConfigOf(model.trunk);
   const arch = (config.architectures as string[])[0].replace(/(LMHeadModel|ForCausalLM)$/, 'ForSequenceClassification');
-  writeFolder(dir, new Map(model.namedParameters()), { ...config, architectures: [arch], num_labels: 1 }, opts);
+  const params = new Map(model.namedParameters().map(([name, t]) => [hfParamName(model.trunk, name), t]));
+  writeFolder(dir, params, { ...config, architectures: [arch], num_labels: 1 }, opts);
 }
