@@ -14,16 +14,26 @@ import {
 } from '../tensor/index.js';
 import { Module } from './module.js';
 
+/**
+ * Something added to a projection's output, given its input (a LoRA adapter, attached by models/lora.ts). Its own
+ * parameters live in the projection's module tree, so they are named under it (`c_attn.lora_A.weight`).
+ */
+export interface OutputAdapter {
+  forward(x: Tensor, y: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  adapter: OutputAdapter | null = null;
   constructor(inFeatures: number, outFeatures: number, rng: Rng, opts: { bias?: boolean; std?: number } = {}) {
     super();
     this.weight = this.registerParameter('weight', randn([outFeatures, inFeatures], rng, opts.std ?? 0.02));
     this.bias = opts.bias === false ? null : this.registerParameter('bias', zeros([outFeatures]));
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias, { transB: true });
+    const y = linear(x, this.weight, this.bias, { transB: true });
+    return this.adapter ? this.adapter.forward(x, y) : y;
   }
 }
 
@@ -31,13 +41,15 @@ export class Linear extends Module {
 export class Conv1D extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
+  adapter: OutputAdapter | null = null;
   constructor(inFeatures: number, outFeatures: number, rng: Rng, std = 0.02) {
     super();
     this.weight = this.registerParameter('weight', randn([inFeatures, outFeatures], rng, std));
     this.bias = this.registerParameter('bias', zeros([outFeatures]));
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    return this.adapter ? this.adapter.forward(x, y) : y;
   }
 }
 

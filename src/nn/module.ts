@@ -37,6 +37,14 @@ export abstract class Module {
     return m;
   }
 
+  /** Removes the child registered under name (as `del module.name` in PyTorch) and returns it. */
+  removeModule(name: string): Module {
+    const m = this.children.get(name);
+    check(m !== undefined, 'removeModule', () => `no child module "${name}"`);
+    this.children.delete(name);
+    return m;
+  }
+
   private checkName(name: string, op: string): void {
     check(name.length > 0 && !name.includes('.'), op, () => `name "${name}" must be non-empty and contain no "."`);
     check(
@@ -94,6 +102,18 @@ export abstract class Module {
 
   parameters(): Tensor[] {
     return this.namedParameters().map(([, t]) => t);
+  }
+
+  /**
+   * The parameters that train (requiresGrad), with their paths: all of them unless some were frozen (a LoRA base).
+   * What optimizers, gradient clipping and checkpoints take.
+   */
+  namedTrainableParameters(): [string, Tensor][] {
+    return this.namedParameters().filter(([, t]) => t.requiresGrad);
+  }
+
+  trainableParameters(): Tensor[] {
+    return this.namedTrainableParameters().map(([, t]) => t);
   }
 
   /** Number of trainable values, each shared parameter counted once. */
