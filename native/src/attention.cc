@@ -48,6 +48,8 @@ struct Problem {
   // projection writes it, or head-major (B, Hkv, Tk, hd) as the KV cache keeps it.
   int64_t B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride;
   bool causal;
+  // > 0: a sliding window (Mistral): query i sees only the last `window` keys up to its own position.
+  int64_t window;
   float scale;
   bool bf16;  // products on bf16-rounded operands (autocast), where the CPU has vdpbf16ps
 
@@ -59,6 +61,12 @@ struct Problem {
     if (!causal) return kvLen;
     int64_t e = i + offset() + 1;
     return e < 0 ? 0 : (e > kvLen ? kvLen : e);
+  }
+  // Keys before keyStart(i) are outside query i's window.
+  int64_t keyStart(int64_t i) const {
+    if (window <= 0) return 0;
+    const int64_t s = i + offset() + 1 - window;
+    return s < 0 ? 0 : s;
   }
   int64_t qRow(int64_t b, int64_t i, int64_t h) const { return (b * Tq + i) * qStride + h * hd; }
   int64_t kvRow(int64_t b, int64_t j, int64_t h) const { return b * kvBatchStride + j * kvStride + h * kvHeadStride; }
@@ -339,12 +347,13 @@ void packKeysAsSource(const Problem& P, const float* src, int64_t b, int64_t kvh
   Ops::packAsSource(src + P.kvRow(b, j0, kvh), P.kvStride, nk, BK, P.hd, width, 1.0f, dst);
 }
 
-// Masks one score row in place (invisible → -inf) and returns its max. lim: keys [0, lim) of the block pass causality.
-inline float maskRow(float* s, const float* madd, int64_t lim) {
+// Masks one score row in place (invisible → -inf) and returns its max. Keys [first, lim) of the block pass causality
+// and the window.
+inline float maskRow(float* s, const float* madd, int64_t first, int64_t lim) {
   float mx = kNegInf;
 #pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < BK; j++) {
-    const float x = j < lim ? s[j] + madd[j] : kNegInf;
+    const float x = j >= first && j < lim ? s[j] + madd[j] : kNegInf;
     s[j] = x;
     mx = x > mx ? x : mx;
   }
@@ -387,14 +396,14 @@ void forwardBlocked(const Problem& P) {
       Ops::packForScoring(P.q + P.qRow(b, i0, h), P.qStride, nq, hd, P.scale, qs);
       for (int64_t i = 0; i < nq * W; i++) o[i] = 0.0f;
       for (int64_t r = 0; r < nq; r++) m[r] = kNegInf, l[r] = 0.0f;
-      for (int64_t kb = 0; kb < blocks; kb++) {
+      for (int64_t kb = P.keyStart(i0) / BK; kb < blocks; kb++) {  // blocks before every row's window are skipped
         const int64_t j0 = kb * BK, nk = std::min(BK, P.kvLen - j0);
         if (!blockMask(P, b, j0, nk, madd)) continue;
         const int64_t seen = std::min(nk, kEnd - j0);  // keys of this block that any of these rows sees
         scoreBlock<Ops>(qs, depth, nq, kt + kb * BK * depth, depth, seen, s);
         for (int64_t r = 0; r < nq; r++) {
           float* sr = s + r * BK;
-          const float mnew = std::max(m[r], maskRow(sr, madd, P.keyEnd(i0 + r) - j0));
+          const float mnew = std::max(m[r], maskRow(sr, madd, P.keyStart(i0 + r) - j0, P.keyEnd(i0 + r) - j0));
           if (mnew == kNegInf) {  // nothing visible yet: the row stays empty
             alpha[r] = 1.0f;
             for (int64_t j = 0; j < BK; j++) sr[j] = 0.0f;
@@ -439,7 +448,7 @@ void forwardRows(const Problem& P) {
     float* o = oS.get(hd);
     for (int64_t t = lo; t < hi; t++) {
       const int64_t i = t % P.Tq, h = (t / P.Tq) % P.Hq, b = t / (P.Tq * P.Hq), kvh = h / P.group();
-      const int64_t n = P.keyEnd(i);
+      const int64_t n = P.keyEnd(i), first = P.keyStart(i);
       const float* q = P.q + P.qRow(b, i, h);
       const float* mask = P.mask ? P.mask + b * P.Tk : nullptr;
       const float* k0 = P.k + P.kvRow(b, 0, kvh);
@@ -468,7 +477,7 @@ void forwardRows(const Problem& P) {
       }
       float mx = kNegInf;
       for (j = 0; j < n; j++) {
-        if (mask && mask[j] == 0.0f) s[j] = kNegInf;
+        if (j < first || (mask && mask[j] == 0.0f)) s[j] = kNegInf;
         mx = s[j] > mx ? s[j] : mx;
       }
       float* dst = P.out + P.outRow(b, i, h);
@@ -574,6 +583,7 @@ void backwardBlocked(const Problem& P) {
               const int64_t nq = std::min(BQ, P.Tq - i0), row0 = g * Tr + i0;
               const int64_t seen = std::min(nk, P.keyEnd(i0 + nq - 1) - j0);
               if (seen <= 0) continue;  // the whole block is in these queries' causal future
+              if (P.keyStart(i0) >= j0 + nk) continue;  // or before all their windows
               scoreBlock<Ops>(qs + row0 * ldS, ldS, nq, kt + kb * BK * depth, depth, seen, s);
               for (int64_t r = 0; r < nq; r++) {
                 float* sr = s + r * BK;
@@ -582,7 +592,7 @@ void backwardBlocked(const Problem& P) {
                   for (int64_t j = 0; j < BK; j++) sr[j] = 0.0f;
                   continue;
                 }
-                maskRow(sr, madd, P.keyEnd(i0 + r) - j0);
+                maskRow(sr, madd, P.keyStart(i0 + r) - j0, P.keyEnd(i0 + r) - j0);
 #pragma omp simd
                 for (int64_t j = 0; j < BK; j++) sr[j] = vmath::exp(sr[j] - lse);
               }
@@ -670,6 +680,7 @@ Problem readProblem(const Args& args, size_t first) {
   P.causal = args.flag(first + 11);
   P.scale = static_cast<float>(args.num(first + 12));
   P.bf16 = args.flag(first + 13);
+  P.window = args.int_(first + 14, 0);
   if (P.kvLen > P.Tk) args.fail("kvLen " + std::to_string(P.kvLen) + " exceeds Tk " + std::to_string(P.Tk));
   if (P.Hq % P.Hkv != 0)
     args.fail(std::to_string(P.Hq) + " query heads are not a multiple of " + std::to_string(P.Hkv) + " kv heads");
@@ -692,10 +703,10 @@ size_t kvSpan(const Problem& P) {
 }
 
 // attentionForward(q, k, v, mask|null, out, lse|null, B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride,
-// kvBatchStride, causal, scale, bf16). q rows (b, t) start qStride apart; k/v rows as Problem::kvRow says; mask is
+// kvBatchStride, causal, scale, bf16, window). q rows (b, t) start qStride apart; k/v rows as Problem::kvRow says; mask is
 // (B, Tk); out is (B, Tq, Hq, hd).
 Napi::Value attentionForward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionForward", 20);
+  Args args(info, "attentionForward", 21);
   Problem P = readProblem(args, 6);
   P.q = args.f32(0, span(P.B * P.Tq, P.qStride, P.Hq * P.hd));
   P.k = args.f32(1, kvSpan(P));
@@ -711,10 +722,10 @@ Napi::Value attentionForward(const Napi::CallbackInfo& info) {
 IK_EXPORT("attentionForward", attentionForward);
 
 // attentionBackward(q, k, v, mask|null, out, dout, lse, dq|null, dk|null, dv|null, B, Tq, Tk, kvLen, Hq, Hkv, hd,
-// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16). dq has q's row strides, dk and dv those of k
+// qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16, window). dq has q's row strides, dk and dv those of k
 // and v; each is written in full.
 Napi::Value attentionBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionBackward", 24);
+  Args args(info, "attentionBackward", 25);
   Problem P = readProblem(args, 10);
   const size_t qLen = span(P.B * P.Tq, P.qStride, P.Hq * P.hd), kvLen = kvSpan(P);
   const size_t outLen = P.B * P.Tq * P.Hq * P.hd;

@@ -136,9 +136,19 @@ export function hfConfigOf(model: CausalLM): Record<string, unknown> {
   }
   const c = model.config;
   const qwen = c.qkvBias && !c.oBias;
+  const window = c.slidingWindow ?? null;
+  // A sliding window is Mistral's (every layer) or Qwen2's (from max_window_layers on); Llama has none.
+  const type = qwen ? 'qwen2' : window !== null ? 'mistral' : 'llama';
+  const windowFields =
+    window === null
+      ? {}
+      : qwen
+        ? { use_sliding_window: true, sliding_window: window, max_window_layers: c.maxWindowLayers ?? 0 }
+        : { sliding_window: window };
   return {
-    model_type: qwen ? 'qwen2' : 'llama',
-    architectures: [qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: type,
+    architectures: [{ qwen2: 'Qwen2ForCausalLM', mistral: 'MistralForCausalLM', llama: 'LlamaForCausalLM' }[type]],
+    ...windowFields,
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
     intermediate_size: c.intermediateSize,

@@ -1,5 +1,5 @@
-// Llama family (Llama, SmolLM, Qwen2): RoPE, RMSNorm, SwiGLU, grouped-query attention, optional q/k/v bias,
-// tied or untied head. Parameter names exactly Hugging Face's (`model.layers.0.self_attn.q_proj.weight`).
+// Llama family (Llama, SmolLM, Qwen2, Mistral): RoPE, RMSNorm, SwiGLU, grouped-query attention, optional q/k/v bias,
+// tied or untied head, optional sliding-window attention. Parameter names exactly Hugging Face's (`model.layers.0.self_attn.q_proj.weight`).
 import { Embedding, Linear, Module, ModuleList, RMSNorm } from '../nn/index.js';
 import {
   add,
@@ -38,6 +38,10 @@ export interface LlamaConfig {
   qkvBias: boolean;
   /** Bias on the output projection (Llama with attention_bias; never Qwen2). */
   oBias: boolean;
+  /** Sliding-window attention: each token sees the last this-many positions (Mistral; Qwen2's use_sliding_window). */
+  slidingWindow?: number | null;
+  /** Layers below this index keep full attention (Qwen2's max_window_layers; 0 for Mistral). */
+  maxWindowLayers?: number;
 }
 
 /** Reads a Hugging Face Llama / Qwen2 config.json object; `source` names the file in errors. */
@@ -50,8 +54,6 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
   };
   const rope = ropeFromHF(json, source);
   if (json.mlp_bias === true) throw new Error(`${source}: field "mlp_bias" true is not supported (no MLP biases)`);
-  if (json.use_sliding_window === true)
-    throw new Error(`${source}: field "use_sliding_window" true is not supported (full attention only)`);
   if (json.hidden_act !== undefined && json.hidden_act !== 'silu')
     throw new Error(`${source}: field "hidden_act" ${JSON.stringify(json.hidden_act)} is not supported (silu only)`);
   const hidden = num('hidden_size');
@@ -72,6 +74,7 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
     qkvBias: json.attention_bias === true || json.model_type === 'qwen2',
     oBias: json.attention_bias === true && json.model_type !== 'qwen2',
     tokenIds: tokenIdsFromHF(json, source),
+    ...slidingWindowFromHF(json, source),
   };
   if (cfg.numHeads % cfg.numKvHeads !== 0)
     throw new Error(
@@ -82,17 +85,37 @@ export function llamaConfigFromHF(json: Record<string, unknown>, source = 'confi
   return cfg;
 }
 
+// Mistral applies sliding_window (when set) to every layer; Qwen2 only with use_sliding_window, from layer
+// max_window_layers on (as transformers' layer_types).
+function slidingWindowFromHF(
+  json: Record<string, unknown>,
+  source: string,
+): Pick<LlamaConfig, 'slidingWindow' | 'maxWindowLayers'> {
+  const on = json.model_type === 'mistral' || (json.model_type === 'qwen2' && json.use_sliding_window === true);
+  if (!on || json.sliding_window == null) return {};
+  const w = json.sliding_window;
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 1)
+    throw new Error(`${source}: field "sliding_window" must be an integer >= 1 or null, got ${JSON.stringify(w)}`);
+  const from = json.model_type === 'qwen2' ? (json.max_window_layers ?? 28) : 0;
+  if (typeof from !== 'number' || !Number.isInteger(from) || from < 0)
+    throw new Error(`${source}: field "max_window_layers" must be an integer >= 0, got ${JSON.stringify(from)}`);
+  return { slidingWindow: w, maxWindowLayers: from };
+}
+
 class SelfAttention extends Module {
   readonly q_proj: Linear;
   readonly k_proj: Linear;
   readonly v_proj: Linear;
   readonly o_proj: Linear;
   private readonly invFreq: Float32Array;
+  private readonly window: number | null;
   constructor(
     private readonly cfg: LlamaConfig,
     rng: Rng,
+    layer: number,
   ) {
     super();
+    this.window = layer >= (cfg.maxWindowLayers ?? 0) ? (cfg.slidingWindow ?? null) : null;
     const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: hd, qkvBias: bias } = cfg;
     this.q_proj = this.registerModule('q_proj', new Linear(d, h * hd, rng, { bias }));
     this.k_proj = this.registerModule('k_proj', new Linear(d, kv * hd, rng, { bias }));
@@ -115,8 +138,9 @@ class SelfAttention extends Module {
         keyMask,
         kvLen: cache.length + T,
         headMajorKV: true,
+        window: this.window,
       });
-    } else y = attention(q, k, v, { causal: true, keyMask });
+    } else y = attention(q, k, v, { causal: true, keyMask, window: this.window });
     return this.o_proj.forward(reshape(y, [B, T, h * hd]));
   }
 }
@@ -142,9 +166,9 @@ class DecoderLayer extends Module {
   readonly self_attn: SelfAttention;
   readonly post_attention_layernorm: RMSNorm;
   readonly mlp: SwiGLU;
-  constructor(cfg: LlamaConfig, rng: Rng) {
+  constructor(cfg: LlamaConfig, rng: Rng, layer: number) {
     super();
-    this.self_attn = this.registerModule('self_attn', new SelfAttention(cfg, rng));
+    this.self_attn = this.registerModule('self_attn', new SelfAttention(cfg, rng, layer));
     this.mlp = this.registerModule('mlp', new SwiGLU(cfg, rng));
     this.input_layernorm = this.registerModule('input_layernorm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
     this.post_attention_layernorm = this.registerModule(
@@ -166,7 +190,7 @@ class Backbone extends Module {
     super();
     this.embed_tokens = this.registerModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize, rng));
     this.layers = this.registerModule('layers', new ModuleList<DecoderLayer>());
-    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new DecoderLayer(cfg, rng));
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new DecoderLayer(cfg, rng, i));
     this.norm = this.registerModule('norm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
   }
 }

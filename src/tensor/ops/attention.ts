@@ -11,6 +11,11 @@ export interface AttentionOptions {
   keyMask?: T | null;
   /** Logit scale; default 1/sqrt(head dim). */
   scale?: number;
+  /**
+   * Sliding window (Mistral, Qwen2): with causal, each query sees only the last `window` keys up to its own position
+   * (key j is visible to query i when i − window < j ≤ i, as transformers' sliding_window). Null or 0: all of them.
+   */
+  window?: number | null;
   /** Use only the first kvLen key positions (a preallocated cache); causal alignment then uses kvLen for Tk. */
   kvLen?: number;
   /**
@@ -39,6 +44,7 @@ interface Layout {
   kvHeadStride: number;
   kvBatchStride: number;
   causal: boolean;
+  window: number;
   scale: number;
   keyMask: T | null;
   /**
@@ -50,7 +56,7 @@ interface Layout {
 
 function layout(
   op: string,
-  dims: Omit<Layout, 'kvLen' | 'causal' | 'scale' | 'keyMask' | 'bf16'>,
+  dims: Omit<Layout, 'kvLen' | 'causal' | 'window' | 'scale' | 'keyMask' | 'bf16'>,
   opts: AttentionOptions,
 ): Layout {
   const { B, Tq, Tk, Hq, Hkv, hd } = dims;
@@ -70,6 +76,9 @@ function layout(
     op,
     () => `causal queries are the last ${Tq} of the keys, but only ${kvLen} keys are in use`,
   );
+  const window = opts.window ?? 0;
+  check(Number.isInteger(window) && window >= 0, op, () => `window must be an integer >= 0, got ${window}`);
+  check(window === 0 || causal, op, () => 'a sliding window needs causal attention');
   const keyMask = opts.keyMask ?? null;
   if (keyMask)
     check(
@@ -78,12 +87,12 @@ function layout(
       () => `keyMask must be f32 [${B}, ${Tk}] (batch, keys), got ${keyMask.dtype} ${shapeStr(keyMask.shape)}`,
     );
   // Fixed when the forward runs: the backward uses the same precision wherever it is called from.
-  return { ...dims, kvLen, causal, scale, keyMask, bf16: matmulDType() === 'bf16' };
+  return { ...dims, kvLen, causal, window, scale, keyMask, bf16: matmulDType() === 'bf16' };
 }
 
 function sizeArgs(L: Layout): (number | boolean)[] {
   const { B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16 } = L;
-  return [B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16];
+  return [B, Tq, Tk, kvLen, Hq, Hkv, hd, qStride, kvStride, kvHeadStride, kvBatchStride, causal, scale, bf16, L.window];
 }
 
 /** Runs the forward kernel; the returned lse is null when nothing will need a gradient. */
