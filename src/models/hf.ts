@@ -172,6 +172,8 @@ export interface SaveOptions {
   maxShardBytes?: number;
   /** Tensor dtype in the files (default f32); bf16 halves the size, as most published checkpoints are. */
   dtype?: 'f32' | 'bf16';
+  /** The weights to write, by parameter name (default: the model's own); a LoRA model passes its merged weights. */
+  weights?: Map<string, Tensor>;
 }
 
 const DEFAULT_MAX_SHARD_BYTES = 5e9;
@@ -248,7 +250,7 @@ function writeFolder(
 
 /** Writes config.json and the safetensors weights so that Hugging Face transformers loads the folder. */
 export function savePretrained(model: CausalLM, dir: string, opts: SaveOptions = {}): void {
-  writeFolder(dir, new Map(model.namedParameters()), hfConfigOf(model), opts);
+  writeFolder(dir, opts.weights ?? new Map(model.namedParameters()), hfConfigOf(model), opts);
 }
 
 const GPT2_TRUNK = new Set(['wte', 'wpe', 'h', 'ln_f']);
@@ -269,6 +271,7 @@ export function hfParamName(trunk: CausalLM, name: string): string {
 export function saveScalarPretrained(model: ScalarModel, dir: string, opts: SaveOptions = {}): void {
   const config = hfConfigOf(model.trunk);
   const arch = (config.architectures as string[])[0].replace(/(LMHeadModel|ForCausalLM)$/, 'ForSequenceClassification');
-  const params = new Map(model.namedParameters().map(([name, t]) => [hfParamName(model.trunk, name), t]));
+  const weights = opts.weights ?? new Map(model.namedParameters());
+  const params = new Map([...weights].map(([name, t]) => [hfParamName(model.trunk, name), t]));
   writeFolder(dir, params, { ...config, architectures: [arch], num_labels: 1 }, opts);
 }

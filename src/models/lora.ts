@@ -4,10 +4,10 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Conv1D, Dropout, Linear, type Module, type OutputAdapter } from '../nn/index.js';
-import { add, linear, matmul, noGrad, Rng, rand, scale, type Tensor } from '../tensor/index.js';
+import { add, keep, linear, matmul, noGrad, Rng, rand, scale, type Tensor } from '../tensor/index.js';
 import { GPT2 } from './gpt2.js';
 import { ScalarModel } from './heads.js';
-import { type CausalLM, hfParamName } from './hf.js';
+import { type CausalLM, hfParamName, savePretrained, saveScalarPretrained } from './hf.js';
 import { readHeader, readSafetensors, writeSafetensors } from './safetensors.js';
 
 export interface LoraConfig {
@@ -23,6 +23,44 @@ export interface LoraConfig {
    * a whole module path (`.*\.(q|v)_proj`). Null: the model family's usual choice (GPT-2 c_attn; Llama q_proj, v_proj).
    */
   targets: string[] | string | null;
+}
+
+/** The LoRA fields of every trainer's config (flat, one CLI flag each); loraR 0 trains the whole model. */
+export interface LoraOptions {
+  loraR: number;
+  loraAlpha: number;
+  loraDropout: number;
+  /** `--lora-targets` text (see parseLoraTargets); '' = the model family's usual targets. */
+  loraTargets: string;
+  /** Also write the merged full model (dir/merged) at the end. */
+  loraMerge: boolean;
+}
+
+/** PEFT's usual alpha of 2·r for r 8 (TRL's examples), dropout 0.05; LoRA off until loraR is set. */
+export const loraDefaults: LoraOptions = {
+  loraR: 0,
+  loraAlpha: 16,
+  loraDropout: 0.05,
+  loraTargets: '',
+  loraMerge: false,
+};
+
+/** The LoRA config a trainer's options ask for (null: full fine-tuning); throws naming the field when out of range. */
+export function loraConfigOf(o: LoraOptions, source = 'config'): LoraConfig | null {
+  if (!Number.isInteger(o.loraR) || o.loraR < 0)
+    throw new Error(`${source}: field "loraR" must be an integer > 0 (or 0 for no LoRA), got ${o.loraR}`);
+  if (o.loraR === 0) {
+    if (o.loraMerge) throw new Error(`${source}: field "loraMerge" needs LoRA (set loraR / --lora-r)`);
+    return null;
+  }
+  const config = {
+    r: o.loraR,
+    alpha: o.loraAlpha,
+    dropout: o.loraDropout,
+    targets: o.loraTargets === '' ? null : parseLoraTargets(o.loraTargets),
+  };
+  checkLoraConfig(config, source);
+  return config;
 }
 
 /** What a saved adapter adds besides the config: the base it belongs to, and for scalar models the trained head. */
@@ -165,6 +203,7 @@ export function applyLora(
     proj.registerModule('lora_A', A);
     proj.registerModule('lora_B', B);
     proj.registerModule('lora_dropout', drop);
+    for (const m of [A, B, drop]) m.training = proj.training; // the mode the model is in (train() / eval())
     proj.adapter = new LoraAdapter(A, B, drop, config.alpha / config.r);
   }
   states.set(model, { config, paths: chosen.map(([p]) => p), modulesToSave, trunk });
@@ -192,14 +231,15 @@ function peftName(trunk: CausalLM, path: string): string {
   return `base_model.model.${hfParamName(trunk, path)}`;
 }
 
-function adapterTensors(model: Module, st: LoraState): Map<string, Tensor> {
+// The saved tensors by PEFT name: the model's trainable parameters (adapters and modules_to_save), or `values` for
+// them (e.g. their moving average) by our names.
+function adapterTensors(model: Module, st: LoraState, values?: Map<string, Tensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [path, m] of adapted(model)) {
-    out.set(peftName(st.trunk, `${path}.lora_A.weight`), m.adapter.A.weight);
-    out.set(peftName(st.trunk, `${path}.lora_B.weight`), m.adapter.B.weight);
+  for (const [name, t] of model.namedTrainableParameters()) {
+    const v = values?.get(name) ?? t;
+    if (v.numel !== t.numel) throw new Error(`saveAdapter: "${name}" has ${v.numel} values, the model ${t.numel}`);
+    out.set(peftName(st.trunk, name), v);
   }
-  for (const [name, t] of model.namedParameters())
-    if (st.modulesToSave.some((s) => name.startsWith(`${s}.`))) out.set(peftName(st.trunk, name), t);
   return out;
 }
 
@@ -213,7 +253,7 @@ function writeAtomically(path: string, write: (tmp: string) => void): void {
  * Writes adapter_config.json and adapter_model.safetensors (PEFT's layout and names) into dir. `baseModel` is the
  * folder (or hub name) of the base, recorded as base_model_name_or_path.
  */
-export function saveAdapter(model: Module, dir: string, baseModel: string | null): void {
+export function saveAdapter(model: Module, dir: string, baseModel: string | null, values?: Map<string, Tensor>): void {
   const st = states.get(model);
   if (!st) throw new Error('saveAdapter: the model has no LoRA adapters');
   const c = st.config;
@@ -236,7 +276,7 @@ export function saveAdapter(model: Module, dir: string, baseModel: string | null
   };
   mkdirSync(dir, { recursive: true });
   writeAtomically(join(dir, 'adapter_model.safetensors'), (tmp) =>
-    writeSafetensors(tmp, adapterTensors(model, st), { format: 'pt' }),
+    writeSafetensors(tmp, adapterTensors(model, st, values), { format: 'pt' }),
   );
   writeAtomically(join(dir, 'adapter_config.json'), (tmp) =>
     writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`),
@@ -348,6 +388,78 @@ function delta(proj: Projection & { adapter: LoraAdapter }): Tensor {
   const ba =
     proj instanceof Conv1D ? matmul(A.weight, B.weight, { transA: true, transB: true }) : matmul(B.weight, A.weight);
   return scale(ba, scaling);
+}
+
+/**
+ * The model's weights with every adapter folded in (W + scale·B·A), by the plain model's names: merged copies for the
+ * adapted weights, the live tensors for the rest; `release` frees the copies. The model is unchanged.
+ */
+export function mergedWeights(model: Module): { weights: Map<string, Tensor>; release(): void } {
+  const merged = new Map<string, Tensor>();
+  noGrad(() => {
+    for (const [path, proj] of adapted(model)) merged.set(`${path}.weight`, keep(add(proj.weight, delta(proj))));
+  });
+  const weights = new Map<string, Tensor>();
+  for (const [name, t] of model.namedParameters())
+    if (!/\.lora_[AB]\./.test(name)) weights.set(name, merged.get(name) ?? t);
+  const release = () => {
+    for (const t of merged.values()) t.dispose();
+  };
+  return { weights, release };
+}
+
+/** Where a trained model goes and how. */
+export interface SaveTrainedOptions {
+  /** The folder training started from, recorded in adapter_config.json as base_model_name_or_path. */
+  baseModel: string;
+  /** With LoRA, also write the merged full model into `dir/merged`. */
+  merge?: boolean;
+  /** Values to save for the trainable parameters instead of their own (e.g. PPO's moving average). */
+  values?: Map<string, Tensor>;
+}
+
+/**
+ * Writes what training produced: without LoRA the whole model as a Hugging Face folder (savePretrained, or
+ * saveScalarPretrained for a reward/value model); with LoRA only the adapter in PEFT's layout, plus with merge the
+ * full model (adapters folded in) in dir/merged. Returns the folder that holds a full model, or null.
+ */
+export function saveTrained(model: CausalLM | ScalarModel, dir: string, opts: SaveTrainedOptions): string | null {
+  const write = (target: string, weights?: Map<string, Tensor>) =>
+    model instanceof ScalarModel
+      ? saveScalarPretrained(model, target, { weights })
+      : savePretrained(model as CausalLM, target, { weights });
+  if (!states.has(model)) {
+    if (opts.values) {
+      const own = new Map(model.namedParameters());
+      write(dir, new Map([...own].map(([n, t]) => [n, opts.values!.get(n) ?? t])));
+    } else write(dir);
+    return dir;
+  }
+  saveAdapter(model, dir, opts.baseModel, opts.values);
+  if (!opts.merge) return null;
+  const restore = opts.values ? swapTrainable(model, opts.values) : null;
+  const merged = mergedWeights(model);
+  try {
+    write(join(dir, 'merged'), merged.weights);
+  } finally {
+    merged.release();
+    restore?.();
+  }
+  return join(dir, 'merged');
+}
+
+// Puts `values` into the trainable parameters and returns the function that puts the originals back.
+function swapTrainable(model: Module, values: Map<string, Tensor>): () => void {
+  const saved: [Tensor, Float32Array][] = [];
+  for (const [name, t] of model.namedTrainableParameters()) {
+    const v = values.get(name);
+    if (!v) continue;
+    saved.push([t, Float32Array.from(t.f32)]);
+    t.f32.set(v.f32);
+  }
+  return () => {
+    for (const [t, original] of saved) t.f32.set(original);
+  };
 }
 
 /**

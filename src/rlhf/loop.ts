@@ -102,7 +102,9 @@ export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
     totalSteps,
     minLr: cfg.lr * cfg.minLrRatio,
   };
-  const opt = new AdamW(h.model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+  // Only what trains (everything, or with LoRA the adapters and heads) gets optimizer state and is checkpointed.
+  const trainable = h.model.trainableParameters();
+  const opt = new AdamW(trainable, { lr: cfg.lr, weightDecay: cfg.weightDecay });
   const root = join(h.outDir, 'checkpoints');
   const log = new MetricsLog(join(h.outDir, 'metrics.jsonl'), h.stage);
   let step = 0;
@@ -120,7 +122,15 @@ export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
       optimizer: OptimizerStateDict['meta'];
       trainer: Record<string, unknown>;
     };
-    h.model.loadStateDict(saved.tensors.model);
+    const missing = h.model.namedTrainableParameters().filter(([name]) => !saved.tensors.model.has(name));
+    if (missing.length > 0)
+      throw new Error(
+        `${root}: the checkpoint lacks ${missing.length} trainable tensor(s) (${missing
+          .slice(0, 3)
+          .map(([n]) => n)
+          .join(', ')}${missing.length > 3 ? ', …' : ''}): it was saved by another setup (LoRA or not)`,
+      );
+    h.model.loadStateDict(saved.tensors.model, { strict: false });
     opt.loadStateDict({ meta: s.optimizer, tensors: saved.tensors.optimizer });
     for (const t of [...saved.tensors.model.values(), ...saved.tensors.optimizer.values()]) t.dispose();
     h.dataRng.setState(s.rng.data);
@@ -140,7 +150,7 @@ export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
         optimizer: opt.stateDict().meta,
         trainer: h.state?.get() ?? {},
       },
-      tensors: { model: h.model.stateDict(), optimizer: opt.stateDict().tensors },
+      tensors: { model: new Map(h.model.namedTrainableParameters()), optimizer: opt.stateDict().tensors },
     });
 
   const progress = new Progress(h.stage, totalSteps);
@@ -160,7 +170,7 @@ export function runLoop<E>(cfg: LoopConfig, h: LoopHooks<E>): LoopResult {
           backward(loss);
           return { 'train/loss': value, ...extra };
         });
-        if (cfg.maxGradNorm > 0) metrics['train/grad_norm'] = clipGradNorm(h.model.parameters(), cfg.maxGradNorm);
+        if (cfg.maxGradNorm > 0) metrics['train/grad_norm'] = clipGradNorm(trainable, cfg.maxGradNorm);
         opt.step(lr);
         h.model.zeroGrad();
         step++;

@@ -5,15 +5,16 @@
 // uninterrupted one exactly.
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CausalLM, generate, type ScalarModel } from '../models/index.js';
 import {
-  type CausalLM,
-  generate,
-  hfConfigOf,
-  modelFromConfig,
-  type ScalarModel,
-  savePretrained,
-  saveScalarPretrained,
-} from '../models/index.js';
+  applyLora,
+  hasLora,
+  type LoraOptions,
+  loraConfigOf,
+  loraDefaults,
+  saveTrained,
+  withAdaptersDisabled,
+} from '../models/lora.js';
 import { AdamW, clipGradNorm, type Module } from '../nn/index.js';
 import { formatLineError, parseJsonl } from '../store/jsonl.js';
 import {
@@ -40,7 +41,7 @@ import { type KLController, type KLControllerState, type KLEstimator, klPerToken
 import { policyLoss, valueLoss } from './ppo_loss.js';
 import type { RewardFn } from './reward_fn.js';
 
-export interface PPOConfig {
+export interface PPOConfig extends LoraOptions {
   /** PPO iterations: each samples one batch of episodes and optimises on it. */
   steps: number;
   /** Prompts (episodes) per iteration. */
@@ -114,11 +115,13 @@ export const ppoDefaults: PPOConfig = {
   samplesShown: 4,
   checkpointEvery: 50,
   seed: 0,
+  ...loraDefaults,
 };
 
 /** Throws naming the field when a merged config is out of range. */
 export function checkPPOConfig(c: PPOConfig, source = 'ppo config'): void {
   const bad = (field: string, why: string) => new Error(`${source}: field "${field}" ${why}`);
+  loraConfigOf(c, source);
   const positiveInts: (keyof PPOConfig)[] = [
     'steps',
     'batchSize',
@@ -169,12 +172,17 @@ export function inlinePrompts(texts: string[]): PromptSet {
 }
 
 export interface PPOSetup {
-  /** Trained in place; starts as the SFT model. */
+  /** Trained in place; starts as the SFT model. With config.loraR > 0 it gets LoRA adapters (base frozen). */
   policy: CausalLM;
-  /** The frozen SFT model (a separate copy). */
-  ref: CausalLM;
-  /** The value model, usually initialised from the reward model. */
+  /**
+   * The frozen SFT model (a separate copy). Leave it out with LoRA: the reference is then the policy with its
+   * adapters off, so one copy of the base serves both.
+   */
+  ref?: CausalLM;
+  /** The value model, usually initialised from the reward model; with LoRA it trains adapters and its head. */
   value: ScalarModel;
+  /** Folders the policy and value model came from, recorded in saved adapters (base_model_name_or_path). */
+  baseModels?: { policy: string; value: string };
   reward: RewardFn;
   tokenizer: Tokenizer;
   prompts: PromptSet;
@@ -338,7 +346,12 @@ export class PPOTrainer {
     const c = s.config;
     checkPPOConfig(c);
     this.config = c;
-    const { policy, ref, value, tokenizer } = s;
+    const { policy, value, tokenizer } = s;
+    const lora = loraConfigOf(c);
+    if (!s.ref && !lora) throw new Error('ppo: a reference model is needed (or LoRA, whose reference is the base)');
+    if (s.ref === policy)
+      throw new Error('ppo: the reference must be a separate copy of the policy (or, with LoRA, left out)');
+    const ref = s.ref ?? policy;
     const ctx = policy.maxPositions;
     // Everything about the input is checked before any compute.
     for (const [name, m] of [
@@ -382,12 +395,19 @@ export class PPOTrainer {
     this.rng = new Rng(c.seed);
     this.order = shuffled(this.promptIds.length, new Rng(c.seed + 1));
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
+    if (lora) {
+      if (hasLora(policy) || hasLora(value)) throw new Error('ppo: the policy or value model already has adapters');
+      applyLora(policy, lora, { seed: c.seed });
+      applyLora(value, lora, { seed: c.seed + 1 });
+    }
     policy.eval();
     ref.eval();
     value.eval();
-    this.policyOpt = new AdamW(policy.parameters(), { lr: c.lr, weightDecay: c.weightDecay });
-    this.valueOpt = new AdamW(value.parameters(), { lr: c.valueLr, weightDecay: c.weightDecay });
-    for (const [name, p] of policy.namedParameters()) {
+    // Only what trains gets optimizer state, a moving average and a place in checkpoints (with LoRA: the adapters
+    // and the value head).
+    this.policyOpt = new AdamW(policy.trainableParameters(), { lr: c.lr, weightDecay: c.weightDecay });
+    this.valueOpt = new AdamW(value.trainableParameters(), { lr: c.valueLr, weightDecay: c.weightDecay });
+    for (const [name, p] of policy.namedTrainableParameters()) {
       const copy = keep(Tensor.empty(p.shape));
       copy.f32.set(p.f32);
       this.ema.set(name, copy);
@@ -442,8 +462,8 @@ export class PPOTrainer {
       step: this.step,
       state: state as unknown as Record<string, unknown>,
       tensors: {
-        policy: new Map(this.s.policy.namedParameters()),
-        value: new Map(this.s.value.namedParameters()),
+        policy: new Map(this.s.policy.namedTrainableParameters()),
+        value: new Map(this.s.value.namedTrainableParameters()),
         policy_optim: this.policyOpt.stateDict().tensors,
         value_optim: this.valueOpt.stateDict().tensors,
         ema: this.ema,
@@ -473,7 +493,8 @@ export class PPOTrainer {
   // Samples one response per prompt and scores it: old log-probs, values, rewards, advantages and returns.
   private rollout(batch: number[]): { episodes: Episode[]; metrics: Metrics } {
     const c = this.config;
-    const { policy, ref, value, tokenizer } = this.s;
+    const { policy, value, tokenizer } = this.s;
+    const ref = this.s.ref;
     const prompts = batch.map((i) => this.promptIds[i]);
     const gen = generate(policy, prompts, {
       maxNewTokens: c.maxNewTokens,
@@ -487,7 +508,9 @@ export class PPOTrainer {
       tidy(() => {
         const p = pack(rows);
         const pol = tokenLogps(policy, p, c.temperature);
-        const refs = tokenLogps(ref, p, c.temperature);
+        const refs = ref
+          ? tokenLogps(ref, p, c.temperature)
+          : withAdaptersDisabled(policy, () => tokenLogps(policy, p, c.temperature));
         const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
         return {
           oldLogp: ungrid(pol.logp, rows),
@@ -594,7 +617,7 @@ export class PPOTrainer {
             note('ptx/loss', lm.item());
             backward(scale(lm, c.ptxCoef));
           });
-        note('policy/grad_norm', clipGradNorm(policy.parameters(), c.maxGradNorm));
+        note('policy/grad_norm', clipGradNorm(policy.trainableParameters(), c.maxGradNorm));
         this.policyOpt.step();
         this.policyOpt.zeroGrad();
         this.updateEma();
@@ -612,7 +635,7 @@ export class PPOTrainer {
           note('val/clipfrac', vl.clipfrac);
           backward(vl.loss);
         });
-        note('val/grad_norm', clipGradNorm(value.parameters(), c.maxGradNorm));
+        note('val/grad_norm', clipGradNorm(value.trainableParameters(), c.maxGradNorm));
         this.valueOpt.step();
         this.valueOpt.zeroGrad();
       }
@@ -622,7 +645,7 @@ export class PPOTrainer {
 
   private updateEma(): void {
     const d = this.config.emaDecay;
-    for (const [name, p] of this.s.policy.namedParameters()) {
+    for (const [name, p] of this.s.policy.namedTrainableParameters()) {
       const e = this.ema.get(name)!;
       native.scaleInPlace(e.f32, d);
       native.addInPlace(e.f32, p.f32, 1 - d);
@@ -704,18 +727,22 @@ export class PPOTrainer {
 
   /**
    * Writes the final models: the policy as a Hugging Face folder (with the tokenizer) in dir, its EMA weights in
-   * dir/ema, and the value model in dir/value.
+   * dir/ema, and the value model in dir/value. With LoRA each is an adapter in PEFT's layout (+ merged/ with
+   * loraMerge).
    */
   save(dir = this.s.outDir): void {
     const { policy, value, tokenizer } = this.s;
-    savePretrained(policy, dir);
-    tokenizer.save(dir);
-    const ema = modelFromConfig(hfConfigOf(policy), 'policy');
-    ema.loadStateDict(this.ema, { strict: false });
-    savePretrained(ema, join(dir, 'ema'));
-    tokenizer.save(join(dir, 'ema'));
-    for (const p of ema.parameters()) p.dispose();
-    saveScalarPretrained(value, join(dir, 'value'));
+    const bases = this.s.baseModels ?? { policy: 'policy', value: 'value' };
+    const merge = this.config.loraMerge;
+    for (const [to, values] of [
+      [dir, undefined],
+      [join(dir, 'ema'), this.ema],
+    ] as const) {
+      const full = saveTrained(policy, to, { baseModel: bases.policy, merge, values });
+      tokenizer.save(to);
+      if (full && full !== to) tokenizer.save(full);
+    }
+    saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge });
   }
 
   /** Releases optimizer state and EMA copies. */

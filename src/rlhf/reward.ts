@@ -2,8 +2,8 @@
 // replaced by a scalar head, trained on rankings of K responses per prompt: every response of a prompt goes in the
 // same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
 // head's bias is set so that demonstrations score 0 on average.
-import { join } from 'node:path';
-import { ScalarModel, saveScalarPretrained } from '../models/index.js';
+import { ScalarModel } from '../models/index.js';
+import { applyLora, type LoraOptions, loraConfigOf, loraDefaults, saveTrained } from '../models/lora.js';
 import {
   abs,
   add,
@@ -38,7 +38,7 @@ import {
 import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 import { scoreSequences } from './sft.js';
 
-export interface RmConfig extends LoopConfig {
+export interface RmConfig extends LoopConfig, LoraOptions {
   /** Subtracted from every score difference: r_w − r_l must exceed it before the loss flattens. */
   margin: number;
   /** GPT-2 residual dropout during training; null keeps the model folder's. */
@@ -60,10 +60,12 @@ export const rmDefaults: RmConfig = {
   margin: 0,
   dropout: 0,
   valFraction: 0.1,
+  ...loraDefaults,
 };
 
 export function checkRmConfig(c: RmConfig, source = 'rm config'): void {
   checkLoopConfig(c, source);
+  loraConfigOf(c, source);
   if (!Number.isFinite(c.margin)) throw new Error(`${source}: field "margin" must be a number, got ${c.margin}`);
   if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1))
     throw new Error(`${source}: field "dropout" must be in [0, 1) or null, got ${c.dropout}`);
@@ -242,6 +244,8 @@ function prepareRm(opts: RmOptions) {
     note,
   } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
+  const lora = loraConfigOf(cfg);
+  if (lora) applyLora(rm, lora, { seed: cfg.seed }); // the score head trains whole beside the adapters
   const fmt = new Formatter(tokenizer, opts.modelDir);
   const context = trunk.maxPositions;
   const encoded = encodeRankings(data.records, fmt, context, skipBad);
@@ -333,10 +337,9 @@ export function trainRewardModel(opts: RmOptions): RmResult {
   // A resumed run that had already finished skips the loop; its held-out numbers are measured again.
   if (p.val.length > 0) val ??= evaluateRankings(p.rm, p.val, evalOpts);
   const biasShift = calibrateBias(p.rm, p.calibration, cfg.batchSize * 4, p.fmt.padId);
-  saveScalarPretrained(p.rm, opts.outDir);
+  const full = saveTrained(p.rm, opts.outDir, { baseModel: opts.modelDir, merge: cfg.loraMerge });
   p.tokenizer.save(opts.outDir);
-  say(
-    `rm: mean calibration score ${biasShift.toFixed(4)} moved to 0; saved to ${join(opts.outDir, 'model.safetensors')}`,
-  );
+  if (full && full !== opts.outDir) p.tokenizer.save(full);
+  say(`rm: mean calibration score ${biasShift.toFixed(4)} moved to 0; saved to ${opts.outDir}`);
   return { ...base, val, biasShift };
 }

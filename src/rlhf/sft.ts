@@ -2,7 +2,8 @@
 // response tokens only; cosine decay; residual dropout; the final model is the epoch with the best validation reward
 // model score of greedy samples (the paper's choice), or the best validation loss when no reward model is given.
 import { join } from 'node:path';
-import { type CausalLM, generate, type ScalarModel, savePretrained } from '../models/index.js';
+import { type CausalLM, generate, type ScalarModel } from '../models/index.js';
+import { applyLora, type LoraOptions, loraConfigOf, loraDefaults, saveTrained } from '../models/lora.js';
 import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { saveRunConfig } from '../train/config.js';
@@ -21,7 +22,7 @@ import {
 } from './data.js';
 import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 
-export interface SftConfig extends LoopConfig {
+export interface SftConfig extends LoopConfig, LoraOptions {
   /** GPT-2 residual dropout during training (the paper: 0.2); null keeps the model folder's. */
   dropout: number | null;
   /** Share of the demonstrations held out when no validation file is given. */
@@ -46,10 +47,12 @@ export const sftDefaults: SftConfig = {
   valFraction: 0.1,
   evalPrompts: 0,
   evalMaxNewTokens: 64,
+  ...loraDefaults,
 };
 
 export function checkSftConfig(c: SftConfig, source = 'sft config'): void {
   checkLoopConfig(c, source);
+  loraConfigOf(c, source);
   if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1))
     throw new Error(`${source}: field "dropout" must be in [0, 1) or null, got ${c.dropout}`);
   if (!(c.valFraction >= 0 && c.valFraction < 1))
@@ -168,6 +171,8 @@ function prepareSft(opts: SftOptions) {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
+  const lora = loraConfigOf(cfg);
+  if (lora) applyLora(model, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, opts.modelDir);
   if (reward) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
   const context = model.maxPositions;
@@ -235,8 +240,9 @@ export function trainSft(opts: SftOptions): SftResult {
         (selectedBy === 'val/loss' ? value < best.value : value > best.value);
       if (!better) return;
       best = { epoch, value };
-      savePretrained(p.model, opts.outDir);
+      const full = saveTrained(p.model, opts.outDir, { baseModel: opts.modelDir, merge: cfg.loraMerge });
       p.tokenizer.save(opts.outDir);
+      if (full && full !== opts.outDir) p.tokenizer.save(full);
       const why = selectedBy === 'last epoch' ? 'no validation data' : `${selectedBy} ${value.toFixed(4)}`;
       say(`sft: saved epoch ${epoch + 1} to ${opts.outDir} (${why})`);
     },

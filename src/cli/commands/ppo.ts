@@ -8,6 +8,7 @@ import { countReward, folderKind, loadRewardModel, type RewardFn, rewardModelFn 
 import { Tokenizer } from '../../tokenizer/index.js';
 import { listCheckpoints } from '../../train/checkpoint.js';
 import { mergeConfig, readConfigFile } from '../../train/config.js';
+import { LORA_HELP, loraFlags, loraFlagValues } from '../flags.js';
 
 const HELP = `usage: instructkit ppo --policy SFT_DIR --reward RM_DIR --prompts prompts.jsonl --out DIR [options]
 
@@ -23,6 +24,8 @@ const HELP = `usage: instructkit ppo --policy SFT_DIR --reward RM_DIR --prompts 
   --steps N          PPO iterations
   --seed N
   --resume           continue from the newest checkpoint in --out
+${LORA_HELP}  With LoRA the policy and the value model train adapters (the value head whole); the reference is the policy
+  with its adapters off, so no second copy of the policy is loaded.
 `;
 
 export async function run(args: string[]): Promise<number> {
@@ -41,6 +44,7 @@ export async function run(args: string[]): Promise<number> {
       seed: { type: 'string' },
       resume: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      ...loraFlags(),
     },
   });
   if (o.help) {
@@ -61,7 +65,12 @@ export async function run(args: string[]): Promise<number> {
   let config = o.config ? mergeConfig(ppoDefaults, readConfigFile(o.config), o.config) : ppoDefaults;
   config = mergeConfig(
     config,
-    { steps: num('steps', o.steps), seed: num('seed', o.seed), ptxCoef: num('ptx-coef', o['ptx-coef']) },
+    {
+      steps: num('steps', o.steps),
+      seed: num('seed', o.seed),
+      ptxCoef: num('ptx-coef', o['ptx-coef']),
+      ...loraFlagValues(o),
+    },
     'command line',
   );
   checkPPOConfig(config, o.config ?? 'command line');
@@ -103,8 +112,9 @@ export async function run(args: string[]): Promise<number> {
   }
   const trainer = new PPOTrainer({
     policy,
-    ref: loadPretrained(policyDir),
+    ref: config.loraR > 0 ? undefined : loadPretrained(policyDir),
     value: valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir)),
+    baseModels: { policy: policyDir, value: valueDir ?? policyDir },
     reward,
     tokenizer,
     prompts,

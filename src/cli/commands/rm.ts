@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { ComparisonFormat } from '../../rlhf/data.js';
 import { checkRmConfig, type RmConfig, rmDefaults, trainRewardModel } from '../../rlhf/reward.js';
 import { printConfig } from '../../train/config.js';
-import { numberFlag, trainerConfig, trainerFlags } from '../flags.js';
+import { LORA_HELP, numberFlag, trainerConfig, trainerFlags } from '../flags.js';
 
 const HELP = `usage: instructkit rm --model SFT_DIR --data rankings.jsonl --out DIR [options]
 
@@ -29,7 +29,7 @@ options:
   --seed N               (default ${rmDefaults.seed})
   --resume               continue from the newest checkpoint in --out/checkpoints
   --skip-bad             skip malformed or too long lines (and say how many) instead of failing
-`;
+${LORA_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({

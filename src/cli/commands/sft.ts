@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { checkSftConfig, type SftConfig, sftDefaults, trainSft } from '../../rlhf/sft.js';
 import { printConfig } from '../../train/config.js';
-import { trainerConfig, trainerFlags } from '../flags.js';
+import { LORA_HELP, trainerConfig, trainerFlags } from '../flags.js';
 
 const HELP = `usage: instructkit sft --model DIR --data demos.jsonl --out DIR [options]
 
@@ -25,7 +25,7 @@ options:
   --seed N               (default ${sftDefaults.seed})
   --resume               continue from the newest checkpoint in --out/checkpoints
   --skip-bad             skip malformed or too long lines (and say how many) instead of failing
-`;
+${LORA_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({

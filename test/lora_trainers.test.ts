@@ -1,0 +1,150 @@
+// LoRA through the trainer commands: sft, rm and ppo train adapters only, checkpoint only what trains, save PEFT
+// adapters (and with --merge a full model), and PPO's reference is the policy with its adapters off.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { run as ppoCli } from '../src/cli/commands/ppo.js';
+import { run as rmCli } from '../src/cli/commands/rm.js';
+import { run as sftCli } from '../src/cli/commands/sft.js';
+import { loadPretrained, loadScalarPretrained } from '../src/models/hf.js';
+import { loadAdapter } from '../src/models/lora.js';
+import { readHeader } from '../src/models/safetensors.js';
+import { noGrad, Tensor, tidy } from '../src/tensor/index.js';
+import { readMetrics } from '../src/train/metrics.js';
+import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ik-lora-trainers-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const base = writeTinyModel(join(root, 'base'));
+const demos = writeJsonl(
+  join(root, 'demos.jsonl'),
+  Array.from({ length: 16 }, (_, i) => ({ prompt: `say ${WORDS[i % 8]}`, completion: `${WORDS[i % 8]} twice` })),
+);
+const rankings = writeJsonl(
+  join(root, 'rankings.jsonl'),
+  Array.from({ length: 8 }, (_, i) => ({
+    prompt: `say ${WORDS[i % 8]}`,
+    responses: [WORDS[i % 8], WORDS[(i + 1) % 8], WORDS[(i + 2) % 8]],
+    ranking: [0, 1, 2],
+  })),
+);
+const prompts = writeJsonl(
+  join(root, 'prompts.jsonl'),
+  WORDS.slice(0, 4).map((w) => ({ prompt: `say ${w}` })),
+);
+
+// Tensor names in a checkpoint group of the newest checkpoint under dir/checkpoints.
+function checkpointNames(dir: string, group: string): string[] {
+  const steps = readdirSync(join(dir, 'checkpoints')).sort();
+  return [...readHeader(join(dir, 'checkpoints', steps[steps.length - 1], `${group}.safetensors`)).entries.keys()];
+}
+
+const logits = (model: { forward(ids: Tensor): Tensor }) =>
+  noGrad(() => tidy(() => model.forward(Tensor.fromBuffer(new Int32Array([5, 9, 14, 3]), [1, 4])).toArray()));
+
+test('sft --lora-r: adapters only in checkpoints and output (PEFT layout); --merge writes the same model whole', async () => {
+  const out = join(root, 'sft');
+  const lora = ['--lora-r', '4', '--lora-alpha', '8', '--lora-targets', 'c_attn,c_proj', '--merge'];
+  const args = ['--model', base, '--data', demos, '--out', out, '--epochs', '2', '--batch', '4', '--lr', '0.01'];
+  assert.equal(await sftCli([...args, ...lora]), 0);
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json', 'merged/config.json'])
+    assert.ok(existsSync(join(out, f)), f);
+  assert.ok(!existsSync(join(out, 'model.safetensors')), 'no full model beside the adapter');
+  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+  assert.deepEqual([cfg.peft_type, cfg.task_type, cfg.r, cfg.lora_alpha], ['LORA', 'CAUSAL_LM', 4, 8]);
+  assert.deepEqual(cfg.target_modules, ['c_attn', 'c_proj']);
+  assert.equal(cfg.base_model_name_or_path, base);
+  // 2 layers × (attn.c_attn, attn.c_proj, mlp.c_proj) × (A, B)
+  const names = [...readHeader(join(out, 'adapter_model.safetensors')).entries.keys()];
+  assert.equal(names.length, 12);
+  assert.ok(
+    names.every((n) => /^base_model\.model\.transformer\.h\.\d\.(attn|mlp)\.c_(attn|proj)\.lora_[AB]\.weight$/.test(n)),
+  );
+  assert.ok(checkpointNames(out, 'model').every((n) => n.includes('.lora_')));
+  assert.equal(checkpointNames(out, 'optimizer').length, 2 * 12, 'moments for the adapters only');
+  // The adapter on its base gives the merged model's logits, which differ from the base's.
+  const adapted = loadPretrained(base);
+  const before = logits(adapted);
+  loadAdapter(adapted, out);
+  const merged = logits(loadPretrained(join(out, 'merged')));
+  const want = logits(adapted);
+  assert.ok(want.every((x, i) => Math.abs(x - merged[i]) < 1e-4));
+  assert.ok(
+    want.some((x, i) => Math.abs(x - before[i]) > 1e-3),
+    'training moved the adapter',
+  );
+  // Resume refuses a checkpoint of another setup (full model vs adapters) instead of half-loading it.
+  await assert.rejects(
+    sftCli([...args, '--resume', '--epochs', '3']),
+    /the checkpoint lacks 28 trainable tensor\(s\) \(wte\.weight, wpe\.weight, h\.0\.ln_1\.weight, …\): it was saved by another setup/,
+  );
+});
+
+test('rm --lora-r: the score head trains whole beside the adapters and is saved with them', async () => {
+  const out = join(root, 'rm');
+  const args = ['--model', base, '--data', rankings, '--out', out, '--epochs', '1', '--batch', '2', '--lr', '0.01'];
+  assert.equal(await rmCli([...args, '--lora-r', '2', '--merge']), 0);
+  const names = [...readHeader(join(out, 'adapter_model.safetensors')).entries.keys()];
+  assert.ok(names.includes('base_model.model.score.weight') && names.includes('base_model.model.score.bias'));
+  assert.equal(names.filter((n) => n.includes('lora_')).length, 4, 'c_attn of 2 layers, A and B');
+  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+  assert.equal(cfg.task_type, 'SEQ_CLS');
+  assert.deepEqual(cfg.modules_to_save, ['score']);
+  assert.ok(checkpointNames(out, 'model').every((n) => n.includes('.lora_') || n.startsWith('score.')));
+  const merged = loadScalarPretrained(join(out, 'merged'));
+  assert.equal(merged.trunk.config.vocabSize, loadPretrained(base).config.vocabSize);
+});
+
+test('ppo --lora-r: reference = the policy with adapters off, small checkpoints, adapters for policy, EMA, value', async () => {
+  const rmOut = join(root, 'rm-full');
+  assert.equal(await rmCli(['--model', base, '--data', rankings, '--out', rmOut, '--epochs', '1', '--batch', '2']), 0);
+  const out = join(root, 'ppo');
+  writeFileSync(
+    join(root, 'ppo.yaml'),
+    'batchSize: 2\nminiBatchSize: 1\nppoEpochs: 1\nmaxNewTokens: 4\nsampleEvery: 0\n',
+  );
+  const args = [
+    '--policy',
+    base,
+    '--reward',
+    rmOut,
+    '--prompts',
+    prompts,
+    '--out',
+    out,
+    '--config',
+    join(root, 'ppo.yaml'),
+  ];
+  assert.equal(await ppoCli([...args, '--steps', '2', '--lora-r', '4', '--lora-alpha', '64']), 0);
+  const m = readMetrics(join(out, 'metrics.jsonl'));
+  // Adapters start at zero: the first rollout's policy is its reference exactly; after updates it moves away.
+  assert.equal(m[0]['objective/kl'], 0);
+  assert.notEqual(m[1]['objective/kl'], 0);
+  for (const f of ['adapter_model.safetensors', 'ema/adapter_model.safetensors', 'value/adapter_model.safetensors'])
+    assert.ok(existsSync(join(out, f)), f);
+  assert.ok(!existsSync(join(out, 'model.safetensors')));
+  assert.ok(checkpointNames(out, 'policy').every((n) => n.includes('.lora_')));
+  assert.ok(checkpointNames(out, 'ema').every((n) => n.includes('.lora_')));
+  assert.ok(checkpointNames(out, 'value').every((n) => n.includes('.lora_') || n.startsWith('score.')));
+  // Resumed for a third step from the adapter-only checkpoint.
+  assert.equal(await ppoCli([...args, '--steps', '3', '--lora-r', '4', '--lora-alpha', '64', '--resume']), 0);
+  assert.deepEqual(
+    readMetrics(join(out, 'metrics.jsonl')).map((r) => r.step),
+    [1, 2, 3],
+  );
+});
+
+test('bad LoRA flags are refused before anything is written', async () => {
+  const out = join(root, 'bad');
+  const args = ['--model', base, '--data', demos, '--out', out];
+  await assert.rejects(sftCli([...args, '--lora-r', '0']), /--lora-r: expected an integer > 0, got "0"/);
+  await assert.rejects(sftCli([...args, '--lora-r=-3']), /--lora-r: expected an integer > 0/);
+  await assert.rejects(
+    sftCli([...args, '--lora-r', '4', '--lora-targets', 'q_proj']),
+    /target \["q_proj"\] matches no Linear\/Conv1D module; the model has c_attn, c_proj, c_fc/,
+  );
+  await assert.rejects(sftCli([...args, '--merge']), /field "loraMerge" needs LoRA/);
+  assert.ok(!existsSync(out));
+});
