@@ -1,17 +1,24 @@
-// `npm run bench [-- --vs-torch]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16 autocast).
-// With --vs-torch the PyTorch reference runs in the same command and the ratios are printed; the last line is JSON.
+// `npm run bench [-- --vs-torch]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16 autocast), then
+// `trainers_124m`: one step of each trainer at GPT-2-124M shapes, full and LoRA, each in a fresh process (tok/s and
+// peak RSS). With --vs-torch the PyTorch reference runs in the same command and the ratios are printed;
+// `--trainers` runs only the trainer section, `--skip-trainers` leaves it out. The last line is JSON.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/models/generate.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
 import { getThreads, native, Rng, randn, Tensor, tidy, toBf16 } from '../src/tensor/index.js';
 import { BENCH_MODELS, trainingStep } from './models.js';
 import { runTorch } from './torch.js';
+import { TRAINERS } from './trainers.js';
 
 const { values: args } = parseArgs({
   options: {
     'vs-torch': { type: 'boolean', default: false },
     steps: { type: 'string', default: '7' },
     'skip-124m': { type: 'boolean', default: false },
+    trainers: { type: 'boolean', default: false },
+    'skip-trainers': { type: 'boolean', default: false },
   },
 });
 
@@ -64,8 +71,33 @@ function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps:
   return (batch * cfg.nPositions) / timeIt(steps, step);
 }
 
+// One step of each trainer, full and LoRA, each in a process of its own so that peak RSS is that trainer's alone.
+function trainers124m(): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const trainer of TRAINERS)
+    for (const mode of ['full', 'lora']) {
+      const text = execFileSync(process.execPath, [join(import.meta.dirname, 'trainers.js'), trainer, mode], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const r = JSON.parse(text.trim().split('\n').pop()!);
+      const { trainer: _t, lora: _l, ...figures } = r;
+      out[`${trainer}_${mode}`] = figures;
+      console.log(
+        `trainers_124m ${trainer} ${mode}: ${r.tok_s} tok/s, peak RSS ${r.peak_rss_mb} MB` +
+          (r.checkpoint_mb === undefined ? '' : `, checkpoint ${r.checkpoint_mb} MB`),
+      );
+    }
+  return out;
+}
+
 const threads = getThreads();
 console.log(`instructkit bench — ${threads} threads`);
+if (args.trainers) {
+  console.log('one step per trainer at GPT-2-124M shapes (batch 4 × 256, random weights), a fresh process each:');
+  console.log(JSON.stringify({ threads, trainers_124m: trainers124m() }));
+  process.exit(0);
+}
 const mm: Record<string, number> = {};
 for (const n of [1024, 2048])
   for (const dt of ['f32', 'bf16'] as const) {
@@ -101,6 +133,7 @@ if (!args['skip-124m']) {
   console.log(`GPT-2-124M train f32: ${big.train.toFixed(0)} tok/s, sampling: ${big.sample.toFixed(0)} tok/s`);
   Object.assign(result, { train_f32_124m_tok_s: Math.round(big.train), sample_124m_tok_s: Math.round(big.sample) });
 }
+if (!args['skip-trainers']) result.trainers_124m = trainers124m() as never;
 if (args['vs-torch']) {
   console.log('running the PyTorch reference ...');
   const t = runTorch(threads, 'ref');

@@ -8,10 +8,12 @@ import { after, test } from 'node:test';
 import { run as ppoCli } from '../src/cli/commands/ppo.js';
 import { run as rmCli } from '../src/cli/commands/rm.js';
 import { run as sftCli } from '../src/cli/commands/sft.js';
+import { ScalarModel } from '../src/models/heads.js';
 import { loadPretrained, loadScalarPretrained } from '../src/models/hf.js';
 import { loadAdapter } from '../src/models/lora.js';
 import { readHeader } from '../src/models/safetensors.js';
-import { noGrad, Tensor, tidy } from '../src/tensor/index.js';
+import { rewardModelFn, valueOnRewardModel } from '../src/rlhf/reward_fn.js';
+import { noGrad, Rng, randn, Tensor, tidy } from '../src/tensor/index.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
@@ -147,4 +149,30 @@ test('bad LoRA flags are refused before anything is written', async () => {
   );
   await assert.rejects(sftCli([...args, '--merge']), /field "loraMerge" needs LoRA/);
   assert.ok(!existsSync(out));
+});
+
+test('valueOnRewardModel: one trunk for both; the reward is read with the value adapters off', () => {
+  const rm = new ScalarModel(loadPretrained(base), new Rng(4));
+  rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(5), 0.5).f32);
+  const score = rewardModelFn(rm);
+  const tokens = { prompts: [[5, 9, 14]], responses: [[3, 7]] };
+  const before = score([''], [''], tokens);
+  const { value, reward } = valueOnRewardModel(rm, { r: 2, alpha: 4, dropout: 0, targets: null }, 1);
+  assert.equal(value.trunk, rm.trunk);
+  assert.deepEqual(
+    value.namedTrainableParameters().map(([n]) => n),
+    [
+      'h.0.attn.c_attn.lora_A.weight',
+      'h.0.attn.c_attn.lora_B.weight',
+      'h.1.attn.c_attn.lora_A.weight',
+      'h.1.attn.c_attn.lora_B.weight',
+      'score.weight',
+      'score.bias',
+    ],
+  );
+  for (const [, t] of value.namedTrainableParameters()) t.f32.set(randn(t.shape, new Rng(t.numel), 0.3).f32);
+  assert.deepEqual(reward([''], [''], tokens), before, 'the reward model is unchanged');
+  const ids = Tensor.fromBuffer(new Int32Array([5, 9, 14, 3, 7]), [1, 5]);
+  const v = noGrad(() => tidy(() => value.scoreAt(ids, [4]).toArray()));
+  assert.ok(Math.abs(v[0] - before[0]) > 1e-3, 'the value model has its own adapters and head');
 });

@@ -6,12 +6,14 @@ import {
   attentionPacked,
   check,
   gelu,
+  isGradEnabled,
   matmul,
   Rng,
   reshape,
   shapeStr,
   split,
   type Tensor,
+  tidy,
 } from '../tensor/index.js';
 import { KVCache, positionIds } from './kvcache.js';
 import { type TokenIds, tokenIdsFromHF } from './token_ids.js';
@@ -139,6 +141,14 @@ class Block extends Module {
   }
 }
 
+/**
+ * Runs one layer. Without gradients nothing of a layer is needed once its output exists, so its intermediates are
+ * released right away (a scoring or prefill forward then holds one layer's activations, not every layer's).
+ */
+export function layerScope(fn: () => Tensor): Tensor {
+  return isGradEnabled() ? fn() : tidy(fn);
+}
+
 export interface ForwardOptions {
   /** f32 (B, keys): 1 for real tokens, 0 for padding; with a cache it covers the whole cache (B, maxLen). */
   attentionMask?: Tensor | null;
@@ -192,7 +202,7 @@ export class GPT2 extends Module {
     const positions = opts.positions ?? positionIds(start, T);
     let x = this.drop.forward(add(this.wte.forward(ids), this.wpe.forward(positions)));
     let layer = 0;
-    for (const block of this.h) x = block.forward(x, opts.attentionMask ?? null, cache, layer++);
+    for (const block of this.h) x = layerScope(() => block.forward(x, opts.attentionMask ?? null, cache, layer++));
     if (cache) cache.length += T;
     return this.ln_f.forward(x);
   }

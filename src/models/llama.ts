@@ -14,6 +14,7 @@ import {
   silu,
   type Tensor,
 } from '../tensor/index.js';
+import { layerScope } from './gpt2.js';
 import { KVCache, positionIds } from './kvcache.js';
 import { type RopeScaling, ropeFromHF, ropeInvFreq } from './rope_scaling.js';
 import { type TokenIds, tokenIdsFromHF } from './token_ids.js';
@@ -231,7 +232,8 @@ export class Llama extends Module {
     const positions = opts.positions ?? positionIds(start, T);
     let x = this.model.embed_tokens.forward(ids);
     let i = 0;
-    for (const layer of this.model.layers) x = layer.forward(x, positions, opts.attentionMask ?? null, cache, i++);
+    for (const layer of this.model.layers)
+      x = layerScope(() => layer.forward(x, positions, opts.attentionMask ?? null, cache, i++));
     if (cache) cache.length += T;
     return this.model.norm.forward(x);
   }

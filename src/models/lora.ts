@@ -88,8 +88,9 @@ class LoraAdapter implements OutputAdapter {
   ) {}
   forward(x: Tensor, y: Tensor): Tensor {
     if (!this.enabled) return y;
-    const h = linear(this.drop.forward(x), this.A.weight, null, { transB: true });
-    return add(y, scale(linear(h, this.B.weight, null, { transB: true }), this.scaling));
+    // The scale goes on the rank-r activations, not on the (rows × out) update: one wide intermediate fewer.
+    const h = scale(linear(this.drop.forward(x), this.A.weight, null, { transB: true }), this.scaling);
+    return add(y, linear(h, this.B.weight, null, { transB: true }));
   }
 }
 

@@ -395,10 +395,11 @@ export class PPOTrainer {
     this.rng = new Rng(c.seed);
     this.order = shuffled(this.promptIds.length, new Rng(c.seed + 1));
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
+    // (A value model may come with its adapters already: see valueOnRewardModel.)
     if (lora) {
-      if (hasLora(policy) || hasLora(value)) throw new Error('ppo: the policy or value model already has adapters');
+      if (hasLora(policy)) throw new Error('ppo: the policy already has adapters');
       applyLora(policy, lora, { seed: c.seed });
-      applyLora(value, lora, { seed: c.seed + 1 });
+      if (!hasLora(value)) applyLora(value, lora, { seed: c.seed + 1 });
     }
     policy.eval();
     ref.eval();

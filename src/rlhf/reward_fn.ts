@@ -2,7 +2,8 @@
 // programmatic function (tests, demos). Either way one number per episode.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadScalarPretrained, type ScalarModel } from '../models/index.js';
+import { loadScalarPretrained, ScalarModel } from '../models/index.js';
+import { applyLora, type LoraConfig, withAdaptersDisabled } from '../models/lora.js';
 import { noGrad, Tensor, tidy } from '../tensor/index.js';
 
 export interface EpisodeTokens {
@@ -39,6 +40,24 @@ export function rewardModelFn(rm: ScalarModel): RewardFn {
           .toArray();
       }),
     );
+}
+
+/**
+ * With LoRA, the value model and the reward model can share one frozen trunk (InstructGPT starts the value model from
+ * the reward model): the value model is the reward model's trunk with LoRA adapters and a head of its own (a copy of
+ * the reward head), and the reward is read with those adapters off. One copy of the trunk instead of two.
+ */
+export function valueOnRewardModel(
+  rm: ScalarModel,
+  lora: LoraConfig,
+  seed = 0,
+): { value: ScalarModel; reward: RewardFn } {
+  const value = new ScalarModel(rm.trunk);
+  value.score.weight.f32.set(rm.score.weight.f32);
+  value.score.bias?.f32.set(rm.score.bias?.f32 ?? [0]);
+  applyLora(value, lora, { seed });
+  const score = rewardModelFn(rm);
+  return { value, reward: (p, r, tokens) => withAdaptersDisabled(value, () => score(p, r, tokens)) };
 }
 
 /** The kind of a Hugging Face model folder, from config.json: a causal LM or a one-label scalar (reward/value) model. */

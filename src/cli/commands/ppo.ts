@@ -3,8 +3,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadPretrained, loadScalarPretrained, ScalarModel } from '../../models/index.js';
+import { loraConfigOf } from '../../models/lora.js';
 import { checkPPOConfig, PPOTrainer, ppoDefaults, readPrompts } from '../../rlhf/ppo.js';
-import { countReward, folderKind, loadRewardModel, type RewardFn, rewardModelFn } from '../../rlhf/reward_fn.js';
+import {
+  countReward,
+  folderKind,
+  loadRewardModel,
+  type RewardFn,
+  rewardModelFn,
+  valueOnRewardModel,
+} from '../../rlhf/reward_fn.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { listCheckpoints } from '../../train/checkpoint.js';
 import { mergeConfig, readConfigFile } from '../../train/config.js';
@@ -100,6 +108,8 @@ export async function run(args: string[]): Promise<number> {
   const tokenizer = Tokenizer.fromDir(policyDir);
   const policy = loadPretrained(policyDir);
   let reward: RewardFn;
+  let value: ScalarModel | null = null;
+  const lora = loraConfigOf(config);
   if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
   else {
     const rm = loadRewardModel(o.reward!);
@@ -108,12 +118,14 @@ export async function run(args: string[]): Promise<number> {
       throw new Error(
         `--reward ${o.reward}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ${policy.config.vocabSize}`,
       );
-    reward = rewardModelFn(rm);
+    // With LoRA a value model started from the reward model shares its frozen trunk.
+    if (lora && valueDir === o.reward) ({ value, reward } = valueOnRewardModel(rm, lora, config.seed + 1));
+    else reward = rewardModelFn(rm);
   }
   const trainer = new PPOTrainer({
     policy,
     ref: config.loraR > 0 ? undefined : loadPretrained(policyDir),
-    value: valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir)),
+    value: value ?? (valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir))),
     baseModels: { policy: policyDir, value: valueDir ?? policyDir },
     reward,
     tokenizer,
