@@ -51,9 +51,8 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
     const gen = generate(bf16, [prompt], { maxNewTokens: 5, temperature: 0 });
     const ref = generate(rounded, [prompt], { maxNewTokens: 5, temperature: 0 });
     assert.deepEqual(gen.tokens, ref.tokens);
-    gen.logprobs[0].forEach((lp, i) =>
-      assert.ok(Math.abs(lp - ref.logprobs[0][i]) < 1e-2, `step ${i}: ${lp} vs ${ref.logprobs[0][i]}`),
-    );
+    for (const [i, lp] of gen.logprobs[0].entries())
+      assert.ok(Math.abs(lp - ref.logprobs[0][i]) < 1e-2, `step ${i}: ${lp} vs ${ref.logprobs[0][i]}`);
   });
 
   test(`${name}: saved as bf16 safetensors, loaded back as bf16 (auto) with the same logits`, () => {
