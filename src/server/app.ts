@@ -107,8 +107,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const random = opts.random ?? Math.random;
   const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
 
-  if (opts.bootstrapAdmin && (await store.listUsers()).length === 0) {
-    await store.createUser({
+  if (opts.bootstrapAdmin && (await store.users.list()).length === 0) {
+    await store.users.create({
       username: opts.bootstrapAdmin.username,
       passwordHash: await hashPassword(opts.bootstrapAdmin.password, opts.passwordCost),
       role: 'admin',
@@ -154,7 +154,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     if (!access || access === 'public') return;
     const token = req.cookies[SESSION_COOKIE];
     if (!token) fail(401, 'unauthenticated', 'sign in first');
-    const session = await store.getSession(sha256(token));
+    const session = await store.sessions.get(sha256(token));
     if (session === 'expired') fail(401, 'session_expired', 'your session has expired; sign in again');
     if (!session) fail(401, 'unauthenticated', 'sign in first');
     if (access !== 'any' && session.user.role !== access) {
@@ -168,7 +168,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     }
     const renewed = sessionEnd(session.createdAt);
     if (renewed - session.expiresAt >= renewAfterMs) {
-      await store.extendSession(session.id, renewed);
+      await store.sessions.extend(session.id, renewed);
       session.expiresAt = renewed;
     }
     req.session = session;
@@ -215,7 +215,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     fn: (s: Store) => Promise<T>,
   ): Promise<T> {
     const key = req.headers['idempotency-key'] as string;
-    const r = await store.idempotent(user(req).id, key, route, bodyHash(req.body), async (s) => ({
+    const r = await store.idempotency.run(user(req).id, key, route, bodyHash(req.body), async (s) => ({
       status: 200,
       body: await fn(s),
     }));
@@ -236,7 +236,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
       reply.header('retry-after', String(seconds));
       fail(429, 'too_many_attempts', `too many failed sign-ins for "${username}"; try again in ${seconds} s`);
     }
-    const u = await store.getUserForLogin(username);
+    const u = await store.users.forLogin(username);
     const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_HASH);
     if (!u || !ok || u.disabled) {
       loginThrottle.recordFailure(username, req.ip);
@@ -246,7 +246,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     const token = newToken();
     const csrfToken = newToken();
     const expiresAt = sessionEnd(now());
-    await store.createSession({ id: sha256(token), userId: u.id, csrfToken, expiresAt });
+    await store.sessions.create({ id: sha256(token), userId: u.id, csrfToken, expiresAt });
     // The browser keeps the cookie for the longest the session may live; the server enforces idle expiry.
     reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
@@ -259,7 +259,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   });
 
   app.post('/api/auth/logout', { config: { auth: 'any' } }, async (req, reply) => {
-    await store.deleteSession(req.session!.id);
+    await store.sessions.delete(req.session!.id);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return { ok: true };
   });
@@ -272,12 +272,12 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
 
   // ------------------------------------------------------------------ admin: people and settings
 
-  app.get('/api/admin/users', { config: { auth: 'admin' } }, async () => ({ users: await store.listUsers() }));
+  app.get('/api/admin/users', { config: { auth: 'admin' } }, async () => ({ users: await store.users.list() }));
 
   app.post('/api/admin/users', { config: { auth: 'admin' }, schema: { body: S.CreateUser } }, async (req, reply) => {
     const b = req.body;
     if (b.role === 'admin' && b.group !== undefined) fail(422, 'invalid', 'admins do not belong to a group');
-    const created = await store.createUser({
+    const created = await store.users.create({
       username: b.username,
       passwordHash: await hashPassword(b.password, opts.passwordCost),
       role: b.role,
@@ -292,41 +292,41 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     async (req) => {
       const { password, ...rest } = req.body;
       const passwordHash = password === undefined ? undefined : await hashPassword(password, opts.passwordCost);
-      return { user: await store.updateUser(req.params.id, { ...rest, passwordHash }) };
+      return { user: await store.users.update(req.params.id, { ...rest, passwordHash }) };
     },
   );
 
-  app.get('/api/admin/groups', { config: { auth: 'admin' } }, async () => ({ groups: await store.listGroups() }));
+  app.get('/api/admin/groups', { config: { auth: 'admin' } }, async () => ({ groups: await store.users.listGroups() }));
   app.post('/api/admin/groups', { config: { auth: 'admin' }, schema: { body: S.CreateGroup } }, async (req, reply) =>
-    reply.status(201).send({ group: await store.createGroup(req.body.name, req.body.split) }),
+    reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
   );
 
-  app.get('/api/admin/settings', { config: { auth: 'admin' } }, async () => ({ settings: await store.getSettings() }));
+  app.get('/api/admin/settings', { config: { auth: 'admin' } }, async () => ({ settings: await store.settings.get() }));
   app.put('/api/admin/settings', { config: { auth: 'admin' }, schema: { body: S.Settings } }, async (req) => ({
-    settings: await store.updateSettings(req.body),
+    settings: await store.settings.update(req.body),
   }));
 
   app.get('/api/admin/models', { config: { auth: 'admin' } }, async () => {
-    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.pooledModels())]);
+    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.prompts.pooledModels())]);
     return { models: [...names].sort(), chatModel: chatModel.name };
   });
 
   // ------------------------------------------------------------------ admin: prompts, tasks, gold, screening
 
   app.get('/api/admin/prompts', { config: { auth: 'admin' }, schema: { querystring: S.ListQuery } }, async (req) =>
-    store.listPrompts(req.query),
+    store.prompts.list(req.query),
   );
   app.post('/api/admin/prompts', { config: { auth: 'admin' }, schema: { body: S.AddPrompts } }, async (req, reply) =>
-    reply.status(201).send({ ids: await store.addPrompts(req.body.prompts, 'typed') }),
+    reply.status(201).send({ ids: await store.prompts.add(req.body.prompts, 'typed') }),
   );
 
   app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.ListQuery } }, async (req) =>
-    store.listTasks(req.query),
+    store.tasks.list(req.query),
   );
 
   app.post('/api/admin/tasks', { config: { auth: 'admin' }, schema: { body: S.CreateTasks } }, async (req, reply) => {
     const { kind, promptIds, modelA, modelB } = req.body;
-    const settings = await store.getSettings();
+    const settings = await store.settings.get();
     if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
       fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
     }
@@ -334,7 +334,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     const plans: { promptId: number; responses: { text: string; model: string }[] | null }[] = [];
     const errors: { promptId: number; message: string }[] = [];
     for (const promptId of promptIds) {
-      const prompt = await store.getPrompt(promptId);
+      const prompt = await store.prompts.get(promptId);
       if (!prompt) {
         errors.push({ promptId, message: 'no such prompt' });
         continue;
@@ -369,9 +369,14 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         const p = plans[i];
         // Spread the overlapping share evenly over the batch.
         const overlapping = Math.floor((i + 1) * settings.overlap) > Math.floor(i * settings.overlap);
-        const setId = p.responses ? await s.addCandidateSet(p.promptId, p.responses, false) : null;
+        const setId = p.responses ? await s.prompts.addCandidateSet(p.promptId, p.responses, false) : null;
         out.push(
-          await s.createTask({ kind, promptId: p.promptId, setId, target: overlapping ? settings.overlapLabelers : 1 }),
+          await s.tasks.create({
+            kind,
+            promptId: p.promptId,
+            setId,
+            target: overlapping ? settings.overlapLabelers : 1,
+          }),
         );
       }
       return out;
@@ -379,33 +384,33 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     return reply.status(201).send({ ids });
   });
 
-  app.get('/api/admin/gold', { config: { auth: 'admin' } }, async () => ({ gold: await store.listGoldItems() }));
+  app.get('/api/admin/gold', { config: { auth: 'admin' } }, async () => ({ gold: await store.gold.list() }));
   app.post('/api/admin/gold', { config: { auth: 'admin' }, schema: { body: S.AddGold } }, async (req, reply) => {
     const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
     if (!rec) {
       const { errors } = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars });
       fail(422, 'invalid', errors[0]?.message ?? 'invalid gold item');
     }
-    return reply.status(201).send({ ids: await store.addGoldItems([rec]) });
+    return reply.status(201).send({ ids: await store.gold.add([rec]) });
   });
 
   app.get('/api/admin/screening', { config: { auth: 'admin' } }, async () => {
-    const settings = await store.getSettings();
+    const settings = await store.settings.get();
     return {
-      items: (await store.listGoldItems()).filter((g) => g.inScreening),
+      items: (await store.gold.list()).filter((g) => g.inScreening),
       passThreshold: settings.screeningPassThreshold,
       required: settings.screeningRequired,
     };
   });
   app.put('/api/admin/screening', { config: { auth: 'admin' }, schema: { body: S.SetScreening } }, async (req) => {
-    await store.setScreening(req.body.goldIds);
+    await store.gold.setScreening(req.body.goldIds);
     if (req.body.passThreshold !== undefined) {
-      await store.updateSettings({ screeningPassThreshold: req.body.passThreshold });
+      await store.settings.update({ screeningPassThreshold: req.body.passThreshold });
     }
     return { ok: true, goldIds: req.body.goldIds };
   });
 
-  app.get('/api/admin/dashboard', { config: { auth: 'admin' } }, async () => store.dashboard());
+  app.get('/api/admin/dashboard', { config: { auth: 'admin' } }, async () => store.stats.dashboard());
 
   // ------------------------------------------------------------------ admin: import / export
 
@@ -417,7 +422,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
       if (!IMPORT_KINDS.includes(kind)) fail(404, 'not_found', `import kinds: ${IMPORT_KINDS.join(', ')}`);
       if (typeof req.body !== 'string') fail(415, 'unsupported_media_type', 'send JSONL as application/x-ndjson');
       const file = typeof req.headers['x-filename'] === 'string' ? req.headers['x-filename'].slice(0, 200) : 'upload';
-      const settings = await store.getSettings();
+      const settings = await store.settings.get();
       const parsed = parseJsonl(
         kind,
         req.body,
@@ -477,12 +482,12 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   // ------------------------------------------------------------------ labeler: screening and tasks
 
   app.get('/api/screening', { config: { auth: 'labeler' } }, async (req) => {
-    const settings = await store.getSettings();
+    const settings = await store.settings.get();
     const passed = user(req).screeningPassed;
     return {
       required: settings.screeningRequired,
       passed,
-      items: passed ? [] : await store.screeningItems(),
+      items: passed ? [] : await store.gold.screeningItems(),
     };
   });
 
@@ -490,25 +495,25 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     '/api/screening/submit',
     { config: { auth: 'labeler' }, schema: { body: S.ScreeningAnswers, ...Idem } },
     async (req, reply) => {
-      const settings = await store.getSettings();
+      const settings = await store.settings.get();
       return idempotent(req, reply, 'screening', (s) =>
-        s.submitScreening(user(req).id, req.body.answers, settings.screeningPassThreshold),
+        s.gold.submitScreening(user(req).id, req.body.answers, settings.screeningPassThreshold),
       );
     },
   );
 
   app.post('/api/tasks/next', { config: { auth: 'labeler' } }, async (req) => {
     const u = user(req);
-    const settings = await store.getSettings();
+    const settings = await store.settings.get();
     if (settings.screeningRequired && !u.screeningPassed) {
       fail(403, 'screening_required', 'pass the screening test before real tasks');
     }
     const timeoutMs = settings.assignmentTimeoutMinutes * 60_000;
-    return { assignment: await store.nextAssignment(u, { random, timeoutMs, goldRate: settings.goldRate }) };
+    return { assignment: await store.tasks.next(u, { random, timeoutMs, goldRate: settings.goldRate }) };
   });
 
   app.get('/api/assignments/:id', { config: { auth: 'labeler' }, schema: { params: S.IdParam } }, async (req) => ({
-    assignment: await store.assignmentView(req.params.id, user(req).id),
+    assignment: await store.tasks.view(req.params.id, user(req).id),
   }));
 
   app.post(
@@ -518,7 +523,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
       const id = req.params.id;
       const b = req.body;
       return idempotent(req, reply, `assignment:${id}`, async (s) => {
-        const view = await s.assignmentView(id, user(req).id);
+        const view = await s.tasks.view(id, user(req).id);
         const fields = Object.keys(b);
         const need = (allowed: string[], required: string) => {
           if (b[required as keyof typeof b] === undefined || fields.some((f) => !allowed.includes(f))) {
@@ -527,18 +532,18 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         };
         if (view.kind === 'demonstration') {
           need(['completion'], 'completion');
-          return s.submitDemonstration(id, user(req).id, b.completion!);
+          return s.submissions.demonstration(id, user(req).id, b.completion!);
         }
         if (view.kind === 'ranking') {
           need(['ranking', 'likert', 'flags'], 'ranking');
-          return s.submitRanking(id, user(req).id, {
+          return s.submissions.ranking(id, user(req).id, {
             ranking: b.ranking!,
             likert: b.likert,
             flags: b.flags as Record<string, number[]> | undefined,
           });
         }
         need(['choice'], 'choice');
-        return s.submitAB(id, user(req).id, b.choice!);
+        return s.submissions.ab(id, user(req).id, b.choice!);
       });
     },
   );
@@ -546,25 +551,25 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   // ------------------------------------------------------------------ chat playground
 
   app.get('/api/conversations', { config: { auth: 'any' } }, async (req) => ({
-    conversations: await store.listConversations(user(req).id),
+    conversations: await store.chat.listConversations(user(req).id),
   }));
 
   app.get('/api/conversations/:id', { config: { auth: 'any' }, schema: { params: S.IdParam } }, async (req) => ({
-    conversation: await store.conversation(req.params.id, user(req).id),
+    conversation: await store.chat.conversation(req.params.id, user(req).id),
   }));
 
   app.post('/api/chat', { config: { auth: 'any' }, schema: { body: S.Chat } }, async (req, reply) => {
     const u = user(req);
     const { conversationId, content } = req.body;
-    const settings = await store.getSettings();
+    const settings = await store.settings.get();
     const { conversation, n } = await store.tx(async (s) => {
-      const id = conversationId ?? (await s.createConversation(u.id, conversationTitle(content)));
-      const c = await s.conversation(id, u.id);
+      const id = conversationId ?? (await s.chat.createConversation(u.id, conversationTitle(content)));
+      const c = await s.chat.conversation(id, u.id);
       if (c.pendingPair) {
         fail(409, 'choice_pending', `choose between the two replies of chat pair ${c.pendingPair.pairId} first`);
       }
-      await s.addChatMessage(id, 'user', content);
-      return { conversation: c, n: await s.countChatReply(u.id) };
+      await s.chat.addMessage(id, 'user', content);
+      return { conversation: c, n: await s.chat.countReply(u.id) };
     });
     const messages: ChatMessage[] = [...conversation.messages, { role: 'user', content }];
     // The response closing before it finished means the user stopped the reply (or left): stop sampling.
@@ -582,7 +587,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         );
         if (ac.signal.aborted) return; // the user never saw these replies
         const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
-        const pairId = await store.openChatPair(u.id, conversation.id, pair);
+        const pairId = await store.chat.openPair(u.id, conversation.id, pair);
         yield line({ type: 'compare', pairId, a, b });
       } else {
         let text = '';
@@ -593,7 +598,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
           }
         } finally {
           // What the user saw is kept, also when they stopped the reply part way.
-          if (text) await store.addChatMessage(conversation.id, 'assistant', text);
+          if (text) await store.chat.addMessage(conversation.id, 'assistant', text);
         }
       }
       yield line({ type: 'done', reply: n });
@@ -607,7 +612,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     { config: { auth: 'any' }, schema: { body: S.ChatCompare, ...Idem } },
     async (req, reply) =>
       idempotent(req, reply, 'chat-compare', async (s) => {
-        await s.chooseChatPair(req.body.pairId, user(req).id, req.body.choice);
+        await s.chat.choosePair(req.body.pairId, user(req).id, req.body.choice);
         return { ok: true, pairId: req.body.pairId };
       }),
   );
