@@ -159,6 +159,10 @@ test('dpo through the CLI: files and TRL metrics are written and rewards/accurac
   );
   assert.ok(Number(evals[3]['eval/loss']) < Math.log(2), 'held-out loss below log 2 (the loss at the reference)');
   assert.ok(Number(evals[3]['eval/rewards/margins']) > 0);
+  // A second run into the same folder is refused before it touches anything, its config file included.
+  const saved = readFileSync(join(out, 'dpo_config.json'), 'utf8');
+  await assert.rejects(dpoCli([...args, '--beta', '0.3']), /checkpoints: holds checkpoints of an earlier run/);
+  assert.equal(readFileSync(join(out, 'dpo_config.json'), 'utf8'), saved);
 });
 
 test('IPO and label smoothing run and log their loss', () => {

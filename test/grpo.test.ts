@@ -184,6 +184,10 @@ test('a run stopped after one iteration and resumed repeats the uninterrupted ru
     trainGrpo({ ...base, outDir: resumed, rewardModule: redModule }),
     /holds checkpoints of an earlier run/,
   );
+  await assert.rejects(
+    trainGrpo({ ...base, config: { ...config, lr: 0.02 }, outDir: resumed, rewardModule: redModule, resume: true }),
+    /grpo_config\.json: the run was started with other settings: lr 0\.003 → 0\.02; .*--force-config/,
+  );
   await trainGrpo({ ...base, outDir: resumed, rewardModule: redModule, resume: true });
   assert.deepEqual(metricsWithoutTime(resumed), metricsWithoutTime(straight));
   assert.deepEqual(readFileSync(join(resumed, 'model.safetensors')), readFileSync(join(straight, 'model.safetensors')));

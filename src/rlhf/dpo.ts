@@ -22,6 +22,7 @@ import {
   Tensor,
   tidy,
 } from '../tensor/index.js';
+import { listCheckpoints } from '../train/checkpoint.js';
 import { saveRunConfig } from '../train/config.js';
 import type { Metrics } from '../train/metrics.js';
 import {
@@ -348,6 +349,12 @@ function prepareDpo(opts: DpoOptions) {
   const skipBad = { skipBad: opts.skipBad };
   checkModelFolder(opts.modelDir, 'causal');
   if (opts.refModelDir) checkModelFolder(opts.refModelDir, 'causal');
+  // Refused before anything is read or written (dpo_config.json of the earlier run included).
+  const checkpoints = join(opts.outDir, 'checkpoints');
+  if (!opts.resume && listCheckpoints(checkpoints).length > 0)
+    throw new Error(
+      `${checkpoints}: holds checkpoints of an earlier run; pass --resume to continue it or choose another --out`,
+    );
   const format = opts.format ?? 'auto';
   const data = readPreferences(opts.dataFile, format, skipBad);
   const valData = opts.valFile ? readPreferences(opts.valFile, format, skipBad) : null;

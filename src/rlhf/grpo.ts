@@ -2,7 +2,7 @@
 // model. Each completion's advantage comes from its own group: GRPO (r − mean)/(std + eps), RLOO r − the mean of
 // the other G − 1. The policy takes PPO's clipped token-level objective (rollout machinery and loss imported from
 // ppo.ts / ppo_loss.ts); KL to the reference (k3) is either a loss term β·KL or subtracted from the reward.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate, savePretrained } from '../models/index.js';
 import { AdamW, clipGradNorm } from '../nn/index.js';
@@ -172,6 +172,8 @@ export interface GrpoOptions {
   /** A verifier given in code (e.g. the demo world's checker), used like a module. */
   verifier?: Verifier;
   resume?: boolean;
+  /** Resume even when the config differs from the one the run started with. */
+  forceConfig?: boolean;
   /** Stops after the current iteration, with a checkpoint. */
   signal?: AbortSignal;
   onStep?: (step: number, metrics: Metrics) => void;
@@ -217,6 +219,7 @@ async function prepareGrpo(o: GrpoOptions) {
     throw new Error(
       `${join(o.outDir, 'checkpoints')}: holds checkpoints of an earlier run; resume it or choose another out`,
     );
+  if (o.resume && !o.forceConfig) checkResumedConfig(join(o.outDir, 'grpo_config.json'), cfg);
 
   const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, o.policyDir);
@@ -248,6 +251,20 @@ async function prepareGrpo(o: GrpoOptions) {
 }
 
 type Prepared = Awaited<ReturnType<typeof prepareGrpo>>;
+
+// A resumed run must go on as it started: every changed field but `steps` (which may grow) is refused by name.
+function checkResumedConfig(path: string, cfg: GrpoConfig): void {
+  if (!existsSync(path)) return;
+  const before = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const now = cfg as unknown as Record<string, unknown>;
+  const changed = Object.keys(now).filter((k) => k !== 'steps' && JSON.stringify(before[k]) !== JSON.stringify(now[k]));
+  if (changed.length > 0)
+    throw new Error(
+      `${path}: the run was started with other settings: ` +
+        changed.map((k) => `${k} ${JSON.stringify(before[k])} → ${JSON.stringify(now[k])}`).join(', ') +
+        '; resume with the same settings, or pass --force-config to go on with the new ones',
+    );
+}
 
 function avg(xs: readonly number[]): number {
   return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;

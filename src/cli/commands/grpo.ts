@@ -40,7 +40,9 @@ options:
   --save-every N         checkpoint every N iterations (default ${d.saveEvery})
   --seed N               (default ${d.seed})
   --config FILE          JSON or YAML with grpo config fields (printed at start, saved as grpo_config.json)
-  --resume               continue from the newest checkpoint in --out
+  --resume               continue from the newest checkpoint in --out (refused when a setting other than
+                         --steps changed, naming it)
+  --force-config         resume even so, with the new settings
 `;
 
 export async function run(args: string[]): Promise<number> {
@@ -70,6 +72,7 @@ export async function run(args: string[]): Promise<number> {
       seed: { type: 'string' },
       config: { type: 'string' },
       resume: { type: 'boolean' },
+      'force-config': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -126,6 +129,7 @@ export async function run(args: string[]): Promise<number> {
       rewardModelDir: v['reward-model'],
       rewardModule: v['reward-module'],
       resume: v.resume,
+      forceConfig: v['force-config'],
       signal: controller.signal,
     });
     if (r.aborted) {
