@@ -202,7 +202,7 @@ interface Episode {
 }
 
 // A right-padded batch of prompt+response rows, with grids over the T−1 next-token positions.
-interface Packed {
+export interface Packed<E extends Rollout = Episode> {
   ids: Tensor;
   mask: Tensor;
   /** Next-token targets (B, T−1): the response tokens, −100 elsewhere. */
@@ -210,10 +210,16 @@ interface Packed {
   /** (B, T−1): 1 where targets holds a response token. */
   respMask: Tensor;
   T: number;
-  grid: (get: (e: Episode) => readonly number[]) => Tensor;
+  grid: (get: (e: E) => readonly number[]) => Tensor;
 }
 
-function pack(eps: { prompt: number[]; response: number[] }[]): Packed {
+/** Prompt and response token ids of one sampled episode. */
+export interface Rollout {
+  prompt: number[];
+  response: number[];
+}
+
+export function pack<E extends Rollout>(eps: E[]): Packed<E> {
   const B = eps.length;
   const T = Math.max(...eps.map((e) => e.prompt.length + e.response.length));
   const ids = Tensor.empty([B, T], 'i32');
@@ -234,11 +240,11 @@ function pack(eps: { prompt: number[]; response: number[] }[]): Packed {
       respMask.f32[at] = 1;
     }
   });
-  const grid = (get: (e: Episode) => readonly number[]) => {
+  const grid = (get: (e: E) => readonly number[]) => {
     const g = Tensor.empty([B, T - 1]);
     g.f32.fill(0);
     eps.forEach((e, b) => {
-      const row = get(e as Episode);
+      const row = get(e);
       for (let j = 0; j < row.length; j++) g.f32[b * (T - 1) + e.prompt.length - 1 + j] = row[j];
     });
     return g;
@@ -246,24 +252,28 @@ function pack(eps: { prompt: number[]; response: number[] }[]): Packed {
   return { ids, mask, targets, respMask, T, grid };
 }
 
-// Reads each row's response entries of a (B, T−1) grid.
-function ungrid(g: Tensor, eps: { prompt: number[]; response: number[] }[]): number[][] {
+/** Reads each row's response entries of a (B, T−1) grid. */
+export function ungrid(g: Tensor, eps: Rollout[]): number[][] {
   const W = g.size(1);
   return eps.map((e, b) =>
     Array.from(g.f32.subarray(b * W + e.prompt.length - 1, b * W + e.prompt.length - 1 + e.response.length)),
   );
 }
 
-// Next-token logits (B, T−1, V) at temperature, and the log-probs of the targets (B, T−1; 0 where ignored).
-function tokenLogps(model: CausalLM, p: Packed, temperature: number): { logits: Tensor; logp: Tensor } {
+/** Next-token logits (B, T−1, V) at temperature, and the log-probs of the targets (B, T−1; 0 where ignored). */
+export function tokenLogps<E extends Rollout>(
+  model: CausalLM,
+  p: Packed<E>,
+  temperature: number,
+): { logits: Tensor; logp: Tensor } {
   const h = model.hidden(p.ids, { attentionMask: p.mask });
   let logits = model.head(slice(h, 1, 0, p.T - 1));
   if (temperature !== 1) logits = scale(logits, 1 / temperature);
   return { logits, logp: neg(crossEntropy(logits, p.targets, { reduction: 'none' })) };
 }
 
-// Mean entropy of the next-token distributions at the masked positions.
-function meanEntropy(logits: Tensor, respMask: Tensor): number {
+/** Mean entropy of the next-token distributions at the masked positions. */
+export function meanEntropy(logits: Tensor, respMask: Tensor): number {
   const V = logits.size(-1);
   const l = logits.f32;
   const m = respMask.f32;
@@ -726,8 +736,8 @@ export class PPOTrainer {
   }
 }
 
-// Drops sample records of steps >= from (a resumed run writes them again).
-function truncateSamples(path: string, from: number): void {
+/** Drops sample records of steps >= from (a resumed run writes them again). */
+export function truncateSamples(path: string, from: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')
