@@ -87,7 +87,15 @@ test('PPO raises a programmatic reward while the adaptive controller steers β t
     const rising = Number(ms[i + 1]['objective/kl_coef']) > Number(ms[i]['objective/kl_coef']);
     assert.equal(rising, Number(ms[i]['objective/kl']) > target, `step ${i + 1}`);
   }
-  for (const k of ['policy/clipfrac', 'policy/approxkl', 'val/value_loss', 'objective/entropy', 'time/rollout'])
+  for (const k of [
+    'policy/clipfrac',
+    'policy/approxkl',
+    'val/value_loss',
+    'objective/entropy',
+    'time/rollout',
+    'time/generate',
+    'rollout/tok/s',
+  ])
     assert.ok(Number.isFinite(Number(ms[49][k])), k);
   assert.equal(readMetrics(join(dir, 'metrics.jsonl')).length, 50);
   tr.dispose();
@@ -95,7 +103,7 @@ test('PPO raises a programmatic reward while the adaptive controller steers β t
 });
 
 const withoutTimes = (m: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'time' && !k.startsWith('time/')));
+  Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'time' && !k.startsWith('time/') && !k.includes('tok/s')));
 
 test('a run stopped after k steps and resumed from its checkpoint repeats the uninterrupted run exactly (PPO-ptx)', () => {
   const ptx = 'the quiet hills and the bright stars over a banana table at dawn. '.repeat(6);

@@ -485,6 +485,7 @@ export class PPOTrainer {
     const c = this.config;
     const { policy, ref, value, tokenizer } = this.s;
     const prompts = batch.map((i) => this.promptIds[i]);
+    const started = performance.now();
     const gen = generate(policy, prompts, {
       maxNewTokens: c.maxNewTokens,
       temperature: c.temperature,
@@ -492,6 +493,7 @@ export class PPOTrainer {
       eosTokenIds: this.eos,
       padTokenId: tokenizer.padId ?? this.eos[0] ?? 0,
     });
+    const sampling = (performance.now() - started) / 1000;
     const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
     const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
       tidy(() => {
@@ -550,6 +552,9 @@ export class PPOTrainer {
         'objective/kl_coef': beta,
         'response/length': mean(rows.map((r) => r.response.length)),
         'response/eos_fraction': mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
+        'time/generate': sampling,
+        'rollout/tok/s': gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
       },
     };
   }
