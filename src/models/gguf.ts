@@ -310,7 +310,7 @@ function quantizeQ8(values: Float32Array): Uint8Array {
     const inv = d ? Math.fround(1 / d) : 0;
     view.setUint16(b * 34, f32ToF16(d), true);
     for (let i = 0; i < Q8_BLOCK; i++) {
-      const q = values[b * Q8_BLOCK + i] * inv;
+      const q = Math.fround(values[b * Q8_BLOCK + i] * inv);
       view.setInt8(b * 34 + 2 + i, Math.sign(q) * Math.round(Math.abs(q))); // halves away from zero, as roundf
     }
   }
