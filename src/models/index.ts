@@ -1,5 +1,6 @@
 export * from './folders.js';
 export * from './generate.js';
+export * from './gguf.js';
 export * from './gpt2.js';
 export * from './heads.js';
 export * from './hf.js';

@@ -499,8 +499,8 @@ interface TrainerState {
   ptxCursor: number;
 }
 
-// Drops sample records of steps >= from (a resumed run writes them again).
-function truncateSamples(path: string, from: number): void {
+/** Drops sample records of steps >= from (a resumed run writes them again). */
+export function truncateSamples(path: string, from: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')

@@ -281,7 +281,7 @@ export function trainSft(opts: SftOptions): SftResult {
   const chosen = trainer.best;
   return {
     steps: result.steps,
-    aborted: result.aborted || result.stopped,
+    aborted: result.stopped,
     trainExamples: p.train.length,
     valExamples: p.val.length,
     skipped: p.skipped,

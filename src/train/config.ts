@@ -118,7 +118,7 @@ function describe(s: TSchema): string {
   if (s.type === 'null') return 'null';
   if (s.type === 'boolean') return 'true or false';
   if (s.type === 'string') return s.minLength ? 'a non-empty string' : 'a string';
-  if (s.type === 'array') return s.minItems ? 'a non-empty list of files' : 'a list';
+  if (s.type === 'array') return s.minItems ? 'a non-empty list of files' : `a list of ${describe(s.items)}s`;
   const what = s.type === 'integer' ? 'an integer' : 'a number';
   const lo = s.minimum ?? s.exclusiveMinimum;
   const hi = s.maximum ?? s.exclusiveMaximum;
@@ -205,7 +205,12 @@ export class ConfigSpec<P extends TProperties> {
         continue;
       }
       if (v === undefined) continue;
-      out[k] = typeof v === 'string' ? parseFlagValue(v, s, `--${flag}`) : v;
+      if (Array.isArray(v) && s.items?.type === 'number')
+        // `--reward-weights 0.5,1` or the flag repeated
+        out[k] = v
+          .flatMap((x: string) => x.split(','))
+          .map((x: string, i: number) => parseFlagValue(x, s.items, `--${flag} (item ${i + 1})`));
+      else out[k] = typeof v === 'string' ? parseFlagValue(v, s, `--${flag}`) : v;
     }
     return out;
   }
@@ -224,7 +229,8 @@ export class ConfigSpec<P extends TProperties> {
     const rows: string[] = [];
     for (const [k, s] of Object.entries(this.fields)) {
       if (skip.includes(k)) continue;
-      const arg = s.type === 'boolean' ? '' : s.type === 'array' ? ' FILE...' : s.type === 'integer' ? ' N' : ' X';
+      const list = s.items?.type === 'number' ? ' X,X...' : ' FILE...';
+      const arg = s.type === 'boolean' ? '' : s.type === 'array' ? list : s.type === 'integer' ? ' N' : ' X';
       const name = `  ${flagOf(k)}${arg}`;
       const def = s.type === 'array' ? '' : ` (default ${JSON.stringify(s.default)})`;
       rows.push(`${name.padEnd(26)} ${s.description ?? ''}${def}`);

@@ -44,6 +44,8 @@ export interface Trainer<B> {
   readonly parts: TrainedPart[];
   /** Random generators a checkpoint keeps, by name (data order, dropout, sampling). */
   readonly rngs: Record<string, Rng>;
+  /** Work before a step's updates that may wait (e.g. an asynchronous reward); runTrainerAsync awaits it. */
+  beforeStep?(step: number): Promise<void> | void;
   /** The updates of a step, each a list of batches whose gradients add up before the optimizer steps. */
   updates(step: number): Iterable<B[]>;
   /** One batch's loss (gradients on). */
@@ -77,9 +79,9 @@ export interface RunOptions {
   forceConfig?: boolean;
   /** Fields that may change on resume without changing the run (e.g. how often to save). */
   resumableFields?: string[];
-  /** Stops after the current step without a checkpoint, as a kill would (tests). */
+  /** Stops after the current step, with a checkpoint (as SIGINT does). */
   signal?: AbortSignal;
-  /** Stops cleanly (with a checkpoint) after this step. */
+  /** Stops (with a checkpoint) after this step. */
   stopAfter?: number;
   /** Checkpoint and stop on SIGINT / SIGTERM (the CLI). */
   handleSignals?: boolean;
@@ -95,9 +97,8 @@ export interface RunResult {
   steps: number;
   /** The step the run resumed after, or null. */
   resumedFrom: number | null;
-  /** Stopped before totalSteps (signal, stopAfter or abort). */
+  /** Stopped before totalSteps (a signal or stopAfter), with a checkpoint to resume from. */
   stopped: boolean;
-  aborted: boolean;
 }
 
 /**
@@ -143,6 +144,30 @@ function meansOf(values: Map<string, number[]>): Metrics {
 
 /** Runs (or resumes) a trainer to its last step; see the top of this file. Call openRun first. */
 export function runTrainer<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): RunResult {
+  const run = steps(t, resuming, opts);
+  for (let r = run.next(); ; r = run.next()) {
+    if (r.done) return r.value;
+    run.throw(new Error(`${t.stage}: beforeStep returned a promise; run this trainer with runTrainerAsync`));
+  }
+}
+
+/** runTrainer for trainers whose beforeStep waits. */
+export async function runTrainerAsync<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Promise<RunResult> {
+  const run = steps(t, resuming, opts);
+  for (let r = run.next(); ; ) {
+    if (r.done) return r.value;
+    try {
+      await r.value;
+    } catch (e) {
+      r = run.throw(e);
+      continue;
+    }
+    r = run.next();
+  }
+}
+
+// The loop itself, yielding where beforeStep returned a promise (the runner awaits it or refuses it).
+function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generator<Promise<void>, RunResult> {
   const cfg = opts.config;
   const say = opts.log ?? ((line: string) => console.error(line));
   const root = join(opts.outDir, 'checkpoints');
@@ -225,10 +250,11 @@ export function runTrainer<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions
   }
   const progress = new Progress(step > 0 ? `${t.stage} (from step ${step})` : t.stage, t.totalSteps, undefined, step);
   progress.update(step);
-  let aborted = false;
   try {
     while (step < t.totalSteps) {
       const t0 = performance.now();
+      const pending = t.beforeStep?.(step + 1);
+      if (pending) yield pending;
       const values = new Map<string, number[]>();
       const note = (k: string, v: number | string) => {
         if (typeof v !== 'number') return;
@@ -277,11 +303,7 @@ export function runTrainer<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions
       log.write(step, metrics);
       progress.update(step, t.status?.(metrics) ?? `loss ${Number(metrics[METRIC.trainLoss]).toFixed(4)}`);
       opts.onStep?.(step, metrics);
-      if (opts.signal?.aborted) {
-        aborted = true;
-        break;
-      }
-      const stopping = stop !== null || step === opts.stopAfter;
+      const stopping = stop !== null || opts.signal?.aborted === true || step === opts.stopAfter;
       if (
         step === t.totalSteps ||
         stopping ||
@@ -299,5 +321,5 @@ export function runTrainer<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions
     }
     for (const o of optimizers) o.dispose();
   }
-  return { steps: step, resumedFrom, stopped: step < t.totalSteps, aborted };
+  return { steps: step, resumedFrom, stopped: step < t.totalSteps };
 }
