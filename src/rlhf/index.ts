@@ -3,7 +3,6 @@
 export * from './data.js';
 export * from './dpo.js';
 export * from './grpo.js';
-export * from './loop.js';
 export * from './reward.js';
 export * from './reward_sources.js';
 export * from './sft.js';
