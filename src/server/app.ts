@@ -22,6 +22,7 @@ import { dataRoutes } from './routes/data.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
+import { strictValidatorCompiler } from './validation.js';
 
 export { type Access, SESSION_COOKIE, type ServerOptions } from './context.js';
 
@@ -60,8 +61,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(strictValidatorCompiler);
 
   await app.register(cookie);
   app.decorateRequest('session', null);

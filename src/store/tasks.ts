@@ -34,6 +34,32 @@ export class Tasks extends Aggregate {
     return id;
   }
 
+  /**
+   * The admin's tasks of this kind already made for these prompts (prompt id → task id), so that a second batch
+   * does not label one prompt twice; an A/B task counts only for the same two models.
+   */
+  async existing(kind: TaskKind, promptIds: number[], models?: [string, string]): Promise<Map<number, number>> {
+    if (promptIds.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('tasks')
+      .leftJoin('responses', 'responses.set_id', 'tasks.set_id')
+      .select(['tasks.id', 'tasks.prompt_id', 'responses.model'])
+      .where('tasks.kind', '=', kind)
+      .where('tasks.gold_id', 'is', null)
+      .where('tasks.prompt_id', 'in', promptIds)
+      .orderBy('tasks.id')
+      .execute();
+    const found = new Map<number, number>();
+    const modelsOf = new Map<number, Set<string | null>>();
+    for (const r of rows) modelsOf.set(r.id, (modelsOf.get(r.id) ?? new Set()).add(r.model));
+    for (const r of rows) {
+      const m = modelsOf.get(r.id)!;
+      const same = !models || (m.size === 2 && m.has(models[0]) && m.has(models[1]));
+      if (same && !found.has(r.prompt_id)) found.set(r.prompt_id, r.id);
+    }
+    return found;
+  }
+
   async list(q: { limit: number; offset: number }) {
     const rows = await this.db
       .selectFrom('tasks')

@@ -137,7 +137,8 @@ export const api = {
     promptIds: number[];
     modelA?: string;
     modelB?: string;
-  }) => post<{ ids: number[] }>('/api/admin/tasks', b),
+  }) =>
+    post<{ ids: number[]; skipped: { promptId: number; taskId: number; message: string }[] }>('/api/admin/tasks', b),
   gold: () => get<{ gold: GoldRow[] }>('/api/admin/gold'),
   addGold: (b: { prompt: string; responses: string[]; ranking: number[] }) =>
     post<{ ids: number[] }>('/api/admin/gold', b),

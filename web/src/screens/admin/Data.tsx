@@ -76,7 +76,9 @@ export function AdminData() {
         ...(taskKind === 'ab' ? { modelA, modelB } : {}),
       });
       setSelected(new Set());
-      return `Created ${r.ids.length} ${taskKind} task${r.ids.length === 1 ? '' : 's'}`;
+      const made = `Created ${r.ids.length} ${taskKind} task${r.ids.length === 1 ? '' : 's'}`;
+      // Prompts that already had such a task are not labeled twice; say how many were left out.
+      return r.skipped.length ? `${made}; ${r.skipped.length} prompt(s) already had one and were skipped` : made;
     });
 
   const rows = prompts.data?.prompts ?? [];
