@@ -90,7 +90,7 @@ function checkRanking(ranking: number[], k: number, op: string): void {
 }
 
 // −log σ(x) = log(1 + e^−|x|) − min(x, 0), which neither overflows nor takes log(0).
-function negLogSigmoid(x: Tensor): Tensor {
+export function negLogSigmoid(x: Tensor): Tensor {
   return sub(log(add(exp(neg(abs(x))), 1)), minimum(x, 0));
 }
 
