@@ -26,7 +26,7 @@ export function adminRoutes(ctx: RouteContext): void {
     async (req) => {
       const { password, ...rest } = req.body;
       const passwordHash = password === undefined ? undefined : await hashPassword(password, opts.passwordCost);
-      return { user: await store.users.update(req.params.id, { ...rest, passwordHash }) };
+      return { user: await store.users.update(req.params.id, { ...rest, passwordHash }, req.session!.id) };
     },
   );
 
