@@ -192,6 +192,10 @@ export type ChatEvent =
   | { type: 'conversation'; id: number; title: string }
   | { type: 'token'; text: string }
   | { type: 'compare'; pairId: number; a: string; b: string }
+  /** The oldest messages were left out of what the model reads, to fit its context. */
+  | { type: 'context'; droppedMessages: number; message: string }
+  /** The reply failed: `empty_reply` (nothing was saved) or `model_error` (what arrived was kept). */
+  | { type: 'error'; error: 'empty_reply' | 'model_error'; message: string }
   | { type: 'done'; reply: number };
 
 /** POST /api/chat and yield its NDJSON events as they arrive. */
