@@ -257,10 +257,16 @@ export class Exchange extends Aggregate {
     return out;
   }
 
-  async exportEval(): Promise<EvalRecord[]> {
+  /**
+   * A/B evaluation results of one split: those from A/B tasks by their prompt's split; imported ones carry no split
+   * and count as training data, as imported pairwise comparisons do.
+   */
+  async exportEval(split: Split): Promise<EvalRecord[]> {
     const rows = await this.db
       .selectFrom('comparisons')
       .leftJoin('users', 'users.id', 'comparisons.user_id')
+      .leftJoin('assignments', 'assignments.id', 'comparisons.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select([
         'comparisons.prompt',
         'comparisons.a_text',
@@ -272,6 +278,11 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('comparisons.kind', '=', 'eval')
+      .where((eb) =>
+        split === 'training'
+          ? eb.or([eb('tasks.split', '=', 'training'), eb('tasks.split', 'is', null)])
+          : eb('tasks.split', '=', split),
+      )
       .orderBy('comparisons.id')
       .execute();
     return rows.map((r) => {

@@ -130,8 +130,10 @@ export const api = {
     get<{ total: number; prompts: PromptRow[] }>(`/api/admin/prompts?limit=${limit}&offset=${offset}`),
   addPrompts: (prompts: { text: string; split?: 'training' | 'heldout' }[]) =>
     post<{ ids: number[] }>('/api/admin/prompts', { prompts }),
-  tasks: (limit: number, offset: number) =>
-    get<{ total: number; tasks: TaskRow[] }>(`/api/admin/tasks?limit=${limit}&offset=${offset}`),
+  tasks: (q: TaskQuery) =>
+    get<{ total: number; tasks: TaskRow[] }>(
+      `/api/admin/tasks?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`,
+    ),
   createTasks: (b: {
     kind: 'demonstration' | 'ranking' | 'ab';
     promptIds: number[];
@@ -170,6 +172,14 @@ export interface PromptRow {
   source: string;
   createdAt: number;
 }
+export interface TaskQuery {
+  limit: number;
+  offset: number;
+  q?: string;
+  kind?: 'demonstration' | 'ranking' | 'ab';
+  state?: 'open' | 'done';
+}
+
 export interface TaskRow {
   id: number;
   kind: 'demonstration' | 'ranking' | 'ab';

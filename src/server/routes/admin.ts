@@ -52,7 +52,7 @@ export function adminRoutes(ctx: RouteContext): void {
     reply.status(201).send({ ids: await store.prompts.add(req.body.prompts, 'typed') }),
   );
 
-  app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.ListQuery } }, async (req) =>
+  app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.TaskQuery } }, async (req) =>
     store.tasks.list(req.query),
   );
 
