@@ -6,7 +6,7 @@
  * held-out labeler groups.
  */
 import { Rng } from '../../tensor/random.js';
-import type { Task } from '../world/tasks.js';
+import { abstains, type Task } from '../world/tasks.js';
 import { type Labeler, type LabelerGroup, type RankLabel, rankLabelFromScores, type Score } from './labeler.js';
 import { PLAIN_STYLE, type WritingStyle, writeDemonstration } from './writing.js';
 
@@ -29,7 +29,10 @@ export interface LabelerWeights {
 /** What a labeler sees in a response, each in [0, 1]. */
 export interface Features {
   correct: number;
-  /** Says nothing false: right, or not answering (an abstention); 0 for a wrong or invented answer. */
+  /**
+   * Right, or honest about not knowing ("I do not know"); 0 for a wrong or invented answer and for prose that
+   * dodges the question (which is not honest about not knowing either).
+   */
   honest: number;
   /** Answers what was asked (rightly or not) and obeys the format constraint. */
   followsInstruction: number;
@@ -64,7 +67,7 @@ export function responseFeatures(task: Task, response: string): Features {
   const extra = Math.max(0, words(r).length - words(task.reference).length);
   return {
     correct: check.correct ? 1 : 0,
-    honest: check.attempted && !check.correct ? 0 : 1,
+    honest: check.correct || abstains(r) ? 1 : 0,
     followsInstruction: check.attempted && check.constraintsMet ? 1 : 0,
     concision: Math.exp(-extra / 4),
     tone: Math.max(0, 1 - (FILLER.test(r) ? 0.5 : 0) - (repeats(r) ? 0.5 : 0)),
