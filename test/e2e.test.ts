@@ -174,7 +174,7 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   await shot('admin-settings');
 
   await nav('Screening');
-  for (const g of await store.listGoldItems()) await page.getByTestId(`gold-${g.id}`).check();
+  for (const g of await store.gold.list()) await page.getByTestId(`gold-${g.id}`).check();
   await page.getByTestId('save-screening').click();
   await page.getByText('Screening test saved: 2 items').waitFor();
   await shot('admin-screening');
@@ -259,7 +259,7 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   assert.equal(pairs[0].prompt, `user: Hello there\nassistant: Hello there\nuser: ${ask}`);
   assert.equal(pairs[0].choice, 'b');
   assert.equal(pairs[0].b_text, replyB);
-  assert.equal(pairs[0].user_id, (await store.listUsers()).find((u) => u.username === LABELER.username)!.id);
+  assert.equal(pairs[0].user_id, (await store.users.list()).find((u) => u.username === LABELER.username)!.id);
   // Chat history: start a second chat, then resume the first one from the list.
   await page.getByTestId('chat-new').click();
   await page.getByText('Start a conversation').waitFor();

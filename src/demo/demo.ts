@@ -14,18 +14,20 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadPretrained, loadScalarPretrained } from '../models/index.js';
+import { loadPretrained, loadRewardModel, loadScalarPretrained } from '../models/index.js';
 import { type ReportData, writeReport } from '../report/html.js';
-import { type PPOConfig, PPOTrainer, ppoDefaults, readPrompts } from '../rlhf/ppo.js';
+import { readPrompts } from '../rlhf/data.js';
+import { type PPOConfig, PPOTrainer, ppoDefaults } from '../rlhf/ppo.js';
 import { type RmConfig, rmDefaults, trainRewardModel } from '../rlhf/reward.js';
-import { loadRewardModel, rewardModelFn } from '../rlhf/reward_fn.js';
+import { rewardModelFn } from '../rlhf/reward_fn.js';
 import { type SftConfig, sftDefaults, trainSft } from '../rlhf/sft.js';
 import { openSqliteStore, type RankingRecord, type Store } from '../store/index.js';
 import { Rng } from '../tensor/index.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults, type SizePreset } from '../train/pretrain.js';
-import { formatSeconds, Progress } from '../train/progress.js';
+import { formatSeconds } from '../train/progress.js';
+import { corpusTokens } from '../train/tokens.js';
 import {
   chatAnswers,
   complete,
@@ -87,10 +89,10 @@ export interface DemoConfig {
     size: SizePreset;
     vocabSize: number;
     steps: number;
-    batch: number;
+    batchSize: number;
     seq: number;
     lr: number;
-    minLr: number;
+    minLrRatio: number;
   };
   sft: Partial<SftConfig>;
   /** Samples per prompt that the labelers rank. */
@@ -119,9 +121,8 @@ export interface DemoConfig {
 }
 
 const ppoCommon: Partial<PPOConfig> = {
-  chatTemplate: true,
   sampleEvery: 0,
-  checkpointEvery: 1_000_000,
+  saveEvery: 0,
   // Strong enough that PPO drops the writers' habits without drifting into answers the reward model cannot judge.
   klCoef: 0.3,
 };
@@ -147,7 +148,7 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     corpusSentences: 12_000,
     heldoutSentences: 1_500,
     labelers: 5,
-    pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batchSize: 16, seq: 128, lr: 3e-3, minLrRatio: 0.1 },
     sft: { epochs: 12, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 6,
     rounds: 1,
@@ -164,7 +165,7 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     corpusSentences: 30_000,
     heldoutSentences: 2_000,
     labelers: 5,
-    pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batch: 16, seq: 128, lr: 3e-3, minLr: 3e-4 },
+    pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batchSize: 16, seq: 128, lr: 3e-3, minLrRatio: 0.1 },
     sft: { epochs: 16, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
     k: 9,
     rounds: 1,
@@ -380,7 +381,14 @@ async function trainSftStage(ctx: Ctx, base: string, demosPath: string) {
     'sft',
     { config, base, demos: fileHash(demosPath) },
     (dir) => {
-      const r = trainSft({ modelDir: ctx.stages.dir('base'), dataFile: demosPath, outDir: dir, config, log: ctx.say });
+      const r = trainSft({
+        modelDir: ctx.stages.dir('base'),
+        dataFile: demosPath,
+        outDir: dir,
+        config,
+        log: ctx.say,
+        quiet: true,
+      });
       return { steps: r.steps, bestEpoch: r.bestEpoch, valLoss: r.bestValue, train: r.trainExamples };
     },
     (r) =>
@@ -494,6 +502,7 @@ async function trainRmStage(ctx: Ctx, name: string, sft: string, trainPath: stri
         outDir: dir,
         config,
         log: ctx.say,
+        quiet: true,
       });
       return { steps: r.steps, rankings: r.trainRankings, heldoutAccuracy: r.val!.accuracy, heldoutLoss: r.val!.loss };
     },
@@ -526,37 +535,28 @@ async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { key: str
     (dir) => {
       const sftDir = ctx.stages.dir('sft');
       const rmDir = ctx.stages.dir(rm.stage);
+      const tokenizer = Tokenizer.fromDir(sftDir);
+      const formatter = new Formatter(tokenizer, sftDir);
       const trainer = new PPOTrainer({
         policy: loadPretrained(sftDir),
         ref: loadPretrained(sftDir),
         value: loadScalarPretrained(rmDir),
-        reward: rewardModelFn(loadRewardModel(rmDir)),
-        tokenizer: Tokenizer.fromDir(sftDir),
+        reward: rewardModelFn(loadRewardModel(rmDir).model, formatter.padId),
+        formatter,
         prompts: readPrompts(promptsPath),
-        ptxText: ptx ? readFileSync(ctx.corpusPath, 'utf8') : null,
+        ptxTokens: ptx ? corpusTokens([ctx.corpusPath], tokenizer) : null,
         config,
         outDir: dir,
         quiet: true,
       });
-      const progress = new Progress(name, config.steps);
-      const history: { score: number; kl: number }[] = [];
-      try {
-        while (trainer.step < config.steps) {
-          const m = trainer.trainStep();
-          history.push({ score: Number(m['objective/scores']), kl: Number(m['objective/kl']) });
-          progress.update(
-            trainer.step,
-            `score ${Number(m['objective/scores']).toFixed(3)} kl ${Number(m['objective/kl']).toFixed(3)}`,
-          );
-        }
-      } finally {
-        progress.stop();
-      }
+      const history = trainer
+        .train()
+        .map((m) => ({ score: Number(m['objective/scores']), kl: Number(m['objective/kl']) }));
       trainer.save(dir);
       trainer.dispose();
       const tail = history.slice(-Math.max(1, Math.floor(history.length / 4)));
       return {
-        steps: trainer.step,
+        steps: trainer.stepsDone,
         firstScore: history[0].score,
         lastScore: mean(tail.map((h) => h.score)),
         lastKl: mean(tail.map((h) => h.kl)),
@@ -685,7 +685,7 @@ function reportData(
     title,
     series: [
       { name: 'train', points: series(m(stage), 'train/loss') },
-      { name: valName, points: series(m(stage), 'val/loss') },
+      { name: valName, points: series(m(stage), 'eval/loss') },
     ],
   });
   const judge = heldoutPool(ctx.seed + 5, { size: 1 })[0];
@@ -729,8 +729,8 @@ function reportData(
       {
         title: 'PPO value loss',
         series: [
-          { name: 'PPO', points: series(m('ppo'), 'val/value_loss') },
-          { name: 'PPO-ptx', points: series(m('ppo_ptx'), 'val/value_loss') },
+          { name: 'PPO', points: series(m('ppo'), 'value/loss') },
+          { name: 'PPO-ptx', points: series(m('ppo_ptx'), 'value/loss') },
         ],
       },
       {

@@ -4,13 +4,10 @@
  * SFT judged by each held-out labeler pool; the reward model's accuracy on pairs whose better side is known by
  * construction; and the loss on held-out prose (the alignment tax).
  */
-import { type CausalLM, generate, loadPretrained } from '../models/index.js';
+import { type CausalLM, generate, loadPretrained, loadRewardModel, scoreSequences } from '../models/index.js';
 import type { Module } from '../nn/index.js';
-import { Formatter } from '../rlhf/data.js';
-import { loadRewardModel } from '../rlhf/reward_fn.js';
-import { scoreSequences } from '../rlhf/sft.js';
 import { crossEntropy, noGrad, type Rng, reshape, Tensor, tidy } from '../tensor/index.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import {
   HEDGES,
   type Labeler,
@@ -228,7 +225,7 @@ export interface ProbeAccuracy {
 export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Record<ProbeKind, ProbeAccuracy> {
   const tok = Tokenizer.fromDir(rmDir);
   const fmt = new Formatter(tok, rmDir);
-  const rm = loadRewardModel(rmDir);
+  const rm = loadRewardModel(rmDir).model;
   rm.eval();
   try {
     const seqs = pairs.flatMap((p) => {

@@ -2,8 +2,7 @@
 // so that generation never blocks the HTTP server's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
 import { generate, loadPretrained } from '../models/index.js';
-import { Formatter } from '../rlhf/data.js';
-import { CHAT_TOKENS, Tokenizer, textStreamer } from '../tokenizer/index.js';
+import { CHAT_TOKENS, Formatter, Tokenizer, textStreamer } from '../tokenizer/index.js';
 import { CANCEL_SLOTS, type SamplerRequest, type SamplerResponse, type SamplerSettings } from './sampler.js';
 
 const port = parentPort!;

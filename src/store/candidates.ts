@@ -14,7 +14,7 @@ export class ImportedCandidates implements CandidateSource {
   ) {}
 
   async generate(prompt: string, k: number): Promise<string[]> {
-    const pool = await this.store.pooledCandidates(prompt, this.model);
+    const pool = await this.store.prompts.pooledCandidates(prompt, this.model);
     if (pool.length < k) {
       throw new Error(`only ${pool.length} imported "${this.model}" candidates for prompt, need ${k}`);
     }

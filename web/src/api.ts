@@ -3,7 +3,6 @@
  * an Idempotency-Key on submissions, typed errors, and the chat NDJSON stream.
  */
 import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
-import type { Settings } from '../../src/store/settings.js';
 import type {
   AssignmentView,
   Conversation,
@@ -12,7 +11,8 @@ import type {
   PublicUser,
   ScreeningItem,
   SubmitResult,
-} from '../../src/store/store.js';
+} from '../../src/store/index.js';
+import type { Settings } from '../../src/store/settings.js';
 
 export type {
   AssignmentView,

@@ -50,7 +50,7 @@ export async function run(args: string[]): Promise<number> {
     ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model)))
     : null;
   const store = await openSqliteStore({ path: values.db });
-  const firstStart = (await store.listUsers()).length === 0;
+  const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
   const s = await serve({
