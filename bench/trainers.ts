@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { GPT2, gpt2Defaults, ScalarModel } from '../src/models/index.js';
 import { applyLora, type LoraConfig } from '../src/models/lora.js';
 import { AdamW, clipGradNorm, type Module } from '../src/nn/index.js';
-import { inlinePrompts, PPOTrainer, ppoDefaults } from '../src/rlhf/ppo.js';
+import { inlinePrompts } from '../src/rlhf/data.js';
+import { PPOTrainer, ppoDefaults } from '../src/rlhf/ppo.js';
 import { rmBatchLoss } from '../src/rlhf/reward.js';
 import { rewardModelFn, valueOnRewardModel } from '../src/rlhf/reward_fn.js';
 import { sftLoss } from '../src/rlhf/sft.js';
 import { backward, Rng, type Tensor, tidy } from '../src/tensor/index.js';
-import { trainBpe } from '../src/tokenizer/index.js';
+import { Formatter, trainBpe } from '../src/tokenizer/index.js';
 
 export const TRAINERS = ['sft', 'rm', 'ppo'] as const;
 export type TrainerName = (typeof TRAINERS)[number];
@@ -71,14 +72,14 @@ function run(trainer: TrainerName, withLora: boolean): Record<string, number | s
   // trunk shared.
   const rm = new ScalarModel(make(2));
   const { value, reward } = withLora
-    ? valueOnRewardModel(rm, lora, 1)
-    : { value: new ScalarModel(make(2)), reward: rewardModelFn(rm) };
+    ? valueOnRewardModel(rm, 0, lora, 1)
+    : { value: new ScalarModel(make(2)), reward: rewardModelFn(rm, 0) };
   const trainer_ = new PPOTrainer({
     policy: make(1),
     ref: withLora ? undefined : make(1),
     value,
     reward,
-    tokenizer,
+    formatter: new Formatter(tokenizer, 'bench tokenizer'),
     prompts: inlinePrompts([prompt]),
     config: {
       ...ppoDefaults,

@@ -162,7 +162,16 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   await page.getByTestId('task-kind').selectOption('ranking');
   await page.getByTestId('create-tasks').click();
   await page.getByText('Created 1 ranking task').waitFor();
+  // The same prompt again is skipped and reported, not a second task.
+  await page.getByRole('row', { name: /haiku/ }).first().getByRole('checkbox').check();
+  await page.getByTestId('task-kind').selectOption('demonstration');
+  await page.getByTestId('create-tasks').click();
+  await page.getByText('1 prompt(s) already had one and were skipped').waitFor();
+  // The task list searches the prompts.
+  await page.getByTestId('task-search').fill('PHOTOSYNTHESIS');
+  await page.getByTestId('task-count').filter({ hasText: /^1$/ }).waitFor();
   await shot('admin-data');
+  await page.getByTestId('task-search').fill('');
 
   await nav('Settings');
   await page.getByTestId('k').waitFor();
@@ -174,7 +183,7 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   await shot('admin-settings');
 
   await nav('Screening');
-  for (const g of await store.listGoldItems()) await page.getByTestId(`gold-${g.id}`).check();
+  for (const g of await store.gold.list()) await page.getByTestId(`gold-${g.id}`).check();
   await page.getByTestId('save-screening').click();
   await page.getByText('Screening test saved: 2 items').waitFor();
   await shot('admin-screening');
@@ -259,7 +268,7 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   assert.equal(pairs[0].prompt, `user: Hello there\nassistant: Hello there\nuser: ${ask}`);
   assert.equal(pairs[0].choice, 'b');
   assert.equal(pairs[0].b_text, replyB);
-  assert.equal(pairs[0].user_id, (await store.listUsers()).find((u) => u.username === LABELER.username)!.id);
+  assert.equal(pairs[0].user_id, (await store.users.list()).find((u) => u.username === LABELER.username)!.id);
   // Chat history: start a second chat, then resume the first one from the list.
   await page.getByTestId('chat-new').click();
   await page.getByText('Start a conversation').waitFor();

@@ -49,7 +49,7 @@ const logits = (model: { forward(ids: Tensor): Tensor }) =>
 test('sft --lora-r: adapters only in checkpoints and output (PEFT layout); --merge writes the same model whole', async () => {
   const out = join(root, 'sft');
   const lora = ['--lora-r', '4', '--lora-alpha', '8', '--lora-targets', 'c_attn,c_proj', '--merge'];
-  const args = ['--model', base, '--data', demos, '--out', out, '--epochs', '2', '--batch', '4', '--lr', '0.01'];
+  const args = ['--model', base, '--data', demos, '--out', out, '--epochs', '2', '--batch-size', '4', '--lr', '0.01'];
   assert.equal(await sftCli([...args, ...lora]), 0);
   for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json', 'merged/config.json'])
     assert.ok(existsSync(join(out, f)), f);
@@ -65,7 +65,7 @@ test('sft --lora-r: adapters only in checkpoints and output (PEFT layout); --mer
     names.every((n) => /^base_model\.model\.transformer\.h\.\d\.(attn|mlp)\.c_(attn|proj)\.lora_[AB]\.weight$/.test(n)),
   );
   assert.ok(checkpointNames(out, 'model').every((n) => n.includes('.lora_')));
-  assert.equal(checkpointNames(out, 'optimizer').length, 2 * 12, 'moments for the adapters only');
+  assert.equal(checkpointNames(out, 'model_optim').length, 2 * 12, 'moments for the adapters only');
   // The adapter on its base gives the merged model's logits, which differ from the base's.
   const adapted = loadPretrained(base);
   const before = logits(adapted);
@@ -79,14 +79,27 @@ test('sft --lora-r: adapters only in checkpoints and output (PEFT layout); --mer
   );
   // Resume refuses a checkpoint of another setup (full model vs adapters) instead of half-loading it.
   await assert.rejects(
-    sftCli([...args, '--resume', '--epochs', '3']),
-    /the checkpoint lacks 28 trainable tensor\(s\) \(wte\.weight, wpe\.weight, h\.0\.ln_1\.weight, …\): it was saved by another setup/,
+    sftCli([...args, '--resume', '--force-config', '--epochs', '3']),
+    /the checkpoint's model lacks 28 trainable tensor\(s\) \(wte\.weight, wpe\.weight, h\.0\.ln_1\.weight, …\): it was saved by another setup/,
   );
 });
 
 test('rm --lora-r: the score head trains whole beside the adapters and is saved with them', async () => {
   const out = join(root, 'rm');
-  const args = ['--model', base, '--data', rankings, '--out', out, '--epochs', '1', '--batch', '2', '--lr', '0.01'];
+  const args = [
+    '--model',
+    base,
+    '--data',
+    rankings,
+    '--out',
+    out,
+    '--epochs',
+    '1',
+    '--batch-size',
+    '2',
+    '--lr',
+    '0.01',
+  ];
   assert.equal(await rmCli([...args, '--lora-r', '2', '--merge']), 0);
   const names = [...readHeader(join(out, 'adapter_model.safetensors')).entries.keys()];
   assert.ok(names.includes('base_model.model.score.weight') && names.includes('base_model.model.score.bias'));
@@ -101,7 +114,10 @@ test('rm --lora-r: the score head trains whole beside the adapters and is saved 
 
 test('ppo --lora-r: reference = the policy with adapters off, small checkpoints, adapters for policy, EMA, value', async () => {
   const rmOut = join(root, 'rm-full');
-  assert.equal(await rmCli(['--model', base, '--data', rankings, '--out', rmOut, '--epochs', '1', '--batch', '2']), 0);
+  assert.equal(
+    await rmCli(['--model', base, '--data', rankings, '--out', rmOut, '--epochs', '1', '--batch-size', '2']),
+    0,
+  );
   const out = join(root, 'ppo');
   writeFileSync(
     join(root, 'ppo.yaml'),
@@ -141,23 +157,22 @@ test('ppo --lora-r: reference = the policy with adapters off, small checkpoints,
 test('bad LoRA flags are refused before anything is written', async () => {
   const out = join(root, 'bad');
   const args = ['--model', base, '--data', demos, '--out', out];
-  await assert.rejects(sftCli([...args, '--lora-r', '0']), /--lora-r: expected an integer > 0, got "0"/);
-  await assert.rejects(sftCli([...args, '--lora-r=-3']), /--lora-r: expected an integer > 0/);
+  await assert.rejects(sftCli([...args, '--lora-r=-3']), /"loraR" \(--lora-r\) must be/);
   await assert.rejects(
     sftCli([...args, '--lora-r', '4', '--lora-targets', 'q_proj']),
     /target \["q_proj"\] matches no Linear\/Conv1D module; the model has c_attn, c_proj, c_fc/,
   );
-  await assert.rejects(sftCli([...args, '--merge']), /field "loraMerge" needs LoRA/);
+  await assert.rejects(sftCli([...args, '--merge']), /field "merge" \(--merge\) needs LoRA \(--lora-r\)/);
   assert.ok(!existsSync(out));
 });
 
 test('valueOnRewardModel: one trunk for both; the reward is read with the value adapters off', () => {
   const rm = new ScalarModel(loadPretrained(base), new Rng(4));
   rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(5), 0.5).f32);
-  const score = rewardModelFn(rm);
+  const score = rewardModelFn(rm, 0);
   const tokens = { prompts: [[5, 9, 14]], responses: [[3, 7]] };
   const before = score([''], [''], tokens);
-  const { value, reward } = valueOnRewardModel(rm, { r: 2, alpha: 4, dropout: 0, targets: null }, 1);
+  const { value, reward } = valueOnRewardModel(rm, 0, { r: 2, alpha: 4, dropout: 0, targets: null }, 1);
   assert.equal(value.trunk, rm.trunk);
   assert.deepEqual(
     value.namedTrainableParameters().map(([n]) => n),

@@ -41,7 +41,7 @@ test('expired session gets 401 session_expired and changes nothing', async () =>
   const r = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x' }] });
   assert.equal(r.status, 401);
   assert.equal(r.json.error, 'session_expired');
-  assert.equal((await store.listPrompts({ limit: 10, offset: 0 })).total, 0);
+  assert.equal((await store.prompts.list({ limit: 10, offset: 0 })).total, 0);
   assert.equal((await admin.get('/api/me')).status, 401);
   await app.close();
 });
@@ -89,7 +89,7 @@ test('sessions renew on use up to an absolute cap; an idle session expires', asy
   const capped = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x' }] });
   assert.equal(capped.status, 401);
   assert.equal(capped.json.error, 'session_expired');
-  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+  assert.equal((await store.prompts.list({ limit: 1, offset: 0 })).total, 0);
 
   // Left idle for longer than the idle limit, a fresh session expires.
   await admin.login('admin', 'admin-password');

@@ -75,7 +75,7 @@ test('bad JSONL is refused with file:line errors and nothing is imported', async
   );
   assert.match(r.json.details[1].text, /^batch1\.jsonl:3: .*permutation/);
   assert.equal((await store.db.selectFrom('rankings').selectAll().execute()).length, 0);
-  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+  assert.equal((await store.prompts.list({ limit: 1, offset: 0 })).total, 0);
   // JSON instead of JSONL is refused.
   assert.equal((await admin.post('/api/admin/import/prompts', { prompt: 'x' })).status, 415);
   await app.close();

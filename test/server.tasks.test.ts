@@ -224,7 +224,7 @@ test('gold items are mixed into live ranking work: indistinguishable, scored on 
   for (const ranking of answers) {
     const a = (await lab.post('/api/tasks/next')).json.assignment;
     seen.push(a.prompt);
-    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'prompt', 'responses', 'status']);
+    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'number', 'prompt', 'responses', 'status']);
     assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { ranking }, idem())).status, 200);
   }
   // Live gold first (the screening item is never repeated), then real work once no unseen gold is left.
@@ -483,7 +483,7 @@ test('oversize text and oversize bodies get 413 and change nothing', async () =>
   assert.equal(r.json.error, 'text_too_long');
   const big = await admin.post('/api/admin/prompts', { prompts: [{ text: 'x'.repeat(5000) }] });
   assert.equal(big.status, 413);
-  assert.equal((await store.listPrompts({ limit: 1, offset: 0 })).total, 0);
+  assert.equal((await store.prompts.list({ limit: 1, offset: 0 })).total, 0);
   await tasks(admin, 'demonstration', await prompts(admin, ['p']));
   const a = (await lab.post('/api/tasks/next')).json.assignment;
   assert.equal(

@@ -23,10 +23,10 @@ test('store: file database uses WAL and migrations are versioned and idempotent'
   try {
     const path = join(dir, 'db.sqlite');
     const s1 = await openSqliteStore({ path });
-    await s1.addPrompts([{ text: 'hello' }], 'test');
+    await s1.prompts.add([{ text: 'hello' }], 'test');
     await s1.close();
     const s2 = await openSqliteStore({ path });
-    const { total } = await s2.listPrompts({ limit: 10, offset: 0 });
+    const { total } = await s2.prompts.list({ limit: 10, offset: 0 });
     assert.equal(total, 1);
     const applied = (await s2.db
       .selectFrom('kysely_migration' as never)
@@ -71,14 +71,14 @@ test('store: the task capacity migration counts existing assignments; full tasks
       { id: 1, assigned_count: 1 },
       { id: 2, assigned_count: 0 },
     ]);
-    const b = (await store.getUser(2))!;
-    const given = await store.nextAssignment(b);
+    const b = (await store.users.get(2))!;
+    const given = await store.tasks.next(b);
     assert.equal(
       (await store.db.selectFrom('assignments').select('task_id').where('id', '=', given!.id).executeTakeFirst())
         ?.task_id,
       2,
     );
-    assert.equal(await store.nextAssignment((await store.getUser(1))!), null, 'both tasks are now full');
+    assert.equal(await store.tasks.next((await store.users.get(1))!), null, 'both tasks are now full');
     await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -112,7 +112,7 @@ test('store: a file database is checkpointed in the background, not on commit', 
     const before = statSync(path).size;
     // About 2 MB of table and text index (short texts: no overflow pages), half the 1000-page log that would
     // trigger a checkpoint on commit.
-    await store.addPrompts(
+    await store.prompts.add(
       Array.from({ length: 3000 }, (_, j) => ({ text: `${j} ${'x'.repeat(300)}` })),
       't',
     );
@@ -124,7 +124,7 @@ test('store: a file database is checkpointed in the background, not on commit', 
     assert.ok(size >= before + 1_500_000, `database file ${size} bytes: the log was not copied back`);
     await store.close();
     const reopened = await openSqliteStore({ path });
-    assert.equal((await reopened.listPrompts({ limit: 1, offset: 0 })).total, 3000);
+    assert.equal((await reopened.prompts.list({ limit: 1, offset: 0 })).total, 3000);
     await reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -167,7 +167,8 @@ test('store: imported candidates feed a CandidateSource; export/import round tri
   await s.importCandidates(cands.records);
   const src = new ImportedCandidates(s);
   assert.deepEqual(await src.generate('q', 4), ['r1', 'r2', 'r3', 'r4']);
-  await assert.rejects(src.generate('q', 6));
+  // A pool smaller than K gives what it has: the task's K shrinks (distinctCandidates decides).
+  assert.deepEqual(await src.generate('q', 6), ['r1', 'r2', 'r3', 'r4', 'r5']);
   await assert.rejects(src.generate('other', 4));
 
   const demos = toJsonl([
@@ -202,46 +203,46 @@ test('store: imported candidates feed a CandidateSource; export/import round tri
     { prompt: 'p', model_a: 'sft', model_b: 'ppo', response_a: 'x', response_b: 'y', winner: 'b', labeler: 'z' },
   ]);
   await s.importEval(parseJsonl('eval', ev, opts).records);
-  assert.equal(toJsonl(await s.exportEval()), ev);
+  assert.equal(toJsonl(await s.exportEval('training')), ev);
   await s.close();
 });
 
 test('store: overdue assignments of several labelers and tasks are released at once, the others kept', async () => {
   let clock = 1_000;
   const store = await openSqliteStore({ path: ':memory:', now: () => clock });
-  const group = await store.createGroup('g', 'training');
+  const group = await store.users.createGroup('g', 'training');
   const labelers = [];
   for (const name of ['a', 'b', 'c'])
     labelers.push(
-      (await store.getUser(
+      (await store.users.get(
         (
-          await store.createUser({ username: name, passwordHash: 'x', role: 'labeler', group: group.name })
+          await store.users.create({ username: name, passwordHash: 'x', role: 'labeler', group: group.name })
         ).id,
       ))!,
     );
-  const [p1, p2] = await store.addPrompts([{ text: 'one' }, { text: 'two' }], 'test');
+  const [p1, p2] = await store.prompts.add([{ text: 'one' }, { text: 'two' }], 'test');
   // Three labelers take the first task; the second keeps its count of zero throughout.
-  await store.createTask({ kind: 'demonstration', promptId: p1, setId: null, target: 3 });
-  await store.createTask({ kind: 'demonstration', promptId: p2, setId: null, target: 3 });
+  await store.tasks.create({ kind: 'demonstration', promptId: p1, setId: null, target: 3 });
+  await store.tasks.create({ kind: 'demonstration', promptId: p2, setId: null, target: 3 });
   const [a, b, c] = labelers;
-  await store.nextAssignment(a, { timeoutMs: 100 }); // t1, due at 1100
-  await store.nextAssignment(b, { timeoutMs: 100 }); // t1, due at 1100
+  await store.tasks.next(a, { timeoutMs: 100 }); // t1, due at 1100
+  await store.tasks.next(b, { timeoutMs: 100 }); // t1, due at 1100
   clock = 1_050;
-  await store.nextAssignment(c, { timeoutMs: 500 }); // t1, due at 1550
+  await store.tasks.next(c, { timeoutMs: 500 }); // t1, due at 1550
   const counts = async () =>
     (await store.db.selectFrom('tasks').select(['id', 'assigned_count']).orderBy('id').execute()).map(
       (r) => r.assigned_count,
     );
   assert.deepEqual(await counts(), [3, 0]);
   clock = 1_100;
-  assert.equal(await store.releaseOverdueAssignments(), 2);
+  assert.equal(await store.tasks.releaseOverdue(), 2);
   assert.deepEqual(await counts(), [1, 0]);
   const expired = await store.db.selectFrom('assignments').select(['user_id', 'expired_at']).orderBy('id').execute();
   assert.deepEqual(
     expired.map((r) => r.expired_at),
     [1_100, 1_100, null],
   );
-  assert.equal(await store.releaseOverdueAssignments(), 0, 'nothing is released twice');
+  assert.equal(await store.tasks.releaseOverdue(), 0, 'nothing is released twice');
   assert.deepEqual(await counts(), [1, 0]);
   await store.close();
 });

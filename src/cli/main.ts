@@ -6,8 +6,11 @@ const COMMANDS: Record<string, string> = {
   bench: 'engine benchmark (matmul GFLOPS, training tok/s); --vs-torch compares with PyTorch',
   sft: 'supervised fine-tuning on demonstrations (InstructGPT step 1)',
   rm: 'reward model training on rankings or pairs (InstructGPT step 2)',
+  dpo: 'Direct Preference Optimization of a policy on pairs or rankings (no reward model)',
+  grpo: 'GRPO / RLOO: G samples per prompt, group advantages, rewards from a reward model and/or a verifier module',
   pretrain: 'train a GPT-2 or Llama model (and a BPE tokenizer) from scratch on plain-text corpora',
   sample: 'continue a prompt with a saved model, streaming the tokens',
+  export: 'write a model as GGUF (llama.cpp, Ollama, LM Studio) or as safetensors in another dtype (bf16)',
   serve: 'labeling app, chat playground and HTTP API on 127.0.0.1 (--port, --db, --admin-password)',
 };
 

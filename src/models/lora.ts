@@ -33,7 +33,7 @@ export interface LoraOptions {
   /** `--lora-targets` text (see parseLoraTargets); '' = the model family's usual targets. */
   loraTargets: string;
   /** Also write the merged full model (dir/merged) at the end. */
-  loraMerge: boolean;
+  merge: boolean;
 }
 
 /** PEFT's usual alpha of 2·r for r 8 (TRL's examples), dropout 0.05; LoRA off until loraR is set. */
@@ -42,7 +42,7 @@ export const loraDefaults: LoraOptions = {
   loraAlpha: 16,
   loraDropout: 0.05,
   loraTargets: '',
-  loraMerge: false,
+  merge: false,
 };
 
 /** The LoRA config a trainer's options ask for (null: full fine-tuning); throws naming the field when out of range. */
@@ -50,7 +50,7 @@ export function loraConfigOf(o: LoraOptions, source = 'config'): LoraConfig | nu
   if (!Number.isInteger(o.loraR) || o.loraR < 0)
     throw new Error(`${source}: field "loraR" must be an integer > 0 (or 0 for no LoRA), got ${o.loraR}`);
   if (o.loraR === 0) {
-    if (o.loraMerge) throw new Error(`${source}: field "loraMerge" needs LoRA (set loraR / --lora-r)`);
+    if (o.merge) throw new Error(`${source}: field "merge" (--merge) needs LoRA (--lora-r)`);
     return null;
   }
   const config = {

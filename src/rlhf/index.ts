@@ -1,6 +1,8 @@
 // The rlhf layer's public surface: the trainers of InstructGPT's steps and the data plumbing they share.
 
 export * from './data.js';
-export * from './loop.js';
+export * from './dpo.js';
+export * from './grpo.js';
 export * from './reward.js';
+export * from './reward_sources.js';
 export * from './sft.js';

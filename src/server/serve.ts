@@ -13,8 +13,8 @@ export async function serve(opts: ServeOptions = {}) {
   // Both are also handled when touched (a session on use, assignments on the next task); the sweep keeps the
   // tables and the admin's task list current between requests.
   const sweep = setInterval(() => {
-    void store.deleteExpiredSessions();
-    void store.releaseOverdueAssignments();
+    void store.sessions.deleteExpired();
+    void store.tasks.releaseOverdue();
   }, 60_000);
   sweep.unref();
   const close = async () => {

@@ -1,9 +1,16 @@
 export * from './agreement.js';
 export * from './candidates.js';
+export * from './chat.js';
 export * from './errors.js';
+export * from './gold.js';
 export * from './jsonl.js';
 export { type DialectName, StaticMigrationProvider } from './migrations.js';
 export * from './schema.js';
+export * from './sessions.js';
 export * from './settings.js';
 export { migrate, openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export * from './stats.js';
 export * from './store.js';
+export * from './submissions.js';
+export * from './tasks.js';
+export * from './users.js';

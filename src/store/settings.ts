@@ -1,4 +1,6 @@
 /** Admin settings: typed, with defaults; stored as one JSON value per key. */
+import { Aggregate } from './aggregate.js';
+
 export interface Settings {
   /** Name of the CandidateSource that generates ranking candidates. */
   candidateModel: string;
@@ -41,3 +43,29 @@ export const SETTING_LIMITS = {
   assignmentTimeoutMinutes: { min: 0, max: 7 * 24 * 60 },
   goldRate: { min: 0, max: 1 },
 } as const;
+
+/** The settings table: one row per changed key; absent keys read as their defaults. */
+export class SettingsStore extends Aggregate {
+  async get(): Promise<Settings> {
+    const rows = await this.db.selectFrom('settings').selectAll().execute();
+    const out: Settings = { ...DEFAULT_SETTINGS };
+    for (const r of rows) {
+      if (r.key in out) (out as unknown as Record<string, unknown>)[r.key] = JSON.parse(r.value);
+    }
+    return out;
+  }
+
+  async update(patch: Partial<Settings>): Promise<Settings> {
+    return this.s.tx(async (s) => {
+      for (const [key, value] of Object.entries(patch)) {
+        if (value === undefined || !(key in DEFAULT_SETTINGS)) continue;
+        await s.db
+          .insertInto('settings')
+          .values({ key, value: JSON.stringify(value) })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value: JSON.stringify(value) }))
+          .execute();
+      }
+      return s.settings.get();
+    });
+  }
+}

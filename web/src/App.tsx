@@ -1,7 +1,7 @@
 /** App shell: session bootstrap, role-aware navigation, routes. */
 import { useEffect, useState } from 'react';
 import { api, type Me } from './api.js';
-import { AdminData, AdminOverview, AdminPeople, AdminScreening, AdminSettings } from './screens/Admin.js';
+import { AdminData, AdminOverview, AdminPeople, AdminScreening, AdminSettings } from './screens/admin/index.js';
 import { ChatScreen } from './screens/Chat.js';
 import { LabelScreen } from './screens/Label.js';
 import { LoginScreen } from './screens/Login.js';

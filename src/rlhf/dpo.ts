@@ -1,0 +1,484 @@
+// Direct Preference Optimization (Rafailov et al. 2023): the policy is trained on preference pairs directly, its
+// implicit reward being β·(log π(y|x) − log π_ref(y|x)). Losses: sigmoid −log σ(β·margin) with label smoothing ε
+// (conservative DPO: the label is wrong with probability ε), or IPO (Azar et al. 2023) (margin − 1/2β)² on
+// per-token mean log-probs, as TRL does. The reference's log-probs are computed once before training, so no
+// reference model is held in memory while the policy trains.
+import { join } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import { type CausalLM, checkModelFolder, savePretrained } from '../models/index.js';
+import type { LineError } from '../store/jsonl.js';
+import {
+  add,
+  crossEntropy,
+  mean,
+  mul,
+  neg,
+  noGrad,
+  Rng,
+  reshape,
+  scale,
+  slice,
+  sub,
+  sum,
+  Tensor,
+  tidy,
+} from '../tensor/index.js';
+import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { EpochBatches, splitValidation } from '../train/batches.js';
+import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
+import { METRIC, type Metrics } from '../train/metrics.js';
+import {
+  type ComparisonFormat,
+  DataError,
+  encodeRankings,
+  type Located,
+  loadCausalLM,
+  type Ranking,
+  type Read,
+  type ReadOptions,
+  readComparisons,
+  type SftExample,
+  sftBatch,
+  type TrainerRun,
+} from './data.js';
+import { negLogSigmoid } from './reward.js';
+
+export type DpoLossType = 'sigmoid' | 'ipo';
+export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo'];
+
+/** TRL's DPO defaults (β 0.1, lr 1e-6, sigmoid loss, dropout off). */
+export const dpoSpec = new ConfigSpec('dpo', {
+  epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the pairs' }),
+  beta: Type.Number({
+    exclusiveMinimum: 0,
+    default: 0.1,
+    description: 'β: how far the policy may move from the reference',
+  }),
+  lossType: Type.Union(
+    DPO_LOSS_TYPES.map((t) => Type.Literal(t)),
+    { default: 'sigmoid', description: 'sigmoid (DPO) or ipo' },
+  ),
+  labelSmoothing: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 0.5,
+    default: 0,
+    description: 'ε of conservative DPO: the chance a label is flipped (sigmoid only)',
+  }),
+  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+    default: 0,
+    description: "GPT-2 residual dropout (null: the model folder's)",
+  }),
+  valFraction: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0.1,
+    description: 'share of the comparison lines held out when there is no --val',
+  }),
+  promptFormat: promptFormatField,
+  ...baseFields({ batchSize: 8, lr: 1e-6, warmupRatio: 0.1, minLrRatio: 0 }),
+});
+
+export type DpoConfig = typeof dpoSpec.defaults;
+export const dpoDefaults: DpoConfig = dpoSpec.defaults;
+
+export function checkDpoConfig(c: DpoConfig, source = 'dpo config'): void {
+  dpoSpec.check(c, source);
+  if (c.labelSmoothing > 0 && c.lossType !== 'sigmoid')
+    throw new Error(
+      `${source}: field "labelSmoothing" must be 0 with lossType "${c.lossType}" (label smoothing is for the sigmoid loss), got ${c.labelSmoothing}`,
+    );
+}
+
+// ---- the loss ----
+
+export interface DpoLossOptions {
+  beta: number;
+  lossType: DpoLossType;
+  labelSmoothing: number;
+}
+
+export interface DpoLossResult {
+  /** Mean over the pairs. */
+  loss: Tensor;
+  /** β·(log π − log π_ref) of each chosen and each rejected response: the implicit rewards. */
+  chosenRewards: number[];
+  rejectedRewards: number[];
+}
+
+/**
+ * The DPO loss of N pairs from sequence log-probs (each (N)): margin = (π_c − π_r) − (ref_c − ref_r);
+ * sigmoid: (1 − ε)·−log σ(β·margin) + ε·−log σ(−β·margin); IPO: (margin − 1/(2β))². Gradients flow into the
+ * policy log-probs only (the reference's are constants).
+ */
+export function dpoLoss(
+  policyChosen: Tensor,
+  policyRejected: Tensor,
+  refChosen: Tensor,
+  refRejected: Tensor,
+  opts: DpoLossOptions,
+): DpoLossResult {
+  const margin = sub(sub(policyChosen, policyRejected), sub(refChosen, refRejected));
+  let perPair: Tensor;
+  if (opts.lossType === 'ipo') {
+    const d = add(margin, -1 / (2 * opts.beta));
+    perPair = mul(d, d);
+  } else {
+    const x = scale(margin, opts.beta);
+    const e = opts.labelSmoothing;
+    perPair = negLogSigmoid(x);
+    if (e > 0) perPair = add(scale(perPair, 1 - e), scale(negLogSigmoid(neg(x)), e));
+  }
+  const implicit = (p: Tensor, r: Tensor) => Array.from(p.f32, (v, i) => opts.beta * (v - r.f32[i]));
+  return {
+    loss: mean(perPair),
+    chosenRewards: implicit(policyChosen, refChosen),
+    rejectedRewards: implicit(policyRejected, refRejected),
+  };
+}
+
+/** TRL's metric names for a batch: rewards/{chosen,rejected,margins,accuracies}, logps/{chosen,rejected}. */
+export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejected: number[]): Metrics {
+  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const { chosenRewards: c, rejectedRewards: j } = r;
+  return {
+    [METRIC.rewardsChosen]: avg(c),
+    [METRIC.rewardsRejected]: avg(j),
+    [METRIC.rewardsMargins]: avg(c.map((v, i) => v - j[i])),
+    // A tie (as at the first step, where policy = reference) is not a correct ordering.
+    [METRIC.rewardsAccuracies]: avg(c.map((v, i) => (v > j[i] ? 1 : 0))),
+    'logps/chosen': avg(policyChosen),
+    'logps/rejected': avg(policyRejected),
+  };
+}
+
+// ---- data: preference pairs from pairwise lines and K-way rankings ----
+
+/** One preference pair as ids: both sequences start with the same promptLength prompt tokens. */
+export interface DpoPair extends Located {
+  chosen: number[];
+  rejected: number[];
+  promptLength: number;
+  /** The reference model's log-probs of the two responses, filled in once before training. */
+  refChosen: number;
+  refRejected: number;
+}
+
+/**
+ * Refuses degenerate comparisons before they become pairs: an empty response, or two responses of one line with
+ * the same text (a pair of them teaches nothing and its loss is a constant). Rankings have no ties, so every other
+ * pair of a K-way ranking counts: C(K, 2) pairs per line.
+ */
+export function degenerateComparisons(records: Ranking[]): LineError[] {
+  const errors: LineError[] = [];
+  const pairwise = '("chosen" / "rejected" in a pairwise line)';
+  for (const r of records) {
+    const at = { file: r.file, line: r.line };
+    const empty = r.responses.findIndex((t) => t.trim() === '');
+    if (empty >= 0) {
+      errors.push({ ...at, message: `"responses[${empty}]" is empty ${pairwise}; every response needs text` });
+      continue;
+    }
+    const first = new Map<string, number>();
+    for (const [i, t] of r.responses.entries()) {
+      const j = first.get(t);
+      if (j !== undefined) {
+        errors.push({
+          ...at,
+          message: `"responses[${j}]" and "responses[${i}]" are the same text ${pairwise}: nothing to prefer`,
+        });
+        break;
+      }
+      first.set(t, i);
+    }
+  }
+  return errors;
+}
+
+/** Reads comparisons (pairwise or rankings, see readComparisons) and refuses degenerate ones with file:line. */
+export function readPreferences(file: string, format: ComparisonFormat, opts: ReadOptions = {}): Read<Ranking> {
+  const read = readComparisons(file, format, opts);
+  const errors = degenerateComparisons(read.records);
+  if (errors.length > 0 && !opts.skipBad) throw new DataError(errors);
+  const bad = new Set(errors.map((e) => e.line));
+  const records = read.records.filter((r) => !bad.has(r.line));
+  if (records.length === 0) throw new Error(`${file}: no usable comparisons (every line is degenerate)`);
+  return { records, skipped: [...read.skipped, ...errors] };
+}
+
+/** Tokenizes comparisons (prompt in the chat template, as sft and rm) and expands each into all its pairs. */
+export function encodePairs(
+  records: Ranking[],
+  fmt: Formatter,
+  context: number,
+  opts: ReadOptions = {},
+): Read<DpoPair> {
+  const encoded = encodeRankings(records, fmt, context, opts);
+  const source = new Map(records.map((r) => [`${r.file}:${r.line}`, r]));
+  const pairs: DpoPair[] = [];
+  for (const e of encoded.records) {
+    const r = source.get(`${e.file}:${e.line}`)!;
+    const promptLength = fmt.prompt(r.prompt, r.context).length;
+    for (let i = 0; i < e.ranking.length; i++)
+      for (let j = i + 1; j < e.ranking.length; j++)
+        pairs.push({
+          chosen: e.sequences[e.ranking[i]],
+          rejected: e.sequences[e.ranking[j]],
+          promptLength,
+          refChosen: 0,
+          refRejected: 0,
+          file: e.file,
+          line: e.line,
+        });
+  }
+  return { records: pairs, skipped: encoded.skipped };
+}
+
+// ---- log-probs ----
+
+/**
+ * log π(response | prompt) of each row, summed over the response tokens (EOS included), or their per-token mean
+ * (`average`, the IPO form). Rows are full sequences whose first promptLength tokens are the prompt.
+ */
+export function sequenceLogps(model: CausalLM, rows: SftExample[], padId: number, average: boolean): Tensor {
+  const { ids, mask, targets } = sftBatch(rows, padId);
+  const logits = model.forward(ids, { attentionMask: mask });
+  const [B, T, V] = logits.shape;
+  // Ignored targets (prompt, padding) have a loss of 0, so a row sum is the response's log-prob.
+  const tokenNll = reshape(
+    crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' }),
+    [B, T],
+  );
+  const logps = neg(sum(tokenNll, 1));
+  if (!average) return logps;
+  const inv = Tensor.fromBuffer(
+    Float32Array.from(rows, (r) => 1 / (r.ids.length - r.promptLength)),
+    [B],
+  );
+  return mul(logps, inv);
+}
+
+const rowsOf = (pairs: DpoPair[]): SftExample[] => [
+  ...pairs.map((p) => ({ ids: p.chosen, promptLength: p.promptLength, file: p.file, line: p.line })),
+  ...pairs.map((p) => ({ ids: p.rejected, promptLength: p.promptLength, file: p.file, line: p.line })),
+];
+
+/** Chosen and rejected log-probs of a batch of pairs, in one forward pass. */
+function pairLogps(model: CausalLM, pairs: DpoPair[], padId: number, average: boolean) {
+  const n = pairs.length;
+  const all = sequenceLogps(model, rowsOf(pairs), padId, average);
+  return { chosen: slice(all, 0, 0, n), rejected: slice(all, 0, n, 2 * n) };
+}
+
+/** Fills in refChosen / refRejected with the reference model's log-probs (no graph, eval mode). */
+export function cacheReferenceLogps(
+  ref: CausalLM,
+  pairs: DpoPair[],
+  opts: { batchSize: number; padId: number; average: boolean },
+): void {
+  ref.eval();
+  for (let i = 0; i < pairs.length; i += opts.batchSize) {
+    const chunk = pairs.slice(i, i + opts.batchSize);
+    noGrad(() =>
+      tidy(() => {
+        const { chosen, rejected } = pairLogps(ref, chunk, opts.padId, opts.average);
+        chunk.forEach((p, b) => {
+          p.refChosen = chosen.f32[b];
+          p.refRejected = rejected.f32[b];
+        });
+      }),
+    );
+  }
+}
+
+/** The loss of a batch of pairs and its metrics (called with gradients on, or under noGrad for evaluation). */
+export function dpoBatch(model: CausalLM, pairs: DpoPair[], padId: number, cfg: DpoLossOptions) {
+  const { chosen, rejected } = pairLogps(model, pairs, padId, cfg.lossType === 'ipo');
+  const n = pairs.length;
+  const refC = Tensor.fromBuffer(
+    Float32Array.from(pairs, (p) => p.refChosen),
+    [n],
+  );
+  const refR = Tensor.fromBuffer(
+    Float32Array.from(pairs, (p) => p.refRejected),
+    [n],
+  );
+  const r = dpoLoss(chosen, rejected, refC, refR, cfg);
+  return { loss: r.loss, metrics: dpoMetrics(r, Array.from(chosen.f32), Array.from(rejected.f32)) };
+}
+
+/** Held-out loss and metrics over all pairs, weighted by batch size, as `eval/...`. */
+export function evaluateDpo(model: CausalLM, pairs: DpoPair[], batchSize: number, padId: number, cfg: DpoLossOptions) {
+  const totals: Record<string, number> = {};
+  for (let i = 0; i < pairs.length; i += batchSize) {
+    const chunk = pairs.slice(i, i + batchSize);
+    const m = noGrad(() =>
+      tidy(() => {
+        const b = dpoBatch(model, chunk, padId, cfg);
+        return { loss: b.loss.item(), ...b.metrics };
+      }),
+    );
+    for (const [k, v] of Object.entries(m)) totals[k] = (totals[k] ?? 0) + (Number(v) * chunk.length) / pairs.length;
+  }
+  return Object.fromEntries(Object.entries(totals).map(([k, v]) => [`eval/${k}`, v])) as Metrics;
+}
+
+// ---- training ----
+
+export interface DpoOptions extends TrainerRun {
+  config: DpoConfig;
+  format?: ComparisonFormat;
+  /** The reference model folder (default: modelDir, the model training starts from). */
+  refModelDir?: string;
+}
+
+export interface DpoResult {
+  steps: number;
+  aborted: boolean;
+  trainPairs: number;
+  valPairs: number;
+  skipped: string[];
+  /** The last held-out evaluation (empty without validation data). */
+  eval: Metrics;
+}
+
+/** Everything a run needs, checked before training: model folders, data, tokenization. */
+function prepareDpo(opts: DpoOptions) {
+  const cfg = opts.config;
+  const skipBad = { skipBad: opts.skipBad };
+  if (opts.refModelDir) checkModelFolder(opts.refModelDir, 'causal');
+  const format = opts.format ?? 'auto';
+  const data = readPreferences(opts.dataFile, format, skipBad);
+  const valData = opts.valFile ? readPreferences(opts.valFile, format, skipBad) : null;
+  const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    residPdrop: cfg.dropout,
+    seed: cfg.seed,
+  });
+  const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
+  const context = model.maxPositions;
+  // The split is by line, so no prompt's pairs are in both.
+  const lines = valData
+    ? { train: data.records, val: valData.records }
+    : splitValidation(data.records, cfg.valFraction, cfg.seed);
+  const train = encodePairs(lines.train, fmt, context, skipBad);
+  const val = lines.val.length > 0 ? encodePairs(lines.val, fmt, context, skipBad) : null;
+  const skipped = [data, valData, train, val]
+    .flatMap((r) => r?.skipped ?? [])
+    .map((e) => `${e.file}:${e.line}: ${e.message}`);
+  return { model, tokenizer, dropoutRng, note, fmt, train: train.records, val: val?.records ?? [], skipped };
+}
+
+type Prepared = ReturnType<typeof prepareDpo>;
+
+/** DPO on the loop: one batch of pairs per step; held-out metrics at each epoch's end. */
+class DpoTrainer implements Trainer<DpoPair[]> {
+  readonly stage = 'dpo';
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly data: EpochBatches<DpoPair>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  lastEval: Metrics = {};
+
+  constructor(
+    private readonly p: Prepared,
+    private readonly cfg: DpoConfig,
+    private readonly lossOpts: DpoLossOptions,
+  ) {
+    this.parts = [{ name: 'model', module: p.model, lr: cfg.lr, gradNormMetric: METRIC.gradNorm }];
+    const dataRng = new Rng(cfg.seed + 1);
+    this.rngs = { data: dataRng, dropout: p.dropoutRng };
+    this.data = new EpochBatches(p.train, cfg.batchSize, cfg.epochs, dataRng);
+    this.totalSteps = this.totalUpdates = this.data.totalSteps;
+    p.model.train();
+  }
+
+  *updates(): Iterable<DpoPair[][]> {
+    yield [this.data.next()];
+  }
+
+  step(batch: DpoPair[]): StepOutput {
+    const tokens = batch.reduce((n, b) => n + b.chosen.length + b.rejected.length, 0);
+    return { ...dpoBatch(this.p.model, batch, this.p.fmt.padId, this.lossOpts), tokens };
+  }
+
+  endStep(): Metrics {
+    return { [METRIC.epoch]: this.data.progress };
+  }
+
+  checkpointDue(): boolean {
+    return this.data.epochEnded;
+  }
+
+  evaluate(): Metrics | null {
+    if (!this.data.epochEnded || this.p.val.length === 0) return null;
+    this.p.model.eval();
+    this.lastEval = evaluateDpo(this.p.model, this.p.val, this.cfg.batchSize, this.p.fmt.padId, this.lossOpts);
+    this.p.model.train();
+    return this.lastEval;
+  }
+
+  saveState() {
+    return { state: { position: this.data.position, eval: this.lastEval } };
+  }
+
+  loadState(s: Record<string, unknown>): void {
+    this.data.position = s.position as EpochBatches<DpoPair>['position'];
+    this.lastEval = s.eval as Metrics;
+  }
+}
+
+export function trainDpo(opts: DpoOptions): DpoResult {
+  checkDpoConfig(opts.config);
+  checkModelFolder(opts.modelDir, 'causal');
+  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const cfg = { ...opts.config, promptFormat };
+  const say = opts.log ?? ((line: string) => console.error(line));
+  const config = {
+    ...cfg,
+    model: opts.modelDir,
+    ref: opts.refModelDir ?? opts.modelDir,
+    data: opts.dataFile,
+    val: opts.valFile ?? null,
+  };
+  const runOpts = { ...opts, config, log: say };
+  // Refused before anything is read or written (dpo_config.json of the earlier run included).
+  const resuming = openRun('dpo', runOpts);
+  const p = prepareDpo({ ...opts, config: cfg });
+  if (p.note) say(p.note);
+  for (const s of p.skipped) say(`skipped ${s}`);
+  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
+  say(`dpo: ${p.train.length} training and ${p.val.length} validation pairs`);
+  const lossOpts: DpoLossOptions = { beta: cfg.beta, lossType: cfg.lossType, labelSmoothing: cfg.labelSmoothing };
+  const refOpts = { batchSize: cfg.batchSize, padId: p.fmt.padId, average: cfg.lossType === 'ipo' };
+  const everyPair = [...p.train, ...p.val];
+  if (opts.refModelDir) {
+    const ref = loadCausalLM(opts.refModelDir).model;
+    if (ref.config.vocabSize !== p.model.config.vocabSize)
+      throw new Error(
+        `${join(opts.refModelDir, 'config.json')}: vocabulary of ${ref.config.vocabSize}, the policy's is ` +
+          `${p.model.config.vocabSize}; the reference must share the policy's tokenizer`,
+      );
+    cacheReferenceLogps(ref, everyPair, refOpts);
+    for (const t of ref.parameters()) t.dispose();
+  } else {
+    // The starting weights are the reference: score every pair once before the first step changes them.
+    cacheReferenceLogps(p.model, everyPair, refOpts);
+  }
+  const trainer = new DpoTrainer(p, cfg, lossOpts);
+  const result = runTrainer(trainer, resuming, runOpts);
+  p.model.eval();
+  const base = {
+    steps: result.steps,
+    aborted: result.stopped,
+    trainPairs: p.train.length,
+    valPairs: p.val.length,
+    skipped: p.skipped,
+    eval: trainer.lastEval,
+  };
+  if (result.stopped) return base;
+  savePretrained(p.model, opts.outDir);
+  p.tokenizer.save(opts.outDir);
+  say(`dpo: saved to ${join(opts.outDir, 'model.safetensors')}`);
+  return base;
+}

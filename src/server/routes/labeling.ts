@@ -1,0 +1,74 @@
+/** Labelers: the screening test, the next task, and submissions (idempotent). */
+import { fail, type RouteContext } from '../context.js';
+
+export function labelingRoutes(ctx: RouteContext): void {
+  const { app, store, S, random, user, idempotent } = ctx;
+  const Idem = { headers: S.IdempotencyHeaders };
+
+  app.get('/api/screening', { config: { auth: 'labeler' } }, async (req) => {
+    const settings = await store.settings.get();
+    const passed = user(req).screeningPassed;
+    return {
+      required: settings.screeningRequired,
+      passed,
+      items: passed ? [] : await store.gold.screeningItems(),
+    };
+  });
+
+  app.post(
+    '/api/screening/submit',
+    { config: { auth: 'labeler' }, schema: { body: S.ScreeningAnswers, ...Idem } },
+    async (req, reply) => {
+      const settings = await store.settings.get();
+      return idempotent(req, reply, 'screening', (s) =>
+        s.gold.submitScreening(user(req).id, req.body.answers, settings.screeningPassThreshold),
+      );
+    },
+  );
+
+  app.post('/api/tasks/next', { config: { auth: 'labeler' } }, async (req) => {
+    const u = user(req);
+    const settings = await store.settings.get();
+    if (settings.screeningRequired && !u.screeningPassed) {
+      fail(403, 'screening_required', 'pass the screening test before real tasks');
+    }
+    const timeoutMs = settings.assignmentTimeoutMinutes * 60_000;
+    return { assignment: await store.tasks.next(u, { random, timeoutMs, goldRate: settings.goldRate }) };
+  });
+
+  app.get('/api/assignments/:id', { config: { auth: 'labeler' }, schema: { params: S.IdParam } }, async (req) => ({
+    assignment: await store.tasks.view(req.params.id, user(req).id),
+  }));
+
+  app.post(
+    '/api/assignments/:id/submit',
+    { config: { auth: 'labeler' }, schema: { params: S.IdParam, body: S.Submit, ...Idem } },
+    async (req, reply) => {
+      const id = req.params.id;
+      const b = req.body;
+      return idempotent(req, reply, `assignment:${id}`, async (s) => {
+        const view = await s.tasks.view(id, user(req).id);
+        const fields = Object.keys(b);
+        const need = (allowed: string[], required: string) => {
+          if (b[required as keyof typeof b] === undefined || fields.some((f) => !allowed.includes(f))) {
+            fail(422, 'invalid', `a ${view.kind} task takes ${allowed.map((a) => `"${a}"`).join(', ')}`);
+          }
+        };
+        if (view.kind === 'demonstration') {
+          need(['completion'], 'completion');
+          return s.submissions.demonstration(id, user(req).id, b.completion!);
+        }
+        if (view.kind === 'ranking') {
+          need(['ranking', 'likert', 'flags'], 'ranking');
+          return s.submissions.ranking(id, user(req).id, {
+            ranking: b.ranking!,
+            likert: b.likert,
+            flags: b.flags as Record<string, number[]> | undefined,
+          });
+        }
+        need(['choice'], 'choice');
+        return s.submissions.ab(id, user(req).id, b.choice!);
+      });
+    },
+  );
+}

@@ -1,0 +1,302 @@
+/**
+ * JSONL in and out (DESIGN.md's formats): imports are all-or-nothing, one transaction per file; exports are what the
+ * trainers read. Gold prompts are never exported.
+ */
+import type { Insertable } from 'kysely';
+import { Aggregate, GOLD_SOURCE, jsonOrNull } from './aggregate.js';
+import type {
+  CandidateRecord,
+  DemonstrationRecord,
+  EvalRecord,
+  PairwiseRecord,
+  PromptRecord,
+  RankingRecord,
+} from './jsonl.js';
+import type { Database, Split } from './schema.js';
+
+/**
+ * A ranking as training may see it: a blank answer leaves, an answer repeated keeps only its best-ranked place
+ * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two answers is dropped.
+ * New labels cannot be like this (imports and candidate sets refuse them); older data is cleaned on the way out.
+ */
+export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null {
+  const seen = new Set<string>();
+  const kept = r.ranking.filter((i) => {
+    const key = r.responses[i].trim();
+    if (key === '' || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (kept.length === r.responses.length) return r;
+  if (kept.length < 2) return null;
+  // Keep the surviving responses in their original order and renumber the ranking and per-response fields.
+  const order = [...kept].sort((a, b) => a - b);
+  const newIndex = new Map(order.map((old, i) => [old, i]));
+  const out: RankingRecord = {
+    prompt: r.prompt,
+    responses: order.map((i) => r.responses[i]),
+    ranking: kept.map((i) => newIndex.get(i)!),
+  };
+  if (r.context) out.context = r.context;
+  if (r.labeler) out.labeler = r.labeler;
+  if (r.likert) out.likert = order.map((i) => r.likert![i]);
+  if (r.flags) {
+    out.flags = Object.fromEntries(
+      Object.entries(r.flags).map(([f, idx]) => [f, idx.filter((i) => newIndex.has(i)).map((i) => newIndex.get(i)!)]),
+    );
+  }
+  return out;
+}
+
+export class Exchange extends Aggregate {
+  async importPrompts(records: PromptRecord[], source = 'import'): Promise<number> {
+    return (
+      await this.s.prompts.add(
+        records.map((r) => ({ text: r.prompt, split: r.split })),
+        source,
+      )
+    ).length;
+  }
+
+  async importCandidates(records: CandidateRecord[]): Promise<number> {
+    return this.s.tx(async (s) => {
+      for (const r of records) {
+        const pid = await s.prompts.idFor(r.prompt, r.split ?? 'training', 'import');
+        const model = r.model ?? 'imported';
+        await s.prompts.addCandidateSet(
+          pid,
+          r.responses.map((text) => ({ text, model })),
+          true,
+        );
+      }
+      return records.length;
+    });
+  }
+
+  async importDemonstrations(records: DemonstrationRecord[]): Promise<number> {
+    return this.s.tx(async (s) => {
+      for (const r of records) {
+        const pid = await s.prompts.idFor(r.prompt, r.split ?? 'training', 'import');
+        await s.db
+          .insertInto('demonstrations')
+          .values({
+            prompt_id: pid,
+            completion: r.completion,
+            assignment_id: null,
+            user_id: null,
+            labeler: null,
+            created_at: s.now(),
+          })
+          .execute();
+      }
+      return records.length;
+    });
+  }
+
+  async importRankings(records: RankingRecord[]): Promise<number> {
+    return this.s.tx(async (s) => {
+      for (const r of records) {
+        const pid = await s.prompts.idFor(r.prompt, r.split ?? 'training', 'import');
+        const setId = await s.prompts.addCandidateSet(
+          pid,
+          r.responses.map((text) => ({ text, model: 'imported' })),
+          false,
+        );
+        await s.db
+          .insertInto('rankings')
+          .values({
+            prompt_id: pid,
+            set_id: setId,
+            ranking: JSON.stringify(r.ranking),
+            likert: jsonOrNull(r.likert),
+            flags: jsonOrNull(r.flags),
+            assignment_id: null,
+            user_id: null,
+            labeler: r.labeler ?? null,
+            created_at: s.now(),
+          })
+          .execute();
+      }
+      return records.length;
+    });
+  }
+
+  async importPairwise(records: PairwiseRecord[]): Promise<number> {
+    return this.importComparisons(records, (r) => ({
+      kind: 'pairwise',
+      prompt: r.prompt,
+      a_text: r.chosen,
+      b_text: r.rejected,
+      model_a: null,
+      model_b: null,
+      choice: 'a',
+      labeler: null,
+    }));
+  }
+
+  async importEval(records: EvalRecord[]): Promise<number> {
+    return this.importComparisons(records, (r) => ({
+      kind: 'eval',
+      prompt: r.prompt,
+      a_text: r.response_a,
+      b_text: r.response_b,
+      model_a: r.model_a,
+      model_b: r.model_b,
+      choice: r.winner,
+      labeler: r.labeler ?? null,
+    }));
+  }
+
+  // Imported comparisons belong to no assignment or user; one transaction for the whole file.
+  private importComparisons<R>(
+    records: R[],
+    row: (r: R) => Omit<Insertable<Database['comparisons']>, 'assignment_id' | 'user_id' | 'created_at'>,
+  ): Promise<number> {
+    return this.s.tx(async (s) => {
+      for (const r of records)
+        await s.db
+          .insertInto('comparisons')
+          .values({ ...row(r), assignment_id: null, user_id: null, created_at: s.now() })
+          .execute();
+      return records.length;
+    });
+  }
+
+  async importGold(records: RankingRecord[]): Promise<number> {
+    return (await this.s.gold.add(records)).length;
+  }
+
+  async exportPrompts(split: Split): Promise<PromptRecord[]> {
+    const rows = await this.db
+      .selectFrom('prompts')
+      .select('text')
+      .where('split', '=', split)
+      .where('source', '!=', GOLD_SOURCE)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ prompt: r.text }));
+  }
+
+  async exportDemonstrations(split: Split): Promise<DemonstrationRecord[]> {
+    const rows = await this.db
+      .selectFrom('demonstrations')
+      .innerJoin('prompts', 'prompts.id', 'demonstrations.prompt_id')
+      .select(['prompts.text as prompt', 'demonstrations.completion'])
+      .where('prompts.split', '=', split)
+      .orderBy('demonstrations.id')
+      .execute();
+    return rows.map((r) => ({ prompt: r.prompt, completion: r.completion }));
+  }
+
+  async exportRankings(split: Split): Promise<RankingRecord[]> {
+    const rows = await this.db
+      .selectFrom('rankings')
+      .innerJoin('prompts', 'prompts.id', 'rankings.prompt_id')
+      .leftJoin('users', 'users.id', 'rankings.user_id')
+      .select([
+        'rankings.id',
+        'rankings.set_id',
+        'prompts.text as prompt',
+        'rankings.ranking',
+        'rankings.likert',
+        'rankings.flags',
+        'rankings.labeler',
+        'users.username',
+      ])
+      .where('prompts.split', '=', split)
+      .orderBy('rankings.id')
+      .execute();
+    const out: RankingRecord[] = [];
+    for (const r of rows) {
+      const rec: RankingRecord = {
+        prompt: r.prompt,
+        responses: (await this.s.prompts.setResponses(r.set_id)).map((x) => x.text),
+        ranking: JSON.parse(r.ranking),
+      };
+      const labeler = r.labeler ?? r.username;
+      if (labeler) rec.labeler = labeler;
+      if (r.likert) rec.likert = JSON.parse(r.likert);
+      if (r.flags) rec.flags = JSON.parse(r.flags);
+      const clean = withoutDegenerateAnswers(rec);
+      if (clean) out.push(clean);
+    }
+    return out;
+  }
+
+  /**
+   * Pairwise preferences: every (better, worse) pair from each ranking (the paper's K-choose-2 comparisons), then
+   * decided chat and imported pairwise comparisons. Ties and eval A/B results are not included.
+   */
+  async exportPairwise(split: Split, include: { rankings: boolean; comparisons: boolean }): Promise<PairwiseRecord[]> {
+    const out: PairwiseRecord[] = [];
+    if (include.rankings) {
+      for (const r of await this.exportRankings(split)) {
+        for (let i = 0; i < r.ranking.length; i++) {
+          for (let j = i + 1; j < r.ranking.length; j++) {
+            out.push({ prompt: r.prompt, chosen: r.responses[r.ranking[i]], rejected: r.responses[r.ranking[j]] });
+          }
+        }
+      }
+    }
+    // Comparisons carry no prompt split; they count as training data.
+    if (include.comparisons && split === 'training') {
+      const rows = await this.db
+        .selectFrom('comparisons')
+        .select(['prompt', 'a_text', 'b_text', 'choice'])
+        .where('kind', 'in', ['chat', 'pairwise'])
+        .where('choice', 'in', ['a', 'b'])
+        .orderBy('id')
+        .execute();
+      for (const c of rows) {
+        const [chosen, rejected] = c.choice === 'a' ? [c.a_text, c.b_text] : [c.b_text, c.a_text];
+        if (chosen.trim() && rejected.trim() && chosen.trim() !== rejected.trim()) {
+          out.push({ prompt: c.prompt, chosen, rejected });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A/B evaluation results of one split: those from A/B tasks by their prompt's split; imported ones carry no split
+   * and count as training data, as imported pairwise comparisons do.
+   */
+  async exportEval(split: Split): Promise<EvalRecord[]> {
+    const rows = await this.db
+      .selectFrom('comparisons')
+      .leftJoin('users', 'users.id', 'comparisons.user_id')
+      .leftJoin('assignments', 'assignments.id', 'comparisons.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
+      .select([
+        'comparisons.prompt',
+        'comparisons.a_text',
+        'comparisons.b_text',
+        'comparisons.model_a',
+        'comparisons.model_b',
+        'comparisons.choice',
+        'comparisons.labeler',
+        'users.username',
+      ])
+      .where('comparisons.kind', '=', 'eval')
+      .where((eb) =>
+        split === 'training'
+          ? eb.or([eb('tasks.split', '=', 'training'), eb('tasks.split', 'is', null)])
+          : eb('tasks.split', '=', split),
+      )
+      .orderBy('comparisons.id')
+      .execute();
+    return rows.map((r) => {
+      const rec: EvalRecord = {
+        prompt: r.prompt,
+        model_a: r.model_a ?? '',
+        model_b: r.model_b ?? '',
+        response_a: r.a_text,
+        response_b: r.b_text,
+        winner: r.choice ?? 'tie',
+      };
+      const labeler = r.labeler ?? r.username;
+      if (labeler) rec.labeler = labeler;
+      return rec;
+    });
+  }
+}

@@ -1,0 +1,158 @@
+/** Gold items: the screening test, and gold rankings mixed into live work to keep measuring quality. */
+import { Aggregate, GOLD_SOURCE } from './aggregate.js';
+import { pairwiseAgreement } from './agreement.js';
+import { StoreError } from './errors.js';
+import { rankingLabelError } from './jsonl.js';
+import type { TaskKind } from './schema.js';
+
+export interface ScreeningItem {
+  goldId: number;
+  prompt: string;
+  responses: string[];
+}
+
+export interface GoldEntry {
+  id: number;
+  prompt: string;
+  responses: string[];
+  ranking: number[];
+  inScreening: boolean;
+}
+
+export class Gold extends Aggregate {
+  async add(items: { prompt: string; responses: string[]; ranking: number[] }[]): Promise<number[]> {
+    return this.s.tx(async (s) => {
+      const ids: number[] = [];
+      for (const g of items) {
+        const { id } = await s.db
+          .insertInto('gold_items')
+          .values({
+            prompt: g.prompt,
+            responses: JSON.stringify(g.responses),
+            ranking: JSON.stringify(g.ranking),
+            created_at: s.now(),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        ids.push(id);
+      }
+      return ids;
+    });
+  }
+
+  async list(): Promise<GoldEntry[]> {
+    const rows = await this.db.selectFrom('gold_items').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({
+      id: r.id,
+      prompt: r.prompt,
+      responses: JSON.parse(r.responses) as string[],
+      ranking: JSON.parse(r.ranking) as number[],
+      inScreening: r.in_screening === 1,
+    }));
+  }
+
+  /** Replaces the screening test with these gold items. */
+  async setScreening(goldIds: number[]): Promise<void> {
+    await this.s.tx(async (s) => {
+      const found = await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
+      if (found.length !== new Set(goldIds).size) throw new StoreError('invalid', 'unknown gold item id');
+      await s.db.updateTable('gold_items').set({ in_screening: 0 }).execute();
+      await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
+    });
+  }
+
+  /** The screening test as a labeler sees it: no gold rankings. */
+  async screeningItems(): Promise<ScreeningItem[]> {
+    return (await this.list())
+      .filter((g) => g.inScreening)
+      .map((g) => ({ goldId: g.id, prompt: g.prompt, responses: g.responses }));
+  }
+
+  async submitScreening(
+    userId: number,
+    answers: { goldId: number; ranking: number[] }[],
+    threshold: number,
+  ): Promise<{ score: number; passed: boolean; resultId: number }> {
+    return this.s.tx(async (s) => {
+      const gold = (await s.gold.list()).filter((g) => g.inScreening);
+      if (gold.length === 0) throw new StoreError('conflict', 'no screening test is set up');
+      const byId = new Map(answers.map((a) => [a.goldId, a.ranking]));
+      if (byId.size !== answers.length) throw new StoreError('invalid', 'each gold item may be answered once');
+      let total = 0;
+      for (const g of gold) {
+        const r = byId.get(g.id);
+        if (!r) throw new StoreError('invalid', `missing answer for gold item ${g.id}`);
+        const err = rankingLabelError({ ranking: r }, g.responses.length);
+        if (err) throw new StoreError('invalid', `gold item ${g.id}: ${err}`);
+        total += pairwiseAgreement(r, g.ranking);
+      }
+      if (byId.size !== gold.length) throw new StoreError('invalid', 'answers name items outside the screening test');
+      const score = total / gold.length;
+      const passed = score >= threshold;
+      const { id } = await s.db
+        .insertInto('screening_results')
+        .values({
+          user_id: userId,
+          score,
+          passed: passed ? 1 : 0,
+          answers: JSON.stringify(answers),
+          created_at: s.now(),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      if (passed) await s.db.updateTable('users').set({ screening_passed: 1 }).where('id', '=', userId).execute();
+      return { score, passed, resultId: id };
+    });
+  }
+
+  /** The hidden ranking task of the oldest live gold item this labeler has not met (created on first use). */
+  async unseenTask(userId: number): Promise<{ id: number; kind: TaskKind } | undefined> {
+    const gold = await this.db
+      .selectFrom('gold_items')
+      .select(['id', 'prompt', 'responses'])
+      // Screening items are known to the labeler already.
+      .where('in_screening', '=', 0)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('tasks')
+              .innerJoin('assignments', 'assignments.task_id', 'tasks.id')
+              .select('assignments.id')
+              .whereRef('tasks.gold_id', '=', 'gold_items.id')
+              .where('assignments.user_id', '=', userId),
+          ),
+        ),
+      )
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!gold) return undefined;
+    const existing = await this.db.selectFrom('tasks').select('id').where('gold_id', '=', gold.id).executeTakeFirst();
+    if (existing) return { id: existing.id, kind: 'ranking' };
+    const { id: promptId } = await this.db
+      .insertInto('prompts')
+      .values({ text: gold.prompt, split: 'training', source: GOLD_SOURCE, created_at: this.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const setId = await this.s.prompts.addCandidateSet(
+      promptId,
+      (JSON.parse(gold.responses) as string[]).map((text) => ({ text, model: GOLD_SOURCE })),
+      false,
+    );
+    const { id } = await this.db
+      .insertInto('tasks')
+      .values({
+        kind: 'ranking',
+        prompt_id: promptId,
+        set_id: setId,
+        split: 'training',
+        target: 0,
+        gold_id: gold.id,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id, kind: 'ranking' };
+  }
+}

@@ -1,0 +1,76 @@
+/** Sign-in sessions: the cookie token's hash, its CSRF token and a sliding expiry. */
+import { Aggregate } from './aggregate.js';
+import { type PublicUser, publicUser } from './users.js';
+
+export interface SessionWithUser {
+  id: string;
+  csrfToken: string;
+  createdAt: number;
+  expiresAt: number;
+  user: PublicUser;
+}
+
+export class Sessions extends Aggregate {
+  /** `expiresAt` is when the session runs out unless it is extended (see `extend`). */
+  async create(s: { id: string; userId: number; csrfToken: string; expiresAt: number }): Promise<void> {
+    await this.db
+      .insertInto('sessions')
+      .values({
+        id: s.id,
+        user_id: s.userId,
+        csrf_token: s.csrfToken,
+        created_at: this.now(),
+        expires_at: s.expiresAt,
+      })
+      .execute();
+  }
+
+  /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
+  async get(id: string): Promise<SessionWithUser | 'expired' | undefined> {
+    // One query per request: the session with its user and group.
+    const row = await this.s.users
+      .query()
+      .innerJoin('sessions', 'sessions.user_id', 'users.id')
+      .select([
+        'sessions.id as session_id',
+        'sessions.csrf_token',
+        'sessions.created_at as session_created_at',
+        'sessions.expires_at',
+      ])
+      .where('sessions.id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    if (row.expires_at <= this.now()) {
+      await this.delete(id);
+      return 'expired';
+    }
+    const user = publicUser(row);
+    if (user.disabled) return undefined;
+    return {
+      id: row.session_id,
+      csrfToken: row.csrf_token,
+      createdAt: row.session_created_at,
+      expiresAt: row.expires_at,
+      user,
+    };
+  }
+
+  /** Moves a live session's expiry later (never earlier). */
+  async extend(id: string, expiresAt: number): Promise<void> {
+    await this.db
+      .updateTable('sessions')
+      .set({ expires_at: expiresAt })
+      .where('id', '=', id)
+      .where('expires_at', '<', expiresAt)
+      .execute();
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id', '=', id).execute();
+  }
+
+  async deleteExpired(): Promise<number> {
+    const r = await this.db.deleteFrom('sessions').where('expires_at', '<=', this.now()).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

@@ -1,0 +1,5 @@
+export { AdminData } from './Data.js';
+export { AdminOverview } from './Overview.js';
+export { AdminPeople } from './People.js';
+export { AdminScreening } from './Screening.js';
+export { AdminSettings } from './Settings.js';
