@@ -1,7 +1,11 @@
 // `npm run bench [-- --vs-torch] [-- --vs-llama]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16
 // autocast), sampling. With --vs-torch the PyTorch reference runs in the same command and the ratios are printed;
 // with --vs-llama decode at GPT-2-124M shapes runs beside llama.cpp (node-llama-cpp) on the same models exported to
-// GGUF (--repeats rounds, default 3; --decode-only skips the rest). The last line is JSON.
+// GGUF (--repeats rounds, default 3; --decode-only skips the rest). trainers_124m: one step of each trainer at
+// GPT-2-124M shapes, full and LoRA, each in a fresh process (tok/s, peak RSS); `--trainers` runs only that section,
+// `--skip-trainers` leaves it out. The last line is JSON.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/models/generate.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
@@ -9,6 +13,7 @@ import { getThreads, native, Rng, randn, Tensor, tidy, toBf16 } from '../src/ten
 import { decodeBench } from './decode.js';
 import { BENCH_MODELS, trainingStep } from './models.js';
 import { runTorch } from './torch.js';
+import { TRAINERS } from './trainers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -18,6 +23,8 @@ const { values: args } = parseArgs({
     'vs-llama': { type: 'boolean', default: false },
     'decode-only': { type: 'boolean', default: false },
     repeats: { type: 'string', default: '3' },
+    trainers: { type: 'boolean', default: false },
+    'skip-trainers': { type: 'boolean', default: false },
   },
 });
 
@@ -135,7 +142,32 @@ function engineBench(): void {
   }
 }
 
+// One step of each trainer, full and LoRA, each in a process of its own so that peak RSS is that trainer's alone.
+function trainers124m(): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const trainer of TRAINERS)
+    for (const mode of ['full', 'lora']) {
+      const text = execFileSync(process.execPath, [join(import.meta.dirname, 'trainers.js'), trainer, mode], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const { trainer: _t, lora: _l, ...figures } = JSON.parse(text.trim().split('\n').pop()!);
+      out[`${trainer}_${mode}`] = figures;
+      console.log(
+        `trainers_124m ${trainer} ${mode}: ${figures.tok_s} tok/s, peak RSS ${figures.peak_rss_mb} MB` +
+          (figures.checkpoint_mb === undefined ? '' : `, checkpoint ${figures.checkpoint_mb} MB`),
+      );
+    }
+  return out;
+}
+
+if (args.trainers) {
+  console.log('one step per trainer at GPT-2-124M shapes (batch 4 × 256, random weights), a fresh process each:');
+  console.log(JSON.stringify({ threads, trainers_124m: trainers124m() }));
+  process.exit(0);
+}
 if (!args['decode-only']) engineBench();
+if (!args['skip-trainers'] && !args['decode-only']) result.trainers_124m = trainers124m() as never;
 if (args['vs-llama'] || args['decode-only']) {
   const repeats = Number(args.repeats);
   if (!(Number.isInteger(repeats) && repeats >= 1))
