@@ -206,7 +206,7 @@ test('bad input: a clear error naming file, line and field before any compute, n
   const ok = { prompt: 'say red', chosen: 'red', rejected: 'blue' };
   assert.throws(
     () => run([ok, { prompt: 'say red', chosen: 'red red', rejected: 'red red' }]),
-    /bad\.jsonl:2: "responses\[0\]" and "responses\[1\]" are the same text \("chosen" \/ "rejected"/,
+    /bad\.jsonl:2: "chosen" and "rejected" are the same text: nothing to prefer/,
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red', 'blue', 'red'], ranking: [0, 1, 2] }]),
@@ -214,7 +214,11 @@ test('bad input: a clear error naming file, line and field before any compute, n
   );
   assert.throws(
     () => run([ok, ok, { prompt: 'say red', chosen: '', rejected: 'blue' }]),
-    /bad\.jsonl:3: "responses\[0\]" is empty/,
+    /bad\.jsonl:3: "chosen" is empty; every response of a comparison needs text/,
+  );
+  assert.throws(
+    () => run([{ prompt: 'say red', responses: ['red', ' ', 'blue'], ranking: [0, 2, 1] }]),
+    /bad\.jsonl:1: "responses\[1\]" is empty;[^]*pass --skip-bad to leave them out/,
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red'], ranking: [0] }]),

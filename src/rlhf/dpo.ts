@@ -3,6 +3,7 @@
 // (conservative DPO: the label is wrong with probability ε), or IPO (Azar et al. 2023) (margin − 1/2β)² on
 // per-token mean log-probs, as TRL does. The reference's log-probs are computed once before training, so no
 // reference model is held in memory while the policy trains.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CausalLM, savePretrained } from '../models/index.js';
 import type { LineError } from '../store/jsonl.js';
@@ -164,29 +165,31 @@ export interface DpoPair extends Located {
   refRejected: number;
 }
 
+/** How a response of a comparison is named in errors: `"responses[i]"`, or `"chosen"` / `"rejected"`. */
+export type FieldNamer = (r: Ranking, response: number) => string;
+
 /**
  * Refuses degenerate comparisons before they become pairs: an empty response, or two responses of one line with
  * the same text (a pair of them teaches nothing and its loss is a constant). Rankings have no ties, so every other
  * pair of a K-way ranking counts: C(K, 2) pairs per line.
  */
-export function degenerateComparisons(records: Ranking[]): LineError[] {
+export function degenerateComparisons(
+  records: Ranking[],
+  name: FieldNamer = (_r, i) => `"responses[${i}]"`,
+): LineError[] {
   const errors: LineError[] = [];
-  const pairwise = '("chosen" / "rejected" in a pairwise line)';
   for (const r of records) {
     const at = { file: r.file, line: r.line };
     const empty = r.responses.findIndex((t) => t.trim() === '');
     if (empty >= 0) {
-      errors.push({ ...at, message: `"responses[${empty}]" is empty ${pairwise}; every response needs text` });
+      errors.push({ ...at, message: `${name(r, empty)} is empty; every response of a comparison needs text` });
       continue;
     }
     const first = new Map<string, number>();
     for (const [i, t] of r.responses.entries()) {
       const j = first.get(t);
       if (j !== undefined) {
-        errors.push({
-          ...at,
-          message: `"responses[${j}]" and "responses[${i}]" are the same text ${pairwise}: nothing to prefer`,
-        });
+        errors.push({ ...at, message: `${name(r, j)} and ${name(r, i)} are the same text: nothing to prefer` });
         break;
       }
       first.set(t, i);
@@ -195,11 +198,32 @@ export function degenerateComparisons(records: Ranking[]): LineError[] {
   return errors;
 }
 
+// Names a pairwise line's two responses by their own fields; readComparisons turned them into responses [chosen,
+// rejected]. Only lines with an error are looked at again.
+function fieldNamer(file: string): FieldNamer {
+  let lines: string[] | null = null;
+  return (r, i) => {
+    lines ??= readFileSync(file, 'utf8').split('\n');
+    let pairwise = false;
+    try {
+      const o = JSON.parse(lines[r.line - 1]);
+      pairwise = typeof o === 'object' && o !== null && 'chosen' in o;
+    } catch {
+      // parsed before, so this does not happen
+    }
+    return pairwise ? (i === 0 ? '"chosen"' : '"rejected"') : `"responses[${i}]"`;
+  };
+}
+
 /** Reads comparisons (pairwise or rankings, see readComparisons) and refuses degenerate ones with file:line. */
 export function readPreferences(file: string, format: ComparisonFormat, opts: ReadOptions = {}): Read<Ranking> {
   const read = readComparisons(file, format, opts);
-  const errors = degenerateComparisons(read.records);
-  if (errors.length > 0 && !opts.skipBad) throw new DataError(errors);
+  const errors = degenerateComparisons(read.records, fieldNamer(file));
+  if (errors.length > 0 && !opts.skipBad)
+    throw new DataError([
+      ...errors,
+      { file, line: errors[0].line, message: 'fix or remove these lines, or pass --skip-bad to leave them out' },
+    ]);
   const bad = new Set(errors.map((e) => e.line));
   const records = read.records.filter((r) => !bad.has(r.line));
   if (records.length === 0) throw new Error(`${file}: no usable comparisons (every line is degenerate)`);
