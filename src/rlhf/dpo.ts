@@ -219,11 +219,11 @@ function fieldNamer(file: string): FieldNamer {
 export function readPreferences(file: string, format: ComparisonFormat, opts: ReadOptions = {}): Read<Ranking> {
   const read = readComparisons(file, format, opts);
   const errors = degenerateComparisons(read.records, fieldNamer(file));
-  if (errors.length > 0 && !opts.skipBad)
-    throw new DataError([
-      ...errors,
-      { file, line: errors[0].line, message: 'fix or remove these lines, or pass --skip-bad to leave them out' },
-    ]);
+  if (errors.length > 0 && !opts.skipBad) {
+    const e = new DataError(errors);
+    e.message += '\nfix or remove these lines, or pass --skip-bad to leave them out';
+    throw e;
+  }
   const bad = new Set(errors.map((e) => e.line));
   const records = read.records.filter((r) => !bad.has(r.line));
   if (records.length === 0) throw new Error(`${file}: no usable comparisons (every line is degenerate)`);
