@@ -5,16 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
 import { Formatter, loadCausalLM, type SftExample, sftBatch } from '../src/rlhf/data.js';
-import {
-  type DpoConfig,
-  type DpoLossType,
-  dpoDefaults,
-  dpoLoss,
-  encodePairs,
-  readPreferences,
-  sequenceLogps,
-  trainDpo,
-} from '../src/rlhf/dpo.js';
+import { type DpoConfig, type DpoLossType, dpoDefaults, dpoLoss, sequenceLogps, trainDpo } from '../src/rlhf/dpo.js';
+import { encodePairs, readPreferences } from '../src/rlhf/preferences.js';
 import { backward, crossEntropy, noGrad, reshape, tensor, tidy } from '../src/tensor/index.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
@@ -218,7 +210,7 @@ test('bad input: a clear error naming file, line and field before any compute, n
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red', ' ', 'blue'], ranking: [0, 2, 1] }]),
-    /bad\.jsonl:1: "responses\[1\]" is empty;[^]*pass --skip-bad to leave them out/,
+    /bad\.jsonl:1: "responses\[1\]" is empty;[\s\S]*pass --skip-bad to leave them out/,
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red'], ranking: [0] }]),

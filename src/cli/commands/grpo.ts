@@ -1,6 +1,7 @@
-// instructkit grpo: GRPO / RLOO against a reward model, a verifier module, or both (src/rlhf/grpo.ts).
+// instructkit grpo: GRPO / RLOO against a reward model, a verifier module, or both (src/rlhf/grpo.ts, grpo_train.ts).
 import { parseArgs } from 'node:util';
-import { ADVANTAGE_ESTIMATORS, checkGrpoConfig, type GrpoConfig, grpoDefaults, trainGrpo } from '../../rlhf/grpo.js';
+import { ADVANTAGE_ESTIMATORS, checkGrpoConfig, type GrpoConfig, grpoDefaults } from '../../rlhf/grpo.js';
+import { trainGrpo } from '../../rlhf/grpo_train.js';
 import { mergeConfig, printConfig, readConfigFile } from '../../train/config.js';
 import { numberFlag } from '../flags.js';
 
