@@ -161,7 +161,9 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     ({ epoch, index } = s);
     step = saved.step;
     say(`grpo: resuming after iteration ${step}`);
-  } else saveRunConfig(o.outDir, 'grpo_config.json', cfg);
+  }
+  // A fresh run records its settings; a resume forced past changed ones records the new ones.
+  if (!saved || o.forceConfig) saveRunConfig(o.outDir, 'grpo_config.json', cfg);
   log.truncateFrom(step + 1);
   truncateSamples(samplesPath, step + 1);
   let order = shuffled(p.promptIds.length, new Rng(cfg.seed + 1 + epoch));
