@@ -9,6 +9,7 @@ import { type DpoConfig, type DpoLossType, dpoDefaults, dpoLoss, sequenceLogps, 
 import { encodePairs, readPreferences } from '../src/rlhf/preferences.js';
 import { backward, crossEntropy, noGrad, reshape, tensor, tidy } from '../src/tensor/index.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { assertSameRun } from './helpers/cli.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-dpo-'));
@@ -155,6 +156,29 @@ test('dpo through the CLI: files and TRL metrics are written and rewards/accurac
   const saved = readFileSync(join(out, 'dpo_config.json'), 'utf8');
   await assert.rejects(dpoCli([...args, '--beta', '0.3']), /checkpoints: holds checkpoints of an earlier run/);
   assert.equal(readFileSync(join(out, 'dpo_config.json'), 'utf8'), saved);
+});
+
+test('a killed run resumed from its checkpoint repeats the uninterrupted run exactly (reference log-probs included)', () => {
+  const data = writeJsonl(join(root, 'prefs-resume.jsonl'), preferences(12));
+  const config = { ...tiny, epochs: 2, saveEvery: 2, valFraction: 0.25 };
+  const straight = join(root, 'straight');
+  trainDpo({ modelDir, dataFile: data, outDir: straight, config, log: quiet });
+  const resumed = join(root, 'resumed');
+  const stop = new AbortController();
+  const first = trainDpo({
+    modelDir,
+    dataFile: data,
+    outDir: resumed,
+    config,
+    log: quiet,
+    signal: stop.signal,
+    onStep: (step) => {
+      if (step === 3) stop.abort();
+    },
+  });
+  assert.equal(first.aborted, true);
+  trainDpo({ modelDir, dataFile: data, outDir: resumed, config, log: quiet, resume: true });
+  assertSameRun(resumed, straight);
 });
 
 test('IPO and label smoothing run and log their loss', () => {
