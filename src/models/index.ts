@@ -1,4 +1,5 @@
 export * from './generate.js';
+export * from './gguf.js';
 export * from './gpt2.js';
 export * from './heads.js';
 export * from './hf.js';
