@@ -7,8 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { generate } from '../dist/src/models/index.js';
-import { Formatter, loadCausalLM } from '../dist/src/rlhf/data.js';
+import { loadCausalLM } from '../dist/src/rlhf/data.js';
 import { loadVerifierModule } from '../dist/src/rlhf/reward_sources.js';
+import { Formatter } from '../dist/src/tokenizer/format.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,

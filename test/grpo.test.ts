@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as grpoCli } from '../src/cli/commands/grpo.js';
+import { DEMO_CONFIGS } from '../src/demo/demo.js';
 import worldChecker, { worldVerifier } from '../src/demo/verifier.js';
 import { buildWorld } from '../src/demo/world/index.js';
 import { loadPretrained, ScalarModel, saveScalarPretrained } from '../src/models/index.js';
-import { type GrpoConfig, groupAdvantages, grpoDefaults, k3Loss } from '../src/rlhf/grpo.js';
-import { trainGrpo } from '../src/rlhf/grpo_train.js';
-import { inlinePrompts } from '../src/rlhf/ppo.js';
+import { inlinePrompts } from '../src/rlhf/data.js';
+import { type GrpoConfig, groupAdvantages, grpoDefaults, k3Loss, trainGrpo } from '../src/rlhf/grpo.js';
 import { verifierSource, weightedReward } from '../src/rlhf/reward_sources.js';
 import { backward, tensor, tidy } from '../src/tensor/index.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
@@ -91,7 +91,7 @@ test('the demo world checker scores a task’s reference answer 1 and a wrong on
   }
   assert.throws(() => verify('What is the capital of nowhere?', 'x'), /not a prompt of the demo world/);
   // The module's default export finds the demo's own prompts (seed 0, tiny and small worlds).
-  const demo = buildWorld(0, { sizes: { sft: 2000, rm: 500, ppo: 300, eval: 120 } });
+  const demo = buildWorld(0, { sizes: DEMO_CONFIGS.tiny.world });
   assert.equal(worldChecker(demo.ppo[7].prompt, demo.ppo[7].reference), 1);
 });
 
@@ -112,7 +112,7 @@ test('grpo through the CLI raises a verifier module’s reward and writes metric
   const out = join(root, 'cli');
   const code = await grpoCli([
     ...['--policy', modelDir, '--prompts', promptsFile, '--out', out, '--reward-module', redModule],
-    ...['--steps', '24', '--batch', '4', '--group-size', '4', '--mini-batch', '8', '--lr', '1e-2'],
+    ...['--steps', '24', '--batch-size', '4', '--group-size', '4', '--mini-batch-size', '8', '--lr', '1e-2'],
     ...['--max-new-tokens', '8', '--beta', '0.02', '--save-every', '12'],
   ]);
   assert.equal(code, 0);
@@ -125,7 +125,7 @@ test('grpo through the CLI raises a verifier module’s reward and writes metric
   const avg = (from: number, to: number) => ms.slice(from, to).reduce((s, m) => s + Number(m.reward), 0) / (to - from);
   assert.ok(avg(18, 24) > avg(0, 6) + 1, `reward ${avg(0, 6).toFixed(3)} → ${avg(18, 24).toFixed(3)}`);
   // The KL term is in the loss: loss = policy/loss + β·k3 ≥ policy/loss.
-  assert.ok(Number(ms[23].loss) >= Number(ms[23]['policy/loss']));
+  assert.ok(Number(ms[23]['train/loss']) >= Number(ms[23]['policy/loss']));
   const samples = readFileSync(join(out, 'samples.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -157,7 +157,7 @@ test('RLOO with the KL in the reward, a reward model and a TypeScript module wei
   assert.ok(Number.isFinite(Number(m['rewards/model'])) && Number.isFinite(Number(m['rewards/blue'])));
   near(Number(m.reward), 0.5 * Number(m['rewards/model']) + Number(m['rewards/blue']), 'weighted reward');
   // With the KL in the reward there is no KL loss term.
-  near(Number(m.loss), Number(m['policy/loss']), 'loss');
+  near(Number(m['train/loss']), Number(m['policy/loss']), 'loss');
   // The transpiled copy of the TypeScript module is gone.
   assert.deepEqual(
     readdirSync(root).filter((f) => f.startsWith('.blue.ts.')),
@@ -187,7 +187,7 @@ test('a run stopped after one iteration and resumed repeats the uninterrupted ru
   );
   await assert.rejects(
     trainGrpo({ ...base, config: { ...config, lr: 0.02 }, outDir: resumed, rewardModule: redModule, resume: true }),
-    /grpo_config\.json: the run was started with other settings: lr 0\.003 → 0\.02; .*--force-config/,
+    /--resume: the config differs from .*grpo_config\.json \("lr" \(--lr\): 0\.003 → 0\.02\); .*--force-config/,
   );
   await trainGrpo({ ...base, outDir: resumed, rewardModule: redModule, resume: true });
   assert.deepEqual(metricsWithoutTime(resumed), metricsWithoutTime(straight));
@@ -233,7 +233,7 @@ test('bad input: a clear error naming the module, prompt, folder or field before
   await run({}, /no reward: give a reward model folder, a reward module, or both/);
   await run(
     { rewardModule: redModule, config: { ...tiny, groupSize: 1 } },
-    /field "groupSize" must be an integer >= 2/,
+    /field "groupSize" \(--group-size\) must be an integer >= 2/,
   );
   await run(
     { rewardModule: redModule, config: { ...tiny, rewardWeights: [1, 2] } },

@@ -16,8 +16,8 @@ export interface RewardSource {
 }
 
 /** The reward model's score of prompt + completion, read at the completion's last token. */
-export function rewardModelSource(rm: ScalarModel, name = 'model'): RewardSource {
-  const fn = rewardModelFn(rm);
+export function rewardModelSource(rm: ScalarModel, padId: number, name = 'model'): RewardSource {
+  const fn = rewardModelFn(rm, padId);
   return { name, score: async (prompts, completions, tokens) => fn(prompts, completions, tokens) };
 }
 
