@@ -5,15 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
 import { loadCausalLM, readComparisons, type SftExample, sftBatch } from '../src/rlhf/data.js';
-import {
-  type DpoConfig,
-  type DpoLossType,
-  dpoDefaults,
-  dpoLoss,
-  encodePairs,
-  sequenceLogps,
-  trainDpo,
-} from '../src/rlhf/dpo.js';
+import { type DpoConfig, type DpoLossType, dpoDefaults, dpoLoss, sequenceLogps, trainDpo } from '../src/rlhf/dpo.js';
+import { encodePairs } from '../src/rlhf/preferences.js';
 import { backward, crossEntropy, noGrad, reshape, tensor, tidy } from '../src/tensor/index.js';
 import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';

@@ -29,17 +29,13 @@ import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } 
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
   type ComparisonFormat,
-  encodeRankings,
-  type Located,
   loadCausalLM,
-  type Ranking,
-  type Read,
-  type ReadOptions,
   readComparisons,
   type SftExample,
   sftBatch,
   type TrainerRun,
 } from './data.js';
+import { type DpoPair, encodePairs } from './preferences.js';
 import { negLogSigmoid } from './reward.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo';
@@ -148,49 +144,6 @@ export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejec
     'logps/chosen': avg(policyChosen),
     'logps/rejected': avg(policyRejected),
   };
-}
-
-// ---- data: preference pairs from pairwise lines and K-way rankings ----
-// readComparisons (through the store's validators) already refuses degenerate lines with file:line and the field:
-// an empty response, chosen == rejected, two equal responses in a ranking. Rankings have no ties, so every other
-// pair of a K-way ranking counts: C(K, 2) pairs per line.
-
-/** One preference pair as ids: both sequences start with the same promptLength prompt tokens. */
-export interface DpoPair extends Located {
-  chosen: number[];
-  rejected: number[];
-  promptLength: number;
-  /** The reference model's log-probs of the two responses, filled in once before training. */
-  refChosen: number;
-  refRejected: number;
-}
-
-/** Tokenizes comparisons (prompt in the chat template, as sft and rm) and expands each into all its pairs. */
-export function encodePairs(
-  records: Ranking[],
-  fmt: Formatter,
-  context: number,
-  opts: ReadOptions = {},
-): Read<DpoPair> {
-  const encoded = encodeRankings(records, fmt, context, opts);
-  const source = new Map(records.map((r) => [`${r.file}:${r.line}`, r]));
-  const pairs: DpoPair[] = [];
-  for (const e of encoded.records) {
-    const r = source.get(`${e.file}:${e.line}`)!;
-    const promptLength = fmt.prompt(r.prompt, r.context).length;
-    for (let i = 0; i < e.ranking.length; i++)
-      for (let j = i + 1; j < e.ranking.length; j++)
-        pairs.push({
-          chosen: e.sequences[e.ranking[i]],
-          rejected: e.sequences[e.ranking[j]],
-          promptLength,
-          refChosen: 0,
-          refRejected: 0,
-          file: e.file,
-          line: e.line,
-        });
-  }
-  return { records: pairs, skipped: encoded.skipped };
 }
 
 // ---- log-probs ----
