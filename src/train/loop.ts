@@ -24,6 +24,8 @@ export interface TrainedPart {
   lr: number;
   /** Metric of its gradient norm (before clipping). */
   gradNormMetric: string;
+  /** The named parameters to train (default: all of the module's), e.g. only adapters on a frozen base. */
+  parameters?: [string, Tensor][];
 }
 
 export interface StepOutput {
@@ -176,8 +178,9 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
   cleanStaleCheckpoints(root);
   if (!opts.quiet) printConfig(`${t.stage} config`, cfg);
   saveRunConfig(opts.outDir, `${t.stage}_config.json`, cfg);
-  const optimizers = t.parts.map((p) => {
-    const named = p.module.namedParameters();
+  const trained = t.parts.map((p) => p.parameters ?? p.module.namedParameters());
+  const optimizers = t.parts.map((p, i) => {
+    const named = trained[i];
     // No weight decay on biases, norms' gains and other vectors (as GPT-2, nanoGPT and TRL do).
     return new AdamW(
       [
@@ -235,7 +238,7 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
           totalSteps: t.totalUpdates,
         });
   const dtype = cfg.bf16 ? 'bf16' : 'f32';
-  const params = t.parts.map((p) => p.module.parameters());
+  const params = trained.map((named) => named.map(([, x]) => x));
 
   // A signal only sets a flag that is read between steps: Node's own listeners would wait for the event loop.
   if (opts.handleSignals) native.watchSignals();
