@@ -206,6 +206,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const c = this.config;
     const { policy, ref, value, formatter } = this.s;
     const prompts = batch.map((i) => this.promptIds[i]);
+    const started = performance.now();
     const gen = generate(policy, prompts, {
       maxNewTokens: c.maxNewTokens,
       temperature: c.temperature,
@@ -213,6 +214,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       eosTokenIds: [formatter.eosId],
       padTokenId: formatter.padId,
     });
+    const sampling = (performance.now() - started) / 1000;
     const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
     const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
       tidy(() => {
@@ -270,6 +272,9 @@ export class PPOTrainer implements Trainer<PpoBatch> {
         [METRIC.klCoef]: beta,
         [METRIC.responseLength]: mean(rows.map((r) => r.response.length)),
         [METRIC.eosFraction]: mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
+        [METRIC.generateSeconds]: sampling,
+        [METRIC.rolloutTokensPerSecond]: gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
       },
     };
   }
