@@ -4,21 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import {
   ImportedCandidates,
   isPermutation,
+  migratorFor,
   openSqliteStore,
+  openStore,
   pairwiseAgreement,
   parseJsonl,
   rankingLabelError,
   StaticMigrationProvider,
   toJsonl,
 } from '../src/store/index.js';
+import { testDb, testDialect } from './helpers/db.js';
 
 const opts = { maxTextChars: 1000 };
+// What only a SQLite file has (WAL, its checkpointer, a database of the first release built by hand).
+const sqliteFile = { skip: testDialect() !== 'sqlite' && 'SQLite file database' };
 
-test('store: file database uses WAL and migrations are versioned and idempotent', async () => {
+test('store: file database uses WAL and migrations are versioned and idempotent', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -43,7 +48,7 @@ test('store: file database uses WAL and migrations are versioned and idempotent'
   }
 });
 
-test('store: the task capacity migration counts existing assignments; full tasks are skipped', async () => {
+test('store: the task capacity migration counts existing assignments; full tasks are skipped', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -86,11 +91,9 @@ test('store: the task capacity migration counts existing assignments; full tasks
 });
 
 test('store: every migration goes down and up again', async () => {
-  // biome-ignore lint/suspicious/noExplicitAny: migrations run on the untyped schema
-  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
-  const migrator = new Migrator({ db, provider: new StaticMigrationProvider('sqlite') });
-  const names = Object.keys(await new StaticMigrationProvider('sqlite').getMigrations());
-  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const store = await openStore({ db: await testDb() });
+  const migrator = await migratorFor(store.db, store.dialect);
+  const names = Object.keys(await new StaticMigrationProvider(store.dialect).getMigrations());
   for (const name of [...names].reverse()) {
     const down = await migrator.migrateDown();
     assert.equal(down.error, undefined, name);
@@ -99,12 +102,21 @@ test('store: every migration goes down and up again', async () => {
       [name],
     );
   }
-  assert.deepEqual(await db.introspection.getTables(), []);
+  // PostgreSQL lists the tables of every schema: only this store's own (its search_path) count.
+  const own =
+    store.dialect === 'postgres'
+      ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0].s
+      : undefined;
+  const tables = await store.db.introspection.getTables();
+  assert.deepEqual(
+    tables.filter((t) => t.schema === own),
+    [],
+  );
   assert.equal((await migrator.migrateToLatest()).error, undefined);
-  await db.destroy();
+  await store.close();
 });
 
-test('store: a file database is checkpointed in the background, not on commit', async () => {
+test('store: a file database is checkpointed in the background, not on commit', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -162,7 +174,7 @@ test('agreement measures', () => {
 });
 
 test('store: imported candidates feed a CandidateSource; export/import round trips', async () => {
-  const s = await openSqliteStore({ path: ':memory:' });
+  const s = await openStore({ db: await testDb() });
   const cands = parseJsonl('candidates', '{"prompt":"q","responses":["r1","r2","r3","r4","r5"]}\n', opts);
   await s.importCandidates(cands.records);
   const src = new ImportedCandidates(s);
@@ -208,7 +220,7 @@ test('store: imported candidates feed a CandidateSource; export/import round tri
 
 test('store: overdue assignments of several labelers and tasks are released at once, the others kept', async () => {
   let clock = 1_000;
-  const store = await openSqliteStore({ path: ':memory:', now: () => clock });
+  const store = await openStore({ db: await testDb(), now: () => clock });
   const group = await store.users.createGroup('g', 'training');
   const labelers = [];
   for (const name of ['a', 'b', 'c'])
