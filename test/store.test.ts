@@ -257,3 +257,12 @@ test('store: overdue assignments of several labelers and tasks are released at o
   assert.deepEqual(await counts(), [1, 0]);
   await store.close();
 });
+
+test('store: an unreachable PostgreSQL at start-up is a clear error naming the host, never the password', async () => {
+  const err = await openStore({ db: 'postgres://labels:s3cret@127.0.0.1:1/labels' }).then(
+    () => assert.fail('opened'),
+    (e: Error) => e,
+  );
+  assert.match(err.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:1 \(database labels\): ECONNREFUSED/);
+  assert.ok(!err.message.includes('s3cret'));
+});

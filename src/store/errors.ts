@@ -35,16 +35,25 @@ export function isUnavailable(err: unknown): boolean {
   return LOST_MESSAGES.test(err.message);
 }
 
-/** A clear error for a database that cannot be reached at start-up, naming its host (never its password). */
-export function unreachable(err: unknown, url: string): Error | undefined {
-  if (!isUnavailable(err)) return undefined;
+/**
+ * A clear error for a database that cannot be opened at start-up, naming its host (never its password): out of
+ * reach, or refusing us (bad password, no such database). Undefined for other errors (a failing migration).
+ */
+export function openError(err: unknown, url: string): Error | undefined {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const refused = /^(28|3D)/.test(code);
+  if (!refused && !isUnavailable(err)) return undefined;
   let where = 'the PostgreSQL server';
   try {
     const u = new URL(url);
-    where = `PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname.length > 1 ? ` (database ${u.pathname.slice(1)})` : ''}`;
+    const db = decodeURIComponent(u.pathname.slice(1));
+    where = `PostgreSQL at ${u.hostname}:${u.port || 5432}${db ? ` (database ${db})` : ''}`;
   } catch {}
-  const why = err instanceof Error ? (err as { code?: string }).code || err.message : String(err);
-  return new Error(`cannot reach ${where}: ${why} — is the server running and the --db URL right?`, { cause: err });
+  const why = err instanceof Error ? (refused ? err.message : code || err.message) : String(err);
+  const hint = refused
+    ? 'check the user, password and database in the --db URL'
+    : 'is the server running and the --db URL right?';
+  return new Error(`cannot ${refused ? 'open' : 'reach'} ${where}: ${why} — ${hint}`, { cause: err });
 }
 
 /** PostgreSQL aborted the transaction because of another writer (deadlock, serialization failure): run it again. */

@@ -4,7 +4,7 @@
  */
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { unreachable } from './errors.js';
+import { openError } from './errors.js';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
 import { Store } from './store.js';
@@ -33,15 +33,17 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     // Idle connections do not keep a process alive (CLI commands, tests); a server is kept alive by its socket.
     allowExitOnIdle: true,
   });
-  // A pooled connection the server closes while idle is dropped and replaced on next use; without this listener
-  // the pool's 'error' event would end the process.
+  // A connection the database server cuts is dropped and replaced on next use; the query it was running fails (the
+  // request gets a 503, its transaction never committed). Unlistened, pg's 'error' events would end the process:
+  // the pool's for idle connections, each client's own for one in use.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrate(db, 'postgres');
   } catch (err) {
     await db.destroy();
-    throw unreachable(err, opts.url) ?? err;
+    throw openError(err, opts.url) ?? err;
   }
   return new Store(db, 'postgres', opts.now);
 }
