@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import {
+  copyStore,
   ImportedCandidates,
   isPermutation,
   migratorFor,
@@ -15,6 +16,7 @@ import {
   parseJsonl,
   rankingLabelError,
   StaticMigrationProvider,
+  tableDigest,
   toJsonl,
 } from '../src/store/index.js';
 import { testDb, testDialect } from './helpers/db.js';
@@ -265,4 +267,49 @@ test('store: an unreachable PostgreSQL at start-up is a clear error naming the h
   );
   assert.match(err.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:1 \(database labels\): ECONNREFUSED/);
   assert.ok(!err.message.includes('s3cret'));
+});
+
+test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-empty target is refused untouched', async () => {
+  let clock = 5_000;
+  const now = () => clock;
+  const src = await openStore({ db: ':memory:', now });
+  // A little of everything: users and sessions, prompts and tasks, submissions, rankings, chat, gold, settings.
+  const lab = await src.users.create({ username: 'lab', passwordHash: 'h', role: 'labeler' });
+  await src.users.create({ username: 'boss', passwordHash: 'h', role: 'admin' });
+  await src.users.createGroup('team-b', 'heldout');
+  await src.sessions.create({ id: 'sess', userId: lab.id, csrfToken: 'c', expiresAt: 9_000_000_000_000 });
+  const [p1] = await src.prompts.add([{ text: 'Say hi ü <b>' }, { text: 'held', split: 'heldout' }], 'admin');
+  await src.tasks.create({ kind: 'demonstration', promptId: p1, setId: null, target: 1 });
+  const a = (await src.tasks.next(lab, { timeoutMs: 60_000 }))!;
+  await src.idempotency.run(lab.id, 'k1', 'r', 'h', async (s) => ({
+    status: 200,
+    body: await s.submissions.demonstration(a.id, lab.id, 'hi there'),
+  }));
+  await src.importRankings([
+    { prompt: 'r', responses: ['a', 'b', 'c', 'd'], ranking: [3, 1, 0, 2], likert: [1, 2, 3, 4] },
+  ]);
+  const conv = await src.chat.createConversation(lab.id, 'talk');
+  await src.chat.addMessage(conv, 'user', 'hello');
+  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', model: 'm' });
+  await src.gold.add([{ prompt: 'g', responses: ['1', '2', '3', '4'], ranking: [0, 1, 2, 3] }]);
+  await src.gold.submitScreening(lab.id, [], 0).catch(() => {}); // no test set up: stores nothing
+  await src.settings.update({ k: 7, overlap: 0.25 });
+  await src.loginFailures.record('lab', '10.0.0.1', clock, 0);
+  clock += 1;
+
+  const mid = await openStore({ db: await testDb(), now });
+  const there = await copyStore(src, mid);
+  assert.ok(there.find((t) => t.table === 'demonstrations')?.rows === 1);
+  const back = await openStore({ db: ':memory:', now });
+  const again = await copyStore(mid, back);
+  assert.deepEqual(again, there, 'the same rows and hashes after the round trip');
+  for (const t of there) assert.deepEqual(await tableDigest(back, t.table as never), t);
+  // The target keeps handing out new ids after the copied ones.
+  const [next] = await mid.prompts.add([{ text: 'new' }], 'admin');
+  assert.equal(next, 4);
+  // A second copy into a database that now has rows is refused, and changes nothing there.
+  const before = await tableDigest(mid, 'prompts');
+  await assert.rejects(copyStore(src, mid), /target database is not empty: .*users \(2 rows\)/);
+  assert.deepEqual(await tableDigest(mid, 'prompts'), before);
+  for (const s of [src, mid, back]) await s.close();
 });

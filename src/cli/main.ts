@@ -11,6 +11,7 @@ const COMMANDS: Record<string, string> = {
   pretrain: 'train a GPT-2 or Llama model (and a BPE tokenizer) from scratch on plain-text corpora',
   sample: 'continue a prompt with a saved model, streaming the tokens',
   serve: 'labeling app, chat playground and HTTP API on 127.0.0.1 (--port, --db, --admin-password)',
+  db: 'db copy --from labels.sqlite --to postgres://…: move the labels between SQLite and PostgreSQL, verified',
 };
 
 function usage(): string {

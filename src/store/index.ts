@@ -1,6 +1,7 @@
 export * from './agreement.js';
 export * from './candidates.js';
 export * from './chat.js';
+export * from './copy.js';
 export * from './errors.js';
 export * from './gold.js';
 export * from './jsonl.js';
