@@ -1,9 +1,12 @@
-// `npm run bench [-- --vs-torch]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16 autocast).
-// With --vs-torch the PyTorch reference runs in the same command and the ratios are printed; the last line is JSON.
+// `npm run bench [-- --vs-torch] [-- --vs-llama]`: matmul GFLOPS and reference-GPT training tokens/s (f32 and bf16
+// autocast), sampling. With --vs-torch the PyTorch reference runs in the same command and the ratios are printed;
+// with --vs-llama decode at GPT-2-124M shapes runs beside llama.cpp (node-llama-cpp) on the same models exported to
+// GGUF (--repeats rounds, default 3; --decode-only skips the rest). The last line is JSON.
 import { parseArgs } from 'node:util';
 import { generate } from '../src/models/generate.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
 import { getThreads, native, Rng, randn, Tensor, tidy, toBf16 } from '../src/tensor/index.js';
+import { decodeBench } from './decode.js';
 import { BENCH_MODELS, trainingStep } from './models.js';
 import { runTorch } from './torch.js';
 
@@ -12,6 +15,9 @@ const { values: args } = parseArgs({
     'vs-torch': { type: 'boolean', default: false },
     steps: { type: 'string', default: '7' },
     'skip-124m': { type: 'boolean', default: false },
+    'vs-llama': { type: 'boolean', default: false },
+    'decode-only': { type: 'boolean', default: false },
+    repeats: { type: 'string', default: '3' },
   },
 });
 
@@ -66,63 +72,77 @@ function trainTokS(cfg: GPT2Config, batch: number, dtype: 'f32' | 'bf16', steps:
 
 const threads = getThreads();
 console.log(`instructkit bench — ${threads} threads`);
-const mm: Record<string, number> = {};
-for (const n of [1024, 2048])
-  for (const dt of ['f32', 'bf16'] as const) {
-    mm[`${dt}_${n}`] = matmulGflops(n, dt);
-    console.log(`matmul ${dt} ${n}³: ${mm[`${dt}_${n}`].toFixed(0)} GFLOPS`);
-  }
-const steps = Number(args.steps);
-const ref = BENCH_MODELS.ref;
-const trainF32 = trainTokS(ref.config, ref.batch, 'f32', steps);
-console.log(`reference GPT train f32: ${trainF32.toFixed(0)} tok/s`);
-const trainBf16 = trainTokS(ref.config, ref.batch, 'bf16', steps);
-console.log(`reference GPT train bf16: ${trainBf16.toFixed(0)} tok/s`);
-// Peak RSS while training the reference GPT (the 124M runs below need more, by design).
-const peakRssMb = process.resourceUsage().maxRSS / 1024;
-const sample = sampleTokS(ref.config, ref.batch);
-console.log(`reference GPT sampling (batch 8, prompt 128, 128 new, incl. prefill): ${sample.toFixed(0)} tok/s`);
+const result: Record<string, number | string> = { threads };
 
-const result: Record<string, number | string> = {
-  threads,
-  matmul_f32_1024_gflops: Math.round(mm.f32_1024),
-  matmul_f32_2048_gflops: Math.round(mm.f32_2048),
-  matmul_bf16_1024_gflops: Math.round(mm.bf16_1024),
-  matmul_bf16_2048_gflops: Math.round(mm.bf16_2048),
-  train_f32_tok_s: Math.round(trainF32),
-  train_bf16_tok_s: Math.round(trainBf16),
-  sample_tok_s: Math.round(sample),
-  peak_rss_mb: Math.round(peakRssMb),
-};
-let big: { train: number; sample: number } | null = null;
-if (!args['skip-124m']) {
-  const m = BENCH_MODELS['gpt2-124m'];
-  big = { train: trainTokS(m.config, m.batch, 'f32', 3), sample: sampleTokS(m.config, m.batch) };
-  console.log(`GPT-2-124M train f32: ${big.train.toFixed(0)} tok/s, sampling: ${big.sample.toFixed(0)} tok/s`);
-  Object.assign(result, { train_f32_124m_tok_s: Math.round(big.train), sample_124m_tok_s: Math.round(big.sample) });
-}
-if (args['vs-torch']) {
-  console.log('running the PyTorch reference ...');
-  const t = runTorch(threads, 'ref');
-  process.stdout.write(t.raw);
+function engineBench(): void {
+  const mm: Record<string, number> = {};
+  for (const n of [1024, 2048])
+    for (const dt of ['f32', 'bf16'] as const) {
+      mm[`${dt}_${n}`] = matmulGflops(n, dt);
+      console.log(`matmul ${dt} ${n}³: ${mm[`${dt}_${n}`].toFixed(0)} GFLOPS`);
+    }
+  const steps = Number(args.steps);
+  const ref = BENCH_MODELS.ref;
+  const trainF32 = trainTokS(ref.config, ref.batch, 'f32', steps);
+  console.log(`reference GPT train f32: ${trainF32.toFixed(0)} tok/s`);
+  const trainBf16 = trainTokS(ref.config, ref.batch, 'bf16', steps);
+  console.log(`reference GPT train bf16: ${trainBf16.toFixed(0)} tok/s`);
+  // Peak RSS while training the reference GPT (the 124M runs below need more, by design).
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const sample = sampleTokS(ref.config, ref.batch);
+  console.log(`reference GPT sampling (batch 8, prompt 128, 128 new, incl. prefill): ${sample.toFixed(0)} tok/s`);
+
   Object.assign(result, {
-    torch_train_f32_tok_s: t.trainF32,
-    torch_train_bf16_tok_s: t.trainBf16,
-    ratio_train_f32: +(trainF32 / t.trainF32).toFixed(3),
-    ratio_train_bf16: +(trainBf16 / t.trainBf16).toFixed(3),
-    torch_sample_tok_s: t.sample,
-    ratio_sample: +(sample / t.sample).toFixed(3),
+    matmul_f32_1024_gflops: Math.round(mm.f32_1024),
+    matmul_f32_2048_gflops: Math.round(mm.f32_2048),
+    matmul_bf16_1024_gflops: Math.round(mm.bf16_1024),
+    matmul_bf16_2048_gflops: Math.round(mm.bf16_2048),
+    train_f32_tok_s: Math.round(trainF32),
+    train_bf16_tok_s: Math.round(trainBf16),
+    sample_tok_s: Math.round(sample),
+    peak_rss_mb: Math.round(peakRssMb),
   });
-  if (big) {
-    console.log('running the PyTorch reference at GPT-2-124M shapes ...');
-    const t124 = runTorch(threads, 'gpt2-124m');
-    process.stdout.write(t124.raw);
-    Object.assign(result, {
-      torch_train_f32_124m_tok_s: t124.trainF32,
-      torch_sample_124m_tok_s: t124.sample,
-      ratio_train_f32_124m: +(big.train / t124.trainF32).toFixed(3),
-      ratio_sample_124m: +(big.sample / t124.sample).toFixed(3),
-    });
+  let big: { train: number; sample: number } | null = null;
+  if (!args['skip-124m']) {
+    const m = BENCH_MODELS['gpt2-124m'];
+    big = { train: trainTokS(m.config, m.batch, 'f32', 3), sample: sampleTokS(m.config, m.batch) };
+    console.log(`GPT-2-124M train f32: ${big.train.toFixed(0)} tok/s, sampling: ${big.sample.toFixed(0)} tok/s`);
+    Object.assign(result, { train_f32_124m_tok_s: Math.round(big.train), sample_124m_tok_s: Math.round(big.sample) });
   }
+  if (args['vs-torch']) {
+    console.log('running the PyTorch reference ...');
+    const t = runTorch(threads, 'ref');
+    process.stdout.write(t.raw);
+    Object.assign(result, {
+      torch_train_f32_tok_s: t.trainF32,
+      torch_train_bf16_tok_s: t.trainBf16,
+      ratio_train_f32: +(trainF32 / t.trainF32).toFixed(3),
+      ratio_train_bf16: +(trainBf16 / t.trainBf16).toFixed(3),
+      torch_sample_tok_s: t.sample,
+      ratio_sample: +(sample / t.sample).toFixed(3),
+    });
+    if (big) {
+      console.log('running the PyTorch reference at GPT-2-124M shapes ...');
+      const t124 = runTorch(threads, 'gpt2-124m');
+      process.stdout.write(t124.raw);
+      Object.assign(result, {
+        torch_train_f32_124m_tok_s: t124.trainF32,
+        torch_sample_124m_tok_s: t124.sample,
+        ratio_train_f32_124m: +(big.train / t124.trainF32).toFixed(3),
+        ratio_sample_124m: +(big.sample / t124.sample).toFixed(3),
+      });
+    }
+  }
+}
+
+if (!args['decode-only']) engineBench();
+if (args['vs-llama'] || args['decode-only']) {
+  const repeats = Number(args.repeats);
+  if (!(Number.isInteger(repeats) && repeats >= 1))
+    throw new Error(`--repeats: expected an integer >= 1, got ${args.repeats}`);
+  console.log(`decode at GPT-2-124M shapes, ${repeats} round(s)${args['vs-llama'] ? ' beside llama.cpp' : ''} ...`);
+  const d = await decodeBench(threads, repeats, args['vs-llama']);
+  for (const line of d.lines.slice(-2)) console.log(line);
+  Object.assign(result, d.result);
 }
 console.log(JSON.stringify(result));

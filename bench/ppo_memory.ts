@@ -5,10 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT2, gpt2Defaults, ScalarModel } from '../src/models/index.js';
-import { inlinePrompts, PPOTrainer, ppoDefaults } from '../src/rlhf/ppo.js';
+import { inlinePrompts } from '../src/rlhf/data.js';
+import { PPOTrainer, ppoDefaults } from '../src/rlhf/ppo.js';
 import { rewardModelFn } from '../src/rlhf/reward_fn.js';
 import { Rng } from '../src/tensor/index.js';
-import { trainBpe } from '../src/tokenizer/index.js';
+import { Formatter, trainBpe } from '../src/tokenizer/index.js';
 
 const steps = Number(process.argv[2] ?? 2);
 const text = 'the river runs past the mill and the town sleeps under the hill while the baker sings';
@@ -21,8 +22,8 @@ const trainer = new PPOTrainer({
   policy: make(1),
   ref: make(1),
   value: new ScalarModel(make(2)),
-  reward: rewardModelFn(new ScalarModel(make(3))),
-  tokenizer,
+  reward: rewardModelFn(new ScalarModel(make(3)), tokenizer.eosId ?? 0),
+  formatter: new Formatter(tokenizer, 'bench tokenizer'),
   prompts: inlinePrompts([
     'the river',
     'the town',
@@ -33,7 +34,7 @@ const trainer = new PPOTrainer({
     'the',
     'hill',
   ]),
-  ptxText: text.repeat(20),
+  ptxTokens: tokenizer.encode(text.repeat(20), { addSpecialTokens: false }),
   config: {
     ...ppoDefaults,
     batchSize: 8,
@@ -41,7 +42,7 @@ const trainer = new PPOTrainer({
     ppoEpochs: 1,
     maxNewTokens: 32,
     sampleEvery: 0,
-    checkpointEvery: 1000,
+    saveEvery: 1000,
     ptxSeqLen: 64,
     ptxBatchSize: 2,
   },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
-import { Formatter, loadCausalLM, type SftExample, sftBatch } from '../src/rlhf/data.js';
+import { loadCausalLM, type SftExample, sftBatch } from '../src/rlhf/data.js';
 import {
   type DpoConfig,
   type DpoLossType,
@@ -16,6 +16,7 @@ import {
   trainDpo,
 } from '../src/rlhf/dpo.js';
 import { backward, crossEntropy, noGrad, reshape, tensor, tidy } from '../src/tensor/index.js';
+import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
@@ -134,7 +135,7 @@ test('dpo through the CLI: files and TRL metrics are written and rewards/accurac
   const data = writeJsonl(join(root, 'prefs.jsonl'), preferences(24));
   const val = writeJsonl(join(root, 'prefs_val.jsonl'), preferences(8));
   const out = join(root, 'dpo-cli');
-  const args = ['--model', modelDir, '--data', data, '--val', val, '--out', out, '--epochs', '4', '--batch', '4'];
+  const args = ['--model', modelDir, '--data', data, '--val', val, '--out', out, '--epochs', '4', '--batch-size', '4'];
   const code = await dpoCli([...args, '--lr', '1e-2', '--beta', '0.5']);
   assert.equal(code, 0);
   for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'dpo_config.json', 'metrics.jsonl'])
@@ -159,6 +160,10 @@ test('dpo through the CLI: files and TRL metrics are written and rewards/accurac
   );
   assert.ok(Number(evals[3]['eval/loss']) < Math.log(2), 'held-out loss below log 2 (the loss at the reference)');
   assert.ok(Number(evals[3]['eval/rewards/margins']) > 0);
+  // A second run into the same folder is refused before it touches anything, its config file included.
+  const saved = readFileSync(join(out, 'dpo_config.json'), 'utf8');
+  await assert.rejects(dpoCli([...args, '--beta', '0.3']), /dpo-cli: holds checkpoints of an earlier run/);
+  assert.equal(readFileSync(join(out, 'dpo_config.json'), 'utf8'), saved);
 });
 
 test('IPO and label smoothing run and log their loss', () => {
@@ -218,7 +223,7 @@ test('bad input: a clear error naming file, line and field before any compute, n
   );
   assert.throws(() => run([ok], { modelDir: join(root, 'nowhere') }), /nowhere: model folder not found/);
   assert.throws(() => run([ok], { refModelDir: join(root, 'no-ref') }), /no-ref: model folder not found/);
-  assert.throws(() => run([ok], { config: { ...tiny, beta: 0 } }), /field "beta" must be a number > 0/);
+  assert.throws(() => run([ok], { config: { ...tiny, beta: 0 } }), /field "beta" \(--beta\) must be a number > 0/);
   assert.throws(
     () => run([ok], { config: { ...tiny, lossType: 'ipo', labelSmoothing: 0.1 } }),
     /field "labelSmoothing" must be 0 with lossType "ipo"/,

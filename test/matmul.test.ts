@@ -1,6 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { autocast, backward, linear, matmul, mul, native, Rng, randn, sum, tensor } from '../src/tensor/index.js';
+import {
+  autocast,
+  backward,
+  linear,
+  matmul,
+  mul,
+  native,
+  Rng,
+  randn,
+  sum,
+  tensor,
+  toBf16,
+  toF32,
+} from '../src/tensor/index.js';
 import { gradcheck, relativeError } from './helpers/gradcheck.js';
 
 function param(shape: number[], seed: number) {
@@ -116,34 +129,70 @@ test('bf16 autocast linear: the bias gradient of a batch big enough to split acr
   }
 });
 
-test('few-row products against a Linear weight (the decode path) match a float64 sum, with bias and accumulation', () => {
-  const rng = new Rng(5);
-  const values = (n: number) => Float32Array.from({ length: n }, () => rng.next() - 0.5);
-  for (const M of [1, 2, 3, 4, 5, 8])
-    for (const [K, N] of [
-      [256, 200],
-      [17, 33],
-      [1024, 70],
-      [5, 3],
-    ])
-      for (const accumulate of [false, true]) {
-        const a = values(M * K);
-        const b = values(N * K);
-        const bias = values(N);
-        const c = values(M * N);
-        const before = c.slice();
-        native.matmul(a, b, c, 1, 1, 1, M, N, K, false, true, accumulate, false, bias);
-        for (let m = 0; m < M; m++)
-          for (let n = 0; n < N; n++) {
-            let want = bias[n] + (accumulate ? before[m * N + n] : 0);
-            for (let k = 0; k < K; k++) want += a[m * K + k] * b[n * K + k];
-            const got = c[m * N + n];
-            assert.ok(
-              Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)),
-              `M=${M} K=${K} N=${N} [${m},${n}]: ${got} vs ${want}`,
-            );
+// The f32 value of each bf16 (round to nearest even), so that a float64 sum over the rounded weights is exact.
+function bf16Round(x: Float32Array): { bits: Uint16Array; values: Float32Array } {
+  const bits = new Uint16Array(x.length);
+  native.toBf16(x, bits);
+  const values = new Float32Array(new Uint32Array(Array.from(bits, (h) => h << 16)).buffer);
+  return { bits, values };
+}
+
+for (const weights of ['f32', 'bf16'] as const)
+  for (const transB of [true, false])
+    test(`few-row products (the decode path) against ${weights} ${transB ? 'Linear (N×K)' : 'Conv1D (K×N)'} weights match a float64 sum, with bias and accumulation`, () => {
+      const rng = new Rng(5);
+      const values = (n: number) => Float32Array.from({ length: n }, () => rng.next() - 0.5);
+      for (const M of [1, 2, 3, 4, 5, 8])
+        for (const [K, N] of [
+          [256, 200],
+          [17, 33],
+          [1024, 70],
+          [5, 3],
+          [7, 1100],
+        ])
+          for (const accumulate of [false, true]) {
+            const a = values(M * K);
+            const raw = values(N * K);
+            const w = weights === 'bf16' ? bf16Round(raw) : { bits: null, values: raw };
+            // b[n, k] in the layout under test
+            const at = (n: number, k: number) => (transB ? w.values[n * K + k] : w.values[k * N + n]);
+            const bias = values(N);
+            const c = values(M * N);
+            const before = c.slice();
+            if (w.bits) native.matmulBf16Weights(a, w.bits, c, M, N, K, transB, accumulate, bias);
+            else native.matmul(a, w.values, c, 1, 1, 1, M, N, K, false, transB, accumulate, false, bias);
+            for (let m = 0; m < M; m++)
+              for (let n = 0; n < N; n++) {
+                let want = bias[n] + (accumulate ? before[m * N + n] : 0);
+                for (let k = 0; k < K; k++) want += a[m * K + k] * at(n, k);
+                const got = c[m * N + n];
+                assert.ok(
+                  Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)),
+                  `M=${M} K=${K} N=${N} [${m},${n}]: ${got} vs ${want}`,
+                );
+              }
           }
-      }
+    });
+
+test('many rows against a bf16 weight (oneDNN on bf16 activations) stay within bf16 rounding of f32, with gradients', () => {
+  const rng = new Rng(8);
+  for (const transB of [true, false]) {
+    const x = randn([3, 40, 96], rng);
+    x.requiresGrad = true;
+    const w = randn(transB ? [72, 96] : [96, 72], rng);
+    const w16 = toBf16(w);
+    const bias = randn([72], rng);
+    const want = linear(x, toF32(w16), bias, { transB });
+    const got = linear(x, w16, bias, { transB });
+    // Activations rounded to bf16 (8 bits of mantissa) over 96 products: well under 1 %.
+    assert.ok(relativeError(got.f32, want.f32) < 1e-2, `transB=${transB}: ${relativeError(got.f32, want.f32)}`);
+    backward(sum(mul(got, got)));
+    const g16 = x.grad!.f32.slice();
+    x.grad = null;
+    backward(sum(mul(want, want)));
+    assert.ok(relativeError(g16, x.grad!.f32) < 2e-2);
+    x.grad = null;
+  }
 });
 
 test('empty products have PyTorch shapes and values, forward and backward', () => {

@@ -66,7 +66,7 @@ test('ppo-ptx killed after a checkpoint and resumed repeats the uninterrupted ru
   const cfg = join(dir, 'ppo.yaml');
   writeFileSync(
     cfg,
-    'batchSize: 2\nminiBatchSize: 1\nppoEpochs: 1\nmaxNewTokens: 4\nptxSeqLen: 16\nptxBatchSize: 1\ncheckpointEvery: 1\nsampleEvery: 0\n',
+    'batchSize: 2\nminiBatchSize: 1\nppoEpochs: 1\nmaxNewTokens: 4\nptxSeqLen: 16\nptxBatchSize: 1\nsaveEvery: 1\nsampleEvery: 0\n',
   );
   await killResumeCompare('ppo', (out) => [
     ...['ppo', '--policy', base, '--reward', 'count:e', '--prompts', prompts, '--out', out, '--config', cfg],

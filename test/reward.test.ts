@@ -3,21 +3,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { loadScalarPretrained, ScalarModel, saveScalarPretrained } from '../src/models/index.js';
+import { loadScalarPretrained, ScalarModel, saveScalarPretrained, scoreSequences } from '../src/models/index.js';
 import {
   batchRankingLoss,
   encodeDemonstrations,
-  Formatter,
   loadCausalLM,
   type RmConfig,
   rankingLoss,
   readComparisons,
   readDemonstrations,
   rmDefaults,
-  scoreSequences,
   trainRewardModel,
 } from '../src/rlhf/index.js';
 import { backward, Rng, tensor, tidy } from '../src/tensor/index.js';
+import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
@@ -127,9 +126,9 @@ test('a reward model learns a hidden order: >= 95% held-out pairwise accuracy, p
   for (const acc of Object.values(r.val!.perLabeler)) assert.ok(acc >= 0.9);
 
   const metrics = readMetrics(join(out, 'metrics.jsonl'));
-  const last = metrics.filter((m) => 'val/accuracy' in m).at(-1)!;
-  assert.equal(last['val/accuracy'], r.val!.accuracy);
-  assert.ok('val/accuracy/ann' in last && 'val/accuracy/bob' in last);
+  const last = metrics.filter((m) => 'eval/accuracy' in m).at(-1)!;
+  assert.equal(last['eval/accuracy'], r.val!.accuracy);
+  assert.ok('eval/accuracy/ann' in last && 'eval/accuracy/bob' in last);
   assert.ok(metrics.some((m) => 'train/accuracy' in m && 'train/loss' in m));
 
   // The saved model scores the demonstrations 0 on average (and still orders responses).
@@ -232,5 +231,8 @@ test('rm bad input fails before training, naming file:line (or file and field)',
   const ok = writeJsonl(join(root, 'ok.jsonl'), good);
   assert.throws(() => run(ok, { modelDir: rmDir }), /an-rm\/config\.json: field "architectures" .*reward\/value model/);
   assert.throws(() => run(ok, { modelDir: join(root, 'nowhere') }), /nowhere: model folder not found/);
-  assert.throws(() => run(ok, { config: { ...tiny, margin: Number.NaN } }), /field "margin" must be a number/);
+  assert.throws(
+    () => run(ok, { config: { ...tiny, margin: Number.NaN } }),
+    /field "margin" \(--margin\) must be a number/,
+  );
 });

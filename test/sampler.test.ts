@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generate, loadPretrained } from '../src/models/index.js';
-import { Formatter } from '../src/rlhf/data.js';
 import { type ChatReplyStats, collect, ModelSampler } from '../src/server/index.js';
-import { CHAT_TOKENS, Tokenizer } from '../src/tokenizer/index.js';
+import { CHAT_TOKENS, Formatter, Tokenizer } from '../src/tokenizer/index.js';
 import { labeler, setup } from './helpers/server.js';
 import { writeTinyModel } from './helpers/tiny_lm.js';
 

@@ -7,7 +7,6 @@ import { run as runSftCommand } from '../src/cli/commands/sft.js';
 import { loadPretrained, ScalarModel, saveScalarPretrained } from '../src/models/index.js';
 import {
   encodeDemonstrations,
-  Formatter,
   loadCausalLM,
   readDemonstrations,
   type SftConfig,
@@ -18,7 +17,9 @@ import {
 } from '../src/rlhf/index.js';
 import { formatLineError, parseJsonl } from '../src/store/jsonl.js';
 import { crossEntropy, noGrad, Rng, randn, reshape, Tensor, tidy } from '../src/tensor/index.js';
+import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { metricsWithoutTime } from './helpers/cli.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-sft-'));
@@ -126,7 +127,7 @@ test('SFT loss covers response tokens only: equals a float64 hand computation, p
   });
 });
 
-test('SFT: validation loss decreases; the folder loads back; metrics carry train/loss, val/loss, lr', () => {
+test('SFT: validation loss decreases; the folder loads back; metrics carry train/loss, eval/loss, lr', () => {
   const data = writeJsonl(join(root, 'demos.jsonl'), demos(24));
   const val = writeJsonl(join(root, 'val.jsonl'), demos(8, 3));
   const out = join(root, 'run-val');
@@ -139,9 +140,9 @@ test('SFT: validation loss decreases; the folder loads back; metrics carry train
     log: quiet,
   });
   assert.equal(r.aborted, false);
-  assert.equal(r.selectedBy, 'val/loss');
+  assert.equal(r.selectedBy, 'eval/loss');
   const metrics = readMetrics(join(out, 'metrics.jsonl'));
-  const valLoss = metrics.filter((m) => 'val/loss' in m).map((m) => Number(m['val/loss']));
+  const valLoss = metrics.filter((m) => 'eval/loss' in m).map((m) => Number(m['eval/loss']));
   assert.equal(valLoss.length, 3);
   assert.ok(valLoss[2] < valLoss[0] - 0.5, `val loss ${valLoss}`);
   assert.ok(metrics.filter((m) => 'train/loss' in m && 'lr' in m).length === r.steps);
@@ -177,7 +178,7 @@ test('SFT resumes exactly: abort after 5 steps, resume, same metrics and weights
   const b2 = trainSft({ modelDir, dataFile: data, outDir: cut, config, log: quiet, resume: true });
   assert.deepEqual([b2.aborted, b2.steps], [false, 6]);
 
-  const strip = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')).map(({ time: _, ...m }) => m);
+  const strip = (dir: string) => metricsWithoutTime(dir);
   assert.deepEqual(strip(cut), strip(full));
   assert.deepEqual(readFileSync(join(cut, 'model.safetensors')), readFileSync(join(full, 'model.safetensors')));
 });
@@ -199,10 +200,10 @@ test('SFT with --reward-model keeps the epoch whose greedy validation samples th
     config: { ...tiny, epochs: 3 },
     log: quiet,
   });
-  assert.equal(r.selectedBy, 'val/rm_score');
+  assert.equal(r.selectedBy, 'eval/rm_score');
   const scores = readMetrics(join(out, 'metrics.jsonl'))
-    .filter((m) => 'val/rm_score' in m)
-    .map((m) => Number(m['val/rm_score']));
+    .filter((m) => 'eval/rm_score' in m)
+    .map((m) => Number(m['eval/rm_score']));
   assert.equal(scores.length, 3);
   assert.equal(r.bestEpoch, scores.indexOf(Math.max(...scores)));
   assert.equal(r.bestValue, Math.max(...scores));
@@ -231,7 +232,7 @@ test('sft command: flags override the config file; a run writes a Hugging Face f
   loadPretrained(out);
   await assert.rejects(
     runSftCommand(['--model', modelDir, '--data', data, '--out', out, '--epochs', 'two']),
-    /--epochs: expected a number/,
+    /--epochs: expected an integer/,
   );
 });
 
@@ -301,7 +302,10 @@ test('SFT bad input fails before training with file:line or file and field', () 
   );
   writeJsonl(join(empty2, 'config.json'), [{ vocab_size: 3 }]);
   assert.throws(() => run(good, { modelDir: empty2 }), /not-a-model\/config\.json: field "model_type" is missing/);
-  assert.throws(() => run(good, { config: { ...tiny, epochs: 0 } }), /field "epochs" must be an integer >= 1/);
+  assert.throws(
+    () => run(good, { config: { ...tiny, epochs: 0 } }),
+    /field "epochs" \(--epochs\) must be an integer >= 1/,
+  );
   // A tokenizer with more ids than the model's embedding.
   const small = join(root, 'small-vocab');
   cpSync(join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'llama-tiny'), small, { recursive: true });

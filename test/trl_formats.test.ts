@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { encodeRankings, Formatter, loadCausalLM, readComparisons, readDemonstrations } from '../src/rlhf/data.js';
+import { encodeRankings, loadCausalLM, readComparisons, readDemonstrations } from '../src/rlhf/data.js';
 import { formatLineError, parseJsonl } from '../src/store/jsonl.js';
+import { Formatter } from '../src/tokenizer/index.js';
 import { writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const trainer = { maxTextChars: 10_000, multiTurn: true };

@@ -72,33 +72,8 @@ Plan makePlan(const Key& k) {
 std::mutex planLock;
 std::map<Key, std::unique_ptr<Plan>> plans;
 
-// matmul(a, b, c, batch, batchA, batchB, M, N, K, transA, transB, accumulate, bf16, bias?)
-// c[batch] (=|+=) a[batchA] @ b[batchB] (+ bias[N]); a batch count of 1 broadcasts.
-Napi::Value matmul(const Napi::CallbackInfo& info) {
-  Args args(info, "matmul", 13);
-  int64_t batch = args.int_(3, 1), batchA = args.int_(4, 1), batchB = args.int_(5, 1);
-  int64_t M = args.int_(6, 1), N = args.int_(7, 1), K = args.int_(8, 1);
-  bool tA = args.flag(9), tB = args.flag(10), acc = args.flag(11), bf16 = args.flag(12);
-  if ((batchA != batch && batchA != 1) || (batchB != batch && batchB != 1))
-    args.fail("batch counts " + std::to_string(batchA) + " and " + std::to_string(batchB) + " do not broadcast to " +
-              std::to_string(batch));
-  void *a, *b;
-  if (bf16) {
-    a = args.u16(0, batchA * M * K);
-    b = args.u16(1, batchB * K * N);
-  } else {
-    a = args.f32(0, batchA * M * K);
-    b = args.f32(1, batchB * K * N);
-  }
-  float* c = args.f32(2, batch * M * N);
-  float* bias = info.Length() > 13 && !args.isNull(13) ? args.f32(13, N) : nullptr;
-  // Decode steps against Linear weights. (Against Conv1D's K×N weights, where a tile's part of each row is a few
-  // cache lines a page apart, three versions of the same idea lost to oneDNN.)
-  if (!bf16 && !tA && tB && batch == 1 && M <= kSkinnyMaxRows) {
-    skinnyGemmNT(static_cast<const float*>(a), static_cast<const float*>(b), c, bias, M, N, K, acc);
-    return info.Env().Undefined();
-  }
-  Key key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, bias != nullptr};
+// Runs the oneDNN product that key describes on these buffers (a primitive made once per shape).
+void runPlan(const Args& args, const Key& key, void* a, void* b, float* c, float* bias) {
   std::lock_guard<std::mutex> guard(planLock);
   auto& plan = plans[key];
   try {
@@ -120,9 +95,66 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
     plans.erase(key);
     args.fail(std::string("oneDNN: ") + e.what());
   }
+}
+
+// matmul(a, b, c, batch, batchA, batchB, M, N, K, transA, transB, accumulate, bf16, bias?)
+// c[batch] (=|+=) a[batchA] @ b[batchB] (+ bias[N]); a batch count of 1 broadcasts.
+Napi::Value matmul(const Napi::CallbackInfo& info) {
+  Args args(info, "matmul", 13);
+  int64_t batch = args.int_(3, 1), batchA = args.int_(4, 1), batchB = args.int_(5, 1);
+  int64_t M = args.int_(6, 1), N = args.int_(7, 1), K = args.int_(8, 1);
+  bool tA = args.flag(9), tB = args.flag(10), acc = args.flag(11), bf16 = args.flag(12);
+  if ((batchA != batch && batchA != 1) || (batchB != batch && batchB != 1))
+    args.fail("batch counts " + std::to_string(batchA) + " and " + std::to_string(batchB) + " do not broadcast to " +
+              std::to_string(batch));
+  void *a, *b;
+  if (bf16) {
+    a = args.u16(0, batchA * M * K);
+    b = args.u16(1, batchB * K * N);
+  } else {
+    a = args.f32(0, batchA * M * K);
+    b = args.f32(1, batchB * K * N);
+  }
+  float* c = args.f32(2, batch * M * N);
+  float* bias = info.Length() > 13 && !args.isNull(13) ? args.f32(13, N) : nullptr;
+  // Decode steps against Linear (N×K) and Conv1D (K×N) weights.
+  if (!bf16 && !tA && batch == 1 && M <= kSkinnyMaxRows) {
+    const auto* af = static_cast<const float*>(a);
+    const auto* bf = static_cast<const float*>(b);
+    if (tB) skinnyGemmNT(af, bf, c, bias, M, N, K, acc);
+    else skinnyGemmNN(af, bf, c, bias, M, N, K, acc);
+    return info.Env().Undefined();
+  }
+  runPlan(args, Key{batchA, batchB, M, N, K, batch, tA, tB, acc, bf16, bias != nullptr}, a, b, c, bias);
   return info.Env().Undefined();
 }
 IK_EXPORT("matmul", matmul);
+
+// matmulBf16Weights(a, w, c, M, N, K, transB, accumulate, bias?): c (=|+=) a @ op(w) (+ bias) for f32 activations a
+// (M×K) and a bf16 weight w (N×K with transB, as a Linear's; else K×N, as a Conv1D's). A few rows read the weight
+// once through the skinny kernels with the activations kept f32; more rows go through oneDNN's bf16 product on a
+// bf16 copy of a, as under autocast.
+Napi::Value matmulBf16Weights(const Napi::CallbackInfo& info) {
+  Args args(info, "matmulBf16Weights", 8);
+  const int64_t M = args.int_(3, 1), N = args.int_(4, 1), K = args.int_(5, 1);
+  const bool tB = args.flag(6), acc = args.flag(7);
+  const float* a = args.f32(0, M * K);
+  uint16_t* w = args.u16(1, N * K);
+  float* c = args.f32(2, M * N);
+  float* bias = info.Length() > 8 && !args.isNull(8) ? args.f32(8, N) : nullptr;
+  if (M <= kSkinnyMaxRows) {
+    if (tB) skinnyGemmNT(a, w, c, bias, M, N, K, acc);
+    else skinnyGemmNN(a, w, c, bias, M, N, K, acc);
+    return info.Env().Undefined();
+  }
+  std::vector<uint16_t> a16(static_cast<size_t>(M * K));
+  parallelFor(M * K, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) a16[i] = f32ToBf16(a[i]);
+  });
+  runPlan(args, Key{1, 1, M, N, K, 1, false, tB, acc, true, bias != nullptr}, a16.data(), w, c, bias);
+  return info.Env().Undefined();
+}
+IK_EXPORT("matmulBf16Weights", matmulBf16Weights);
 
 // f32 → bf16 (round to nearest even) and back.
 Napi::Value toBf16(const Napi::CallbackInfo& info) {

@@ -1,5 +1,9 @@
-// Few-row products with a Linear weight (N×K, rows contiguous along k): dot products of rows of a with rows of b,
-// register-blocked 4×4. Nothing is packed, so each weight row is read once, straight from memory, by one thread.
+// Few-row products against a weight read once, straight from memory, nothing packed:
+// - NT (a Linear weight, N×K): dot products of rows of a with rows of b, register-blocked 4×4, each weight row read
+//   by one thread;
+// - NN (GPT-2's Conv1D weight, K×N): each thread owns a wide band of columns and walks the weight row by row, adding
+//   a[·, k] × b[k, band] into accumulator rows kept in L1. Each row's band is kilobytes of contiguous memory, which the
+//   prefetchers follow; the column tiles of a GEMM read a few cache lines a page apart instead.
 #include "skinny_gemm.h"
 
 #include <algorithm>
@@ -11,6 +15,18 @@ namespace ik {
 namespace {
 
 typedef int32_t Lanes __attribute__((vector_size(kLanes * sizeof(int32_t))));
+typedef uint32_t Words __attribute__((vector_size(kLanes * sizeof(uint32_t))));
+typedef uint16_t Halves __attribute__((vector_size(kLanes * sizeof(uint16_t))));
+
+// kLanes weights widened to f32: a bf16 value is the upper half of its f32.
+inline Vec loadWeights(const float* p) { return load(p); }
+inline Vec loadWeights(const uint16_t* p) {
+  Halves h;
+  __builtin_memcpy(&h, p, sizeof(h));
+  return reinterpret_cast<Vec>(__builtin_convertvector(h, Words) << 16);
+}
+inline float weight(const float* p) { return *p; }
+inline float weight(const uint16_t* p) { return bf16ToF32(*p); }
 
 // Output value of column n before the products: the bias and, when accumulating, what c holds.
 inline float start(const float* c, const float* bias, int64_t n, bool acc) {
@@ -35,8 +51,8 @@ inline Vec addHalves(Vec x, Vec y, int round) {
 
 constexpr int bitReverse4(int i) { return ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3); }
 
-template <int RM, int RN>
-void tile(const float* a, const float* b, float* c, const float* bias, int64_t N, int64_t K, int64_t n0, int64_t ahead,
+template <int RM, int RN, typename W>
+void tile(const float* a, const W* b, float* c, const float* bias, int64_t N, int64_t K, int64_t n0, int64_t ahead,
           bool acc) {
   Vec s[RM * RN] = {};
   int64_t k = 0;
@@ -47,7 +63,7 @@ void tile(const float* a, const float* b, float* c, const float* bias, int64_t N
 #pragma GCC unroll 4
     for (int j = 0; j < RN; j++) {
       if (n0 + ahead + j < N) __builtin_prefetch(b + (n0 + ahead + j) * K + k);
-      y[j] = load(b + (n0 + j) * K + k);
+      y[j] = loadWeights(b + (n0 + j) * K + k);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < RM; i++)
@@ -71,7 +87,7 @@ void tile(const float* a, const float* b, float* c, const float* bias, int64_t N
   }
   for (; k < K; k++)
     for (int i = 0; i < RM; i++)
-      for (int j = 0; j < RN; j++) dot[i * RN + j] += a[i * K + k] * b[(n0 + j) * K + k];
+      for (int j = 0; j < RN; j++) dot[i * RN + j] += a[i * K + k] * weight(b + (n0 + j) * K + k);
   for (int i = 0; i < RM; i++)
     for (int j = 0; j < RN; j++) {
       float* out = c + i * N + n0 + j;
@@ -80,8 +96,8 @@ void tile(const float* a, const float* b, float* c, const float* bias, int64_t N
 }
 
 // Every row of a against RN rows of b: the RN rows stay in L1 while the row groups pass over them.
-template <int RN>
-void columns(const float* a, const float* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, int64_t n0,
+template <int RN, typename W>
+void columns(const float* a, const W* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, int64_t n0,
              int64_t ahead, bool acc) {
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) tile<4, RN>(a + m * K, b, c + m * N, bias, N, K, n0, ahead, acc);
@@ -89,23 +105,110 @@ void columns(const float* a, const float* b, float* c, const float* bias, int64_
   for (; m < M; m++) tile<1, RN>(a + m * K, b, c + m * N, bias, N, K, n0, ahead, acc);
 }
 
-}  // namespace
+// Columns [n0, n1) of c = a @ b for b K×N, in chunks whose accumulator rows (M × kChunk floats) stay in L1. Four
+// weight rows are added per pass over the accumulators; the rows kAhead below are prefetched as the pass goes.
+template <typename W>
+void band(const float* a, const W* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, int64_t n0,
+          int64_t n1, bool acc) {
+  constexpr int64_t kChunk = 512, kAhead = 8;
+  alignas(64) float sums[kSkinnyMaxRows][kChunk];
+  for (int64_t c0 = n0; c0 < n1; c0 += kChunk) {
+    const int64_t width = std::min(kChunk, n1 - c0), vecEnd = width / kLanes * kLanes;
+    for (int64_t i = 0; i < M; i++) std::fill(sums[i], sums[i] + width, 0.0f);
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const W* r0 = b + k * N + c0;
+      const W* r1 = r0 + N;
+      const W* r2 = r1 + N;
+      const W* r3 = r2 + N;
+      const bool ahead = k + kAhead + 4 <= K;
+      for (int64_t j = 0; j < vecEnd; j += kLanes) {
+        if (ahead)
+          for (int r = 0; r < 4; r++) __builtin_prefetch(r0 + (kAhead + r) * N + j);
+        const Vec y0 = loadWeights(r0 + j), y1 = loadWeights(r1 + j), y2 = loadWeights(r2 + j),
+                  y3 = loadWeights(r3 + j);
+        for (int64_t i = 0; i < M; i++) {
+          const float* x = a + i * K + k;
+          Vec s = load(sums[i] + j);
+          s += x[0] * y0;
+          s += x[1] * y1;
+          s += x[2] * y2;
+          s += x[3] * y3;
+          store(sums[i] + j, s);
+        }
+      }
+      for (int64_t j = vecEnd; j < width; j++)
+        for (int64_t i = 0; i < M; i++) {
+          const float* x = a + i * K + k;
+          float s = sums[i][j];
+          s += x[0] * weight(r0 + j);
+          s += x[1] * weight(r1 + j);
+          s += x[2] * weight(r2 + j);
+          s += x[3] * weight(r3 + j);
+          sums[i][j] = s;
+        }
+    }
+    for (; k < K; k++) {
+      const W* r = b + k * N + c0;
+      for (int64_t i = 0; i < M; i++) {
+        const float x = a[i * K + k];
+        int64_t j = 0;
+        for (; j < vecEnd; j += kLanes) store(sums[i] + j, load(sums[i] + j) + x * loadWeights(r + j));
+        for (; j < width; j++) sums[i][j] += x * weight(r + j);
+      }
+    }
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < width; j++) {
+        float* out = c + i * N + c0 + j;
+        *out = start(out, bias, c0 + j, acc) + sums[i][j];
+      }
+  }
+}
 
-void skinnyGemmNT(const float* a, const float* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K,
-                  bool accumulate) {
+template <typename W>
+void gemmNT(const float* a, const W* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, bool acc) {
   // Threads split the columns in blocks of 64.
   constexpr int64_t kBlock = 64;
   const int64_t blocks = (N + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / (M * K * kBlock));
   // Weight rows are fetched this far ahead of their tile (about 32 KB): the row stream alone left the loads waiting
   // on memory (the benchmark GPT's LM head: 352 → 225 µs a decode step).
-  const int64_t ahead = std::max<int64_t>(4, (32 << 10) / (K * static_cast<int64_t>(sizeof(float))));
+  const int64_t ahead = std::max<int64_t>(4, (32 << 10) / (K * static_cast<int64_t>(sizeof(W))));
   parallelFor(blocks, grain, [&](int64_t lo, int64_t hi) {
     int64_t n = lo * kBlock;
     const int64_t end = std::min(hi * kBlock, N);
-    for (; n + 4 <= end; n += 4) columns<4>(a, b, c, bias, M, N, K, n, ahead, accumulate);
-    for (; n < end; n++) columns<1>(a, b, c, bias, M, N, K, n, ahead, accumulate);
+    for (; n + 4 <= end; n += 4) columns<4>(a, b, c, bias, M, N, K, n, ahead, acc);
+    for (; n < end; n++) columns<1>(a, b, c, bias, M, N, K, n, ahead, acc);
   });
+}
+
+template <typename W>
+void gemmNN(const float* a, const W* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, bool acc) {
+  // Threads split the columns in bands of whole vectors; a small product stays on one thread.
+  const int64_t vectors = (N + kLanes - 1) / kLanes;
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / (M * K * kLanes));
+  parallelFor(vectors, grain, [&](int64_t lo, int64_t hi) {
+    band(a, b, c, bias, M, N, K, lo * kLanes, std::min(hi * kLanes, N), acc);
+  });
+}
+
+}  // namespace
+
+void skinnyGemmNT(const float* a, const float* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K,
+                  bool accumulate) {
+  gemmNT(a, b, c, bias, M, N, K, accumulate);
+}
+void skinnyGemmNT(const float* a, const uint16_t* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K,
+                  bool accumulate) {
+  gemmNT(a, b, c, bias, M, N, K, accumulate);
+}
+void skinnyGemmNN(const float* a, const float* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K,
+                  bool accumulate) {
+  gemmNN(a, b, c, bias, M, N, K, accumulate);
+}
+void skinnyGemmNN(const float* a, const uint16_t* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K,
+                  bool accumulate) {
+  gemmNN(a, b, c, bias, M, N, K, accumulate);
 }
 
 }  // namespace ik

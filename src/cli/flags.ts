@@ -1,6 +1,32 @@
-// Command-line flags shared by the trainer commands. parseArgs gives strings; a malformed number is an error
-// naming the flag.
-import { mergeConfig, readConfigFile } from '../train/config.js';
+// Flags every training command takes besides its config's fields (which come from the config's schema).
+
+/** Run flags, for parseArgs. */
+export const RUN_FLAGS = {
+  config: { type: 'string' },
+  resume: { type: 'boolean' },
+  'force-config': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const RUN_HELP = `  --config FILE            JSON or YAML with any of the fields above; flags override it
+  --resume                 continue from the newest checkpoint in --out (with the same config)
+  --force-config           resume even though the config differs from the saved one
+  -h, --help               this text`;
+
+/** Input flags of the trainers that read a model folder and a data file (sft, rm). */
+export const DATA_FLAGS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  val: { type: 'string' },
+  'skip-bad': { type: 'boolean' },
+} as const;
+
+export const DATA_HELP = `  --model DIR              the model folder training starts from (config.json, model.safetensors, tokenizer.json)
+  --data FILE              training data (JSONL)
+  --out DIR                output folder (model, metrics.jsonl, <stage>_config.json, checkpoints/)
+  --val FILE               held-out data (else --val-fraction of --data is held out)
+  --skip-bad               skip malformed or too long lines (and say how many) instead of failing`;
 
 /** The flag's number (undefined when absent); `valid` narrows what is accepted, `want` says so in the error. */
 export function numberFlag(
@@ -13,51 +39,4 @@ export function numberFlag(
   const n = value.trim() === '' ? Number.NaN : Number(value);
   if (!Number.isFinite(n) || !valid(n)) throw new Error(`${flag}: expected ${want}, got ${JSON.stringify(value)}`);
   return n;
-}
-
-/** Flags every epoch-based trainer takes (sft, rm), for parseArgs. */
-export const trainerFlags = {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  config: { type: 'string' },
-  val: { type: 'string' },
-  'val-fraction': { type: 'string' },
-  epochs: { type: 'string' },
-  lr: { type: 'string' },
-  batch: { type: 'string' },
-  dropout: { type: 'string' },
-  seed: { type: 'string' },
-  resume: { type: 'boolean' },
-  'skip-bad': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type TrainerValues = {
-  [K in keyof typeof trainerFlags]?: (typeof trainerFlags)[K]['type'] extends 'boolean' ? boolean : string;
-};
-
-/**
- * defaults ← --config file ← the shared numeric flags ← `extra` (numbers a command adds, e.g. margin), each layer
- * checked by mergeConfig.
- */
-export function trainerConfig<T extends object>(
-  defaults: T,
-  values: TrainerValues,
-  extra: Record<string, number | undefined> = {},
-): T {
-  const fromFile = values.config ? mergeConfig(defaults, readConfigFile(values.config), values.config) : defaults;
-  return mergeConfig(
-    fromFile,
-    {
-      epochs: numberFlag(values.epochs, '--epochs'),
-      lr: numberFlag(values.lr, '--lr'),
-      batchSize: numberFlag(values.batch, '--batch'),
-      dropout: numberFlag(values.dropout, '--dropout'),
-      seed: numberFlag(values.seed, '--seed'),
-      valFraction: numberFlag(values['val-fraction'], '--val-fraction'),
-      ...extra,
-    },
-    'command line',
-  );
 }

@@ -10,6 +10,7 @@ const COMMANDS: Record<string, string> = {
   grpo: 'GRPO / RLOO: G samples per prompt, group advantages, rewards from a reward model and/or a verifier module',
   pretrain: 'train a GPT-2 or Llama model (and a BPE tokenizer) from scratch on plain-text corpora',
   sample: 'continue a prompt with a saved model, streaming the tokens',
+  export: 'write a model as GGUF (llama.cpp, Ollama, LM Studio) or as safetensors in another dtype (bf16)',
   serve: 'labeling app, chat playground and HTTP API on 127.0.0.1 (--port, --db, --admin-password)',
   db: 'db copy --from labels.sqlite --to postgres://…: move the labels between SQLite and PostgreSQL, verified',
 };

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/index.js';
-import { cast, type Tensor } from '../tensor/index.js';
+import { cast, noGrad, type Tensor } from '../tensor/index.js';
 import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
 import { ScalarModel } from './heads.js';
 import { Llama, llamaConfigFromHF } from './llama.js';
@@ -60,20 +60,51 @@ function shardFiles(dir: string): string[] {
 }
 
 /**
- * Loads a checkpoint folder, in eval mode (dropout off) as transformers does; trainers switch to train(). Every header is checked and every name and shape matched against the model before
- * any weight is read, so a bad checkpoint fails with the file and field named and nothing half-loaded.
+ * The dtype a model's matrices are held in: f32 (trainable, the default), bf16 (frozen, for sampling and frozen
+ * reference or reward models: half the memory and half the bytes read per decode step), or auto: bf16 when the
+ * checkpoint stores its matrices in bf16, else f32.
  */
-export function loadPretrained(dir: string): CausalLM {
+export type LoadDType = 'f32' | 'bf16' | 'auto';
+
+export interface LoadOptions {
+  dtype?: LoadDType;
+}
+
+export const LOAD_DTYPES: readonly LoadDType[] = ['f32', 'bf16', 'auto'];
+
+/** Whether the checkpoint in dir stores its matrices (2-d tensors) in bf16. */
+export function storedAsBf16(dir: string): boolean {
+  for (const file of shardFiles(dir))
+    for (const e of readHeader(file).entries.values()) if (e.shape.length === 2) return e.dtype === 'BF16';
+  return false;
+}
+
+function resolveDType(dir: string, dtype: LoadDType | undefined): 'f32' | 'bf16' {
+  if (dtype === undefined || dtype === 'f32') return 'f32';
+  if (dtype === 'bf16') return 'bf16';
+  if (dtype === 'auto') return storedAsBf16(dir) ? 'bf16' : 'f32';
+  throw new Error(`loadPretrained: dtype must be one of ${LOAD_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`);
+}
+
+/**
+ * Loads a checkpoint folder, in eval mode (dropout off) as transformers does; trainers switch to train(). Every
+ * header is checked and every name and shape matched against the model before any weight is read, so a bad
+ * checkpoint fails with the file and field named and nothing half-loaded. `dtype` bf16 (or auto on a bf16
+ * checkpoint) gives a frozen bf16 model (see Module.toDtype); bf16 tensors are then read as they are stored.
+ */
+export function loadPretrained(dir: string, opts: LoadOptions = {}): CausalLM {
   const configPath = join(dir, 'config.json');
   const model = modelFromConfig(readJson(configPath), configPath);
+  if (resolveDType(dir, opts.dtype) === 'bf16') model.toDtype('bf16');
   loadWeights(model, model, dir);
   return model.eval();
 }
 
 /** Loads a reward or value model folder (a trunk plus `score.*`), as saved by saveScalarPretrained. */
-export function loadScalarPretrained(dir: string): ScalarModel {
+export function loadScalarPretrained(dir: string, opts: LoadOptions = {}): ScalarModel {
   const configPath = join(dir, 'config.json');
   const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath));
+  if (resolveDType(dir, opts.dtype) === 'bf16') model.toDtype('bf16');
   // transformers' *ForSequenceClassification heads have no bias: such a checkpoint loads with ours at zero.
   loadWeights(model, model.trunk, dir, new Set(['score.bias']));
   return model.eval();
@@ -101,13 +132,18 @@ function loadWeights(target: Module, trunk: CausalLM, dir: string, optional = ne
   const absent = [...own.keys()].filter((name) => !found.has(name));
   for (const name of absent) if (!optional.has(name)) problems.push(`${dir}: missing tensor "${name}"`);
   if (problems.length > 0) throw new Error(`cannot load ${dir}:\n  ${problems.join('\n  ')}`);
-  for (const name of absent) own.get(name)!.f32.fill(0);
+  for (const name of absent) own.get(name)!.buffer.fill(0);
+  // A bf16 model reads bf16 tensors as they are stored (no f32 copy on the way).
+  const keepBf16 = [...own.values()].some((t) => t.dtype === 'bf16');
   for (const file of files) {
     const names = plan.filter(([f]) => f === file);
-    const loaded = readSafetensors(file, { names: names.map(([, n]) => n) });
-    const sd = new Map<string, Tensor>(names.map(([, n, ours]) => [ours, loaded.get(n)!]));
+    const loaded = readSafetensors(file, { names: names.map(([, n]) => n), keepBf16 });
+    // Each tensor in its parameter's dtype (a bf16 file's norms into an f32 vector, an f32 file into a bf16 model).
+    const sd = new Map<string, Tensor>(
+      names.map(([, n, ours]) => [ours, noGrad(() => cast(loaded.get(n)!, own.get(ours)!.dtype))]),
+    );
     target.loadStateDict(sd, { strict: false });
-    for (const t of loaded.values()) t.dispose();
+    for (const t of [...loaded.values(), ...sd.values()]) t.dispose();
   }
 }
 
@@ -214,11 +250,12 @@ function writeFolder(
     const file =
       shards.length === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`;
     // bf16 copies are made one shard at a time, so a save never holds a second copy of the whole model.
-    const tensors = new Map(shard.map(([name, t]) => [name, dtype === 'bf16' ? cast(t, 'bf16') : t]));
+    // (A model held in bf16 saves as f32 the same way.)
+    const tensors = new Map(shard.map(([name, t]) => [name, t.dtype === dtype ? t : cast(t, dtype)]));
     try {
       writeSafetensors(join(dir, file), tensors, { format: 'pt' });
     } finally {
-      if (dtype === 'bf16') for (const t of tensors.values()) t.dispose();
+      for (const [name, t] of tensors) if (t !== params.get(name)) t.dispose();
     }
     for (const [name] of shard) weightMap[name] = file;
     written.push(file);

@@ -1,4 +1,6 @@
+export * from './folders.js';
 export * from './generate.js';
+export * from './gguf.js';
 export * from './gpt2.js';
 export * from './heads.js';
 export * from './hf.js';
@@ -6,4 +8,5 @@ export * from './kvcache.js';
 export * from './llama.js';
 export * from './rope_scaling.js';
 export * from './safetensors.js';
+export * from './score.js';
 export * from './token_ids.js';

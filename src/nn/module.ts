@@ -1,6 +1,7 @@
 // Module tree: parameters and submodules registered by name, addressed by PyTorch-style dotted paths
 // (`h.0.attn.c_attn.weight`), with train/eval mode and state dicts.
-import { check, shapeStr, type Tensor } from '../tensor/tensor.js';
+import { cast } from '../tensor/ops/shape.js';
+import { check, keep, noGrad, shapeStr, type Tensor } from '../tensor/tensor.js';
 import { parameter } from './parameter.js';
 
 export type StateDict = Map<string, Tensor> | Record<string, Tensor>;
@@ -103,6 +104,32 @@ export abstract class Module {
     return n;
   }
 
+  /**
+   * Stores the matrix parameters (weights and embeddings) in `dtype`, in place; vectors (biases, norms) stay f32.
+   * bf16 is for inference: sampling and frozen reference or reward models hold half the memory, and a decode step
+   * reads half the bytes. bf16 matrices are frozen (no gradient); casting back to f32 makes them trainable again.
+   * The old buffers are left to the garbage collector, not kept in the buffer pool. Returns this.
+   */
+  toDtype(dtype: 'f32' | 'bf16'): this {
+    const casts = new Map<Tensor, Tensor>(); // a tied matrix is cast once and stays shared
+    for (const m of this.modules())
+      for (const [name, t] of m.ownParameters) {
+        if (t.ndim !== 2 || t.dtype === dtype) continue;
+        let u = casts.get(t);
+        if (!u) {
+          u = keep(noGrad(() => cast(t, dtype)));
+          u.requiresGrad = dtype === 'f32';
+          if (t.name !== undefined) u.name = t.name;
+          casts.set(t, u);
+        }
+        m.ownParameters.set(name, u);
+        // Layers keep their parameters in fields of the same name (`this.weight`).
+        const fields = m as unknown as Record<string, unknown>;
+        if (fields[name] === t) fields[name] = u;
+      }
+    return this;
+  }
+
   /** Sets training mode on this module and every descendant. Returns this. */
   train(mode = true): this {
     for (const m of this.modules()) m.training = mode;
@@ -160,7 +187,7 @@ export abstract class Module {
       'loadStateDict',
       () => `${problems.length} problem(s), nothing was loaded:\n  ${problems.join('\n  ')}`,
     );
-    for (const [dst, src] of copies) if (dst !== src) dst.f32.set(src.f32);
+    for (const [dst, src] of copies) if (dst !== src) (dst.buffer as Float32Array).set(src.buffer as Float32Array);
     return { missingKeys, unexpectedKeys };
   }
 }

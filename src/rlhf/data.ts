@@ -2,7 +2,15 @@
 // file:line errors, prompts rendered with the chat template and tokenized, right-padded batches.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CausalLM, GPT2, Llama, loadPretrained, loadScalarPretrained, type ScalarModel } from '../models/index.js';
+import {
+  type CausalLM,
+  checkModelFolder,
+  GPT2,
+  Llama,
+  loadPretrained,
+  type PaddedBatch,
+  padRight,
+} from '../models/index.js';
 import {
   type ChatTurn,
   type DemonstrationRecord,
@@ -12,41 +20,11 @@ import {
   type RankingRecord,
 } from '../store/jsonl.js';
 import { Rng, Tensor } from '../tensor/index.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import { type Formatter, Tokenizer } from '../tokenizer/index.js';
+import type { Metrics } from '../train/metrics.js';
+import { decodeUtf8 } from '../train/utf8.js';
 
 // ---- model folders ----
-
-export type FolderKind = 'causal' | 'scalar';
-
-/**
- * Checks that dir is a model folder of the wanted kind before anything is loaded: a causal LM (what sft trains and
- * rm starts from) or a scalar-head model (a reward model, as saveScalarPretrained writes). Names file and field.
- */
-export function checkModelFolder(dir: string, want: FolderKind): void {
-  const path = join(dir, 'config.json');
-  if (!existsSync(dir)) throw new Error(`${dir}: model folder not found`);
-  if (!existsSync(path)) throw new Error(`${path}: file not found; ${dir} is not a model folder`);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== 'object' || json === null || typeof json.model_type !== 'string')
-    throw new Error(`${path}: field "model_type" is missing; ${dir} is not a model folder`);
-  const arch = Array.isArray(json.architectures) ? String(json.architectures[0]) : '';
-  const scalar = /ForSequenceClassification$/.test(arch) || json.num_labels === 1;
-  if (want === 'causal' && scalar)
-    throw new Error(
-      `${path}: field "architectures" is ${JSON.stringify(json.architectures)}: a reward/value model folder, ` +
-        'but a causal LM (…LMHeadModel, …ForCausalLM) is needed here',
-    );
-  if (want === 'scalar' && !scalar)
-    throw new Error(
-      `${path}: field "architectures" is ${JSON.stringify(json.architectures ?? null)}: not a reward model ` +
-        '(…ForSequenceClassification with num_labels 1, as `instructkit rm` writes)',
-    );
-}
 
 export interface LoadedModel<M> {
   model: M;
@@ -86,56 +64,6 @@ export function loadCausalLM(
   return { model, tokenizer, dropoutRng: rng, note };
 }
 
-/** Loads a reward model folder (checked to be one) and its tokenizer, in eval mode. */
-export function loadRewardModel(dir: string): { model: ScalarModel; tokenizer: Tokenizer } {
-  checkModelFolder(dir, 'scalar');
-  const tokenizer = Tokenizer.fromDir(dir);
-  return { model: loadScalarPretrained(dir), tokenizer };
-}
-
-// ---- formatting and tokenization ----
-
-/**
- * Turns records into token ids the way every stage must agree on: the prompt rendered with the chat template (the
- * user turn and the assistant's generation prompt; plain text when the tokenizer has none), then the response and
- * EOS. Generation stops at EOS, and the reward model reads its score at that token.
- */
-export class Formatter {
-  readonly eosId: number;
-  readonly padId: number;
-  constructor(
-    readonly tokenizer: Tokenizer,
-    readonly dir: string,
-  ) {
-    if (tokenizer.eosId === null)
-      throw new Error(
-        `${join(dir, 'tokenizer_config.json')}: field "eos_token" is missing; responses must end with EOS`,
-      );
-    this.eosId = tokenizer.eosId;
-    this.padId = tokenizer.padId ?? tokenizer.eosId;
-  }
-
-  /** Prompt ids; `context` is the conversation before the last user turn's answer (system, earlier turns). */
-  prompt(prompt: string, context?: ChatTurn[]): number[] {
-    const tok = this.tokenizer;
-    let ids: number[];
-    if (tok.chatTemplate) {
-      const messages = context ?? [{ role: 'user', content: prompt }];
-      ids = tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), { addSpecialTokens: false });
-    } else {
-      if (context) throw new Error('a multi-turn "messages" line needs a tokenizer with a chat template');
-      ids = tok.encode(prompt);
-    }
-    // generate() needs at least one prompt token.
-    return ids.length > 0 ? ids : [tok.bosId ?? this.eosId];
-  }
-
-  /** Response ids, EOS appended. */
-  response(text: string): number[] {
-    return [...this.tokenizer.encode(text, { addSpecialTokens: false }), this.eosId];
-  }
-}
-
 // ---- JSONL files ----
 
 /** Bad lines of an input file, all reported at once (the first few printed), before any compute. */
@@ -146,6 +74,29 @@ export class DataError extends Error {
     super(shown.join('\n'));
     this.name = 'DataError';
   }
+}
+
+/** What every trainer of this layer is given besides its own config. */
+export interface TrainerRun {
+  /** The model folder training starts from. */
+  modelDir: string;
+  dataFile: string;
+  outDir: string;
+  /** Held-out data; without it, the config's valFraction of the data is held out. */
+  valFile?: string;
+  resume?: boolean;
+  /** Resume even though the config differs from the saved one. */
+  forceConfig?: boolean;
+  skipBad?: boolean;
+  /** Stops after the current step without a checkpoint, as a kill would (tests). */
+  signal?: AbortSignal;
+  /** Checkpoint and stop on SIGINT / SIGTERM (the CLI). */
+  handleSignals?: boolean;
+  onStep?: (step: number, metrics: Metrics) => void;
+  /** Status lines (default: stderr). */
+  log?: (line: string) => void;
+  /** No config print at the start. */
+  quiet?: boolean;
 }
 
 export interface ReadOptions {
@@ -163,7 +114,7 @@ const TEXT_LIMIT = 1_000_000;
 
 function readText(file: string): string {
   if (!existsSync(file)) throw new Error(`${file}: file not found`);
-  return readFileSync(file, 'utf8');
+  return decodeUtf8(readFileSync(file), file);
 }
 
 // parseJsonl numbers lines of the text it is given; records are matched to lines by parsing one line at a time.
@@ -204,6 +155,25 @@ export function readDemonstrations(file: string, opts: ReadOptions = {}): Read<D
     parseJsonl('demonstrations', line, { maxTextChars: TEXT_LIMIT, multiTurn: true }, file),
   );
   return finish(file, parsed, opts);
+}
+
+/** Prompts with where each came from (file:line), for errors. */
+export interface PromptSet {
+  texts: string[];
+  where: string[];
+}
+
+/** Prompts: `{"prompt"}` lines (text or a one-message list); every bad line is reported as file:line. */
+export function readPrompts(file: string, opts: ReadOptions = {}): PromptSet {
+  const parsed = parseLines(file, (line) => parseJsonl('prompts', line, { maxTextChars: TEXT_LIMIT }, file));
+  if (parsed.records.length === 0 && parsed.errors.length === 0) throw new Error(`${file}: no prompts`);
+  const { records } = finish(file, parsed, opts);
+  return { texts: records.map((r) => r.prompt), where: records.map((r) => `${r.file}:${r.line}`) };
+}
+
+/** Prompts given in code (tests, the demo). */
+export function inlinePrompts(texts: string[]): PromptSet {
+  return { texts, where: texts.map((_, i) => `prompt ${i}`) };
 }
 
 export type ComparisonFormat = 'auto' | 'rankings' | 'pairwise';
@@ -319,49 +289,7 @@ export function encodeRankings(
   return finish(rankings[0]?.file ?? 'input', { records, errors }, opts);
 }
 
-// ---- splits and batches ----
-
-/** A seeded Fisher–Yates permutation of 0..n-1. */
-export function shuffled(n: number, rng: Rng): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
-/** Holds out floor(fraction · n) records, chosen by a seeded shuffle; the rest keep their file order. */
-export function splitValidation<T>(records: T[], fraction: number, seed: number): { train: T[]; val: T[] } {
-  if (!(fraction >= 0 && fraction < 1)) throw new Error(`val fraction must be in [0, 1), got ${fraction}`);
-  const nVal = Math.floor(records.length * fraction);
-  const held = new Set(shuffled(records.length, new Rng(seed)).slice(0, nVal));
-  return {
-    train: records.filter((_, i) => !held.has(i)),
-    val: records.filter((_, i) => held.has(i)),
-  };
-}
-
-/** Right-padded token rows with their attention mask (1 real, 0 pad) and lengths. */
-export interface PaddedBatch {
-  ids: Tensor;
-  mask: Tensor;
-  lengths: number[];
-}
-
-export function padRight(rows: number[][], padId: number): PaddedBatch {
-  const B = rows.length;
-  const T = Math.max(...rows.map((r) => r.length));
-  const ids = Tensor.empty([B, T], 'i32');
-  const mask = Tensor.empty([B, T]);
-  ids.i32.fill(padId);
-  mask.f32.fill(0);
-  rows.forEach((r, b) => {
-    ids.i32.set(r, b * T);
-    mask.f32.fill(1, b * T, b * T + r.length);
-  });
-  return { ids, mask, lengths: rows.map((r) => r.length) };
-}
+// ---- batches ----
 
 /**
  * SFT batch: next-token targets only where the next token is a response token (the prompt and the padding get

@@ -4,7 +4,8 @@
 // per-token mean log-probs, as TRL does. The reference's log-probs are computed once before training, so no
 // reference model is held in memory while the policy trains.
 import { join } from 'node:path';
-import { type CausalLM, savePretrained } from '../models/index.js';
+import { Type } from '@sinclair/typebox';
+import { type CausalLM, checkModelFolder, savePretrained } from '../models/index.js';
 import type { LineError } from '../store/jsonl.js';
 import {
   add,
@@ -22,14 +23,15 @@ import {
   Tensor,
   tidy,
 } from '../tensor/index.js';
-import { saveRunConfig } from '../train/config.js';
-import type { Metrics } from '../train/metrics.js';
+import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { EpochBatches, splitValidation } from '../train/batches.js';
+import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
+import { METRIC, type Metrics } from '../train/metrics.js';
 import {
   type ComparisonFormat,
-  checkModelFolder,
   DataError,
   encodeRankings,
-  Formatter,
   type Located,
   loadCausalLM,
   type Ranking,
@@ -38,55 +40,54 @@ import {
   readComparisons,
   type SftExample,
   sftBatch,
-  splitValidation,
+  type TrainerRun,
 } from './data.js';
-import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 import { negLogSigmoid } from './reward.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo';
 export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo'];
 
-export interface DpoConfig extends LoopConfig {
-  /** β: how far the policy may move from the reference (smaller: further). */
-  beta: number;
-  lossType: DpoLossType;
-  /** ε of conservative DPO: the probability that a preference label is flipped (sigmoid loss only). */
-  labelSmoothing: number;
-  /** GPT-2 residual dropout during training (TRL turns dropout off for DPO); null keeps the model folder's. */
-  dropout: number | null;
-  /** Share of the comparisons (lines, not pairs) held out when no validation file is given. */
-  valFraction: number;
-}
-
 /** TRL's DPO defaults (β 0.1, lr 1e-6, sigmoid loss, dropout off). */
-export const dpoDefaults: DpoConfig = {
-  epochs: 1,
-  batchSize: 8,
-  lr: 1e-6,
-  warmupRatio: 0.1,
-  minLrRatio: 0,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  saveEvery: 0,
-  seed: 0,
-  beta: 0.1,
-  lossType: 'sigmoid',
-  labelSmoothing: 0,
-  dropout: 0,
-  valFraction: 0.1,
-};
+export const dpoSpec = new ConfigSpec('dpo', {
+  epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the pairs' }),
+  beta: Type.Number({
+    exclusiveMinimum: 0,
+    default: 0.1,
+    description: 'β: how far the policy may move from the reference',
+  }),
+  lossType: Type.Union(
+    DPO_LOSS_TYPES.map((t) => Type.Literal(t)),
+    { default: 'sigmoid', description: 'sigmoid (DPO) or ipo' },
+  ),
+  labelSmoothing: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 0.5,
+    default: 0,
+    description: 'ε of conservative DPO: the chance a label is flipped (sigmoid only)',
+  }),
+  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+    default: 0,
+    description: "GPT-2 residual dropout (null: the model folder's)",
+  }),
+  valFraction: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0.1,
+    description: 'share of the comparison lines held out when there is no --val',
+  }),
+  promptFormat: promptFormatField,
+  ...baseFields({ batchSize: 8, lr: 1e-6, warmupRatio: 0.1, minLrRatio: 0 }),
+});
+
+export type DpoConfig = typeof dpoSpec.defaults;
+export const dpoDefaults: DpoConfig = dpoSpec.defaults;
 
 export function checkDpoConfig(c: DpoConfig, source = 'dpo config'): void {
-  checkLoopConfig(c, source);
-  const bad = (field: string, want: string) =>
-    new Error(`${source}: field "${field}" must be ${want}, got ${JSON.stringify((c as never)[field])}`);
-  if (!(c.beta > 0) || !Number.isFinite(c.beta)) throw bad('beta', 'a number > 0');
-  if (!DPO_LOSS_TYPES.includes(c.lossType)) throw bad('lossType', DPO_LOSS_TYPES.map((t) => `"${t}"`).join(' or '));
-  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 0.5)) throw bad('labelSmoothing', 'in [0, 0.5)');
+  dpoSpec.check(c, source);
   if (c.labelSmoothing > 0 && c.lossType !== 'sigmoid')
-    throw bad('labelSmoothing', `0 with lossType "${c.lossType}" (label smoothing is for the sigmoid loss)`);
-  if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1)) throw bad('dropout', 'in [0, 1) or null');
-  if (!(c.valFraction >= 0 && c.valFraction < 1)) throw bad('valFraction', 'in [0, 1)');
+    throw new Error(
+      `${source}: field "labelSmoothing" must be 0 with lossType "${c.lossType}" (label smoothing is for the sigmoid loss), got ${c.labelSmoothing}`,
+    );
 }
 
 // ---- the loss ----
@@ -141,11 +142,11 @@ export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejec
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const { chosenRewards: c, rejectedRewards: j } = r;
   return {
-    'rewards/chosen': avg(c),
-    'rewards/rejected': avg(j),
-    'rewards/margins': avg(c.map((v, i) => v - j[i])),
+    [METRIC.rewardsChosen]: avg(c),
+    [METRIC.rewardsRejected]: avg(j),
+    [METRIC.rewardsMargins]: avg(c.map((v, i) => v - j[i])),
     // A tie (as at the first step, where policy = reference) is not a correct ordering.
-    'rewards/accuracies': avg(c.map((v, i) => (v > j[i] ? 1 : 0))),
+    [METRIC.rewardsAccuracies]: avg(c.map((v, i) => (v > j[i] ? 1 : 0))),
     'logps/chosen': avg(policyChosen),
     'logps/rejected': avg(policyRejected),
   };
@@ -343,10 +344,8 @@ export interface DpoResult {
 
 /** Everything a run needs, checked before training: model folders, data, tokenization. */
 function prepareDpo(opts: DpoOptions) {
-  checkDpoConfig(opts.config);
   const cfg = opts.config;
   const skipBad = { skipBad: opts.skipBad };
-  checkModelFolder(opts.modelDir, 'causal');
   if (opts.refModelDir) checkModelFolder(opts.refModelDir, 'causal');
   const format = opts.format ?? 'auto';
   const data = readPreferences(opts.dataFile, format, skipBad);
@@ -355,7 +354,7 @@ function prepareDpo(opts: DpoOptions) {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
-  const fmt = new Formatter(tokenizer, opts.modelDir);
+  const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const context = model.maxPositions;
   // The split is by line, so no prompt's pairs are in both.
   const lines = valData
@@ -369,10 +368,83 @@ function prepareDpo(opts: DpoOptions) {
   return { model, tokenizer, dropoutRng, note, fmt, train: train.records, val: val?.records ?? [], skipped };
 }
 
+type Prepared = ReturnType<typeof prepareDpo>;
+
+/** DPO on the loop: one batch of pairs per step; held-out metrics at each epoch's end. */
+class DpoTrainer implements Trainer<DpoPair[]> {
+  readonly stage = 'dpo';
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly data: EpochBatches<DpoPair>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  lastEval: Metrics = {};
+
+  constructor(
+    private readonly p: Prepared,
+    private readonly cfg: DpoConfig,
+    private readonly lossOpts: DpoLossOptions,
+  ) {
+    this.parts = [{ name: 'model', module: p.model, lr: cfg.lr, gradNormMetric: METRIC.gradNorm }];
+    const dataRng = new Rng(cfg.seed + 1);
+    this.rngs = { data: dataRng, dropout: p.dropoutRng };
+    this.data = new EpochBatches(p.train, cfg.batchSize, cfg.epochs, dataRng);
+    this.totalSteps = this.totalUpdates = this.data.totalSteps;
+    p.model.train();
+  }
+
+  *updates(): Iterable<DpoPair[][]> {
+    yield [this.data.next()];
+  }
+
+  step(batch: DpoPair[]): StepOutput {
+    const tokens = batch.reduce((n, b) => n + b.chosen.length + b.rejected.length, 0);
+    return { ...dpoBatch(this.p.model, batch, this.p.fmt.padId, this.lossOpts), tokens };
+  }
+
+  endStep(): Metrics {
+    return { [METRIC.epoch]: this.data.progress };
+  }
+
+  checkpointDue(): boolean {
+    return this.data.epochEnded;
+  }
+
+  evaluate(): Metrics | null {
+    if (!this.data.epochEnded || this.p.val.length === 0) return null;
+    this.p.model.eval();
+    this.lastEval = evaluateDpo(this.p.model, this.p.val, this.cfg.batchSize, this.p.fmt.padId, this.lossOpts);
+    this.p.model.train();
+    return this.lastEval;
+  }
+
+  saveState() {
+    return { state: { position: this.data.position, eval: this.lastEval } };
+  }
+
+  loadState(s: Record<string, unknown>): void {
+    this.data.position = s.position as EpochBatches<DpoPair>['position'];
+    this.lastEval = s.eval as Metrics;
+  }
+}
+
 export function trainDpo(opts: DpoOptions): DpoResult {
-  const cfg = opts.config;
+  checkDpoConfig(opts.config);
+  checkModelFolder(opts.modelDir, 'causal');
+  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
-  const p = prepareDpo(opts);
+  const config = {
+    ...cfg,
+    model: opts.modelDir,
+    ref: opts.refModelDir ?? opts.modelDir,
+    data: opts.dataFile,
+    val: opts.valFile ?? null,
+  };
+  const runOpts = { ...opts, config, log: say };
+  // Refused before anything is read or written (dpo_config.json of the earlier run included).
+  const resuming = openRun('dpo', runOpts);
+  const p = prepareDpo({ ...opts, config: cfg });
   if (p.note) say(p.note);
   for (const s of p.skipped) say(`skipped ${s}`);
   if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
@@ -393,35 +465,20 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     // The starting weights are the reference: score every pair once before the first step changes them.
     cacheReferenceLogps(p.model, everyPair, refOpts);
   }
-  saveRunConfig(opts.outDir, 'dpo_config.json', {
-    ...cfg,
-    model: opts.modelDir,
-    ref: opts.refModelDir ?? opts.modelDir,
-    data: opts.dataFile,
-    val: opts.valFile ?? null,
-  });
-  let lastEval: Metrics = {};
-  const result = runLoop(cfg, {
-    stage: 'dpo',
-    outDir: opts.outDir,
-    model: p.model,
-    dropoutRng: p.dropoutRng,
-    dataRng: new Rng(cfg.seed + 1),
-    train: p.train,
-    loss: (batch) => dpoBatch(p.model, batch, p.fmt.padId, lossOpts),
-    validate: () => {
-      if (p.val.length === 0) return {};
-      lastEval = evaluateDpo(p.model, p.val, cfg.batchSize, p.fmt.padId, lossOpts);
-      return lastEval;
-    },
-    resume: opts.resume,
-    signal: opts.signal,
-    onStep: opts.onStep,
-  });
-  const base = { ...result, trainPairs: p.train.length, valPairs: p.val.length, skipped: p.skipped };
-  if (result.aborted) return { ...base, eval: lastEval };
+  const trainer = new DpoTrainer(p, cfg, lossOpts);
+  const result = runTrainer(trainer, resuming, runOpts);
+  p.model.eval();
+  const base = {
+    steps: result.steps,
+    aborted: result.stopped,
+    trainPairs: p.train.length,
+    valPairs: p.val.length,
+    skipped: p.skipped,
+    eval: trainer.lastEval,
+  };
+  if (result.stopped) return base;
   savePretrained(p.model, opts.outDir);
   p.tokenizer.save(opts.outDir);
   say(`dpo: saved to ${join(opts.outDir, 'model.safetensors')}`);
-  return { ...base, eval: lastEval };
+  return base;
 }

@@ -2,6 +2,7 @@
 
 export * from './data.js';
 export * from './dpo.js';
-export * from './loop.js';
+export * from './grpo.js';
 export * from './reward.js';
+export * from './reward_sources.js';
 export * from './sft.js';

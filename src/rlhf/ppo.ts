@@ -1,10 +1,13 @@
-// Step 3 of InstructGPT: PPO (and PPO-ptx) against a reward, with a KL penalty to the frozen SFT reference.
-// Bandit episodes: one sampled response per prompt, the reward at its last token, −β·KL at every token; GAE with
-// a value model of its own; the clipped surrogate; optionally γ_ptx × the LM loss on pretraining text accumulated
-// into the same optimizer step. Everything that decides the next step is checkpointed, so a resumed run repeats an
-// uninterrupted one exactly.
+// Step 3 of InstructGPT: PPO (and PPO-ptx) against a reward, with a KL penalty to the frozen SFT reference, as a
+// trainer on train/'s loop. Bandit episodes: one sampled response per prompt, the reward at its last token, −β·KL at
+// every token; GAE with a value model of its own; the clipped surrogate; optionally γ_ptx × the LM loss on
+// pretraining text added to the policy's gradients in the same update. A step is a rollout, then ppoEpochs ×
+// minibatches updates of the policy and the value model (each with its own AdamW and gradient clip); the weights'
+// moving average is kept after every policy update. Everything that decides the next step is checkpointed, so a
+// resumed run repeats an uninterrupted one exactly.
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import {
   type CausalLM,
   generate,
@@ -14,158 +17,74 @@ import {
   savePretrained,
   saveScalarPretrained,
 } from '../models/index.js';
-import { AdamW, clipGradNorm, type Module } from '../nn/index.js';
-import { formatLineError, parseJsonl } from '../store/jsonl.js';
+import { crossEntropy, keep, native, noGrad, Rng, reshape, scale, slice, Tensor, tidy } from '../tensor/index.js';
+import type { Formatter } from '../tokenizer/index.js';
+import { shuffled } from '../train/batches.js';
+import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
 import {
-  backward,
-  crossEntropy,
-  keep,
-  native,
-  neg,
-  noGrad,
-  Rng,
-  reshape,
-  scale,
-  slice,
-  Tensor,
-  tidy,
-} from '../tensor/index.js';
-import type { Tokenizer } from '../tokenizer/index.js';
-import { loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
-import { printConfig, saveRunConfig } from '../train/config.js';
-import { type Metrics, MetricsLog } from '../train/metrics.js';
-import { Progress } from '../train/progress.js';
+  openRun,
+  type RunOptions,
+  runTrainer,
+  type StepOutput,
+  type TrainedPart,
+  type Trainer,
+} from '../train/loop.js';
+import { METRIC, type Metrics } from '../train/metrics.js';
+import type { PromptSet } from './data.js';
 import { gae, whiten } from './gae.js';
 import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
+import { mean, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
 import type { RewardFn } from './reward_fn.js';
 
-export interface PPOConfig {
-  /** PPO iterations: each samples one batch of episodes and optimises on it. */
-  steps: number;
-  /** Prompts (episodes) per iteration. */
-  batchSize: number;
-  miniBatchSize: number;
-  /** Passes over each batch of episodes. */
-  ppoEpochs: number;
-  lr: number;
-  valueLr: number;
-  weightDecay: number;
-  maxGradNorm: number;
-  maxNewTokens: number;
-  temperature: number;
-  /** Wrap each prompt in the tokenizer's chat template as a user turn. */
-  chatTemplate: boolean;
-  /** β: the initial KL coefficient. */
-  klCoef: number;
-  /** 'k1' (log π − log π_ref) or 'k3'. */
-  klEstimator: string;
-  adaptiveKl: boolean;
-  /** Target KL per episode (summed over tokens) of the adaptive controller. */
-  targetKl: number;
-  klHorizon: number;
-  gamma: number;
-  lam: number;
-  clipRange: number;
-  clipRangeValue: number;
-  whitenAdvantages: boolean;
-  emaDecay: number;
-  /** γ_ptx: weight of the pretraining LM loss (used only with a pretraining corpus). */
-  ptxCoef: number;
-  /** Pretraining windows per minibatch. */
-  ptxBatchSize: number;
-  /** Tokens per pretraining window. */
-  ptxSeqLen: number;
-  /** Print a table of sample responses every this many steps (0: never). */
-  sampleEvery: number;
-  samplesShown: number;
-  checkpointEvery: number;
-  seed: number;
-}
+const positiveInt = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description });
+const nonNegative = (def: number, description: string) => Type.Number({ minimum: 0, default: def, description });
+const positive = (def: number, description: string) => Type.Number({ exclusiveMinimum: 0, default: def, description });
+const unit = (def: number, description: string) => Type.Number({ minimum: 0, maximum: 1, default: def, description });
 
 /** InstructGPT's PPO settings where the paper gives them (β 0.02, ε 0.2, EMA 0.992, γ 1, γ_ptx 27.8), TRL's else. */
-export const ppoDefaults: PPOConfig = {
-  steps: 256,
-  batchSize: 16,
-  miniBatchSize: 4,
-  ppoEpochs: 4,
-  lr: 1e-5,
-  valueLr: 1e-5,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  maxNewTokens: 64,
-  temperature: 1,
-  chatTemplate: false,
-  klCoef: 0.02,
-  klEstimator: 'k1',
-  adaptiveKl: false,
-  targetKl: 6,
-  klHorizon: 10000,
-  gamma: 1,
-  lam: 0.95,
-  clipRange: 0.2,
-  clipRangeValue: 0.2,
-  whitenAdvantages: true,
-  emaDecay: 0.992,
-  ptxCoef: 27.8,
-  ptxBatchSize: 4,
-  ptxSeqLen: 128,
-  sampleEvery: 20,
-  samplesShown: 4,
-  checkpointEvery: 50,
-  seed: 0,
-};
+export const ppoSpec = new ConfigSpec('ppo', {
+  steps: positiveInt(256, 'PPO steps: each samples a batch of episodes and optimises on it'),
+  miniBatchSize: positiveInt(4, 'episodes per optimizer update'),
+  ppoEpochs: positiveInt(4, 'passes over each batch of episodes'),
+  valueLr: nonNegative(1e-5, "the value model's learning rate"),
+  maxNewTokens: positiveInt(64, 'longest sampled response'),
+  temperature: positive(1, 'sampling temperature'),
+  promptFormat: promptFormatField,
+  klCoef: nonNegative(0.02, 'β: the initial KL coefficient'),
+  klEstimator: Type.Union([Type.Literal('k1'), Type.Literal('k3')], {
+    default: 'k1',
+    description: 'per-token KL: k1 (log π − log π_ref) or k3',
+  }),
+  adaptiveKl: Type.Boolean({ default: false, description: 'adapt β towards targetKl' }),
+  targetKl: positive(6, 'target KL per episode of the adaptive controller'),
+  klHorizon: positive(10000, 'horizon of the adaptive controller'),
+  gamma: unit(1, 'discount'),
+  lam: unit(0.95, 'GAE λ'),
+  clipRange: positive(0.2, 'policy ratio clip ε'),
+  clipRangeValue: positive(0.2, 'value clip'),
+  whitenAdvantages: Type.Boolean({ default: true, description: 'whiten advantages over the batch' }),
+  emaDecay: unit(0.992, "decay of the policy weights' moving average"),
+  ptxCoef: nonNegative(27.8, 'γ_ptx: weight of the pretraining LM loss (with --ptx)'),
+  ptxBatchSize: positiveInt(4, 'pretraining windows per update'),
+  ptxSeqLen: positiveInt(128, 'tokens per pretraining window'),
+  sampleEvery: Type.Integer({
+    minimum: 0,
+    default: 20,
+    description: 'print sample responses every N steps (0: never)',
+  }),
+  samplesShown: Type.Integer({ minimum: 0, default: 4, description: 'rows of that table' }),
+  ...baseFields({ batchSize: 16, lr: 1e-5, lrScheduler: 'constant', warmupRatio: 0, saveEvery: 50 }),
+});
+
+export type PPOConfig = typeof ppoSpec.defaults;
+export const ppoDefaults: PPOConfig = ppoSpec.defaults;
 
 /** Throws naming the field when a merged config is out of range. */
 export function checkPPOConfig(c: PPOConfig, source = 'ppo config'): void {
-  const bad = (field: string, why: string) => new Error(`${source}: field "${field}" ${why}`);
-  const positiveInts: (keyof PPOConfig)[] = [
-    'steps',
-    'batchSize',
-    'miniBatchSize',
-    'ppoEpochs',
-    'maxNewTokens',
-    'ptxBatchSize',
-    'ptxSeqLen',
-    'checkpointEvery',
-  ];
-  for (const k of positiveInts)
-    if (!Number.isInteger(c[k]) || (c[k] as number) < 1) throw bad(k, `must be an integer >= 1, got ${c[k]}`);
-  for (const k of ['sampleEvery', 'samplesShown', 'seed'] as const)
-    if (!Number.isInteger(c[k]) || c[k] < 0) throw bad(k, `must be an integer >= 0, got ${c[k]}`);
-  if (c.miniBatchSize > c.batchSize) throw bad('miniBatchSize', `(${c.miniBatchSize}) exceeds batchSize`);
-  if (c.klEstimator !== 'k1' && c.klEstimator !== 'k3') throw bad('klEstimator', 'must be "k1" or "k3"');
-  for (const k of ['lr', 'valueLr', 'weightDecay', 'klCoef', 'ptxCoef', 'maxGradNorm'] as const)
-    if (!(c[k] >= 0) || !Number.isFinite(c[k])) throw bad(k, `must be a finite number >= 0, got ${c[k]}`);
-  for (const k of ['targetKl', 'klHorizon', 'temperature', 'clipRange', 'clipRangeValue'] as const)
-    if (!(c[k] > 0)) throw bad(k, `must be > 0, got ${c[k]}`);
-  for (const k of ['gamma', 'lam', 'emaDecay'] as const)
-    if (!(c[k] >= 0 && c[k] <= 1)) throw bad(k, `must be in [0, 1], got ${c[k]}`);
-}
-
-/** Prompts with where each came from (file:line), for errors. */
-export interface PromptSet {
-  texts: string[];
-  where: string[];
-}
-
-/** Reads a `{"prompt"}` JSONL file; every bad line is reported as file:line, and an empty file is an error. */
-export function readPrompts(file: string): PromptSet {
-  if (!existsSync(file)) throw new Error(`${file}: prompts file not found`);
-  const text = readFileSync(file, 'utf8');
-  const { records, errors } = parseJsonl('prompts', text, { maxTextChars: 1_000_000 }, file);
-  if (errors.length > 0) throw new Error(errors.slice(0, 10).map(formatLineError).join('\n'));
-  if (records.length === 0) throw new Error(`${file}: no prompts`);
-  const where: string[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() !== '') where.push(`${file}:${i + 1}`);
-  });
-  return { texts: records.map((r) => r.prompt), where };
-}
-
-/** Prompts given in code (tests, the demo). */
-export function inlinePrompts(texts: string[]): PromptSet {
-  return { texts, where: texts.map((_, i) => `prompt ${i}`) };
+  ppoSpec.check(c, source);
+  if (c.miniBatchSize > c.batchSize)
+    throw new Error(`${source}: field "miniBatchSize" (${c.miniBatchSize}) exceeds batchSize (${c.batchSize})`);
 }
 
 export interface PPOSetup {
@@ -176,14 +95,17 @@ export interface PPOSetup {
   /** The value model, usually initialised from the reward model. */
   value: ScalarModel;
   reward: RewardFn;
-  tokenizer: Tokenizer;
+  /** The policy's prompt format (its tokenizer, chat template and EOS). */
+  formatter: Formatter;
   prompts: PromptSet;
-  /** Pretraining text for PPO-ptx (null: plain PPO). */
-  ptxText?: string | null;
+  /** Token ids of the pretraining corpus for PPO-ptx, documents ended by EOS (null: plain PPO). */
+  ptxTokens?: number[] | null;
   config: PPOConfig;
   /** Run folder: metrics.jsonl, samples.jsonl, ppo_config.json, checkpoints/, and the final model. */
   outDir: string;
-  /** No printing (tests). */
+  /** Inputs saved with the config (and compared on --resume), e.g. model folders and data files. */
+  inputs?: Record<string, unknown>;
+  /** No config print and no sample tables (tests, the demo). */
   quiet?: boolean;
 }
 
@@ -201,144 +123,35 @@ interface Episode {
   kl: number;
 }
 
-// A right-padded batch of prompt+response rows, with grids over the T−1 next-token positions.
-interface Packed {
-  ids: Tensor;
-  mask: Tensor;
-  /** Next-token targets (B, T−1): the response tokens, −100 elsewhere. */
-  targets: Tensor;
-  /** (B, T−1): 1 where targets holds a response token. */
-  respMask: Tensor;
-  T: number;
-  grid: (get: (e: Episode) => readonly number[]) => Tensor;
-}
+type PpoBatch = { kind: 'policy' | 'value'; episodes: Episode[] } | { kind: 'ptx' };
 
-function pack(eps: { prompt: number[]; response: number[] }[]): Packed {
-  const B = eps.length;
-  const T = Math.max(...eps.map((e) => e.prompt.length + e.response.length));
-  const ids = Tensor.empty([B, T], 'i32');
-  const mask = Tensor.empty([B, T]);
-  const targets = Tensor.empty([B, T - 1], 'i32');
-  const respMask = Tensor.empty([B, T - 1]);
-  targets.i32.fill(-100);
-  respMask.f32.fill(0);
-  eps.forEach((e, b) => {
-    const seq = [...e.prompt, ...e.response];
-    for (let t = 0; t < T; t++) {
-      ids.i32[b * T + t] = t < seq.length ? seq[t] : 0;
-      mask.f32[b * T + t] = t < seq.length ? 1 : 0;
-    }
-    for (let j = 0; j < e.response.length; j++) {
-      const at = b * (T - 1) + e.prompt.length - 1 + j;
-      targets.i32[at] = e.response[j];
-      respMask.f32[at] = 1;
-    }
-  });
-  const grid = (get: (e: Episode) => readonly number[]) => {
-    const g = Tensor.empty([B, T - 1]);
-    g.f32.fill(0);
-    eps.forEach((e, b) => {
-      const row = get(e as Episode);
-      for (let j = 0; j < row.length; j++) g.f32[b * (T - 1) + e.prompt.length - 1 + j] = row[j];
-    });
-    return g;
-  };
-  return { ids, mask, targets, respMask, T, grid };
-}
-
-// Reads each row's response entries of a (B, T−1) grid.
-function ungrid(g: Tensor, eps: { prompt: number[]; response: number[] }[]): number[][] {
-  const W = g.size(1);
-  return eps.map((e, b) =>
-    Array.from(g.f32.subarray(b * W + e.prompt.length - 1, b * W + e.prompt.length - 1 + e.response.length)),
-  );
-}
-
-// Next-token logits (B, T−1, V) at temperature, and the log-probs of the targets (B, T−1; 0 where ignored).
-function tokenLogps(model: CausalLM, p: Packed, temperature: number): { logits: Tensor; logp: Tensor } {
-  const h = model.hidden(p.ids, { attentionMask: p.mask });
-  let logits = model.head(slice(h, 1, 0, p.T - 1));
-  if (temperature !== 1) logits = scale(logits, 1 / temperature);
-  return { logits, logp: neg(crossEntropy(logits, p.targets, { reduction: 'none' })) };
-}
-
-// Mean entropy of the next-token distributions at the masked positions.
-function meanEntropy(logits: Tensor, respMask: Tensor): number {
-  const V = logits.size(-1);
-  const l = logits.f32;
-  const m = respMask.f32;
-  let total = 0;
-  let n = 0;
-  for (let i = 0; i < m.length; i++) {
-    if (m[i] === 0) continue;
-    const row = l.subarray(i * V, (i + 1) * V);
-    let max = Number.NEGATIVE_INFINITY;
-    for (const x of row) max = Math.max(max, x);
-    let z = 0;
-    let zx = 0;
-    for (const x of row) {
-      const e = Math.exp(x - max);
-      z += e;
-      zx += e * (x - max);
-    }
-    total += Math.log(z) - zx / z;
-    n++;
-  }
-  return total / n;
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
-function shuffled(n: number, rng: Rng): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
-// Loads a tensor group into a module's parameters and releases the loaded copies.
-function loadInto(module: Module, tensors: Map<string, Tensor>): void {
-  module.loadStateDict(tensors, { strict: false });
-  for (const t of tensors.values()) t.dispose();
-}
-
-interface TrainerState {
-  rng: number[];
-  kl: KLControllerState;
-  epoch: number;
-  index: number;
-  ptxCursor: number;
-  policyOptim: ReturnType<AdamW['stateDict']>['meta'];
-  valueOptim: ReturnType<AdamW['stateDict']>['meta'];
-}
-
-export class PPOTrainer {
+export class PPOTrainer implements Trainer<PpoBatch> {
+  readonly stage = 'ppo';
   readonly config: PPOConfig;
   readonly kl: KLController;
-  /** PPO iterations completed. */
-  step = 0;
-  private readonly policyOpt: AdamW;
-  private readonly valueOpt: AdamW;
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  readonly extraTensorGroups = ['ema'];
+  /** PPO steps completed. */
+  stepsDone = 0;
   private readonly ema = new Map<string, Tensor>();
   private readonly rng: Rng;
-  private readonly promptIds: number[][];
+  /** Prompt token ids, as SFT trained on them (the formatter's). */
+  readonly promptIds: number[][];
   private readonly ptxWindows: number[][];
   private epoch = 0;
   private index = 0;
   private order: number[];
   private ptxCursor = 0;
-  private readonly metrics: MetricsLog;
-  private readonly eos: number[];
+  private rollout: { episodes: Episode[]; metrics: Metrics } | null = null;
 
   constructor(private readonly s: PPOSetup) {
     const c = s.config;
     checkPPOConfig(c);
     this.config = c;
-    const { policy, ref, value, tokenizer } = s;
+    const { policy, ref, value, formatter } = s;
     const ctx = policy.maxPositions;
     // Everything about the input is checked before any compute.
     for (const [name, m] of [
@@ -350,16 +163,12 @@ export class PPOTrainer {
           `${name}: vocabulary ${m.config.vocabSize} / context ${m.maxPositions} differ from the policy's ` +
             `${policy.config.vocabSize} / ${ctx}`,
         );
-    if (tokenizer.vocabSize > policy.config.vocabSize)
+    if (formatter.tokenizer.vocabSize > policy.config.vocabSize)
       throw new Error(
-        `tokenizer has ${tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
+        `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
       );
     this.promptIds = s.prompts.texts.map((text, i) => {
-      const shaped = c.chatTemplate
-        ? tokenizer.applyChatTemplate([{ role: 'user', content: text }], { addGenerationPrompt: true })
-        : text;
-      const ids = tokenizer.encode(shaped, { addSpecialTokens: !c.chatTemplate });
-      if (ids.length === 0) throw new Error(`${s.prompts.where[i]}: prompt is empty`);
+      const ids = formatter.prompt(text);
       if (ids.length + c.maxNewTokens > ctx)
         throw new Error(
           `${s.prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${c.maxNewTokens} exceeds the ` +
@@ -369,86 +178,62 @@ export class PPOTrainer {
     });
     if (this.promptIds.length === 0) throw new Error('no prompts');
     this.ptxWindows = [];
-    if (s.ptxText != null) {
+    if (s.ptxTokens != null) {
       if (c.ptxSeqLen > ctx) throw new Error(`ptxSeqLen ${c.ptxSeqLen} exceeds the context of ${ctx}`);
-      const ids = tokenizer.encode(s.ptxText, { addSpecialTokens: false });
+      const ids = s.ptxTokens;
       for (let at = 0; at + c.ptxSeqLen + 1 <= ids.length; at += c.ptxSeqLen)
         this.ptxWindows.push(ids.slice(at, at + c.ptxSeqLen + 1));
       if (this.ptxWindows.length === 0)
         throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${c.ptxSeqLen + 1}`);
     }
-    this.eos = tokenizer.eosId === null ? [] : [tokenizer.eosId];
     this.kl = makeKLController(c);
     this.rng = new Rng(c.seed);
+    this.rngs = { sampling: this.rng };
     this.order = shuffled(this.promptIds.length, new Rng(c.seed + 1));
+    this.totalSteps = c.steps;
+    this.totalUpdates = c.steps * c.ppoEpochs * Math.ceil(c.batchSize / c.miniBatchSize);
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
     policy.eval();
     ref.eval();
     value.eval();
-    this.policyOpt = new AdamW(policy.parameters(), { lr: c.lr, weightDecay: c.weightDecay });
-    this.valueOpt = new AdamW(value.parameters(), { lr: c.valueLr, weightDecay: c.weightDecay });
+    this.parts = [
+      { name: 'policy', module: policy, lr: c.lr, gradNormMetric: METRIC.policyGradNorm },
+      { name: 'value', module: value, lr: c.valueLr, gradNormMetric: METRIC.valueGradNorm },
+    ];
     for (const [name, p] of policy.namedParameters()) {
       const copy = keep(Tensor.empty(p.shape));
       copy.f32.set(p.f32);
       this.ema.set(name, copy);
     }
-    this.metrics = new MetricsLog(join(s.outDir, 'metrics.jsonl'), 'ppo');
   }
 
-  private get checkpointRoot(): string {
-    return join(this.s.outDir, 'checkpoints');
-  }
-
-  /** Restores the newest checkpoint of the run folder, if any; returns the step it resumes after. */
-  resume(): number {
-    const ck = loadLatestCheckpoint(this.checkpointRoot, ['policy', 'value', 'policy_optim', 'value_optim', 'ema']);
-    if (!ck) return 0;
-    const st = ck.state as unknown as TrainerState;
-    loadInto(this.s.policy, ck.tensors.policy);
-    loadInto(this.s.value, ck.tensors.value);
-    this.policyOpt.loadStateDict({ meta: st.policyOptim, tensors: ck.tensors.policy_optim });
-    this.valueOpt.loadStateDict({ meta: st.valueOptim, tensors: ck.tensors.value_optim });
-    for (const t of [...ck.tensors.policy_optim.values(), ...ck.tensors.value_optim.values()]) t.dispose();
-    for (const [name, t] of ck.tensors.ema) {
-      const own = this.ema.get(name);
-      if (!own || own.numel !== t.numel) throw new Error(`checkpoint EMA tensor "${name}" does not fit the policy`);
-      own.f32.set(t.f32);
-      t.dispose();
-    }
-    this.rng.setState(st.rng);
-    this.kl.setState(st.kl);
-    this.epoch = st.epoch;
-    this.index = st.index;
-    this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
-    this.ptxCursor = st.ptxCursor;
-    this.step = ck.step;
-    this.metrics.truncateFrom(this.step + 1);
-    truncateSamples(join(this.s.outDir, 'samples.jsonl'), this.step + 1);
-    return this.step;
-  }
-
-  /** Writes a checkpoint of everything the next step depends on. */
-  checkpoint(): string {
-    const state: TrainerState = {
-      rng: this.rng.getState(),
-      kl: this.kl.getState(),
-      epoch: this.epoch,
-      index: this.index,
-      ptxCursor: this.ptxCursor,
-      policyOptim: this.policyOpt.stateDict().meta,
-      valueOptim: this.valueOpt.stateDict().meta,
+  /**
+   * Trains (or with `resume`, continues) to config.steps on train/'s loop; returns each step's metrics.
+   * `stopAfter` ends the run early after that step, with a checkpoint.
+   */
+  train(opts: Omit<RunOptions, 'outDir' | 'config'> = {}): Metrics[] {
+    const c = this.config;
+    const run = {
+      ...opts,
+      outDir: this.s.outDir,
+      config: { ...c, ...this.s.inputs },
+      // With a constant lr more steps only extend the run.
+      resumableFields: ['saveEvery', 'sampleEvery', 'samplesShown', ...(c.lrScheduler === 'constant' ? ['steps'] : [])],
+      quiet: opts.quiet ?? this.s.quiet,
     };
-    return saveCheckpoint(this.checkpointRoot, {
-      step: this.step,
-      state: state as unknown as Record<string, unknown>,
-      tensors: {
-        policy: new Map(this.s.policy.namedParameters()),
-        value: new Map(this.s.value.namedParameters()),
-        policy_optim: this.policyOpt.stateDict().tensors,
-        value_optim: this.valueOpt.stateDict().tensors,
-        ema: this.ema,
+    const resuming = openRun(this.stage, run);
+    // A fresh run into a used folder replaces its samples instead of appending to them.
+    if (!resuming) truncateSamples(join(this.s.outDir, 'samples.jsonl'), 0);
+    const out: Metrics[] = [];
+    const result = runTrainer(this, resuming, {
+      ...run,
+      onStep: (step, m) => {
+        out.push(m);
+        opts.onStep?.(step, m);
       },
     });
+    this.stepsDone = result.steps;
+    return out;
   }
 
   // The next batchSize prompt indices; each epoch over the prompts has its own seeded order.
@@ -465,23 +250,20 @@ export class PPOTrainer {
     return out;
   }
 
-  private decode(ids: number[]): string {
-    const t = this.s.tokenizer;
-    return t.decode(ids.filter((id) => !this.eos.includes(id) && t.idToToken(id) !== null));
-  }
-
   // Samples one response per prompt and scores it: old log-probs, values, rewards, advantages and returns.
-  private rollout(batch: number[]): { episodes: Episode[]; metrics: Metrics } {
+  private sample(batch: number[]): { episodes: Episode[]; metrics: Metrics } {
     const c = this.config;
-    const { policy, ref, value, tokenizer } = this.s;
+    const { policy, ref, value, formatter } = this.s;
     const prompts = batch.map((i) => this.promptIds[i]);
+    const started = performance.now();
     const gen = generate(policy, prompts, {
       maxNewTokens: c.maxNewTokens,
       temperature: c.temperature,
       seed: this.rng.nextU32(),
-      eosTokenIds: this.eos,
-      padTokenId: tokenizer.padId ?? this.eos[0] ?? 0,
+      eosTokenIds: [formatter.eosId],
+      padTokenId: formatter.padId,
     });
+    const sampling = (performance.now() - started) / 1000;
     const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
     const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
       tidy(() => {
@@ -498,7 +280,7 @@ export class PPOTrainer {
       }),
     );
     const promptTexts = batch.map((i) => this.s.prompts.texts[i]);
-    const responseTexts = rows.map((r) => this.decode(r.response));
+    const responseTexts = rows.map((r) => formatter.decode(r.response));
     const scores = this.s.reward(promptTexts, responseTexts, {
       prompts: rows.map((r) => r.prompt),
       responses: rows.map((r) => r.response),
@@ -529,19 +311,81 @@ export class PPOTrainer {
         e.advantages = white[b];
       });
     }
-    const meanKl = mean(episodes.map((e) => e.kl));
     return {
       episodes,
       metrics: {
-        'objective/kl': meanKl,
-        'objective/scores': mean(scores),
-        'objective/rlhf_reward': mean(episodes.map((e) => e.score - beta * e.kl)),
-        'objective/entropy': entropy,
-        'objective/kl_coef': beta,
-        'response/length': mean(rows.map((r) => r.response.length)),
-        'response/eos_fraction': mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        [METRIC.kl]: mean(episodes.map((e) => e.kl)),
+        [METRIC.scores]: mean(scores),
+        [METRIC.rlhfReward]: mean(episodes.map((e) => e.score - beta * e.kl)),
+        [METRIC.entropy]: entropy,
+        [METRIC.klCoef]: beta,
+        [METRIC.responseLength]: mean(rows.map((r) => r.response.length)),
+        [METRIC.eosFraction]: mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
+        [METRIC.generateSeconds]: sampling,
+        [METRIC.rolloutTokensPerSecond]: gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
       },
     };
+  }
+
+  // A rollout, then ppoEpochs passes over its episodes in shuffled minibatches: each update adds up the policy's
+  // PPO loss, the ptx loss and the value loss.
+  *updates(): Iterable<PpoBatch[]> {
+    const c = this.config;
+    const t0 = performance.now();
+    this.rollout = this.sample(this.nextBatch());
+    this.rollout.metrics[METRIC.rolloutSeconds] = (performance.now() - t0) / 1000;
+    const { episodes } = this.rollout;
+    const ptx = this.ptxWindows.length > 0 && c.ptxCoef > 0;
+    for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
+      const order = shuffled(episodes.length, this.rng);
+      for (let start = 0; start < order.length; start += c.miniBatchSize) {
+        const mb = order.slice(start, start + c.miniBatchSize).map((i) => episodes[i]);
+        yield [
+          { kind: 'policy', episodes: mb },
+          ...(ptx ? [{ kind: 'ptx' } as const] : []),
+          { kind: 'value', episodes: mb },
+        ];
+      }
+    }
+  }
+
+  step(batch: PpoBatch): StepOutput {
+    const c = this.config;
+    const { policy, value } = this.s;
+    if (batch.kind === 'ptx') {
+      const { ids, targets } = this.ptxBatch();
+      const logits = policy.forward(ids);
+      const lm = crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets);
+      return { loss: scale(lm, c.ptxCoef), metrics: { [METRIC.ptxLoss]: lm.item() }, tokens: targets.numel };
+    }
+    const p = pack(batch.episodes);
+    const grid = (get: (e: Episode) => readonly number[]) => p.grid(get);
+    if (batch.kind === 'policy') {
+      const { logp } = tokenLogps(policy, p, c.temperature);
+      const pl = policyLoss(
+        logp,
+        grid((e) => e.oldLogp),
+        grid((e) => e.advantages),
+        p.respMask,
+        c.clipRange,
+      );
+      const metrics = {
+        [METRIC.policyLoss]: pl.loss.item(),
+        [METRIC.policyClipfrac]: pl.clipfrac,
+        [METRIC.policyApproxKl]: pl.approxkl,
+      };
+      return { loss: pl.loss, metrics };
+    }
+    const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
+    const vl = valueLoss(
+      v,
+      grid((e) => e.oldValues),
+      grid((e) => e.returns),
+      p.respMask,
+      c.clipRangeValue,
+    );
+    return { loss: vl.loss, metrics: { [METRIC.valueLoss]: vl.loss.item(), [METRIC.valueClipfrac]: vl.clipfrac } };
   }
 
   private ptxBatch(): { ids: Tensor; targets: Tensor } {
@@ -557,70 +401,8 @@ export class PPOTrainer {
     return { ids, targets };
   }
 
-  // ppoEpochs passes over the episodes in shuffled minibatches: a policy step (PPO loss, then the ptx loss
-  // accumulated into the same gradients) and a value step, each with its own optimizer.
-  private optimize(episodes: Episode[]): Metrics {
-    const c = this.config;
-    const { policy, value } = this.s;
-    const stats: Record<string, number[]> = {};
-    const note = (k: string, v: number) => {
-      if (!stats[k]) stats[k] = [];
-      stats[k].push(v);
-    };
-    for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
-      const order = shuffled(episodes.length, this.rng);
-      for (let start = 0; start < order.length; start += c.miniBatchSize) {
-        const mb = order.slice(start, start + c.miniBatchSize).map((i) => episodes[i]);
-        tidy(() => {
-          const p = pack(mb);
-          const { logp } = tokenLogps(policy, p, c.temperature);
-          const pl = policyLoss(
-            logp,
-            p.grid((e) => e.oldLogp),
-            p.grid((e) => e.advantages),
-            p.respMask,
-            c.clipRange,
-          );
-          note('policy/loss', pl.loss.item());
-          note('policy/clipfrac', pl.clipfrac);
-          note('policy/approxkl', pl.approxkl);
-          backward(pl.loss);
-        });
-        if (this.ptxWindows.length > 0 && c.ptxCoef > 0)
-          tidy(() => {
-            const { ids, targets } = this.ptxBatch();
-            const logits = policy.forward(ids);
-            const lm = crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets);
-            note('ptx/loss', lm.item());
-            backward(scale(lm, c.ptxCoef));
-          });
-        note('policy/grad_norm', clipGradNorm(policy.parameters(), c.maxGradNorm));
-        this.policyOpt.step();
-        this.policyOpt.zeroGrad();
-        this.updateEma();
-        tidy(() => {
-          const p = pack(mb);
-          const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
-          const vl = valueLoss(
-            v,
-            p.grid((e) => e.oldValues),
-            p.grid((e) => e.returns),
-            p.respMask,
-            c.clipRangeValue,
-          );
-          note('val/value_loss', vl.loss.item());
-          note('val/clipfrac', vl.clipfrac);
-          backward(vl.loss);
-        });
-        note('val/grad_norm', clipGradNorm(value.parameters(), c.maxGradNorm));
-        this.valueOpt.step();
-        this.valueOpt.zeroGrad();
-      }
-    }
-    return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, mean(v)]));
-  }
-
-  private updateEma(): void {
+  /** The moving average of the policy's weights, after every policy update. */
+  afterUpdate(): void {
     const d = this.config.emaDecay;
     for (const [name, p] of this.s.policy.namedParameters()) {
       const e = this.ema.get(name)!;
@@ -629,77 +411,68 @@ export class PPOTrainer {
     }
   }
 
-  /** One PPO iteration: rollout, optimisation, KL controller update; returns (and logs) its metrics. */
-  trainStep(): Metrics {
-    const t0 = performance.now();
-    const { episodes, metrics: rollout } = this.rollout(this.nextBatch());
-    const t1 = performance.now();
-    const optimize = this.optimize(episodes);
-    const t2 = performance.now();
-    this.kl.update(rollout['objective/kl'] as number, episodes.length);
-    this.step++;
-    const metrics: Metrics = {
-      ...rollout,
-      ...optimize,
-      lr: this.config.lr,
-      'time/rollout': (t1 - t0) / 1000,
-      'time/optimize': (t2 - t1) / 1000,
-    };
-    this.metrics.write(this.step, metrics);
+  endStep(step: number): Metrics {
+    const { episodes, metrics } = this.rollout!;
+    this.kl.update(metrics[METRIC.kl] as number, episodes.length);
     const c = this.config;
-    if (c.sampleEvery > 0 && (this.step % c.sampleEvery === 0 || this.step === 1)) this.samples(episodes);
+    if (c.sampleEvery > 0 && (step % c.sampleEvery === 0 || step === 1)) this.samples(step, episodes);
+    this.rollout = null;
     return metrics;
   }
 
-  private samples(episodes: Episode[]): void {
+  status(m: Metrics): string {
+    const f = (k: string) => Number(m[k] ?? Number.NaN).toFixed(3);
+    return (
+      `reward ${f(METRIC.rlhfReward)} score ${f(METRIC.scores)} kl ${f(METRIC.kl)} ` +
+      `β ${f(METRIC.klCoef)} len ${f(METRIC.responseLength)}`
+    );
+  }
+
+  private samples(step: number, episodes: Episode[]): void {
     const path = join(this.s.outDir, 'samples.jsonl');
     for (const e of episodes)
       appendFileSync(
         path,
-        `${JSON.stringify({ step: this.step, prompt: e.promptText, response: e.responseText, score: e.score, kl: e.kl })}\n`,
+        `${JSON.stringify({ step, prompt: e.promptText, response: e.responseText, score: e.score, kl: e.kl, prompt_ids: e.prompt })}\n`,
       );
     if (this.s.quiet) return;
     const cut = (t: string, n: number) => {
       const one = JSON.stringify(t).slice(1, -1);
       return one.length > n ? `${one.slice(0, n - 1)}…` : one.padEnd(n);
     };
-    const lines = [`samples at step ${this.step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
+    const lines = [`samples at step ${step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
     for (const e of episodes.slice(0, this.config.samplesShown))
       lines.push(`  ${cut(e.promptText, 30)} | ${cut(e.responseText, 50)} | ${e.score.toFixed(3)}`);
     console.error(lines.join('\n'));
   }
 
-  /**
-   * Trains up to config.steps (from wherever resume() left it). `stopAfter` ends the run early after that many
-   * completed steps, and `shouldStop` (e.g. set by SIGINT) after the current one; either way a checkpoint is written.
-   */
-  train(opts: { stopAfter?: number; shouldStop?: () => boolean } = {}): Metrics[] {
-    const c = this.config;
-    const out: Metrics[] = [];
-    if (this.step === 0) {
-      // A fresh run into a used folder replaces its records instead of appending to them.
-      this.metrics.truncateFrom(1);
-      truncateSamples(join(this.s.outDir, 'samples.jsonl'), 1);
-      saveRunConfig(this.s.outDir, 'ppo_config.json', c);
-      if (!this.s.quiet) printConfig('ppo config', c);
+  saveState() {
+    const state: TrainerState = {
+      kl: this.kl.getState(),
+      epoch: this.epoch,
+      index: this.index,
+      ptxCursor: this.ptxCursor,
+    };
+    return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema } };
+  }
+
+  loadState(s: Record<string, unknown>, tensors: Record<string, Map<string, Tensor>>): void {
+    const st = s as unknown as TrainerState;
+    for (const [name, t] of tensors.ema) {
+      const own = this.ema.get(name);
+      if (!own || own.numel !== t.numel) throw new Error(`checkpoint EMA tensor "${name}" does not fit the policy`);
+      own.f32.set(t.f32);
     }
-    const progress = this.s.quiet ? null : new Progress('ppo', c.steps);
-    const last = Math.min(c.steps, opts.stopAfter ?? c.steps);
-    while (this.step < last) {
-      const m = this.trainStep();
-      out.push(m);
-      const fmt = (k: string) => Number(m[k] ?? Number.NaN).toFixed(3);
-      progress?.update(
-        this.step,
-        `reward ${fmt('objective/rlhf_reward')} score ${fmt('objective/scores')} kl ${fmt('objective/kl')} ` +
-          `β ${fmt('objective/kl_coef')} len ${fmt('response/length')}`,
-      );
-      const stopping = this.step === last || opts.shouldStop?.();
-      if (this.step % c.checkpointEvery === 0 || stopping) this.checkpoint();
-      if (stopping) break;
-    }
-    progress?.stop();
-    return out;
+    this.kl.setState(st.kl);
+    this.epoch = st.epoch;
+    this.index = st.index;
+    this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
+    this.ptxCursor = st.ptxCursor;
+  }
+
+  onResume(step: number): void {
+    this.stepsDone = step;
+    truncateSamples(join(this.s.outDir, 'samples.jsonl'), step + 1);
   }
 
   /**
@@ -707,27 +480,32 @@ export class PPOTrainer {
    * dir/ema, and the value model in dir/value.
    */
   save(dir = this.s.outDir): void {
-    const { policy, value, tokenizer } = this.s;
+    const { policy, value, formatter } = this.s;
     savePretrained(policy, dir);
-    tokenizer.save(dir);
+    formatter.tokenizer.save(dir);
     const ema = modelFromConfig(hfConfigOf(policy), 'policy');
     ema.loadStateDict(this.ema, { strict: false });
     savePretrained(ema, join(dir, 'ema'));
-    tokenizer.save(join(dir, 'ema'));
+    formatter.tokenizer.save(join(dir, 'ema'));
     for (const p of ema.parameters()) p.dispose();
     saveScalarPretrained(value, join(dir, 'value'));
   }
 
-  /** Releases optimizer state and EMA copies. */
+  /** Releases the EMA copies. */
   dispose(): void {
-    this.policyOpt.dispose();
-    this.valueOpt.dispose();
     for (const t of this.ema.values()) t.dispose();
   }
 }
 
-// Drops sample records of steps >= from (a resumed run writes them again).
-function truncateSamples(path: string, from: number): void {
+interface TrainerState {
+  kl: KLControllerState;
+  epoch: number;
+  index: number;
+  ptxCursor: number;
+}
+
+/** Drops sample records of steps >= from (a resumed run writes them again). */
+export function truncateSamples(path: string, from: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')

@@ -3,7 +3,8 @@
 // same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
 // head's bias is set so that demonstrations score 0 on average.
 import { join } from 'node:path';
-import { ScalarModel, saveScalarPretrained } from '../models/index.js';
+import { Type } from '@sinclair/typebox';
+import { checkModelFolder, padRight, ScalarModel, saveScalarPretrained, scoreSequences } from '../models/index.js';
 import {
   abs,
   add,
@@ -20,55 +21,44 @@ import {
   sum,
   Tensor,
 } from '../tensor/index.js';
-import { saveRunConfig } from '../train/config.js';
-import type { Metrics } from '../train/metrics.js';
+import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { EpochBatches, splitValidation } from '../train/batches.js';
+import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
+import { METRIC, type Metrics } from '../train/metrics.js';
 import {
   type ComparisonFormat,
-  checkModelFolder,
   encodeDemonstrations,
   encodeRankings,
-  Formatter,
   loadCausalLM,
-  padRight,
   type RankingExample,
   readComparisons,
   readDemonstrations,
-  splitValidation,
+  type TrainerRun,
 } from './data.js';
-import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
-import { scoreSequences } from './sft.js';
 
-export interface RmConfig extends LoopConfig {
-  /** Subtracted from every score difference: r_w − r_l must exceed it before the loss flattens. */
-  margin: number;
-  /** GPT-2 residual dropout during training; null keeps the model folder's. */
-  dropout: number | null;
-  /** Share of the comparisons held out when no validation file is given. */
-  valFraction: number;
-}
+export const rmSpec = new ConfigSpec('rm', {
+  epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the rankings' }),
+  margin: Type.Number({ default: 0, description: 'required score gap between a better and a worse response' }),
+  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+    default: 0,
+    description: "GPT-2 residual dropout (null: the model folder's)",
+  }),
+  valFraction: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0.1,
+    description: 'share of the comparisons held out when there is no --val',
+  }),
+  promptFormat: promptFormatField,
+  ...baseFields({ batchSize: 8, lr: 9e-6, warmupRatio: 0.03, minLrRatio: 0.1 }),
+});
 
-export const rmDefaults: RmConfig = {
-  epochs: 1,
-  batchSize: 8,
-  lr: 9e-6,
-  warmupRatio: 0.03,
-  minLrRatio: 0.1,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  saveEvery: 0,
-  seed: 0,
-  margin: 0,
-  dropout: 0,
-  valFraction: 0.1,
-};
+export type RmConfig = typeof rmSpec.defaults;
+export const rmDefaults: RmConfig = rmSpec.defaults;
 
 export function checkRmConfig(c: RmConfig, source = 'rm config'): void {
-  checkLoopConfig(c, source);
-  if (!Number.isFinite(c.margin)) throw new Error(`${source}: field "margin" must be a number, got ${c.margin}`);
-  if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1))
-    throw new Error(`${source}: field "dropout" must be in [0, 1) or null, got ${c.dropout}`);
-  if (!(c.valFraction >= 0 && c.valFraction < 1))
-    throw new Error(`${source}: field "valFraction" must be in [0, 1), got ${c.valFraction}`);
+  rmSpec.check(c, source);
 }
 
 // ---- the ranking loss ----
@@ -228,10 +218,8 @@ export interface RmResult {
 
 /** Everything a run needs, checked before training. */
 function prepareRm(opts: RmOptions) {
-  checkRmConfig(opts.config);
   const cfg = opts.config;
   const skipBad = { skipBad: opts.skipBad };
-  checkModelFolder(opts.modelDir, 'causal');
   const data = readComparisons(opts.dataFile, opts.format, skipBad);
   const valData = opts.valFile ? readComparisons(opts.valFile, opts.format, skipBad) : null;
   const demos = opts.demosFile ? readDemonstrations(opts.demosFile, skipBad) : null;
@@ -242,7 +230,7 @@ function prepareRm(opts: RmOptions) {
     note,
   } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
-  const fmt = new Formatter(tokenizer, opts.modelDir);
+  const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const context = trunk.maxPositions;
   const encoded = encodeRankings(data.records, fmt, context, skipBad);
   const encodedVal = valData ? encodeRankings(valData.records, fmt, context, skipBad) : null;
@@ -289,49 +277,104 @@ export function rmBatchLoss(
   return { loss: batchRankingLoss(scores, groups, margin), accuracy: correct / pairs };
 }
 
+type Prepared = ReturnType<typeof prepareRm>;
+
+/** The reward model on the loop: one batch of rankings per step; held-out evaluation at each epoch's end. */
+class RmTrainer implements Trainer<RankingExample[]> {
+  readonly stage = 'rm';
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly data: EpochBatches<RankingExample>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  val: RankingEval | null = null;
+
+  constructor(
+    private readonly p: Prepared,
+    private readonly cfg: RmConfig,
+  ) {
+    this.parts = [{ name: 'model', module: p.rm, lr: cfg.lr, gradNormMetric: METRIC.gradNorm }];
+    const dataRng = new Rng(cfg.seed + 1);
+    this.rngs = { data: dataRng, dropout: p.dropoutRng };
+    this.data = new EpochBatches(p.train, cfg.batchSize, cfg.epochs, dataRng);
+    this.totalSteps = this.totalUpdates = this.data.totalSteps;
+    p.rm.train();
+  }
+
+  get evalOpts() {
+    return { batchSize: this.cfg.batchSize, padId: this.p.fmt.padId, margin: this.cfg.margin };
+  }
+
+  *updates(): Iterable<RankingExample[][]> {
+    yield [this.data.next()];
+  }
+
+  step(batch: RankingExample[]): StepOutput {
+    const { loss, accuracy } = rmBatchLoss(this.p.rm, batch, this.p.fmt.padId, this.cfg.margin);
+    const tokens = batch.reduce((n, e) => n + e.sequences.reduce((m, s) => m + s.length, 0), 0);
+    return { loss, metrics: { [METRIC.trainAccuracy]: accuracy }, tokens };
+  }
+
+  endStep(): Metrics {
+    return { [METRIC.epoch]: this.data.progress };
+  }
+
+  checkpointDue(): boolean {
+    return this.data.epochEnded;
+  }
+
+  evaluate(): Metrics | null {
+    if (!this.data.epochEnded || this.p.val.length === 0) return null;
+    this.p.rm.eval();
+    this.val = evaluateRankings(this.p.rm, this.p.val, this.evalOpts);
+    this.p.rm.train();
+    const m: Metrics = { [METRIC.evalLoss]: this.val.loss, [METRIC.evalAccuracy]: this.val.accuracy };
+    for (const [labeler, acc] of Object.entries(this.val.perLabeler)) m[`${METRIC.evalAccuracy}/${labeler}`] = acc;
+    return m;
+  }
+
+  saveState() {
+    return { state: { position: this.data.position } };
+  }
+
+  loadState(s: Record<string, unknown>): void {
+    this.data.position = s.position as EpochBatches<RankingExample>['position'];
+  }
+}
+
 export function trainRewardModel(opts: RmOptions): RmResult {
-  const cfg = opts.config;
+  checkRmConfig(opts.config);
+  checkModelFolder(opts.modelDir, 'causal');
+  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
-  const p = prepareRm(opts);
-  if (p.note) say(p.note);
-  for (const s of p.skipped) say(`skipped ${s}`);
-  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
-  say(`rm: ${p.train.length} training and ${p.val.length} validation rankings`);
-  saveRunConfig(opts.outDir, 'rm_config.json', {
+  const config = {
     ...cfg,
     model: opts.modelDir,
     data: opts.dataFile,
     val: opts.valFile ?? null,
     demos: opts.demosFile ?? null,
-  });
-  const evalOpts = { batchSize: cfg.batchSize, padId: p.fmt.padId, margin: cfg.margin };
-  let val: RankingEval | null = null;
-  const result = runLoop(cfg, {
-    stage: 'rm',
-    outDir: opts.outDir,
-    model: p.rm,
-    dropoutRng: p.dropoutRng,
-    dataRng: new Rng(cfg.seed + 1),
-    train: p.train,
-    loss: (batch) => {
-      const { loss, accuracy } = rmBatchLoss(p.rm, batch, p.fmt.padId, cfg.margin);
-      return { loss, metrics: { 'train/accuracy': accuracy } };
-    },
-    validate: () => {
-      if (p.val.length === 0) return {};
-      val = evaluateRankings(p.rm, p.val, evalOpts);
-      const m: Metrics = { 'val/loss': val.loss, 'val/accuracy': val.accuracy };
-      for (const [labeler, acc] of Object.entries(val.perLabeler)) m[`val/accuracy/${labeler}`] = acc;
-      return m;
-    },
-    resume: opts.resume,
-    signal: opts.signal,
-    onStep: opts.onStep,
-  });
-  const base = { ...result, trainRankings: p.train.length, valRankings: p.val.length, skipped: p.skipped };
-  if (result.aborted) return { ...base, val: null, biasShift: null };
+  };
+  const runOpts = { ...opts, config, log: say };
+  const resuming = openRun('rm', runOpts);
+  const p = prepareRm({ ...opts, config: cfg });
+  if (p.note) say(p.note);
+  for (const s of p.skipped) say(`skipped ${s}`);
+  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
+  say(`rm: ${p.train.length} training and ${p.val.length} validation rankings`);
+  const trainer = new RmTrainer(p, cfg);
+  const result = runTrainer(trainer, resuming, runOpts);
+  p.rm.eval();
+  const base = {
+    steps: result.steps,
+    aborted: result.stopped,
+    trainRankings: p.train.length,
+    valRankings: p.val.length,
+    skipped: p.skipped,
+  };
+  if (base.aborted) return { ...base, val: null, biasShift: null };
   // A resumed run that had already finished skips the loop; its held-out numbers are measured again.
-  if (p.val.length > 0) val ??= evaluateRankings(p.rm, p.val, evalOpts);
+  const val = trainer.val ?? (p.val.length > 0 ? evaluateRankings(p.rm, p.val, trainer.evalOpts) : null);
   const biasShift = calibrateBias(p.rm, p.calibration, cfg.batchSize * 4, p.fmt.padId);
   saveScalarPretrained(p.rm, opts.outDir);
   p.tokenizer.save(opts.outDir);

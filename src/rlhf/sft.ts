@@ -2,62 +2,58 @@
 // response tokens only; cosine decay; residual dropout; the final model is the epoch with the best validation reward
 // model score of greedy samples (the paper's choice), or the best validation loss when no reward model is given.
 import { join } from 'node:path';
-import { type CausalLM, generate, type ScalarModel, savePretrained } from '../models/index.js';
-import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
-import type { Tokenizer } from '../tokenizer/index.js';
-import { saveRunConfig } from '../train/config.js';
-import type { Metrics } from '../train/metrics.js';
+import { Type } from '@sinclair/typebox';
 import {
+  type CausalLM,
   checkModelFolder,
-  encodeDemonstrations,
-  Formatter,
-  loadCausalLM,
+  generate,
   loadRewardModel,
-  padRight,
+  type ScalarModel,
+  savePretrained,
+  scoreSequences,
+} from '../models/index.js';
+import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
+import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { EpochBatches, splitValidation } from '../train/batches.js';
+import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
+import { METRIC, type Metrics } from '../train/metrics.js';
+import {
+  encodeDemonstrations,
+  loadCausalLM,
   readDemonstrations,
   type SftExample,
   sftBatch,
-  splitValidation,
+  type TrainerRun,
 } from './data.js';
-import { checkLoopConfig, type LoopConfig, runLoop, type TrainerRun } from './loop.js';
 
-export interface SftConfig extends LoopConfig {
-  /** GPT-2 residual dropout during training (the paper: 0.2); null keeps the model folder's. */
-  dropout: number | null;
-  /** Share of the demonstrations held out when no validation file is given. */
-  valFraction: number;
-  /** Validation prompts sampled for the reward-model score (0: all). */
-  evalPrompts: number;
-  /** Longest greedy sample for the reward-model score. */
-  evalMaxNewTokens: number;
-}
+export const sftSpec = new ConfigSpec('sft', {
+  epochs: Type.Integer({ minimum: 1, default: 16, description: 'passes over the demonstrations' }),
+  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+    default: 0.2,
+    description: "GPT-2 residual dropout (null: the model folder's)",
+  }),
+  valFraction: Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0.1,
+    description: 'share of the demonstrations held out when there is no --val',
+  }),
+  evalPrompts: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'validation prompts sampled for the RM score (0: all)',
+  }),
+  evalMaxNewTokens: Type.Integer({ minimum: 1, default: 64, description: 'longest greedy sample for the RM score' }),
+  promptFormat: promptFormatField,
+  ...baseFields({ batchSize: 8, lr: 2e-5, warmupRatio: 0.03, minLrRatio: 0.1 }),
+});
 
-export const sftDefaults: SftConfig = {
-  epochs: 16,
-  batchSize: 8,
-  lr: 2e-5,
-  warmupRatio: 0.03,
-  minLrRatio: 0.1,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  saveEvery: 0,
-  seed: 0,
-  dropout: 0.2,
-  valFraction: 0.1,
-  evalPrompts: 0,
-  evalMaxNewTokens: 64,
-};
+export type SftConfig = typeof sftSpec.defaults;
+export const sftDefaults: SftConfig = sftSpec.defaults;
 
 export function checkSftConfig(c: SftConfig, source = 'sft config'): void {
-  checkLoopConfig(c, source);
-  if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1))
-    throw new Error(`${source}: field "dropout" must be in [0, 1) or null, got ${c.dropout}`);
-  if (!(c.valFraction >= 0 && c.valFraction < 1))
-    throw new Error(`${source}: field "valFraction" must be in [0, 1), got ${c.valFraction}`);
-  if (!Number.isInteger(c.evalPrompts) || c.evalPrompts < 0)
-    throw new Error(`${source}: field "evalPrompts" must be an integer >= 0, got ${c.evalPrompts}`);
-  if (!Number.isInteger(c.evalMaxNewTokens) || c.evalMaxNewTokens < 1)
-    throw new Error(`${source}: field "evalMaxNewTokens" must be an integer >= 1, got ${c.evalMaxNewTokens}`);
+  sftSpec.check(c, source);
 }
 
 /** Mean next-token cross-entropy over the response tokens of a batch (prompt and padding are ignored). */
@@ -85,28 +81,6 @@ export function validationLoss(model: CausalLM, examples: SftExample[], batchSiz
     for (const e of chunk) count += e.ids.length - e.promptLength;
   }
   return total / count;
-}
-
-/** Reward-model scores of whole sequences (prompt + response), read at each one's last token. */
-export function scoreSequences(rm: ScalarModel, sequences: number[][], batchSize: number, padId: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < sequences.length; i += batchSize) {
-    const chunk = sequences.slice(i, i + batchSize);
-    const scores = noGrad(() =>
-      tidy(() => {
-        const { ids, mask, lengths } = padRight(chunk, padId);
-        return rm
-          .scoreAt(
-            ids,
-            lengths.map((n) => n - 1),
-            { attentionMask: mask },
-          )
-          .toArray();
-      }),
-    );
-    out.push(...scores);
-  }
-  return out;
 }
 
 /** Mean reward-model score of the policy's greedy (temperature 0) samples on the prompts. */
@@ -150,13 +124,12 @@ export interface SftResult {
   skipped: string[];
   /** Epoch (0-based) of the saved model, null when aborted before the first epoch ended. */
   bestEpoch: number | null;
-  selectedBy: 'val/rm_score' | 'val/loss' | 'last epoch';
+  selectedBy: 'eval/rm_score' | 'eval/loss' | 'last epoch';
   bestValue: number | null;
 }
 
 /** Everything a run needs, checked before training: data, model, tokenizer, reward model. */
 function prepareSft(opts: SftOptions) {
-  checkSftConfig(opts.config);
   const cfg = opts.config;
   // Model folders and data files are checked before any weight is read.
   checkModelFolder(opts.modelDir, 'causal');
@@ -168,8 +141,8 @@ function prepareSft(opts: SftOptions) {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
-  const fmt = new Formatter(tokenizer, opts.modelDir);
-  if (reward) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
+  const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
+  if (reward?.tokenizer) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
   const context = model.maxPositions;
   const encoded = encodeDemonstrations(demos.records, fmt, context, { skipBad: opts.skipBad });
   const encodedVal = valDemos ? encodeDemonstrations(valDemos.records, fmt, context, { skipBad: opts.skipBad }) : null;
@@ -190,75 +163,131 @@ function checkSameVocabulary(policy: Tokenizer, rm: Tokenizer, rmDir: string): v
     );
 }
 
+type Prepared = ReturnType<typeof prepareSft>;
+
+/** SFT on the loop: one batch of demonstrations per step; validation (and the model kept) at each epoch's end. */
+class SftTrainer implements Trainer<SftExample[]> {
+  readonly stage = 'sft';
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly data: EpochBatches<SftExample>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  readonly selectedBy: SftResult['selectedBy'];
+  best: { epoch: number; value: number } | null = null;
+  private readonly valPrompts: number[][];
+
+  constructor(
+    private readonly p: Prepared,
+    private readonly cfg: SftConfig,
+    private readonly outDir: string,
+    private readonly say: (line: string) => void,
+  ) {
+    this.parts = [{ name: 'model', module: p.model, lr: cfg.lr, gradNormMetric: METRIC.gradNorm }];
+    const dataRng = new Rng(cfg.seed + 1);
+    this.rngs = { data: dataRng, dropout: p.dropoutRng };
+    this.data = new EpochBatches(p.train, cfg.batchSize, cfg.epochs, dataRng);
+    this.totalSteps = this.totalUpdates = this.data.totalSteps;
+    this.selectedBy = p.val.length === 0 ? 'last epoch' : p.reward ? METRIC.evalRmScore : METRIC.evalLoss;
+    this.valPrompts = uniquePrompts(p.val, cfg.evalPrompts);
+    p.model.train();
+  }
+
+  *updates(): Iterable<SftExample[][]> {
+    yield [this.data.next()];
+  }
+
+  step(batch: SftExample[]): StepOutput {
+    return {
+      loss: sftLoss(this.p.model, batch, this.p.fmt.padId),
+      tokens: batch.reduce((n, e) => n + e.ids.length, 0),
+    };
+  }
+
+  endStep(): Metrics {
+    return { [METRIC.epoch]: this.data.progress };
+  }
+
+  checkpointDue(): boolean {
+    return this.data.epochEnded;
+  }
+
+  // At the end of each epoch: validation, and the model saved when it is the best so far.
+  evaluate(): Metrics | null {
+    if (!this.data.epochEnded) return null;
+    const { p, cfg } = this;
+    const epoch = this.data.position.epoch;
+    const m: Metrics = {};
+    p.model.eval();
+    if (p.val.length > 0) {
+      m[METRIC.evalLoss] = validationLoss(p.model, p.val, cfg.batchSize, p.fmt.padId);
+      if (p.reward)
+        m[METRIC.evalRmScore] = sampleScore(p.model, p.reward, this.valPrompts, p.fmt, {
+          batchSize: cfg.batchSize,
+          maxNewTokens: cfg.evalMaxNewTokens,
+        });
+    }
+    const by = this.selectedBy;
+    const value = by === 'last epoch' ? epoch : Number(m[by]);
+    const better =
+      this.best === null ||
+      by === 'last epoch' ||
+      (by === METRIC.evalLoss ? value < this.best.value : value > this.best.value);
+    if (better) {
+      this.best = { epoch, value };
+      savePretrained(p.model, this.outDir);
+      p.tokenizer.save(this.outDir);
+      const why = by === 'last epoch' ? 'no validation data' : `${by} ${value.toFixed(4)}`;
+      this.say(`sft: saved epoch ${epoch + 1} to ${this.outDir} (${why})`);
+    }
+    p.model.train();
+    return m;
+  }
+
+  saveState() {
+    return { state: { position: this.data.position, best: this.best } };
+  }
+
+  loadState(s: Record<string, unknown>): void {
+    this.data.position = s.position as EpochBatches<SftExample>['position'];
+    this.best = s.best as SftTrainer['best'];
+  }
+}
+
 export function trainSft(opts: SftOptions): SftResult {
-  const cfg = opts.config;
+  checkSftConfig(opts.config);
+  checkModelFolder(opts.modelDir, 'causal');
+  // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
+  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
-  const p = prepareSft(opts);
-  if (p.note) say(p.note);
-  for (const s of p.skipped) say(`skipped ${s}`);
-  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
-  say(`sft: ${p.train.length} training and ${p.val.length} validation demonstrations`);
-  const selectedBy = p.val.length === 0 ? 'last epoch' : p.reward ? 'val/rm_score' : 'val/loss';
-  const valPrompts = uniquePrompts(p.val, cfg.evalPrompts);
-  saveRunConfig(opts.outDir, 'sft_config.json', {
+  const config = {
     ...cfg,
     model: opts.modelDir,
     data: opts.dataFile,
     val: opts.valFile ?? null,
     rewardModel: opts.rewardModelDir ?? null,
-  });
-
-  let best: { epoch: number; value: number } | null = null;
-  const result = runLoop(cfg, {
-    stage: 'sft',
-    outDir: opts.outDir,
-    model: p.model,
-    dropoutRng: p.dropoutRng,
-    dataRng: new Rng(cfg.seed + 1),
-    train: p.train,
-    loss: (batch) => ({ loss: sftLoss(p.model, batch, p.fmt.padId) }),
-    validate: () => {
-      if (p.val.length === 0) return {};
-      const m: Metrics = { 'val/loss': validationLoss(p.model, p.val, cfg.batchSize, p.fmt.padId) };
-      if (p.reward)
-        m['val/rm_score'] = sampleScore(p.model, p.reward, valPrompts, p.fmt, {
-          batchSize: cfg.batchSize,
-          maxNewTokens: cfg.evalMaxNewTokens,
-        });
-      return m;
-    },
-    afterEpoch: (epoch, val) => {
-      const value = selectedBy === 'last epoch' ? epoch : Number(val[selectedBy]);
-      const better =
-        best === null ||
-        selectedBy === 'last epoch' ||
-        (selectedBy === 'val/loss' ? value < best.value : value > best.value);
-      if (!better) return;
-      best = { epoch, value };
-      savePretrained(p.model, opts.outDir);
-      p.tokenizer.save(opts.outDir);
-      const why = selectedBy === 'last epoch' ? 'no validation data' : `${selectedBy} ${value.toFixed(4)}`;
-      say(`sft: saved epoch ${epoch + 1} to ${opts.outDir} (${why})`);
-    },
-    state: {
-      get: () => ({ best }),
-      set: (s) => {
-        best = s.best as typeof best;
-      },
-    },
-    resume: opts.resume,
-    signal: opts.signal,
-    onStep: opts.onStep,
-  });
-  const chosen = best as { epoch: number; value: number } | null;
+  };
+  const runOpts = { ...opts, config, log: say };
+  const resuming = openRun('sft', runOpts);
+  const p = prepareSft({ ...opts, config: cfg });
+  if (p.note) say(p.note);
+  for (const s of p.skipped) say(`skipped ${s}`);
+  if (p.skipped.length > 0) say(`skipped ${p.skipped.length} bad line(s)`);
+  say(`sft: ${p.train.length} training and ${p.val.length} validation demonstrations`);
+  const trainer = new SftTrainer(p, cfg, opts.outDir, say);
+  const result = runTrainer(trainer, resuming, runOpts);
+  p.model.eval();
+  const chosen = trainer.best;
   return {
-    ...result,
+    steps: result.steps,
+    aborted: result.stopped,
     trainExamples: p.train.length,
     valExamples: p.val.length,
     skipped: p.skipped,
     bestEpoch: chosen?.epoch ?? null,
-    selectedBy,
-    bestValue: selectedBy === 'last epoch' ? null : (chosen?.value ?? null),
+    selectedBy: trainer.selectedBy,
+    bestValue: trainer.selectedBy === 'last epoch' ? null : (chosen?.value ?? null),
   };
 }
 

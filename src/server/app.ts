@@ -6,6 +6,7 @@
  * This file builds the app and its hooks; the routes live in routes/, one module per area.
  */
 import { createHash } from 'node:crypto';
+import { finished } from 'node:stream/promises';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -17,7 +18,7 @@ import {
   type Store,
   StoreError,
 } from '../store/index.js';
-import { hashPassword, safeEqual, sha256 } from './auth.js';
+import { hashPassword, safeEqual, sha256, verifyPassword } from './auth.js';
 import { EchoChatModel } from './chat.js';
 import { type Access, fail, type RouteContext, SESSION_COOKIE, type ServerOptions } from './context.js';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle } from './login_throttle.js';
@@ -29,10 +30,14 @@ import { dataRoutes } from './routes/data.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
+import { strictValidatorCompiler } from './validation.js';
 
 export { type Access, SESSION_COOKIE, type ServerOptions } from './context.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const JSONL_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain'];
+/** Oversized bodies up to this size are read to the end (and dropped) so that the client gets its 413 cleanly. */
+const MAX_DRAINED_BYTES = 64 * 1024 * 1024;
 
 const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403, expired: 410 } as const;
 
@@ -56,27 +61,47 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const random = opts.random ?? Math.random;
   const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
 
-  if (opts.bootstrapAdmin && (await store.users.list()).length === 0) {
-    await store.users.create({
-      username: opts.bootstrapAdmin.username,
-      passwordHash: await hashPassword(opts.bootstrapAdmin.password, opts.passwordCost),
-      role: 'admin',
-    });
+  const boot = opts.bootstrapAdmin;
+  if (boot) {
+    const fresh = (await store.users.list()).length === 0;
+    // A reset that changes nothing is skipped, so that a password kept in the environment keeps sessions alive.
+    const u = opts.resetAdmin && !fresh ? await store.users.forLogin(boot.username) : undefined;
+    const unchanged = u?.role === 'admin' && !u.disabled && (await verifyPassword(boot.password, u.password_hash));
+    if (fresh || (opts.resetAdmin && !unchanged)) {
+      await store.users.resetAdmin(boot.username, await hashPassword(boot.password, opts.passwordCost));
+    }
   }
 
+  const bodyLimit = opts.bodyLimitBytes ?? 1024 * 1024;
+  const importLimit = opts.importLimitBytes ?? 32 * 1024 * 1024;
   const app = Fastify({
     logger: opts.logger ?? false,
-    bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    bodyLimit,
+    trustProxy: opts.trustProxy ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(strictValidatorCompiler);
 
   await app.register(cookie);
   app.decorateRequest('session', null);
-  app.addContentTypeParser(
-    ['application/x-ndjson', 'application/jsonl', 'text/plain'],
-    { parseAs: 'string', bodyLimit: opts.importLimitBytes ?? 32 * 1024 * 1024 },
-    (_req, body, done) => done(null, body),
+  app.addContentTypeParser(JSONL_TYPES, { parseAs: 'string', bodyLimit: importLimit }, (_req, body, done) =>
+    done(null, body),
   );
+
+  // A body over its limit is refused before it is read, but the 413 goes out once the client has finished sending
+  // (up to a bound): Fastify's own refusal closes the connection mid-upload, and the client then sees EPIPE instead.
+  app.addHook('onRequest', async (req, reply) => {
+    const length = Number(req.headers['content-length'] ?? 0);
+    const type = req.headers['content-type'] ?? '';
+    const limit = JSONL_TYPES.some((t) => type.startsWith(t)) ? importLimit : bodyLimit;
+    if (!(length > limit)) return;
+    if (length <= MAX_DRAINED_BYTES) {
+      req.raw.resume();
+      await finished(req.raw).catch(() => {});
+    } else {
+      reply.header('connection', 'close');
+    }
+    fail(413, 'body_too_large', `the request body is ${length} bytes; the limit here is ${limit}`);
+  });
 
   const routes: { method: string; url: string; auth: Access }[] = [];
   app.addHook('onRoute', (route) => {

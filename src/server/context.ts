@@ -54,6 +54,13 @@ export interface ServerOptions {
   logger?: boolean;
   /** Creates this admin when no user exists yet. */
   bootstrapAdmin?: { username: string; password: string };
+  /** Also when users exist: give `bootstrapAdmin` its password and enable it (recovers a locked-out admin). */
+  resetAdmin?: boolean;
+  /**
+   * Behind a reverse proxy: which proxies to believe about the client address (X-Forwarded-For), as Fastify's
+   * `trustProxy` (true, or the proxies' addresses/CIDRs). The address is what login throttling counts.
+   */
+  trustProxy?: boolean | string | string[];
   random?: () => number;
   /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
   webRoot?: string;

@@ -78,13 +78,42 @@ export class Chat extends Aggregate {
     };
   }
 
-  async addMessage(conversationId: number, role: 'user' | 'assistant', content: string): Promise<void> {
-    await this.s.tx(async (s) => {
-      await s.db
+  async addMessage(conversationId: number, role: 'user' | 'assistant', content: string): Promise<number> {
+    return this.s.tx(async (s) => {
+      const { id } = await s.db
         .insertInto('chat_messages')
         .values({ conversation_id: conversationId, role, content, created_at: s.now() })
-        .execute();
+        .returning('id')
+        .executeTakeFirstOrThrow();
       await s.db.updateTable('conversations').set({ updated_at: s.now() }).where('id', '=', conversationId).execute();
+      return id;
+    });
+  }
+
+  /**
+   * Takes back a user's message that got no answer (an empty reply, an error, a message too long for the model), so
+   * that the history never holds two user turns in a row; a conversation left with nothing in it goes too.
+   */
+  async retractMessage(conversationId: number, messageId: number): Promise<void> {
+    await this.s.tx(async (s) => {
+      await s.db
+        .deleteFrom('chat_messages')
+        .where('id', '=', messageId)
+        .where('conversation_id', '=', conversationId)
+        .execute();
+      const left = await s.db
+        .selectFrom('chat_messages')
+        .select('id')
+        .where('conversation_id', '=', conversationId)
+        .limit(1)
+        .executeTakeFirst();
+      const pairs = await s.db
+        .selectFrom('comparisons')
+        .select('id')
+        .where('conversation_id', '=', conversationId)
+        .limit(1)
+        .executeTakeFirst();
+      if (!left && !pairs) await s.db.deleteFrom('conversations').where('id', '=', conversationId).execute();
     });
   }
 

@@ -18,11 +18,17 @@ export class LoginFailures extends Aggregate {
     return rows.map((r) => r.at);
   }
 
-  /** Records a failure at `at` and forgets everyone's failures at or before `forgetBefore` (out of the window). */
-  async record(username: string, address: string, at: number, forgetBefore: number): Promise<void> {
+  /**
+   * Records a failure at `at`, once under each of `usernames` (the throttle also counts one per address), and
+   * forgets everyone's failures at or before `forgetBefore` (out of the window).
+   */
+  async record(usernames: string[], address: string, at: number, forgetBefore: number): Promise<void> {
     await this.s.tx(async (s) => {
       await s.db.deleteFrom('login_failures').where('at', '<=', forgetBefore).execute();
-      await s.db.insertInto('login_failures').values({ username, address, at }).execute();
+      await s.db
+        .insertInto('login_failures')
+        .values(usernames.map((username) => ({ username, address, at })))
+        .execute();
     });
   }
 

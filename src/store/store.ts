@@ -90,5 +90,5 @@ export class Store {
   exportRankings = (split: Split) => this.exchange.exportRankings(split);
   exportPairwise = (split: Split, include: { rankings: boolean; comparisons: boolean }) =>
     this.exchange.exportPairwise(split, include);
-  exportEval = () => this.exchange.exportEval();
+  exportEval = (split: Split) => this.exchange.exportEval(split);
 }

@@ -1,5 +1,5 @@
 /** A labeler's answer to an assignment: a demonstration, a ranking (or a gold check) or an A/B choice. */
-import { Aggregate, jsonOrNull } from './aggregate.js';
+import { Aggregate, isBlank, jsonOrNull } from './aggregate.js';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
@@ -53,6 +53,7 @@ export class Submissions extends Aggregate {
   }
 
   async demonstration(assignmentId: number, userId: number, completion: string): Promise<SubmitResult> {
+    if (isBlank(completion)) throw new StoreError('invalid', 'the completion is empty: write the answer first');
     return this.s.tx(async (s) => {
       const row = await s.submissions.openRow(assignmentId, userId, 'demonstration');
       await s.submissions.finish(assignmentId);

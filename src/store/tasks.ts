@@ -1,18 +1,29 @@
 /** Tasks and their assignments to labelers: handing out work, deadlines, and what a labeler sees. */
+import { type ExpressionBuilder, sql } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { StoreError } from './errors.js';
-import type { TaskKind } from './schema.js';
+import type { Database, TaskKind } from './schema.js';
 import type { PublicUser } from './users.js';
 
 /** What a labeler sees for one assignment: never gold, other labelers' work, or model names for A/B. */
 export type AssignmentView = {
   id: number;
+  /** The labeler's own count: their first task is 1 (ids are shared by everyone, so they say nothing to a labeler). */
+  number: number;
   /** `expired`: the deadline passed and the task went back to the pool (see `Submissions.openRow` for late submits). */
   status: 'open' | 'done' | 'expired';
   /** Submission deadline (epoch ms), or null when assignments do not expire. */
   expiresAt: number | null;
   prompt: string;
 } & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
+
+export interface TaskQuery {
+  limit: number;
+  offset: number;
+  q?: string;
+  kind?: TaskKind;
+  state?: 'open' | 'done';
+}
 
 export class Tasks extends Aggregate {
   async create(t: { kind: TaskKind; promptId: number; setId: number | null; target: number }): Promise<number> {
@@ -33,10 +44,61 @@ export class Tasks extends Aggregate {
     return id;
   }
 
-  async list(q: { limit: number; offset: number }) {
+  /**
+   * The admin's tasks of this kind already made for these prompts (prompt id → task id), so that a second batch
+   * does not label one prompt twice; an A/B task counts only for the same two models.
+   */
+  async existing(kind: TaskKind, promptIds: number[], models?: [string, string]): Promise<Map<number, number>> {
+    if (promptIds.length === 0) return new Map();
     const rows = await this.db
       .selectFrom('tasks')
-      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+      .leftJoin('responses', 'responses.set_id', 'tasks.set_id')
+      .select(['tasks.id', 'tasks.prompt_id', 'responses.model'])
+      .where('tasks.kind', '=', kind)
+      .where('tasks.gold_id', 'is', null)
+      .where('tasks.prompt_id', 'in', promptIds)
+      .orderBy('tasks.id')
+      .execute();
+    const found = new Map<number, number>();
+    const modelsOf = new Map<number, Set<string | null>>();
+    for (const r of rows) modelsOf.set(r.id, (modelsOf.get(r.id) ?? new Set()).add(r.model));
+    for (const r of rows) {
+      const m = modelsOf.get(r.id)!;
+      const same = !models || (m.size === 2 && m.has(models[0]) && m.has(models[1]));
+      if (same && !found.has(r.prompt_id)) found.set(r.prompt_id, r.id);
+    }
+    return found;
+  }
+
+  /**
+   * The admin's task list, oldest first: `q` searches the prompt (case-insensitive, literally), `kind` and `state`
+   * filter (`open`: fewer labelers have completed it than it needs; `done`: enough have); `total` counts the matches.
+   */
+  async list(q: TaskQuery) {
+    const done = (eb: ExpressionBuilder<Database, 'tasks' | 'prompts'>) =>
+      eb
+        .selectFrom('assignments')
+        .select((e) => e.fn.countAll<number>().as('n'))
+        .whereRef('assignments.task_id', '=', 'tasks.id')
+        .where('assignments.status', '=', 'done');
+    const matching = () => {
+      let query = this.db
+        .selectFrom('tasks')
+        .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+        .where('tasks.gold_id', 'is', null);
+      if (q.kind) query = query.where('tasks.kind', '=', q.kind);
+      if (q.q) {
+        // lower() on both sides: SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
+        const pattern = `%${q.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        query = query.where((eb) => eb(eb.fn('lower', ['prompts.text']), 'like', sql<string>`${pattern} escape '\\'`));
+      }
+      if (q.state) {
+        const op = q.state === 'open' ? '<' : '>=';
+        query = query.where((eb) => eb(done(eb), op, eb.ref('tasks.target')));
+      }
+      return query;
+    };
+    const rows = await matching()
       .select((eb) => [
         'tasks.id',
         'tasks.kind',
@@ -44,12 +106,7 @@ export class Tasks extends Aggregate {
         'tasks.target',
         'tasks.created_at as createdAt',
         'prompts.text as prompt',
-        eb
-          .selectFrom('assignments')
-          .select((e) => e.fn.countAll<number>().as('n'))
-          .whereRef('assignments.task_id', '=', 'tasks.id')
-          .where('assignments.status', '=', 'done')
-          .as('done'),
+        done(eb).as('done'),
         eb
           .selectFrom('assignments')
           .select((e) => e.fn.countAll<number>().as('n'))
@@ -58,15 +115,12 @@ export class Tasks extends Aggregate {
           .where('assignments.expired_at', 'is', null)
           .as('open'),
       ])
-      .where('tasks.gold_id', 'is', null)
       .orderBy('tasks.id')
       .limit(q.limit)
       .offset(q.offset)
       .execute();
-    const { n } = await this.db
-      .selectFrom('tasks')
+    const { n } = await matching()
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('gold_id', 'is', null)
       .executeTakeFirstOrThrow();
     return { total: count(n), tasks: rows.map((r) => ({ ...r, done: count(r.done), open: count(r.open) })) };
   }
@@ -224,7 +278,13 @@ export class Tasks extends Aggregate {
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
     const row = await this.row(assignmentId, userId);
     const status: AssignmentView['status'] = row.expired_at !== null ? 'expired' : row.status;
-    const base = { id: row.id, status, expiresAt: row.expires_at, prompt: row.prompt };
+    const { n } = await this.db
+      .selectFrom('assignments')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', userId)
+      .where('id', '<=', assignmentId)
+      .executeTakeFirstOrThrow();
+    const base = { id: row.id, number: count(n), status, expiresAt: row.expires_at, prompt: row.prompt };
     if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
     const responses = (await this.s.prompts.setResponses(row.set_id!)).map((r) => r.text);
     if (row.kind === 'ranking') return { ...base, kind: 'ranking', responses };

@@ -3,6 +3,7 @@
 export * from './bytes.js';
 export * from './chat.js';
 export * from './errors.js';
+export * from './format.js';
 export * from './stream.js';
 export * from './tokenizer.js';
 export * from './train.js';

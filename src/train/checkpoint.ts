@@ -1,7 +1,8 @@
 // Checkpoints for exact resume. Each is a folder `step-NNNNNNNN/` holding named safetensors files (models,
 // optimizer moments) and `trainer_state.json` (step, RNG states, data position, anything else the trainer needs).
 // A folder is written under a temporary name and renamed into place, so a run killed mid-save (even by SIGKILL)
-// leaves the previous checkpoint intact and never a torn one.
+// leaves the previous checkpoint intact and never a torn one; the temporary folders such a kill leaves behind
+// (`step-N.tmp-PID`, whose PID no longer runs) are removed by the next run.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
@@ -40,6 +41,26 @@ export function saveCheckpoint(root: string, content: CheckpointContent, keep = 
   for (const old of all.slice(0, Math.max(0, all.length - keep)))
     rmSync(join(root, old), { recursive: true, force: true });
   return final;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // it runs, as another user
+  }
+}
+
+/** Removes the temporary folders of saves killed mid-way (their process is gone); returns their names. */
+export function cleanStaleCheckpoints(root: string): string[] {
+  if (!existsSync(root)) return [];
+  const stale = readdirSync(root).filter((n) => {
+    const m = /^step-\d{8}\.tmp-(\d+)$/.exec(n);
+    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+  });
+  for (const n of stale) rmSync(join(root, n), { recursive: true, force: true });
+  return stale;
 }
 
 /** Complete checkpoint folder names under root, oldest first. */

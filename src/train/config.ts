@@ -1,8 +1,13 @@
-// Typed run configs: defaults merged with a JSON or YAML file and command-line overrides, checked field by field,
-// printed at the start of a run and saved beside its checkpoints.
+// Typed run configs. One TypeBox schema per trainer, extending the base every trainer shares (same names in every
+// stage: batchSize, lr, maxGradNorm, saveEvery, seed, bf16, ...), gives the defaults, the checks (errors name the
+// field, its flag and what it must be), the command-line flags and --help. A run's config is defaults ← a JSON or
+// YAML file (--config) ← flags, printed at the start and saved beside its checkpoints.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { PROMPT_FORMATS } from '../tokenizer/index.js';
 
 /** Reads a JSON or YAML config file (by extension; .yml/.yaml are YAML) into a plain object. */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -18,30 +23,255 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/**
- * Overlays `overrides` on `defaults`, checking that every key is known and of the default's type.
- * `source` names where the overrides came from in errors.
- */
-export function mergeConfig<T extends object>(defaults: T, overrides: Record<string, unknown>, source: string): T {
-  const out: Record<string, unknown> = { ...(defaults as object) };
-  const known = defaults as unknown as Record<string, unknown>;
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value === undefined) continue;
-    if (!(key in known))
-      throw new Error(`${source}: unknown field "${key}" (known: ${Object.keys(known).sort().join(', ')})`);
-    const want = known[key];
-    const ok =
-      want === null || value === null || (Array.isArray(want) ? Array.isArray(value) : typeof value === typeof want);
-    if (!ok)
-      throw new Error(
-        `${source}: field "${key}" must be ${Array.isArray(want) ? 'an array' : `a ${typeof want}`}, got ${JSON.stringify(value)}`,
-      );
-    out[key] = value;
-  }
-  return out as T;
+const SCHEDULERS = ['cosine', 'constant'] as const;
+
+/** The fields every trainer shares, with a trainer's own defaults. */
+export function baseFields(d: Partial<BaseConfig> = {}) {
+  return {
+    batchSize: Type.Integer({
+      minimum: 1,
+      maximum: 1 << 16,
+      default: d.batchSize ?? 8,
+      description: 'examples per optimizer step',
+    }),
+    lr: Type.Number({ minimum: 0, maximum: 10, default: d.lr ?? 1e-5, description: 'peak learning rate' }),
+    lrScheduler: Type.Union(
+      SCHEDULERS.map((s) => Type.Literal(s)),
+      { default: d.lrScheduler ?? 'cosine', description: 'warmup then cosine decay to minLrRatio × lr, or constant' },
+    ),
+    warmupRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: d.warmupRatio ?? 0.03,
+      description: 'share of the updates spent warming the lr up from 0',
+    }),
+    minLrRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: d.minLrRatio ?? 0.1,
+      description: 'floor of the cosine decay, as a share of lr',
+    }),
+    weightDecay: Type.Number({
+      minimum: 0,
+      maximum: 10,
+      default: d.weightDecay ?? 0,
+      description: 'AdamW weight decay (matrices only)',
+    }),
+    adamBeta1: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: d.adamBeta1 ?? 0.9, description: 'AdamW β1' }),
+    adamBeta2: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: d.adamBeta2 ?? 0.999, description: 'AdamW β2' }),
+    maxGradNorm: Type.Number({
+      minimum: 0,
+      default: d.maxGradNorm ?? 1,
+      description: 'clip the gradient norm to this (0: no clipping)',
+    }),
+    saveEvery: Type.Integer({
+      minimum: 0,
+      default: d.saveEvery ?? 0,
+      description: 'also checkpoint every this many steps (0: only where the trainer does)',
+    }),
+    seed: Type.Integer({ minimum: 0, maximum: 0xffffffff, default: d.seed ?? 0, description: 'random seed' }),
+    bf16: Type.Boolean({
+      default: d.bf16 ?? false,
+      description: 'bf16 autocast: matrix products in bf16, master weights f32',
+    }),
+  };
 }
 
-/** Writes config.json into the run folder (created if needed) and returns its path. */
+export interface BaseConfig {
+  batchSize: number;
+  lr: number;
+  lrScheduler: (typeof SCHEDULERS)[number];
+  warmupRatio: number;
+  minLrRatio: number;
+  weightDecay: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  maxGradNorm: number;
+  saveEvery: number;
+  seed: number;
+  bf16: boolean;
+}
+
+/** How prompts are rendered (see tokenizer/format.ts), for the configs of stages that read prompts. */
+export const promptFormatField = Type.Union(
+  PROMPT_FORMATS.map((f) => Type.Literal(f)),
+  {
+    default: 'auto',
+    description: "prompt format: the model folder's (auto), its chat template (chat) or the text as is (raw)",
+  },
+);
+
+/** `--kebab-case` of a field name. */
+export function flagOf(field: string): string {
+  return `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+// What a field must be, in words, from its schema.
+function describe(s: TSchema): string {
+  if (typeof s.want === 'string') return s.want;
+  if (s.anyOf) {
+    const parts = (s.anyOf as TSchema[]).map(describe);
+    if ((s.anyOf as TSchema[]).every((x) => 'const' in x)) return `one of ${parts.join(', ')}`;
+    return parts.join(' or ');
+  }
+  if ('const' in s) return String(s.const);
+  if (s.type === 'null') return 'null';
+  if (s.type === 'boolean') return 'true or false';
+  if (s.type === 'string') return s.minLength ? 'a non-empty string' : 'a string';
+  if (s.type === 'array') return s.minItems ? 'a non-empty list of files' : `a list of ${describe(s.items)}s`;
+  const what = s.type === 'integer' ? 'an integer' : 'a number';
+  const lo = s.minimum ?? s.exclusiveMinimum;
+  const hi = s.maximum ?? s.exclusiveMaximum;
+  if (lo !== undefined && hi !== undefined)
+    return `${what} in ${s.exclusiveMinimum !== undefined ? '(' : '['}${lo}, ${hi}${s.exclusiveMaximum !== undefined ? ')' : ']'}`;
+  if (lo !== undefined) return `${what} ${s.exclusiveMinimum !== undefined ? '>' : '>='} ${lo}`;
+  if (hi !== undefined) return `${what} ${s.exclusiveMaximum !== undefined ? '<' : '<='} ${hi}`;
+  return what;
+}
+
+type Layer = { values: Record<string, unknown>; source: string };
+type ParseOption = { type: 'string' | 'boolean'; multiple?: boolean };
+
+/** A trainer's config: schema, defaults, checks, flags and help, all from one set of TypeBox fields. */
+export class ConfigSpec<P extends TProperties> {
+  readonly schema: TObject<P>;
+  readonly defaults: Static<TObject<P>>;
+
+  constructor(
+    readonly stage: string,
+    readonly fields: P,
+  ) {
+    this.schema = Type.Object(fields, { additionalProperties: false });
+    this.defaults = Object.fromEntries(
+      Object.entries(fields).map(([k, s]) => [k, structuredClone(s.default)]),
+    ) as Static<TObject<P>>;
+  }
+
+  /** Throws an error naming the first bad field (and its flag). */
+  check(c: unknown, source = `${this.stage} config`): Static<TObject<P>> {
+    const o = c as Record<string, unknown>;
+    for (const [k, s] of Object.entries(this.fields))
+      if (!Value.Check(s, o[k]))
+        throw new Error(
+          `${source}: field "${k}" (${flagOf(k)}) must be ${describe(s)}, got ${JSON.stringify(o[k]) ?? 'nothing'}`,
+        );
+    for (const k of Object.keys(o))
+      if (!(k in this.fields)) throw new Error(`${source}: unknown field "${k}" (known: ${this.known()})`);
+    return o as Static<TObject<P>>;
+  }
+
+  private known(): string {
+    return Object.keys(this.fields).sort().join(', ');
+  }
+
+  /** Defaults, then each layer in order (a config file, the command line); unknown fields are errors. */
+  resolve(layers: Layer[], base: Partial<Static<TObject<P>>> = {}): Static<TObject<P>> {
+    const out: Record<string, unknown> = { ...this.defaults, ...base };
+    for (const { values, source } of layers)
+      for (const [k, v] of Object.entries(values)) {
+        if (v === undefined) continue;
+        if (!(k in this.fields)) throw new Error(`${source}: unknown field "${k}" (known: ${this.known()})`);
+        if (!Value.Check(this.fields[k], v))
+          throw new Error(
+            `${source}: field "${k}" (${flagOf(k)}) must be ${describe(this.fields[k])}, got ${JSON.stringify(v)}`,
+          );
+        out[k] = v;
+      }
+    return this.check(out);
+  }
+
+  /** parseArgs options: one flag per field (`--no-x` for booleans that default to true). */
+  options(): Record<string, ParseOption> {
+    const out: Record<string, ParseOption> = {};
+    for (const [k, s] of Object.entries(this.fields)) {
+      const flag = flagOf(k).slice(2);
+      if (s.type === 'boolean') {
+        out[flag] = { type: 'boolean' };
+        if (s.default === true) out[`no-${flag}`] = { type: 'boolean' };
+      } else out[flag] = s.type === 'array' ? { type: 'string', multiple: true } : { type: 'string' };
+    }
+    return out;
+  }
+
+  /** The fields given as flags, converted to their types (a malformed number names its flag). */
+  fromFlags(values: Record<string, unknown>): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, s] of Object.entries(this.fields)) {
+      const flag = flagOf(k).slice(2);
+      const v = values[flag];
+      if (s.type === 'boolean') {
+        if (values[`no-${flag}`]) out[k] = false;
+        else if (v !== undefined) out[k] = v;
+        continue;
+      }
+      if (v === undefined) continue;
+      if (Array.isArray(v) && s.items?.type === 'number')
+        // `--reward-weights 0.5,1` or the flag repeated
+        out[k] = v
+          .flatMap((x: string) => x.split(','))
+          .map((x: string, i: number) => parseFlagValue(x, s.items, `--${flag} (item ${i + 1})`));
+      else out[k] = typeof v === 'string' ? parseFlagValue(v, s, `--${flag}`) : v;
+    }
+    return out;
+  }
+
+  /** defaults ← --config file ← flags. */
+  fromArgs(values: Record<string, unknown>, base: Partial<Static<TObject<P>>> = {}): Static<TObject<P>> {
+    const layers: Layer[] = [];
+    if (typeof values.config === 'string')
+      layers.push({ values: readConfigFile(values.config), source: values.config });
+    layers.push({ values: this.fromFlags(values), source: 'command line' });
+    return this.resolve(layers, base);
+  }
+
+  /** --help lines of the fields, from their descriptions and defaults. */
+  help(skip: string[] = []): string {
+    const rows: string[] = [];
+    for (const [k, s] of Object.entries(this.fields)) {
+      if (skip.includes(k)) continue;
+      const list = s.items?.type === 'number' ? ' X,X...' : ' FILE...';
+      const arg = s.type === 'boolean' ? '' : s.type === 'array' ? list : s.type === 'integer' ? ' N' : ' X';
+      const name = `  ${flagOf(k)}${arg}`;
+      const def = s.type === 'array' ? '' : ` (default ${JSON.stringify(s.default)})`;
+      rows.push(`${name.padEnd(26)} ${s.description ?? ''}${def}`);
+    }
+    return rows.join('\n');
+  }
+}
+
+function parseFlagValue(text: string, s: TSchema, flag: string): unknown {
+  const nullable = s.anyOf && (s.anyOf as TSchema[]).some((x) => x.type === 'null');
+  if (nullable && (text === 'null' || text === 'none')) return null;
+  const numeric =
+    s.type === 'number' ||
+    s.type === 'integer' ||
+    (s.anyOf as TSchema[] | undefined)?.some((x) => x.type === 'number' || x.type === 'integer');
+  if (!numeric) return text;
+  const integer = s.type === 'integer' || (s.anyOf as TSchema[] | undefined)?.some((x) => x.type === 'integer');
+  const n = text.trim() === '' ? Number.NaN : Number(text);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)))
+    throw new Error(`${flag}: expected ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Fields whose value differs between a saved config and this one (`ignore`: fields free to change). */
+export function diffConfigs(
+  saved: Record<string, unknown>,
+  now: Record<string, unknown>,
+  ignore: string[],
+): { field: string; saved: string; now: string }[] {
+  const keys = new Set([...Object.keys(saved), ...Object.keys(now)]);
+  const out: { field: string; saved: string; now: string }[] = [];
+  for (const k of keys) {
+    if (ignore.includes(k)) continue;
+    const a = JSON.stringify(saved[k]) ?? 'nothing';
+    const b = JSON.stringify(now[k]) ?? 'nothing';
+    if (a !== b) out.push({ field: `"${k}" (${flagOf(k)})`, saved: a, now: b });
+  }
+  return out;
+}
+
+/** Writes the config into the run folder (created if needed) and returns its path. */
 export function saveRunConfig(dir: string, name: string, config: object): string {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, name);
@@ -49,7 +279,7 @@ export function saveRunConfig(dir: string, name: string, config: object): string
   return path;
 }
 
-export function printConfig(title: string, config: object): void {
-  console.error(`${title}:`);
-  for (const [k, v] of Object.entries(config)) console.error(`  ${k.padEnd(22)} ${JSON.stringify(v)}`);
+export function printConfig(title: string, config: object, log: (line: string) => void = console.error): void {
+  log(`${title}:`);
+  for (const [k, v] of Object.entries(config)) log(`  ${k.padEnd(22)} ${JSON.stringify(v)}`);
 }

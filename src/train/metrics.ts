@@ -3,6 +3,44 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 
 export type Metrics = Record<string, number | string>;
 
+/**
+ * Metric names, as TRL logs them, in one place: `train/` is the training batch, `eval/` held-out data, `value/`
+ * PPO's value model, `policy/` its policy, `objective/` the RL objective, `rewards/` preference rewards.
+ */
+export const METRIC = {
+  trainLoss: 'train/loss',
+  trainAccuracy: 'train/accuracy',
+  gradNorm: 'train/grad_norm',
+  lr: 'lr',
+  tokensPerSecond: 'time/tokens_per_second',
+  epoch: 'epoch',
+  evalLoss: 'eval/loss',
+  evalAccuracy: 'eval/accuracy',
+  evalRmScore: 'eval/rm_score',
+  policyLoss: 'policy/loss',
+  policyClipfrac: 'policy/clipfrac',
+  policyApproxKl: 'policy/approxkl',
+  policyGradNorm: 'policy/grad_norm',
+  ptxLoss: 'ptx/loss',
+  valueLoss: 'value/loss',
+  valueClipfrac: 'value/clipfrac',
+  valueGradNorm: 'value/grad_norm',
+  kl: 'objective/kl',
+  scores: 'objective/scores',
+  rlhfReward: 'objective/rlhf_reward',
+  entropy: 'objective/entropy',
+  klCoef: 'objective/kl_coef',
+  responseLength: 'response/length',
+  eosFraction: 'response/eos_fraction',
+  rolloutSeconds: 'time/rollout',
+  generateSeconds: 'time/generate',
+  rolloutTokensPerSecond: 'time/rollout_tokens_per_second',
+  rewardsChosen: 'rewards/chosen',
+  rewardsRejected: 'rewards/rejected',
+  rewardsMargins: 'rewards/margins',
+  rewardsAccuracies: 'rewards/accuracies',
+} as const;
+
 export class MetricsLog {
   constructor(
     readonly path: string,

@@ -11,16 +11,15 @@
 // Exact resume: a checkpoint holds the weights, the AdamW moments and step counts, and the states of the two
 // random streams (data windows; dropout). Everything else is a function of the step, so a resumed run repeats
 // the uninterrupted one bit for bit (same machine, same thread count).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import { type CausalLM, GPT2, Llama, savePretrained, type TokenIds, tokenIdsOf } from '../models/index.js';
-import { AdamW, clipGradNorm, cosineWithWarmup, type OptimizerStateDict } from '../nn/index.js';
-import { autocast, backward, crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
+import { autocast, crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Tokenizer, trainBpe } from '../tokenizer/index.js';
-import { listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { mergeConfig, printConfig, saveRunConfig } from './config.js';
-import { MetricsLog } from './metrics.js';
-import { Progress } from './progress.js';
+import { baseFields, ConfigSpec } from './config.js';
+import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from './loop.js';
+import { METRIC, type Metrics } from './metrics.js';
 import {
   type CorpusFileStamp,
   readDocuments,
@@ -36,68 +35,53 @@ export const SIZE_PRESETS = ['tiny', 'mini', 'small'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
 export type SizePreset = (typeof SIZE_PRESETS)[number];
 
-export interface PretrainConfig {
-  /** Corpus files: plain text (documents separated by blank lines) or .jsonl with one {"text"} per line. */
-  corpus: string[];
-  /** Run folder; ends as a Hugging Face checkpoint. */
-  out: string;
-  model: ModelKind;
-  size: SizePreset;
-  /** A tokenizer folder to use instead of training one on the corpus. */
-  tokenizer: string | null;
-  /** Vocabulary of the trained tokenizer (ignored with `tokenizer`). */
-  vocabSize: number;
-  steps: number;
-  batch: number;
-  /** Tokens per training window (and the model's context). */
-  seq: number;
-  lr: number;
-  minLr: number;
-  /** Share of the steps spent warming the learning rate up from 0. */
-  warmupRatio: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  /** Maximum gradient L2 norm. */
-  gradClip: number;
-  /** GPT-2 dropout (Llama has none). */
-  dropout: number;
-  bf16: boolean;
-  /** Validation loss every this many steps (and at the start and the end). */
-  evalEvery: number;
-  /** Batches of held-out windows per validation. */
-  evalBatches: number;
-  saveEvery: number;
-  /** Share of the tokens held out for validation (at least one window). */
-  valFraction: number;
-  seed: number;
-}
+const oneOf = <T extends string>(values: readonly T[], def: T, description: string) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { default: def, description },
+  );
 
-export const pretrainDefaults: PretrainConfig = {
-  corpus: [],
-  out: '',
-  model: 'gpt2',
-  size: 'tiny',
-  tokenizer: null,
-  vocabSize: 4096,
-  steps: 1000,
-  batch: 8,
-  seq: 128,
-  lr: 1e-3,
-  minLr: 1e-4,
-  warmupRatio: 0.05,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.95,
-  gradClip: 1,
-  dropout: 0,
-  bf16: false,
-  evalEvery: 100,
-  evalBatches: 4,
-  saveEvery: 200,
-  valFraction: 0.05,
-  seed: 0,
-};
+export const pretrainSpec = new ConfigSpec('pretrain', {
+  corpus: Type.Array(Type.String({ minLength: 1 }), {
+    minItems: 1,
+    default: [],
+    description: 'corpus files: plain text (blank lines between documents) or .jsonl ({"text"} per line)',
+  }),
+  out: Type.String({
+    minLength: 1,
+    default: '',
+    want: 'a folder path',
+    description: 'run folder: checkpoints, metrics.jsonl, the final model',
+  }),
+  model: oneOf(MODEL_KINDS, 'gpt2', 'model family'),
+  size: oneOf(SIZE_PRESETS, 'tiny', 'model size preset'),
+  tokenizer: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    default: null,
+    want: 'a folder path or null',
+    description: 'a tokenizer folder to use instead of training one',
+  }),
+  // 256 bytes and the 5 special tokens trainBpe adds with chatTokens; a trained vocabulary must fit uint16 ids.
+  vocabSize: Type.Integer({ minimum: 261, default: 4096, description: 'vocabulary of the trained tokenizer' }),
+  steps: Type.Integer({ minimum: 1, default: 1000, description: 'optimizer steps' }),
+  // Bounds far above what a CPU run uses, so that a typo fails here and not in a giant allocation.
+  seq: Type.Integer({ minimum: 2, maximum: 1 << 16, default: 128, description: 'tokens per window and the context' }),
+  dropout: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0, description: 'GPT-2 dropout (Llama has none)' }),
+  evalEvery: Type.Integer({ minimum: 1, default: 100, description: 'validation loss every this many steps' }),
+  evalBatches: Type.Integer({ minimum: 1, default: 4, description: 'batches of held-out windows per validation' }),
+  valFraction: Type.Number({ minimum: 0, maximum: 0.5, default: 0.05, description: 'share of tokens held out' }),
+  ...baseFields({
+    batchSize: 8,
+    lr: 1e-3,
+    warmupRatio: 0.05,
+    minLrRatio: 0.1,
+    weightDecay: 0.1,
+    adamBeta2: 0.95,
+    saveEvery: 200,
+  }),
+});
+
+export type PretrainConfig = typeof pretrainSpec.defaults;
+export const pretrainDefaults: PretrainConfig = pretrainSpec.defaults;
 
 /** Model shapes per preset: tiny has a few hundred thousand parameters, mini about a million, small a few million (vocab 4096). */
 export const MODEL_PRESETS = {
@@ -113,76 +97,18 @@ export const MODEL_PRESETS = {
   },
 } as const;
 
-/** The command-line flag of each field, for error messages. */
-const FLAGS: Partial<Record<keyof PretrainConfig, string>> = {
-  corpus: '--corpus',
-  out: '--out',
-  model: '--model',
-  size: '--size',
-  tokenizer: '--tokenizer',
-  vocabSize: '--vocab-size',
-  steps: '--steps',
-  batch: '--batch',
-  seq: '--seq',
-  lr: '--lr',
-  seed: '--seed',
-};
-
-function fieldName(key: keyof PretrainConfig): string {
-  return FLAGS[key] ? `"${key}" (${FLAGS[key]})` : `"${key}"`;
-}
-
 /** Defaults, then each layer of overrides in order (a config file, the command line), checked field by field. */
 export function resolvePretrainConfig(layers: { values: Record<string, unknown>; source: string }[]): PretrainConfig {
-  let cfg = pretrainDefaults;
-  for (const { values, source } of layers) cfg = mergeConfig(cfg, values, source);
+  const cfg = pretrainSpec.resolve(layers);
   checkPretrainConfig(cfg);
   return cfg;
 }
 
 /** Throws an error naming the first field that is out of range. */
 export function checkPretrainConfig(cfg: PretrainConfig): void {
-  const fail = (key: keyof PretrainConfig, want: string): never => {
-    throw new Error(`pretrain config: field ${fieldName(key)} must be ${want}, got ${JSON.stringify(cfg[key])}`);
-  };
-  const int = (key: keyof PretrainConfig, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const v = cfg[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-      fail(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`);
-  };
-  const real = (key: keyof PretrainConfig, min: number, max: number, openMax = false) => {
-    const v = cfg[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (openMax && v === max))
-      fail(key, `a number in [${min}, ${max}${openMax ? ')' : ']'}`);
-  };
-  if (!Array.isArray(cfg.corpus) || cfg.corpus.length === 0 || !cfg.corpus.every((f) => typeof f === 'string' && f))
-    fail('corpus', 'a non-empty list of files');
-  if (typeof cfg.out !== 'string' || cfg.out === '') fail('out', 'a folder path');
-  if (!MODEL_KINDS.includes(cfg.model)) fail('model', `one of ${MODEL_KINDS.join(', ')}`);
-  if (!SIZE_PRESETS.includes(cfg.size)) fail('size', `one of ${SIZE_PRESETS.join(', ')}`);
-  if (cfg.tokenizer !== null && (typeof cfg.tokenizer !== 'string' || cfg.tokenizer === ''))
-    fail('tokenizer', 'a folder path or null');
-  int('vocabSize', 261); // 256 bytes and the 5 special tokens trainBpe adds with chatTokens
-  if (cfg.vocabSize > 65535 && cfg.tokenizer === null) fail('vocabSize', 'at most 65535 for a trained tokenizer');
-  int('steps', 1);
-  // Bounds far above what a CPU run uses, so that a typo fails here and not in a giant allocation.
-  int('batch', 1, 1 << 16);
-  int('seq', 2, 1 << 16);
-  real('lr', 0, 10);
-  real('minLr', 0, cfg.lr);
-  real('warmupRatio', 0, 1);
-  real('weightDecay', 0, 10);
-  real('beta1', 0, 1, true);
-  real('beta2', 0, 1, true);
-  real('gradClip', 0, Number.MAX_VALUE);
-  real('dropout', 0, 1, true);
-  if (typeof cfg.bf16 !== 'boolean') fail('bf16', 'true or false');
-  int('evalEvery', 1);
-  int('evalBatches', 1);
-  int('saveEvery', 1);
-  real('valFraction', 0, 0.5);
-  int('seed', 0);
-  if (cfg.seed > 0xffffffff) fail('seed', 'below 2^32');
+  pretrainSpec.check(cfg);
+  if (cfg.vocabSize > 65535 && cfg.tokenizer === null)
+    throw new Error(`pretrain config: field "vocabSize" (--vocab-size) must be at most 65535 for a trained tokenizer`);
 }
 
 /** A fresh model of the preset's shape, its weights (and dropout) drawn from rng. */
@@ -224,8 +150,12 @@ export function buildModel(cfg: PretrainConfig, vocabSize: number, tokenIds: Tok
 export interface PretrainOptions {
   /** Continue from the newest checkpoint in the run folder (a fresh start when there is none). */
   resume?: boolean;
+  /** Resume even though the config differs from the saved one. */
+  forceConfig?: boolean;
   /** Where progress and notes go (default stderr). */
   stream?: NodeJS.WriteStream;
+  /** Checkpoint and stop on SIGINT / SIGTERM (the CLI). */
+  handleSignals?: boolean;
 }
 
 export interface PretrainResult {
@@ -236,14 +166,8 @@ export interface PretrainResult {
   /** Validation loss before the first step (null when resumed) and after the last. */
   initialValLoss: number | null;
   finalValLoss: number;
-}
-
-interface CheckpointState {
-  tokenizer: string;
-  tokens: number;
-  dataRng: number[];
-  modelRng: number[];
-  optimizer: OptimizerStateDict['meta'];
+  /** Stopped by a signal before the last step (no final model written). */
+  stopped: boolean;
 }
 
 function sameCorpus(a: CorpusFileStamp[], b: CorpusFileStamp[]): boolean {
@@ -260,17 +184,6 @@ function absolutePaths(cfg: PretrainConfig): PretrainConfig {
   };
 }
 
-// On resume the run's saved config must match: a changed batch, schedule or corpus would not continue the run.
-function checkSameRun(cfg: PretrainConfig, savedPath: string): void {
-  if (!existsSync(savedPath)) throw new Error(`${savedPath}: not found; cannot resume a run without its config`);
-  const saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown>;
-  for (const key of Object.keys(cfg) as (keyof PretrainConfig)[])
-    if (JSON.stringify(saved[key]) !== JSON.stringify(cfg[key]))
-      throw new Error(
-        `--resume: field ${fieldName(key)} is ${JSON.stringify(cfg[key])} here but ${JSON.stringify(saved[key])} in ${savedPath}; resume with the run's settings`,
-      );
-}
-
 /** Runs (or resumes) a pretraining run; see the top of this file. Bad input throws before any compute. */
 export function pretrain(config: PretrainConfig, opts: PretrainOptions = {}): PretrainResult {
   checkPretrainConfig(config);
@@ -279,23 +192,13 @@ export function pretrain(config: PretrainConfig, opts: PretrainOptions = {}): Pr
   const note = (line: string) => stream.write(`${line}\n`);
   const stamps = stampCorpus(cfg.corpus);
   const out = cfg.out;
-  const ckptRoot = join(out, 'checkpoints');
-  const configPath = join(out, 'pretrain_config.json');
-  const hasCheckpoints = listCheckpoints(ckptRoot).length > 0;
-  if (hasCheckpoints && !opts.resume)
-    throw new Error(
-      `${out}: holds checkpoints of an earlier run; pass --resume to continue it, or choose another --out`,
-    );
-  const resuming = opts.resume === true && hasCheckpoints;
-  if (resuming) checkSameRun(cfg, configPath);
-  else if (opts.resume) note(`${out}: no checkpoint to resume from; starting afresh`);
+  const runOpts = { outDir: out, config: cfg, resume: opts.resume, forceConfig: opts.forceConfig, log: note };
+  const resuming = openRun('pretrain', runOpts);
   let tokenizer: Tokenizer | null = null;
   if (cfg.tokenizer !== null) tokenizer = Tokenizer.fromDir(cfg.tokenizer);
   else if (resuming) tokenizer = Tokenizer.fromDir(out);
 
-  printConfig('pretrain config', cfg);
   mkdirSync(join(out, 'data'), { recursive: true });
-  saveRunConfig(out, 'pretrain_config.json', cfg);
   if (tokenizer === null) {
     note(`training a byte-level BPE tokenizer (vocab ${cfg.vocabSize}) on the corpus`);
     const texts = (function* () {
@@ -324,156 +227,146 @@ export function pretrain(config: PretrainConfig, opts: PretrainOptions = {}): Pr
     note(
       `${tokens.count} tokens (${tokens.meta.documents} documents): ${trainCount} for training, ${valCount} held out`,
     );
-    return train(cfg, tokenizer, tokens, trainCount, { resuming, ckptRoot, hash, stream });
+    const trainer = new PretrainTrainer(cfg, tokenizer, tokens, trainCount, hash);
+    note(
+      `model: ${cfg.model} ${cfg.size}, ${trainer.parameters.toLocaleString('en-US')} parameters, vocab ${tokenizer.vocabSize}, context ${T}`,
+    );
+    try {
+      const run = runTrainer(trainer, resuming, { ...runOpts, handleSignals: opts.handleSignals });
+      if (run.stopped) return { ...trainer.result(run.resumedFrom), stopped: true };
+      // Resumed at the last step: nothing ran in this process.
+      if (!Number.isFinite(trainer.valLoss)) trainer.valLoss = trainer.validate();
+      savePretrained(trainer.model, cfg.out);
+      note(`saved the model to ${cfg.out} (val loss ${trainer.valLoss.toFixed(4)})`);
+      return { ...trainer.result(run.resumedFrom), stopped: false };
+    } finally {
+      trainer.dispose();
+    }
   } finally {
     tokens.close();
   }
 }
 
-function train(
-  cfg: PretrainConfig,
-  tokenizer: Tokenizer,
-  tokens: TokenFile,
-  trainCount: number,
-  ctx: { resuming: boolean; ckptRoot: string; hash: string; stream: NodeJS.WriteStream },
-): PretrainResult {
-  const { batch: B, seq: T } = cfg;
-  const note = (line: string) => ctx.stream.write(`${line}\n`);
-  const modelRng = new Rng(cfg.seed);
-  // A separate stream for the windows, so that the data order does not depend on the model's size.
-  const dataRng = new Rng((cfg.seed ^ 0x9e3779b9) >>> 0);
-  const model = buildModel(cfg, tokenizer.vocabSize, tokenIdsOf(tokenizer), modelRng);
-  const V = tokenizer.vocabSize;
-  const named = model.namedParameters();
-  // No weight decay on biases, norms' gains and other vectors (as GPT-2 and nanoGPT do).
-  const opt = new AdamW(
-    [
-      { params: named.filter(([, p]) => p.ndim >= 2).map(([, p]) => p) },
-      { params: named.filter(([, p]) => p.ndim < 2).map(([, p]) => p), weightDecay: 0 },
-    ],
-    { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay },
-  );
-  const parameters = model.numParameters();
-  note(`model: ${cfg.model} ${cfg.size}, ${parameters.toLocaleString('en-US')} parameters, vocab ${V}, context ${T}`);
+/** Next-token prediction on random windows of the token file; validation on the held-out tail. */
+class PretrainTrainer implements Trainer<null> {
+  readonly stage = 'pretrain';
+  readonly model: CausalLM;
+  readonly parts: TrainedPart[];
+  readonly rngs: Record<string, Rng>;
+  readonly totalSteps: number;
+  readonly totalUpdates: number;
+  readonly parameters: number;
+  initialValLoss: number | null = null;
+  valLoss = Number.NaN;
+  private readonly dataRng: Rng;
+  private readonly x: Tensor;
+  private readonly y: Tensor;
+  private readonly window: Int32Array;
+  private readonly valWindows: number;
 
-  const metrics = new MetricsLog(join(cfg.out, 'metrics.jsonl'), 'pretrain');
-  let start = 0;
-  if (ctx.resuming) {
-    const ckpt = loadLatestCheckpoint(ctx.ckptRoot, ['model', 'optimizer'])!;
-    const state = ckpt.state as unknown as CheckpointState;
-    if (state.tokenizer !== ctx.hash || state.tokens !== tokens.count)
-      throw new Error(
-        `${ctx.ckptRoot}: the checkpoint was trained on ${state.tokens} tokens from tokenizer ${state.tokenizer}, now ${tokens.count} from ${ctx.hash}; the corpus or tokenizer changed`,
-      );
-    model.loadStateDict(ckpt.tensors.model);
-    opt.loadStateDict({ meta: state.optimizer, tensors: ckpt.tensors.optimizer });
-    for (const group of Object.values(ckpt.tensors)) for (const t of group.values()) t.dispose();
-    dataRng.setState(state.dataRng);
-    modelRng.setState(state.modelRng);
-    start = ckpt.step;
-    metrics.truncateFrom(start + 1);
-    note(`resuming from step ${start}`);
-  } else metrics.truncateFrom(0);
+  constructor(
+    private readonly cfg: PretrainConfig,
+    tokenizer: Tokenizer,
+    private readonly tokens: TokenFile,
+    private readonly trainCount: number,
+    private readonly hash: string,
+  ) {
+    const modelRng = new Rng(cfg.seed);
+    // A separate stream for the windows, so that the data order does not depend on the model's size.
+    this.dataRng = new Rng((cfg.seed ^ 0x9e3779b9) >>> 0);
+    this.model = buildModel(cfg, tokenizer.vocabSize, tokenIdsOf(tokenizer), modelRng);
+    this.parameters = this.model.numParameters();
+    this.parts = [{ name: 'model', module: this.model, lr: cfg.lr, gradNormMetric: METRIC.gradNorm }];
+    this.rngs = { data: this.dataRng, model: modelRng };
+    this.totalSteps = this.totalUpdates = cfg.steps;
+    const { batchSize: B, seq: T } = cfg;
+    this.x = Tensor.empty([B, T], 'i32');
+    this.y = Tensor.empty([B, T], 'i32');
+    this.window = new Int32Array(T + 1);
+    this.valWindows = Math.min(cfg.evalBatches * B, Math.floor((tokens.count - trainCount - 1) / T));
+    this.model.train();
+  }
 
-  const dtype = cfg.bf16 ? 'bf16' : 'f32';
-  const valStart = trainCount;
-  const valWindows = Math.min(cfg.evalBatches * B, Math.floor((tokens.count - valStart - 1) / T));
-  const x = Tensor.empty([B, T], 'i32');
-  const y = Tensor.empty([B, T], 'i32');
-  const window = new Int32Array(T + 1);
-  const fill = (row: number, offset: number) => {
-    tokens.read(offset, T + 1, window);
-    x.i32.set(window.subarray(0, T), row * T);
-    y.i32.set(window.subarray(1), row * T);
-  };
-  const validate = (): number => {
-    model.eval();
+  private fill(row: number, offset: number): void {
+    const T = this.cfg.seq;
+    this.tokens.read(offset, T + 1, this.window);
+    this.x.i32.set(this.window.subarray(0, T), row * T);
+    this.y.i32.set(this.window.subarray(1), row * T);
+  }
+
+  *updates(): Iterable<null[]> {
+    yield [null];
+  }
+
+  step(): StepOutput {
+    const { batchSize: B, seq: T } = this.cfg;
+    for (let b = 0; b < B; b++) this.fill(b, this.dataRng.int(this.trainCount - T));
+    const logits = this.model.forward(this.x);
+    const loss = crossEntropy(reshape(logits, [-1, logits.size(-1)]), reshape(this.y, [-1]));
+    return { loss, tokens: B * T };
+  }
+
+  /** Mean loss per token over the held-out windows. */
+  validate(): number {
+    const { batchSize: B, seq: T } = this.cfg;
+    this.model.eval();
     let sum = 0;
-    for (let w = 0; w < valWindows; w += B) {
-      const rows = Math.min(B, valWindows - w);
-      for (let r = 0; r < rows; r++) fill(r, valStart + (w + r) * T);
+    for (let w = 0; w < this.valWindows; w += B) {
+      const rows = Math.min(B, this.valWindows - w);
+      for (let r = 0; r < rows; r++) this.fill(r, this.trainCount + (w + r) * T);
       sum += noGrad(() =>
         tidy(() =>
-          autocast(dtype, () => {
-            const ids = rows === B ? x : Tensor.fromBuffer(x.i32.slice(0, rows * T), [rows, T]);
-            const targets = rows === B ? y : Tensor.fromBuffer(y.i32.slice(0, rows * T), [rows, T]);
-            const logits = model.forward(ids);
-            return crossEntropy(reshape(logits, [-1, V]), reshape(targets, [-1]), { reduction: 'sum' }).item();
+          autocast(this.cfg.bf16 ? 'bf16' : 'f32', () => {
+            const ids = rows === B ? this.x : Tensor.fromBuffer(this.x.i32.slice(0, rows * T), [rows, T]);
+            const targets = rows === B ? this.y : Tensor.fromBuffer(this.y.i32.slice(0, rows * T), [rows, T]);
+            const logits = this.model.forward(ids);
+            return crossEntropy(reshape(logits, [-1, logits.size(-1)]), reshape(targets, [-1]), {
+              reduction: 'sum',
+            }).item();
           }),
         ),
       );
     }
-    model.train();
-    return sum / (valWindows * T);
-  };
+    this.model.train();
+    return sum / (this.valWindows * T);
+  }
 
-  const warmupSteps = Math.round(cfg.warmupRatio * cfg.steps);
-  const schedule = { lr: cfg.lr, minLr: cfg.minLr, warmupSteps, totalSteps: cfg.steps };
-  const params = model.parameters();
-  let initialValLoss: number | null = null;
-  let valLoss = Number.NaN;
-  if (start === 0) {
-    initialValLoss = valLoss = validate();
-    metrics.write(0, { 'val/loss': valLoss });
+  evaluate(step: number): Metrics | null {
+    if (step > 0 && step % this.cfg.evalEvery !== 0 && step !== this.cfg.steps) return null;
+    this.valLoss = this.validate();
+    if (step === 0) this.initialValLoss = this.valLoss;
+    return { [METRIC.evalLoss]: this.valLoss };
   }
-  // Counted from where this process starts, so that the ETA of a resumed run is right.
-  const progress = new Progress(
-    start > 0 ? `pretrain (from step ${start})` : 'pretrain',
-    cfg.steps - start,
-    ctx.stream,
-  );
-  model.train();
-  try {
-    for (let step = start + 1; step <= cfg.steps; step++) {
-      const t0 = performance.now();
-      for (let b = 0; b < B; b++) fill(b, dataRng.int(trainCount - T));
-      opt.zeroGrad();
-      const loss = tidy(() =>
-        autocast(dtype, () => {
-          const logits = model.forward(x);
-          const l = crossEntropy(reshape(logits, [-1, V]), reshape(y, [-1]));
-          backward(l);
-          return l.item();
-        }),
-      );
-      const gradNorm = clipGradNorm(params, cfg.gradClip);
-      if (!Number.isFinite(gradNorm))
-        throw new Error(`step ${step}: the gradient norm is ${gradNorm}; lower --lr or enable gradClip`);
-      const lr = cosineWithWarmup(step - 1, schedule);
-      opt.step(lr);
-      opt.zeroGrad();
-      const tokPerS = (B * T * 1000) / (performance.now() - t0);
-      const record: Record<string, number> = { 'train/loss': loss, 'train/grad_norm': gradNorm, lr, 'tok/s': tokPerS };
-      if (step % cfg.evalEvery === 0 || step === cfg.steps) record['val/loss'] = valLoss = validate();
-      metrics.write(step, record);
-      if (step % cfg.saveEvery === 0 || step === cfg.steps) {
-        const optState = opt.stateDict();
-        const state: CheckpointState = {
-          tokenizer: ctx.hash,
-          tokens: tokens.count,
-          dataRng: dataRng.getState(),
-          modelRng: modelRng.getState(),
-          optimizer: optState.meta,
-        };
-        saveCheckpoint(ctx.ckptRoot, {
-          step,
-          state: state as unknown as Record<string, unknown>,
-          tensors: { model: new Map(model.namedParameters()), optimizer: optState.tensors },
-        });
-      }
-      const val = Number.isFinite(valLoss) ? ` val ${valLoss.toFixed(4)}` : '';
-      progress.update(
-        step - start,
-        `step ${step} loss ${loss.toFixed(4)}${val} lr ${lr.toExponential(2)} ${Math.round(tokPerS).toLocaleString('en-US')} tok/s`,
-      );
-    }
-  } finally {
-    progress.stop();
-    x.dispose();
-    y.dispose();
+
+  status(m: Metrics): string {
+    const val = Number.isFinite(this.valLoss) ? ` val ${this.valLoss.toFixed(4)}` : '';
+    const tps = Math.round(Number(m[METRIC.tokensPerSecond])).toLocaleString('en-US');
+    return `loss ${Number(m[METRIC.trainLoss]).toFixed(4)}${val} lr ${Number(m[METRIC.lr]).toExponential(2)} ${tps} tok/s`;
   }
-  if (!Number.isFinite(valLoss)) valLoss = validate(); // resumed at the last step: nothing ran in this process
-  savePretrained(model, cfg.out);
-  note(`saved the model to ${cfg.out} (val loss ${valLoss.toFixed(4)})`);
-  return { out: cfg.out, parameters, resumedFrom: ctx.resuming ? start : null, initialValLoss, finalValLoss: valLoss };
+
+  saveState() {
+    return { state: { tokenizer: this.hash, tokens: this.tokens.count } };
+  }
+
+  loadState(state: Record<string, unknown>): void {
+    if (state.tokenizer !== this.hash || state.tokens !== this.tokens.count)
+      throw new Error(
+        `${join(this.cfg.out, 'checkpoints')}: the checkpoint was trained on ${state.tokens} tokens from tokenizer ${state.tokenizer}, now ${this.tokens.count} from ${this.hash}; the corpus or tokenizer changed`,
+      );
+  }
+
+  result(resumedFrom: number | null): Omit<PretrainResult, 'stopped'> {
+    return {
+      out: this.cfg.out,
+      parameters: this.parameters,
+      resumedFrom,
+      initialValLoss: this.initialValLoss,
+      finalValLoss: this.valLoss,
+    };
+  }
+
+  dispose(): void {
+    this.x.dispose();
+    this.y.dispose();
+  }
 }

@@ -10,13 +10,15 @@ export class Progress {
     private readonly label: string,
     private readonly total: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
+    /** Done before this process started (a resumed run): the ETA counts only what this process did. */
+    private readonly startAt = 0,
   ) {
     if (stream.isTTY && !process.env.CI) {
       this.bar = new SingleBar(
         { format: `${label} [{bar}] {value}/{total} | ETA {eta_formatted} | {status}`, hideCursor: true, stream },
         { barCompleteChar: '█', barIncompleteChar: '░' } as never,
       );
-      this.bar.start(total, 0, { status: '' });
+      this.bar.start(total, startAt, { status: '' });
     }
   }
 
@@ -30,7 +32,8 @@ export class Progress {
     if (now - this.lastLine < 5000 && done < this.total) return;
     this.lastLine = now;
     const elapsed = (now - this.start) / 1000;
-    const eta = done > 0 ? (elapsed * (this.total - done)) / done : Number.NaN;
+    const since = done - this.startAt;
+    const eta = since > 0 ? (elapsed * (this.total - done)) / since : Number.NaN;
     this.stream.write(
       `${this.label} ${done}/${this.total} | ${elapsed.toFixed(0)}s elapsed, ETA ${formatSeconds(eta)} | ${status}\n`,
     );

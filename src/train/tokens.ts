@@ -23,8 +23,8 @@ import {
 } from 'node:fs';
 import { endianness } from 'node:os';
 import { resolve } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { stringifyTokenizerJson, type Tokenizer } from '../tokenizer/index.js';
+import { completePrefix, decodeUtf8 } from './utf8.js';
 
 export type TokenDType = 'uint16' | 'uint32';
 
@@ -103,18 +103,26 @@ export interface ReadDocumentsOptions {
 }
 
 // The lines of a file ("\n" or "\r\n" endings), read chunk by chunk: only one chunk and one line are in memory.
+// Bytes that are not UTF-8 stop the read with the file, line and offset.
 function* fileLines(file: string, chunkBytes: number): Generator<string> {
   const fd = openSync(file, 'r');
   try {
-    const decoder = new StringDecoder('utf8');
-    const buf = Buffer.alloc(chunkBytes);
+    const buf = Buffer.alloc(chunkBytes + 3);
+    let carry = 0; // bytes of a character cut by the previous chunk's end, at the start of buf
+    const at = { offset: 0, lines: 0 };
     let partial = ''; // an unfinished last line
     for (;;) {
-      const n = readSync(fd, buf, 0, chunkBytes, null);
-      const lines = (partial + (n > 0 ? decoder.write(buf.subarray(0, n)) : decoder.end())).split('\n');
+      const n = readSync(fd, buf, carry, chunkBytes, null);
+      const bytes = buf.subarray(0, carry + n);
+      const end = n > 0 ? completePrefix(bytes) : bytes.length;
+      const lines = (partial + decodeUtf8(bytes.subarray(0, end), file, at)).split('\n');
+      at.offset += end;
+      at.lines += lines.length - 1;
       partial = n > 0 ? lines.pop()! : '';
       for (const line of lines) yield line.endsWith('\r') ? line.slice(0, -1) : line;
       if (n === 0) return;
+      carry = bytes.length - end;
+      buf.copyWithin(0, end, bytes.length);
     }
   } finally {
     closeSync(fd);
@@ -248,6 +256,18 @@ export class TokenWriter {
   }
 }
 
+// Each piece's ids, EOS after each document; counts the documents.
+function* documentIds(files: readonly string[], tokenizer: Tokenizer, counter: { documents: number }) {
+  for (const piece of readDocuments(files)) {
+    yield tokenizer.encode(piece.text, { addSpecialTokens: false });
+    if (piece.endOfDocument) {
+      counter.documents++;
+      if (tokenizer.eosId !== null) yield [tokenizer.eosId];
+    }
+  }
+  if (counter.documents === 0) throw new Error(`${files.join(', ')}: the corpus holds no text (only blank lines)`);
+}
+
 /**
  * Tokenizes the corpus files into `path` (one document at a time, EOS after each) and returns the sidecar.
  * Throws when the corpus holds no text.
@@ -255,21 +275,32 @@ export class TokenWriter {
 export function tokenizeCorpus(files: readonly string[], tokenizer: Tokenizer, path: string): TokenFileMeta {
   const corpus = stampCorpus(files);
   const writer = new TokenWriter(path, tokenizer.vocabSize);
-  let documents = 0;
+  const counter = { documents: 0 };
   try {
-    for (const piece of readDocuments(corpus.map((c) => c.path))) {
-      writer.write(tokenizer.encode(piece.text, { addSpecialTokens: false }));
-      if (piece.endOfDocument) {
-        documents++;
-        if (tokenizer.eosId !== null) writer.write([tokenizer.eosId]);
-      }
-    }
-    if (documents === 0) throw new Error(`${files.join(', ')}: the corpus holds no text (only blank lines)`);
+    for (const ids of documentIds(
+      corpus.map((c) => c.path),
+      tokenizer,
+      counter,
+    ))
+      writer.write(ids);
   } catch (e) {
     writer.abort();
     throw e;
   }
-  return writer.finish({ tokenizer: tokenizerHash(tokenizer), documents, corpus });
+  return writer.finish({ tokenizer: tokenizerHash(tokenizer), documents: counter.documents, corpus });
+}
+
+/** The corpus's token ids in memory, read exactly as pretraining reads it (for PPO-ptx's pretraining mix). */
+export function corpusTokens(files: readonly string[], tokenizer: Tokenizer): number[] {
+  const corpus = stampCorpus(files);
+  const out: number[] = [];
+  for (const ids of documentIds(
+    corpus.map((c) => c.path),
+    tokenizer,
+    { documents: 0 },
+  ))
+    for (const id of ids) out.push(id);
+  return out;
 }
 
 /** Reads a sidecar, checking its fields; `null` when it does not exist. */

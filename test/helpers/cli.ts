@@ -50,9 +50,7 @@ export async function killAfterFirstCheckpoint(args: string[], out: string): Pro
 /** metrics.jsonl without wall-clock fields, for comparing runs. */
 export function metricsWithoutTime(out: string): Record<string, unknown>[] {
   return readMetrics(join(out, 'metrics.jsonl')).map((m) =>
-    Object.fromEntries(
-      Object.entries(m).filter(([k]) => k !== 'time' && !k.startsWith('time/') && !k.includes('tok/s')),
-    ),
+    Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'time' && !k.startsWith('time/'))),
   );
 }
 

@@ -1,10 +1,11 @@
 // A tiny PPO setup for tests: a byte-level BPE tokenizer trained on a few lines, a random 2-layer GPT-2 as the
 // "SFT" policy, an identical frozen copy as the reference, and a value model on a third copy.
 import { GPT2, gpt2Defaults, ScalarModel } from '../../src/models/index.js';
-import { inlinePrompts, type PPOConfig, type PPOSetup, ppoDefaults } from '../../src/rlhf/ppo.js';
+import { inlinePrompts } from '../../src/rlhf/data.js';
+import { type PPOConfig, type PPOSetup, ppoDefaults } from '../../src/rlhf/ppo.js';
 import type { RewardFn } from '../../src/rlhf/reward_fn.js';
 import { Rng } from '../../src/tensor/index.js';
-import { trainBpe } from '../../src/tokenizer/index.js';
+import { Formatter, trainBpe } from '../../src/tokenizer/index.js';
 
 export const corpus = [
   'the cat sat on the mat and the dog sat on the log',
@@ -41,9 +42,9 @@ export function tinySetup(outDir: string, reward: RewardFn, config: Partial<PPOC
     ref: tinyGPT2(V),
     value: new ScalarModel(tinyGPT2(V)),
     reward,
-    tokenizer,
+    formatter: new Formatter(tokenizer, 'test tokenizer'),
     prompts: inlinePrompts(['the cat', 'a dog', 'we saw', 'stars over', 'on the mat', 'apple', 'bright', 'a bee']),
-    ptxText: ptxText ?? null,
+    ptxTokens: ptxText === undefined ? null : tokenizer.encode(ptxText, { addSpecialTokens: false }),
     config: {
       ...ppoDefaults,
       batchSize: 8,
@@ -53,7 +54,7 @@ export function tinySetup(outDir: string, reward: RewardFn, config: Partial<PPOC
       lr: 3e-3,
       valueLr: 3e-3,
       sampleEvery: 0,
-      checkpointEvery: 1000,
+      saveEvery: 1000,
       ptxSeqLen: 16,
       ptxBatchSize: 2,
       ...config,

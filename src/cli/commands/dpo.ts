@@ -1,50 +1,35 @@
 // instructkit dpo: Direct Preference Optimization on pairs or rankings (src/rlhf/dpo.ts).
 import { parseArgs } from 'node:util';
 import type { ComparisonFormat } from '../../rlhf/data.js';
-import { checkDpoConfig, DPO_LOSS_TYPES, type DpoConfig, dpoDefaults, trainDpo } from '../../rlhf/dpo.js';
-import { mergeConfig, printConfig } from '../../train/config.js';
-import { numberFlag, trainerConfig, trainerFlags } from '../flags.js';
+import { dpoSpec, trainDpo } from '../../rlhf/dpo.js';
+import { DATA_FLAGS, DATA_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit dpo --model SFT_DIR --data prefs.jsonl --out DIR [options]
 
 Trains a policy directly on preferences (DPO): pairs ({"prompt","chosen","rejected"} in TRL's forms, with an
 implicit prompt or as conversations) or K-way rankings ({"prompt","responses":[K],"ranking":[best..worst]}, as the
-labeling app exports them; every one of the C(K,2) pairs counts). The prompt is rendered with the chat template as
-in sft and rm. The reference model's log-probs are computed once before training. Logs TRL's metrics
+labeling app exports them; every one of the C(K,2) pairs counts). The prompt is rendered in the model's prompt
+format as in sft and rm. The reference model's log-probs are computed once before training. Logs TRL's metrics
 (rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected) per step and
 eval/... on held-out comparisons after each epoch; saves the final policy as a Hugging Face folder.
 
+${DATA_HELP}
+  --ref DIR                reference model (default: --model as it is before training)
+  --format F               auto (per line), rankings or pairwise (default auto)
+
 options:
-  --model DIR            the model to train (a causal LM with tokenizer.json), usually the SFT model
-  --ref DIR              reference model (default: --model as it is before training)
-  --data FILE            pairwise / rankings JSONL
-  --out DIR              output folder (model, metrics.jsonl, dpo_config.json, checkpoints/)
-  --format F             auto (per line), rankings or pairwise (default auto)
-  --config FILE          JSON or YAML overriding the defaults below
-  --val FILE             held-out comparisons (else --val-fraction of --data's lines)
-  --val-fraction F       (default ${dpoDefaults.valFraction})
-  --beta B               β (default ${dpoDefaults.beta})
-  --loss-type T          ${DPO_LOSS_TYPES.join(' or ')} (default ${dpoDefaults.lossType}); ipo uses per-token mean log-probs
-  --label-smoothing E    conservative DPO: probability that a label is flipped, sigmoid only (default ${dpoDefaults.labelSmoothing})
-  --epochs N             (default ${dpoDefaults.epochs})
-  --lr X                 peak learning rate, warmup then cosine decay (default ${dpoDefaults.lr})
-  --batch N              pairs per step (default ${dpoDefaults.batchSize})
-  --dropout P            GPT-2 residual dropout (default ${dpoDefaults.dropout})
-  --seed N               (default ${dpoDefaults.seed})
-  --resume               continue from the newest checkpoint in --out/checkpoints
-  --skip-bad             skip malformed, degenerate or too long lines (and say how many) instead of failing
-`;
+${dpoSpec.help()}
+${RUN_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      ...trainerFlags,
+      ...DATA_FLAGS,
       ref: { type: 'string' },
       format: { type: 'string' },
-      beta: { type: 'string' },
-      'loss-type': { type: 'string' },
-      'label-smoothing': { type: 'string' },
+      ...dpoSpec.options(),
+      ...RUN_FLAGS,
     },
   });
   if (values.help) {
@@ -60,26 +45,21 @@ export async function run(args: string[]): Promise<number> {
     console.error(`dpo: --format must be auto, rankings or pairwise, got "${format}"`);
     return 2;
   }
-  const numbers = trainerConfig(dpoDefaults, values, {
-    beta: numberFlag(values.beta, '--beta'),
-    labelSmoothing: numberFlag(values['label-smoothing'], '--label-smoothing'),
-  });
-  const config: DpoConfig = mergeConfig(numbers, { lossType: values['loss-type'] }, 'command line');
-  checkDpoConfig(config, values.config ?? 'dpo options');
-  printConfig('dpo config', config);
   const result = trainDpo({
     modelDir: values.model,
     refModelDir: values.ref,
     dataFile: values.data,
     outDir: values.out,
-    config,
+    config: dpoSpec.fromArgs(values),
     format,
     valFile: values.val,
     resume: values.resume,
+    forceConfig: values['force-config'],
     skipBad: values['skip-bad'],
+    handleSignals: true,
   });
   const acc = result.eval['eval/rewards/accuracies'];
   if (acc !== undefined) console.log(`dpo: held-out reward accuracy ${(100 * Number(acc)).toFixed(1)}%`);
   console.log(`dpo: ${result.steps} steps on ${result.trainPairs} pairs; saved to ${values.out}`);
-  return 0;
+  return result.aborted ? 130 : 0;
 }

@@ -1,29 +1,44 @@
 // instructkit ppo: RLHF step 3 — PPO (or PPO-ptx) of an SFT policy against a reward model or a programmatic reward.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadPretrained, loadScalarPretrained, ScalarModel } from '../../models/index.js';
-import { checkPPOConfig, PPOTrainer, ppoDefaults, readPrompts } from '../../rlhf/ppo.js';
-import { countReward, folderKind, loadRewardModel, type RewardFn, rewardModelFn } from '../../rlhf/reward_fn.js';
-import { Tokenizer } from '../../tokenizer/index.js';
-import { listCheckpoints } from '../../train/checkpoint.js';
-import { mergeConfig, readConfigFile } from '../../train/config.js';
+import { folderKind, loadPretrained, loadRewardModel, loadScalarPretrained, ScalarModel } from '../../models/index.js';
+import { readPrompts } from '../../rlhf/data.js';
+import { checkPPOConfig, PPOTrainer, ppoSpec } from '../../rlhf/ppo.js';
+import { countReward, type RewardFn, rewardModelFn } from '../../rlhf/reward_fn.js';
+import { Formatter, Tokenizer } from '../../tokenizer/index.js';
+import { corpusTokens } from '../../train/tokens.js';
+import { RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit ppo --policy SFT_DIR --reward RM_DIR --prompts prompts.jsonl --out DIR [options]
 
-  --policy DIR       SFT model folder (Hugging Face causal LM + tokenizer.json); also the frozen reference
-  --reward SPEC      reward model folder (*ForSequenceClassification, 1 label), or count:TEXT (reward = how often
-                     TEXT occurs in the response; for demos)
-  --prompts FILE     JSONL of {"prompt": ...}
-  --out DIR          run folder: metrics.jsonl, samples.jsonl, checkpoints/, and the final policy (+ ema/, value/)
-  --ptx FILE         pretraining text for PPO-ptx (token windows of ptxSeqLen)
-  --ptx-coef G       γ_ptx (default ${ppoDefaults.ptxCoef}; 0 = plain PPO)
-  --value DIR        value model init (default: the reward model folder; with count: a fresh head on the policy)
-  --config FILE      JSON or YAML with PPO config fields (printed at start, saved as ppo_config.json)
-  --steps N          PPO iterations
-  --seed N
-  --resume           continue from the newest checkpoint in --out
-`;
+  --policy DIR             SFT model folder (Hugging Face causal LM + tokenizer.json); also the frozen reference
+  --reward SPEC            reward model folder (*ForSequenceClassification, 1 label), or count:TEXT (reward = how
+                           often TEXT occurs in the response; for demos)
+  --prompts FILE           JSONL of {"prompt": ...}, rendered in the policy's prompt format (--prompt-format)
+  --out DIR                run folder: metrics.jsonl, samples.jsonl, checkpoints/, the final policy (+ ema/, value/)
+  --ptx FILE...            pretraining corpus for PPO-ptx, read as pretrain reads it (.txt or .jsonl {"text"})
+  --value DIR              value model init (default: the reward model folder; with count: a fresh head on the policy)
+
+options:
+${ppoSpec.help()}
+${RUN_HELP}`;
+
+// Wrong folders are named with the flag that gave them.
+function expectKind(flag: string, dir: string, want: 'causal' | 'scalar'): void {
+  let kind: string;
+  try {
+    kind = folderKind(dir);
+  } catch (e) {
+    throw new Error(`${flag} ${dir}: ${(e as Error).message}`);
+  }
+  if (kind !== want)
+    throw new Error(
+      want === 'causal'
+        ? `${flag} ${dir}: is a reward/value model, not a causal LM`
+        : `${flag} ${dir}: is a language model folder, not a reward model (*ForSequenceClassification)`,
+    );
+}
 
 export async function run(args: string[]): Promise<number> {
   const { values: o } = parseArgs({
@@ -33,14 +48,10 @@ export async function run(args: string[]): Promise<number> {
       reward: { type: 'string' },
       prompts: { type: 'string' },
       out: { type: 'string' },
-      ptx: { type: 'string' },
-      'ptx-coef': { type: 'string' },
+      ptx: { type: 'string', multiple: true },
       value: { type: 'string' },
-      config: { type: 'string' },
-      steps: { type: 'string' },
-      seed: { type: 'string' },
-      resume: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...ppoSpec.options(),
+      ...RUN_FLAGS,
     },
   });
   if (o.help) {
@@ -52,92 +63,57 @@ export async function run(args: string[]): Promise<number> {
       console.error(`instructkit ppo: --${k} is required\n\n${HELP}`);
       return 2;
     }
-  const num = (flag: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`--${flag}: not a number: ${v}`);
-    return n;
-  };
-  let config = o.config ? mergeConfig(ppoDefaults, readConfigFile(o.config), o.config) : ppoDefaults;
-  config = mergeConfig(
-    config,
-    { steps: num('steps', o.steps), seed: num('seed', o.seed), ptxCoef: num('ptx-coef', o['ptx-coef']) },
-    'command line',
-  );
+  const config = ppoSpec.fromArgs(o);
   checkPPOConfig(config, o.config ?? 'command line');
 
   // Every input is checked before a model is loaded.
   const policyDir = o.policy!;
   const out = o.out!;
-  if (folderKind(policyDir) !== 'lm') throw new Error(`--policy ${policyDir}: is a reward/value model, not an LM`);
+  expectKind('--policy', policyDir, 'causal');
   if (!existsSync(join(policyDir, 'tokenizer.json'))) throw new Error(`--policy ${policyDir}: no tokenizer.json`);
   const programmatic = o.reward!.startsWith('count:');
-  if (!programmatic && folderKind(o.reward!) !== 'scalar')
-    throw new Error(
-      `--reward ${o.reward}: is a language model folder, not a reward model (*ForSequenceClassification)`,
-    );
+  if (!programmatic) expectKind('--reward', o.reward!, 'scalar');
   const valueDir = o.value ?? (programmatic ? null : o.reward!);
-  if (valueDir && folderKind(valueDir) !== 'scalar') throw new Error(`--value ${valueDir}: is not a scalar model`);
+  if (valueDir) expectKind('--value', valueDir, 'scalar');
   const prompts = readPrompts(o.prompts!);
-  let ptxText: string | null = null;
-  if (o.ptx) {
-    if (!existsSync(o.ptx)) throw new Error(`--ptx ${o.ptx}: file not found`);
-    ptxText = readFileSync(o.ptx, 'utf8');
-    if (ptxText.trim() === '') throw new Error(`--ptx ${o.ptx}: file is empty`);
-  }
-  if (!o.resume && listCheckpoints(join(out, 'checkpoints')).length > 0)
-    throw new Error(`--out ${out}: holds checkpoints of an earlier run; pass --resume or choose another folder`);
-
   const tokenizer = Tokenizer.fromDir(policyDir);
+  const formatter = new Formatter(tokenizer, policyDir, config.promptFormat);
+  const ptxTokens = o.ptx ? corpusTokens(o.ptx, tokenizer) : null;
+
   const policy = loadPretrained(policyDir);
   let reward: RewardFn;
   if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
   else {
-    const rm = loadRewardModel(o.reward!);
+    const rm = loadRewardModel(o.reward!).model;
     // The reward model reads the policy's token ids, so both must share one vocabulary.
     if (rm.trunk.config.vocabSize !== policy.config.vocabSize)
       throw new Error(
         `--reward ${o.reward}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ${policy.config.vocabSize}`,
       );
-    reward = rewardModelFn(rm);
+    reward = rewardModelFn(rm, formatter.padId);
   }
   const trainer = new PPOTrainer({
     policy,
     ref: loadPretrained(policyDir),
     value: valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir)),
     reward,
-    tokenizer,
+    formatter,
     prompts,
-    ptxText,
-    config,
+    ptxTokens,
+    // Saved resolved, so that the run records the format it sampled in.
+    config: { ...config, promptFormat: formatter.format },
     outDir: out,
+    inputs: {
+      policy: resolve(policyDir),
+      reward: programmatic ? o.reward : resolve(o.reward!),
+      prompts: resolve(o.prompts!),
+      ptx: o.ptx?.map((f) => resolve(f)) ?? null,
+      value: valueDir && resolve(valueDir),
+    },
   });
-  if (o.resume) {
-    const step = trainer.resume();
-    console.error(step > 0 ? `resuming after step ${step}` : 'no checkpoint found, starting afresh');
-    const saved = join(out, 'ppo_config.json');
-    if (step > 0 && existsSync(saved)) {
-      const before = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-      const changed = Object.keys(config).filter(
-        (k) => k !== 'steps' && JSON.stringify(before[k]) !== JSON.stringify(config[k as keyof typeof config]),
-      );
-      if (changed.length > 0)
-        console.error(`warning: resuming with settings that differ from ${saved}: ${changed.join(', ')}`);
-    }
-  }
-  let stop = false;
-  const onSignal = () => {
-    console.error('\nstopping after this step (a checkpoint will be written)...');
-    stop = true;
-  };
-  process.once('SIGINT', onSignal);
-  try {
-    trainer.train({ shouldStop: () => stop });
-  } finally {
-    process.off('SIGINT', onSignal);
-  }
-  if (trainer.step < config.steps) {
-    console.error(`stopped at step ${trainer.step}; continue with --resume`);
+  trainer.train({ resume: o.resume, forceConfig: o['force-config'], handleSignals: true });
+  if (trainer.stepsDone < config.steps) {
+    console.error(`stopped at step ${trainer.stepsDone}; continue with --resume`);
     return 130;
   }
   trainer.save(out);

@@ -1,9 +1,8 @@
 // instructkit rm: trains the reward model on rankings (src/rlhf/reward.ts).
 import { parseArgs } from 'node:util';
 import type { ComparisonFormat } from '../../rlhf/data.js';
-import { checkRmConfig, type RmConfig, rmDefaults, trainRewardModel } from '../../rlhf/reward.js';
-import { printConfig } from '../../train/config.js';
-import { numberFlag, trainerConfig, trainerFlags } from '../flags.js';
+import { rmSpec, trainRewardModel } from '../../rlhf/reward.js';
+import { DATA_FLAGS, DATA_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit rm --model SFT_DIR --data rankings.jsonl --out DIR [options]
 
@@ -12,33 +11,23 @@ Trains a reward model: the SFT model with a scalar head, on rankings
 Every response of a prompt shares its batch; the loss covers all C(K,2) pairs. Reports held-out pairwise accuracy
 (overall and per labeler), then sets the head's bias so that demonstrations score 0 on average.
 
+${DATA_HELP}
+  --format F               auto (per line), rankings or pairwise (default auto)
+  --demos FILE             demonstrations for the bias calibration (default: top-ranked training responses)
+
 options:
-  --model DIR            SFT model folder (a causal LM with tokenizer.json)
-  --data FILE            rankings / pairwise JSONL
-  --out DIR              output folder (reward model, metrics.jsonl, checkpoints/)
-  --format F             auto (per line), rankings or pairwise (default auto)
-  --config FILE          JSON or YAML overriding the defaults below
-  --val FILE             held-out comparisons (else --val-fraction of --data)
-  --val-fraction F       (default ${rmDefaults.valFraction})
-  --demos FILE           demonstrations for the bias calibration (default: top-ranked training responses)
-  --margin M             required score gap between a better and a worse response (default ${rmDefaults.margin})
-  --epochs N             (default ${rmDefaults.epochs})
-  --lr X                 (default ${rmDefaults.lr})
-  --batch N              prompts per step, each with all its responses (default ${rmDefaults.batchSize})
-  --dropout P            GPT-2 residual dropout (default ${rmDefaults.dropout})
-  --seed N               (default ${rmDefaults.seed})
-  --resume               continue from the newest checkpoint in --out/checkpoints
-  --skip-bad             skip malformed or too long lines (and say how many) instead of failing
-`;
+${rmSpec.help()}
+${RUN_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      ...trainerFlags,
+      ...DATA_FLAGS,
       format: { type: 'string' },
       demos: { type: 'string' },
-      margin: { type: 'string' },
+      ...rmSpec.options(),
+      ...RUN_FLAGS,
     },
   });
   if (values.help) {
@@ -54,19 +43,18 @@ export async function run(args: string[]): Promise<number> {
     console.error(`rm: --format must be auto, rankings or pairwise, got "${format}"`);
     return 2;
   }
-  const config: RmConfig = trainerConfig(rmDefaults, values, { margin: numberFlag(values.margin, '--margin') });
-  checkRmConfig(config, values.config ?? 'rm options');
-  printConfig('rm config', config);
   const result = trainRewardModel({
     modelDir: values.model,
     dataFile: values.data,
     outDir: values.out,
-    config,
+    config: rmSpec.fromArgs(values),
     format,
     valFile: values.val,
     demosFile: values.demos,
     resume: values.resume,
+    forceConfig: values['force-config'],
     skipBad: values['skip-bad'],
+    handleSignals: true,
   });
   if (result.val) {
     console.log(`rm: held-out pairwise accuracy ${(100 * result.val.accuracy).toFixed(1)}%`);
@@ -74,5 +62,5 @@ export async function run(args: string[]): Promise<number> {
       console.log(`  ${labeler.padEnd(20)} ${(100 * acc).toFixed(1)}%`);
   }
   console.log(`rm: ${result.steps} steps; saved to ${values.out}`);
-  return 0;
+  return result.aborted ? 130 : 0;
 }

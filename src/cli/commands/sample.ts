@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate, loadPretrained } from '../../models/index.js';
+import { generate, LOAD_DTYPES, type LoadDType, loadPretrained } from '../../models/index.js';
 import { CHAT_TOKENS, Tokenizer, textStreamer } from '../../tokenizer/index.js';
 import { numberFlag } from '../flags.js';
 
@@ -16,6 +16,7 @@ Prints the model's continuation of the prompt as it is generated, up to --max-to
   --top-k K            sample among the K most likely tokens (default 0: all)
   --top-p P            sample among the most likely tokens reaching probability P (default 1: all)
   --seed S             random seed (default 0)
+  --dtype D            weights in memory: auto (default: as the checkpoint stores them), f32 or bf16
   --chat               wrap the prompt as a user message in the tokenizer's chat template
   -h, --help           this text`;
 
@@ -31,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
       'top-p': { type: 'string' },
       seed: { type: 'string' },
       chat: { type: 'boolean' },
+      dtype: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -53,10 +55,13 @@ export async function run(args: string[]): Promise<number> {
   const seed =
     numberFlag(values.seed, '--seed', (v) => int(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)') ?? 0;
 
+  const dtype = (values.dtype ?? 'auto') as LoadDType;
+  if (!LOAD_DTYPES.includes(dtype))
+    throw new Error(`--dtype: expected one of ${LOAD_DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`);
   const dir = values.model;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: model folder not found`);
   const tokenizer = Tokenizer.fromDir(dir);
-  const model = loadPretrained(dir);
+  const model = loadPretrained(dir, { dtype });
   if (tokenizer.vocabSize > model.config.vocabSize)
     throw new Error(
       `${join(dir, 'config.json')}: field "vocab_size" is ${model.config.vocabSize}, but ${join(dir, 'tokenizer.json')} has ${tokenizer.vocabSize} ids`,

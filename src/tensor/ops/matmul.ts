@@ -1,7 +1,7 @@
 // Matrix products with optional transposes of either side, batched, through the native GEMM.
 import { matmulDType } from '../autocast.js';
 import { native } from '../native.js';
-import { check, numelOf, record, shapeStr, type Tensor as T, Tensor } from '../tensor.js';
+import { check, isGradEnabled, numelOf, record, shapeStr, type Tensor as T, Tensor } from '../tensor.js';
 import { sumTo } from './reduce.js';
 
 export interface MatmulOptions {
@@ -130,6 +130,9 @@ export function linear(x: T, w: T, bias: T | null, opts: { transB?: boolean } = 
   return product('linear', x, w, bias, opts);
 }
 
+// Rows up to which the native skinny kernels run a product (kSkinnyMaxRows in native/src/skinny_gemm.h).
+const SKINNY_MAX_ROWS = 8;
+
 function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T {
   const tA = opts.transA ?? false;
   const tB = opts.transB ?? false;
@@ -140,7 +143,12 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
       op,
       () => `bias must be f32 [${d.N}] for output ${shapeStr(d.outShape)}, got ${bias.dtype} ${shapeStr(bias.shape)}`,
     );
-  const lowp = matmulDType() === 'bf16';
+  if (a.dtype === 'f32' && b.dtype === 'bf16') return bf16WeightProduct(op, a, b, bias, d, tA, tB);
+  // Under autocast, a few rows needing no gradient (a decode step) read an f32 weight once, as it is: converting the
+  // whole weight to bf16 for them made autocast decoding 3× slower than f32.
+  const needsGrad = isGradEnabled() && (a.requiresGrad || b.requiresGrad || (bias?.requiresGrad ?? false));
+  const skinny = !tA && d.batchB === 1 && d.batch * d.M <= SKINNY_MAX_ROWS;
+  const lowp = matmulDType() === 'bf16' && (needsGrad || !skinny);
   const ac = lowp ? toBf16(a) : a;
   const bc = lowp ? toBf16(b) : b;
   const out = Tensor.empty(d.outShape);
@@ -186,6 +194,31 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
     if (gc !== g) gc.dispose();
     if (bias?.requiresGrad) gBias ??= sumTo(g, bias.shape);
     return bias ? [ga, gb, gBias] : [ga, gb];
+  });
+}
+
+// f32 activations against a frozen bf16 weight (a model cast with toDtype('bf16')): the native side reads the weight
+// as stored, with f32 activations for a few rows and oneDNN's bf16 product for more. The result is f32.
+function bf16WeightProduct(op: string, a: T, w: T, bias: T | null, d: Dims, tA: boolean, tB: boolean): T {
+  check(
+    w.ndim === 2 && !tA,
+    op,
+    () => `a bf16 weight must be a 2-d right-hand side with f32 rows on the left, got ${shapeStr(w.shape)}`,
+  );
+  const out = Tensor.empty(d.outShape);
+  const rows = d.batch * d.M;
+  if (rows > 0 && d.N > 0)
+    native.matmulBf16Weights(a.f32, w.u16, out.f32, rows, d.N, d.K, tB, false, bias?.f32 ?? null);
+  return record(op, out, bias ? [a, w, bias] : [a, w], (g) => {
+    let ga: T | null = null;
+    if (a.requiresGrad) {
+      const gc = toBf16(g);
+      ga = Tensor.empty(a.shape);
+      gemm(gc, w, ga, dims(gc, w, false, !tB), false, !tB, false);
+      gc.dispose();
+    }
+    const gBias = bias?.requiresGrad ? sumTo(g, bias.shape) : null;
+    return bias ? [ga, null, gBias] : [ga, null];
   });
 }
 

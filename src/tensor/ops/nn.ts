@@ -205,13 +205,23 @@ export function crossEntropy(logits: T, targets: T, opts: CrossEntropyOptions = 
 /** Rows of weight (V, D) picked by ids (any shape) → (...ids.shape, D). Its gradient scatter-adds into (V, D). */
 export function embedding(weight: T, ids: T): T {
   const op = 'embedding';
-  checkF32(weight, op, 'weight');
+  check(weight.dtype !== 'i32', op, () => 'weight must be f32 or bf16, got i32');
   checkI32(ids, op, 'ids');
   check(weight.ndim === 2, op, () => `weight ${shapeStr(weight.shape)} must be (vocab, dim)`);
   const [V, D] = weight.shape;
   checkIndexRange(ids, V, op, 'id');
   const n = ids.numel;
   const out = Tensor.empty([...ids.shape, D]);
+  if (weight.dtype === 'bf16') {
+    // A frozen bf16 table (inference): rows widened to f32, no gradient.
+    const w = weight.u16;
+    const o = new Uint32Array(out.f32.buffer, out.f32.byteOffset, out.numel);
+    for (let r = 0; r < n; r++) {
+      const src = ids.i32[r] * D;
+      for (let j = 0; j < D; j++) o[r * D + j] = w[src + j] << 16;
+    }
+    return out;
+  }
   native.gatherRows(weight.f32, ids.i32, out.f32, V, D, n);
   return record(op, out, [weight], (g) => {
     const dw = Tensor.empty(weight.shape);

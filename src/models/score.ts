@@ -1,0 +1,51 @@
+// Token rows into model inputs, and a reward model's scores of whole sequences.
+import { noGrad, Tensor, tidy } from '../tensor/index.js';
+import type { ScalarModel } from './heads.js';
+
+/** Right-padded token rows with their attention mask (1 real, 0 pad) and lengths. */
+export interface PaddedBatch {
+  ids: Tensor;
+  mask: Tensor;
+  lengths: number[];
+}
+
+export function padRight(rows: readonly (readonly number[])[], padId: number): PaddedBatch {
+  const B = rows.length;
+  const T = Math.max(...rows.map((r) => r.length));
+  const ids = Tensor.empty([B, T], 'i32');
+  const mask = Tensor.empty([B, T]);
+  ids.i32.fill(padId);
+  mask.f32.fill(0);
+  rows.forEach((r, b) => {
+    ids.i32.set(r, b * T);
+    mask.f32.fill(1, b * T, b * T + r.length);
+  });
+  return { ids, mask, lengths: rows.map((r) => r.length) };
+}
+
+/** Reward-model scores of whole sequences (prompt + response), read at each one's last token; no graph recorded. */
+export function scoreSequences(
+  rm: ScalarModel,
+  sequences: readonly (readonly number[])[],
+  batchSize: number,
+  padId: number,
+): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < sequences.length; i += batchSize) {
+    const chunk = sequences.slice(i, i + batchSize);
+    const scores = noGrad(() =>
+      tidy(() => {
+        const { ids, mask, lengths } = padRight(chunk, padId);
+        return rm
+          .scoreAt(
+            ids,
+            lengths.map((n) => n - 1),
+            { attentionMask: mask },
+          )
+          .toArray();
+      }),
+    );
+    out.push(...scores);
+  }
+  return out;
+}

@@ -1,0 +1,69 @@
+// Batching shared by every trainer: seeded shuffles, validation splits, and epochs of batches with a resumable
+// position. (Padding token rows into model inputs is models/score.ts's padRight, which the scorers use too.)
+import { Rng } from '../tensor/index.js';
+
+/** A seeded Fisher–Yates permutation of 0..n-1. */
+export function shuffled(n: number, rng: Rng): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** Holds out floor(fraction · n) records, chosen by a seeded shuffle; the rest keep their file order. */
+export function splitValidation<T>(records: T[], fraction: number, seed: number): { train: T[]; val: T[] } {
+  if (!(fraction >= 0 && fraction < 1)) throw new Error(`val fraction must be in [0, 1), got ${fraction}`);
+  const nVal = Math.floor(records.length * fraction);
+  const held = new Set(shuffled(records.length, new Rng(seed)).slice(0, nVal));
+  return {
+    train: records.filter((_, i) => !held.has(i)),
+    val: records.filter((_, i) => held.has(i)),
+  };
+}
+
+/** Where an epoch-based run stands: the epoch, the next batch in it, and the epoch's order (null before its shuffle). */
+export interface EpochPosition {
+  epoch: number;
+  batch: number;
+  order: number[] | null;
+}
+
+/** Epochs of shuffled batches (the last one of an epoch may be short), each epoch's order drawn from rng. */
+export class EpochBatches<E> {
+  position: EpochPosition = { epoch: 0, batch: 0, order: null };
+  readonly perEpoch: number;
+
+  constructor(
+    readonly items: E[],
+    readonly batchSize: number,
+    readonly epochs: number,
+    private readonly rng: Rng,
+  ) {
+    this.perEpoch = Math.ceil(items.length / batchSize);
+  }
+
+  get totalSteps(): number {
+    return this.perEpoch * this.epochs;
+  }
+
+  /** True when the last batch taken ended its epoch. */
+  get epochEnded(): boolean {
+    return this.position.batch === this.perEpoch;
+  }
+
+  /** Epochs done, fractional: what the metrics call "epoch". */
+  get progress(): number {
+    return this.position.epoch + this.position.batch / this.perEpoch;
+  }
+
+  next(): E[] {
+    if (this.epochEnded) this.position = { epoch: this.position.epoch + 1, batch: 0, order: null };
+    const p = this.position;
+    p.order ??= shuffled(this.items.length, this.rng);
+    const picked = p.order.slice(p.batch * this.batchSize, (p.batch + 1) * this.batchSize).map((i) => this.items[i]);
+    p.batch++;
+    return picked;
+  }
+}

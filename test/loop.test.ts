@@ -1,0 +1,205 @@
+// The one training loop and its config base: the guards every trainer gets from it (an earlier run's folder, a
+// changed config on --resume, the temporary folders of killed saves), and the input checks of training text.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { readDemonstrations } from '../src/rlhf/data.js';
+import { ppoSpec } from '../src/rlhf/ppo.js';
+import { rmSpec } from '../src/rlhf/reward.js';
+import { sftDefaults, sftSpec, trainSft } from '../src/rlhf/sft.js';
+import { Tokenizer } from '../src/tokenizer/index.js';
+import { cleanStaleCheckpoints } from '../src/train/checkpoint.js';
+import { pretrainSpec } from '../src/train/pretrain.js';
+import { corpusTokens, readDocuments } from '../src/train/tokens.js';
+import { spawnCli } from './helpers/cli.js';
+import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ik-loop-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const modelDir = writeTinyModel(join(root, 'base'));
+const quiet = () => {};
+const demos = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ prompt: `say ${WORDS[i % 8]}`, completion: `${WORDS[(i + 1) % 8]}` }));
+const data = writeJsonl(join(root, 'demos.jsonl'), demos(12));
+const rankings = writeJsonl(
+  join(root, 'rankings.jsonl'),
+  Array.from({ length: 12 }, (_, i) => ({ prompt: `say ${WORDS[i % 8]}`, chosen: WORDS[i % 8], rejected: 'no' })),
+);
+const tiny = { ...sftDefaults, epochs: 2, batchSize: 4, lr: 3e-3, dropout: 0, saveEvery: 1 };
+
+// A PID that ran and is gone.
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+test('sft and rm refuse an earlier run folder before writing anything', async () => {
+  for (const stage of ['sft', 'rm'] as const) {
+    const out = join(root, `used-${stage}`);
+    mkdirSync(join(out, 'checkpoints', 'step-00000001'), { recursive: true });
+    writeFileSync(join(out, 'checkpoints', 'step-00000001', 'trainer_state.json'), '{"step": 1}');
+    const cfg = join(out, `${stage}_config.json`);
+    writeFileSync(cfg, '{"earlier": "run"}\n');
+    const before = readdirSync(out).sort();
+    const file = stage === 'sft' ? data : rankings;
+    const run = await spawnCli([stage, '--model', modelDir, '--data', file, '--out', out]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /holds checkpoints of an earlier run; pass --resume/);
+    assert.equal(readFileSync(cfg, 'utf8'), '{"earlier": "run"}\n', `${stage} rewrote ${cfg}`);
+    assert.deepEqual(readdirSync(out).sort(), before);
+  }
+});
+
+test('--resume with a changed batch size or lr is refused naming each field; --force-config goes on', () => {
+  const out = join(root, 'guard');
+  const stop = new AbortController();
+  const run = (config: typeof tiny, extra: { resume?: boolean; forceConfig?: boolean } = {}) =>
+    trainSft({ modelDir, dataFile: data, outDir: out, config, log: quiet, quiet: true, ...extra });
+  trainSft({
+    modelDir,
+    dataFile: data,
+    outDir: out,
+    config: tiny,
+    log: quiet,
+    quiet: true,
+    signal: stop.signal,
+    onStep: (step) => step === 2 && stop.abort(),
+  });
+  assert.throws(
+    () => run({ ...tiny, batchSize: 2, lr: 1e-3 }, { resume: true }),
+    (e: Error) =>
+      /--resume: the config differs from .*sft_config\.json/.test(e.message) &&
+      /"batchSize" \(--batch-size\): 4 → 2/.test(e.message) &&
+      /"lr" \(--lr\): 0\.003 → 0\.001/.test(e.message) &&
+      /--force-config/.test(e.message),
+  );
+  assert.throws(() => run({ ...tiny, epochs: 3 }, { resume: true }), /"epochs" \(--epochs\): 2 → 3/);
+  const lines: string[] = [];
+  const r = trainSft({
+    modelDir,
+    dataFile: data,
+    outDir: out,
+    config: { ...tiny, lr: 1e-3 },
+    log: (l) => lines.push(l),
+    quiet: true,
+    resume: true,
+    forceConfig: true,
+  });
+  assert.equal(r.aborted, false);
+  assert.ok(lines.some((l) => /--force-config: resuming with a config that differs/.test(l)));
+});
+
+test('temporary folders of killed saves are removed when their process is gone', () => {
+  const ckpts = join(root, 'stale', 'checkpoints');
+  const dead = join(ckpts, `step-00000004.tmp-${deadPid()}`);
+  const live = join(ckpts, `step-00000004.tmp-${process.ppid}`);
+  for (const d of [dead, live]) mkdirSync(d, { recursive: true });
+  assert.deepEqual(cleanStaleCheckpoints(ckpts), [dead.split('/').at(-1)]);
+  assert.ok(!existsSync(dead));
+  assert.ok(existsSync(live), 'a save still running elsewhere is left alone');
+  // A trainer cleans its folder at the start of a run.
+  const out = join(root, 'stale-run');
+  const leftover = join(out, 'checkpoints', `step-00000002.tmp-${deadPid()}`);
+  mkdirSync(leftover, { recursive: true });
+  trainSft({ modelDir, dataFile: data, outDir: out, config: { ...tiny, epochs: 1 }, log: quiet, quiet: true });
+  assert.ok(!existsSync(leftover));
+});
+
+test('training text that is not UTF-8 is an error naming file, line and byte offset', () => {
+  const bad = join(root, 'latin1.jsonl');
+  writeFileSync(
+    bad,
+    Buffer.concat([
+      Buffer.from('{"prompt": "a", "completion": "b"}\n{"prompt": "caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('", "completion": "x"}\n'),
+    ]),
+  );
+  assert.throws(() => readDemonstrations(bad), /latin1\.jsonl:2: byte 0xe9 at offset 50 is not valid UTF-8/);
+  // A corpus read in small chunks, the bad byte far from the start; a character cut by a chunk's end is fine.
+  const corpus = join(root, 'corpus.txt');
+  const good = `${'héllo wörld\n'.repeat(40)}\n`;
+  writeFileSync(corpus, Buffer.concat([Buffer.from(good), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]));
+  const offset = Buffer.byteLength(good);
+  assert.throws(
+    () => [...readDocuments([corpus], { chunkBytes: 7 })],
+    new RegExp(`corpus\\.txt:42: byte 0xc3 at offset ${offset} is not valid UTF-8`),
+  );
+  writeFileSync(corpus, good);
+  assert.equal([...readDocuments([corpus], { chunkBytes: 7 })][0].text, good.trim());
+});
+
+test('--ptx reads a .jsonl corpus as pretraining does: the texts and EOS, no JSON syntax', () => {
+  const tok = Tokenizer.fromDir(modelDir);
+  const texts = ['say red then blue please.', 'say gold then pink please.'];
+  const file = writeJsonl(
+    join(root, 'ptx.jsonl'),
+    texts.map((text) => ({ text })),
+  );
+  const ids = corpusTokens([file], tok);
+  const want = texts.flatMap((t) => [...tok.encode(t, { addSpecialTokens: false }), tok.eosId!]);
+  assert.deepEqual(ids, want);
+  assert.ok(!tok.decode(ids).includes('"text"'));
+});
+
+test('one config base: the same names in every stage, and --help and flags from the schema', () => {
+  const shared = [
+    'batchSize',
+    'lr',
+    'lrScheduler',
+    'warmupRatio',
+    'minLrRatio',
+    'maxGradNorm',
+    'saveEvery',
+    'seed',
+    'bf16',
+  ];
+  for (const spec of [pretrainSpec, sftSpec, rmSpec, ppoSpec]) {
+    for (const k of shared) assert.ok(k in spec.defaults, `${spec.stage}: ${k}`);
+    const help = spec.help();
+    for (const k of Object.keys(spec.defaults))
+      assert.ok(
+        help.includes(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+        `${spec.stage} --help lacks ${k}`,
+      );
+  }
+  for (const old of ['batch', 'gradClip', 'minLr', 'checkpointEvery', 'chatTemplate'])
+    for (const spec of [pretrainSpec, sftSpec, rmSpec, ppoSpec])
+      assert.ok(!(old in spec.defaults), `${spec.stage}: ${old}`);
+  assert.deepEqual(sftSpec.fromFlags({ 'batch-size': '4', bf16: true, dropout: 'null', 'prompt-format': 'raw' }), {
+    batchSize: 4,
+    bf16: true,
+    dropout: null,
+    promptFormat: 'raw',
+  });
+  assert.deepEqual(ppoSpec.fromFlags({ 'no-whiten-advantages': true }), { whitenAdvantages: false });
+  assert.throws(() => sftSpec.fromFlags({ 'batch-size': '2.5' }), /--batch-size: expected an integer, got "2.5"/);
+  assert.throws(
+    () => sftSpec.resolve([{ values: { lr: -1 }, source: 'x.yaml' }]),
+    /x\.yaml: field "lr" \(--lr\) must be a number in \[0, 10\]/,
+  );
+  assert.throws(() => sftSpec.resolve([{ values: { batch: 4 }, source: 'x.yaml' }]), /x\.yaml: unknown field "batch"/);
+});
+
+test('--bf16 autocast reaches every trainer through the loop (sft here): finite losses, not the f32 ones', () => {
+  const losses = (bf16: boolean) => {
+    const out: number[] = [];
+    trainSft({
+      modelDir,
+      dataFile: data,
+      outDir: join(root, `bf16-${bf16}`),
+      config: { ...tiny, epochs: 1, saveEvery: 0, bf16 },
+      log: quiet,
+      quiet: true,
+      onStep: (_, m) => out.push(Number(m['train/loss'])),
+    });
+    return out;
+  };
+  const f32 = losses(false);
+  const bf16 = losses(true);
+  assert.ok(bf16.every(Number.isFinite));
+  assert.notDeepEqual(bf16, f32);
+  assert.ok(Math.abs(bf16[0] - f32[0]) < 0.05, `first loss ${bf16[0]} vs ${f32[0]}`);
+});
