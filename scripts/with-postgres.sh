@@ -37,6 +37,8 @@ stop() {
   rm -rf "$dir"
 }
 trap stop EXIT
+# Interrupted or killed, it still stops the cluster (the EXIT trap runs on the way out).
+trap 'exit 130' INT TERM
 
 "${as_owner[@]}" "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
   { cat "$dir/initdb.log" >&2; exit 1; }
