@@ -162,7 +162,16 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   await page.getByTestId('task-kind').selectOption('ranking');
   await page.getByTestId('create-tasks').click();
   await page.getByText('Created 1 ranking task').waitFor();
+  // The same prompt again is skipped and reported, not a second task.
+  await page.getByRole('row', { name: /haiku/ }).first().getByRole('checkbox').check();
+  await page.getByTestId('task-kind').selectOption('demonstration');
+  await page.getByTestId('create-tasks').click();
+  await page.getByText('1 prompt(s) already had one and were skipped').waitFor();
+  // The task list searches the prompts.
+  await page.getByTestId('task-search').fill('PHOTOSYNTHESIS');
+  await page.getByTestId('task-count').filter({ hasText: /^1$/ }).waitFor();
   await shot('admin-data');
+  await page.getByTestId('task-search').fill('');
 
   await nav('Settings');
   await page.getByTestId('k').waitFor();

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createServer, REPORT_CSP } from '../src/server/index.js';
-import { setup } from './helpers/server.js';
+import { labeler, setup } from './helpers/server.js';
 
-test('report route: index and PNGs of the configured folder, read-only, nothing outside it', async (t) => {
+test('report route: admins only; index and PNGs of the configured folder, read-only, nothing outside it', async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'ik-report-'));
   t.after(() => rmSync(parent, { recursive: true, force: true }));
   const dir = join(parent, 'report');
@@ -16,28 +16,35 @@ test('report route: index and PNGs of the configured folder, read-only, nothing 
   writeFileSync(join(dir, 'winrate.png'), png);
   writeFileSync(join(parent, 'secret.png'), 'secret');
   writeFileSync(join(dir, 'notes.txt'), 'not a report file type');
-  const { app } = await setup({ reportDir: dir });
+  const { app, admin } = await setup({ reportDir: dir });
   t.after(() => app.close());
+  // The report shows held-out prompts: strangers and labelers get nothing of it.
+  assert.equal((await app.inject({ url: '/report/' })).statusCode, 401);
+  assert.equal((await app.inject({ url: '/report/winrate.png' })).statusCode, 401);
+  const lab = await labeler(app, admin, 'lab1');
+  assert.equal((await lab.get('/report/')).status, 403);
+  const get = (url: string) =>
+    app.inject({ url, headers: { cookie: `ik_session=${admin.token}` } }) as ReturnType<typeof app.inject>;
 
-  const index = await app.inject({ url: '/report/' });
+  const index = await get('/report/');
   assert.equal(index.statusCode, 200);
   assert.match(String(index.headers['content-type']), /text\/html/);
   assert.equal(index.headers['content-security-policy'], REPORT_CSP);
   assert.match(index.body, /demo report/);
-  const redirect = await app.inject({ url: '/report' });
+  const redirect = await get('/report');
   assert.equal(redirect.statusCode, 302);
   assert.equal(redirect.headers.location, '/report/');
-  const image = await app.inject({ url: '/report/winrate.png' });
+  const image = await get('/report/winrate.png');
   assert.equal(image.statusCode, 200);
   assert.equal(image.headers['content-type'], 'image/png');
   assert.deepEqual(image.rawPayload, png);
   for (const bad of ['/report/../secret.png', '/report/%2e%2e/secret.png', '/report/..%2fsecret.png']) {
-    const r = await app.inject({ url: bad });
+    const r = await get(bad);
     assert.notEqual(r.statusCode, 200, bad);
     assert.ok(!r.body.includes('secret'), bad);
   }
-  assert.equal((await app.inject({ url: '/report/notes.txt' })).statusCode, 404);
-  assert.equal((await app.inject({ url: '/report/missing.png' })).statusCode, 404);
+  assert.equal((await get('/report/notes.txt')).statusCode, 404);
+  assert.equal((await get('/report/missing.png')).statusCode, 404);
   assert.equal((await app.inject({ method: 'POST', url: '/report/index.html' })).statusCode, 404);
 });
 

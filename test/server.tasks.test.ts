@@ -224,7 +224,7 @@ test('gold items are mixed into live ranking work: indistinguishable, scored on 
   for (const ranking of answers) {
     const a = (await lab.post('/api/tasks/next')).json.assignment;
     seen.push(a.prompt);
-    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'prompt', 'responses', 'status']);
+    assert.deepEqual(Object.keys(a).sort(), ['expiresAt', 'id', 'kind', 'number', 'prompt', 'responses', 'status']);
     assert.equal((await lab.post(`/api/assignments/${a.id}/submit`, { ranking }, idem())).status, 200);
   }
   // Live gold first (the screening item is never repeated), then real work once no unseen gold is left.

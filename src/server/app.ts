@@ -6,11 +6,19 @@
  * This file builds the app and its hooks; the routes live in routes/, one module per area.
  */
 import { createHash } from 'node:crypto';
+import { finished } from 'node:stream/promises';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ImportedCandidates, openSqliteStore, type Store, StoreError } from '../store/index.js';
-import { hashPassword, safeEqual, sha256 } from './auth.js';
+import {
+  ImportedCandidates,
+  isUnavailable,
+  isUniqueViolation,
+  openStore,
+  type Store,
+  StoreError,
+} from '../store/index.js';
+import { hashPassword, safeEqual, sha256, verifyPassword } from './auth.js';
 import { EchoChatModel } from './chat.js';
 import { type Access, fail, type RouteContext, SESSION_COOKIE, type ServerOptions } from './context.js';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle } from './login_throttle.js';
@@ -22,10 +30,14 @@ import { dataRoutes } from './routes/data.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
+import { strictValidatorCompiler } from './validation.js';
 
 export { type Access, SESSION_COOKIE, type ServerOptions } from './context.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const JSONL_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain'];
+/** Oversized bodies up to this size are read to the end (and dropped) so that the client gets its 413 cleanly. */
+const MAX_DRAINED_BYTES = 64 * 1024 * 1024;
 
 const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403, expired: 410 } as const;
 
@@ -36,40 +48,60 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   routes: { method: string; url: string; auth: Access }[];
 }> {
   const now = opts.now ?? Date.now;
-  const store = opts.store ?? (await openSqliteStore({ path: opts.dbPath ?? ':memory:', now }));
+  const store = opts.store ?? (await openStore({ db: opts.dbPath ?? ':memory:', now }));
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
   const maxAge = opts.sessionMaxAgeMs ?? 7 * 24 * 3600_000;
   const sessionEnd = (createdAt: number) => Math.min(now() + ttl, createdAt + maxAge);
   // Renewing writes to the database, so a session is extended at most about once a minute of use.
   const renewAfterMs = Math.min(60_000, ttl / 10);
-  const loginThrottle = new LoginThrottle(opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
+  const loginThrottle = new LoginThrottle(store, opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
   const chatModel = opts.chatModel ?? new EchoChatModel();
   const random = opts.random ?? Math.random;
   const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
 
-  if (opts.bootstrapAdmin && (await store.users.list()).length === 0) {
-    await store.users.create({
-      username: opts.bootstrapAdmin.username,
-      passwordHash: await hashPassword(opts.bootstrapAdmin.password, opts.passwordCost),
-      role: 'admin',
-    });
+  const boot = opts.bootstrapAdmin;
+  if (boot) {
+    const fresh = (await store.users.list()).length === 0;
+    // A reset that changes nothing is skipped, so that a password kept in the environment keeps sessions alive.
+    const u = opts.resetAdmin && !fresh ? await store.users.forLogin(boot.username) : undefined;
+    const unchanged = u?.role === 'admin' && !u.disabled && (await verifyPassword(boot.password, u.password_hash));
+    if (fresh || (opts.resetAdmin && !unchanged)) {
+      await store.users.resetAdmin(boot.username, await hashPassword(boot.password, opts.passwordCost));
+    }
   }
 
+  const bodyLimit = opts.bodyLimitBytes ?? 1024 * 1024;
+  const importLimit = opts.importLimitBytes ?? 32 * 1024 * 1024;
   const app = Fastify({
     logger: opts.logger ?? false,
-    bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    bodyLimit,
+    trustProxy: opts.trustProxy ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(strictValidatorCompiler);
 
   await app.register(cookie);
   app.decorateRequest('session', null);
-  app.addContentTypeParser(
-    ['application/x-ndjson', 'application/jsonl', 'text/plain'],
-    { parseAs: 'string', bodyLimit: opts.importLimitBytes ?? 32 * 1024 * 1024 },
-    (_req, body, done) => done(null, body),
+  app.addContentTypeParser(JSONL_TYPES, { parseAs: 'string', bodyLimit: importLimit }, (_req, body, done) =>
+    done(null, body),
   );
+
+  // A body over its limit is refused before it is read, but the 413 goes out once the client has finished sending
+  // (up to a bound): Fastify's own refusal closes the connection mid-upload, and the client then sees EPIPE instead.
+  app.addHook('onRequest', async (req, reply) => {
+    const length = Number(req.headers['content-length'] ?? 0);
+    const type = req.headers['content-type'] ?? '';
+    const limit = JSONL_TYPES.some((t) => type.startsWith(t)) ? importLimit : bodyLimit;
+    if (!(length > limit)) return;
+    if (length <= MAX_DRAINED_BYTES) {
+      req.raw.resume();
+      await finished(req.raw).catch(() => {});
+    } else {
+      reply.header('connection', 'close');
+    }
+    fail(413, 'body_too_large', `the request body is ${length} bytes; the limit here is ${limit}`);
+  });
 
   const routes: { method: string; url: string; auth: Access }[] = [];
   app.addHook('onRoute', (route) => {
@@ -128,6 +160,19 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         return reply
           .status(tooLong ? 413 : 400)
           .send({ error: tooLong ? 'text_too_long' : 'invalid_request', message: err.message });
+      }
+      // The database is out of reach (connection lost, server restarting): the transaction did not commit, so
+      // nothing was stored and the client may retry (with its Idempotency-Key) here or on another server.
+      if (isUnavailable(err)) {
+        req.log.warn(err);
+        return reply
+          .status(503)
+          .header('retry-after', '1')
+          .send({ error: 'unavailable', message: 'the database is unavailable; nothing was stored — retry shortly' });
+      }
+      // Two requests stored the same thing at once (e.g. one username on two servers): the later one loses.
+      if (isUniqueViolation(err)) {
+        return reply.status(409).send({ error: 'conflict', message: 'this was stored by another request just now' });
       }
       const status = err.statusCode ?? 500;
       if (status >= 500) {

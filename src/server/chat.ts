@@ -4,19 +4,32 @@ export interface ChatMessage {
   content: string;
 }
 
+export interface ChatStreamOptions {
+  signal?: AbortSignal;
+  seed?: number;
+  /** Called before the first token when the oldest messages were left out to fit the model's context. */
+  onTruncate?: (droppedMessages: number) => void;
+}
+
 export interface ChatModel {
   readonly name: string;
-  /** Streams the assistant reply to the conversation, token by token. */
-  stream(messages: readonly ChatMessage[], opts: { signal?: AbortSignal; seed?: number }): AsyncIterable<string>;
+  /**
+   * Streams the assistant reply to the conversation, token by token. A conversation longer than the model's context
+   * loses its oldest turns (see `onTruncate`); one whose last message alone does not fit rejects with
+   * `ContextTooLongError` before any token.
+   */
+  stream(messages: readonly ChatMessage[], opts: ChatStreamOptions): AsyncIterable<string>;
+}
+
+/** The newest message alone is longer than the model can read. */
+export class ContextTooLongError extends Error {
+  override name = 'ContextTooLongError';
 }
 
 /** Test model: echoes the last user message word by word (with a variant tag when a seed is given). */
 export class EchoChatModel implements ChatModel {
   readonly name = 'echo';
-  async *stream(
-    messages: readonly ChatMessage[],
-    opts: { signal?: AbortSignal; seed?: number },
-  ): AsyncIterable<string> {
+  async *stream(messages: readonly ChatMessage[], opts: ChatStreamOptions): AsyncIterable<string> {
     const last = [...messages].reverse().find((m) => m.role === 'user');
     const words = (last?.content ?? '').split(/(\s+)/).filter((w) => w.length > 0);
     if (opts.seed !== undefined) words.unshift(`[${opts.seed}] `);

@@ -28,6 +28,7 @@ declare module 'fastify' {
 export interface ServerOptions {
   /** An open store; otherwise one is opened at `dbPath` (default ':memory:'). */
   store?: Store;
+  /** A SQLite file, or a `postgres://` URL (several servers may share one PostgreSQL database). */
   dbPath?: string;
   /** Clock for sessions and timestamps (tests move it to expire sessions). */
   now?: () => number;
@@ -35,7 +36,7 @@ export interface ServerOptions {
   sessionTtlMs?: number;
   /** ... but never beyond this long after sign-in, however busy. */
   sessionMaxAgeMs?: number;
-  /** Failed sign-ins allowed per account and client address before 429. */
+  /** Failed sign-ins allowed per account and client address before 429 (counted in the database). */
   loginThrottle?: LoginThrottleOptions;
   /** Longest accepted text field, in characters. */
   maxTextChars?: number;
@@ -53,6 +54,13 @@ export interface ServerOptions {
   logger?: boolean;
   /** Creates this admin when no user exists yet. */
   bootstrapAdmin?: { username: string; password: string };
+  /** Also when users exist: give `bootstrapAdmin` its password and enable it (recovers a locked-out admin). */
+  resetAdmin?: boolean;
+  /**
+   * Behind a reverse proxy: which proxies to believe about the client address (X-Forwarded-For), as Fastify's
+   * `trustProxy` (true, or the proxies' addresses/CIDRs). The address is what login throttling counts.
+   */
+  trustProxy?: boolean | string | string[];
   random?: () => number;
   /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
   webRoot?: string;

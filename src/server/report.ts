@@ -1,7 +1,7 @@
 /**
  * Read-only view of a run's report folder (what `instructkit demo` writes to DIR/report): GET /report/ is its
- * index.html, GET /report/<file> a file beside it (the chart PNGs). Files resolve inside the folder only; the page
- * has no script, so its CSP allows inline styles and same-origin images and nothing else.
+ * index.html, GET /report/<file> a file beside it (the chart PNGs). Admins only: it shows held-out prompts. Files
+ * resolve inside the folder only; the page has no script, so its CSP allows inline styles and same-origin images.
  */
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -31,6 +31,6 @@ export async function registerReport(app: FastifyInstance, reportDir: string): P
     reply.header('cache-control', 'no-cache');
     return reply.send(await readFile(file));
   };
-  app.get('/report', { config: { auth: 'public' } }, (_req, reply) => reply.redirect('/report/'));
-  app.get('/report/*', { config: { auth: 'public' } }, handler);
+  app.get('/report', { config: { auth: 'admin' } }, (_req, reply) => reply.redirect('/report/'));
+  app.get('/report/*', { config: { auth: 'admin' } }, handler);
 }

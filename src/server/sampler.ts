@@ -1,7 +1,7 @@
 // A served model: chat replies and labeling candidates sampled from a model folder in a worker thread.
 import { Worker } from 'node:worker_threads';
 import type { CandidateSource } from '../store/index.js';
-import type { ChatMessage, ChatModel } from './chat.js';
+import { type ChatMessage, type ChatModel, type ChatStreamOptions, ContextTooLongError } from './chat.js';
 
 export interface SamplerSettings {
   dir: string;
@@ -19,8 +19,9 @@ export type SamplerResponse =
   | { id: number; type: 'ready' }
   | { id: number; type: 'done'; tokens: number; cancelled: boolean }
   | { id: number; type: 'token'; text: string }
+  | { id: number; type: 'context'; droppedMessages: number }
   | { id: number; type: 'result'; texts: string[] }
-  | { id: number; type: 'error'; message: string };
+  | { id: number; type: 'error'; message: string; contextTooLong?: boolean };
 
 type Listener = (m: SamplerResponse) => void;
 
@@ -81,10 +82,7 @@ export class ModelSampler implements ChatModel, CandidateSource {
     });
   }
 
-  async *stream(
-    messages: readonly ChatMessage[],
-    opts: { signal?: AbortSignal; seed?: number },
-  ): AsyncIterable<string> {
+  async *stream(messages: readonly ChatMessage[], opts: ChatStreamOptions): AsyncIterable<string> {
     const last = [...messages].reverse().find((m) => m.role === 'user');
     const queue: SamplerResponse[] = [];
     let wake: (() => void) | null = null;
@@ -114,7 +112,8 @@ export class ModelSampler implements ChatModel, CandidateSource {
           continue;
         }
         if (m.type === 'token') yield m.text;
-        else if (m.type === 'error') throw new Error(m.message);
+        else if (m.type === 'context') opts.onTruncate?.(m.droppedMessages);
+        else if (m.type === 'error') throw m.contextTooLong ? new ContextTooLongError(m.message) : new Error(m.message);
         else return;
       }
     } finally {

@@ -57,6 +57,13 @@ export function schemas(l: Limits) {
       limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
       offset: Type.Integer({ minimum: 0, default: 0 }),
     }),
+    TaskQuery: Type.Object({
+      limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+      offset: Type.Integer({ minimum: 0, default: 0 }),
+      q: Type.Optional(Type.String({ maxLength: 200 })),
+      kind: Type.Optional(Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')])),
+      state: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('done')])),
+    }),
     CreateTasks: Type.Object({
       kind: Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')]),
       promptIds: Type.Array(Id, { minItems: 1, maxItems: 10000 }),

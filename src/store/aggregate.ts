@@ -23,3 +23,6 @@ export const jsonOrNull = (v: unknown) => (v === undefined || v === null ? null 
 
 /** COUNT(*) comes back as a number from SQLite and as a string (bigint) from PostgreSQL: read it through this. */
 export const count = (n: number | string | bigint | undefined | null) => Number(n ?? 0);
+
+/** An answer that says nothing (empty or only whitespace) is never stored as one. */
+export const isBlank = (text: string) => text.trim() === '';

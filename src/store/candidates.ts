@@ -1,4 +1,4 @@
-/** Where ranking / A/B candidates come from. Model sampling plugs in later as another CandidateSource. */
+/** Where ranking / A/B candidates come from, and how a task gets distinct ones. */
 import type { Store } from './store.js';
 
 export interface CandidateSource {
@@ -13,11 +13,39 @@ export class ImportedCandidates implements CandidateSource {
     readonly model = 'imported',
   ) {}
 
+  /** The pool's first k distinct texts (fewer when the pool holds fewer). */
   async generate(prompt: string, k: number): Promise<string[]> {
-    const pool = await this.store.prompts.pooledCandidates(prompt, this.model);
-    if (pool.length < k) {
-      throw new Error(`only ${pool.length} imported "${this.model}" candidates for prompt, need ${k}`);
-    }
+    const pool = [...new Set(await this.store.prompts.pooledCandidates(prompt, this.model))];
+    if (pool.length === 0) throw new Error(`no imported "${this.model}" candidates for this prompt, need ${k}`);
     return pool.slice(0, k);
   }
+}
+
+/**
+ * Up to k distinct, non-blank candidates for a prompt. What repeats (compared without surrounding whitespace) or
+ * says nothing is dropped and the source is asked again for the missing ones, up to `retries` times; a source that
+ * keeps repeating itself yields fewer (K shrinks). Fewer than two distinct answers make no ranking: that rejects.
+ */
+export async function distinctCandidates(
+  source: CandidateSource,
+  prompt: string,
+  k: number,
+  retries = 3,
+): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const take = (texts: string[]) => {
+    for (const t of texts) {
+      const key = t.trim();
+      if (key === '' || seen.has(key) || out.length >= k) continue;
+      seen.add(key);
+      out.push(t);
+    }
+  };
+  take(await source.generate(prompt, k));
+  for (let i = 0; i < retries && out.length < k; i++) take(await source.generate(prompt, k - out.length));
+  if (out.length < 2) {
+    throw new Error(`only ${out.length} distinct non-empty candidate(s) after ${retries} resamples; a ranking needs 2`);
+  }
+  return out;
 }

@@ -78,13 +78,42 @@ export class Chat extends Aggregate {
     };
   }
 
-  async addMessage(conversationId: number, role: 'user' | 'assistant', content: string): Promise<void> {
-    await this.s.tx(async (s) => {
-      await s.db
+  async addMessage(conversationId: number, role: 'user' | 'assistant', content: string): Promise<number> {
+    return this.s.tx(async (s) => {
+      const { id } = await s.db
         .insertInto('chat_messages')
         .values({ conversation_id: conversationId, role, content, created_at: s.now() })
-        .execute();
+        .returning('id')
+        .executeTakeFirstOrThrow();
       await s.db.updateTable('conversations').set({ updated_at: s.now() }).where('id', '=', conversationId).execute();
+      return id;
+    });
+  }
+
+  /**
+   * Takes back a user's message that got no answer (an empty reply, an error, a message too long for the model), so
+   * that the history never holds two user turns in a row; a conversation left with nothing in it goes too.
+   */
+  async retractMessage(conversationId: number, messageId: number): Promise<void> {
+    await this.s.tx(async (s) => {
+      await s.db
+        .deleteFrom('chat_messages')
+        .where('id', '=', messageId)
+        .where('conversation_id', '=', conversationId)
+        .execute();
+      const left = await s.db
+        .selectFrom('chat_messages')
+        .select('id')
+        .where('conversation_id', '=', conversationId)
+        .limit(1)
+        .executeTakeFirst();
+      const pairs = await s.db
+        .selectFrom('comparisons')
+        .select('id')
+        .where('conversation_id', '=', conversationId)
+        .limit(1)
+        .executeTakeFirst();
+      if (!left && !pairs) await s.db.deleteFrom('conversations').where('id', '=', conversationId).execute();
     });
   }
 
@@ -119,12 +148,19 @@ export class Chat extends Aggregate {
     await this.s.tx(async (s) => {
       const row = await s.db
         .selectFrom('comparisons')
-        .select(['id', 'user_id', 'choice', 'kind', 'a_text', 'b_text', 'conversation_id'])
+        .select(['id', 'user_id', 'kind', 'a_text', 'b_text', 'conversation_id'])
         .where('id', '=', pairId)
         .executeTakeFirst();
       if (row?.kind !== 'chat' || row.user_id !== userId) throw new StoreError('not_found', `no chat pair ${pairId}`);
-      if (row.choice !== null) throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
-      await s.db.updateTable('comparisons').set({ choice }).where('id', '=', pairId).execute();
+      // Conditional, so that of two concurrent choices (two servers) only one is stored and continues the chat.
+      const chosen = await s.db
+        .updateTable('comparisons')
+        .set({ choice })
+        .where('id', '=', pairId)
+        .where('choice', 'is', null)
+        .executeTakeFirst();
+      if (Number(chosen.numUpdatedRows) !== 1)
+        throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
       if (row.conversation_id !== null) {
         await s.chat.addMessage(row.conversation_id, 'assistant', choice === 'b' ? row.b_text : row.a_text);
       }

@@ -14,6 +14,40 @@ import type {
 } from './jsonl.js';
 import type { Database, Split } from './schema.js';
 
+/**
+ * A ranking as training may see it: a blank answer leaves, an answer repeated keeps only its best-ranked place
+ * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two answers is dropped.
+ * New labels cannot be like this (imports and candidate sets refuse them); older data is cleaned on the way out.
+ */
+export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null {
+  const seen = new Set<string>();
+  const kept = r.ranking.filter((i) => {
+    const key = r.responses[i].trim();
+    if (key === '' || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (kept.length === r.responses.length) return r;
+  if (kept.length < 2) return null;
+  // Keep the surviving responses in their original order and renumber the ranking and per-response fields.
+  const order = [...kept].sort((a, b) => a - b);
+  const newIndex = new Map(order.map((old, i) => [old, i]));
+  const out: RankingRecord = {
+    prompt: r.prompt,
+    responses: order.map((i) => r.responses[i]),
+    ranking: kept.map((i) => newIndex.get(i)!),
+  };
+  if (r.context) out.context = r.context;
+  if (r.labeler) out.labeler = r.labeler;
+  if (r.likert) out.likert = order.map((i) => r.likert![i]);
+  if (r.flags) {
+    out.flags = Object.fromEntries(
+      Object.entries(r.flags).map(([f, idx]) => [f, idx.filter((i) => newIndex.has(i)).map((i) => newIndex.get(i)!)]),
+    );
+  }
+  return out;
+}
+
 export class Exchange extends Aggregate {
   async importPrompts(records: PromptRecord[], source = 'import'): Promise<number> {
     return (
@@ -183,7 +217,8 @@ export class Exchange extends Aggregate {
       if (labeler) rec.labeler = labeler;
       if (r.likert) rec.likert = JSON.parse(r.likert);
       if (r.flags) rec.flags = JSON.parse(r.flags);
-      out.push(rec);
+      const clean = withoutDegenerateAnswers(rec);
+      if (clean) out.push(clean);
     }
     return out;
   }
@@ -214,16 +249,24 @@ export class Exchange extends Aggregate {
         .execute();
       for (const c of rows) {
         const [chosen, rejected] = c.choice === 'a' ? [c.a_text, c.b_text] : [c.b_text, c.a_text];
-        out.push({ prompt: c.prompt, chosen, rejected });
+        if (chosen.trim() && rejected.trim() && chosen.trim() !== rejected.trim()) {
+          out.push({ prompt: c.prompt, chosen, rejected });
+        }
       }
     }
     return out;
   }
 
-  async exportEval(): Promise<EvalRecord[]> {
+  /**
+   * A/B evaluation results of one split: those from A/B tasks by their prompt's split; imported ones carry no split
+   * and count as training data, as imported pairwise comparisons do.
+   */
+  async exportEval(split: Split): Promise<EvalRecord[]> {
     const rows = await this.db
       .selectFrom('comparisons')
       .leftJoin('users', 'users.id', 'comparisons.user_id')
+      .leftJoin('assignments', 'assignments.id', 'comparisons.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select([
         'comparisons.prompt',
         'comparisons.a_text',
@@ -235,6 +278,11 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('comparisons.kind', '=', 'eval')
+      .where((eb) =>
+        split === 'training'
+          ? eb.or([eb('tasks.split', '=', 'training'), eb('tasks.split', 'is', null)])
+          : eb('tasks.split', '=', split),
+      )
       .orderBy('comparisons.id')
       .execute();
     return rows.map((r) => {

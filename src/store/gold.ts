@@ -54,10 +54,16 @@ export class Gold extends Aggregate {
   /** Replaces the screening test with these gold items. */
   async setScreening(goldIds: number[]): Promise<void> {
     await this.s.tx(async (s) => {
-      const found = await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
+      // An empty `in ()` is an error on PostgreSQL.
+      const found =
+        goldIds.length === 0
+          ? []
+          : await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
       if (found.length !== new Set(goldIds).size) throw new StoreError('invalid', 'unknown gold item id');
       await s.db.updateTable('gold_items').set({ in_screening: 0 }).execute();
-      await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
+      if (goldIds.length > 0) {
+        await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
+      }
     });
   }
 

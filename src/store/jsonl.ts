@@ -114,6 +114,13 @@ function text(o: Obj, key: string, opts: ValidateOptions, optional = false): str
   return v;
 }
 
+/** A text that is an answer or a prompt: never empty or only whitespace. */
+function filled(o: Obj, key: string, opts: ValidateOptions): string {
+  const v = text(o, key, opts)!;
+  if (v.trim() === '') throw new Invalid(`"${key}" is empty`);
+  return v;
+}
+
 function split(o: Obj): Split | undefined {
   const v = o.split;
   if (v === undefined) return undefined;
@@ -127,10 +134,16 @@ function texts(o: Obj, key: string, opts: ValidateOptions): string[] {
   const minK = opts.minK ?? 2;
   const maxK = opts.maxK ?? 9;
   if (v.length < minK || v.length > maxK) throw new Invalid(`"${key}" must hold ${minK}..${maxK} items`);
+  const seen = new Map<string, number>();
   v.forEach((s, i) => {
     if (typeof s !== 'string') throw new Invalid(`"${key}[${i}]" must be a string`);
     if (s.length > opts.maxTextChars)
       throw new Invalid(`"${key}[${i}]" is longer than ${opts.maxTextChars} characters`);
+    if (s.trim() === '') throw new Invalid(`"${key}[${i}]" is empty`);
+    // Two equal answers would make a pair with chosen == rejected.
+    const twin = seen.get(s.trim());
+    if (twin !== undefined) throw new Invalid(`"${key}[${i}]" is the same text as "${key}[${twin}]"`);
+    seen.set(s.trim(), i);
   });
   return v as string[];
 }
@@ -150,6 +163,7 @@ function chatTurns(v: unknown, opts: ValidateOptions, field = 'messages'): ChatT
     if (typeof content !== 'string') throw new Invalid(`"${field}[${i}].content" must be a string`);
     if (content.length > opts.maxTextChars)
       throw new Invalid(`"${field}[${i}].content" is longer than ${opts.maxTextChars} characters`);
+    if (want !== 'system' && content.trim() === '') throw new Invalid(`"${field}[${i}].content" is empty`);
     return { role: want, content };
   });
 }
@@ -191,6 +205,11 @@ function implicitPrompt(chosen: string, rejected: string): PairwiseRecord {
   return { prompt: chosen.slice(0, i), chosen: chosen.slice(i), rejected: rejected.slice(i) };
 }
 
+function distinctPair(r: PairwiseRecord): PairwiseRecord {
+  if (r.chosen.trim() === r.rejected.trim()) throw new Invalid('"chosen" and "rejected" are the same text');
+  return r;
+}
+
 /** Checks a ranking label against K responses; returns an error message or null. */
 export function rankingLabelError(
   label: { ranking: unknown; likert?: unknown; flags?: unknown },
@@ -229,15 +248,16 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
       if (turns.length !== 1 || (turns[0] as Obj)?.role !== 'user' || typeof (turns[0] as Obj).content !== 'string')
         throw new Invalid('"prompt" as a list must hold one {"role":"user","content":"..."} message');
       const content = (turns[0] as Obj).content as string;
+      if (content.trim() === '') throw new Invalid('"prompt" is empty');
       if (content.length > opts.maxTextChars)
         throw new Invalid(`"prompt" is longer than ${opts.maxTextChars} characters`);
       return { prompt: content, split: split(o) };
     }
-    return { prompt: text(o, 'prompt', opts)!, split: split(o) };
+    return { prompt: filled(o, 'prompt', opts), split: split(o) };
   },
   candidates(o, opts) {
     const model = text(o, 'model', opts, true);
-    return { prompt: text(o, 'prompt', opts)!, responses: texts(o, 'responses', opts), model, split: split(o) };
+    return { prompt: filled(o, 'prompt', opts), responses: texts(o, 'responses', opts), model, split: split(o) };
   },
   demonstrations(o, opts) {
     if (o.messages !== undefined) return exchange(chatTurns(o.messages, opts), o, opts);
@@ -251,14 +271,14 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
       throw new Invalid(
         '"text" lines are plain text without a prompt: give "prompt" and "completion" (or "messages"), or train on them with instructkit pretrain --corpus',
       );
-    return { prompt: text(o, 'prompt', opts)!, completion: text(o, 'completion', opts)!, split: split(o) };
+    return { prompt: filled(o, 'prompt', opts), completion: filled(o, 'completion', opts), split: split(o) };
   },
   rankings(o, opts) {
     const responses = texts(o, 'responses', opts);
     const err = rankingLabelError({ ranking: o.ranking, likert: o.likert, flags: o.flags }, responses.length);
     if (err) throw new Invalid(err);
     return {
-      prompt: text(o, 'prompt', opts)!,
+      prompt: filled(o, 'prompt', opts),
       responses,
       ranking: o.ranking as number[],
       labeler: text(o, 'labeler', opts, true),
@@ -276,11 +296,11 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
         for (const key of ['chosen', 'rejected']) text(o, key, opts);
         return implicitPrompt(o.chosen, o.rejected);
       }
-      return {
-        prompt: text(o, 'prompt', opts)!,
-        chosen: text(o, 'chosen', opts)!,
-        rejected: text(o, 'rejected', opts)!,
-      };
+      return distinctPair({
+        prompt: filled(o, 'prompt', opts),
+        chosen: filled(o, 'chosen', opts),
+        rejected: filled(o, 'rejected', opts),
+      });
     }
     // TRL's conversational pairs: prompt turns plus one answer each, or two whole conversations that share every
     // turn but the last.
@@ -292,22 +312,22 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
       JSON.stringify(e.context ?? [{ role: 'user', content: e.prompt }]);
     if (before(chosen) !== before(rejected))
       throw new Invalid('"chosen" and "rejected" must share every turn but the last assistant answer');
-    return {
+    return distinctPair({
       prompt: chosen.prompt,
       chosen: chosen.completion,
       rejected: rejected.completion,
       ...(chosen.context ? { context: chosen.context } : {}),
-    };
+    });
   },
   eval(o, opts) {
     const winner = o.winner;
     if (winner !== 'a' && winner !== 'b' && winner !== 'tie') throw new Invalid('"winner" must be "a", "b" or "tie"');
     return {
-      prompt: text(o, 'prompt', opts)!,
+      prompt: filled(o, 'prompt', opts),
       model_a: text(o, 'model_a', opts)!,
       model_b: text(o, 'model_b', opts)!,
-      response_a: text(o, 'response_a', opts)!,
-      response_b: text(o, 'response_b', opts)!,
+      response_a: filled(o, 'response_a', opts),
+      response_b: filled(o, 'response_b', opts),
       winner,
       labeler: text(o, 'labeler', opts, true),
     };

@@ -30,6 +30,20 @@ export interface Dashboard {
   }[];
 }
 
+/** A pause longer than this between two completed tasks is a break, not working time. */
+const BREAK_MS = 30 * 60_000;
+
+/**
+ * Tasks per hour of work: completions over the time between them, leaving out breaks, and over at least one hour
+ * (two tasks a few seconds apart are two tasks in that hour, not thousands per hour).
+ */
+export function perWorkingHour(completedAt: number[]): number {
+  const t = [...completedAt].sort((a, b) => a - b);
+  let workingMs = 0;
+  for (let i = 1; i < t.length; i++) if (t[i] - t[i - 1] <= BREAK_MS) workingMs += t[i] - t[i - 1];
+  return t.length / Math.max(1, workingMs / 3_600_000);
+}
+
 export class Stats extends Aggregate {
   async dashboard(): Promise<Dashboard> {
     const count = async (table: keyof Database) =>
@@ -137,8 +151,6 @@ export class Stats extends Aggregate {
       .filter((u) => u.role === 'labeler')
       .map((u) => {
         const times = perUser.get(u.id) ?? [];
-        const first = Math.min(...times);
-        const hours = times.length > 1 ? (Math.max(...times) - first) / 3_600_000 : 0;
         const p = peer.get(u.id);
         const g = gold.get(u.id);
         return {
@@ -146,7 +158,7 @@ export class Stats extends Aggregate {
           username: u.username,
           group: u.group,
           completed: times.length,
-          perHour: hours > 0 ? times.length / hours : null,
+          perHour: times.length > 0 ? perWorkingHour(times) : null,
           lastHour: times.filter((t) => t > now - 3_600_000).length,
           goldAgreement: g ? g.sum / g.items : null,
           goldChecks: g?.live ?? 0,

@@ -1,5 +1,5 @@
 /** Tasks and their assignments to labelers: handing out work, deadlines, and what a labeler sees. */
-import type { ExpressionBuilder } from 'kysely';
+import { type ExpressionBuilder, sql } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { StoreError } from './errors.js';
 import type { Database, TaskKind } from './schema.js';
@@ -8,12 +8,22 @@ import type { PublicUser } from './users.js';
 /** What a labeler sees for one assignment: never gold, other labelers' work, or model names for A/B. */
 export type AssignmentView = {
   id: number;
+  /** The labeler's own count: their first task is 1 (ids are shared by everyone, so they say nothing to a labeler). */
+  number: number;
   /** `expired`: the deadline passed and the task went back to the pool (see `Submissions.openRow` for late submits). */
   status: 'open' | 'done' | 'expired';
   /** Submission deadline (epoch ms), or null when assignments do not expire. */
   expiresAt: number | null;
   prompt: string;
 } & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
+
+export interface TaskQuery {
+  limit: number;
+  offset: number;
+  q?: string;
+  kind?: TaskKind;
+  state?: 'open' | 'done';
+}
 
 export class Tasks extends Aggregate {
   async create(t: { kind: TaskKind; promptId: number; setId: number | null; target: number }): Promise<number> {
@@ -34,10 +44,61 @@ export class Tasks extends Aggregate {
     return id;
   }
 
-  async list(q: { limit: number; offset: number }) {
+  /**
+   * The admin's tasks of this kind already made for these prompts (prompt id → task id), so that a second batch
+   * does not label one prompt twice; an A/B task counts only for the same two models.
+   */
+  async existing(kind: TaskKind, promptIds: number[], models?: [string, string]): Promise<Map<number, number>> {
+    if (promptIds.length === 0) return new Map();
     const rows = await this.db
       .selectFrom('tasks')
-      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+      .leftJoin('responses', 'responses.set_id', 'tasks.set_id')
+      .select(['tasks.id', 'tasks.prompt_id', 'responses.model'])
+      .where('tasks.kind', '=', kind)
+      .where('tasks.gold_id', 'is', null)
+      .where('tasks.prompt_id', 'in', promptIds)
+      .orderBy('tasks.id')
+      .execute();
+    const found = new Map<number, number>();
+    const modelsOf = new Map<number, Set<string | null>>();
+    for (const r of rows) modelsOf.set(r.id, (modelsOf.get(r.id) ?? new Set()).add(r.model));
+    for (const r of rows) {
+      const m = modelsOf.get(r.id)!;
+      const same = !models || (m.size === 2 && m.has(models[0]) && m.has(models[1]));
+      if (same && !found.has(r.prompt_id)) found.set(r.prompt_id, r.id);
+    }
+    return found;
+  }
+
+  /**
+   * The admin's task list, oldest first: `q` searches the prompt (case-insensitive, literally), `kind` and `state`
+   * filter (`open`: fewer labelers have completed it than it needs; `done`: enough have); `total` counts the matches.
+   */
+  async list(q: TaskQuery) {
+    const done = (eb: ExpressionBuilder<Database, 'tasks' | 'prompts'>) =>
+      eb
+        .selectFrom('assignments')
+        .select((e) => e.fn.countAll<number>().as('n'))
+        .whereRef('assignments.task_id', '=', 'tasks.id')
+        .where('assignments.status', '=', 'done');
+    const matching = () => {
+      let query = this.db
+        .selectFrom('tasks')
+        .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+        .where('tasks.gold_id', 'is', null);
+      if (q.kind) query = query.where('tasks.kind', '=', q.kind);
+      if (q.q) {
+        // lower() on both sides: SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
+        const pattern = `%${q.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        query = query.where((eb) => eb(eb.fn('lower', ['prompts.text']), 'like', sql<string>`${pattern} escape '\\'`));
+      }
+      if (q.state) {
+        const op = q.state === 'open' ? '<' : '>=';
+        query = query.where((eb) => eb(done(eb), op, eb.ref('tasks.target')));
+      }
+      return query;
+    };
+    const rows = await matching()
       .select((eb) => [
         'tasks.id',
         'tasks.kind',
@@ -45,12 +106,7 @@ export class Tasks extends Aggregate {
         'tasks.target',
         'tasks.created_at as createdAt',
         'prompts.text as prompt',
-        eb
-          .selectFrom('assignments')
-          .select((e) => e.fn.countAll<number>().as('n'))
-          .whereRef('assignments.task_id', '=', 'tasks.id')
-          .where('assignments.status', '=', 'done')
-          .as('done'),
+        done(eb).as('done'),
         eb
           .selectFrom('assignments')
           .select((e) => e.fn.countAll<number>().as('n'))
@@ -59,15 +115,12 @@ export class Tasks extends Aggregate {
           .where('assignments.expired_at', 'is', null)
           .as('open'),
       ])
-      .where('tasks.gold_id', 'is', null)
       .orderBy('tasks.id')
       .limit(q.limit)
       .offset(q.offset)
       .execute();
-    const { n } = await this.db
-      .selectFrom('tasks')
+    const { n } = await matching()
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('gold_id', 'is', null)
       .executeTakeFirstOrThrow();
     return { total: count(n), tasks: rows.map((r) => ({ ...r, done: count(r.done), open: count(r.open) })) };
   }
@@ -77,8 +130,10 @@ export class Tasks extends Aggregate {
    * labelers and that this labeler has never been given. Returns null when nothing is left. Overdue assignments
    * (anyone's) go back to the pool first.
    *
-   * SQLite-specific safety: the check `assigned_count < target` and the increment are safe because SQLite has one
-   * writer at a time; on PostgreSQL the task row needs `FOR UPDATE SKIP LOCKED` (or a serializable retry).
+   * Safe with several app servers on one PostgreSQL database: a labeler's own requests queue on their user row, a
+   * task being handed out by another server is skipped (`FOR UPDATE SKIP LOCKED`), and the seat is taken by one
+   * conditional statement (`takeSeat`), so a task never gets more labelers than its target. On SQLite the write
+   * lock serialises all of this.
    */
   async next(
     user: PublicUser,
@@ -87,6 +142,9 @@ export class Tasks extends Aggregate {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
     const random = opts.random ?? Math.random;
     return this.s.tx(async (s) => {
+      if (s.dialect === 'postgres') {
+        await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
+      }
       await s.tasks.releaseOverdue();
       const open = await s.db
         .selectFrom('assignments')
@@ -98,31 +156,36 @@ export class Tasks extends Aggregate {
         .limit(1)
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
-      const poolTask = await s.db
-        .selectFrom('tasks')
-        .select(['tasks.id', 'tasks.kind'])
-        .where('tasks.split', '=', user.split!)
-        // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
-        .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
-        .where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('assignments')
-                .select('assignments.id')
-                .whereRef('assignments.task_id', '=', 'tasks.id')
-                .where('assignments.user_id', '=', user.id),
+      let task: { id: number; kind: TaskKind } | undefined;
+      while (!task) {
+        let query = s.db
+          .selectFrom('tasks')
+          .select(['tasks.id', 'tasks.kind'])
+          .where('tasks.split', '=', user.split!)
+          // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+          .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('assignments')
+                  .select('assignments.id')
+                  .whereRef('assignments.task_id', '=', 'tasks.id')
+                  .where('assignments.user_id', '=', user.id),
+              ),
             ),
-          ),
-        )
-        .orderBy('tasks.id')
-        // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
-        .limit(1)
-        .executeTakeFirst();
-      if (!poolTask) return null;
-      // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
-      const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
-      const task = (mixGold ? await s.gold.unseenTask(user.id) : undefined) ?? poolTask;
+          )
+          .orderBy('tasks.id')
+          // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
+          .limit(1);
+        if (s.dialect === 'postgres') query = query.forUpdate().skipLocked();
+        const poolTask = await query.executeTakeFirst();
+        if (!poolTask) return null;
+        // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
+        const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
+        const candidate = (mixGold ? await s.gold.unseenTask(user.id) : undefined) ?? poolTask;
+        if (await s.tasks.takeSeat(candidate.id)) task = candidate;
+      }
       const { id } = await s.db
         .insertInto('assignments')
         .values({
@@ -135,44 +198,52 @@ export class Tasks extends Aggregate {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      await s.tasks.changeAssignedCount(task.id, +1);
       return s.tasks.view(id, user.id);
     });
   }
 
-  async changeAssignedCount(taskId: number, by: 1 | -1) {
-    await this.db
+  /**
+   * Takes one of the task's seats; false when it is full. The check and the increment are one statement, so of two
+   * servers racing for the last seat exactly one gets it. Gold tasks have no capacity: every labeler may meet each.
+   */
+  async takeSeat(taskId: number): Promise<boolean> {
+    const r = await this.db
       .updateTable('tasks')
-      .set((eb) => ({ assigned_count: eb('assigned_count', '+', by) }))
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
       .where('id', '=', taskId)
-      .execute();
+      .where((eb) => eb.or([eb('gold_id', 'is not', null), eb('assigned_count', '<', eb.ref('target'))]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
   async releaseOverdue(): Promise<number> {
     return this.s.tx(async (s) => {
       const now = s.now();
-      // Two set-based statements, however many are overdue: each task gives back its overdue seats, then those
-      // assignments are marked expired. The filter is spelled as in the partial index assignments_pending_deadline.
-      const overdue = (eb: ExpressionBuilder<Database, 'assignments'>) =>
-        eb.and([eb('status', '=', 'open'), eb('expired_at', 'is', null), eb('expires_at', '<=', now)]);
-      await s.db
-        .updateTable('tasks')
-        .set((eb) => ({
-          assigned_count: eb(
-            'assigned_count',
-            '-',
-            eb
-              .selectFrom('assignments')
-              .select((a) => a.fn.countAll<number>().as('n'))
-              .whereRef('assignments.task_id', '=', 'tasks.id')
-              .where(overdue),
-          ),
-        }))
-        .where('id', 'in', (eb) => eb.selectFrom('assignments').select('task_id').where(overdue))
+      // Marked first, and seats given back for exactly the rows this statement marked: of two servers sweeping at
+      // once, the second waits on the first's rows and then finds them no longer overdue, so no seat returns twice.
+      // The filter is spelled as in the partial index assignments_pending_deadline.
+      const released = await s.db
+        .updateTable('assignments')
+        .set({ expired_at: now })
+        .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
+        .where('expires_at', '<=', now)
+        .returning('task_id')
         .execute();
-      const expired = await s.db.updateTable('assignments').set({ expired_at: now }).where(overdue).executeTakeFirst();
-      return Number(expired.numUpdatedRows);
+      const perTask = new Map<number, number>();
+      for (const r of released) perTask.set(r.task_id, (perTask.get(r.task_id) ?? 0) + 1);
+      // One statement per distinct count (nearly always one: a seat per task).
+      const byCount = new Map<number, number[]>();
+      for (const [taskId, n] of perTask) byCount.set(n, [...(byCount.get(n) ?? []), taskId]);
+      for (const [n, taskIds] of byCount) {
+        await s.db
+          .updateTable('tasks')
+          .set((eb) => ({ assigned_count: eb('assigned_count', '-', n) }))
+          .where('id', 'in', taskIds)
+          .execute();
+      }
+      return released.length;
     });
   }
 
@@ -207,7 +278,13 @@ export class Tasks extends Aggregate {
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
     const row = await this.row(assignmentId, userId);
     const status: AssignmentView['status'] = row.expired_at !== null ? 'expired' : row.status;
-    const base = { id: row.id, status, expiresAt: row.expires_at, prompt: row.prompt };
+    const { n } = await this.db
+      .selectFrom('assignments')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', userId)
+      .where('id', '<=', assignmentId)
+      .executeTakeFirstOrThrow();
+    const base = { id: row.id, number: count(n), status, expiresAt: row.expires_at, prompt: row.prompt };
     if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
     const responses = (await this.s.prompts.setResponses(row.set_id!)).map((r) => r.text);
     if (row.kind === 'ranking') return { ...base, kind: 'ranking', responses };

@@ -1,5 +1,5 @@
 /** Users and labeler groups. */
-import { Aggregate } from './aggregate.js';
+import { Aggregate, count } from './aggregate.js';
 import { StoreError } from './errors.js';
 import type { Role, Split, User } from './schema.js';
 
@@ -102,13 +102,21 @@ export class Users extends Aggregate {
     return (await this.query().orderBy('users.id').execute()).map(publicUser);
   }
 
+  /**
+   * Changes a user. Disabling or a new password ends the user's sessions (but `keepSession`, the caller's own, when
+   * admins change their own password). The last active admin cannot be disabled: nobody could sign in to undo it.
+   */
   async update(
     id: number,
     patch: { group?: string; screeningPassed?: boolean; disabled?: boolean; passwordHash?: string },
+    keepSession?: string,
   ): Promise<PublicUser> {
     return this.s.tx(async (s) => {
       const user = await s.users.get(id);
       if (!user) throw new StoreError('not_found', `no user ${id}`);
+      if (patch.disabled && user.role === 'admin' && !user.disabled && (await s.users.activeAdmins()) <= 1) {
+        throw new StoreError('conflict', `"${user.username}" is the last active admin and cannot be disabled`);
+      }
       const values: Partial<{ group_id: number; screening_passed: number; disabled: number; password_hash: string }> =
         {};
       if (patch.group !== undefined) {
@@ -121,8 +129,43 @@ export class Users extends Aggregate {
       if (patch.disabled !== undefined) values.disabled = patch.disabled ? 1 : 0;
       if (patch.passwordHash !== undefined) values.password_hash = patch.passwordHash;
       if (Object.keys(values).length > 0) await s.db.updateTable('users').set(values).where('id', '=', id).execute();
-      if (patch.disabled) await s.db.deleteFrom('sessions').where('user_id', '=', id).execute();
+      if (patch.disabled || patch.passwordHash !== undefined) {
+        let ended = s.db.deleteFrom('sessions').where('user_id', '=', id);
+        if (keepSession && !patch.disabled) ended = ended.where('id', '!=', keepSession);
+        await ended.execute();
+      }
       return (await s.users.get(id))!;
+    });
+  }
+
+  async activeAdmins(): Promise<number> {
+    const { n } = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('role', '=', 'admin')
+      .where('disabled', '=', 0)
+      .executeTakeFirstOrThrow();
+    return count(n);
+  }
+
+  /**
+   * Start-up recovery (`serve --admin-password`): the named admin gets this password and is enabled, and every
+   * session it had ends; created when missing. Refuses to turn a labeler's account into an admin.
+   */
+  async resetAdmin(username: string, passwordHash: string): Promise<PublicUser> {
+    return this.s.tx(async (s) => {
+      const u = await s.users.forLogin(username);
+      if (!u) return s.users.create({ username, passwordHash, role: 'admin' });
+      if (u.role !== 'admin') {
+        throw new StoreError('conflict', `"${username}" is a labeler, not an admin: choose another --admin-user`);
+      }
+      await s.db
+        .updateTable('users')
+        .set({ password_hash: passwordHash, disabled: 0 })
+        .where('id', '=', u.id)
+        .execute();
+      await s.db.deleteFrom('sessions').where('user_id', '=', u.id).execute();
+      return (await s.users.get(u.id))!;
     });
   }
 

@@ -130,14 +130,17 @@ export const api = {
     get<{ total: number; prompts: PromptRow[] }>(`/api/admin/prompts?limit=${limit}&offset=${offset}`),
   addPrompts: (prompts: { text: string; split?: 'training' | 'heldout' }[]) =>
     post<{ ids: number[] }>('/api/admin/prompts', { prompts }),
-  tasks: (limit: number, offset: number) =>
-    get<{ total: number; tasks: TaskRow[] }>(`/api/admin/tasks?limit=${limit}&offset=${offset}`),
+  tasks: (q: TaskQuery) =>
+    get<{ total: number; tasks: TaskRow[] }>(
+      `/api/admin/tasks?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`,
+    ),
   createTasks: (b: {
     kind: 'demonstration' | 'ranking' | 'ab';
     promptIds: number[];
     modelA?: string;
     modelB?: string;
-  }) => post<{ ids: number[] }>('/api/admin/tasks', b),
+  }) =>
+    post<{ ids: number[]; skipped: { promptId: number; taskId: number; message: string }[] }>('/api/admin/tasks', b),
   gold: () => get<{ gold: GoldRow[] }>('/api/admin/gold'),
   addGold: (b: { prompt: string; responses: string[]; ranking: number[] }) =>
     post<{ ids: number[] }>('/api/admin/gold', b),
@@ -169,6 +172,14 @@ export interface PromptRow {
   source: string;
   createdAt: number;
 }
+export interface TaskQuery {
+  limit: number;
+  offset: number;
+  q?: string;
+  kind?: 'demonstration' | 'ranking' | 'ab';
+  state?: 'open' | 'done';
+}
+
 export interface TaskRow {
   id: number;
   kind: 'demonstration' | 'ranking' | 'ab';
@@ -191,6 +202,10 @@ export type ChatEvent =
   | { type: 'conversation'; id: number; title: string }
   | { type: 'token'; text: string }
   | { type: 'compare'; pairId: number; a: string; b: string }
+  /** The oldest messages were left out of what the model reads, to fit its context. */
+  | { type: 'context'; droppedMessages: number; message: string }
+  /** The reply failed: `empty_reply` (nothing was saved) or `model_error` (what arrived was kept). */
+  | { type: 'error'; error: 'empty_reply' | 'model_error'; message: string }
   | { type: 'done'; reply: number };
 
 /** POST /api/chat and yield its NDJSON events as they arrive. */

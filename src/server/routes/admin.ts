@@ -1,5 +1,5 @@
 /** Admin: people, groups, settings, prompts, tasks, gold items, the screening test and the dashboard. */
-import { parseJsonl } from '../../store/index.js';
+import { distinctCandidates, parseJsonl } from '../../store/index.js';
 import { hashPassword } from '../auth.js';
 import { fail, type RouteContext } from '../context.js';
 
@@ -26,7 +26,7 @@ export function adminRoutes(ctx: RouteContext): void {
     async (req) => {
       const { password, ...rest } = req.body;
       const passwordHash = password === undefined ? undefined : await hashPassword(password, opts.passwordCost);
-      return { user: await store.users.update(req.params.id, { ...rest, passwordHash }) };
+      return { user: await store.users.update(req.params.id, { ...rest, passwordHash }, req.session!.id) };
     },
   );
 
@@ -52,7 +52,7 @@ export function adminRoutes(ctx: RouteContext): void {
     reply.status(201).send({ ids: await store.prompts.add(req.body.prompts, 'typed') }),
   );
 
-  app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.ListQuery } }, async (req) =>
+  app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.TaskQuery } }, async (req) =>
     store.tasks.list(req.query),
   );
 
@@ -62,10 +62,19 @@ export function adminRoutes(ctx: RouteContext): void {
     if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
       fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
     }
+    // A prompt that already has this kind of task is skipped and reported, never labeled twice by accident.
+    const models: [string, string] | undefined = kind === 'ab' ? [modelA!, modelB!] : undefined;
+    const existing = await store.tasks.existing(kind, promptIds, models);
+    const skipped = [...existing].map(([promptId, taskId]) => ({
+      promptId,
+      taskId,
+      message: `prompt ${promptId} already has ${kind} task ${taskId}`,
+    }));
     // Generate everything first (outside the transaction), then store all tasks or none.
     const plans: { promptId: number; responses: { text: string; model: string }[] | null }[] = [];
     const errors: { promptId: number; message: string }[] = [];
-    for (const promptId of promptIds) {
+    for (const promptId of new Set(promptIds)) {
+      if (existing.has(promptId)) continue;
       const prompt = await store.prompts.get(promptId);
       if (!prompt) {
         errors.push({ promptId, message: 'no such prompt' });
@@ -74,12 +83,14 @@ export function adminRoutes(ctx: RouteContext): void {
       try {
         if (kind === 'demonstration') plans.push({ promptId, responses: null });
         else if (kind === 'ranking') {
-          const texts = await source(settings.candidateModel).generate(prompt.text, settings.k);
-          if (texts.length !== settings.k) throw new Error(`source returned ${texts.length} candidates`);
+          const texts = await distinctCandidates(source(settings.candidateModel), prompt.text, settings.k);
           plans.push({ promptId, responses: texts.map((text) => ({ text, model: settings.candidateModel })) });
         } else {
-          const [a] = await source(modelA!).generate(prompt.text, 1);
-          const [b] = await source(modelB!).generate(prompt.text, 1);
+          const [a = ''] = await source(modelA!).generate(prompt.text, 1);
+          const [b = ''] = await source(modelB!).generate(prompt.text, 1);
+          if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
+            throw new Error('the two models gave an empty or the same answer; nothing to compare');
+          }
           plans.push({
             promptId,
             responses: [
@@ -113,7 +124,7 @@ export function adminRoutes(ctx: RouteContext): void {
       }
       return out;
     });
-    return reply.status(201).send({ ids });
+    return reply.status(201).send({ ids, skipped });
   });
 
   app.get('/api/admin/gold', { config: { auth: 'admin' } }, async () => ({ gold: await store.gold.list() }));

@@ -9,19 +9,20 @@ export function authRoutes(ctx: RouteContext): void {
 
   app.post('/api/auth/login', { config: { auth: 'public' }, schema: { body: S.Login } }, async (req, reply) => {
     const { username, password } = req.body;
-    const waitMs = loginThrottle.retryAfterMs(username, req.ip);
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000);
+    const wait = await loginThrottle.retryAfter(username, req.ip);
+    if (wait.ms > 0) {
+      const seconds = Math.ceil(wait.ms / 1000);
       reply.header('retry-after', String(seconds));
-      fail(429, 'too_many_attempts', `too many failed sign-ins for "${username}"; try again in ${seconds} s`);
+      const whose = wait.limit === 'address' ? 'from this address' : `for "${username}"`;
+      fail(429, 'too_many_attempts', `too many failed sign-ins ${whose}; try again in ${seconds} s`);
     }
     const u = await store.users.forLogin(username);
     const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_HASH);
     if (!u || !ok || u.disabled) {
-      loginThrottle.recordFailure(username, req.ip);
+      await loginThrottle.recordFailure(username, req.ip);
       fail(401, 'bad_credentials', 'wrong username or password');
     }
-    loginThrottle.recordSuccess(username, req.ip);
+    await loginThrottle.recordSuccess(username, req.ip);
     const token = newToken();
     const csrfToken = newToken();
     const expiresAt = sessionEnd(now());

@@ -1,7 +1,7 @@
 /** The chat playground: stored conversations, streamed replies and the occasional two-reply comparison. */
 import { randomInt } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { type ChatMessage, chatPrompt, collect, conversationTitle } from '../chat.js';
+import { type ChatMessage, ContextTooLongError, chatPrompt, collect, conversationTitle } from '../chat.js';
 import { fail, type RouteContext } from '../context.js';
 
 export function chatRoutes(ctx: RouteContext): void {
@@ -20,43 +20,96 @@ export function chatRoutes(ctx: RouteContext): void {
     const u = user(req);
     const { conversationId, content } = req.body;
     const settings = await store.settings.get();
-    const { conversation, n } = await store.tx(async (s) => {
+    const { conversation, n, messageId } = await store.tx(async (s) => {
       const id = conversationId ?? (await s.chat.createConversation(u.id, conversationTitle(content)));
       const c = await s.chat.conversation(id, u.id);
       if (c.pendingPair) {
         fail(409, 'choice_pending', `choose between the two replies of chat pair ${c.pendingPair.pairId} first`);
       }
-      await s.chat.addMessage(id, 'user', content);
-      return { conversation: c, n: await s.chat.countReply(u.id) };
+      const messageId = await s.chat.addMessage(id, 'user', content);
+      return { conversation: c, n: await s.chat.countReply(u.id), messageId };
     });
+    // The user's turn stays only when an answer follows it, so the history never holds two user turns in a row.
+    const retract = () => store.chat.retractMessage(conversation.id, messageId);
     const messages: ChatMessage[] = [...conversation.messages, { role: 'user', content }];
     // The response closing before it finished means the user stopped the reply (or left): stop sampling.
     const ac = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) ac.abort();
     });
+    let droppedMessages = 0;
+    const opts = { signal: ac.signal, onTruncate: (d: number) => (droppedMessages = d) };
+    const compare = settings.chatCompareEvery > 0 && n % settings.chatCompareEvery === 0;
+    // Sampling starts before the response, so that a message the model cannot read is a clean 422, not a cut stream.
+    let replies: string[] = [];
+    let tokens: AsyncIterator<string> | null = null;
+    let first: IteratorResult<string> = { done: true, value: undefined };
+    try {
+      if (compare) {
+        const seeds = [randomInt(1 << 30), randomInt(1 << 30)];
+        replies = await Promise.all(seeds.map((seed) => collect(chatModel.stream(messages, { ...opts, seed }))));
+      } else {
+        tokens = chatModel.stream(messages, opts)[Symbol.asyncIterator]();
+        first = await tokens.next();
+      }
+    } catch (e) {
+      await retract();
+      if (e instanceof ContextTooLongError) fail(422, 'context_too_long', e.message);
+      throw e;
+    }
     const line = (o: object) => `${JSON.stringify(o)}\n`;
+    const emptyReply = line({
+      type: 'error',
+      error: 'empty_reply',
+      message: 'the model gave an empty reply; nothing was saved — send your message again',
+    });
     async function* body(): AsyncGenerator<string> {
       yield line({ type: 'conversation', id: conversation.id, title: conversation.title });
-      if (settings.chatCompareEvery > 0 && n % settings.chatCompareEvery === 0) {
-        const seeds = [randomInt(1 << 30), randomInt(1 << 30)];
-        const [a, b] = await Promise.all(
-          seeds.map((seed) => collect(chatModel.stream(messages, { signal: ac.signal, seed }))),
-        );
-        if (ac.signal.aborted) return; // the user never saw these replies
-        const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
-        const pairId = await store.chat.openPair(u.id, conversation.id, pair);
-        yield line({ type: 'compare', pairId, a, b });
+      if (droppedMessages > 0) {
+        yield line({
+          type: 'context',
+          droppedMessages,
+          message: `the model sees only the latest messages: the first ${droppedMessages} were left out to fit its context`,
+        });
+      }
+      if (compare) {
+        if (ac.signal.aborted) return retract(); // the user never saw these replies
+        const [a, b] = replies;
+        if (a.trim() && b.trim() && a.trim() !== b.trim()) {
+          const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
+          const pairId = await store.chat.openPair(u.id, conversation.id, pair);
+          yield line({ type: 'compare', pairId, a, b });
+        } else {
+          // Nothing to compare (the same text twice, or one empty): the reply that says something is the answer.
+          const text = a.trim() ? a : b;
+          if (!text.trim()) {
+            await retract();
+            yield emptyReply;
+            return;
+          }
+          await store.chat.addMessage(conversation.id, 'assistant', text);
+          yield line({ type: 'token', text });
+        }
       } else {
         let text = '';
         try {
-          for await (const piece of chatModel.stream(messages, { signal: ac.signal })) {
-            text += piece;
-            yield line({ type: 'token', text: piece });
+          for (let r = first; !r.done; r = await tokens!.next()) {
+            text += r.value;
+            yield line({ type: 'token', text: r.value });
           }
+        } catch (e) {
+          req.log.error(e);
+          yield line({ type: 'error', error: 'model_error', message: `the model failed: ${(e as Error).message}` });
         } finally {
-          // What the user saw is kept, also when they stopped the reply part way.
-          if (text) await store.chat.addMessage(conversation.id, 'assistant', text);
+          // Stopped part way (the client left): end the model's stream too, so that sampling stops.
+          await tokens!.return?.();
+          // What the user saw is kept, also when they stopped the reply part way; an empty reply is not.
+          if (text.trim()) await store.chat.addMessage(conversation.id, 'assistant', text);
+          else await retract();
+        }
+        if (!text.trim()) {
+          yield emptyReply;
+          return;
         }
       }
       yield line({ type: 'done', reply: n });

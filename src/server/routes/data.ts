@@ -71,7 +71,7 @@ export function dataRoutes(ctx: RouteContext): void {
             rankings: include.includes('rankings'),
             comparisons: include.includes('comparisons'),
           }),
-        eval: () => store.exportEval(),
+        eval: () => store.exportEval(split),
       }[kind]();
       reply.header('content-type', 'application/x-ndjson; charset=utf-8');
       reply.header('content-disposition', `attachment; filename="${kind}-${split}.jsonl"`);

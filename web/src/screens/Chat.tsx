@@ -3,7 +3,7 @@
  * keeps each conversation, so the list on the left resumes any of them.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { api, type ConversationSummary, chatStream, newKey } from '../api.js';
+import { ApiError, api, type ConversationSummary, chatStream, newKey } from '../api.js';
 import { Empty, ErrorBox, Kbd } from '../ui.js';
 
 interface Msg {
@@ -24,6 +24,7 @@ export function ChatScreen() {
   const [pair, setPair] = useState<Pair | null>(null);
   const [choosing, setChoosing] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [compared, setCompared] = useState(0);
   const [conversationId, setConversationId] = useState<number | null>(null);
   const [conversations, setConversations] = useState<ConversationSummary[]>([]);
@@ -75,6 +76,7 @@ export function ChatScreen() {
     const text = draft.trim();
     if (!text || busy) return;
     setError(null);
+    setNotice(null);
     setDraft('');
     const history: Msg[] = [...messages, { role: 'user', content: text }];
     setMessages([...history, { role: 'assistant', content: '' }]);
@@ -95,6 +97,12 @@ export function ChatScreen() {
         } else if (ev.type === 'compare') {
           setMessages(history);
           setPair({ pairId: ev.pairId, a: ev.a, b: ev.b, key: newKey() });
+        } else if (ev.type === 'context') {
+          setNotice(ev.message);
+        } else if (ev.type === 'error') {
+          // An empty reply saved nothing: the message goes back to the box. A failure part way keeps what arrived.
+          if (ev.error === 'empty_reply') throw new ApiError(200, ev.error, ev.message);
+          setError(new ApiError(200, ev.error, ev.message));
         }
       }
     } catch (e) {
@@ -103,6 +111,8 @@ export function ChatScreen() {
         setError(e);
         setMessages(messages);
         setDraft(text);
+        // A first message that got no answer leaves no conversation behind on the server either.
+        setConversationId(conversationId);
       }
     } finally {
       setStreaming(false);
@@ -250,6 +260,11 @@ export function ChatScreen() {
             )}
             <div ref={endRef} />
           </div>
+          {notice && (
+            <p className="muted small" data-testid="chat-context-note">
+              {notice}
+            </p>
+          )}
           <ErrorBox error={error} />
           <div className="composer">
             <textarea

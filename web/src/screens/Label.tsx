@@ -98,12 +98,12 @@ export function LabelScreen() {
   );
 }
 
-function PromptBox(props: { text: string; kind: string; id: number; expiresAt?: number | null }) {
+function PromptBox(props: { text: string; kind: string; label: string; expiresAt?: number | null }) {
   return (
     <div className="prompt-box">
       <div className="prompt-meta">
         <span className="pill">{props.kind}</span>
-        <span className="muted">task #{props.id}</span>
+        <span className="muted">{props.label}</span>
         {props.expiresAt && (
           <span className="muted" title="After this the task may go to another labeler">
             submit by {new Date(props.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
@@ -187,7 +187,7 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
           <div style={{ width: `${((i + 1) / props.items.length) * 100}%` }} />
         </div>
       </div>
-      <PromptBox text={item.prompt} kind="screening" id={item.goldId} />
+      <PromptBox text={item.prompt} kind="screening" label={`item ${i + 1} of ${props.items.length}`} />
       <Shortcuts
         items={[
           [<Kbd key="d">drag</Kbd>, 'reorder'],
@@ -265,7 +265,12 @@ function Demonstration(props: {
   const ok = text.trim().length > 0;
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="demonstration" id={props.a.id} expiresAt={props.a.expiresAt} />
+      <PromptBox
+        text={props.a.prompt}
+        kind="demonstration"
+        label={`your task ${props.a.number}`}
+        expiresAt={props.a.expiresAt}
+      />
       <Card>
         <label className="field">
           <span className="field-label">Write the response you would want the assistant to give</span>
@@ -332,7 +337,12 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
 
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="ranking" id={props.a.id} expiresAt={props.a.expiresAt} />
+      <PromptBox
+        text={props.a.prompt}
+        kind="ranking"
+        label={`your task ${props.a.number}`}
+        expiresAt={props.a.expiresAt}
+      />
       <Shortcuts
         items={[
           [<Kbd key="d">drag</Kbd>, 'reorder'],
@@ -392,7 +402,12 @@ function AB(props: { a: Extract<AssignmentView, { kind: 'ab' }>; onDone: (outcom
   );
   return (
     <>
-      <PromptBox text={props.a.prompt} kind="A/B comparison" id={props.a.id} expiresAt={props.a.expiresAt} />
+      <PromptBox
+        text={props.a.prompt}
+        kind="A/B comparison"
+        label={`your task ${props.a.number}`}
+        expiresAt={props.a.expiresAt}
+      />
       <p className="lede">Which response is better overall? The models are hidden and their sides are shuffled.</p>
       <div className="ab-grid">
         {(['a', 'b'] as const).map((side) => (

@@ -2,7 +2,9 @@
 import { useState } from 'react';
 import { api } from '../../api.js';
 import { Card, Empty, ErrorBox, useLoad, useToast } from '../../ui.js';
+import { Pager } from './Pager.js';
 import { SplitPicker } from './SplitPicker.js';
+import { TaskList } from './TaskList.js';
 
 const PAGE = 50;
 const IMPORT_KINDS = [
@@ -19,7 +21,8 @@ export function AdminData() {
   const toast = useToast();
   const [page, setPage] = useState(0);
   const prompts = useLoad(() => api.prompts(PAGE, page * PAGE), [page]);
-  const tasks = useLoad(() => api.tasks(PAGE, 0));
+  // Bumped after tasks are created, so that the task list reloads.
+  const [taskVersion, setTaskVersion] = useState(0);
   const models = useLoad(() => api.models());
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [typed, setTyped] = useState('');
@@ -39,7 +42,7 @@ export function AdminData() {
     try {
       toast(await f());
       prompts.reload();
-      tasks.reload();
+      setTaskVersion((v) => v + 1);
       models.reload();
     } catch (e) {
       setError(e);
@@ -76,7 +79,9 @@ export function AdminData() {
         ...(taskKind === 'ab' ? { modelA, modelB } : {}),
       });
       setSelected(new Set());
-      return `Created ${r.ids.length} ${taskKind} task${r.ids.length === 1 ? '' : 's'}`;
+      const made = `Created ${r.ids.length} ${taskKind} task${r.ids.length === 1 ? '' : 's'}`;
+      // Prompts that already had such a task are not labeled twice; say how many were left out.
+      return r.skipped.length ? `${made}; ${r.skipped.length} prompt(s) already had one and were skipped` : made;
     });
 
   const rows = prompts.data?.prompts ?? [];
@@ -170,26 +175,7 @@ export function AdminData() {
             Prompts <span className="count">{total}</span>
           </>
         }
-        actions={
-          total > PAGE && (
-            <div className="row gap">
-              <button type="button" className="btn btn-small" disabled={page === 0} onClick={() => setPage(page - 1)}>
-                ←
-              </button>
-              <span className="muted small">
-                {page * PAGE + 1}–{Math.min(total, (page + 1) * PAGE)} of {total}
-              </span>
-              <button
-                type="button"
-                className="btn btn-small"
-                disabled={(page + 1) * PAGE >= total}
-                onClick={() => setPage(page + 1)}
-              >
-                →
-              </button>
-            </div>
-          )
-        }
+        actions={<Pager page={page} pageSize={PAGE} total={total} onPage={setPage} />}
       >
         {rows.length === 0 ? (
           <Empty icon="✎" title="No prompts yet">
@@ -281,50 +267,7 @@ export function AdminData() {
         )}
       </Card>
 
-      <Card
-        title={
-          <>
-            Tasks <span className="count">{tasks.data?.total ?? 0}</span>
-          </>
-        }
-      >
-        {(tasks.data?.tasks.length ?? 0) === 0 ? (
-          <Empty icon="☰" title="No tasks yet">
-            Select prompts above and create tasks; labelers pick them up in order.
-          </Empty>
-        ) : (
-          <table className="table">
-            <thead>
-              <tr>
-                <th className="num">#</th>
-                <th>Kind</th>
-                <th>Prompt</th>
-                <th>Split</th>
-                <th>Progress</th>
-              </tr>
-            </thead>
-            <tbody>
-              {tasks.data!.tasks.map((t) => (
-                <tr key={t.id}>
-                  <td className="num muted">{t.id}</td>
-                  <td>
-                    <span className="pill">{t.kind}</span>
-                  </td>
-                  <td className="clip">{t.prompt}</td>
-                  <td className="muted">{t.split}</td>
-                  <td>
-                    <span className="progress-mini">
-                      <span style={{ width: `${Math.min(100, (t.done / t.target) * 100)}%` }} />
-                    </span>{' '}
-                    {t.done}/{t.target}
-                    {t.open > 0 && <span className="muted"> · {t.open} open</span>}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </Card>
+      <TaskList version={taskVersion} />
     </div>
   );
 }
