@@ -151,9 +151,10 @@ export const api = {
     post<{ imported: number }>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
 
   // labeler
-  screening: () => get<{ required: boolean; passed: boolean; items: ScreeningItem[] }>('/api/screening'),
+  screening: () =>
+    get<{ required: boolean; passed: boolean; attemptsLeft: number | null; items: ScreeningItem[] }>('/api/screening'),
   submitScreening: (answers: { goldId: number; ranking: number[] }[], idem: string) =>
-    post<{ score: number; passed: boolean }>('/api/screening/submit', { answers }, { idem }),
+    post<{ passed: boolean; attemptsLeft: number | null }>('/api/screening/submit', { answers }, { idem }),
   nextTask: () => post<{ assignment: AssignmentView | null }>('/api/tasks/next'),
   submit: (id: number, body: SubmitBody, idem: string) =>
     post<SubmitResult>(`/api/assignments/${id}/submit`, body, { idem }),

@@ -8,10 +8,14 @@ export function labelingRoutes(ctx: RouteContext): void {
   app.get('/api/screening', { config: { auth: 'labeler' } }, async (req) => {
     const settings = await store.settings.get();
     const passed = user(req).screeningPassed;
+    const made = await store.gold.attempts(user(req).id);
+    const max = settings.screeningMaxAttempts;
+    const attemptsLeft = max > 0 ? Math.max(0, max - made) : null;
     return {
       required: settings.screeningRequired,
       passed,
-      items: passed ? [] : await store.gold.screeningItems(),
+      attemptsLeft,
+      items: passed || attemptsLeft === 0 ? [] : await store.gold.screeningItems(),
     };
   });
 
@@ -21,7 +25,10 @@ export function labelingRoutes(ctx: RouteContext): void {
     async (req, reply) => {
       const settings = await store.settings.get();
       return idempotent(req, reply, 'screening', (s) =>
-        s.gold.submitScreening(user(req).id, req.body.answers, settings.screeningPassThreshold),
+        s.gold.submitScreening(user(req).id, req.body.answers, {
+          threshold: settings.screeningPassThreshold,
+          maxAttempts: settings.screeningMaxAttempts,
+        }),
       );
     },
   );

@@ -8,6 +8,7 @@ type Phase =
   | { kind: 'loading' }
   | { kind: 'screening'; items: ScreeningItem[] }
   | { kind: 'screening-not-ready' }
+  | { kind: 'screening-no-attempts' }
   | { kind: 'task'; assignment: AssignmentView }
   | { kind: 'done' }
   | { kind: 'error'; error: unknown };
@@ -22,7 +23,8 @@ export function LabelScreen() {
     try {
       const s = await api.screening();
       if (s.required && !s.passed) {
-        setPhase(s.items.length ? { kind: 'screening', items: s.items } : { kind: 'screening-not-ready' });
+        if (s.attemptsLeft === 0) setPhase({ kind: 'screening-no-attempts' });
+        else setPhase(s.items.length ? { kind: 'screening', items: s.items } : { kind: 'screening-not-ready' });
         return;
       }
       const { assignment } = await api.nextTask();
@@ -69,6 +71,14 @@ export function LabelScreen() {
         <Card>
           <Empty icon="◷" title="The screening test is not ready yet">
             Your admin has not set up the screening test. Check back soon.
+          </Empty>
+        </Card>
+      )}
+      {phase.kind === 'screening-no-attempts' && (
+        <Card>
+          <Empty icon="✋" title="No screening attempts left">
+            You have used every attempt at the screening test. Ask your admin to look at your answers and let you
+            through.
           </Empty>
         </Card>
       )}
@@ -123,7 +133,7 @@ function PromptBox(props: { text: string; kind: string; label: string; expiresAt
 function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
   const [i, setI] = useState(0);
   const [orders, setOrders] = useState(() => props.items.map((it) => it.responses.map((_, j) => j)));
-  const [result, setResult] = useState<{ score: number; passed: boolean } | null>(null);
+  const [result, setResult] = useState<{ passed: boolean; attemptsLeft: number | null } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const key = useMemo(() => newKey(), []);
@@ -153,9 +163,12 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
           icon={result.passed ? '★' : '↻'}
           title={result.passed ? 'You passed the screening test' : 'Not quite yet'}
         >
-          <p>
-            Your rankings agreed with the reference on{' '}
-            <b data-testid="screening-score">{Math.round(result.score * 100)}%</b> of response pairs.
+          <p data-testid="screening-result">
+            {result.passed
+              ? 'Your rankings agree with the reference answers closely enough.'
+              : result.attemptsLeft === 0
+                ? 'Your rankings differ too much from the reference answers, and that was your last attempt: ask your admin to let you through.'
+                : `Your rankings differ too much from the reference answers.${result.attemptsLeft === null ? '' : ` Attempts left: ${result.attemptsLeft}.`}`}
           </p>
           <div className="row gap center-row">
             {result.passed ? (
@@ -163,9 +176,11 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
                 Start labeling →
               </button>
             ) : (
-              <button type="button" className="btn" onClick={() => location.reload()}>
-                Try again
-              </button>
+              result.attemptsLeft !== 0 && (
+                <button type="button" className="btn" onClick={() => location.reload()}>
+                  Try again
+                </button>
+              )
             )}
           </div>
         </Empty>
