@@ -78,7 +78,7 @@ export async function request<T>(method: string, path: string, body?: unknown, o
     const j = (json ?? {}) as { error?: string; message?: string; details?: unknown };
     // An expired session anywhere sends the user back to the sign-in screen (the app listens for this).
     if (res.status === 401 && path !== '/api/me' && path !== '/api/auth/login') {
-      window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: j.message }));
+      window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: { error: j.error, message: j.message } }));
     }
     throw new ApiError(res.status, j.error ?? 'error', j.message ?? `HTTP ${res.status}`, j.details);
   }

@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError, type AssignmentView, api, newKey, type ScreeningItem } from '../api.js';
 import { FLAGS, type Flag, letter, Ranker } from '../ranker.js';
-import { Card, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useKeys, useToast } from '../ui.js';
+import { Card, clearDrafts, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useDraft, useKeys, useToast } from '../ui.js';
 
 type Phase =
   | { kind: 'loading' }
@@ -260,9 +260,13 @@ function useSubmit(id: number, onDone: (outcome: Outcome) => void) {
     setError(null);
     try {
       await api.submit(id, body, key);
+      clearDrafts(id);
       onDone('saved');
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'expired') return onDone('expired');
+      if (e instanceof ApiError && e.code === 'expired') {
+        clearDrafts(id);
+        return onDone('expired');
+      }
       setError(e);
       setBusy(false);
     }
@@ -274,7 +278,8 @@ function Demonstration(props: {
   a: Extract<AssignmentView, { kind: 'demonstration' }>;
   onDone: (outcome: Outcome) => void;
 }) {
-  const [text, setText] = useState('');
+  // Kept in local storage until it is stored: an expired session or a reload loses nothing.
+  const [text, setText] = useDraft(props.a.id, 'text', () => '');
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const words = text.trim() ? text.trim().split(/\s+/).length : 0;
   const ok = text.trim().length > 0;
@@ -333,9 +338,14 @@ function Demonstration(props: {
 
 function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: (outcome: Outcome) => void }) {
   const k = props.a.responses.length;
-  const [order, setOrder] = useState(() => props.a.responses.map((_, i) => i));
-  const [likert, setLikert] = useState<(number | null)[]>(() => Array(k).fill(null));
-  const [flags, setFlags] = useState<Set<Flag>[]>(() => Array.from({ length: k }, () => new Set<Flag>()));
+  const [order, setOrder] = useDraft(props.a.id, 'order', () => props.a.responses.map((_, i) => i));
+  const [likert, setLikert] = useDraft<(number | null)[]>(props.a.id, 'likert', () => Array(k).fill(null));
+  const [flags, setFlags] = useDraft<Set<Flag>[]>(
+    props.a.id,
+    'flags',
+    () => Array.from({ length: k }, () => new Set<Flag>()),
+    { save: (v) => v.map((f) => [...f]), load: (raw) => (raw as Flag[][]).map((f) => new Set(f)) },
+  );
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const scored = likert.filter((x) => x !== null).length;
   const ready = scored === k;
