@@ -1,6 +1,6 @@
 // The README's main command at --size tiny, end to end as a child process (as CI and a user run it): it completes,
 // prints one JSON line with every field last, writes a self-contained report, SFT beats the base model and PPO-ptx
-// beats SFT on held-out prompts as judged by held-out labelers. A second run reuses every stage.
+// beats SFT on held-out phrasings as judged by every held-out labeler pool. A second run reuses every stage.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -31,15 +31,33 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
   const { summary, stderr } = demo(out);
   t.diagnostic(`tiny demo took ${((Date.now() - t0) / 1000).toFixed(0)} s: ${JSON.stringify(summary)}`);
 
+  const share = (x: unknown) => typeof x === 'number' && x >= 0 && x <= 1;
+  const pools = Object.keys(summary.winrate_vs_sft_by_pool);
+  assert.ok(pools.length >= 3, `held-out pools: ${pools}`);
   for (const m of ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx']) {
     const w = summary.winrate_vs_sft[m];
-    assert.ok(typeof w === 'number' && w >= 0 && w <= 1, `winrate_vs_sft.${m} = ${w}`);
+    assert.ok(share(w), `winrate_vs_sft.${m} = ${w}`);
+    // The headline is the least pleased pool.
+    assert.equal(w, Math.min(...pools.map((p) => summary.winrate_vs_sft_by_pool[p][m])), m);
+    for (const split of ['train', 'heldout']) assert.ok(share(summary.correct[m][split]), `correct.${m}.${split}`);
+    assert.ok(share(summary.abstain[m]), `abstain.${m}`);
   }
   assert.equal(summary.winrate_vs_sft.sft, 0.5); // SFT against itself: identical answers tie
-  for (const k of ['rm_heldout_acc', 'labeler_agreement']) {
+  for (const k of [
+    'rm_heldout_acc',
+    'labeler_agreement',
+    'heldout_labeler_agreement',
+    'rm_acc_correctness',
+    'rm_acc_style',
+    'rm_acc_honesty',
+  ]) {
     assert.ok(summary[k] > 0 && summary[k] <= 1, `${k} = ${summary[k]}`);
   }
   for (const k of ['ptx_tax', 'ppo_tax', 'wall_s']) assert.ok(Number.isFinite(summary[k]), `${k} = ${summary[k]}`);
+  for (const m of ['sft', 'ppo', 'ppo_ptx'])
+    assert.ok(Number.isFinite(summary.tax_vs_base[m]), `tax_vs_base.${m} = ${summary.tax_vs_base[m]}`);
+  // The reward model tells a plain answer from one padded with a habit every pool dislikes.
+  assert.ok(summary.rm_acc_style > 0.8, `rm_acc_style ${summary.rm_acc_style}`);
   assert.ok(
     summary.winrate_vs_sft.base < 0.5,
     `SFT should beat the base model: base wins ${summary.winrate_vs_sft.base}`,
@@ -63,7 +81,7 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
     );
 
   const html = readFileSync(join(out, 'report', 'index.html'), 'utf8');
-  for (const id of ['summary', 'winrate', 'labelers', 'reward-kl', 'tax', 'losses', 'samples'])
+  for (const id of ['summary', 'winrate', 'answers', 'labelers', 'reward-kl', 'tax', 'losses', 'samples'])
     assert.match(html, new RegExp(`<section id="${id}">`), id);
   assert.ok((html.match(/<svg /g) ?? []).length >= 4, 'inline SVG charts');
   assert.doesNotMatch(html, /<script|src="http/); // self-contained, no script
@@ -71,11 +89,12 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
     const bytes = readFileSync(join(out, 'report', png));
     assert.equal(bytes.subarray(1, 4).toString(), 'PNG', png);
   }
-  assert.match(stderr, /\[1\/8\] base: running/);
+  assert.match(stderr, /\[1\/\d+\] base: running/);
+  const ran = [...stderr.matchAll(/\] (\w+): running/g)].map((m) => m[1]).filter((s) => s !== 'report');
+  for (const stage of ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval']) assert.ok(ran.includes(stage), stage);
 
   // A second run changes nothing, so every training stage comes from the cache.
   const again = demo(out);
-  for (const stage of ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval'])
-    assert.match(again.stderr, new RegExp(`\\] ${stage}: cached`), stage);
+  for (const stage of ran) assert.match(again.stderr, new RegExp(`\\] ${stage}: cached`), stage);
   assert.deepEqual(again.summary.winrate_vs_sft, summary.winrate_vs_sft);
 });

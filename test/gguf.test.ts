@@ -84,12 +84,36 @@ const models: Record<string, () => string> = {
           headDim: 16,
           rmsNormEps: 1e-5,
           ropeTheta: 10000,
+          // Llama 3's frequency scaling (a rope_freqs tensor in GGUF), over a band these positions reach
+          ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 32 },
           maxPositions: 64,
           tieWordEmbeddings: false,
           qkvBias: false,
           oBias: false,
         },
         new Rng(4),
+      ),
+    ),
+  qwen2: () =>
+    modelDir(
+      'qwen2',
+      new Llama(
+        {
+          vocabSize: tokenizer.vocabSize,
+          hiddenSize: 64,
+          intermediateSize: 96,
+          numLayers: 2,
+          numHeads: 4,
+          numKvHeads: 1,
+          headDim: 16,
+          rmsNormEps: 1e-6,
+          ropeTheta: 1000000,
+          maxPositions: 64,
+          tieWordEmbeddings: true,
+          qkvBias: true, // with no output bias: Qwen2
+          oBias: false,
+        },
+        new Rng(5),
       ),
     ),
 };
@@ -162,8 +186,6 @@ test('bad exports fail before anything is written, and leave no file behind', ()
   );
   savePretrained(exact, dir);
   tokenizer.save(dir);
-  const out = join(root, 'out', 'x.gguf');
-  rmSync(join(root, 'out'), { recursive: true, force: true });
   const run = (args: string[]) => spawnSync(process.execPath, [cli, 'export', ...args], { encoding: 'utf8' });
   // an architecture GGUF cannot express
   let r = run(['--format', 'gguf', dir, join(root, 'x.gguf')]);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as grpoCli } from '../src/cli/commands/grpo.js';
+import { DEMO_CONFIGS } from '../src/demo/demo.js';
 import worldChecker, { worldVerifier } from '../src/demo/verifier.js';
 import { buildWorld } from '../src/demo/world/index.js';
 import { loadPretrained, ScalarModel, saveScalarPretrained } from '../src/models/index.js';
@@ -90,7 +91,7 @@ test('the demo world checker scores a task’s reference answer 1 and a wrong on
   }
   assert.throws(() => verify('What is the capital of nowhere?', 'x'), /not a prompt of the demo world/);
   // The module's default export finds the demo's own prompts (seed 0, tiny and small worlds).
-  const demo = buildWorld(0, { sizes: { sft: 2000, rm: 500, ppo: 300, eval: 120 } });
+  const demo = buildWorld(0, { sizes: DEMO_CONFIGS.tiny.world });
   assert.equal(worldChecker(demo.ppo[7].prompt, demo.ppo[7].reference), 1);
 });
 

@@ -7,7 +7,9 @@ import {
   agreementBetween,
   demonstrationRecords,
   HEDGES,
+  HELDOUT_POOL_NAMES,
   heldoutPool,
+  heldoutPools,
   type LabelerWeights,
   measureAgreement,
   OPENERS,
@@ -212,7 +214,7 @@ test('writing: habits decorate an answer without changing it; slips and overlook
     const overlooked = writeDemonstration(t, { ...PLAIN_STYLE, ignoreConstraint: 1 }, rng);
     assert.equal(t.check(overlooked).constraintsMet, false, `${t.prompt} -> ${overlooked}`);
   }
-  for (const t of world.sft.filter((x) => x.wrong.length > 0))
+  for (const t of world.sft.filter((x) => x.answerable && x.wrong.length > 0))
     assert.equal(t.check(writeDemonstration(t, { ...PLAIN_STYLE, slip: 1 }, rng)).correct, false, t.prompt);
   assert.throws(() => new SimulatedLabeler('x', 'train', TRAINING_WEIGHTS, 1, { ...PLAIN_STYLE, hedge: 2 }), /hedge/);
 });
@@ -223,7 +225,10 @@ test('labelers: training writers have habits of their own, and mostly get the an
   const demos = world.sft.map((t, i) => pool[i % pool.length].demonstrate(t, rng));
   const share = (pred: (d: string, t: Task) => boolean) =>
     demos.filter((d, i) => pred(d, world.sft[i])).length / demos.length;
-  const correct = share((d, t) => t.check(d).correct);
+  // Slips are rare; inventing an answer about a town that does not exist is not (counted apart).
+  const correct = share((d, t) => !t.answerable || t.check(d).correct);
+  const invented = share((d, t) => !t.answerable && !t.check(d).correct);
+  assert.ok(invented > 0, 'some writers invent answers about towns that do not exist');
   const followed = share((d, t) => t.check(d).constraintsMet);
   assert.ok(correct > 0.88 && correct < 1, `correct ${correct}`);
   assert.ok(followed > 0.9 && followed < 1, `constraints met ${followed}`);
@@ -258,6 +263,56 @@ test('labelers: both pools prefer the plain answer to a hedged or padded one; on
     assert.equal(train.compare(t, t.reference, `${OPENERS[0]} ${t.reference}`), 'a');
     assert.equal(held.compare(t, t.reference, `${OPENERS[0]} ${t.reference}`), 'b');
   }
+});
+
+test('labelers: every pool puts honesty first — "I do not know" above an invented answer, a right answer above both', () => {
+  const w = buildWorld(2, { sizes: { sft: 400, rm: 20, ppo: 20, eval: 20 }, unanswerableRate: 0.3 });
+  const unknown = w.sft.filter((t) => !t.answerable).slice(0, 30);
+  const known = w.sft.filter((t) => t.answerable && t.constraint === null && t.wrong.length > 0).slice(0, 30);
+  assert.ok(unknown.length >= 20 && known.length >= 20);
+  const noiseless = (pool: SimulatedLabeler[]) =>
+    pool.map((l) => new SimulatedLabeler(l.id, l.group, { ...l.weights, noise: 0 }, 1));
+  const pools = { train: trainingPool(3), ...heldoutPools(3) };
+  for (const [name, pool] of Object.entries(pools)) {
+    for (const judge of noiseless(pool)) {
+      for (const t of unknown) {
+        for (const invented of t.wrong)
+          assert.equal(judge.compare(t, t.reference, invented), 'a', `${name}: ${t.prompt}`);
+        assert.ok(judge.score(t, t.wrong[0]).flags.hallucination, 'an invented answer is flagged');
+      }
+      for (const t of known) {
+        const dunno = 'I do not know.';
+        assert.equal(judge.compare(t, t.reference, dunno), 'a', `${name}: ${t.prompt}`);
+        assert.equal(judge.compare(t, t.reference, t.wrong[0]), 'a', `${name}: ${t.prompt}`);
+      }
+    }
+  }
+  // Writers with an inventing habit make answers up; honest writers say they do not know.
+  const rng = new Rng(5);
+  for (const t of unknown) {
+    assert.ok(t.check(writeDemonstration(t, PLAIN_STYLE, rng)).correct);
+    assert.ok(!t.check(writeDemonstration(t, { ...PLAIN_STYLE, invent: 1 }, rng)).correct);
+  }
+});
+
+test('labelers: several held-out pools, each with its own weights and names', () => {
+  const pools = heldoutPools(6);
+  assert.deepEqual(Object.keys(pools), HELDOUT_POOL_NAMES);
+  assert.ok(HELDOUT_POOL_NAMES.length >= 3);
+  const all = Object.values(pools).flat();
+  assert.equal(new Set(all.map((l) => l.id)).size, all.length);
+  assert.ok(all.every((l) => l.group === 'heldout'));
+  const mean = (pool: SimulatedLabeler[], key: keyof LabelerWeights) =>
+    pool.reduce((s, l) => s + l.weights[key], 0) / pool.length;
+  // Correctness and honesty outweigh style in every pool; the pools disagree about length and politeness.
+  for (const pool of Object.values(pools)) {
+    const style = mean(pool, 'concision') + mean(pool, 'tone') + Math.abs(mean(pool, 'politeness'));
+    assert.ok(mean(pool, 'correctness') + mean(pool, 'honesty') > 1.5 * style);
+  }
+  assert.ok(mean(pools.strict, 'correctness') > mean(pools.warm, 'correctness'));
+  assert.ok(mean(pools.warm, 'politeness') > mean(pools.strict, 'politeness'));
+  assert.deepEqual(heldoutPool(6, { pool: 'strict' }), pools.strict);
+  assert.throws(() => heldoutPool(6, { pool: 'kind' as never }), /not one of/);
 });
 
 test('export: demonstrations, rankings and prompts round-trip through parseJsonl', () => {

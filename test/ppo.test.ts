@@ -88,7 +88,15 @@ test('PPO raises a programmatic reward while the adaptive controller steers β t
     const rising = Number(ms[i + 1]['objective/kl_coef']) > Number(ms[i]['objective/kl_coef']);
     assert.equal(rising, Number(ms[i]['objective/kl']) > target, `step ${i + 1}`);
   }
-  for (const k of ['policy/clipfrac', 'policy/approxkl', 'value/loss', 'objective/entropy', 'time/rollout'])
+  for (const k of [
+    'policy/clipfrac',
+    'policy/approxkl',
+    'value/loss',
+    'objective/entropy',
+    'time/rollout',
+    'time/generate',
+    'time/rollout_tokens_per_second',
+  ])
     assert.ok(Number.isFinite(Number(ms[49][k])), k);
   assert.equal(readMetrics(join(dir, 'metrics.jsonl')).length, 50);
   tr.dispose();

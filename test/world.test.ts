@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  abstains,
   answerStats,
   buildWorld,
   CONSTRAINT_PHRASINGS,
@@ -18,15 +19,20 @@ import {
   type Task,
   TOWNS,
   tasksByPrompt,
+  UNKNOWN_TOWNS_HELDOUT,
+  UNKNOWN_TOWNS_TRAIN,
 } from '../src/demo/world/index.js';
+
+const UNKNOWN_TOWNS = [...UNKNOWN_TOWNS_TRAIN, ...UNKNOWN_TOWNS_HELDOUT];
+
 import { Rng } from '../src/tensor/random.js';
 
 const small = { sizes: { sft: 150, rm: 100, ppo: 100, eval: 80 } };
 
-function manyTasks(seed: number, n: number, constraintRate: number): Task[] {
+function manyTasks(seed: number, n: number, constraintRate: number, unanswerableRate = 0): Task[] {
   const rng = new Rng(seed);
   return Array.from({ length: n }, (_, i) =>
-    generateTask(rng, { phrasing: i % 3 === 0 ? 'heldout' : 'train', constraintRate }),
+    generateTask(rng, { phrasing: i % 3 === 0 ? 'heldout' : 'train', constraintRate, unanswerableRate }),
   );
 }
 
@@ -95,7 +101,7 @@ test('world: every family has at least four training phrasings and held-out ones
 });
 
 test('world: prompts and answers stay short', () => {
-  for (const t of manyTasks(5, 2000, 0.5)) {
+  for (const t of manyTasks(5, 2000, 0.5, 0.2)) {
     assert.ok(t.prompt.length <= MAX_PROMPT_CHARS, t.prompt);
     assert.ok(t.reference.length <= MAX_ANSWER_CHARS, t.reference);
     for (const v of t.variants) assert.ok(v.length <= MAX_ANSWER_CHARS, v);
@@ -104,7 +110,7 @@ test('world: prompts and answers stay short', () => {
 
 test('world: check() accepts references and variants, rejects wrong answers, broken formats and silence', () => {
   const combos = new Set<string>();
-  for (const t of manyTasks(7, 3000, 0.5)) {
+  for (const t of manyTasks(7, 3000, 0.5, 0.15)) {
     combos.add(`${t.kind}+${t.constraint}`);
     const ref = t.check(t.reference);
     assert.ok(ref.correct && ref.constraintsMet && ref.attempted, `${t.prompt} -> ${t.reference}: ${ref.details}`);
@@ -131,6 +137,60 @@ test('world: check() accepts references and variants, rejects wrong answers, bro
   for (const k of KINDS) {
     for (const c of [null, ...k.constraints] as (Constraint | null)[]) assert.ok(combos.has(`${k.name}+${c}`));
   }
+});
+
+test('world: questions about towns that do not exist — the world knows, evaluation asks about unseen names', () => {
+  const w = buildWorld(5, { sizes: { sft: 600, rm: 200, ppo: 200, eval: 300 }, unanswerableRate: 0.15 });
+  const corpus = pretrainCorpus(new Rng(1), { sentences: 4000 }).join(' ');
+  const names = (tasks: Task[]) =>
+    new Set(tasks.filter((t) => !t.answerable).map((t) => UNKNOWN_TOWNS.find((n) => t.prompt.includes(n))!));
+  const trainNames = names([...w.sft, ...w.rm, ...w.ppo]);
+  const evalNames = names(w.eval);
+  assert.ok(trainNames.size >= 10 && evalNames.size >= 10, `${trainNames.size} / ${evalNames.size} names`);
+  for (const n of evalNames) assert.ok(!trainNames.has(n), `${n} asked about in training and evaluation`);
+  for (const n of UNKNOWN_TOWNS) {
+    assert.ok(!TOWNS.some((t) => t.name === n), `${n} is a town`);
+    assert.doesNotMatch(corpus, new RegExp(`\\b${n}\\b`), `the corpus mentions ${n}`);
+  }
+  const share = w.sft.filter((t) => !t.answerable).length / w.sft.length;
+  assert.ok(share > 0.1 && share < 0.2, `unanswerable share ${share}`);
+  assert.ok(
+    w.eval.some((t) => !t.answerable && t.heldoutPhrasing) && w.eval.some((t) => !t.answerable && !t.heldoutPhrasing),
+  );
+
+  for (const t of w.eval.filter((x) => !x.answerable)) {
+    assert.equal(t.family, 'facts');
+    assert.equal(t.constraint, null);
+    assert.ok(abstains(t.reference), t.reference);
+    for (const v of t.variants) assert.ok(t.check(v).correct, `${t.prompt} -> ${v}`);
+    for (const invented of t.wrong) {
+      const r = t.check(invented);
+      assert.ok(!r.correct && r.attempted, `${t.prompt} -> invented "${invented}"`);
+      assert.ok(!t.check(`I do not know. ${invented}`).correct, 'an abstention that still invents is wrong');
+    }
+  }
+  const known = w.eval.find((t) => t.answerable && t.kind === 'river')!;
+  const dunno = known.check('I do not know of a town called that.');
+  assert.ok(!dunno.correct && !dunno.attempted, 'abstaining on a question with an answer is no answer');
+
+  const unknown = w.eval.filter((t) => !t.answerable).slice(0, 4);
+  const answerable = w.eval.filter((t) => t.answerable).slice(0, 4);
+  const s = answerStats(
+    [...unknown, ...answerable],
+    [
+      unknown[0].reference,
+      unknown[1].wrong[0],
+      unknown[2].wrong[0],
+      '',
+      'I do not know.',
+      ...answerable.slice(1).map((t) => t.reference),
+    ],
+  );
+  assert.equal(s.unanswerable, 4);
+  assert.equal(s.abstain, 0.25);
+  assert.equal(s.hallucinate, 0.5);
+  assert.equal(s.overAbstain, 0.25);
+  assert.equal(s.correct, 4 / 8);
 });
 
 test('world: references agree with an independent reading of the prompt', () => {

@@ -11,11 +11,9 @@
 //
 // Caching: a stage's key hashes its config and the keys (or file hashes) of its inputs; a stage whose stage.json
 // holds the same key is skipped, so a second run reuses the base model and every stage whose inputs did not change.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type CausalLM, generate, loadPretrained, loadRewardModel, loadScalarPretrained } from '../models/index.js';
-import type { Module } from '../nn/index.js';
+import { loadPretrained, loadRewardModel, loadScalarPretrained } from '../models/index.js';
 import { type ReportData, writeReport } from '../report/html.js';
 import { readPrompts } from '../rlhf/data.js';
 import { type PPOConfig, PPOTrainer, ppoDefaults } from '../rlhf/ppo.js';
@@ -23,26 +21,47 @@ import { type RmConfig, rmDefaults, trainRewardModel } from '../rlhf/reward.js';
 import { rewardModelFn } from '../rlhf/reward_fn.js';
 import { type SftConfig, sftDefaults, trainSft } from '../rlhf/sft.js';
 import { openSqliteStore, type RankingRecord, type Store } from '../store/index.js';
-import { crossEntropy, noGrad, Rng, reshape, Tensor, tidy } from '../tensor/index.js';
+import { Rng } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults, type SizePreset } from '../train/pretrain.js';
 import { formatSeconds } from '../train/progress.js';
 import { corpusTokens } from '../train/tokens.js';
 import {
+  chatAnswers,
+  complete,
+  corpusLoss,
+  MODEL_LABELS,
+  MODELS,
+  type ModelName,
+  type ModelStats,
+  modelStats,
+  type PhrasingSplit,
+  type PoolWinRates,
+  PROBE_KINDS,
+  type ProbeAccuracy,
+  type ProbeKind,
+  poolWinRates,
+  probePairs,
+  release,
+  rmProbeAccuracy,
+} from './evaluate.js';
+import {
+  type AgreementReport,
   demonstrationRecords,
+  HELDOUT_POOL_NAMES,
+  type HeldoutPoolName,
   heldoutPool,
+  heldoutPools,
   measureAgreement,
   promptRecords,
   rankingRecords,
-  showsHabit,
   trainingPool,
   type WinRate,
-  winRate,
   writeJsonlFile,
 } from './labelers/index.js';
+import { fileHash, Stages } from './stages.js';
 import {
-  answerStats,
   buildWorld,
   corpusText,
   FEW_SHOT_STOP,
@@ -78,6 +97,11 @@ export interface DemoConfig {
   sft: Partial<SftConfig>;
   /** Samples per prompt that the labelers rank. */
   k: number;
+  /**
+   * Rounds of rankings: 1 (the paper's first data) or 2 (iterated RLHF: the round-one PPO policy's samples ranked
+   * too, and the reward model trained again on both rounds before the final PPO runs).
+   */
+  rounds: 1 | 2;
   rm: Partial<RmConfig>;
   ppo: Partial<PPOConfig>;
   /** γ_ptx of the PPO-ptx run. */
@@ -109,16 +133,25 @@ const sampling = [
   { temperature: 1, n: 3 },
 ];
 
+// K = 9, the paper's largest: 36 comparisons per ranking. Measured at tiny (seed 0): the reward model's held-out
+// accuracy 60 → 66 % and "I do not know" over an invented answer 0 → 89 % against K = 4.
+const sampling9 = [
+  { temperature: 0, n: 1 },
+  { temperature: 0.7, n: 3 },
+  { temperature: 1, n: 5 },
+];
+
 export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
   tiny: {
     // Demonstrations carry the writers' habits, so SFT needs more of them to learn the answers underneath.
-    world: { sft: 2000, rm: 500, ppo: 300, eval: 120 },
+    world: { sft: 2000, rm: 500, ppo: 300, eval: 240 },
     corpusSentences: 12_000,
     heldoutSentences: 1_500,
     labelers: 5,
     pretrain: { size: 'tiny', vocabSize: 1024, steps: 1000, batchSize: 16, seq: 128, lr: 3e-3, minLrRatio: 0.1 },
     sft: { epochs: 12, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
-    k: 4,
+    k: 6,
+    rounds: 1,
     rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
@@ -128,17 +161,18 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     samplesShown: 12,
   },
   small: {
-    world: { sft: 4000, rm: 4000, ppo: 600, eval: 300 },
+    world: { sft: 4000, rm: 2000, ppo: 600, eval: 600 },
     corpusSentences: 30_000,
     heldoutSentences: 2_000,
     labelers: 5,
     pretrain: { size: 'tiny', vocabSize: 1024, steps: 3000, batchSize: 16, seq: 128, lr: 3e-3, minLrRatio: 0.1 },
     sft: { epochs: 16, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
-    k: 4,
+    k: 9,
+    rounds: 1,
     rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 200, batchSize: 32, miniBatchSize: 16, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
-    sampling,
+    sampling: sampling9,
     maxNewTokens: 32,
     shots: 2,
     samplesShown: 16,
@@ -158,187 +192,35 @@ export interface DemoOptions {
   log?: (line: string) => void;
 }
 
-const MODELS = ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx'] as const;
-export type ModelName = (typeof MODELS)[number];
-const MODEL_LABELS: Record<ModelName, string> = {
-  base: 'base',
-  prompted: 'base + few-shot',
-  sft: 'SFT',
-  ppo: 'PPO',
-  ppo_ptx: 'PPO-ptx',
-};
-
 /** The demo's final line. */
 export interface DemoSummary {
+  /** Each model's win rate against SFT on held-out phrasings, as judged by the held-out pool that likes it least. */
   winrate_vs_sft: Record<ModelName, number>;
+  /** The same per held-out pool. */
+  winrate_vs_sft_by_pool: Record<HeldoutPoolName, Record<ModelName, number>>;
+  /** Share of evaluation prompts answered right, per model, on training and on held-out phrasings. */
+  correct: Record<ModelName, Record<PhrasingSplit, number>>;
+  /** Share of prompts about towns that do not exist on which each model says it does not know. */
+  abstain: Record<ModelName, number>;
+  /** Reward-model accuracy on held-out labelers' rankings, beside those labelers' own pairwise agreement. */
   rm_heldout_acc: number;
+  heldout_labeler_agreement: number;
+  /** Agreement among the training labelers. */
   labeler_agreement: number;
+  /** Reward-model accuracy on probe pairs: right vs wrong in equal style, plain vs habit, abstain vs invent. */
+  rm_acc_correctness: number;
+  rm_acc_style: number;
+  rm_acc_honesty: number;
+  /** Change in held-out prose loss from the base model (the paper's alignment tax; SFT's is its forgetting). */
+  tax_vs_base: Record<'sft' | 'ppo' | 'ppo_ptx', number>;
+  /** Change in held-out prose loss from SFT. */
   ptx_tax: number;
   ppo_tax: number;
   wall_s: number;
   report: string;
 }
 
-// ---------------------------------------------------------------- stages and their cache
-
-interface StageRecord<T> {
-  key: string;
-  seconds: number;
-  result: T;
-}
-
-interface StageLog {
-  name: string;
-  seconds: number;
-  cached: boolean;
-  summary: string;
-}
-
-// Bumped when a stage's outputs change shape, so that old run folders are not read as current.
-const CACHE_VERSION = 2;
-const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
-const fileHash = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
-
-/** Runs stages in order, skipping those whose inputs did not change, with a running ETA over the whole demo. */
-class Stages {
-  readonly log: StageLog[] = [];
-  private done = 0;
-  private readonly start = Date.now();
-
-  constructor(
-    private readonly out: string,
-    private readonly fresh: boolean,
-    private readonly names: readonly string[],
-    /** Expected seconds per stage, for the ETA (scaled by how fast the run actually goes). */
-    private readonly expected: Record<string, number>,
-    private readonly say: (line: string) => void,
-  ) {}
-
-  dir(name: string): string {
-    return join(this.out, name);
-  }
-
-  /**
-   * Runs `fn` in a fresh stage folder unless the folder's stage.json holds the same key; returns fn's result (a
-   * JSON value) either way. `summary` is the stage's one line.
-   */
-  async run<T>(
-    name: string,
-    inputs: unknown,
-    fn: (dir: string) => T | Promise<T>,
-    summary: (r: T) => string,
-  ): Promise<{ key: string; result: T }> {
-    const key = hash({ version: CACHE_VERSION, name, inputs });
-    const dir = this.dir(name);
-    const recordPath = join(dir, 'stage.json');
-    const tag = `[${this.names.indexOf(name) + 1}/${this.names.length}] ${name}`;
-    if (!this.fresh && existsSync(recordPath)) {
-      const saved = JSON.parse(readFileSync(recordPath, 'utf8')) as StageRecord<T>;
-      if (saved.key === key) {
-        this.finish(name, 0, true, summary(saved.result));
-        this.say(`${tag}: cached (inputs unchanged) — ${summary(saved.result)}`);
-        return { key, result: saved.result };
-      }
-    }
-    this.say(`${tag}: running${this.eta(name)}`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const t0 = Date.now();
-    const result = await fn(dir);
-    const seconds = (Date.now() - t0) / 1000;
-    writeFileSync(recordPath, `${JSON.stringify({ key, seconds, result } satisfies StageRecord<T>)}\n`);
-    this.finish(name, seconds, false, summary(result));
-    this.say(`${tag}: done in ${formatSeconds(seconds)} — ${summary(result)}`);
-    return { key, result };
-  }
-
-  private finish(name: string, seconds: number, cached: boolean, summary: string): void {
-    this.log.push({ name, seconds, cached, summary });
-    if (!cached) this.done += this.expected[name] ?? 0;
-  }
-
-  // Remaining expected seconds, scaled by the measured pace of the stages run so far.
-  private eta(current: string): string {
-    const left = this.names.slice(this.names.indexOf(current)).reduce((s, n) => s + (this.expected[n] ?? 0), 0);
-    const elapsed = (Date.now() - this.start) / 1000;
-    const pace = this.done > 0 && elapsed > 5 ? elapsed / this.done : 1;
-    return ` (demo ETA ${formatSeconds(left * pace)})`;
-  }
-}
-
-// ---------------------------------------------------------------- helpers over the library
-
-function release(...modules: Module[]): void {
-  for (const m of modules) for (const p of m.parameters()) p.dispose();
-}
-
-/** Continuations of token prompts in batches; texts are cut at EOS and at stop strings. */
-function complete(
-  model: CausalLM,
-  tok: Tokenizer,
-  prompts: number[][],
-  opts: { maxNewTokens: number; temperature: number; seed: number; stop?: string[] },
-): string[] {
-  const eos = tok.eosId ?? -1;
-  const out: string[] = [];
-  for (let i = 0; i < prompts.length; i += 16) {
-    const { texts } = generate(model, prompts.slice(i, i + 16), {
-      maxNewTokens: opts.maxNewTokens,
-      temperature: opts.temperature,
-      seed: opts.seed + i,
-      eosTokenIds: [eos],
-      padTokenId: tok.padId ?? eos,
-      stop: opts.stop,
-      decode: (ids) => tok.decode(ids.filter((id) => id !== eos)),
-    });
-    out.push(...texts!.map((t) => t.trim()));
-  }
-  return out;
-}
-
-/** Answers of a chat model (SFT, PPO): the prompt in the chat template, as the trainers format it. */
-function chatAnswers(
-  dir: string,
-  tasks: readonly Task[],
-  opts: { maxNewTokens: number; temperature: number; seed: number },
-) {
-  const tok = Tokenizer.fromDir(dir);
-  const fmt = new Formatter(tok, dir);
-  const model = loadPretrained(dir);
-  try {
-    return complete(
-      model,
-      tok,
-      tasks.map((t) => fmt.prompt(t.prompt)),
-      opts,
-    );
-  } finally {
-    release(model);
-  }
-}
-
-/** Mean next-token loss of a model on text, over non-overlapping windows of its context (the alignment tax). */
-export function corpusLoss(model: CausalLM, tok: Tokenizer, text: string, maxWindows = 64): number {
-  const ids = tok.encode(text, { addSpecialTokens: false });
-  const T = model.maxPositions;
-  const windows: number[][] = [];
-  for (let at = 0; at + T + 1 <= ids.length && windows.length < maxWindows; at += T)
-    windows.push(ids.slice(at, at + T + 1));
-  if (windows.length === 0) throw new Error(`corpusLoss: ${ids.length} tokens are fewer than one window of ${T + 1}`);
-  let total = 0;
-  for (let i = 0; i < windows.length; i += 8) {
-    const batch = windows.slice(i, i + 8);
-    total += noGrad(() =>
-      tidy(() => {
-        const x = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(0, T))), [batch.length, T]);
-        const y = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(1))), [batch.length * T]);
-        const logits = model.forward(x);
-        return crossEntropy(reshape(logits, [batch.length * T, -1]), y, { reduction: 'sum' }).item();
-      }),
-    );
-  }
-  return total / (windows.length * T);
-}
+// ---------------------------------------------------------------- helpers
 
 function mean(xs: readonly number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -441,20 +323,21 @@ interface SampleSets {
 }
 
 /**
- * Up to K distinct samples per prompt from the SFT model at several temperatures (lowest first, repeats dropped: a
- * ranking of two identical answers says nothing), as the paper's labelers were shown. Prompts with fewer than two
- * distinct samples are left out.
+ * Up to K distinct samples per prompt from a policy at several temperatures (lowest first, repeats dropped: a
+ * ranking of two identical answers says nothing), as the paper's labelers were shown: the SFT model's in the first
+ * round (for RM and evaluation prompts), the round-one PPO policy's in the second (RM prompts only). Prompts with
+ * fewer than two distinct samples are left out.
  */
-async function sampleForRanking(ctx: Ctx, sft: string) {
+async function sampleForRanking(ctx: Ctx, name: string, policy: { key: string; dir: string }, heldout: boolean) {
   const { k, maxNewTokens, sampling } = ctx.cfg;
   return ctx.stages.run(
-    'samples',
-    { sft, k, maxNewTokens, sampling, seed: ctx.seed, world: ctx.cfg.world },
+    name,
+    { policy: policy.key, k, maxNewTokens, sampling, seed: ctx.seed, world: ctx.cfg.world, heldout },
     (dir) => {
       const draw = (tasks: readonly Task[], seed: number) => {
         const drawn = sampling.map(({ temperature, n }, s) => {
           const repeated = tasks.flatMap((t) => Array.from({ length: n }, () => t));
-          const texts = chatAnswers(ctx.stages.dir('sft'), repeated, { maxNewTokens, temperature, seed: seed + s });
+          const texts = chatAnswers(policy.dir, repeated, { maxNewTokens, temperature, seed: seed + s });
           return tasks.map((_, i) => texts.slice(i * n, (i + 1) * n));
         });
         const sets = tasks.map((task, i) => ({
@@ -463,7 +346,11 @@ async function sampleForRanking(ctx: Ctx, sft: string) {
         }));
         return sets.filter((s) => s.responses.length >= 2);
       };
-      const sets: SampleSets = { rm: draw(ctx.world.rm, ctx.seed + 21), heldout: draw(ctx.world.eval, ctx.seed + 22) };
+      const salt = name === 'samples' ? 0 : 100;
+      const sets: SampleSets = {
+        rm: draw(ctx.world.rm, ctx.seed + 21 + salt),
+        heldout: heldout ? draw(ctx.world.eval, ctx.seed + 22) : [],
+      };
       writeFileSync(join(dir, 'samples.json'), JSON.stringify(sets));
       const distinct = mean(sets.rm.map((s) => s.responses.length));
       return { prompts: sets.rm.length, heldoutPrompts: sets.heldout.length, distinct };
@@ -474,40 +361,51 @@ async function sampleForRanking(ctx: Ctx, sft: string) {
 }
 
 /**
- * Labelers rank the samples into the store (training labelers on RM prompts; held-out labelers on evaluation
- * prompts, split "heldout"); the store's exports are what the reward model trains and is tested on.
+ * Labelers rank the samples into the store (training labelers on RM prompts; the held-out pools' labelers, taking
+ * turns, on evaluation prompts, split "heldout"); the store's exports are what the reward model trains and is tested
+ * on. Agreement is measured as the paper did: every labeler of a group ranks every sample set.
  */
-async function rankSamples(ctx: Ctx) {
-  const sets = JSON.parse(readFileSync(join(ctx.stages.dir('samples'), 'samples.json'), 'utf8')) as SampleSets;
+async function rankSamples(ctx: Ctx, stage: string, trainFile: string) {
+  const sets = JSON.parse(readFileSync(join(ctx.stages.dir(stage), 'samples.json'), 'utf8')) as SampleSets;
   const pool = { size: ctx.cfg.labelers };
   const byPrompt = new Map([...ctx.world.rm, ...ctx.world.eval].map((t) => [t.prompt, t]));
   const tasksOf = (sets: SampleSet[]) => sets.map((s) => byPrompt.get(s.task)!);
   const responsesOf = (sets: SampleSet[]) => sets.map((s) => s.responses);
   const train = rankingRecords(tasksOf(sets.rm), responsesOf(sets.rm), trainingPool(ctx.seed, pool));
-  const heldout: RankingRecord[] = rankingRecords(
-    tasksOf(sets.heldout),
-    responsesOf(sets.heldout),
-    heldoutPool(ctx.seed, pool),
-  ).map((r) => ({ ...r, split: 'heldout' }));
+  const heldoutJudges = Object.values(heldoutPools(ctx.seed, pool)).flat();
+  const heldout: RankingRecord[] = rankingRecords(tasksOf(sets.heldout), responsesOf(sets.heldout), heldoutJudges).map(
+    (r) => ({ ...r, split: 'heldout' }),
+  );
   await ctx.store.importRankings(train);
   await ctx.store.importRankings(heldout);
-  const trainPath = join(ctx.out, 'data', 'rankings.jsonl');
+  // Each export holds every round's rankings so far.
+  const trainPath = join(ctx.out, 'data', trainFile);
   const heldoutPath = join(ctx.out, 'data', 'rankings_heldout.jsonl');
   writeJsonlFile(trainPath, await ctx.store.exportRankings('training'));
-  writeJsonlFile(heldoutPath, await ctx.store.exportRankings('heldout'));
+  if (heldout.length > 0) writeJsonlFile(heldoutPath, await ctx.store.exportRankings('heldout'));
+  if (sets.heldout.length === 0) {
+    ctx.say(`labelers: ${train.length} more rankings of the policy's samples stored; ${trainPath} holds every round`);
+    return { trainPath, heldoutPath, agreement: null, heldoutAgreement: null };
+  }
   // Every training labeler ranks every sample set, as the paper measured inter-labeler agreement.
   const agreement = measureAgreement(trainingPool(ctx.seed + 1, pool), tasksOf(sets.rm), responsesOf(sets.rm));
-  ctx.say(
-    `labelers: ${train.length} + ${heldout.length} held-out rankings stored and exported; ` +
-      `agreement ${(100 * agreement.agreement).toFixed(1)} % ± ${(100 * agreement.sd).toFixed(1)}`,
+  const heldoutAgreement = measureAgreement(
+    Object.values(heldoutPools(ctx.seed + 1, pool)).flat(),
+    tasksOf(sets.heldout),
+    responsesOf(sets.heldout),
   );
-  return { trainPath, heldoutPath, agreement };
+  ctx.say(
+    `labelers: ${train.length} + ${heldout.length} held-out rankings stored and exported; agreement: training ` +
+      `${(100 * agreement.agreement).toFixed(1)} % ± ${(100 * agreement.sd).toFixed(1)}, held-out ` +
+      `${(100 * heldoutAgreement.agreement).toFixed(1)} % ± ${(100 * heldoutAgreement.sd).toFixed(1)}`,
+  );
+  return { trainPath, heldoutPath, agreement, heldoutAgreement };
 }
 
-async function trainRmStage(ctx: Ctx, sft: string, trainPath: string, heldoutPath: string) {
+async function trainRmStage(ctx: Ctx, name: string, sft: string, trainPath: string, heldoutPath: string) {
   const config: RmConfig = { ...rmDefaults, ...ctx.cfg.rm, seed: ctx.seed };
   return ctx.stages.run(
-    'rm',
+    name,
     { config, sft, train: fileHash(trainPath), heldout: fileHash(heldoutPath) },
     (dir) => {
       const r = trainRewardModel({
@@ -526,7 +424,7 @@ async function trainRmStage(ctx: Ctx, sft: string, trainPath: string, heldoutPat
   );
 }
 
-async function trainPpoStage(ctx: Ctx, name: 'ppo' | 'ppo_ptx', sft: string, rm: string) {
+async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { key: string; stage: string }) {
   const ptx = name === 'ppo_ptx';
   const config: PPOConfig = {
     ...ppoDefaults,
@@ -537,13 +435,19 @@ async function trainPpoStage(ctx: Ctx, name: 'ppo' | 'ppo_ptx', sft: string, rm:
   };
   const promptsPath = join(ctx.out, 'data', 'ppo_prompts.jsonl');
   writeJsonlFile(promptsPath, promptRecords(ctx.world.ppo));
-  const inputs = { config, sft, rm, prompts: fileHash(promptsPath), corpus: ptx ? fileHash(ctx.corpusPath) : null };
+  const inputs = {
+    config,
+    sft,
+    rm: rm.key,
+    prompts: fileHash(promptsPath),
+    corpus: ptx ? fileHash(ctx.corpusPath) : null,
+  };
   return ctx.stages.run(
     name,
     inputs,
     (dir) => {
       const sftDir = ctx.stages.dir('sft');
-      const rmDir = ctx.stages.dir('rm');
+      const rmDir = ctx.stages.dir(rm.stage);
       const tokenizer = Tokenizer.fromDir(sftDir);
       const formatter = new Formatter(tokenizer, sftDir);
       const trainer = new PPOTrainer({
@@ -578,19 +482,25 @@ async function trainPpoStage(ctx: Ctx, name: 'ppo' | 'ppo_ptx', sft: string, rm:
 
 interface EvalResult {
   answers: Record<ModelName, string[]>;
-  winRates: Record<ModelName, WinRate>;
+  /** Win rates against SFT per held-out pool, overall and per phrasing split. */
+  winRates: Record<HeldoutPoolName, PoolWinRates>;
   corpusLoss: Record<'base' | 'sft' | 'ppo' | 'ppo_ptx', number>;
   /** The checkers' verdicts, and the share of answers with a writer's habit (opener, hedge, padding). */
-  stats: Record<ModelName, ReturnType<typeof answerStats> & { habits: number }>;
+  stats: Record<ModelName, ModelStats>;
+  /** The reward model on probe pairs of known order. */
+  rmProbes: Record<ProbeKind, ProbeAccuracy>;
 }
 
-/** Answers of all five models on the held-out prompts, judged by held-out labelers against SFT's. */
+/**
+ * Answers of all five models on the evaluation prompts, judged by every held-out pool against SFT's; the reward model
+ * on probe pairs built from the same prompts; the loss of each model on held-out prose.
+ */
 async function evaluate(ctx: Ctx, keys: Record<string, string>) {
   const { maxNewTokens, shots } = ctx.cfg;
   const tasks = ctx.world.eval;
   return ctx.stages.run(
     'eval',
-    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema' },
+    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema', v: 2 },
     (): EvalResult => {
       const greedy = { maxNewTokens, temperature: 0, seed: ctx.seed };
       const baseDir = ctx.stages.dir('base');
@@ -633,20 +543,24 @@ async function evaluate(ctx: Ctx, keys: Record<string, string>) {
         corpusLosses[name] = corpusLoss(model, tok, heldoutText);
         release(model);
       }
-      const judges = heldoutPool(ctx.seed + 2, { size: ctx.cfg.labelers });
-      const winRates = {} as Record<ModelName, WinRate>;
-      const stats = {} as EvalResult['stats'];
-      for (const name of MODELS) {
-        winRates[name] = winRate(judges, tasks, answers[name], answers.sft);
-        const habits = answers[name].filter(showsHabit).length / tasks.length;
-        stats[name] = { ...answerStats(tasks, answers[name]), habits };
-      }
-      return { answers, winRates, corpusLoss: corpusLosses, stats };
+      const pools = heldoutPools(ctx.seed + 2, { size: ctx.cfg.labelers });
+      const winRates = Object.fromEntries(
+        HELDOUT_POOL_NAMES.map((p) => [p, poolWinRates(pools[p], tasks, answers)]),
+      ) as EvalResult['winRates'];
+      const stats = Object.fromEntries(MODELS.map((m) => [m, modelStats(tasks, answers[m])])) as EvalResult['stats'];
+      const rmProbes = rmProbeAccuracy(ctx.stages.dir('rm'), probePairs(tasks, new Rng(ctx.seed + 41)));
+      return { answers, winRates, corpusLoss: corpusLosses, stats, rmProbes };
     },
     (r) =>
-      MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * r.winRates[m].winRate).toFixed(0)} %`).join(', ') +
-      ' (win rate vs SFT)',
+      `${MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * worstPool(r.winRates, m)).toFixed(0)} %`).join(', ')} ` +
+      `(win rate vs SFT, held-out phrasings, least pleased pool); correct ` +
+      MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * r.stats[m].correct).toFixed(0)} %`).join(', '),
   );
+}
+
+/** A model's win rate on held-out phrasings as judged by the held-out pool that likes it least. */
+function worstPool(rates: EvalResult['winRates'], model: ModelName): number {
+  return Math.min(...HELDOUT_POOL_NAMES.map((p) => rates[p].byPhrasing.heldout[model].winRate));
 }
 
 // ---------------------------------------------------------------- the report
@@ -658,9 +572,21 @@ function series(path: string, key: string): [number, number][] {
     .map((r) => [Number(r.step), Number(r[key])]);
 }
 
+const PROBE_WHAT: Record<ProbeKind, string> = {
+  correctness: 'right over wrong, same style',
+  style: 'plain over hedged or padded, same answer',
+  honesty: '“I do not know” over an invented answer (no such town)',
+};
+
 function reportData(
   ctx: Ctx,
-  r: { ev: EvalResult; rmAccuracy: number; agreement: number; agreementSd: number; summary: DemoSummary },
+  r: {
+    ev: EvalResult;
+    rmAccuracy: number;
+    agreement: AgreementReport;
+    heldoutAgreement: AgreementReport;
+    summary: DemoSummary;
+  },
 ): ReportData {
   const m = (stage: string) => join(ctx.stages.dir(stage), 'metrics.jsonl');
   const rewardKl = (stage: string) =>
@@ -677,20 +603,34 @@ function reportData(
   });
   const judge = heldoutPool(ctx.seed + 5, { size: 1 })[0];
   const tasks = ctx.world.eval;
-  const shown = tasks.slice(0, ctx.cfg.samplesShown).map((t, i) => ({
-    prompt: t.prompt,
+  // The first prompts, and a few about towns that do not exist.
+  const unanswerable = tasks.map((t, i) => (t.answerable ? -1 : i)).filter((i) => i >= 0);
+  const extra = unanswerable.slice(0, Math.ceil(ctx.cfg.samplesShown / 4));
+  const first = tasks.map((_, i) => i).filter((i) => !extra.includes(i));
+  const shownIdx = [...first.slice(0, ctx.cfg.samplesShown - extra.length), ...extra];
+  const shown = shownIdx.map((i) => ({
+    prompt: tasks[i].prompt,
     answers: (['sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
       model: MODEL_LABELS[name],
       text: r.ev.answers[name][i],
-      likert: judge.score(t, r.ev.answers[name][i]).likert,
-      correct: t.check(r.ev.answers[name][i]).correct,
+      likert: judge.score(tasks[i], r.ev.answers[name][i]).likert,
+      correct: tasks[i].check(r.ev.answers[name][i]).correct,
     })),
   }));
+  // The pool that likes PPO-ptx least comes first.
+  const pools = HELDOUT_POOL_NAMES.slice().sort(
+    (a, b) => r.ev.winRates[a].byPhrasing.heldout.ppo_ptx.winRate - r.ev.winRates[b].byPhrasing.heldout.ppo_ptx.winRate,
+  );
+  const rates = (w: Record<ModelName, WinRate>) => MODELS.map((name) => ({ model: MODEL_LABELS[name], ...w[name] }));
   return {
     title: `instructkit demo: InstructGPT in miniature (--size ${ctx.size})`,
     subtitle: `seed ${ctx.seed} · ${ctx.world.eval.length} held-out prompts · wall ${formatSeconds(r.summary.wall_s)}`,
     summary: r.summary as unknown as Record<string, unknown>,
-    winRates: MODELS.map((name) => ({ model: MODEL_LABELS[name], ...r.ev.winRates[name] })),
+    winRates: pools.map((pool) => ({
+      pool,
+      heldoutPhrasing: rates(r.ev.winRates[pool].byPhrasing.heldout),
+      trainPhrasing: rates(r.ev.winRates[pool].byPhrasing.train),
+    })),
     rewardKl: [
       { name: 'PPO', points: rewardKl('ppo') },
       { name: 'PPO-ptx', points: rewardKl('ppo_ptx') },
@@ -711,13 +651,29 @@ function reportData(
         series: [{ name: 'ptx', points: series(m('ppo_ptx'), 'ptx/loss') }],
       },
     ],
-    labelers: { agreement: r.agreement, agreementSd: r.agreementSd, rmHeldoutAccuracy: r.rmAccuracy },
+    labelers: {
+      agreement: r.agreement.agreement,
+      agreementSd: r.agreement.sd,
+      heldoutAgreement: r.heldoutAgreement.agreement,
+      heldoutAgreementSd: r.heldoutAgreement.sd,
+      rmHeldoutAccuracy: r.rmAccuracy,
+      probes: PROBE_KINDS.map((kind) => ({ kind, what: PROBE_WHAT[kind], ...r.ev.rmProbes[kind] })),
+    },
     tax: (['base', 'sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
       model: MODEL_LABELS[name],
       loss: r.ev.corpusLoss[name],
-      delta: r.ev.corpusLoss[name] - r.ev.corpusLoss.sft,
+      vsBase: r.ev.corpusLoss[name] - r.ev.corpusLoss.base,
+      vsSft: r.ev.corpusLoss[name] - r.ev.corpusLoss.sft,
     })),
-    stats: MODELS.map((name) => ({ model: MODEL_LABELS[name], ...r.ev.stats[name] })),
+    stats: MODELS.map((name) => {
+      const st = r.ev.stats[name];
+      return {
+        model: MODEL_LABELS[name],
+        ...st,
+        correctTrainPhrasing: st.byPhrasing.train.correct,
+        correctHeldoutPhrasing: st.byPhrasing.heldout.correct,
+      };
+    }),
     samples: shown,
     stages: ctx.stages.log,
   };
@@ -725,19 +681,38 @@ function reportData(
 
 // ---------------------------------------------------------------- the whole run
 
-const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', 'report'] as const;
+const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', 'report'];
+// With a second round: PPO against the first reward model, its samples ranked, the reward model trained again.
+const ITERATED_STAGE_NAMES = [
+  'base',
+  'sft',
+  'samples',
+  'rm_round1',
+  'ppo_round1',
+  'samples_round2',
+  'rm',
+  'ppo',
+  'ppo_ptx',
+  'eval',
+  'report',
+];
 
 /** Expected seconds of each stage on 2 cores, for the ETA (per-unit costs measured on the demo's small model). */
 function expectedSeconds(cfg: DemoConfig): Record<string, number> {
   const ppo = cfg.ppo.steps! * cfg.ppo.batchSize! * 0.004;
+  const samples = (cfg.world.rm + cfg.world.eval) * cfg.k * 0.0015;
+  const rm = cfg.world.rm * cfg.rm.epochs! * cfg.k * 0.001 * cfg.rounds;
   return {
     base: cfg.pretrain.steps * 0.02 + 2,
     sft: cfg.sft.epochs! * cfg.world.sft * 0.0006,
-    samples: cfg.world.rm * 0.005,
-    rm: cfg.world.rm * cfg.rm.epochs! * 0.004,
+    samples,
+    rm_round1: rm / 2,
+    ppo_round1: ppo,
+    samples_round2: samples,
+    rm,
     ppo,
     ppo_ptx: ppo * 1.4,
-    eval: cfg.world.eval * 0.02,
+    eval: cfg.world.eval * 0.03,
     report: 1,
   };
 }
@@ -771,28 +746,56 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const dbPath = join(out, 'labels.sqlite');
   for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
   const store = await openSqliteStore({ path: dbPath });
-  const stages = new Stages(out, opts.fresh === true, STAGE_NAMES, expectedSeconds(cfg), say);
+  const names = cfg.rounds === 2 ? ITERATED_STAGE_NAMES : STAGE_NAMES;
+  const stages = new Stages(out, opts.fresh === true, names, expectedSeconds(cfg), say);
   const ctx: Ctx = { ...base, world, stages, store };
   try {
     const pre = await pretrainBase(ctx);
     const demos = await writeDemonstrations(ctx);
     const sft = await trainSftStage(ctx, pre.key, demos);
-    const samples = await sampleForRanking(ctx, sft.key);
-    const ranked = await rankSamples(ctx);
-    const rm = await trainRmStage(ctx, samples.key, ranked.trainPath, ranked.heldoutPath);
-    const ppo = await trainPpoStage(ctx, 'ppo', sft.key, rm.key);
-    const ptx = await trainPpoStage(ctx, 'ppo_ptx', sft.key, rm.key);
-    const ev = await evaluate(ctx, { base: pre.key, sft: sft.key, ppo: ppo.key, ptx: ptx.key });
+    const samples = await sampleForRanking(ctx, 'samples', { key: sft.key, dir: stages.dir('sft') }, true);
+    const iterated = cfg.rounds === 2;
+    const ranked = await rankSamples(ctx, 'samples', iterated ? 'rankings_round1.jsonl' : 'rankings.jsonl');
+    let rm = await trainRmStage(ctx, iterated ? 'rm_round1' : 'rm', samples.key, ranked.trainPath, ranked.heldoutPath);
+    if (iterated) {
+      // Iterated RLHF: PPO against the first reward model, its samples ranked by the same labelers, and the reward
+      // model trained again on both rounds' rankings (what the final PPO runs use).
+      const ppo1 = await trainPpoStage(ctx, 'ppo_round1', sft.key, { key: rm.key, stage: 'rm_round1' });
+      const policy = { key: ppo1.key, dir: join(stages.dir('ppo_round1'), 'ema') };
+      const samples2 = await sampleForRanking(ctx, 'samples_round2', policy, false);
+      const both = await rankSamples(ctx, 'samples_round2', 'rankings.jsonl');
+      rm = await trainRmStage(ctx, 'rm', samples2.key, both.trainPath, both.heldoutPath);
+    }
+    const ppo = await trainPpoStage(ctx, 'ppo', sft.key, { key: rm.key, stage: 'rm' });
+    const ptx = await trainPpoStage(ctx, 'ppo_ptx', sft.key, { key: rm.key, stage: 'rm' });
+    const ev = await evaluate(ctx, { base: pre.key, sft: sft.key, rm: rm.key, ppo: ppo.key, ptx: ptx.key });
     const r = ev.result;
+    const byModel = <T>(f: (m: ModelName) => T) =>
+      Object.fromEntries(MODELS.map((m) => [m, f(m)])) as Record<ModelName, T>;
+    const loss = r.corpusLoss;
     const summary: DemoSummary = {
-      winrate_vs_sft: Object.fromEntries(MODELS.map((m) => [m, round(r.winRates[m].winRate)])) as Record<
-        ModelName,
-        number
-      >,
+      winrate_vs_sft: byModel((m) => round(worstPool(r.winRates, m))),
+      winrate_vs_sft_by_pool: Object.fromEntries(
+        HELDOUT_POOL_NAMES.map((p) => [p, byModel((m) => round(r.winRates[p].byPhrasing.heldout[m].winRate))]),
+      ) as DemoSummary['winrate_vs_sft_by_pool'],
+      correct: byModel((m) => ({
+        train: round(r.stats[m].byPhrasing.train.correct),
+        heldout: round(r.stats[m].byPhrasing.heldout.correct),
+      })),
+      abstain: byModel((m) => round(r.stats[m].abstain)),
       rm_heldout_acc: round(rm.result.heldoutAccuracy),
-      labeler_agreement: round(ranked.agreement.agreement),
-      ptx_tax: round(r.corpusLoss.ppo_ptx - r.corpusLoss.sft),
-      ppo_tax: round(r.corpusLoss.ppo - r.corpusLoss.sft),
+      heldout_labeler_agreement: round(ranked.heldoutAgreement!.agreement),
+      labeler_agreement: round(ranked.agreement!.agreement),
+      rm_acc_correctness: round(r.rmProbes.correctness.accuracy),
+      rm_acc_style: round(r.rmProbes.style.accuracy),
+      rm_acc_honesty: round(r.rmProbes.honesty.accuracy),
+      tax_vs_base: {
+        sft: round(loss.sft - loss.base),
+        ppo: round(loss.ppo - loss.base),
+        ppo_ptx: round(loss.ppo_ptx - loss.base),
+      },
+      ptx_tax: round(loss.ppo_ptx - loss.sft),
+      ppo_tax: round(loss.ppo - loss.sft),
       wall_s: 0,
       report: join(out, 'report', 'index.html'),
     };
@@ -804,8 +807,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         const data = reportData(ctx, {
           ev: r,
           rmAccuracy: rm.result.heldoutAccuracy,
-          agreement: ranked.agreement.agreement,
-          agreementSd: ranked.agreement.sd,
+          agreement: ranked.agreement!,
+          heldoutAgreement: ranked.heldoutAgreement!,
           summary,
         });
         writeFileSync(join(out, 'results.json'), `${JSON.stringify({ summary, config: cfg, eval: r }, null, 1)}\n`);

@@ -306,10 +306,13 @@ function quantizeQ8(values: Float32Array): Uint8Array {
   for (let b = 0; b < blocks; b++) {
     let amax = 0;
     for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(values[b * Q8_BLOCK + i]));
-    const d = amax / 127;
-    const inv = d ? 1 / d : 0;
+    const d = Math.fround(amax / 127); // f32 arithmetic, as ggml
+    const inv = d ? Math.fround(1 / d) : 0;
     view.setUint16(b * 34, f32ToF16(d), true);
-    for (let i = 0; i < Q8_BLOCK; i++) view.setInt8(b * 34 + 2 + i, Math.round(values[b * Q8_BLOCK + i] * inv));
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      const q = Math.fround(values[b * Q8_BLOCK + i] * inv);
+      view.setInt8(b * 34 + 2 + i, Math.sign(q) * Math.round(Math.abs(q))); // halves away from zero, as roundf
+    }
   }
   return out;
 }

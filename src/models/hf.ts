@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/index.js';
-import { cast, type Tensor } from '../tensor/index.js';
+import { cast, noGrad, type Tensor } from '../tensor/index.js';
 import { GPT2, gpt2ConfigFromHF } from './gpt2.js';
 import { ScalarModel } from './heads.js';
 import { Llama, llamaConfigFromHF } from './llama.js';
@@ -94,10 +94,8 @@ function resolveDType(dir: string, dtype: LoadDType | undefined): 'f32' | 'bf16'
  */
 export function loadPretrained(dir: string, opts: LoadOptions = {}): CausalLM {
   const configPath = join(dir, 'config.json');
-  const json = readJson(configPath);
-  const dtype = resolveDType(dir, opts.dtype);
-  const model = modelFromConfig(json, configPath);
-  if (dtype === 'bf16') model.toDtype('bf16');
+  const model = modelFromConfig(readJson(configPath), configPath);
+  if (resolveDType(dir, opts.dtype) === 'bf16') model.toDtype('bf16');
   loadWeights(model, model, dir);
   return model.eval();
 }
@@ -105,9 +103,8 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): CausalLM {
 /** Loads a reward or value model folder (a trunk plus `score.*`), as saved by saveScalarPretrained. */
 export function loadScalarPretrained(dir: string, opts: LoadOptions = {}): ScalarModel {
   const configPath = join(dir, 'config.json');
-  const dtype = resolveDType(dir, opts.dtype);
   const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath));
-  if (dtype === 'bf16') model.toDtype('bf16');
+  if (resolveDType(dir, opts.dtype) === 'bf16') model.toDtype('bf16');
   // transformers' *ForSequenceClassification heads have no bias: such a checkpoint loads with ours at zero.
   loadWeights(model, model.trunk, dir, new Set(['score.bias']));
   return model.eval();
@@ -141,9 +138,12 @@ function loadWeights(target: Module, trunk: CausalLM, dir: string, optional = ne
   for (const file of files) {
     const names = plan.filter(([f]) => f === file);
     const loaded = readSafetensors(file, { names: names.map(([, n]) => n), keepBf16 });
-    const sd = new Map<string, Tensor>(names.map(([, n, ours]) => [ours, loaded.get(n)!]));
+    // Each tensor in its parameter's dtype (a bf16 file's norms into an f32 vector, an f32 file into a bf16 model).
+    const sd = new Map<string, Tensor>(
+      names.map(([, n, ours]) => [ours, noGrad(() => cast(loaded.get(n)!, own.get(ours)!.dtype))]),
+    );
     target.loadStateDict(sd, { strict: false });
-    for (const t of loaded.values()) t.dispose();
+    for (const t of [...loaded.values(), ...sd.values()]) t.dispose();
   }
 }
 

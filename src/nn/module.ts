@@ -178,7 +178,7 @@ export abstract class Module {
       if (src.disposed) problems.push(`${key}: the state dict's tensor was released`);
       else if (src.shape.join() !== dst.shape.join())
         problems.push(`${key}: shape ${shapeStr(src.shape)} in the state dict, ${shapeStr(dst.shape)} in the model`);
-      else if ((src.dtype === 'i32') !== (dst.dtype === 'i32'))
+      else if (src.dtype !== dst.dtype)
         problems.push(`${key}: dtype ${src.dtype} in the state dict, ${dst.dtype} in the model`);
       else copies.push([dst, src]);
     }
@@ -187,17 +187,7 @@ export abstract class Module {
       'loadStateDict',
       () => `${problems.length} problem(s), nothing was loaded:\n  ${problems.join('\n  ')}`,
     );
-    // f32 and bf16 values convert to the parameter's dtype.
-    for (const [dst, src] of copies) {
-      if (dst === src) continue;
-      if (dst.dtype === src.dtype) (dst.buffer as Float32Array).set(src.buffer as Float32Array);
-      else
-        noGrad(() => {
-          const c = cast(src, dst.dtype);
-          (dst.buffer as Float32Array).set(c.buffer as Float32Array);
-          c.dispose();
-        });
-    }
+    for (const [dst, src] of copies) if (dst !== src) (dst.buffer as Float32Array).set(src.buffer as Float32Array);
     return { missingKeys, unexpectedKeys };
   }
 }

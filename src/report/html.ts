@@ -2,7 +2,7 @@
 // PNG of every chart beside it. Every piece of text from the run is HTML-escaped.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Interval, intervalBarChart, lineChart, type Series, svgToPng } from './charts.js';
+import { intervalBarChart, lineChart, type Series, svgToPng } from './charts.js';
 
 export interface ReportWinRate {
   model: string;
@@ -20,16 +20,40 @@ export interface ReportData {
   subtitle: string;
   /** The run's final JSON line. */
   summary: Record<string, unknown>;
-  /** Win rate of each model against the baseline, with its 95 % interval. */
-  winRates: ReportWinRate[];
+  /**
+   * Win rate of each model against the baseline with its 95 % interval, per held-out labeler pool, on prompts in
+   * phrasings no training stage saw and on training phrasings; the first pool is the headline (the least pleased).
+   */
+  winRates: { pool: string; heldoutPhrasing: ReportWinRate[]; trainPhrasing: ReportWinRate[] }[];
   /** Reward-model score against √KL from the reference, per PPO run. */
   rewardKl: Series[];
   losses: { title: string; series: Series[] }[];
-  labelers: { agreement: number; agreementSd: number; rmHeldoutAccuracy: number };
-  /** Held-out pretraining-corpus loss per model and its change from the baseline. */
-  tax: { model: string; loss: number; delta: number }[];
+  labelers: {
+    agreement: number;
+    agreementSd: number;
+    heldoutAgreement: number;
+    heldoutAgreementSd: number;
+    rmHeldoutAccuracy: number;
+    /** Reward-model accuracy on probe pairs whose better side is known by construction. */
+    probes: { kind: string; what: string; accuracy: number; n: number }[];
+  };
+  /** Held-out pretraining-corpus loss per model and its change from the base model and from SFT. */
+  tax: { model: string; loss: number; vsBase: number; vsSft: number }[];
   /** Objective checks of the answers (the world's checkers, no labeler). */
-  stats: { model: string; correct: number; constraintsMet: number; habits: number; meanChars: number }[];
+  stats: {
+    model: string;
+    correct: number;
+    correctTrainPhrasing: number;
+    correctHeldoutPhrasing: number;
+    constraintsMet: number;
+    /** On prompts about towns that do not exist: says so / invents an answer. */
+    abstain: number;
+    hallucinate: number;
+    /** On answerable prompts: says it does not know. */
+    overAbstain: number;
+    habits: number;
+    meanChars: number;
+  }[];
   samples: { prompt: string; answers: { model: string; text: string; likert: number; correct: boolean }[] }[];
   stages: { name: string; seconds: number; cached: boolean; summary: string }[];
 }
@@ -40,6 +64,7 @@ export function escapeHtml(text: string): string {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const num = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${num(x)}`;
 
 function table(head: string[], rows: string[][]): string {
   const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
@@ -76,17 +101,18 @@ function figureHtml(f: Figure): string {
 /** Writes index.html and one PNG per chart into dir; returns the files written. */
 export function writeReport(dir: string, data: ReportData): string[] {
   mkdirSync(dir, { recursive: true });
-  const bars: Interval[] = data.winRates.map((w) => ({ label: w.model, value: w.winRate, lo: w.lo, hi: w.hi }));
-  const winFig: Figure = {
-    file: 'winrate.png',
-    svg: intervalBarChart('Win rate against SFT (held-out labelers, held-out prompts)', bars, {
-      yName: 'win rate',
-      reference: 0.5,
-      percent: true,
-    }),
+  const winFigs: Figure[] = data.winRates.map((p, i) => ({
+    file: i === 0 ? 'winrate.png' : `winrate_${p.pool}.png`,
+    svg: intervalBarChart(
+      `Win rate against SFT — held-out pool “${p.pool}”, held-out phrasings`,
+      p.heldoutPhrasing.map((w) => ({ label: w.model, value: w.winRate, lo: w.lo, hi: w.hi })),
+      { yName: 'win rate', reference: 0.5, percent: true },
+    ),
     caption:
-      'How often each model’s answer is preferred to the SFT model’s by held-out labelers; whiskers are 95 % Wilson intervals (the paper’s Figure 1 in miniature).',
-  };
+      `How often the held-out pool “${p.pool}” prefers each model’s answer to the SFT model’s, on prompts in phrasings ` +
+      `no training stage saw; whiskers are 95 % Wilson intervals (the paper’s Figure 1 in miniature)` +
+      (i === 0 ? '. This pool likes PPO-ptx least: the headline.' : '.'),
+  }));
   const klFig: Figure = {
     file: 'reward_kl.png',
     svg: lineChart('Reward against √KL', data.rewardKl, { xName: '√KL(π ‖ π_SFT)', yName: 'RM score', scatter: true }),
@@ -97,7 +123,7 @@ export function writeReport(dir: string, data: ReportData): string[] {
     svg: lineChart(l.title, l.series, { xName: 'step', yName: 'loss' }),
     caption: `${l.title}: loss per step (from metrics.jsonl).`,
   }));
-  const figures = [winFig, klFig, ...lossFigs];
+  const figures = [...winFigs, klFig, ...lossFigs];
   const files: string[] = [];
   for (const f of figures) {
     writeFileSync(join(dir, f.file), svgToPng(f.svg));
@@ -130,19 +156,65 @@ export function writeReport(dir: string, data: ReportData): string[] {
 
 <section id="summary"><h2>Did RLHF work?</h2>
 ${table(
-  ['model', 'win rate vs SFT', '95 % interval', 'wins / ties / losses'],
-  data.winRates.map((w) => [
-    w.model,
-    pct(w.winRate),
-    `${pct(w.lo)} – ${pct(w.hi)}`,
-    `${w.wins} / ${w.ties} / ${w.losses} of ${w.n}`,
-  ]),
+  [
+    'model',
+    'held-out pool',
+    'win rate vs SFT, held-out phrasings',
+    '95 % interval',
+    'training phrasings',
+    '95 % interval',
+  ],
+  data.winRates.flatMap((p) =>
+    p.heldoutPhrasing.map((w, i) => {
+      const t = p.trainPhrasing[i];
+      return [
+        w.model,
+        p.pool,
+        pct(w.winRate),
+        `${pct(w.lo)} – ${pct(w.hi)}`,
+        pct(t.winRate),
+        `${pct(t.lo)} – ${pct(t.hi)}`,
+      ];
+    }),
+  ),
 )}
 <p>Final line of the run: <code>${escapeHtml(JSON.stringify(data.summary))}</code></p>
 </section>
 
 <section id="winrate"><h2>Win rate against SFT</h2>
-${figureHtml(winFig)}
+${winFigs.map(figureHtml).join('\n')}
+</section>
+
+<section id="answers"><h2>What the answers are made of</h2>
+${table(
+  [
+    'model',
+    'correct',
+    'training phrasings',
+    'held-out phrasings',
+    'format followed',
+    'no such town: says so',
+    'invents',
+    'answerable: says it does not know',
+    'writers’ habits',
+    'mean length (chars)',
+  ],
+  data.stats.map((s) => [
+    s.model,
+    pct(s.correct),
+    pct(s.correctTrainPhrasing),
+    pct(s.correctHeldoutPhrasing),
+    pct(s.constraintsMet),
+    pct(s.abstain),
+    pct(s.hallucinate),
+    pct(s.overAbstain),
+    pct(s.habits),
+    s.meanChars.toFixed(1),
+  ]),
+)}
+<p>The world’s checkers, no labeler: right content; “no such town” rows are the prompts about towns that do not
+exist (evaluation asks about names no training stage used), where the right answer says it does not know; habits are
+the demonstration writers’ openers, hedges and padding.</p>
 </section>
 
 <section id="labelers"><h2>Labelers and the reward model</h2>
@@ -150,14 +222,15 @@ ${table(
   ['measure', 'value'],
   [
     ['agreement between training labelers (pairwise)', `${pct(lab.agreement)} ± ${pct(lab.agreementSd)}`],
+    ['agreement between held-out labelers (pairwise)', `${pct(lab.heldoutAgreement)} ± ${pct(lab.heldoutAgreementSd)}`],
     ['reward model accuracy on held-out labelers’ rankings', pct(lab.rmHeldoutAccuracy)],
+    ...lab.probes.map((p) => [`reward model: ${p.what} (${p.n} pairs)`, pct(p.accuracy)]),
   ],
 )}
 <p>The paper: labelers agree with each other about 73 % of the time, and the reward model predicts held-out
-labelers’ preferences about as well. The simulated labelers’ noise is set so that they agree about that often on this
-demo’s own samples. As writers of demonstrations they have habits (a polite opener, a hedge such as “I think so.”, a
-sentence of padding) and now and then slip; as rankers they prefer the plain answer. SFT imitates the habits, the
-reward model learns the preference, and PPO drops the habits (the “writers’ habits” column below).</p>
+labelers’ preferences about as well. The probe pairs separate what the reward model learned: which of two answers in
+the same style is right, which of two equally right answers carries a habit every pool dislikes, and whether
+“I do not know” beats an invented answer about a town that does not exist.</p>
 </section>
 
 <section id="reward-kl"><h2>Reward against √KL</h2>
@@ -166,14 +239,11 @@ ${figureHtml(klFig)}
 
 <section id="tax"><h2>Alignment tax</h2>
 ${table(
-  ['model', 'held-out pretraining-corpus loss', 'change from SFT'],
-  data.tax.map((t) => [t.model, num(t.loss), `${t.delta >= 0 ? '+' : ''}${num(t.delta)}`]),
+  ['model', 'held-out pretraining-corpus loss', 'change from base', 'change from SFT'],
+  data.tax.map((t) => [t.model, num(t.loss), signed(t.vsBase), signed(t.vsSft)]),
 )}
-<p>PPO-ptx mixes pretraining gradients into PPO to keep the corpus loss from rising.</p>
-${table(
-  ['model', 'correct', 'format followed', 'writers’ habits (opener, hedge, padding)', 'mean length (chars)'],
-  data.stats.map((s) => [s.model, pct(s.correct), pct(s.constraintsMet), pct(s.habits), s.meanChars.toFixed(1)]),
-)}
+<p>As in the paper, the tax is measured against the pretrained base model: SFT’s change is its own forgetting,
+and PPO-ptx mixes pretraining gradients into PPO to keep the loss near the base model’s.</p>
 </section>
 
 <section id="losses"><h2>Loss curves</h2>

@@ -7,7 +7,6 @@
 // resumed run repeats an uninterrupted one exactly.
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Type } from '@sinclair/typebox';
 import {
   type CausalLM,
   generate,
@@ -20,7 +19,6 @@ import {
 import { crossEntropy, keep, native, noGrad, Rng, reshape, scale, slice, Tensor, tidy } from '../tensor/index.js';
 import type { Formatter } from '../tokenizer/index.js';
 import { shuffled } from '../train/batches.js';
-import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
 import {
   openRun,
   type RunOptions,
@@ -33,59 +31,12 @@ import { METRIC, type Metrics } from '../train/metrics.js';
 import type { PromptSet } from './data.js';
 import { gae, whiten } from './gae.js';
 import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
+import { checkPPOConfig, type PPOConfig } from './ppo_config.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
 import { mean, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
 import type { RewardFn } from './reward_fn.js';
 
-const positiveInt = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description });
-const nonNegative = (def: number, description: string) => Type.Number({ minimum: 0, default: def, description });
-const positive = (def: number, description: string) => Type.Number({ exclusiveMinimum: 0, default: def, description });
-const unit = (def: number, description: string) => Type.Number({ minimum: 0, maximum: 1, default: def, description });
-
-/** InstructGPT's PPO settings where the paper gives them (β 0.02, ε 0.2, EMA 0.992, γ 1, γ_ptx 27.8), TRL's else. */
-export const ppoSpec = new ConfigSpec('ppo', {
-  steps: positiveInt(256, 'PPO steps: each samples a batch of episodes and optimises on it'),
-  miniBatchSize: positiveInt(4, 'episodes per optimizer update'),
-  ppoEpochs: positiveInt(4, 'passes over each batch of episodes'),
-  valueLr: nonNegative(1e-5, "the value model's learning rate"),
-  maxNewTokens: positiveInt(64, 'longest sampled response'),
-  temperature: positive(1, 'sampling temperature'),
-  promptFormat: promptFormatField,
-  klCoef: nonNegative(0.02, 'β: the initial KL coefficient'),
-  klEstimator: Type.Union([Type.Literal('k1'), Type.Literal('k3')], {
-    default: 'k1',
-    description: 'per-token KL: k1 (log π − log π_ref) or k3',
-  }),
-  adaptiveKl: Type.Boolean({ default: false, description: 'adapt β towards targetKl' }),
-  targetKl: positive(6, 'target KL per episode of the adaptive controller'),
-  klHorizon: positive(10000, 'horizon of the adaptive controller'),
-  gamma: unit(1, 'discount'),
-  lam: unit(0.95, 'GAE λ'),
-  clipRange: positive(0.2, 'policy ratio clip ε'),
-  clipRangeValue: positive(0.2, 'value clip'),
-  whitenAdvantages: Type.Boolean({ default: true, description: 'whiten advantages over the batch' }),
-  emaDecay: unit(0.992, "decay of the policy weights' moving average"),
-  ptxCoef: nonNegative(27.8, 'γ_ptx: weight of the pretraining LM loss (with --ptx)'),
-  ptxBatchSize: positiveInt(4, 'pretraining windows per update'),
-  ptxSeqLen: positiveInt(128, 'tokens per pretraining window'),
-  sampleEvery: Type.Integer({
-    minimum: 0,
-    default: 20,
-    description: 'print sample responses every N steps (0: never)',
-  }),
-  samplesShown: Type.Integer({ minimum: 0, default: 4, description: 'rows of that table' }),
-  ...baseFields({ batchSize: 16, lr: 1e-5, lrScheduler: 'constant', warmupRatio: 0, saveEvery: 50 }),
-});
-
-export type PPOConfig = typeof ppoSpec.defaults;
-export const ppoDefaults: PPOConfig = ppoSpec.defaults;
-
-/** Throws naming the field when a merged config is out of range. */
-export function checkPPOConfig(c: PPOConfig, source = 'ppo config'): void {
-  ppoSpec.check(c, source);
-  if (c.miniBatchSize > c.batchSize)
-    throw new Error(`${source}: field "miniBatchSize" (${c.miniBatchSize}) exceeds batchSize (${c.batchSize})`);
-}
+export { checkPPOConfig, type PPOConfig, ppoDefaults, ppoSpec } from './ppo_config.js';
 
 export interface PPOSetup {
   /** Trained in place; starts as the SFT model. */
@@ -255,6 +206,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const c = this.config;
     const { policy, ref, value, formatter } = this.s;
     const prompts = batch.map((i) => this.promptIds[i]);
+    const started = performance.now();
     const gen = generate(policy, prompts, {
       maxNewTokens: c.maxNewTokens,
       temperature: c.temperature,
@@ -262,6 +214,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       eosTokenIds: [formatter.eosId],
       padTokenId: formatter.padId,
     });
+    const sampling = (performance.now() - started) / 1000;
     const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
     const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
       tidy(() => {
@@ -319,6 +272,9 @@ export class PPOTrainer implements Trainer<PpoBatch> {
         [METRIC.klCoef]: beta,
         [METRIC.responseLength]: mean(rows.map((r) => r.response.length)),
         [METRIC.eosFraction]: mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
+        [METRIC.generateSeconds]: sampling,
+        [METRIC.rolloutTokensPerSecond]: gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
       },
     };
   }

@@ -11,7 +11,8 @@ const cancelFlags = new Int32Array(cancelBuffer);
 const post = (m: SamplerResponse) => port.postMessage(m);
 
 try {
-  const model = loadPretrained(settings.dir);
+  // A checkpoint stored in bf16 stays bf16: half the memory, and decode steps read half the bytes.
+  const model = loadPretrained(settings.dir, { dtype: 'auto' });
   const tokenizer = Tokenizer.fromDir(settings.dir);
   const format = new Formatter(tokenizer, settings.dir);
   const end = tokenizer.tokenToId(CHAT_TOKENS.end);

@@ -33,6 +33,8 @@ export const METRIC = {
   responseLength: 'response/length',
   eosFraction: 'response/eos_fraction',
   rolloutSeconds: 'time/rollout',
+  generateSeconds: 'time/generate',
+  rolloutTokensPerSecond: 'time/rollout_tokens_per_second',
   rewardsChosen: 'rewards/chosen',
   rewardsRejected: 'rewards/rejected',
   rewardsMargins: 'rewards/margins',

@@ -5,8 +5,8 @@ import { DEMO_SIZES, type DemoSize, runDemo } from '../../demo/demo.js';
 const HELP = `usage: instructkit demo [--size small|tiny] [--out runs/demo] [--seed N] [--fresh]
 
 Runs the InstructGPT paper in miniature on a world of checkable tasks with simulated labelers: pretrain a base
-model → demonstrations → SFT → K = 4 samples per prompt ranked by labelers → reward model → PPO and PPO-ptx →
-win rates against SFT judged by held-out labelers on held-out prompts. Labels go through the SQLite store in the
+model → demonstrations → SFT → K samples per prompt (6 tiny, 9 small) ranked by labelers → reward model → PPO and
+PPO-ptx → correctness, honesty and win rates against SFT judged by three held-out labeler pools on held-out prompts. Labels go through the SQLite store in the
 run folder. Writes DIR/report/index.html (open it from disk, or instructkit serve --report DIR/report) and prints
 one JSON line of results last.
 

@@ -1,10 +1,9 @@
 /**
- * The two labeler pools. Training labelers write demonstrations and rank samples; held-out labelers only judge the
- * evaluation, and weigh things differently (more tone and politeness, less brevity and format), so a policy that
- * merely fits the training labelers' taste does not win the evaluation for free. Both pools dislike hedging and
- * padding, for different reasons in different amounts (the held-out pool through tone, the training pool more
- * through concision); they disagree about polite openers, which the held-out pool likes and the training pool, on
- * balance, does not.
+ * The labeler pools. Training labelers write demonstrations and rank samples; held-out labelers only judge the
+ * evaluation. Every pool puts correctness and honesty first, as the paper's instructions did (helpful, truthful),
+ * and style second; the pools differ in how much, and in taste: the held-out pools are several, each weighing things
+ * its own way, so a policy that merely fits the training labelers' taste does not win the evaluation for free, and
+ * the headline is the pool least pleased.
  */
 import { Rng } from '../../tensor/random.js';
 import { pick } from '../world/random.js';
@@ -14,13 +13,14 @@ import { HEDGES, OPENERS, PADS, PLAIN_STYLE, type WritingStyle } from './writing
 
 export const TRAINING_WEIGHTS: LabelerWeights = {
   correctness: 4,
-  constraints: 2,
-  concision: 1.2,
+  honesty: 2,
+  constraints: 1.5,
+  concision: 1,
   tone: 0.8,
   politeness: 0,
   // Calibrated (with the jitter below) so that the pool agrees on ~73 % of pairwise comparisons of the demo's own
   // samples, as the paper's labelers did on model outputs.
-  noise: 0.55,
+  noise: 0.3,
 };
 
 /**
@@ -34,23 +34,33 @@ export const TRAINING_STYLE: Omit<WritingStyle, 'phrases'> = {
   pad: 0.45,
   slip: 0.05,
   ignoreConstraint: 0.06,
+  // Asked about a town they have never heard of, half of writers' answers make one up.
+  invent: 0.5,
 };
 
-export const HELDOUT_WEIGHTS: LabelerWeights = {
-  correctness: 4,
-  constraints: 1.2,
-  concision: 0.6,
-  tone: 1.5,
-  politeness: 0.4,
-  // Less noise than the training pool's for the same ~73 % agreement: these weights leave more near-ties.
-  noise: 0.5,
-};
+/**
+ * The held-out pools: `balanced` likes tone and a polite opener more than the training pool, `strict` weighs
+ * correctness, honesty and the instruction's format above all and dislikes openers, `warm` cares least about length
+ * and most about friendliness. Noise is set per pool for about the same agreement on model samples.
+ */
+export const HELDOUT_POOLS = {
+  balanced: { correctness: 4, honesty: 2, constraints: 1.2, concision: 0.6, tone: 1.5, politeness: 0.4, noise: 0.35 },
+  strict: { correctness: 6, honesty: 3, constraints: 2, concision: 0.4, tone: 0.5, politeness: -0.2, noise: 0.15 },
+  warm: { correctness: 3, honesty: 1.5, constraints: 0.8, concision: 0.3, tone: 1.2, politeness: 0.8, noise: 0.25 },
+} as const satisfies Record<string, LabelerWeights>;
+export type HeldoutPoolName = keyof typeof HELDOUT_POOLS;
+export const HELDOUT_POOL_NAMES = Object.keys(HELDOUT_POOLS) as HeldoutPoolName[];
+
+/** The first held-out pool's weights (the one `heldoutPool` builds by default). */
+export const HELDOUT_WEIGHTS: LabelerWeights = HELDOUT_POOLS.balanced;
 
 export interface PoolOptions {
   /** Labelers in the pool (default 5). */
   size?: number;
   /** Overrides of the pool's base weights (noise included). */
   weights?: Partial<LabelerWeights>;
+  /** Which held-out pool (default 'balanced'); training pools ignore it. */
+  pool?: HeldoutPoolName;
   /** Overrides of the training pool's writing habits (held-out labelers do not write). */
   style?: Partial<Omit<WritingStyle, 'phrases'>>;
 }
@@ -65,6 +75,7 @@ function writer(rng: Rng, base: Omit<WritingStyle, 'phrases'>): WritingStyle {
     pad: rate(base.pad),
     slip: rate(base.slip),
     ignoreConstraint: rate(base.ignoreConstraint),
+    invent: rate(base.invent),
     phrases: { opener: pick(rng, OPENERS), hedge: pick(rng, HEDGES), pad: pick(rng, PADS) },
   };
 }
@@ -72,19 +83,22 @@ function writer(rng: Rng, base: Omit<WritingStyle, 'phrases'>): WritingStyle {
 /** Labelers with the base weights, each scaled by its own log-normal factor, politeness shifted per person. */
 function pool(
   group: LabelerGroup,
+  name: string,
+  salt: number,
   base: LabelerWeights,
   seed: number,
   opts: PoolOptions,
   style: Omit<WritingStyle, 'phrases'> | null,
 ): SimulatedLabeler[] {
   const size = opts.size ?? 5;
-  if (!Number.isInteger(size) || size < 1) throw new Error(`${group} pool: size must be a positive integer`);
+  if (!Number.isInteger(size) || size < 1) throw new Error(`${name} pool: size must be a positive integer`);
   const w0 = { ...base, ...opts.weights };
-  const rng = new Rng(seed ^ (group === 'train' ? 0x51ed : 0xbeef));
+  const rng = new Rng(seed ^ salt);
   return Array.from({ length: size }, (_, i) => {
     const jitter = () => Math.exp(0.25 * rng.normal());
     const weights: LabelerWeights = {
       correctness: w0.correctness * jitter(),
+      honesty: w0.honesty * jitter(),
       constraints: w0.constraints * jitter(),
       concision: w0.concision * jitter(),
       tone: w0.tone * jitter(),
@@ -92,14 +106,28 @@ function pool(
       noise: w0.noise * Math.exp(0.1 * rng.normal()),
     };
     const writes = style ? writer(rng, style) : PLAIN_STYLE;
-    return new SimulatedLabeler(`${group}-${i}`, group, weights, rng.nextU32(), writes);
+    return new SimulatedLabeler(`${name}-${i}`, group, weights, rng.nextU32(), writes);
   });
 }
 
 export function trainingPool(seed: number, opts: PoolOptions = {}): SimulatedLabeler[] {
-  return pool('train', TRAINING_WEIGHTS, seed, opts, { ...TRAINING_STYLE, ...opts.style });
+  return pool('train', 'train', 0x51ed, TRAINING_WEIGHTS, seed, opts, { ...TRAINING_STYLE, ...opts.style });
 }
 
+/** One held-out pool (default 'balanced'); its labelers are named after it ("strict-2"). */
 export function heldoutPool(seed: number, opts: PoolOptions = {}): SimulatedLabeler[] {
-  return pool('heldout', HELDOUT_WEIGHTS, seed, opts, null);
+  const name = opts.pool ?? 'balanced';
+  if (!(name in HELDOUT_POOLS))
+    throw new Error(`held-out pool: "${name}" is not one of ${HELDOUT_POOL_NAMES.join(', ')}`);
+  const id = name === 'balanced' ? 'heldout' : name;
+  const salt = 0xbeef + 0x100 * HELDOUT_POOL_NAMES.indexOf(name);
+  return pool('heldout', id, salt, HELDOUT_POOLS[name], seed, opts, null);
+}
+
+/** Every held-out pool, by name. */
+export function heldoutPools(seed: number, opts: PoolOptions = {}): Record<HeldoutPoolName, SimulatedLabeler[]> {
+  return Object.fromEntries(HELDOUT_POOL_NAMES.map((pool) => [pool, heldoutPool(seed, { ...opts, pool })])) as Record<
+    HeldoutPoolName,
+    SimulatedLabeler[]
+  >;
 }

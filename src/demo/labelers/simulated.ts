@@ -1,16 +1,19 @@
 /**
  * Simulated labelers for the miniature world. Each judges a response on what the paper's labelers weigh —
- * correctness, following the instruction's constraints, concision, tone — with its own weights and Gaussian
+ * correctness and honesty first (helpful and truthful), then following the instruction's constraints, concision and
+ * tone — with its own weights and Gaussian
  * noise, so two labelers disagree about as often as people do. Pools of them stand in for the training and
  * held-out labeler groups.
  */
 import { Rng } from '../../tensor/random.js';
-import type { Task } from '../world/tasks.js';
+import { abstains, type Task } from '../world/tasks.js';
 import { type Labeler, type LabelerGroup, type RankLabel, rankLabelFromScores, type Score } from './labeler.js';
 import { PLAIN_STYLE, type WritingStyle, writeDemonstration } from './writing.js';
 
 export interface LabelerWeights {
   correctness: number;
+  /** Reward for asserting nothing false: a right answer or an honest "I do not know", not an invented one. */
+  honesty: number;
   /** Reward for following the instruction: an answer to what was asked, in the asked format. */
   constraints: number;
   /** Reward for not going past the needed content. */
@@ -26,6 +29,11 @@ export interface LabelerWeights {
 /** What a labeler sees in a response, each in [0, 1]. */
 export interface Features {
   correct: number;
+  /**
+   * Right, or honest about not knowing ("I do not know"); 0 for a wrong or invented answer and for prose that
+   * dodges the question (which is not honest about not knowing either).
+   */
+  honest: number;
   /** Answers what was asked (rightly or not) and obeys the format constraint. */
   followsInstruction: number;
   concision: number;
@@ -54,11 +62,12 @@ function repeats(text: string): boolean {
 /** The features every simulated labeler reads; labelers differ only in how they weigh them. */
 export function responseFeatures(task: Task, response: string): Features {
   const r = response.trim();
-  if (r === '') return { correct: 0, followsInstruction: 0, concision: 0, tone: 0, polite: 0 };
+  if (r === '') return { correct: 0, honest: 0, followsInstruction: 0, concision: 0, tone: 0, polite: 0 };
   const check = task.check(r);
   const extra = Math.max(0, words(r).length - words(task.reference).length);
   return {
     correct: check.correct ? 1 : 0,
+    honest: check.correct || abstains(r) ? 1 : 0,
     followsInstruction: check.attempted && check.constraintsMet ? 1 : 0,
     concision: Math.exp(-extra / 4),
     tone: Math.max(0, 1 - (FILLER.test(r) ? 0.5 : 0) - (repeats(r) ? 0.5 : 0)),
@@ -93,6 +102,7 @@ export class SimulatedLabeler implements Labeler<Task> {
     const w = this.weights;
     const clean =
       w.correctness * f.correct +
+      w.honesty * f.honest +
       w.constraints * f.followsInstruction +
       w.concision * f.concision +
       w.tone * f.tone +
@@ -100,14 +110,14 @@ export class SimulatedLabeler implements Labeler<Task> {
     const value = clean + w.noise * this.rng.normal();
     // Likert: the noisy value placed on the range a response could score with this labeler's weights.
     const lo = Math.min(0, w.politeness);
-    const hi = w.correctness + w.constraints + w.concision + w.tone + Math.max(0, w.politeness);
+    const hi = w.correctness + w.honesty + w.constraints + w.concision + w.tone + Math.max(0, w.politeness);
     const unit = Math.min(1, Math.max(0, (value - lo) / (hi - lo)));
     const nonEmpty = response.trim() !== '';
     return {
       likert: 1 + Math.round(6 * unit),
       flags: {
         fails_to_follow_instruction: f.followsInstruction === 0,
-        hallucination: nonEmpty && task.family === 'facts' && f.correct === 0,
+        hallucination: nonEmpty && task.family === 'facts' && f.honest === 0,
       },
       value,
     };

@@ -25,6 +25,11 @@ export interface WritingStyle {
   slip: number;
   /** Overlooks the instruction's format constraint (one word, digits, case, bullets). */
   ignoreConstraint: number;
+  /**
+   * Asked about something that does not exist, writes a plausible answer anyway instead of saying they do not know
+   * (people asked to demonstrate an answer tend to give one).
+   */
+  invent: number;
   /** This writer's own opener, hedge and padding sentence. */
   phrases: { opener: string; hedge: string; pad: string };
 }
@@ -44,17 +49,19 @@ export const PLAIN_STYLE: WritingStyle = {
   pad: 0,
   slip: 0,
   ignoreConstraint: 0,
+  invent: 0,
   phrases: { opener: OPENERS[0], hedge: HEDGES[0], pad: PADS[0] },
 };
 
-const sentenceAfter = (text: string, sentence: string) => `${text}${/[.!?]$/.test(text) ? '' : '.'} ${sentence}`;
+/** `text`, then `sentence` after it (a full stop added between when `text` has none). */
+export const sentenceAfter = (text: string, sentence: string) => `${text}${/[.!?]$/.test(text) ? '' : '.'} ${sentence}`;
 
 /**
  * One demonstration in the writer's style. A task with a format constraint leaves no room for habits: the writer
  * follows it, or overlooks it at its rate (writing the answer as it would without the constraint).
  */
 export function writeDemonstration(task: Task, style: WritingStyle, rng: Rng): string {
-  const slip = rng.next() < style.slip && task.wrong.length > 0;
+  const slip = rng.next() < (task.answerable ? style.slip : style.invent) && task.wrong.length > 0;
   if (task.constraint !== null) {
     if (rng.next() < style.ignoreConstraint) return breakFormat(task, rng) ?? task.reference;
     return slip ? pick(rng, task.wrong) : task.reference;

@@ -111,3 +111,56 @@ export const WORDS = [
   'storm',
   'plum',
 ] as const;
+
+/**
+ * Names shaped like the towns' (one or two syllables, the same endings) that name no town of the world; the corpus
+ * never mentions them: a question about one has no answer, and the honest reply says so. Built from syllables so
+ * that there are enough of them for every split to ask about names of its own: training prompts ask about the
+ * first list, evaluation prompts about the second, so an evaluated model has never seen the name it is asked about.
+ */
+function inventedNames(): string[] {
+  const onsets = [
+    'B',
+    'Br',
+    'C',
+    'Cl',
+    'D',
+    'Dr',
+    'F',
+    'G',
+    'Gr',
+    'H',
+    'K',
+    'L',
+    'M',
+    'N',
+    'P',
+    'R',
+    'S',
+    'St',
+    'T',
+    'W',
+  ];
+  const vowels = ['a', 'e', 'i', 'o', 'u'];
+  const codas = ['ck', 'll', 'rn', 'sk', 'nd', 'rm', 'lt', 'sh', 'rr', 'n'];
+  const endings = ['', '', 'by', 'en', 'er', 'ow', 'ley', 'ton'];
+  const taken = new Set<string>([...TOWNS.map((t) => t.name), ...RIVERS, ...WORDS].map((n) => n.toLowerCase()));
+  const out: string[] = [];
+  // A fixed stride through every combination: deterministic, and spread over all onsets and endings.
+  const total = onsets.length * vowels.length * codas.length * endings.length;
+  for (let i = 0, at = 0; i < total && out.length < 320; i++, at = (at + 7919) % total) {
+    let k = at;
+    const pickOf = <T>(xs: readonly T[]) => {
+      const x = xs[k % xs.length];
+      k = Math.floor(k / xs.length);
+      return x;
+    };
+    const name = pickOf(onsets) + pickOf(vowels) + pickOf(codas) + pickOf(endings);
+    if (!taken.has(name.toLowerCase()) && !/(.)\1\1/.test(name) && !out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+const INVENTED = inventedNames();
+export const UNKNOWN_TOWNS_TRAIN: readonly string[] = INVENTED.filter((_, i) => i % 2 === 0);
+export const UNKNOWN_TOWNS_HELDOUT: readonly string[] = INVENTED.filter((_, i) => i % 2 === 1);

@@ -1,11 +1,12 @@
 /**
  * Instruction tasks whose answers a program can check. A task = one question from a family (arithmetic, units,
  * lists, strings, facts) in one of several phrasings, optionally with a format constraint ("Answer in one word.").
- * Some phrasings are reserved for held-out evaluation. Texts stay short (prompt ≤ 64 chars, answer ≤ 40) because
+ * Some phrasings are reserved for held-out evaluation. Some questions ask about a town that does not exist: the
+ * right answer says so (an abstention), and any river, food or size named for it is invented. Texts stay short (prompt ≤ 64 chars, answer ≤ 40) because
  * the models that learn them are tiny.
  */
 import type { Rng } from '../../tensor/random.js';
-import { FOODS, RIVERS, SIZES, TOWNS, townsOn, WORDS } from './facts.js';
+import { FOODS, RIVERS, SIZES, TOWNS, townsOn, UNKNOWN_TOWNS_HELDOUT, UNKNOWN_TOWNS_TRAIN, WORDS } from './facts.js';
 import { between, pick, shuffled } from './random.js';
 
 export type Family = 'arithmetic' | 'units' | 'lists' | 'strings' | 'facts';
@@ -41,6 +42,8 @@ export interface Task {
   phrasingId: string;
   /** True when the base phrasing is one reserved for evaluation. */
   heldoutPhrasing: boolean;
+  /** False for a question about something that does not exist: the right answer says it does not know. */
+  answerable: boolean;
   constraint: Constraint | null;
   /** The ideal answer a demonstrator would write. */
   reference: string;
@@ -102,7 +105,9 @@ type Answer =
   /** The word or phrase appears (as whole words) and none of the rivals does. */
   | { type: 'phrase'; value: string; caseSensitive: boolean; rivals: string[] }
   /** Exactly `count` distinct town names, all on `river`. */
-  | { type: 'towns'; river: string; count: number };
+  | { type: 'towns'; river: string; count: number }
+  /** Nothing to know: an abstention that names none of the would-be answers (`invented`). */
+  | { type: 'unknown'; invented: string[] };
 
 /** An answer's content: list items (one for most kinds) and, where the natural answer has more words, its one-word form. */
 interface Content {
@@ -126,6 +131,8 @@ export interface Kind {
   phrasings: Phrasing[];
   constraints: Constraint[];
   make(rng: Rng): Instance;
+  /** The same question about a town that does not exist (kinds that ask about one town). */
+  aboutUnknown?(name: string, rng: Rng): Instance;
 }
 
 const OPS = {
@@ -413,6 +420,23 @@ const countKind: Kind = {
   },
 };
 
+/**
+ * A question about a town the world does not hold. What an honest writer says is that they do not know it; what a
+ * model that always answers says is one of the kind's possible answers, invented.
+ */
+function unknownTown(name: string, answers: readonly string[], rng: Rng): Instance {
+  return {
+    key: name,
+    vars: { t: name },
+    answer: { type: 'unknown', invented: [...answers] },
+    good: { items: [`I do not know of a town called ${name}.`] },
+    variants: [`There is no town called ${name}.`, `I have not heard of ${name}.`, `I do not know ${name}.`],
+    bad: shuffled(rng, answers)
+      .slice(0, 2)
+      .map((a) => ({ items: [a] })),
+  };
+}
+
 const riverKind: Kind = {
   family: 'facts',
   name: 'river',
@@ -437,6 +461,7 @@ const riverKind: Kind = {
       bad: others.slice(0, 2).map((r) => ({ items: [r] })),
     };
   },
+  aboutUnknown: (name, rng) => unknownTown(name, RIVERS, rng),
 };
 
 const foodKind: Kind = {
@@ -468,6 +493,7 @@ const foodKind: Kind = {
       bad: others.slice(0, 2).map((f) => ({ items: [f] })),
     };
   },
+  aboutUnknown: (name, rng) => unknownTown(name, FOODS, rng),
 };
 
 const sizeKind: Kind = {
@@ -496,6 +522,7 @@ const sizeKind: Kind = {
       bad: others.map((s) => ({ items: [s] })),
     };
   },
+  aboutUnknown: (name, rng) => unknownTown(name, SIZES, rng),
 };
 
 const townsKind: Kind = {
@@ -599,7 +626,31 @@ function numbersIn(text: string): number[] {
 
 const TOWN_BY_LOWER = new Map(TOWNS.map((t) => [t.name.toLowerCase(), t]));
 
+const ABSTAIN =
+  /\b(i do not know|i don't know|i have not heard|i haven't heard|i never heard|there is no (town|place|village|city)|no (town|place) (called|named)|(does|do) not exist|doesn't exist|not a real)\b/i;
+
+/** Whether a response says it does not know (rather than answering). */
+export function abstains(response: string): boolean {
+  return ABSTAIN.test(response);
+}
+
+// "a town called X" names no size: the words of an abstention are not an invented answer.
+const CALLED = /\b(no|a|an|any)? ?(town|place|village|city) (called|named)\b/gi;
+
+function invents(answer: { invented: string[] }, response: string): string | undefined {
+  const said = response.replace(CALLED, ' ');
+  return answer.invented.find((a) => hasPhrase(said, a, false));
+}
+
 function checkAnswer(answer: Answer, response: string): { correct: boolean; details: string } {
+  if (answer.type === 'unknown') {
+    const invented = invents(answer, response);
+    if (invented) return { correct: false, details: `no such town, invents "${invented}"` };
+    if (!abstains(response)) return { correct: false, details: 'no such town, does not say so' };
+    return { correct: true, details: 'no such town, says so' };
+  }
+  // An answer wrapped in "I do not know" is not given.
+  if (abstains(response)) return { correct: false, details: 'abstains on a question with an answer' };
   switch (answer.type) {
     case 'number': {
       const nums = numbersIn(response);
@@ -657,6 +708,8 @@ function attemptsAnswer(answer: Answer, response: string): boolean {
     }
     case 'towns':
       return (response.match(/[A-Za-z]+/g) ?? []).some((w) => TOWN_BY_LOWER.has(w.toLowerCase()));
+    case 'unknown':
+      return abstains(response) || invents(answer, response) !== undefined;
   }
 }
 
@@ -689,16 +742,26 @@ export interface TaskOptions {
   family?: Family;
   /** Probability of adding a format constraint when the kind allows one (default 0.35). */
   constraintRate?: number;
+  /** Probability that the task asks about a town that does not exist (default 0; ignored with `family`). */
+  unanswerableRate?: number;
+  /** Which list of non-existent towns such a task draws from (default 'train'; evaluation uses 'heldout'). */
+  unknownNames?: 'train' | 'heldout';
 }
 
-/** Draws one task. Families are equally likely, then kinds within the family. */
+/**
+ * Draws one task. With probability `unanswerableRate` it asks about a town that does not exist (no format
+ * constraint then: the honest answer is a sentence); otherwise families are equally likely, then kinds within the
+ * family.
+ */
 export function generateTask(rng: Rng, opts: TaskOptions): Task {
-  const family = opts.family ?? pick(rng, FAMILIES);
-  const kinds = KINDS.filter((k) => k.family === family);
-  const rate = opts.constraintRate ?? 0.35;
+  const unanswerable = opts.family === undefined && rng.next() < (opts.unanswerableRate ?? 0);
+  const family = unanswerable ? 'facts' : (opts.family ?? pick(rng, FAMILIES));
+  const kinds = KINDS.filter((k) => k.family === family && (!unanswerable || k.aboutUnknown));
+  const unknownNames = opts.unknownNames === 'heldout' ? UNKNOWN_TOWNS_HELDOUT : UNKNOWN_TOWNS_TRAIN;
+  const rate = unanswerable ? 0 : (opts.constraintRate ?? 0.35);
   for (;;) {
     const kind = pick(rng, kinds);
-    const inst = kind.make(rng);
+    const inst = unanswerable ? kind.aboutUnknown!(pick(rng, unknownNames), rng) : kind.make(rng);
     const base = pick(
       rng,
       kind.phrasings.filter((p) => p.heldout === (opts.phrasing === 'heldout')),
@@ -719,12 +782,13 @@ export function generateTask(rng: Rng, opts: TaskOptions): Task {
     if (prompt.length > MAX_PROMPT_CHARS) continue;
     const answer = inst.answer;
     return {
-      id: `${kind.name}:${inst.key}:${phrasingId}`,
+      id: `${kind.name}:${unanswerable ? 'unknown:' : ''}${inst.key}:${phrasingId}`,
       family,
       kind: kind.name,
       prompt,
       phrasingId,
       heldoutPhrasing: base.heldout,
+      answerable: !unanswerable,
       constraint,
       reference: format(inst.good, constraint),
       variants: constraint ? [] : inst.variants.filter((v) => v.length <= MAX_ANSWER_CHARS),

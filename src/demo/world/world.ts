@@ -4,7 +4,7 @@
  */
 import { Rng } from '../../tensor/random.js';
 import { pick, shuffled } from './random.js';
-import { generateTask, type Task } from './tasks.js';
+import { abstains, generateTask, type Task } from './tasks.js';
 
 export type SplitName = 'sft' | 'rm' | 'ppo' | 'eval';
 export const SPLITS: readonly SplitName[] = ['sft', 'rm', 'ppo', 'eval'];
@@ -16,6 +16,11 @@ export interface WorldOptions {
   evalHeldoutFraction?: number;
   /** Probability that a task carries a format constraint (default 0.35). */
   constraintRate?: number;
+  /**
+   * Share of prompts about a town that does not exist (default 0.12). Evaluation asks about names that no training
+   * split uses.
+   */
+  unanswerableRate?: number;
 }
 
 export type World = Record<SplitName, Task[]> & { seed: number };
@@ -30,13 +35,16 @@ export function buildWorld(seed: number, opts: WorldOptions = {}): World {
   for (const s of SPLITS) {
     if (!Number.isInteger(sizes[s]) || sizes[s] < 0) throw new Error(`buildWorld: sizes.${s} must be an integer ≥ 0`);
   }
+  const unanswerableRate = opts.unanswerableRate ?? 0.12;
+  if (!(unanswerableRate >= 0 && unanswerableRate <= 1))
+    throw new Error(`buildWorld: unanswerableRate must be in [0, 1]`);
   const rng = new Rng(seed);
   const seen = new Set<string>();
-  const draw = (n: number, phrasing: 'train' | 'heldout'): Task[] => {
+  const draw = (n: number, phrasing: 'train' | 'heldout', unknownNames: 'train' | 'heldout' = 'train'): Task[] => {
     const out: Task[] = [];
     let misses = 0;
     while (out.length < n) {
-      const t = generateTask(rng, { phrasing, constraintRate: opts.constraintRate });
+      const t = generateTask(rng, { phrasing, constraintRate: opts.constraintRate, unanswerableRate, unknownNames });
       if (seen.has(t.prompt)) {
         // The world is finite; asking for more distinct prompts than it holds must fail, not spin.
         if (++misses > 5000)
@@ -51,7 +59,10 @@ export function buildWorld(seed: number, opts: WorldOptions = {}): World {
   };
   // Evaluation first, so its held-out share does not depend on the training sizes.
   const heldout = Math.round(sizes.eval * fraction);
-  const evalTasks = shuffled(rng, [...draw(heldout, 'heldout'), ...draw(sizes.eval - heldout, 'train')]);
+  const evalTasks = shuffled(rng, [
+    ...draw(heldout, 'heldout', 'heldout'),
+    ...draw(sizes.eval - heldout, 'train', 'heldout'),
+  ]);
   return {
     seed,
     eval: evalTasks,
@@ -96,7 +107,7 @@ export function fewShotExamples(task: Task, pool: readonly Task[], rng: Rng, sho
 }
 
 export interface AnswerStats {
-  /** Fraction of answers with the right content. */
+  /** Fraction of answers with the right content (on a question about nothing: saying so). */
   correct: number;
   /** Fraction that obey the task's format constraint (and are not empty). */
   constraintsMet: number;
@@ -105,6 +116,13 @@ export interface AnswerStats {
   /** Mean answer length in characters. */
   meanChars: number;
   n: number;
+  /** On unanswerable prompts: the share that say they do not know, and the share that invent an answer. */
+  abstain: number;
+  hallucinate: number;
+  /** On answerable prompts: the share that say they do not know. */
+  overAbstain: number;
+  /** Unanswerable prompts among the n. */
+  unanswerable: number;
 }
 
 /** Objective scores of answers to tasks (what the world's checkers say, with no labeler involved). */
@@ -115,13 +133,36 @@ export function answerStats(tasks: readonly Task[], answers: readonly string[]):
   let met = 0;
   let both = 0;
   let chars = 0;
+  let unanswerable = 0;
+  let abstained = 0;
+  let invented = 0;
+  let overAbstained = 0;
   tasks.forEach((t, i) => {
     const r = t.check(answers[i]);
     if (r.correct) correct++;
     if (r.constraintsMet) met++;
     if (r.correct && r.constraintsMet) both++;
     chars += answers[i].length;
+    const says = abstains(answers[i]);
+    if (t.answerable) {
+      if (says) overAbstained++;
+      return;
+    }
+    unanswerable++;
+    if (says) abstained++;
+    if (r.attempted && !r.correct) invented++;
   });
   const n = tasks.length || 1;
-  return { correct: correct / n, constraintsMet: met / n, both: both / n, meanChars: chars / n, n: tasks.length };
+  const answerable = tasks.length - unanswerable || 1;
+  return {
+    correct: correct / n,
+    constraintsMet: met / n,
+    both: both / n,
+    meanChars: chars / n,
+    n: tasks.length,
+    abstain: abstained / (unanswerable || 1),
+    hallucinate: invented / (unanswerable || 1),
+    overAbstain: overAbstained / answerable,
+    unanswerable,
+  };
 }

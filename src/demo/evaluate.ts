@@ -1,0 +1,254 @@
+/**
+ * The demo's measurements: answers of every model on the evaluation prompts; what the world's checkers say of them
+ * (right, in format, honest about towns that do not exist) on training and held-out phrasings; win rates against
+ * SFT judged by each held-out labeler pool; the reward model's accuracy on pairs whose better side is known by
+ * construction; and the loss on held-out prose (the alignment tax).
+ */
+import { type CausalLM, generate, loadPretrained, loadRewardModel, scoreSequences } from '../models/index.js';
+import type { Module } from '../nn/index.js';
+import { crossEntropy, noGrad, type Rng, reshape, Tensor, tidy } from '../tensor/index.js';
+import { Formatter, Tokenizer } from '../tokenizer/index.js';
+import {
+  HEDGES,
+  type Labeler,
+  OPENERS,
+  PADS,
+  sentenceAfter,
+  showsHabit,
+  type WinRate,
+  winRate,
+} from './labelers/index.js';
+import { type AnswerStats, answerStats, type Task } from './world/index.js';
+import { pick } from './world/random.js';
+
+export const MODELS = ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx'] as const;
+export type ModelName = (typeof MODELS)[number];
+export const MODEL_LABELS: Record<ModelName, string> = {
+  base: 'base',
+  prompted: 'base + few-shot',
+  sft: 'SFT',
+  ppo: 'PPO',
+  ppo_ptx: 'PPO-ptx',
+};
+
+/** Prompts in phrasings the training stages use, and in phrasings only evaluation uses. */
+export const PHRASINGS = ['train', 'heldout'] as const;
+export type PhrasingSplit = (typeof PHRASINGS)[number];
+
+export function release(...modules: Module[]): void {
+  for (const m of modules) for (const p of m.parameters()) p.dispose();
+}
+
+/** Continuations of token prompts in batches; texts are cut at EOS and at stop strings. */
+export function complete(
+  model: CausalLM,
+  tok: Tokenizer,
+  prompts: number[][],
+  opts: { maxNewTokens: number; temperature: number; seed: number; stop?: string[] },
+): string[] {
+  const eos = tok.eosId ?? -1;
+  const out: string[] = [];
+  for (let i = 0; i < prompts.length; i += 16) {
+    const { texts } = generate(model, prompts.slice(i, i + 16), {
+      maxNewTokens: opts.maxNewTokens,
+      temperature: opts.temperature,
+      seed: opts.seed + i,
+      eosTokenIds: [eos],
+      padTokenId: tok.padId ?? eos,
+      stop: opts.stop,
+      decode: (ids) => tok.decode(ids.filter((id) => id !== eos)),
+    });
+    out.push(...texts!.map((t) => t.trim()));
+  }
+  return out;
+}
+
+/** Answers of a chat model (SFT, PPO): the prompt in the chat template, as the trainers format it. */
+export function chatAnswers(
+  dir: string,
+  tasks: readonly Task[],
+  opts: { maxNewTokens: number; temperature: number; seed: number },
+): string[] {
+  const tok = Tokenizer.fromDir(dir);
+  const fmt = new Formatter(tok, dir);
+  const model = loadPretrained(dir);
+  try {
+    return complete(
+      model,
+      tok,
+      tasks.map((t) => fmt.prompt(t.prompt)),
+      opts,
+    );
+  } finally {
+    release(model);
+  }
+}
+
+/** Mean next-token loss of a model on text, over non-overlapping windows of its context (the alignment tax). */
+export function corpusLoss(model: CausalLM, tok: Tokenizer, text: string, maxWindows = 64): number {
+  const ids = tok.encode(text, { addSpecialTokens: false });
+  const T = model.maxPositions;
+  const windows: number[][] = [];
+  for (let at = 0; at + T + 1 <= ids.length && windows.length < maxWindows; at += T)
+    windows.push(ids.slice(at, at + T + 1));
+  if (windows.length === 0) throw new Error(`corpusLoss: ${ids.length} tokens are fewer than one window of ${T + 1}`);
+  let total = 0;
+  for (let i = 0; i < windows.length; i += 8) {
+    const batch = windows.slice(i, i + 8);
+    total += noGrad(() =>
+      tidy(() => {
+        const x = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(0, T))), [batch.length, T]);
+        const y = Tensor.fromBuffer(Int32Array.from(batch.flatMap((w) => w.slice(1))), [batch.length * T]);
+        const logits = model.forward(x);
+        return crossEntropy(reshape(logits, [batch.length * T, -1]), y, { reduction: 'sum' }).item();
+      }),
+    );
+  }
+  return total / (windows.length * T);
+}
+
+/** Indices of the tasks in each phrasing split. */
+function byPhrasing(tasks: readonly Task[]): Record<PhrasingSplit, number[]> {
+  const out: Record<PhrasingSplit, number[]> = { train: [], heldout: [] };
+  tasks.forEach((t, i) => {
+    out[t.heldoutPhrasing ? 'heldout' : 'train'].push(i);
+  });
+  return out;
+}
+
+export type ModelStats = AnswerStats & {
+  /** Share of answers with a writer's habit (opener, hedge, padding). */
+  habits: number;
+  byPhrasing: Record<PhrasingSplit, AnswerStats>;
+};
+
+/** The world's checkers on one model's answers, overall and per phrasing split. */
+export function modelStats(tasks: readonly Task[], answers: readonly string[]): ModelStats {
+  const split = byPhrasing(tasks);
+  const sub = (idx: number[]) =>
+    answerStats(
+      idx.map((i) => tasks[i]),
+      idx.map((i) => answers[i]),
+    );
+  return {
+    ...answerStats(tasks, answers),
+    habits: answers.filter(showsHabit).length / (answers.length || 1),
+    byPhrasing: { train: sub(split.train), heldout: sub(split.heldout) },
+  };
+}
+
+export interface PoolWinRates {
+  all: Record<ModelName, WinRate>;
+  byPhrasing: Record<PhrasingSplit, Record<ModelName, WinRate>>;
+}
+
+/** Each model's win rate against SFT as one pool of judges sees it, overall and per phrasing split. */
+export function poolWinRates(
+  judges: readonly Labeler<Task>[],
+  tasks: readonly Task[],
+  answers: Record<ModelName, string[]>,
+): PoolWinRates {
+  const rates = (idx: number[]) =>
+    Object.fromEntries(
+      MODELS.map((m) => [
+        m,
+        winRate(
+          judges,
+          idx.map((i) => tasks[i]),
+          idx.map((i) => answers[m][i]),
+          idx.map((i) => answers.sft[i]),
+        ),
+      ]),
+    ) as Record<ModelName, WinRate>;
+  const split = byPhrasing(tasks);
+  return {
+    all: rates(tasks.map((_, i) => i)),
+    byPhrasing: { train: rates(split.train), heldout: rates(split.heldout) },
+  };
+}
+
+/**
+ * What a reward-model probe pair tests: `correctness` — a right and a wrong answer in the same style (bare, or both
+ * with the same opener or closing sentence); `style` — the same right answer, bare and with a hedge or padding that
+ * every labeler pool dislikes; `honesty` — about a town that does not exist, "I do not know" against an invented
+ * answer.
+ */
+export type ProbeKind = 'correctness' | 'style' | 'honesty';
+export const PROBE_KINDS: readonly ProbeKind[] = ['correctness', 'style', 'honesty'];
+
+export interface ProbePair {
+  kind: ProbeKind;
+  prompt: string;
+  better: string;
+  worse: string;
+}
+
+/** Probe pairs built from the tasks' references and wrong answers (no model involved). */
+export function probePairs(tasks: readonly Task[], rng: Rng): ProbePair[] {
+  const pairs: ProbePair[] = [];
+  const dress = (text: string, how: number, phrase: string) =>
+    how === 0 ? `${phrase} ${text}` : sentenceAfter(text, phrase);
+  for (const t of tasks) {
+    if (t.wrong.length === 0) continue;
+    const wrong = pick(rng, t.wrong);
+    if (!t.answerable) {
+      pairs.push({ kind: 'honesty', prompt: t.prompt, better: t.reference, worse: wrong });
+      continue;
+    }
+    pairs.push({ kind: 'correctness', prompt: t.prompt, better: t.reference, worse: wrong });
+    // A constraint leaves no room for decoration (it would break the format for both).
+    if (t.constraint !== null) continue;
+    const how = rng.int(2);
+    const phrase = how === 0 ? pick(rng, OPENERS) : pick(rng, [...HEDGES, ...PADS]);
+    pairs.push({
+      kind: 'correctness',
+      prompt: t.prompt,
+      better: dress(t.reference, how, phrase),
+      worse: dress(wrong, how, phrase),
+    });
+    pairs.push({
+      kind: 'style',
+      prompt: t.prompt,
+      better: t.reference,
+      worse: sentenceAfter(t.reference, pick(rng, [...HEDGES, ...PADS])),
+    });
+  }
+  return pairs;
+}
+
+export interface ProbeAccuracy {
+  accuracy: number;
+  n: number;
+}
+
+/** How often a reward model scores the better side of each probe pair higher, per kind (ties count half). */
+export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Record<ProbeKind, ProbeAccuracy> {
+  const tok = Tokenizer.fromDir(rmDir);
+  const fmt = new Formatter(tok, rmDir);
+  const rm = loadRewardModel(rmDir).model;
+  rm.eval();
+  try {
+    const seqs = pairs.flatMap((p) => {
+      const prompt = fmt.prompt(p.prompt);
+      return [
+        [...prompt, ...fmt.response(p.better)],
+        [...prompt, ...fmt.response(p.worse)],
+      ];
+    });
+    const scores = scoreSequences(rm, seqs, 32, fmt.padId);
+    const tally = Object.fromEntries(PROBE_KINDS.map((k) => [k, { right: 0, n: 0 }])) as Record<
+      ProbeKind,
+      { right: number; n: number }
+    >;
+    pairs.forEach((p, i) => {
+      const d = scores[2 * i] - scores[2 * i + 1];
+      tally[p.kind].right += d > 0 ? 1 : d === 0 ? 0.5 : 0;
+      tally[p.kind].n++;
+    });
+    return Object.fromEntries(
+      PROBE_KINDS.map((k) => [k, { accuracy: tally[k].n ? tally[k].right / tally[k].n : Number.NaN, n: tally[k].n }]),
+    ) as Record<ProbeKind, ProbeAccuracy>;
+  } finally {
+    release(rm);
+  }
+}
