@@ -90,6 +90,8 @@ export class Gold extends Aggregate {
     return this.s.tx(async (s) => {
       const gold = (await s.gold.list()).filter((g) => g.inScreening);
       if (gold.length === 0) throw new StoreError('conflict', 'no screening test is set up');
+      // SQLite-specific safety: counting and then inserting is safe under its single writer; on PostgreSQL two
+      // concurrent attempts need the user's row locked first (SELECT ... FOR UPDATE).
       const made = await s.gold.attempts(userId);
       if (limits.maxAttempts > 0 && made >= limits.maxAttempts) {
         throw new StoreError(
