@@ -20,7 +20,8 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 
-# npm ci runs the package's install script, which builds the native addon with node-gyp against /usr headers.
+# npm ci runs the package's install script (scripts/install-native.mjs): it builds the native addon with node-gyp
+# against /usr headers unless the addon already built is current for this Node.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
   || [ ! -f build/Release/instructkit.node ]; then
   npm ci --no-audit --no-fund

@@ -4,20 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
-import { loadCausalLM, type SftExample, sftBatch } from '../src/rlhf/data.js';
-import {
-  type DpoConfig,
-  type DpoLossType,
-  dpoDefaults,
-  dpoLoss,
-  encodePairs,
-  readPreferences,
-  sequenceLogps,
-  trainDpo,
-} from '../src/rlhf/dpo.js';
+import { loadCausalLM, readComparisons, type SftExample, sftBatch } from '../src/rlhf/data.js';
+import { type DpoConfig, type DpoLossType, dpoDefaults, dpoLoss, sequenceLogps, trainDpo } from '../src/rlhf/dpo.js';
+import { encodePairs } from '../src/rlhf/preferences.js';
 import { backward, crossEntropy, noGrad, reshape, tensor, tidy } from '../src/tensor/index.js';
 import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { assertSameRun } from './helpers/cli.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-dpo-'));
@@ -96,7 +89,7 @@ test('rankings give all C(K,2) pairs best→worst; pairwise lines one pair', () 
   ]);
   const { tokenizer } = loadCausalLM(modelDir);
   const fmt = new Formatter(tokenizer, modelDir);
-  const pairs = encodePairs(readPreferences(file, 'auto').records, fmt, 48).records;
+  const pairs = encodePairs(readComparisons(file, 'auto').records, fmt, 48).records;
   const text = (ids: number[], p: number) => tokenizer.decode(ids.slice(p, -1));
   assert.deepEqual(
     pairs.map((p) => [text(p.chosen, p.promptLength), text(p.rejected, p.promptLength), p.line]),
@@ -166,6 +159,29 @@ test('dpo through the CLI: files and TRL metrics are written and rewards/accurac
   assert.equal(readFileSync(join(out, 'dpo_config.json'), 'utf8'), saved);
 });
 
+test('a run stopped mid-epoch and resumed repeats the uninterrupted run exactly (reference log-probs included)', () => {
+  const data = writeJsonl(join(root, 'prefs-resume.jsonl'), preferences(12));
+  const config = { ...tiny, epochs: 2, valFraction: 0.25 };
+  const straight = join(root, 'straight');
+  trainDpo({ modelDir, dataFile: data, outDir: straight, config, log: quiet });
+  const resumed = join(root, 'resumed');
+  const stop = new AbortController();
+  const first = trainDpo({
+    modelDir,
+    dataFile: data,
+    outDir: resumed,
+    config,
+    log: quiet,
+    signal: stop.signal,
+    onStep: (step) => {
+      if (step === 3) stop.abort();
+    },
+  });
+  assert.equal(first.aborted, true);
+  trainDpo({ modelDir, dataFile: data, outDir: resumed, config, log: quiet, resume: true });
+  assertSameRun(resumed, straight);
+});
+
 test('IPO and label smoothing run and log their loss', () => {
   const data = writeJsonl(join(root, 'prefs-ipo.jsonl'), preferences(8));
   const r = trainDpo({
@@ -207,15 +223,19 @@ test('bad input: a clear error naming file, line and field before any compute, n
   const ok = { prompt: 'say red', chosen: 'red', rejected: 'blue' };
   assert.throws(
     () => run([ok, { prompt: 'say red', chosen: 'red red', rejected: 'red red' }]),
-    /bad\.jsonl:2: "responses\[0\]" and "responses\[1\]" are the same text \("chosen" \/ "rejected"/,
+    /bad\.jsonl:2: "chosen" and "rejected" are the same text/,
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red', 'blue', 'red'], ranking: [0, 1, 2] }]),
-    /bad\.jsonl:1: "responses\[0\]" and "responses\[2\]" are the same text/,
+    /bad\.jsonl:1: "responses\[2\]" is the same text as "responses\[0\]"/,
   );
   assert.throws(
     () => run([ok, ok, { prompt: 'say red', chosen: '', rejected: 'blue' }]),
-    /bad\.jsonl:3: "responses\[0\]" is empty/,
+    /bad\.jsonl:3: "chosen" is empty/,
+  );
+  assert.throws(
+    () => run([{ prompt: 'say red', responses: ['red', ' ', 'blue'], ranking: [0, 2, 1] }]),
+    /bad\.jsonl:1: "responses\[1\]" is empty/,
   );
   assert.throws(
     () => run([{ prompt: 'say red', responses: ['red'], ranking: [0] }]),

@@ -201,7 +201,8 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   assert.deepEqual(await cardOrder(page), ['B', 'A', 'C', 'D']);
   await page.getByRole('button', { name: 'Submit screening test' }).click();
   await page.getByText('You passed the screening test').waitFor();
-  assert.equal(await page.getByTestId('screening-score').textContent(), '100%');
+  // Pass or fail only, never a score that would teach the reference answers.
+  assert.doesNotMatch((await page.getByTestId('screening-result').textContent()) ?? '', /%/);
   await shot('labeler-screening-passed');
   await page.getByRole('button', { name: 'Start labeling →' }).click();
 
@@ -212,6 +213,17 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
     'Crimson leaves drift down <i>softly</i>\nthe maple lets go of summer —\ncold wind counts the gold';
   await page.getByTestId('demo-input').fill(completion);
   await shot('labeler-demonstration');
+  // The session runs out while the labeler writes: submitting signs them out with the reason, and after signing
+  // in again the draft is still there (kept in local storage).
+  await store.db.updateTable('sessions').set({ expires_at: 0 }).execute();
+  await page.getByTestId('demo-input').press('Control+Enter');
+  await page.getByTestId('signed-out-notice').getByText('Your session expired').waitFor();
+  await shot('login-session-expired');
+  await page.getByLabel('Username').fill(LABELER.username);
+  await page.getByLabel('Password').fill(LABELER.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('demo-input').waitFor();
+  assert.equal(await page.getByTestId('demo-input').inputValue(), completion);
   await page.getByTestId('demo-input').press('Control+Enter');
 
   // ---------------------------------------------------------------- labeler: ranking (drag + keyboard)

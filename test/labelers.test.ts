@@ -330,7 +330,9 @@ test('export: demonstrations, rankings and prompts round-trip through parseJsonl
     );
 
     const tasks = world.rm.slice(0, 50);
-    const rankings = rankingRecords(tasks, candidateSets(tasks, 2), pool);
+    // The store refuses degenerate responses (empty ones), so none is exported.
+    const sets = candidateSets(tasks, 2).map((c) => c.filter((x) => x !== ''));
+    const rankings = rankingRecords(tasks, sets, pool);
     writeJsonlFile(join(dir, 'rankings.jsonl'), rankings);
     const r = parseJsonl('rankings', readFileSync(join(dir, 'rankings.jsonl'), 'utf8'), opts);
     assert.deepEqual(r.errors, []);

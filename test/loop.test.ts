@@ -1,20 +1,23 @@
 // The one training loop and its config base: the guards every trainer gets from it (an earlier run's folder, a
 // changed config on --resume, the temporary folders of killed saves), and the input checks of training text.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { Linear } from '../src/nn/index.js';
 import { readDemonstrations } from '../src/rlhf/data.js';
 import { ppoSpec } from '../src/rlhf/ppo.js';
 import { rmSpec } from '../src/rlhf/reward.js';
 import { sftDefaults, sftSpec, trainSft } from '../src/rlhf/sft.js';
+import { Rng, scale, sum, tensor } from '../src/tensor/index.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { cleanStaleCheckpoints } from '../src/train/checkpoint.js';
+import { runTrainer, type Trainer } from '../src/train/loop.js';
 import { pretrainSpec } from '../src/train/pretrain.js';
 import { corpusTokens, readDocuments } from '../src/train/tokens.js';
-import { spawnCli } from './helpers/cli.js';
+import { assertSameRun, spawnCli } from './helpers/cli.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-loop-'));
@@ -161,7 +164,7 @@ test('one config base: the same names in every stage, and --help and flags from 
     const help = spec.help();
     for (const k of Object.keys(spec.defaults))
       assert.ok(
-        help.includes(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+        new RegExp(`--(\\[no-\\])?${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}\\b`).test(help),
         `${spec.stage} --help lacks ${k}`,
       );
   }
@@ -202,4 +205,55 @@ test('--bf16 autocast reaches every trainer through the loop (sft here): finite 
   assert.ok(bf16.every(Number.isFinite));
   assert.notDeepEqual(bf16, f32);
   assert.ok(Math.abs(bf16[0] - f32[0]) < 0.05, `first loss ${bf16[0]} vs ${f32[0]}`);
+});
+
+test('a non-finite gradient stops the run naming the step and the part, the last checkpoint intact', () => {
+  const lin = new Linear(1, 1, new Rng(0), { std: 0.001 });
+  const toy: Trainer<number> = {
+    stage: 'toy',
+    parts: [{ name: 'model', module: lin, lr: 0.1, gradNormMetric: 'train/grad_norm' }],
+    rngs: {},
+    totalSteps: 4,
+    totalUpdates: 4,
+    *updates(step) {
+      yield [step];
+    },
+    // Finite until step 3, whose loss is finite (about 1e36) but whose weight gradient (1e39) overflows f32.
+    step: (step) => ({
+      loss: scale(sum(lin.forward(tensor([step === 3 ? 1e19 : 1], [1, 1]))), step === 3 ? 1e20 : 1),
+    }),
+  };
+  const outDir = join(root, 'toy');
+  const config = { ...sftDefaults, saveEvery: 1 };
+  assert.throws(
+    () => runTrainer(toy, false, { outDir, config, quiet: true, log: quiet }),
+    /toy step 3: the gradient norm of model is (NaN|Infinity); lower --lr or set maxGradNorm/,
+  );
+  assert.deepEqual(readdirSync(join(outDir, 'checkpoints')), ['step-00000001', 'step-00000002']);
+});
+
+test('SIGTERM: the run writes a checkpoint and stops; --resume finishes it as if never stopped', async () => {
+  const big = writeJsonl(join(root, 'demos-sig.jsonl'), demos(40));
+  const args = (out: string) => ['sft', '--model', modelDir, '--data', big, '--out', out, '--epochs', '3'];
+  const stopped = join(root, 'sig');
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'src', 'cli', 'main.js'), ...args(stopped)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, INSTRUCTKIT_THREADS: '1' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    // The first progress line means training runs.
+    if (/sft \d+\/\d+/.test(stderr) && !child.killed) child.kill('SIGTERM');
+  });
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /SIGTERM: stopping after step \d+ \(writing a checkpoint/);
+  const at = readdirSync(join(stopped, 'checkpoints'));
+  assert.equal(at.length > 0, true, 'a checkpoint was written');
+  const resumed = await spawnCli([...args(stopped), '--resume']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const straight = join(root, 'sig-straight');
+  assert.equal((await spawnCli(args(straight))).code, 0);
+  assertSameRun(stopped, straight);
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { createServer } from '../src/server/index.js';
-import { openSqliteStore } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
+import { testDb } from './helpers/db.js';
 import { ADMIN, Client, labeler, setup } from './helpers/server.js';
 
 test('a password reset ends every session of that user (the admin who reset their own keeps theirs)', async () => {
@@ -43,7 +44,7 @@ test('the last active admin cannot be disabled; with a second admin it can', asy
 });
 
 test('restarting with the admin password recovers a locked-out admin: enabled, new password, old sessions gone', async () => {
-  const store = await openSqliteStore({ path: ':memory:' });
+  const store = await openStore({ db: await testDb() });
   const { app } = await setup({ store });
   const id = (await store.users.forLogin(ADMIN.username))!.id;
   // Locked out as an older release allowed: disabled (straight in the database).

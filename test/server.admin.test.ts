@@ -1,6 +1,9 @@
 /** The admin's view of the work (review defect 7): honest rates, a task list to find things in, splits kept apart. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { responses } from '../src/server/responses.js';
 import { type Client, idem, labeler, setup } from './helpers/server.js';
 
 async function prompts(admin: Client, texts: string[], split = 'training'): Promise<number[]> {
@@ -114,5 +117,44 @@ test("the eval export honours the split; the labeler's task number counts their 
       .map((l) => JSON.parse(l).prompt);
   assert.deepEqual(await exported('training'), ['t']);
   assert.deepEqual(await exported('heldout'), ['h']);
+  await app.close();
+});
+
+/** The schema with every object closed to undeclared properties (TypeBox's Kind symbol is kept by the spread). */
+function closed(schema: unknown): TSchema {
+  if (Array.isArray(schema)) return schema.map(closed) as unknown as TSchema;
+  if (!schema || typeof schema !== 'object') return schema as TSchema;
+  const out: Record<string | symbol, unknown> = { ...(schema as object) };
+  for (const k of Object.keys(out)) out[k] = closed(out[k]);
+  if (out.type === 'object') out.additionalProperties = false;
+  return out as unknown as TSchema;
+}
+
+test('responses match their declared schemas, and only declared fields go out', async () => {
+  const { app, admin } = await setup();
+  const lab = await labeler(app, admin, 'lab1');
+  await admin.post('/api/admin/tasks', { kind: 'demonstration', promptIds: await prompts(admin, ['p']) });
+  const checks: [Client, string, TSchema, 'GET' | 'POST'][] = [
+    [admin, '/api/me', responses.Me, 'GET'],
+    [admin, '/api/admin/users', responses.Users, 'GET'],
+    [admin, '/api/admin/settings', responses.Settings, 'GET'],
+    [admin, '/api/admin/prompts?limit=5', responses.Prompts, 'GET'],
+    [admin, '/api/admin/tasks?limit=5', responses.Tasks, 'GET'],
+    [admin, '/api/admin/gold', responses.Gold, 'GET'],
+    [admin, '/api/admin/dashboard', responses.Dashboard, 'GET'],
+    [lab, '/api/screening', responses.ScreeningState, 'GET'],
+    [lab, '/api/tasks/next', responses.NextTask, 'POST'],
+    [lab, '/api/conversations', responses.Conversations, 'GET'],
+  ];
+  for (const [client, url, schema, method] of checks) {
+    const r = method === 'GET' ? await client.get(url) : await client.post(url);
+    assert.equal(r.status, 200, url);
+    // Strict: no property the schema does not declare, at any depth.
+    const strict = closed(schema);
+    assert.ok(
+      Value.Check(strict, r.json),
+      `${url}: ${[...Value.Errors(strict, r.json)].map((e) => `${e.path} ${e.message}`)}`,
+    );
+  }
   await app.close();
 });

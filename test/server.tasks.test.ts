@@ -15,7 +15,7 @@ async function tasks(admin: Client, kind: string, promptIds: number[], extra: ob
 }
 
 test('screening: required before real tasks; gold rankings never shown; pass unlocks tasks', async () => {
-  const { app, admin } = await setup();
+  const { app, admin, store } = await setup();
   const lab = await labeler(app, admin, 'newbie', 'training', false);
   await tasks(admin, 'demonstration', await prompts(admin, ['p1']));
   const next = await lab.post('/api/tasks/next');
@@ -96,12 +96,45 @@ test('screening: required before real tasks; gold rankings never shown; pass unl
     idem(),
   );
   assert.equal(pass.json.passed, true);
-  assert.ok(Math.abs(pass.json.score - (1 + 5 / 6) / 2) < 1e-9);
+  // Pass or fail only: a score would teach the gold answers over a few attempts.
+  assert.equal(pass.json.score, undefined);
   const t = await lab.post('/api/tasks/next');
   assert.equal(t.status, 200);
   assert.equal(t.json.assignment.kind, 'demonstration');
+  // Gold agreement counts every attempt, the failed one too (two items each).
+  const scores = (await store.db.selectFrom('screening_results').select('score').orderBy('id').execute()).map(
+    (r) => r.score,
+  );
+  assert.equal(scores.length, 2);
+  assert.ok(Math.abs(scores[1] - (1 + 5 / 6) / 2) < 1e-9);
   const dash = await admin.get('/api/admin/dashboard');
-  assert.ok(Math.abs(dash.json.labelers[0].goldAgreement - pass.json.score) < 1e-9);
+  assert.ok(Math.abs(dash.json.labelers[0].goldAgreement - (scores[0] + scores[1]) / 2) < 1e-9);
+  await app.close();
+});
+
+test('screening attempts are limited by an admin setting; every attempt is kept; the admin can let a labeler through', async () => {
+  const { app, admin, store } = await setup();
+  const lab = await labeler(app, admin, 'tries', 'training', false);
+  await admin.post('/api/admin/gold', { prompt: 'g', responses: ['a', 'b', 'c', 'd'], ranking: [0, 1, 2, 3] });
+  const goldId = (await admin.get('/api/admin/gold')).json.gold[0].id;
+  await admin.req('PUT', '/api/admin/screening', { goldIds: [goldId], passThreshold: 0.9 });
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { screeningMaxAttempts: 2 })).status, 200);
+  const wrong = { answers: [{ goldId, ranking: [3, 2, 1, 0] }] };
+  assert.equal((await lab.get('/api/screening')).json.attemptsLeft, 2);
+  const first = await lab.post('/api/screening/submit', wrong, idem());
+  assert.deepEqual({ passed: first.json.passed, left: first.json.attemptsLeft }, { passed: false, left: 1 });
+  assert.equal((await lab.post('/api/screening/submit', wrong, idem())).json.attemptsLeft, 0);
+  const s = (await lab.get('/api/screening')).json;
+  assert.deepEqual({ left: s.attemptsLeft, items: s.items }, { left: 0, items: [] });
+  const third = await lab.post('/api/screening/submit', { answers: [{ goldId, ranking: [0, 1, 2, 3] }] }, idem());
+  assert.equal(third.status, 403);
+  assert.match(third.json.message, /ask an admin/);
+  assert.equal((await store.db.selectFrom('screening_results').selectAll().execute()).length, 2);
+  // Failed attempts weigh in gold agreement: 0 on both.
+  assert.equal((await admin.get('/api/admin/dashboard')).json.labelers[0].goldAgreement, 0);
+  // The admin waives screening: tasks open.
+  await admin.req('PATCH', `/api/admin/users/${lab.id}`, { screeningPassed: true });
+  assert.notEqual((await lab.post('/api/tasks/next')).status, 403);
   await app.close();
 });
 

@@ -4,21 +4,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import {
+  copyStore,
   ImportedCandidates,
   isPermutation,
+  migratorFor,
   openSqliteStore,
+  openStore,
   pairwiseAgreement,
   parseJsonl,
   rankingLabelError,
   StaticMigrationProvider,
+  tableDigest,
   toJsonl,
 } from '../src/store/index.js';
+import { testDb, testDialect } from './helpers/db.js';
 
 const opts = { maxTextChars: 1000 };
+// What only a SQLite file has (WAL, its checkpointer, a database of the first release built by hand).
+const sqliteFile = { skip: testDialect() !== 'sqlite' && 'SQLite file database' };
 
-test('store: file database uses WAL and migrations are versioned and idempotent', async () => {
+test('store: file database uses WAL and migrations are versioned and idempotent', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -43,7 +50,7 @@ test('store: file database uses WAL and migrations are versioned and idempotent'
   }
 });
 
-test('store: the task capacity migration counts existing assignments; full tasks are skipped', async () => {
+test('store: the task capacity migration counts existing assignments; full tasks are skipped', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -86,11 +93,9 @@ test('store: the task capacity migration counts existing assignments; full tasks
 });
 
 test('store: every migration goes down and up again', async () => {
-  // biome-ignore lint/suspicious/noExplicitAny: migrations run on the untyped schema
-  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
-  const migrator = new Migrator({ db, provider: new StaticMigrationProvider('sqlite') });
-  const names = Object.keys(await new StaticMigrationProvider('sqlite').getMigrations());
-  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const store = await openStore({ db: await testDb() });
+  const migrator = await migratorFor(store.db, store.dialect);
+  const names = Object.keys(await new StaticMigrationProvider(store.dialect).getMigrations());
   for (const name of [...names].reverse()) {
     const down = await migrator.migrateDown();
     assert.equal(down.error, undefined, name);
@@ -99,12 +104,21 @@ test('store: every migration goes down and up again', async () => {
       [name],
     );
   }
-  assert.deepEqual(await db.introspection.getTables(), []);
+  // PostgreSQL lists the tables of every schema: only this store's own (its search_path) count.
+  const own =
+    store.dialect === 'postgres'
+      ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0].s
+      : undefined;
+  const tables = await store.db.introspection.getTables();
+  assert.deepEqual(
+    tables.filter((t) => t.schema === own),
+    [],
+  );
   assert.equal((await migrator.migrateToLatest()).error, undefined);
-  await db.destroy();
+  await store.close();
 });
 
-test('store: a file database is checkpointed in the background, not on commit', async () => {
+test('store: a file database is checkpointed in the background, not on commit', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {
     const path = join(dir, 'db.sqlite');
@@ -162,7 +176,7 @@ test('agreement measures', () => {
 });
 
 test('store: imported candidates feed a CandidateSource; export/import round trips', async () => {
-  const s = await openSqliteStore({ path: ':memory:' });
+  const s = await openStore({ db: await testDb() });
   const cands = parseJsonl('candidates', '{"prompt":"q","responses":["r1","r2","r3","r4","r5"]}\n', opts);
   await s.importCandidates(cands.records);
   const src = new ImportedCandidates(s);
@@ -209,7 +223,7 @@ test('store: imported candidates feed a CandidateSource; export/import round tri
 
 test('store: overdue assignments of several labelers and tasks are released at once, the others kept', async () => {
   let clock = 1_000;
-  const store = await openSqliteStore({ path: ':memory:', now: () => clock });
+  const store = await openStore({ db: await testDb(), now: () => clock });
   const group = await store.users.createGroup('g', 'training');
   const labelers = [];
   for (const name of ['a', 'b', 'c'])
@@ -245,4 +259,58 @@ test('store: overdue assignments of several labelers and tasks are released at o
   assert.equal(await store.tasks.releaseOverdue(), 0, 'nothing is released twice');
   assert.deepEqual(await counts(), [1, 0]);
   await store.close();
+});
+
+test('store: an unreachable PostgreSQL at start-up is a clear error naming the host, never the password', async () => {
+  const err = await openStore({ db: 'postgres://labels:s3cret@127.0.0.1:1/labels' }).then(
+    () => assert.fail('opened'),
+    (e: Error) => e,
+  );
+  assert.match(err.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:1 \(database labels\): ECONNREFUSED/);
+  assert.ok(!err.message.includes('s3cret'));
+});
+
+test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-empty target is refused untouched', async () => {
+  let clock = 5_000;
+  const now = () => clock;
+  const src = await openStore({ db: ':memory:', now });
+  // A little of everything: users and sessions, prompts and tasks, submissions, rankings, chat, gold, settings.
+  const lab = await src.users.create({ username: 'lab', passwordHash: 'h', role: 'labeler' });
+  await src.users.create({ username: 'boss', passwordHash: 'h', role: 'admin' });
+  await src.users.createGroup('team-b', 'heldout');
+  await src.sessions.create({ id: 'sess', userId: lab.id, csrfToken: 'c', expiresAt: 9_000_000_000_000 });
+  const [p1] = await src.prompts.add([{ text: 'Say hi ü <b>' }, { text: 'held', split: 'heldout' }], 'admin');
+  await src.tasks.create({ kind: 'demonstration', promptId: p1, setId: null, target: 1 });
+  const a = (await src.tasks.next(lab, { timeoutMs: 60_000 }))!;
+  await src.idempotency.run(lab.id, 'k1', 'r', 'h', async (s) => ({
+    status: 200,
+    body: await s.submissions.demonstration(a.id, lab.id, 'hi there'),
+  }));
+  await src.importRankings([
+    { prompt: 'r', responses: ['a', 'b', 'c', 'd'], ranking: [3, 1, 0, 2], likert: [1, 2, 3, 4] },
+  ]);
+  const conv = await src.chat.createConversation(lab.id, 'talk');
+  await src.chat.addMessage(conv, 'user', 'hello');
+  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', model: 'm' });
+  await src.gold.add([{ prompt: 'g', responses: ['1', '2', '3', '4'], ranking: [0, 1, 2, 3] }]);
+  await src.gold.submitScreening(lab.id, [], { threshold: 0, maxAttempts: 0 }).catch(() => {}); // no test set up: stores nothing
+  await src.settings.update({ k: 7, overlap: 0.25 });
+  await src.loginFailures.record(['lab', ''], '10.0.0.1', clock, 0);
+  clock += 1;
+
+  const mid = await openStore({ db: await testDb(), now });
+  const there = await copyStore(src, mid);
+  assert.ok(there.find((t) => t.table === 'demonstrations')?.rows === 1);
+  const back = await openStore({ db: ':memory:', now });
+  const again = await copyStore(mid, back);
+  assert.deepEqual(again, there, 'the same rows and hashes after the round trip');
+  for (const t of there) assert.deepEqual(await tableDigest(back, t.table as never), t);
+  // The target keeps handing out new ids after the copied ones.
+  const [next] = await mid.prompts.add([{ text: 'new' }], 'admin');
+  assert.equal(next, 4);
+  // A second copy into a database that now has rows is refused, and changes nothing there.
+  const before = await tableDigest(mid, 'prompts');
+  await assert.rejects(copyStore(src, mid), /target database is not empty: .*users \(2 rows\)/);
+  assert.deepEqual(await tableDigest(mid, 'prompts'), before);
+  for (const s of [src, mid, back]) await s.close();
 });

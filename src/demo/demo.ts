@@ -323,8 +323,8 @@ interface SampleSets {
 }
 
 /**
- * Up to K distinct samples per prompt from a policy at several temperatures (lowest first, repeats dropped: a
- * ranking of two identical answers says nothing), as the paper's labelers were shown: the SFT model's in the first
+ * Up to K distinct non-empty samples per prompt from a policy at several temperatures (lowest first, repeats
+ * dropped: a ranking of two identical answers says nothing), as the paper's labelers were shown: the SFT model's in the first
  * round (for RM and evaluation prompts), the round-one PPO policy's in the second (RM prompts only). Prompts with
  * fewer than two distinct samples are left out.
  */
@@ -342,7 +342,8 @@ async function sampleForRanking(ctx: Ctx, name: string, policy: { key: string; d
         });
         const sets = tasks.map((task, i) => ({
           task: task.prompt,
-          responses: [...new Set(drawn.flatMap((d) => d[i]))].slice(0, k),
+          // An empty sample (only EOS) is no candidate: the store refuses degenerate responses.
+          responses: [...new Set(drawn.flatMap((d) => d[i]).filter((r) => r !== ''))].slice(0, k),
         }));
         return sets.filter((s) => s.responses.length >= 2);
       };

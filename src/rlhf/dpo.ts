@@ -6,7 +6,6 @@
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { type CausalLM, checkModelFolder, savePretrained } from '../models/index.js';
-import type { LineError } from '../store/jsonl.js';
 import {
   add,
   crossEntropy,
@@ -30,18 +29,13 @@ import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } 
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
   type ComparisonFormat,
-  DataError,
-  encodeRankings,
-  type Located,
   loadCausalLM,
-  type Ranking,
-  type Read,
-  type ReadOptions,
   readComparisons,
   type SftExample,
   sftBatch,
   type TrainerRun,
 } from './data.js';
+import { type DpoPair, encodePairs } from './preferences.js';
 import { negLogSigmoid } from './reward.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo';
@@ -150,88 +144,6 @@ export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejec
     'logps/chosen': avg(policyChosen),
     'logps/rejected': avg(policyRejected),
   };
-}
-
-// ---- data: preference pairs from pairwise lines and K-way rankings ----
-
-/** One preference pair as ids: both sequences start with the same promptLength prompt tokens. */
-export interface DpoPair extends Located {
-  chosen: number[];
-  rejected: number[];
-  promptLength: number;
-  /** The reference model's log-probs of the two responses, filled in once before training. */
-  refChosen: number;
-  refRejected: number;
-}
-
-/**
- * Refuses degenerate comparisons before they become pairs: an empty response, or two responses of one line with
- * the same text (a pair of them teaches nothing and its loss is a constant). Rankings have no ties, so every other
- * pair of a K-way ranking counts: C(K, 2) pairs per line.
- */
-export function degenerateComparisons(records: Ranking[]): LineError[] {
-  const errors: LineError[] = [];
-  const pairwise = '("chosen" / "rejected" in a pairwise line)';
-  for (const r of records) {
-    const at = { file: r.file, line: r.line };
-    const empty = r.responses.findIndex((t) => t.trim() === '');
-    if (empty >= 0) {
-      errors.push({ ...at, message: `"responses[${empty}]" is empty ${pairwise}; every response needs text` });
-      continue;
-    }
-    const first = new Map<string, number>();
-    for (const [i, t] of r.responses.entries()) {
-      const j = first.get(t);
-      if (j !== undefined) {
-        errors.push({
-          ...at,
-          message: `"responses[${j}]" and "responses[${i}]" are the same text ${pairwise}: nothing to prefer`,
-        });
-        break;
-      }
-      first.set(t, i);
-    }
-  }
-  return errors;
-}
-
-/** Reads comparisons (pairwise or rankings, see readComparisons) and refuses degenerate ones with file:line. */
-export function readPreferences(file: string, format: ComparisonFormat, opts: ReadOptions = {}): Read<Ranking> {
-  const read = readComparisons(file, format, opts);
-  const errors = degenerateComparisons(read.records);
-  if (errors.length > 0 && !opts.skipBad) throw new DataError(errors);
-  const bad = new Set(errors.map((e) => e.line));
-  const records = read.records.filter((r) => !bad.has(r.line));
-  if (records.length === 0) throw new Error(`${file}: no usable comparisons (every line is degenerate)`);
-  return { records, skipped: [...read.skipped, ...errors] };
-}
-
-/** Tokenizes comparisons (prompt in the chat template, as sft and rm) and expands each into all its pairs. */
-export function encodePairs(
-  records: Ranking[],
-  fmt: Formatter,
-  context: number,
-  opts: ReadOptions = {},
-): Read<DpoPair> {
-  const encoded = encodeRankings(records, fmt, context, opts);
-  const source = new Map(records.map((r) => [`${r.file}:${r.line}`, r]));
-  const pairs: DpoPair[] = [];
-  for (const e of encoded.records) {
-    const r = source.get(`${e.file}:${e.line}`)!;
-    const promptLength = fmt.prompt(r.prompt, r.context).length;
-    for (let i = 0; i < e.ranking.length; i++)
-      for (let j = i + 1; j < e.ranking.length; j++)
-        pairs.push({
-          chosen: e.sequences[e.ranking[i]],
-          rejected: e.sequences[e.ranking[j]],
-          promptLength,
-          refChosen: 0,
-          refRejected: 0,
-          file: e.file,
-          line: e.line,
-        });
-  }
-  return { records: pairs, skipped: encoded.skipped };
 }
 
 // ---- log-probs ----
@@ -348,8 +260,8 @@ function prepareDpo(opts: DpoOptions) {
   const skipBad = { skipBad: opts.skipBad };
   if (opts.refModelDir) checkModelFolder(opts.refModelDir, 'causal');
   const format = opts.format ?? 'auto';
-  const data = readPreferences(opts.dataFile, format, skipBad);
-  const valData = opts.valFile ? readPreferences(opts.valFile, format, skipBad) : null;
+  const data = readComparisons(opts.dataFile, format, skipBad);
+  const valData = opts.valFile ? readComparisons(opts.valFile, format, skipBad) : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
     residPdrop: cfg.dropout,
     seed: cfg.seed,

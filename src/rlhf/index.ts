@@ -3,6 +3,7 @@
 export * from './data.js';
 export * from './dpo.js';
 export * from './grpo.js';
+export * from './preferences.js';
 export * from './reward.js';
 export * from './reward_sources.js';
 export * from './sft.js';

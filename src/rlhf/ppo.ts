@@ -7,13 +7,11 @@
 // resumed run repeats an uninterrupted one exactly.
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Type } from '@sinclair/typebox';
 import { type CausalLM, generate, type ScalarModel } from '../models/index.js';
 import { applyLora, hasLora, loraConfigOf, saveTrained, withAdaptersDisabled } from '../models/lora.js';
 import { crossEntropy, keep, native, noGrad, Rng, reshape, scale, slice, Tensor, tidy } from '../tensor/index.js';
 import type { Formatter } from '../tokenizer/index.js';
 import { shuffled } from '../train/batches.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
 import {
   openRun,
   type RunOptions,
@@ -26,61 +24,12 @@ import { METRIC, type Metrics } from '../train/metrics.js';
 import type { PromptSet } from './data.js';
 import { gae, whiten } from './gae.js';
 import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
+import { checkPPOConfig, type PPOConfig } from './ppo_config.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
 import { mean, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
 import type { RewardFn } from './reward_fn.js';
 
-const positiveInt = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description });
-const nonNegative = (def: number, description: string) => Type.Number({ minimum: 0, default: def, description });
-const positive = (def: number, description: string) => Type.Number({ exclusiveMinimum: 0, default: def, description });
-const unit = (def: number, description: string) => Type.Number({ minimum: 0, maximum: 1, default: def, description });
-
-/** InstructGPT's PPO settings where the paper gives them (β 0.02, ε 0.2, EMA 0.992, γ 1, γ_ptx 27.8), TRL's else. */
-export const ppoSpec = new ConfigSpec('ppo', {
-  steps: positiveInt(256, 'PPO steps: each samples a batch of episodes and optimises on it'),
-  miniBatchSize: positiveInt(4, 'episodes per optimizer update'),
-  ppoEpochs: positiveInt(4, 'passes over each batch of episodes'),
-  valueLr: nonNegative(1e-5, "the value model's learning rate"),
-  maxNewTokens: positiveInt(64, 'longest sampled response'),
-  temperature: positive(1, 'sampling temperature'),
-  promptFormat: promptFormatField,
-  klCoef: nonNegative(0.02, 'β: the initial KL coefficient'),
-  klEstimator: Type.Union([Type.Literal('k1'), Type.Literal('k3')], {
-    default: 'k1',
-    description: 'per-token KL: k1 (log π − log π_ref) or k3',
-  }),
-  adaptiveKl: Type.Boolean({ default: false, description: 'adapt β towards targetKl' }),
-  targetKl: positive(6, 'target KL per episode of the adaptive controller'),
-  klHorizon: positive(10000, 'horizon of the adaptive controller'),
-  gamma: unit(1, 'discount'),
-  lam: unit(0.95, 'GAE λ'),
-  clipRange: positive(0.2, 'policy ratio clip ε'),
-  clipRangeValue: positive(0.2, 'value clip'),
-  whitenAdvantages: Type.Boolean({ default: true, description: 'whiten advantages over the batch' }),
-  emaDecay: unit(0.992, "decay of the policy weights' moving average"),
-  ptxCoef: nonNegative(27.8, 'γ_ptx: weight of the pretraining LM loss (with --ptx)'),
-  ptxBatchSize: positiveInt(4, 'pretraining windows per update'),
-  ptxSeqLen: positiveInt(128, 'tokens per pretraining window'),
-  sampleEvery: Type.Integer({
-    minimum: 0,
-    default: 20,
-    description: 'print sample responses every N steps (0: never)',
-  }),
-  samplesShown: Type.Integer({ minimum: 0, default: 4, description: 'rows of that table' }),
-  ...loraFields(),
-  ...baseFields({ batchSize: 16, lr: 1e-5, lrScheduler: 'constant', warmupRatio: 0, saveEvery: 50 }),
-});
-
-export type PPOConfig = typeof ppoSpec.defaults;
-export const ppoDefaults: PPOConfig = ppoSpec.defaults;
-
-/** Throws naming the field when a merged config is out of range. */
-export function checkPPOConfig(c: PPOConfig, source = 'ppo config'): void {
-  ppoSpec.check(c, source);
-  loraConfigOf(c, source);
-  if (c.miniBatchSize > c.batchSize)
-    throw new Error(`${source}: field "miniBatchSize" (${c.miniBatchSize}) exceeds batchSize (${c.batchSize})`);
-}
+export { checkPPOConfig, type PPOConfig, ppoDefaults, ppoSpec } from './ppo_config.js';
 
 export interface PPOSetup {
   /** Trained in place; starts as the SFT model. With config.loraR > 0 it gets LoRA adapters (base frozen). */

@@ -1,6 +1,6 @@
 // The rollout half of PPO, shared with the other on-policy trainers: episodes packed into right-padded grids over
 // the next-token positions, per-token log-probs of a model at a temperature, and the entropy of its distributions.
-import type { CausalLM } from '../models/index.js';
+import { type CausalLM, padRight } from '../models/index.js';
 import { crossEntropy, neg, scale, slice, Tensor } from '../tensor/index.js';
 
 /** Token ids of an episode: the prompt, then the sampled response. */
@@ -24,19 +24,16 @@ export interface Packed {
 
 export function pack(eps: readonly EpisodeRows[]): Packed {
   const B = eps.length;
-  const T = Math.max(...eps.map((e) => e.prompt.length + e.response.length));
-  const ids = Tensor.empty([B, T], 'i32');
-  const mask = Tensor.empty([B, T]);
+  const { ids, mask } = padRight(
+    eps.map((e) => [...e.prompt, ...e.response]),
+    0,
+  );
+  const T = ids.size(1);
   const targets = Tensor.empty([B, T - 1], 'i32');
   const respMask = Tensor.empty([B, T - 1]);
   targets.i32.fill(-100);
   respMask.f32.fill(0);
   eps.forEach((e, b) => {
-    const seq = [...e.prompt, ...e.response];
-    for (let t = 0; t < T; t++) {
-      ids.i32[b * T + t] = t < seq.length ? seq[t] : 0;
-      mask.f32[b * T + t] = t < seq.length ? 1 : 0;
-    }
     for (let j = 0; j < e.response.length; j++) {
       const at = b * (T - 1) + e.prompt.length - 1 + j;
       targets.i32[at] = e.response[j];

@@ -10,7 +10,14 @@ import { finished } from 'node:stream/promises';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ImportedCandidates, openSqliteStore, type Store, StoreError } from '../store/index.js';
+import {
+  ImportedCandidates,
+  isUnavailable,
+  isUniqueViolation,
+  openStore,
+  type Store,
+  StoreError,
+} from '../store/index.js';
 import { hashPassword, safeEqual, sha256, verifyPassword } from './auth.js';
 import { EchoChatModel } from './chat.js';
 import { type Access, fail, type RouteContext, SESSION_COOKIE, type ServerOptions } from './context.js';
@@ -41,13 +48,13 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   routes: { method: string; url: string; auth: Access }[];
 }> {
   const now = opts.now ?? Date.now;
-  const store = opts.store ?? (await openSqliteStore({ path: opts.dbPath ?? ':memory:', now }));
+  const store = opts.store ?? (await openStore({ db: opts.dbPath ?? ':memory:', now }));
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
   const maxAge = opts.sessionMaxAgeMs ?? 7 * 24 * 3600_000;
   const sessionEnd = (createdAt: number) => Math.min(now() + ttl, createdAt + maxAge);
   // Renewing writes to the database, so a session is extended at most about once a minute of use.
   const renewAfterMs = Math.min(60_000, ttl / 10);
-  const loginThrottle = new LoginThrottle(opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
+  const loginThrottle = new LoginThrottle(store, opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
   const chatModel = opts.chatModel ?? new EchoChatModel();
@@ -153,6 +160,19 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
         return reply
           .status(tooLong ? 413 : 400)
           .send({ error: tooLong ? 'text_too_long' : 'invalid_request', message: err.message });
+      }
+      // The database is out of reach (connection lost, server restarting): the transaction did not commit, so
+      // nothing was stored and the client may retry (with its Idempotency-Key) here or on another server.
+      if (isUnavailable(err)) {
+        req.log.warn(err);
+        return reply
+          .status(503)
+          .header('retry-after', '1')
+          .send({ error: 'unavailable', message: 'the database is unavailable; nothing was stored — retry shortly' });
+      }
+      // Two requests stored the same thing at once (e.g. one username on two servers): the later one loses.
+      if (isUniqueViolation(err)) {
+        return reply.status(409).send({ error: 'conflict', message: 'this was stored by another request just now' });
       }
       const status = err.statusCode ?? 500;
       if (status >= 500) {

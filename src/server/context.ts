@@ -28,6 +28,7 @@ declare module 'fastify' {
 export interface ServerOptions {
   /** An open store; otherwise one is opened at `dbPath` (default ':memory:'). */
   store?: Store;
+  /** A SQLite file, or a `postgres://` URL (several servers may share one PostgreSQL database). */
   dbPath?: string;
   /** Clock for sessions and timestamps (tests move it to expire sessions). */
   now?: () => number;
@@ -35,7 +36,7 @@ export interface ServerOptions {
   sessionTtlMs?: number;
   /** ... but never beyond this long after sign-in, however busy. */
   sessionMaxAgeMs?: number;
-  /** Failed sign-ins allowed per account and client address before 429. */
+  /** Failed sign-ins allowed per account and client address before 429 (counted in the database). */
   loginThrottle?: LoginThrottleOptions;
   /** Longest accepted text field, in characters. */
   maxTextChars?: number;

@@ -44,6 +44,7 @@ export function schemas(l: Limits) {
         chatCompareEvery: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
         screeningPassThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
         screeningRequired: Type.Optional(Type.Boolean()),
+        screeningMaxAttempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
         assignmentTimeoutMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 })),
         goldRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
       },

@@ -148,12 +148,19 @@ export class Chat extends Aggregate {
     await this.s.tx(async (s) => {
       const row = await s.db
         .selectFrom('comparisons')
-        .select(['id', 'user_id', 'choice', 'kind', 'a_text', 'b_text', 'conversation_id'])
+        .select(['id', 'user_id', 'kind', 'a_text', 'b_text', 'conversation_id'])
         .where('id', '=', pairId)
         .executeTakeFirst();
       if (row?.kind !== 'chat' || row.user_id !== userId) throw new StoreError('not_found', `no chat pair ${pairId}`);
-      if (row.choice !== null) throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
-      await s.db.updateTable('comparisons').set({ choice }).where('id', '=', pairId).execute();
+      // Conditional, so that of two concurrent choices (two servers) only one is stored and continues the chat.
+      const chosen = await s.db
+        .updateTable('comparisons')
+        .set({ choice })
+        .where('id', '=', pairId)
+        .where('choice', 'is', null)
+        .executeTakeFirst();
+      if (Number(chosen.numUpdatedRows) !== 1)
+        throw new StoreError('conflict', `chat pair ${pairId} was already chosen`);
       if (row.conversation_id !== null) {
         await s.chat.addMessage(row.conversation_id, 'assistant', choice === 'b' ? row.b_text : row.a_text);
       }

@@ -1,5 +1,5 @@
 /** Gold items: the screening test, and gold rankings mixed into live work to keep measuring quality. */
-import { Aggregate, GOLD_SOURCE } from './aggregate.js';
+import { Aggregate, count, GOLD_SOURCE } from './aggregate.js';
 import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
@@ -54,10 +54,16 @@ export class Gold extends Aggregate {
   /** Replaces the screening test with these gold items. */
   async setScreening(goldIds: number[]): Promise<void> {
     await this.s.tx(async (s) => {
-      const found = await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
+      // An empty `in ()` is an error on PostgreSQL.
+      const found =
+        goldIds.length === 0
+          ? []
+          : await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
       if (found.length !== new Set(goldIds).size) throw new StoreError('invalid', 'unknown gold item id');
       await s.db.updateTable('gold_items').set({ in_screening: 0 }).execute();
-      await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
+      if (goldIds.length > 0) {
+        await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
+      }
     });
   }
 
@@ -68,14 +74,37 @@ export class Gold extends Aggregate {
       .map((g) => ({ goldId: g.id, prompt: g.prompt, responses: g.responses }));
   }
 
+  /** How many screening attempts this user has made (every one is kept). */
+  async attempts(userId: number): Promise<number> {
+    const { n } = await this.db
+      .selectFrom('screening_results')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow();
+    return count(n);
+  }
+
+  /**
+   * Scores an attempt against gold and keeps it. The labeler learns only pass or fail (a score would teach the gold
+   * answers over a few tries); after `maxAttempts` (0 = no limit) failed attempts only an admin can let them through.
+   */
   async submitScreening(
     userId: number,
     answers: { goldId: number; ranking: number[] }[],
-    threshold: number,
-  ): Promise<{ score: number; passed: boolean; resultId: number }> {
+    limits: { threshold: number; maxAttempts: number },
+  ): Promise<{ passed: boolean; attemptsLeft: number | null; resultId: number }> {
     return this.s.tx(async (s) => {
       const gold = (await s.gold.list()).filter((g) => g.inScreening);
       if (gold.length === 0) throw new StoreError('conflict', 'no screening test is set up');
+      // SQLite-specific safety: counting and then inserting is safe under its single writer; on PostgreSQL two
+      // concurrent attempts need the user's row locked first (SELECT ... FOR UPDATE).
+      const made = await s.gold.attempts(userId);
+      if (limits.maxAttempts > 0 && made >= limits.maxAttempts) {
+        throw new StoreError(
+          'forbidden',
+          `no screening attempts left (${limits.maxAttempts} allowed): ask an admin to let you through`,
+        );
+      }
       const byId = new Map(answers.map((a) => [a.goldId, a.ranking]));
       if (byId.size !== answers.length) throw new StoreError('invalid', 'each gold item may be answered once');
       let total = 0;
@@ -88,7 +117,7 @@ export class Gold extends Aggregate {
       }
       if (byId.size !== gold.length) throw new StoreError('invalid', 'answers name items outside the screening test');
       const score = total / gold.length;
-      const passed = score >= threshold;
+      const passed = score >= limits.threshold;
       const { id } = await s.db
         .insertInto('screening_results')
         .values({
@@ -101,7 +130,8 @@ export class Gold extends Aggregate {
         .returning('id')
         .executeTakeFirstOrThrow();
       if (passed) await s.db.updateTable('users').set({ screening_passed: 1 }).where('id', '=', userId).execute();
-      return { score, passed, resultId: id };
+      const attemptsLeft = limits.maxAttempts > 0 ? limits.maxAttempts - made - 1 : null;
+      return { passed, attemptsLeft, resultId: id };
     });
   }
 

@@ -1,9 +1,16 @@
 /**
- * Versioned migrations, written with Kysely's schema builder so the same list serves SQLite and (later)
- * PostgreSQL. Append new versions; never edit a released one.
+ * Versioned migrations, written with Kysely's schema builder so the same list serves SQLite and PostgreSQL.
+ * Append new versions; never edit a released one.
  */
-import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
-import { sql } from 'kysely';
+import {
+  type ColumnDefinitionBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  sql,
+} from 'kysely';
+import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -14,6 +21,8 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
   const idType = dialect === 'postgres' ? 'serial' : 'integer';
   const id = (c: ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
   const ms = 'bigint';
+  // PostgreSQL's `real` is 4 bytes and would round scores; SQLite's is already 8.
+  const real = dialect === 'postgres' ? 'double precision' : 'real';
   return {
     '0001_initial': {
       async up(db: Db) {
@@ -157,7 +166,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
           .createTable('screening_results')
           .addColumn('id', idType, id)
           .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
-          .addColumn('score', 'real', (c) => c.notNull())
+          .addColumn('score', real, (c) => c.notNull())
           .addColumn('passed', 'integer', (c) => c.notNull())
           .addColumn('answers', 'text', (c) => c.notNull())
           .addColumn('created_at', ms, (c) => c.notNull())
@@ -266,7 +275,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
           .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
           .addColumn('assignment_id', 'integer', (c) => c.notNull().unique().references('assignments.id'))
           .addColumn('ranking', 'text', (c) => c.notNull())
-          .addColumn('agreement', 'real', (c) => c.notNull())
+          .addColumn('agreement', real, (c) => c.notNull())
           .addColumn('created_at', ms, (c) => c.notNull())
           .execute();
       },
@@ -316,6 +325,26 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.dropTable('conversations').execute();
       },
     },
+    // Failed sign-ins, so that every app server on one database counts the same failures.
+    '0006_login_failures': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('login_failures')
+          .addColumn('id', idType, id)
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('address', 'text', (c) => c.notNull())
+          .addColumn('at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('login_failures_pair')
+          .on('login_failures')
+          .columns(['username', 'address', 'at'])
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('login_failures').execute();
+      },
+    },
   };
 }
 
@@ -324,4 +353,32 @@ export class StaticMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return migrationsFor(this.dialect);
   }
+}
+
+/** Kysely's migrator for this database. */
+export async function migratorFor(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  provider: MigrationProvider = new StaticMigrationProvider(dialect),
+): Promise<Migrator> {
+  // Kysely looks for its own tables in every schema unless told which: name the one in use (the URL's search_path).
+  const migrationTableSchema =
+    dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0].s : undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: the migrator works on the untyped schema
+  return new Migrator({ db: db as Kysely<any>, provider, migrationTableSchema });
+}
+
+/**
+ * Brings the schema to the latest version. On PostgreSQL every pending migration runs in one transaction (its DDL is
+ * transactional), so a failing one leaves the database as it was; Kysely also takes a lock, so app servers starting
+ * together migrate once.
+ */
+export async function migrate(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  provider?: MigrationProvider,
+): Promise<string[]> {
+  const { error, results } = await (await migratorFor(db, dialect, provider)).migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -1,4 +1,7 @@
-/** Typed database schema (Kysely). Times are epoch milliseconds; JSON columns are TEXT holding JSON. */
+/**
+ * Typed database schema (Kysely). Times are epoch milliseconds (BIGINT, read as numbers on both dialects); JSON
+ * columns are TEXT holding JSON; booleans are INTEGER 0/1 on both dialects.
+ */
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 export type Role = 'admin' | 'labeler';
@@ -204,6 +207,15 @@ export interface IdempotencyKeysTable {
   created_at: number;
 }
 
+/** One failed sign-in; rows older than the throttle's window are deleted as new failures come in. */
+export interface LoginFailuresTable {
+  id: Generated<number>;
+  username: string;
+  /** The client's address as the server saw it. */
+  address: string;
+  at: number;
+}
+
 export interface Database {
   groups: GroupsTable;
   users: UsersTable;
@@ -223,6 +235,7 @@ export interface Database {
   screening_results: ScreeningResultsTable;
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;
+  login_failures: LoginFailuresTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -16,6 +16,8 @@ export interface Settings {
   screeningPassThreshold: number;
   /** Whether labelers must pass screening before real tasks. */
   screeningRequired: boolean;
+  /** Screening attempts a labeler gets before an admin must let them through (0 = no limit). */
+  screeningMaxAttempts: number;
   /** Minutes a labeler has to submit an assignment before its task goes back to the pool (0 = no limit). */
   assignmentTimeoutMinutes: number;
   /** Share of ranking assignments (0..1) that are gold items not in the screening test, to keep measuring quality. */
@@ -30,6 +32,7 @@ export const DEFAULT_SETTINGS: Settings = {
   chatCompareEvery: 5,
   screeningPassThreshold: 0.75,
   screeningRequired: true,
+  screeningMaxAttempts: 3,
   assignmentTimeoutMinutes: 120,
   goldRate: 0.05,
 };
@@ -40,6 +43,7 @@ export const SETTING_LIMITS = {
   overlapLabelers: { min: 2, max: 20 },
   chatCompareEvery: { min: 0, max: 1000 },
   screeningPassThreshold: { min: 0, max: 1 },
+  screeningMaxAttempts: { min: 0, max: 100 },
   assignmentTimeoutMinutes: { min: 0, max: 7 * 24 * 60 },
   goldRate: { min: 0, max: 1 },
 } as const;

@@ -1,8 +1,8 @@
 /** The embedded default database: SQLite through better-sqlite3 (WAL) and Kysely. */
 import { Worker } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type SqliteDatabase as KyselySqliteDatabase, Migrator, SqliteDialect } from 'kysely';
-import { StaticMigrationProvider } from './migrations.js';
+import { Kysely, type SqliteDatabase as KyselySqliteDatabase, SqliteDialect } from 'kysely';
+import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
 import { Store } from './store.js';
 
@@ -25,15 +25,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(raw) }) });
   await migrate(db, 'sqlite');
-  return new Store(db, opts.now, stopCheckpoints);
-}
-
-export async function migrate(db: Kysely<Database>, dialect: 'sqlite' | 'postgres'): Promise<string[]> {
-  // biome-ignore lint/suspicious/noExplicitAny: the migrator works on the untyped schema
-  const migrator = new Migrator({ db: db as Kysely<any>, provider: new StaticMigrationProvider(dialect) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  return new Store(db, 'sqlite', opts.now, stopCheckpoints);
 }
 
 /**

@@ -21,7 +21,7 @@ export interface Dashboard {
     completed: number;
     perHour: number | null;
     lastHour: number;
-    /** Mean pairwise agreement with gold over the latest screening test's items and gold met in live work. */
+    /** Mean pairwise agreement with gold over every screening attempt's items and gold met in live work. */
     goldAgreement: number | null;
     /** Gold items met in live ranking work. */
     goldChecks: number;
@@ -129,17 +129,13 @@ export class Stats extends Aggregate {
       l.push(d.completed_at!);
       perUser.set(d.user_id, l);
     }
-    // Agreement with gold per item answered: the items of the latest screening test, then gold met in live work.
-    const screening = await this.db
-      .selectFrom('screening_results')
-      .select(['user_id', 'score', 'answers'])
-      .orderBy('id', 'desc')
-      .execute();
+    // Agreement with gold per item answered: every screening attempt (failed ones too), then gold met in live work.
+    const screening = await this.db.selectFrom('screening_results').select(['user_id', 'score', 'answers']).execute();
     const gold = new Map<number, { sum: number; items: number; live: number }>();
     for (const s of screening) {
-      if (gold.has(s.user_id)) continue;
       const items = (JSON.parse(s.answers) as unknown[]).length;
-      gold.set(s.user_id, { sum: s.score * items, items, live: 0 });
+      const g = gold.get(s.user_id) ?? { sum: 0, items: 0, live: 0 };
+      gold.set(s.user_id, { sum: g.sum + s.score * items, items: g.items + items, live: 0 });
     }
     const liveGold = await this.db.selectFrom('gold_answers').select(['user_id', 'agreement']).execute();
     for (const a of liveGold) {

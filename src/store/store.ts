@@ -1,13 +1,15 @@
 /**
  * The store: the database behind the server, the demo and the trainers' exports, in per-aggregate query modules
- * (users, sessions, settings, prompts, tasks, submissions, gold, chat, idempotency, exchange, stats).
+ * (users, sessions, settings, prompts, tasks, submissions, gold, chat, idempotency, login failures, exchange, stats).
  *
- * Written against Kysely's query builder only, so a PostgreSQL dialect plugs in without touching callers. The places
- * that rely on SQLite's behaviour are marked "SQLite-specific" (e.g. check-then-act made safe by its single writer,
- * in `Tasks.next`); COUNT(*) is read through `count()` because PostgreSQL returns it as a string.
+ * Written against Kysely's query builder only; the same queries run on SQLite (one writer at a time) and PostgreSQL
+ * (many concurrent writers: several app servers on one database). So no check-then-act may rely on a single
+ * writer: a decision and the write it guards are one conditional statement (`... where assigned_count < target`),
+ * or the rows are locked first (`lockForUpdate`, PostgreSQL only; SQLite's write lock already serialises them).
  */
 import type { Kysely, Transaction } from 'kysely';
 import { Chat } from './chat.js';
+import { isWriteConflict } from './errors.js';
 import { Exchange } from './exchange.js';
 import { Gold } from './gold.js';
 import { Idempotency } from './idempotency.js';
@@ -19,6 +21,8 @@ import type {
   PromptRecord,
   RankingRecord,
 } from './jsonl.js';
+import { LoginFailures } from './login_failures.js';
+import type { DialectName } from './migrations.js';
 import { Prompts } from './prompts.js';
 import type { Database, Split } from './schema.js';
 import { Sessions } from './sessions.js';
@@ -38,20 +42,34 @@ export class Store {
   readonly gold = new Gold(this);
   readonly chat = new Chat(this);
   readonly idempotency = new Idempotency(this);
+  readonly loginFailures = new LoginFailures(this);
   readonly exchange = new Exchange(this);
   readonly stats = new Stats(this);
 
   constructor(
     readonly db: Kysely<Database>,
+    readonly dialect: DialectName,
     readonly now: () => number = Date.now,
     /** Frees what the database holds besides its connection (SQLite's checkpoint thread); awaited by `close`. */
     private readonly release: () => Promise<void> = async () => {},
   ) {}
 
-  /** Runs `fn` in one transaction (a nested call reuses the outer one); `fn`'s store and its aggregates use it. */
+  /**
+   * Runs `fn` in one transaction (a nested call reuses the outer one); `fn`'s store and its aggregates use it. A
+   * transaction that PostgreSQL aborts for a deadlock or a serialization failure is run again (up to 3 times), so
+   * `fn` must only touch the database.
+   */
   async tx<T>(fn: (s: Store) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return fn(this);
-    return this.db.transaction().execute((trx: Transaction<Database>) => fn(new Store(trx, this.now)));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db
+          .transaction()
+          .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect, this.now)));
+      } catch (err) {
+        if (attempt >= 3 || !isWriteConflict(err)) throw err;
+      }
+    }
   }
 
   async close(): Promise<void> {

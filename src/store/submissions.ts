@@ -28,16 +28,15 @@ export class Submissions extends Aggregate {
     if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
     if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
     if (row.expired_at !== null) {
-      // Gold tasks have no capacity: every labeler may meet each one.
-      const full = row.gold_id === null && row.assigned_count >= row.target;
-      if (full) {
+      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
+      // Taking the seat back is one conditional statement (see Tasks.takeSeat); when it fails the transaction
+      // rolls back and nothing is stored.
+      if (!(await this.s.tasks.takeSeat(row.task_id))) {
         throw new StoreError(
           'expired',
           `assignment ${assignmentId} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
         );
       }
-      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
-      await this.s.tasks.changeAssignedCount(row.task_id, +1);
     }
     return row;
   }

@@ -130,8 +130,10 @@ export class Tasks extends Aggregate {
    * labelers and that this labeler has never been given. Returns null when nothing is left. Overdue assignments
    * (anyone's) go back to the pool first.
    *
-   * SQLite-specific safety: the check `assigned_count < target` and the increment are safe because SQLite has one
-   * writer at a time; on PostgreSQL the task row needs `FOR UPDATE SKIP LOCKED` (or a serializable retry).
+   * Safe with several app servers on one PostgreSQL database: a labeler's own requests queue on their user row, a
+   * task being handed out by another server is skipped (`FOR UPDATE SKIP LOCKED`), and the seat is taken by one
+   * conditional statement (`takeSeat`), so a task never gets more labelers than its target. On SQLite the write
+   * lock serialises all of this.
    */
   async next(
     user: PublicUser,
@@ -140,6 +142,9 @@ export class Tasks extends Aggregate {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
     const random = opts.random ?? Math.random;
     return this.s.tx(async (s) => {
+      if (s.dialect === 'postgres') {
+        await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
+      }
       await s.tasks.releaseOverdue();
       const open = await s.db
         .selectFrom('assignments')
@@ -151,31 +156,36 @@ export class Tasks extends Aggregate {
         .limit(1)
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
-      const poolTask = await s.db
-        .selectFrom('tasks')
-        .select(['tasks.id', 'tasks.kind'])
-        .where('tasks.split', '=', user.split!)
-        // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
-        .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
-        .where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('assignments')
-                .select('assignments.id')
-                .whereRef('assignments.task_id', '=', 'tasks.id')
-                .where('assignments.user_id', '=', user.id),
+      let task: { id: number; kind: TaskKind } | undefined;
+      while (!task) {
+        let query = s.db
+          .selectFrom('tasks')
+          .select(['tasks.id', 'tasks.kind'])
+          .where('tasks.split', '=', user.split!)
+          // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+          .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('assignments')
+                  .select('assignments.id')
+                  .whereRef('assignments.task_id', '=', 'tasks.id')
+                  .where('assignments.user_id', '=', user.id),
+              ),
             ),
-          ),
-        )
-        .orderBy('tasks.id')
-        // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
-        .limit(1)
-        .executeTakeFirst();
-      if (!poolTask) return null;
-      // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
-      const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
-      const task = (mixGold ? await s.gold.unseenTask(user.id) : undefined) ?? poolTask;
+          )
+          .orderBy('tasks.id')
+          // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
+          .limit(1);
+        if (s.dialect === 'postgres') query = query.forUpdate().skipLocked();
+        const poolTask = await query.executeTakeFirst();
+        if (!poolTask) return null;
+        // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
+        const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
+        const candidate = (mixGold ? await s.gold.unseenTask(user.id) : undefined) ?? poolTask;
+        if (await s.tasks.takeSeat(candidate.id)) task = candidate;
+      }
       const { id } = await s.db
         .insertInto('assignments')
         .values({
@@ -188,44 +198,52 @@ export class Tasks extends Aggregate {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      await s.tasks.changeAssignedCount(task.id, +1);
       return s.tasks.view(id, user.id);
     });
   }
 
-  async changeAssignedCount(taskId: number, by: 1 | -1) {
-    await this.db
+  /**
+   * Takes one of the task's seats; false when it is full. The check and the increment are one statement, so of two
+   * servers racing for the last seat exactly one gets it. Gold tasks have no capacity: every labeler may meet each.
+   */
+  async takeSeat(taskId: number): Promise<boolean> {
+    const r = await this.db
       .updateTable('tasks')
-      .set((eb) => ({ assigned_count: eb('assigned_count', '+', by) }))
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
       .where('id', '=', taskId)
-      .execute();
+      .where((eb) => eb.or([eb('gold_id', 'is not', null), eb('assigned_count', '<', eb.ref('target'))]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
   async releaseOverdue(): Promise<number> {
     return this.s.tx(async (s) => {
       const now = s.now();
-      // Two set-based statements, however many are overdue: each task gives back its overdue seats, then those
-      // assignments are marked expired. The filter is spelled as in the partial index assignments_pending_deadline.
-      const overdue = (eb: ExpressionBuilder<Database, 'assignments'>) =>
-        eb.and([eb('status', '=', 'open'), eb('expired_at', 'is', null), eb('expires_at', '<=', now)]);
-      await s.db
-        .updateTable('tasks')
-        .set((eb) => ({
-          assigned_count: eb(
-            'assigned_count',
-            '-',
-            eb
-              .selectFrom('assignments')
-              .select((a) => a.fn.countAll<number>().as('n'))
-              .whereRef('assignments.task_id', '=', 'tasks.id')
-              .where(overdue),
-          ),
-        }))
-        .where('id', 'in', (eb) => eb.selectFrom('assignments').select('task_id').where(overdue))
+      // Marked first, and seats given back for exactly the rows this statement marked: of two servers sweeping at
+      // once, the second waits on the first's rows and then finds them no longer overdue, so no seat returns twice.
+      // The filter is spelled as in the partial index assignments_pending_deadline.
+      const released = await s.db
+        .updateTable('assignments')
+        .set({ expired_at: now })
+        .where('status', '=', 'open')
+        .where('expired_at', 'is', null)
+        .where('expires_at', '<=', now)
+        .returning('task_id')
         .execute();
-      const expired = await s.db.updateTable('assignments').set({ expired_at: now }).where(overdue).executeTakeFirst();
-      return Number(expired.numUpdatedRows);
+      const perTask = new Map<number, number>();
+      for (const r of released) perTask.set(r.task_id, (perTask.get(r.task_id) ?? 0) + 1);
+      // One statement per distinct count (nearly always one: a seat per task).
+      const byCount = new Map<number, number[]>();
+      for (const [taskId, n] of perTask) byCount.set(n, [...(byCount.get(n) ?? []), taskId]);
+      for (const [n, taskIds] of byCount) {
+        await s.db
+          .updateTable('tasks')
+          .set((eb) => ({ assigned_count: eb('assigned_count', '-', n) }))
+          .where('id', 'in', taskIds)
+          .execute();
+      }
+      return released.length;
     });
   }
 

@@ -258,8 +258,13 @@ export class ConfigSpec<P extends TProperties> {
     for (const [k, s] of Object.entries(this.fields)) {
       if (skip.includes(k)) continue;
       const list = s.items?.type === 'number' ? ' X,X...' : ' FILE...';
-      const arg = s.type === 'boolean' ? '' : s.type === 'array' ? list : s.type === 'integer' ? ' N' : ' X';
-      const name = `  ${flagOf(k)}${arg}`;
+      const choices = (s.anyOf as TSchema[] | undefined)?.every((x) => 'const' in x)
+        ? ` ${(s.anyOf as TSchema[]).map((x) => x.const).join('|')}`
+        : null;
+      const arg =
+        choices ?? (s.type === 'boolean' ? '' : s.type === 'array' ? list : s.type === 'integer' ? ' N' : ' X');
+      const flag = s.type === 'boolean' && s.default === true ? `--[no-]${flagOf(k).slice(2)}` : flagOf(k);
+      const name = `  ${flag}${arg}`;
       const def = s.type === 'array' ? '' : ` (default ${JSON.stringify(s.default)})`;
       rows.push(`${name.padEnd(26)} ${s.description ?? ''}${def}`);
     }

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm, cosineWithWarmup, type Module, type OptimizerStateDict } from '../nn/index.js';
-import { autocast, backward, type Rng, type Tensor, tidy } from '../tensor/index.js';
+import { autocast, backward, native, type Rng, type Tensor, tidy } from '../tensor/index.js';
 import { cleanStaleCheckpoints, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type BaseConfig, diffConfigs, printConfig, saveRunConfig } from './config.js';
 import { METRIC, type Metrics, MetricsLog } from './metrics.js';
@@ -24,6 +24,8 @@ export interface TrainedPart {
   lr: number;
   /** Metric of its gradient norm (before clipping). */
   gradNormMetric: string;
+  /** The named parameters to train (default: all of the module's), e.g. only adapters on a frozen base. */
+  parameters?: [string, Tensor][];
 }
 
 export interface StepOutput {
@@ -136,6 +138,8 @@ export function openRun(
   return true;
 }
 
+const SIGTERM = 15;
+
 function meansOf(values: Map<string, number[]>): Metrics {
   const out: Metrics = {};
   for (const [k, v] of values) out[k] = v.reduce((a, b) => a + b, 0) / v.length;
@@ -174,9 +178,10 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
   cleanStaleCheckpoints(root);
   if (!opts.quiet) printConfig(`${t.stage} config`, cfg);
   saveRunConfig(opts.outDir, `${t.stage}_config.json`, cfg);
-  const optimizers = t.parts.map((p) => {
-    // Only what trains (everything, or with LoRA the adapters and heads) gets optimizer state and is checkpointed.
-    const named = p.module.namedTrainableParameters();
+  // Only what trains (everything, or with LoRA the adapters and heads) gets optimizer state and is checkpointed.
+  const trained = t.parts.map((p) => p.parameters ?? p.module.namedTrainableParameters());
+  const optimizers = t.parts.map((p, i) => {
+    const named = trained[i];
     // No weight decay on biases, norms' gains and other vectors (as GPT-2, nanoGPT and TRL do).
     return new AdamW(
       [
@@ -242,17 +247,18 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
           totalSteps: t.totalUpdates,
         });
   const dtype = cfg.bf16 ? 'bf16' : 'f32';
-  const params = t.parts.map((p) => p.module.trainableParameters());
+  const params = trained.map((named) => named.map(([, x]) => x));
 
-  let stop: string | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    say(`\n${sig}: stopping after this step (a checkpoint will be written)...`);
-    stop = sig;
+  // A signal only sets a flag that is read between steps: Node's own listeners would wait for the event loop.
+  if (opts.handleSignals) native.watchSignals();
+  const signalled = () => {
+    const sig = opts.handleSignals ? (native.pendingSignal() as number) : 0;
+    if (sig === 0) return false;
+    say(
+      `\n${sig === SIGTERM ? 'SIGTERM' : 'SIGINT'}: stopping after step ${step} (writing a checkpoint; a second signal ends at once)`,
+    );
+    return true;
   };
-  if (opts.handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
   if (step === 0) {
     const initial = t.evaluate?.(0);
     if (initial) log.write(0, initial);
@@ -312,7 +318,7 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
       log.write(step, metrics);
       progress.update(step, t.status?.(metrics) ?? `loss ${Number(metrics[METRIC.trainLoss]).toFixed(4)}`);
       opts.onStep?.(step, metrics);
-      const stopping = stop !== null || opts.signal?.aborted === true || step === opts.stopAfter;
+      const stopping = signalled() || opts.signal?.aborted === true || step === opts.stopAfter;
       if (
         step === t.totalSteps ||
         stopping ||
@@ -324,10 +330,7 @@ function* steps<B>(t: Trainer<B>, resuming: boolean, opts: RunOptions): Generato
     }
   } finally {
     progress.stop();
-    if (opts.handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    if (opts.handleSignals) native.unwatchSignals();
     for (const o of optimizers) o.dispose();
   }
   return { steps: step, resumedFrom, stopped: step < t.totalSteps };

@@ -1,12 +1,17 @@
-/** Test helpers: a server on an in-memory store with a movable clock, and a cookie/CSRF-aware client. */
+/**
+ * Test helpers: a server on a fresh database (SQLite in memory, or a new PostgreSQL schema: see db.ts) with a movable
+ * clock, and a cookie/CSRF-aware client.
+ */
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createServer, type ServerOptions } from '../../src/server/index.js';
+import { testDb } from './db.js';
 
 export const ADMIN = { username: 'admin', password: 'admin-password' };
 
 export async function setup(extra: ServerOptions = {}) {
   const clock = { t: 1_700_000_000_000 };
   const { app, store, routes } = await createServer({
+    dbPath: extra.store ? undefined : await testDb(),
     now: () => clock.t,
     passwordCost: 1024,
     bootstrapAdmin: ADMIN,

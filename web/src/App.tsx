@@ -31,8 +31,18 @@ export function App() {
     api.me().then(setMe, setError);
   }, []);
 
+  // Why the user was signed out, for the sign-in screen (their unsent work is kept in local storage).
+  const [signedOut, setSignedOut] = useState<string | null>(null);
   useEffect(() => {
-    const out = () => setMe(null);
+    const out = (e: Event) => {
+      const { error } = (e as CustomEvent<{ error?: string }>).detail ?? {};
+      setSignedOut(
+        error === 'session_expired'
+          ? 'Your session expired, so you were signed out. Sign in again: your unsent work is kept on this device.'
+          : 'You were signed out (your account was changed or your session ended). Sign in again: your unsent work is kept on this device.',
+      );
+      setMe(null);
+    };
     window.addEventListener('ik:signed-out', out);
     return () => window.removeEventListener('ik:signed-out', out);
   }, []);
@@ -56,7 +66,9 @@ export function App() {
     return (
       <ToastHost>
         <LoginScreen
+          notice={signedOut}
           onLogin={(m) => {
+            setSignedOut(null);
             setMe(m);
             navigate(home(m), true);
           }}

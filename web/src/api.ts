@@ -2,17 +2,25 @@
  * The HTTP client: cookie session + X-CSRF-Token (from login or GET /api/me) on every state change,
  * an Idempotency-Key on submissions, typed errors, and the chat NDJSON stream.
  */
-import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
+// Request and response types come from the API's own schemas (src/server/schemas.ts, responses.ts), never from the store.
 import type {
-  AssignmentView,
-  Conversation,
-  ConversationSummary,
-  Dashboard,
-  PublicUser,
-  ScreeningItem,
-  SubmitResult,
-} from '../../src/store/index.js';
-import type { Settings } from '../../src/store/settings.js';
+  AssignmentBody as AssignmentView,
+  ConversationBody as Conversation,
+  ConversationSummaryBody as ConversationSummary,
+  CreatedTasksBody,
+  DashboardBody as Dashboard,
+  GoldRowBody as GoldRow,
+  MeBody as Me,
+  PromptRowBody as PromptRow,
+  UserBody as PublicUser,
+  ScreeningItemBody as ScreeningItem,
+  ScreeningResultBody,
+  ScreeningStateBody,
+  SettingsBody as Settings,
+  SubmitResultBody as SubmitResult,
+  TaskRowBody as TaskRow,
+} from '../../src/server/responses.js';
+import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
 
 export type {
   AssignmentView,
@@ -20,11 +28,15 @@ export type {
   Conversation,
   ConversationSummary,
   Dashboard,
+  GoldRow,
+  Me,
+  PromptRow,
   PublicUser,
   ScreeningItem,
   Settings,
   SettingsPatch,
   SubmitBody,
+  TaskRow,
 };
 
 export class ApiError extends Error {
@@ -78,7 +90,7 @@ export async function request<T>(method: string, path: string, body?: unknown, o
     const j = (json ?? {}) as { error?: string; message?: string; details?: unknown };
     // An expired session anywhere sends the user back to the sign-in screen (the app listens for this).
     if (res.status === 401 && path !== '/api/me' && path !== '/api/auth/login') {
-      window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: j.message }));
+      window.dispatchEvent(new CustomEvent('ik:signed-out', { detail: { error: j.error, message: j.message } }));
     }
     throw new ApiError(res.status, j.error ?? 'error', j.message ?? `HTTP ${res.status}`, j.details);
   }
@@ -87,12 +99,6 @@ export async function request<T>(method: string, path: string, body?: unknown, o
 
 const get = <T>(p: string) => request<T>('GET', p);
 const post = <T>(p: string, b: unknown = {}, o?: Opts) => request<T>('POST', p, b, o);
-
-export interface Me {
-  user: PublicUser;
-  csrfToken: string;
-  expiresAt: number;
-}
 
 export const api = {
   async me(): Promise<Me | null> {
@@ -139,8 +145,7 @@ export const api = {
     promptIds: number[];
     modelA?: string;
     modelB?: string;
-  }) =>
-    post<{ ids: number[]; skipped: { promptId: number; taskId: number; message: string }[] }>('/api/admin/tasks', b),
+  }) => post<CreatedTasksBody>('/api/admin/tasks', b),
   gold: () => get<{ gold: GoldRow[] }>('/api/admin/gold'),
   addGold: (b: { prompt: string; responses: string[]; ranking: number[] }) =>
     post<{ ids: number[] }>('/api/admin/gold', b),
@@ -151,9 +156,9 @@ export const api = {
     post<{ imported: number }>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
 
   // labeler
-  screening: () => get<{ required: boolean; passed: boolean; items: ScreeningItem[] }>('/api/screening'),
+  screening: () => get<ScreeningStateBody>('/api/screening'),
   submitScreening: (answers: { goldId: number; ranking: number[] }[], idem: string) =>
-    post<{ score: number; passed: boolean }>('/api/screening/submit', { answers }, { idem }),
+    post<ScreeningResultBody>('/api/screening/submit', { answers }, { idem }),
   nextTask: () => post<{ assignment: AssignmentView | null }>('/api/tasks/next'),
   submit: (id: number, body: SubmitBody, idem: string) =>
     post<SubmitResult>(`/api/assignments/${id}/submit`, body, { idem }),
@@ -165,37 +170,12 @@ export const api = {
     post<{ ok: true }>('/api/chat/compare', { pairId, choice }, { idem }),
 };
 
-export interface PromptRow {
-  id: number;
-  text: string;
-  split: 'training' | 'heldout';
-  source: string;
-  createdAt: number;
-}
 export interface TaskQuery {
   limit: number;
   offset: number;
   q?: string;
   kind?: 'demonstration' | 'ranking' | 'ab';
   state?: 'open' | 'done';
-}
-
-export interface TaskRow {
-  id: number;
-  kind: 'demonstration' | 'ranking' | 'ab';
-  split: string;
-  target: number;
-  createdAt: number;
-  prompt: string;
-  done: number;
-  open: number;
-}
-export interface GoldRow {
-  id: number;
-  prompt: string;
-  responses: string[];
-  ranking: number[];
-  inScreening: boolean;
 }
 
 export type ChatEvent =

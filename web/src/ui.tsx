@@ -166,6 +166,43 @@ export function ToastHost(props: { children: ReactNode }) {
 // ---------------------------------------------------------------- hooks
 
 /** Loads data on mount (and when `deps` change); `reload` refetches. */
+const DRAFT = 'ik:draft:';
+
+/**
+ * State kept in this browser's local storage as well (JSON, under `ik:draft:<scope>:<name>`), so unsent work
+ * survives an expired session, a reload or a closed tab; `clearDrafts(scope)` forgets it once it is stored.
+ */
+export function useDraft<T>(
+  scope: string | number,
+  name: string,
+  initial: () => T,
+  codec: { save: (v: T) => unknown; load: (raw: unknown) => T } = { save: (v) => v, load: (raw) => raw as T },
+) {
+  const key = `${DRAFT}${scope}:${name}`;
+  const [value, setValue] = useState<T>(() => {
+    try {
+      const raw = localStorage.getItem(key);
+      return raw === null ? initial() : codec.load(JSON.parse(raw));
+    } catch {
+      return initial();
+    }
+  });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the codec is fixed per call site
+  useEffect(() => {
+    try {
+      localStorage.setItem(key, JSON.stringify(codec.save(value)));
+    } catch {
+      // Storage full or disabled: the draft lives only in this page.
+    }
+  }, [key, value]);
+  return [value, setValue] as const;
+}
+
+export function clearDrafts(scope: string | number) {
+  const prefix = `${DRAFT}${scope}:`;
+  for (const k of Object.keys(localStorage)) if (k.startsWith(prefix)) localStorage.removeItem(k);
+}
+
 export function useLoad<T>(fn: () => Promise<T>, deps: unknown[] = []) {
   const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
   const [n, setN] = useState(0);

@@ -1,11 +1,11 @@
-// instructkit serve: the HTTP API and the built web UI on 127.0.0.1 (one SQLite file holds everything).
+// instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
 import { randomBytes } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
-import { openSqliteStore } from '../../store/index.js';
+import { describeDb, openStore } from '../../store/index.js';
 
-const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite] [--admin-user admin] [--admin-password PW]
+const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite | postgres://…] [--admin-user admin] [--admin-password PW]
 
 Serves the labeling app, chat playground and API at http://127.0.0.1:PORT/.
 On first start (no users yet) an admin is created: with --admin-password (or $INSTRUCTKIT_ADMIN_PASSWORD),
@@ -13,7 +13,8 @@ or else with a random password that is printed once.
 
   --port N            port (default 8080; 0 picks a free one)
   --host H            interface (default 127.0.0.1)
-  --db FILE           SQLite database (default instructkit.sqlite)
+  --db FILE|URL       SQLite database file (default instructkit.sqlite), or a PostgreSQL database
+                      (postgres://user:pass@host:5432/db) that several app servers may share
   --admin-user NAME   first admin's username (default admin)
   --admin-password PW the admin's password (at least 8 characters); given at a later start, it resets that admin's
                       password and enables it (recovers a locked-out admin; its old sessions end)
@@ -51,11 +52,14 @@ export async function run(args: string[]): Promise<number> {
   const given = values['admin-password'] ?? process.env.INSTRUCTKIT_ADMIN_PASSWORD;
   if (given !== undefined && given.length < 8) throw new Error('--admin-password needs at least 8 characters');
 
-  // Loaded first: a folder that is not a model fails here, before anything listens.
+  // Opened first: an unreachable database or a folder that is not a model fails here, before anything listens.
+  const store = await openStore({ db: values.db });
   const sampler = values.model
-    ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model)))
+    ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model))).catch(async (err) => {
+        await store.close();
+        throw err;
+      })
     : null;
-  const store = await openSqliteStore({ path: values.db });
   const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
@@ -71,7 +75,9 @@ export async function run(args: string[]): Promise<number> {
     secureCookies: values['secure-cookie'],
     trustProxy: trustProxy(values['trust-proxy']),
   });
-  console.log(`instructkit serving ${values.db} at ${s.address}${webRoot ? '' : ' (API only: run npm run build:web)'}`);
+  console.log(
+    `instructkit serving ${describeDb(values.db)} at ${s.address}${webRoot ? '' : ' (API only: run npm run build:web)'}`,
+  );
   if (firstStart) {
     console.log(`created admin "${values['admin-user']}"${given === undefined ? ` with password: ${password}` : ''}`);
   } else if (given !== undefined) {

@@ -1,28 +1,35 @@
 /** Admin: people, groups, settings, prompts, tasks, gold items, the screening test and the dashboard. */
-import { distinctCandidates, parseJsonl } from '../../store/index.js';
+import { distinctCandidates, parseJsonl, StoreError } from '../../store/index.js';
 import { hashPassword } from '../auth.js';
 import { fail, type RouteContext } from '../context.js';
+import { responses as R } from '../responses.js';
 
 export function adminRoutes(ctx: RouteContext): void {
   const { app, store, opts, S, maxTextChars, chatModel, source } = ctx;
 
-  app.get('/api/admin/users', { config: { auth: 'admin' } }, async () => ({ users: await store.users.list() }));
+  app.get('/api/admin/users', { config: { auth: 'admin' }, schema: { response: { 200: R.Users } } }, async () => ({
+    users: await store.users.list(),
+  }));
 
-  app.post('/api/admin/users', { config: { auth: 'admin' }, schema: { body: S.CreateUser } }, async (req, reply) => {
-    const b = req.body;
-    if (b.role === 'admin' && b.group !== undefined) fail(422, 'invalid', 'admins do not belong to a group');
-    const created = await store.users.create({
-      username: b.username,
-      passwordHash: await hashPassword(b.password, opts.passwordCost),
-      role: b.role,
-      group: b.group,
-    });
-    return reply.status(201).send({ user: created });
-  });
+  app.post(
+    '/api/admin/users',
+    { config: { auth: 'admin' }, schema: { body: S.CreateUser, response: { 201: R.User } } },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.role === 'admin' && b.group !== undefined) fail(422, 'invalid', 'admins do not belong to a group');
+      const created = await store.users.create({
+        username: b.username,
+        passwordHash: await hashPassword(b.password, opts.passwordCost),
+        role: b.role,
+        group: b.group,
+      });
+      return reply.status(201).send({ user: created });
+    },
+  );
 
   app.patch(
     '/api/admin/users/:id',
-    { config: { auth: 'admin' }, schema: { params: S.IdParam, body: S.PatchUser } },
+    { config: { auth: 'admin' }, schema: { params: S.IdParam, body: S.PatchUser, response: { 200: R.User } } },
     async (req) => {
       const { password, ...rest } = req.body;
       const passwordHash = password === undefined ? undefined : await hashPassword(password, opts.passwordCost);
@@ -35,99 +42,119 @@ export function adminRoutes(ctx: RouteContext): void {
     reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
   );
 
-  app.get('/api/admin/settings', { config: { auth: 'admin' } }, async () => ({ settings: await store.settings.get() }));
-  app.put('/api/admin/settings', { config: { auth: 'admin' }, schema: { body: S.Settings } }, async (req) => ({
-    settings: await store.settings.update(req.body),
-  }));
+  app.get(
+    '/api/admin/settings',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.Settings } } },
+    async () => ({ settings: await store.settings.get() }),
+  );
+  app.put(
+    '/api/admin/settings',
+    { config: { auth: 'admin' }, schema: { body: S.Settings, response: { 200: R.Settings } } },
+    async (req) => ({
+      settings: await store.settings.update(req.body),
+    }),
+  );
 
   app.get('/api/admin/models', { config: { auth: 'admin' } }, async () => {
     const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.prompts.pooledModels())]);
     return { models: [...names].sort(), chatModel: chatModel.name };
   });
 
-  app.get('/api/admin/prompts', { config: { auth: 'admin' }, schema: { querystring: S.ListQuery } }, async (req) =>
-    store.prompts.list(req.query),
+  app.get(
+    '/api/admin/prompts',
+    { config: { auth: 'admin' }, schema: { querystring: S.ListQuery, response: { 200: R.Prompts } } },
+    async (req) => store.prompts.list(req.query),
   );
-  app.post('/api/admin/prompts', { config: { auth: 'admin' }, schema: { body: S.AddPrompts } }, async (req, reply) =>
-    reply.status(201).send({ ids: await store.prompts.add(req.body.prompts, 'typed') }),
+  app.post(
+    '/api/admin/prompts',
+    { config: { auth: 'admin' }, schema: { body: S.AddPrompts, response: { 201: R.Ids } } },
+    async (req, reply) => reply.status(201).send({ ids: await store.prompts.add(req.body.prompts, 'typed') }),
   );
 
-  app.get('/api/admin/tasks', { config: { auth: 'admin' }, schema: { querystring: S.TaskQuery } }, async (req) =>
-    store.tasks.list(req.query),
+  app.get(
+    '/api/admin/tasks',
+    { config: { auth: 'admin' }, schema: { querystring: S.TaskQuery, response: { 200: R.Tasks } } },
+    async (req) => store.tasks.list(req.query),
   );
 
-  app.post('/api/admin/tasks', { config: { auth: 'admin' }, schema: { body: S.CreateTasks } }, async (req, reply) => {
-    const { kind, promptIds, modelA, modelB } = req.body;
-    const settings = await store.settings.get();
-    if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
-      fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
-    }
-    // A prompt that already has this kind of task is skipped and reported, never labeled twice by accident.
-    const models: [string, string] | undefined = kind === 'ab' ? [modelA!, modelB!] : undefined;
-    const existing = await store.tasks.existing(kind, promptIds, models);
-    const skipped = [...existing].map(([promptId, taskId]) => ({
-      promptId,
-      taskId,
-      message: `prompt ${promptId} already has ${kind} task ${taskId}`,
-    }));
-    // Generate everything first (outside the transaction), then store all tasks or none.
-    const plans: { promptId: number; responses: { text: string; model: string }[] | null }[] = [];
-    const errors: { promptId: number; message: string }[] = [];
-    for (const promptId of new Set(promptIds)) {
-      if (existing.has(promptId)) continue;
-      const prompt = await store.prompts.get(promptId);
-      if (!prompt) {
-        errors.push({ promptId, message: 'no such prompt' });
-        continue;
+  app.post(
+    '/api/admin/tasks',
+    { config: { auth: 'admin' }, schema: { body: S.CreateTasks, response: { 201: R.CreatedTasks } } },
+    async (req, reply) => {
+      const { kind, promptIds, modelA, modelB } = req.body;
+      const settings = await store.settings.get();
+      if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
+        fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
       }
-      try {
-        if (kind === 'demonstration') plans.push({ promptId, responses: null });
-        else if (kind === 'ranking') {
-          const texts = await distinctCandidates(source(settings.candidateModel), prompt.text, settings.k);
-          plans.push({ promptId, responses: texts.map((text) => ({ text, model: settings.candidateModel })) });
-        } else {
-          const [a = ''] = await source(modelA!).generate(prompt.text, 1);
-          const [b = ''] = await source(modelB!).generate(prompt.text, 1);
-          if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
-            throw new Error('the two models gave an empty or the same answer; nothing to compare');
-          }
-          plans.push({
-            promptId,
-            responses: [
-              { text: a, model: modelA! },
-              { text: b, model: modelB! },
-            ],
-          });
+      // A prompt that already has this kind of task is skipped and reported, never labeled twice by accident.
+      const models: [string, string] | undefined = kind === 'ab' ? [modelA!, modelB!] : undefined;
+      const existing = await store.tasks.existing(kind, promptIds, models);
+      const skipped = [...existing].map(([promptId, taskId]) => ({
+        promptId,
+        taskId,
+        message: `prompt ${promptId} already has ${kind} task ${taskId}`,
+      }));
+      // Generate everything first (outside the transaction), then store all tasks or none.
+      const plans: { promptId: number; responses: { text: string; model: string }[] | null }[] = [];
+      const errors: { promptId: number; message: string }[] = [];
+      for (const promptId of new Set(promptIds)) {
+        if (existing.has(promptId)) continue;
+        const prompt = await store.prompts.get(promptId);
+        if (!prompt) {
+          errors.push({ promptId, message: 'no such prompt' });
+          continue;
         }
-      } catch (e) {
-        errors.push({ promptId, message: (e as Error).message });
+        try {
+          if (kind === 'demonstration') plans.push({ promptId, responses: null });
+          else if (kind === 'ranking') {
+            const texts = await distinctCandidates(source(settings.candidateModel), prompt.text, settings.k);
+            plans.push({ promptId, responses: texts.map((text) => ({ text, model: settings.candidateModel })) });
+          } else {
+            const [a = ''] = await source(modelA!).generate(prompt.text, 1);
+            const [b = ''] = await source(modelB!).generate(prompt.text, 1);
+            if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
+              throw new Error('the two models gave an empty or the same answer; nothing to compare');
+            }
+            plans.push({
+              promptId,
+              responses: [
+                { text: a, model: modelA! },
+                { text: b, model: modelB! },
+              ],
+            });
+          }
+        } catch (e) {
+          errors.push({ promptId, message: (e as Error).message });
+        }
       }
-    }
-    if (errors.length > 0) {
-      return reply.status(422).send({ error: 'invalid', message: 'no tasks created', details: errors });
-    }
-    const ids = await store.tx(async (s) => {
-      const out: number[] = [];
-      for (let i = 0; i < plans.length; i++) {
-        const p = plans[i];
-        // Spread the overlapping share evenly over the batch.
-        const overlapping = Math.floor((i + 1) * settings.overlap) > Math.floor(i * settings.overlap);
-        const setId = p.responses ? await s.prompts.addCandidateSet(p.promptId, p.responses, false) : null;
-        out.push(
-          await s.tasks.create({
-            kind,
-            promptId: p.promptId,
-            setId,
-            target: overlapping ? settings.overlapLabelers : 1,
-          }),
-        );
+      if (errors.length > 0) {
+        throw new StoreError('invalid', 'no tasks created', errors);
       }
-      return out;
-    });
-    return reply.status(201).send({ ids, skipped });
-  });
+      const ids = await store.tx(async (s) => {
+        const out: number[] = [];
+        for (let i = 0; i < plans.length; i++) {
+          const p = plans[i];
+          // Spread the overlapping share evenly over the batch.
+          const overlapping = Math.floor((i + 1) * settings.overlap) > Math.floor(i * settings.overlap);
+          const setId = p.responses ? await s.prompts.addCandidateSet(p.promptId, p.responses, false) : null;
+          out.push(
+            await s.tasks.create({
+              kind,
+              promptId: p.promptId,
+              setId,
+              target: overlapping ? settings.overlapLabelers : 1,
+            }),
+          );
+        }
+        return out;
+      });
+      return reply.status(201).send({ ids, skipped });
+    },
+  );
 
-  app.get('/api/admin/gold', { config: { auth: 'admin' } }, async () => ({ gold: await store.gold.list() }));
+  app.get('/api/admin/gold', { config: { auth: 'admin' }, schema: { response: { 200: R.Gold } } }, async () => ({
+    gold: await store.gold.list(),
+  }));
   app.post('/api/admin/gold', { config: { auth: 'admin' }, schema: { body: S.AddGold } }, async (req, reply) => {
     const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
     if (!rec) {
@@ -153,5 +180,7 @@ export function adminRoutes(ctx: RouteContext): void {
     return { ok: true, goldIds: req.body.goldIds };
   });
 
-  app.get('/api/admin/dashboard', { config: { auth: 'admin' } }, async () => store.stats.dashboard());
+  app.get('/api/admin/dashboard', { config: { auth: 'admin' }, schema: { response: { 200: R.Dashboard } } }, async () =>
+    store.stats.dashboard(),
+  );
 }

@@ -3,18 +3,27 @@ import { randomInt } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ChatMessage, ContextTooLongError, chatPrompt, collect, conversationTitle } from '../chat.js';
 import { fail, type RouteContext } from '../context.js';
+import { responses as R } from '../responses.js';
 
 export function chatRoutes(ctx: RouteContext): void {
   const { app, store, S, chatModel, user, idempotent } = ctx;
   const Idem = { headers: S.IdempotencyHeaders };
 
-  app.get('/api/conversations', { config: { auth: 'any' } }, async (req) => ({
-    conversations: await store.chat.listConversations(user(req).id),
-  }));
+  app.get(
+    '/api/conversations',
+    { config: { auth: 'any' }, schema: { response: { 200: R.Conversations } } },
+    async (req) => ({
+      conversations: await store.chat.listConversations(user(req).id),
+    }),
+  );
 
-  app.get('/api/conversations/:id', { config: { auth: 'any' }, schema: { params: S.IdParam } }, async (req) => ({
-    conversation: await store.chat.conversation(req.params.id, user(req).id),
-  }));
+  app.get(
+    '/api/conversations/:id',
+    { config: { auth: 'any' }, schema: { params: S.IdParam, response: { 200: R.Conversation } } },
+    async (req) => ({
+      conversation: await store.chat.conversation(req.params.id, user(req).id),
+    }),
+  );
 
   app.post('/api/chat', { config: { auth: 'any' }, schema: { body: S.Chat } }, async (req, reply) => {
     const u = user(req);

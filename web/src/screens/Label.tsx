@@ -2,12 +2,13 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError, type AssignmentView, api, newKey, type ScreeningItem } from '../api.js';
 import { FLAGS, type Flag, letter, Ranker } from '../ranker.js';
-import { Card, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useKeys, useToast } from '../ui.js';
+import { Card, clearDrafts, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useDraft, useKeys, useToast } from '../ui.js';
 
 type Phase =
   | { kind: 'loading' }
   | { kind: 'screening'; items: ScreeningItem[] }
   | { kind: 'screening-not-ready' }
+  | { kind: 'screening-no-attempts' }
   | { kind: 'task'; assignment: AssignmentView }
   | { kind: 'done' }
   | { kind: 'error'; error: unknown };
@@ -22,7 +23,8 @@ export function LabelScreen() {
     try {
       const s = await api.screening();
       if (s.required && !s.passed) {
-        setPhase(s.items.length ? { kind: 'screening', items: s.items } : { kind: 'screening-not-ready' });
+        if (s.attemptsLeft === 0) setPhase({ kind: 'screening-no-attempts' });
+        else setPhase(s.items.length ? { kind: 'screening', items: s.items } : { kind: 'screening-not-ready' });
         return;
       }
       const { assignment } = await api.nextTask();
@@ -69,6 +71,14 @@ export function LabelScreen() {
         <Card>
           <Empty icon="◷" title="The screening test is not ready yet">
             Your admin has not set up the screening test. Check back soon.
+          </Empty>
+        </Card>
+      )}
+      {phase.kind === 'screening-no-attempts' && (
+        <Card>
+          <Empty icon="✋" title="No screening attempts left">
+            You have used every attempt at the screening test. Ask your admin to look at your answers and let you
+            through.
           </Empty>
         </Card>
       )}
@@ -123,7 +133,7 @@ function PromptBox(props: { text: string; kind: string; label: string; expiresAt
 function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
   const [i, setI] = useState(0);
   const [orders, setOrders] = useState(() => props.items.map((it) => it.responses.map((_, j) => j)));
-  const [result, setResult] = useState<{ score: number; passed: boolean } | null>(null);
+  const [result, setResult] = useState<{ passed: boolean; attemptsLeft: number | null } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const key = useMemo(() => newKey(), []);
@@ -153,9 +163,12 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
           icon={result.passed ? '★' : '↻'}
           title={result.passed ? 'You passed the screening test' : 'Not quite yet'}
         >
-          <p>
-            Your rankings agreed with the reference on{' '}
-            <b data-testid="screening-score">{Math.round(result.score * 100)}%</b> of response pairs.
+          <p data-testid="screening-result">
+            {result.passed
+              ? 'Your rankings agree with the reference answers closely enough.'
+              : result.attemptsLeft === 0
+                ? 'Your rankings differ too much from the reference answers, and that was your last attempt: ask your admin to let you through.'
+                : `Your rankings differ too much from the reference answers.${result.attemptsLeft === null ? '' : ` Attempts left: ${result.attemptsLeft}.`}`}
           </p>
           <div className="row gap center-row">
             {result.passed ? (
@@ -163,9 +176,11 @@ function Screening(props: { items: ScreeningItem[]; onPassed: () => void }) {
                 Start labeling →
               </button>
             ) : (
-              <button type="button" className="btn" onClick={() => location.reload()}>
-                Try again
-              </button>
+              result.attemptsLeft !== 0 && (
+                <button type="button" className="btn" onClick={() => location.reload()}>
+                  Try again
+                </button>
+              )
             )}
           </div>
         </Empty>
@@ -245,9 +260,13 @@ function useSubmit(id: number, onDone: (outcome: Outcome) => void) {
     setError(null);
     try {
       await api.submit(id, body, key);
+      clearDrafts(id);
       onDone('saved');
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'expired') return onDone('expired');
+      if (e instanceof ApiError && e.code === 'expired') {
+        clearDrafts(id);
+        return onDone('expired');
+      }
       setError(e);
       setBusy(false);
     }
@@ -259,7 +278,8 @@ function Demonstration(props: {
   a: Extract<AssignmentView, { kind: 'demonstration' }>;
   onDone: (outcome: Outcome) => void;
 }) {
-  const [text, setText] = useState('');
+  // Kept in local storage until it is stored: an expired session or a reload loses nothing.
+  const [text, setText] = useDraft(props.a.id, 'text', () => '');
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const words = text.trim() ? text.trim().split(/\s+/).length : 0;
   const ok = text.trim().length > 0;
@@ -318,9 +338,14 @@ function Demonstration(props: {
 
 function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: (outcome: Outcome) => void }) {
   const k = props.a.responses.length;
-  const [order, setOrder] = useState(() => props.a.responses.map((_, i) => i));
-  const [likert, setLikert] = useState<(number | null)[]>(() => Array(k).fill(null));
-  const [flags, setFlags] = useState<Set<Flag>[]>(() => Array.from({ length: k }, () => new Set<Flag>()));
+  const [order, setOrder] = useDraft(props.a.id, 'order', () => props.a.responses.map((_, i) => i));
+  const [likert, setLikert] = useDraft<(number | null)[]>(props.a.id, 'likert', () => Array(k).fill(null));
+  const [flags, setFlags] = useDraft<Set<Flag>[]>(
+    props.a.id,
+    'flags',
+    () => Array.from({ length: k }, () => new Set<Flag>()),
+    { save: (v) => v.map((f) => [...f]), load: (raw) => (raw as Flag[][]).map((f) => new Set(f)) },
+  );
   const { busy, error, submit } = useSubmit(props.a.id, props.onDone);
   const scored = likert.filter((x) => x !== null).length;
   const ready = scored === k;

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api, type Me } from '../api.js';
 import { ErrorBox } from '../ui.js';
 
-export function LoginScreen(props: { onLogin: (me: Me) => void }) {
+export function LoginScreen(props: { onLogin: (me: Me) => void; notice?: string | null }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
@@ -30,6 +30,11 @@ export function LoginScreen(props: { onLogin: (me: Me) => void }) {
             <p className="muted">Human feedback for instruction following</p>
           </div>
         </div>
+        {props.notice && (
+          <div className="banner" role="status" data-testid="signed-out-notice">
+            {props.notice}
+          </div>
+        )}
         <label className="field">
           <span className="field-label">Username</span>
           <input

@@ -96,6 +96,21 @@ export function AdminSettings() {
           />
           Labelers must pass the screening test before real tasks
         </label>
+        <label className="field">
+          <span className="field-label">Screening attempts per labeler (0 = no limit)</span>
+          <input
+            type="number"
+            min={0}
+            max={100}
+            value={s.screeningMaxAttempts}
+            onChange={(e) => set('screeningMaxAttempts', Number(e.target.value))}
+            data-testid="screening-attempts"
+          />
+          <span className="help">
+            Labelers see pass or fail, never a score. After the last failed attempt, waive screening for them under
+            People.
+          </span>
+        </label>
         <div className="grid-2">
           <label className="field">
             <span className="field-label">Gold checks: share of ranking tasks that are gold items</span>
