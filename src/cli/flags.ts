@@ -1,4 +1,5 @@
 // Flags every training command takes besides its config's fields (which come from the config's schema).
+import type { ComparisonFormat } from '../rlhf/data.js';
 
 /** Run flags, for parseArgs. */
 export const RUN_FLAGS = {
@@ -27,6 +28,19 @@ export const DATA_HELP = `  --model DIR              the model folder training s
   --out DIR                output folder (model, metrics.jsonl, <stage>_config.json, checkpoints/)
   --val FILE               held-out data (else --val-fraction of --data is held out)
   --skip-bad               skip malformed or too long lines (and say how many) instead of failing`;
+
+/** --format of the commands that read comparisons (rm, dpo). */
+export const FORMAT_HELP = '  --format F               auto (per line), rankings or pairwise (default auto)';
+
+const COMPARISON_FORMATS: readonly string[] = ['auto', 'rankings', 'pairwise'] satisfies ComparisonFormat[];
+
+/** The --format flag's value (default auto); anything else is an error naming the choices. */
+export function comparisonFormat(command: string, value: string | undefined): ComparisonFormat {
+  const format = value ?? 'auto';
+  if (!COMPARISON_FORMATS.includes(format))
+    throw new Error(`${command}: --format must be auto, rankings or pairwise, got "${format}"`);
+  return format as ComparisonFormat;
+}
 
 /** The flag's number (undefined when absent); `valid` narrows what is accepted, `want` says so in the error. */
 export function numberFlag(

@@ -24,7 +24,7 @@ import {
 } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { baseFields, ConfigSpec, dropoutField, promptFormatField, valFractionField } from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
@@ -59,16 +59,8 @@ export const dpoSpec = new ConfigSpec('dpo', {
     default: 0,
     description: 'ε of conservative DPO: the chance a label is flipped (sigmoid only)',
   }),
-  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
-    default: 0,
-    description: "GPT-2 residual dropout (null: the model folder's)",
-  }),
-  valFraction: Type.Number({
-    minimum: 0,
-    exclusiveMaximum: 1,
-    default: 0.1,
-    description: 'share of the comparison lines held out when there is no --val',
-  }),
+  dropout: dropoutField(0),
+  valFraction: valFractionField('comparison lines'),
   promptFormat: promptFormatField,
   ...baseFields({ batchSize: 8, lr: 1e-6, warmupRatio: 0.1, minLrRatio: 0 }),
 });

@@ -23,7 +23,14 @@ import {
 } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import {
+  baseFields,
+  ConfigSpec,
+  dropoutField,
+  loraFields,
+  promptFormatField,
+  valFractionField,
+} from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
@@ -40,16 +47,8 @@ import {
 export const rmSpec = new ConfigSpec('rm', {
   epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the rankings' }),
   margin: Type.Number({ default: 0, description: 'required score gap between a better and a worse response' }),
-  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
-    default: 0,
-    description: "GPT-2 residual dropout (null: the model folder's)",
-  }),
-  valFraction: Type.Number({
-    minimum: 0,
-    exclusiveMaximum: 1,
-    default: 0.1,
-    description: 'share of the comparisons held out when there is no --val',
-  }),
+  dropout: dropoutField(0),
+  valFraction: valFractionField('comparisons'),
   promptFormat: promptFormatField,
   ...loraFields(),
   ...baseFields({ batchSize: 8, lr: 9e-6, warmupRatio: 0.03, minLrRatio: 0.1 }),

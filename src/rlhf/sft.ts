@@ -15,7 +15,14 @@ import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
 import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import {
+  baseFields,
+  ConfigSpec,
+  dropoutField,
+  loraFields,
+  promptFormatField,
+  valFractionField,
+} from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
@@ -29,16 +36,8 @@ import {
 
 export const sftSpec = new ConfigSpec('sft', {
   epochs: Type.Integer({ minimum: 1, default: 16, description: 'passes over the demonstrations' }),
-  dropout: Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
-    default: 0.2,
-    description: "GPT-2 residual dropout (null: the model folder's)",
-  }),
-  valFraction: Type.Number({
-    minimum: 0,
-    exclusiveMaximum: 1,
-    default: 0.1,
-    description: 'share of the demonstrations held out when there is no --val',
-  }),
+  dropout: dropoutField(0.2),
+  valFraction: valFractionField('demonstrations'),
   evalPrompts: Type.Integer({
     minimum: 0,
     default: 0,

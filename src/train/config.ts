@@ -101,6 +101,24 @@ export const promptFormatField = Type.Union(
   },
 );
 
+/** GPT-2's residual dropout while fine-tuning (null keeps the model folder's), for sft, rm and dpo. */
+export function dropoutField(def: number) {
+  return Type.Union([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+    default: def,
+    description: "GPT-2 residual dropout (null: the model folder's)",
+  });
+}
+
+/** The share of the data held out for evaluation when no --val file is given; `what` names the data. */
+export function valFractionField(what: string) {
+  return Type.Number({
+    minimum: 0,
+    exclusiveMaximum: 1,
+    default: 0.1,
+    description: `share of the ${what} held out when there is no --val`,
+  });
+}
+
 /** The LoRA fields of every trainer that fine-tunes a model (flags --lora-r, --lora-alpha, ..., --merge). */
 export function loraFields() {
   return {

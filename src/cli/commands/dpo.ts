@@ -1,8 +1,7 @@
 // instructkit dpo: Direct Preference Optimization on pairs or rankings (src/rlhf/dpo.ts).
 import { parseArgs } from 'node:util';
-import type { ComparisonFormat } from '../../rlhf/data.js';
 import { dpoSpec, trainDpo } from '../../rlhf/dpo.js';
-import { DATA_FLAGS, DATA_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
+import { comparisonFormat, DATA_FLAGS, DATA_HELP, FORMAT_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit dpo --model SFT_DIR --data prefs.jsonl --out DIR [options]
 
@@ -15,7 +14,7 @@ eval/... on held-out comparisons after each epoch; saves the final policy as a H
 
 ${DATA_HELP}
   --ref DIR                reference model (default: --model as it is before training)
-  --format F               auto (per line), rankings or pairwise (default auto)
+${FORMAT_HELP}
 
 options:
 ${dpoSpec.help()}
@@ -40,11 +39,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`dpo: --model, --data and --out are required\n\n${HELP}`);
     return 2;
   }
-  const format = (values.format ?? 'auto') as ComparisonFormat;
-  if (!['auto', 'rankings', 'pairwise'].includes(format)) {
-    console.error(`dpo: --format must be auto, rankings or pairwise, got "${format}"`);
-    return 2;
-  }
+  const format = comparisonFormat('dpo', values.format);
   const result = trainDpo({
     modelDir: values.model,
     refModelDir: values.ref,

@@ -1,8 +1,7 @@
 // instructkit rm: trains the reward model on rankings (src/rlhf/reward.ts).
 import { parseArgs } from 'node:util';
-import type { ComparisonFormat } from '../../rlhf/data.js';
 import { rmSpec, trainRewardModel } from '../../rlhf/reward.js';
-import { DATA_FLAGS, DATA_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
+import { comparisonFormat, DATA_FLAGS, DATA_HELP, FORMAT_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit rm --model SFT_DIR --data rankings.jsonl --out DIR [options]
 
@@ -12,7 +11,7 @@ Every response of a prompt shares its batch; the loss covers all C(K,2) pairs. R
 (overall and per labeler), then sets the head's bias so that demonstrations score 0 on average.
 
 ${DATA_HELP}
-  --format F               auto (per line), rankings or pairwise (default auto)
+${FORMAT_HELP}
   --demos FILE             demonstrations for the bias calibration (default: top-ranked training responses)
 
 options:
@@ -38,11 +37,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`rm: --model, --data and --out are required\n\n${HELP}`);
     return 2;
   }
-  const format = (values.format ?? 'auto') as ComparisonFormat;
-  if (!['auto', 'rankings', 'pairwise'].includes(format)) {
-    console.error(`rm: --format must be auto, rankings or pairwise, got "${format}"`);
-    return 2;
-  }
+  const format = comparisonFormat('rm', values.format);
   const result = trainRewardModel({
     modelDir: values.model,
     dataFile: values.data,
