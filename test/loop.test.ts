@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { loadPretrained } from '../src/models/index.js';
+import { readHeader } from '../src/models/safetensors.js';
 import { Linear } from '../src/nn/index.js';
 import { readDemonstrations } from '../src/rlhf/data.js';
 import { ppoSpec } from '../src/rlhf/ppo.js';
@@ -18,6 +20,7 @@ import { runTrainer, type Trainer } from '../src/train/loop.js';
 import { pretrainSpec } from '../src/train/pretrain.js';
 import { corpusTokens, readDocuments } from '../src/train/tokens.js';
 import { assertSameRun, spawnCli } from './helpers/cli.js';
+import { relativeError } from './helpers/gradcheck.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-loop-'));
@@ -205,6 +208,25 @@ test('--bf16 autocast reaches every trainer through the loop (sft here): finite 
   assert.ok(bf16.every(Number.isFinite));
   assert.notDeepEqual(bf16, f32);
   assert.ok(Math.abs(bf16[0] - f32[0]) < 0.05, `first loss ${bf16[0]} vs ${f32[0]}`);
+});
+
+test('--save-dtype bf16 writes the trained model in bf16 (checkpoints stay f32) and it loads back as the f32 save', () => {
+  const save = (saveDtype: 'f32' | 'bf16') => {
+    const outDir = join(root, `save-${saveDtype}`);
+    trainSft({ modelDir, dataFile: data, outDir, config: { ...tiny, epochs: 1, saveDtype }, log: quiet, quiet: true });
+    return outDir;
+  };
+  const [f32Dir, bf16Dir] = [save('f32'), save('bf16')];
+  const dtypes = (file: string) => new Set([...readHeader(file).entries.values()].map((e) => e.dtype));
+  assert.deepEqual(dtypes(join(bf16Dir, 'model.safetensors')), new Set(['BF16']));
+  assert.deepEqual(dtypes(join(f32Dir, 'model.safetensors')), new Set(['F32']));
+  const checkpoints = join(bf16Dir, 'checkpoints');
+  for (const step of readdirSync(checkpoints))
+    for (const f of readdirSync(join(checkpoints, step)).filter((n) => n.endsWith('.safetensors')))
+      assert.deepEqual(dtypes(join(checkpoints, step, f)), new Set(['F32']), `${step}/${f}`);
+  const ids = tensor([1, 2, 3, 4, 5, 6], [1, 6], 'i32');
+  const logits = (dir: string) => loadPretrained(dir).forward(ids).toArray();
+  assert.ok(relativeError(logits(bf16Dir), logits(f32Dir)) < 2e-2);
 });
 
 test('a non-finite gradient stops the run naming the step and the part, the last checkpoint intact', () => {

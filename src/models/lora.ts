@@ -417,6 +417,8 @@ export interface SaveTrainedOptions {
   merge?: boolean;
   /** Values to save for the trainable parameters instead of their own (e.g. PPO's moving average). */
   values?: Map<string, Tensor>;
+  /** dtype of a full model's weights on disk (adapters stay f32). */
+  dtype?: 'f32' | 'bf16';
 }
 
 /**
@@ -427,8 +429,8 @@ export interface SaveTrainedOptions {
 export function saveTrained(model: CausalLM | ScalarModel, dir: string, opts: SaveTrainedOptions): string | null {
   const write = (target: string, weights?: Map<string, Tensor>) =>
     model instanceof ScalarModel
-      ? saveScalarPretrained(model, target, { weights })
-      : savePretrained(model as CausalLM, target, { weights });
+      ? saveScalarPretrained(model, target, { weights, dtype: opts.dtype })
+      : savePretrained(model as CausalLM, target, { weights, dtype: opts.dtype });
   if (!states.has(model)) {
     if (opts.values) {
       const own = new Map(model.namedParameters());

@@ -381,7 +381,7 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     eval: trainer.lastEval,
   };
   if (result.stopped) return base;
-  savePretrained(p.model, opts.outDir);
+  savePretrained(p.model, opts.outDir, { dtype: opts.config.saveDtype });
   p.tokenizer.save(opts.outDir);
   say(`dpo: saved to ${join(opts.outDir, 'model.safetensors')}`);
   return base;

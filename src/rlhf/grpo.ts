@@ -432,7 +432,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     },
   });
   if (!result.stopped) {
-    savePretrained(p.policy, o.outDir);
+    savePretrained(p.policy, o.outDir, { dtype: o.config.saveDtype });
     p.tokenizer.save(o.outDir);
     say(`grpo: saved the policy to ${o.outDir}`);
   }

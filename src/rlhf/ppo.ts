@@ -444,16 +444,16 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   save(dir = this.s.outDir): void {
     const { policy, value, formatter } = this.s;
     const bases = this.s.baseModels ?? { policy: 'policy', value: 'value' };
-    const merge = this.config.merge;
+    const { merge, saveDtype: dtype } = this.config;
     for (const [to, values] of [
       [dir, undefined],
       [join(dir, 'ema'), this.ema],
     ] as const) {
-      const full = saveTrained(policy, to, { baseModel: bases.policy, merge, values });
+      const full = saveTrained(policy, to, { baseModel: bases.policy, merge, values, dtype });
       formatter.tokenizer.save(to);
       if (full && full !== to) formatter.tokenizer.save(full);
     }
-    saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge });
+    saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge, dtype });
   }
 
   /** Releases the EMA copies. */

@@ -379,7 +379,11 @@ export function trainRewardModel(opts: RmOptions): RmResult {
   // A resumed run that had already finished skips the loop; its held-out numbers are measured again.
   const val = trainer.val ?? (p.val.length > 0 ? evaluateRankings(p.rm, p.val, trainer.evalOpts) : null);
   const biasShift = calibrateBias(p.rm, p.calibration, cfg.batchSize * 4, p.fmt.padId);
-  const full = saveTrained(p.rm, opts.outDir, { baseModel: opts.modelDir, merge: cfg.merge });
+  const full = saveTrained(p.rm, opts.outDir, {
+    baseModel: opts.modelDir,
+    merge: cfg.merge,
+    dtype: cfg.saveDtype,
+  });
   p.tokenizer.save(opts.outDir);
   if (full && full !== opts.outDir) p.tokenizer.save(full);
   say(`rm: mean calibration score ${biasShift.toFixed(4)} moved to 0; saved to ${opts.outDir}`);

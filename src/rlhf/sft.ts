@@ -248,7 +248,11 @@ class SftTrainer implements Trainer<SftExample[]> {
       (by === METRIC.evalLoss ? value < this.best.value : value > this.best.value);
     if (better) {
       this.best = { epoch, value };
-      const full = saveTrained(p.model, this.outDir, { baseModel: p.modelDir, merge: this.cfg.merge });
+      const full = saveTrained(p.model, this.outDir, {
+        baseModel: p.modelDir,
+        merge: this.cfg.merge,
+        dtype: this.cfg.saveDtype,
+      });
       p.tokenizer.save(this.outDir);
       if (full && full !== this.outDir) p.tokenizer.save(full);
       const why = by === 'last epoch' ? 'no validation data' : `${by} ${value.toFixed(4)}`;

@@ -74,6 +74,10 @@ export function baseFields(d: Partial<BaseConfig> = {}) {
       default: d.bf16 ?? false,
       description: 'bf16 autocast: matrix products in bf16, master weights f32',
     }),
+    saveDtype: Type.Union([Type.Literal('f32'), Type.Literal('bf16')], {
+      default: 'f32',
+      description: "dtype of the saved model's weights (checkpoints stay f32, for exact resume)",
+    }),
   };
 }
 
@@ -90,6 +94,7 @@ export interface BaseConfig {
   saveEvery: number;
   seed: number;
   bf16: boolean;
+  saveDtype: 'f32' | 'bf16';
 }
 
 /** How prompts are rendered (see tokenizer/format.ts), for the configs of stages that read prompts. */

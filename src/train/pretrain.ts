@@ -236,7 +236,7 @@ export function pretrain(config: PretrainConfig, opts: PretrainOptions = {}): Pr
       if (run.stopped) return { ...trainer.result(run.resumedFrom), stopped: true };
       // Resumed at the last step: nothing ran in this process.
       if (!Number.isFinite(trainer.valLoss)) trainer.valLoss = trainer.validate();
-      savePretrained(trainer.model, cfg.out);
+      savePretrained(trainer.model, cfg.out, { dtype: cfg.saveDtype });
       note(`saved the model to ${cfg.out} (val loss ${trainer.valLoss.toFixed(4)})`);
       return { ...trainer.result(run.resumedFrom), stopped: false };
     } finally {
