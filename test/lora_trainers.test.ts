@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { run as dpoCli } from '../src/cli/commands/dpo.js';
 import { run as ppoCli } from '../src/cli/commands/ppo.js';
 import { run as rmCli } from '../src/cli/commands/rm.js';
 import { run as sftCli } from '../src/cli/commands/sft.js';
@@ -82,6 +83,24 @@ test('sft --lora-r: adapters only in checkpoints and output (PEFT layout); --mer
     sftCli([...args, '--resume', '--force-config', '--epochs', '3']),
     /the checkpoint's model lacks 28 trainable tensor\(s\) \(wte\.weight, wpe\.weight, h\.0\.ln_1\.weight, …\): it was saved by another setup/,
   );
+});
+
+test('dpo --lora-r: adapters only in checkpoints and output; the reference is the base; --merge writes it whole', async () => {
+  const out = join(root, 'dpo');
+  const args = ['--model', base, '--data', rankings, '--out', out, '--epochs', '2', '--batch-size', '4'];
+  const lora = ['--lora-r', '4', '--lora-targets', 'c_attn', '--lr', '0.01', '--merge'];
+  assert.equal(await dpoCli([...args, ...lora]), 0);
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json', 'merged/tokenizer.json'])
+    assert.ok(existsSync(join(out, f)), f);
+  assert.ok(!existsSync(join(out, 'model.safetensors')), 'no full model beside the adapter');
+  assert.ok(checkpointNames(out, 'model').every((n) => n.includes('.lora_')));
+  // The first step's policy is the reference (adapters start at zero): its implicit rewards are 0.
+  const first = readMetrics(join(out, 'metrics.jsonl'))[0];
+  assert.equal(first['rewards/chosen'], 0);
+  const adapted = loadPretrained(base);
+  loadAdapter(adapted, out);
+  const merged = logits(loadPretrained(join(out, 'merged')));
+  assert.ok(logits(adapted).every((x, i) => Math.abs(x - merged[i]) < 1e-4));
 });
 
 test('rm --lora-r: the score head trains whole beside the adapters and is saved with them', async () => {

@@ -5,7 +5,8 @@
 // reference model is held in memory while the policy trains.
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { type CausalLM, checkModelFolder, savePretrained } from '../models/index.js';
+import { type CausalLM, checkModelFolder } from '../models/index.js';
+import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
 import {
   add,
   crossEntropy,
@@ -24,7 +25,14 @@ import {
 } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import { baseFields, ConfigSpec, dropoutField, promptFormatField, valFractionField } from '../train/config.js';
+import {
+  baseFields,
+  ConfigSpec,
+  dropoutField,
+  loraFields,
+  promptFormatField,
+  valFractionField,
+} from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
@@ -62,6 +70,7 @@ export const dpoSpec = new ConfigSpec('dpo', {
   dropout: dropoutField(0),
   valFraction: valFractionField('comparison lines'),
   promptFormat: promptFormatField,
+  ...loraFields(),
   ...baseFields({ batchSize: 8, lr: 1e-6, warmupRatio: 0.1, minLrRatio: 0 }),
 });
 
@@ -70,6 +79,7 @@ export const dpoDefaults: DpoConfig = dpoSpec.defaults;
 
 export function checkDpoConfig(c: DpoConfig, source = 'dpo config'): void {
   dpoSpec.check(c, source);
+  loraConfigOf(c, source);
   if (c.labelSmoothing > 0 && c.lossType !== 'sigmoid')
     throw new Error(
       `${source}: field "labelSmoothing" must be 0 with lossType "${c.lossType}" (label smoothing is for the sigmoid loss), got ${c.labelSmoothing}`,
@@ -258,6 +268,9 @@ function prepareDpo(opts: DpoOptions) {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
+  // Adapters start at zero (B = 0), so the reference's log-probs taken from this model are the base model's.
+  const lora = loraConfigOf(cfg);
+  if (lora) applyLora(model, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const context = model.maxPositions;
   // The split is by line, so no prompt's pairs are in both.
@@ -381,8 +394,9 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     eval: trainer.lastEval,
   };
   if (result.stopped) return base;
-  savePretrained(p.model, opts.outDir, { dtype: opts.config.saveDtype });
+  const full = saveTrained(p.model, opts.outDir, { baseModel: opts.modelDir, merge: cfg.merge, dtype: cfg.saveDtype });
   p.tokenizer.save(opts.outDir);
-  say(`dpo: saved to ${join(opts.outDir, 'model.safetensors')}`);
+  if (full && full !== opts.outDir) p.tokenizer.save(full);
+  say(`dpo: saved to ${opts.outDir}`);
   return base;
 }
