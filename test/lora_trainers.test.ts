@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
+import { run as grpoCli } from '../src/cli/commands/grpo.js';
 import { run as ppoCli } from '../src/cli/commands/ppo.js';
 import { run as rmCli } from '../src/cli/commands/rm.js';
 import { run as sftCli } from '../src/cli/commands/sft.js';
@@ -101,6 +102,28 @@ test('dpo --lora-r: adapters only in checkpoints and output; the reference is th
   loadAdapter(adapted, out);
   const merged = logits(loadPretrained(join(out, 'merged')));
   assert.ok(logits(adapted).every((x, i) => Math.abs(x - merged[i]) < 1e-4));
+});
+
+test('grpo --lora-r: the reference is the policy with adapters off (KL 0 at the start), adapters only saved', async () => {
+  const out = join(root, 'grpo');
+  const verifier = join(root, 'length.mjs');
+  writeFileSync(verifier, 'export default (prompt, completion) => completion.length;\n');
+  const code = await grpoCli([
+    ...['--policy', base, '--prompts', prompts, '--out', out, '--reward-module', verifier, '--merge'],
+    ...['--steps', '3', '--batch-size', '2', '--group-size', '2', '--mini-batch-size', '4', '--lr', '1e-2'],
+    ...['--max-new-tokens', '6', '--beta', '0.04', '--save-every', '1', '--lora-r', '4', '--lora-targets', 'c_attn'],
+  ]);
+  assert.equal(code, 0);
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json', 'merged/tokenizer.json'])
+    assert.ok(existsSync(join(out, f)), f);
+  assert.ok(!existsSync(join(out, 'model.safetensors')), 'no full model beside the adapter');
+  assert.ok(checkpointNames(out, 'policy').every((n) => n.includes('.lora_')));
+  const ms = readMetrics(join(out, 'metrics.jsonl'));
+  assert.equal(ms[0]['objective/kl'], 0, 'the first rollout samples the reference itself');
+  assert.ok(
+    ms.slice(1).some((m) => Number(m['objective/kl']) > 0),
+    'the adapters move the policy away from it',
+  );
 });
 
 test('rm --lora-r: the score head trains whole beside the adapters and is saved with them', async () => {

@@ -7,18 +7,19 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { checkModelFolder, generate, loadRewardModel, savePretrained } from '../models/index.js';
+import { checkModelFolder, generate, loadRewardModel } from '../models/index.js';
+import { applyLora, loraConfigOf, saveTrained, withAdaptersDisabled } from '../models/lora.js';
 import { add, exp, mul, noGrad, Rng, scale, sub, sum, type Tensor, tidy } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { shuffled } from '../train/batches.js';
-import { baseFields, ConfigSpec, promptFormatField } from '../train/config.js';
+import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
 import { openRun, runTrainerAsync, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import { loadCausalLM, type PromptSet, readPrompts } from './data.js';
 import { klPerToken } from './kl.js';
 import { truncateSamples } from './ppo.js';
 import { policyLoss } from './ppo_loss.js';
-import { type EpisodeRows, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
+import { type EpisodeRows, meanEntropy, type Packed, pack, tokenLogps, ungrid } from './ppo_rollout.js';
 import {
   callVerifier,
   loadVerifierModule,
@@ -56,6 +57,7 @@ export const grpoSpec = new ConfigSpec('grpo', {
     description: 'weights of the reward sources: reward model, reward module (empty: all 1)',
   }),
   sampleEvery: Type.Integer({ minimum: 0, default: 10, description: 'write completions every N steps (0: never)' }),
+  ...loraFields(),
   ...baseFields({ batchSize: 4, lr: 1e-6, lrScheduler: 'constant', warmupRatio: 0, saveEvery: 50 }),
 });
 
@@ -64,6 +66,7 @@ export const grpoDefaults: GrpoConfig = grpoSpec.defaults;
 
 export function checkGrpoConfig(c: GrpoConfig, source = 'grpo config'): void {
   grpoSpec.check(c, source);
+  loraConfigOf(c, source);
   if (c.miniBatchSize > c.batchSize * c.groupSize)
     throw new Error(
       `${source}: field "miniBatchSize" must be at most batchSize × groupSize (${c.batchSize * c.groupSize}), got ${c.miniBatchSize}`,
@@ -176,6 +179,8 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   if (verifier) await callVerifier(verifier.fn, verifier.where, prompts.texts[0], '');
 
   const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed });
+  const lora = loraConfigOf(cfg);
+  if (lora) applyLora(policy, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, o.policyDir, cfg.promptFormat);
   const context = policy.maxPositions;
   const promptIds = prompts.texts.map((text, i) => {
@@ -199,9 +204,17 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   }
   if (verifier) sources.push(verifierSource(verifier.fn, verifier.where, verifier.name));
   const weights = cfg.rewardWeights.length > 0 ? cfg.rewardWeights : sources.map(() => 1);
-  // The reference is a frozen copy of the starting policy, needed only for the KL.
-  const ref = cfg.beta > 0 ? loadCausalLM(o.policyDir).model : null;
-  return { policy, ref, tokenizer, fmt, prompts, promptIds, sources, weights };
+  // The reference is the starting policy, needed only for the KL: with LoRA the policy with its adapters off (one copy
+  // of the base serves both), else a frozen copy.
+  const refModel = cfg.beta > 0 && !lora ? loadCausalLM(o.policyDir).model : null;
+  const refLogps =
+    cfg.beta <= 0
+      ? null
+      : (packed: Packed) =>
+          refModel
+            ? tokenLogps(refModel, packed, cfg.temperature).logp
+            : withAdaptersDisabled(policy, () => tokenLogps(policy, packed, cfg.temperature).logp);
+  return { policy, refModel, refLogps, tokenizer, fmt, prompts, promptIds, sources, weights };
 }
 
 type Prepared = Awaited<ReturnType<typeof prepareGrpo>>;
@@ -234,7 +247,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
     this.totalUpdates = cfg.steps * cfg.iterations * Math.ceil((cfg.batchSize * cfg.groupSize) / cfg.miniBatchSize);
     this.order = shuffled(p.promptIds.length, new Rng(cfg.seed + 1));
     p.policy.eval(); // no dropout: the rollout's and the update's log-probs must come from the same function
-    p.ref?.eval();
+    p.refModel?.eval();
   }
 
   private nextBatch(): number[] {
@@ -278,7 +291,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
           const pol = tokenLogps(p.policy, packed, cfg.temperature);
           oldLogp.push(...ungrid(pol.logp, chunk));
           entropy += (meanEntropy(pol.logits, packed.respMask) * chunk.length) / rows.length;
-          if (p.ref) refLogp.push(...ungrid(tokenLogps(p.ref, packed, cfg.temperature).logp, chunk));
+          if (p.refLogps) refLogp.push(...ungrid(p.refLogps(packed), chunk));
         }),
       );
     }
@@ -288,7 +301,9 @@ class GrpoTrainer implements Trainer<Sample[]> {
       prompts: rows.map((r) => r.prompt),
       responses: rows.map((r) => r.response),
     });
-    const kl = p.ref ? rows.map((_, b) => klPerToken(oldLogp[b], refLogp[b], 'k3').reduce((a, x) => a + x, 0)) : null;
+    const kl = p.refLogps
+      ? rows.map((_, b) => klPerToken(oldLogp[b], refLogp[b], 'k3').reduce((a, x) => a + x, 0))
+      : null;
     const rewards = kl && cfg.klInReward ? scored.total.map((r, b) => r - cfg.beta * kl[b]) : scored.total;
     const advantages = groupAdvantages(rewards, cfg.groupSize, cfg.estimator, { scaleRewards: cfg.scaleRewards });
     const samples: Sample[] = rows.map((r, b) => ({
@@ -342,7 +357,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
       cfg.clipRange,
     );
     let loss = pl.loss;
-    if (p.ref !== null && !cfg.klInReward && cfg.beta > 0)
+    if (p.refLogps !== null && !cfg.klInReward)
       loss = add(
         loss,
         scale(
@@ -432,11 +447,13 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     },
   });
   if (!result.stopped) {
-    savePretrained(p.policy, o.outDir, { dtype: o.config.saveDtype });
+    const { merge, saveDtype: dtype } = o.config;
+    const full = saveTrained(p.policy, o.outDir, { baseModel: o.policyDir, merge, dtype });
     p.tokenizer.save(o.outDir);
+    if (full && full !== o.outDir) p.tokenizer.save(full);
     say(`grpo: saved the policy to ${o.outDir}`);
   }
-  for (const t of p.ref?.parameters() ?? []) t.dispose();
+  for (const t of p.refModel?.parameters() ?? []) t.dispose();
   return { steps: result.steps, aborted: result.stopped, firstReward, lastReward };
 }
 
