@@ -21,7 +21,7 @@ import {
 } from '../store/jsonl.js';
 import { Rng, Tensor } from '../tensor/index.js';
 import { type Formatter, Tokenizer } from '../tokenizer/index.js';
-import type { Metrics } from '../train/metrics.js';
+import type { RunControls } from '../train/loop.js';
 import { decodeUtf8 } from '../train/utf8.js';
 
 // ---- model folders ----
@@ -77,26 +77,14 @@ export class DataError extends Error {
 }
 
 /** What every trainer of this layer is given besides its own config. */
-export interface TrainerRun {
+export interface TrainerRun extends RunControls {
   /** The model folder training starts from. */
   modelDir: string;
   dataFile: string;
   outDir: string;
   /** Held-out data; without it, the config's valFraction of the data is held out. */
   valFile?: string;
-  resume?: boolean;
-  /** Resume even though the config differs from the saved one. */
-  forceConfig?: boolean;
   skipBad?: boolean;
-  /** Stops after the current step without a checkpoint, as a kill would (tests). */
-  signal?: AbortSignal;
-  /** Checkpoint and stop on SIGINT / SIGTERM (the CLI). */
-  handleSignals?: boolean;
-  onStep?: (step: number, metrics: Metrics) => void;
-  /** Status lines (default: stderr). */
-  log?: (line: string) => void;
-  /** No config print at the start. */
-  quiet?: boolean;
 }
 
 export interface ReadOptions {

@@ -13,7 +13,14 @@ import { add, exp, mul, noGrad, Rng, scale, sub, sum, type Tensor, tidy } from '
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { shuffled } from '../train/batches.js';
 import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
-import { openRun, runTrainerAsync, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
+import {
+  openRun,
+  type RunControls,
+  runTrainerAsync,
+  type StepOutput,
+  type TrainedPart,
+  type Trainer,
+} from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import { loadCausalLM, type PromptSet, readPrompts } from './data.js';
 import { klPerToken } from './kl.js';
@@ -118,7 +125,7 @@ export function k3Loss(logp: Tensor, refLogp: Tensor, mask: Tensor): Tensor {
 
 // ---- the trainer ----
 
-export interface GrpoOptions {
+export interface GrpoOptions extends RunControls {
   /** The policy's model folder (a causal LM with tokenizer.json), usually the SFT model; also the reference. */
   policyDir: string;
   /** A `{"prompt"}` JSONL file, or prompts given in code. */
@@ -131,17 +138,6 @@ export interface GrpoOptions {
   rewardModule?: string;
   /** A verifier given in code (e.g. the demo world's checker), used like a module. */
   verifier?: Verifier;
-  resume?: boolean;
-  /** Resume even when the config differs from the one the run started with. */
-  forceConfig?: boolean;
-  /** Stops after the current step, with a checkpoint. */
-  signal?: AbortSignal;
-  /** Checkpoint and stop on SIGINT / SIGTERM (the CLI). */
-  handleSignals?: boolean;
-  onStep?: (step: number, metrics: Metrics) => void;
-  log?: (line: string) => void;
-  /** No config print at the start. */
-  quiet?: boolean;
 }
 
 export interface GrpoResult {

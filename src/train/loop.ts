@@ -94,6 +94,12 @@ export interface RunOptions {
   quiet?: boolean;
 }
 
+/** How a caller steers a trainer's run (resume, stop, what it is told): the trainers' options extend it. */
+export type RunControls = Pick<
+  RunOptions,
+  'resume' | 'forceConfig' | 'signal' | 'handleSignals' | 'onStep' | 'log' | 'quiet'
+>;
+
 export interface RunResult {
   /** Steps completed. */
   steps: number;
