@@ -105,16 +105,24 @@ void columns(const float* a, const W* b, float* c, const float* bias, int64_t M,
   for (; m < M; m++) tile<1, RN>(a + m * K, b, c + m * N, bias, N, K, n0, ahead, acc);
 }
 
-// Columns [n0, n1) of c = a @ b for b K×N, in chunks whose accumulator rows (M × kChunk floats) stay in L1. Four
-// weight rows are added per pass over the accumulators; the rows kAhead below are prefetched as the pass goes.
+// Columns [n0, n1) of c = a @ b for b K×N, in chunks whose accumulator rows (M × chunk floats, 32 KB) stay in L1.
+// The chunk is as wide as that allows: at one row a thread's whole band (up to 8192 columns), so each weight row is
+// one long contiguous run and the band streams through nearly sequentially, which the hardware prefetchers follow
+// (512-column chunks left a 2 KB run per 4 KB page: 25 → ... GB/s on one core). Four weight rows are added per pass
+// over the accumulators; the rows kAhead below are prefetched as the pass goes.
 template <typename W>
 void band(const float* a, const W* b, float* c, const float* bias, int64_t M, int64_t N, int64_t K, int64_t n0,
           int64_t n1, bool acc) {
-  constexpr int64_t kChunk = 512, kAhead = 8;
-  alignas(64) float sums[kSkinnyMaxRows][kChunk];
-  for (int64_t c0 = n0; c0 < n1; c0 += kChunk) {
-    const int64_t width = std::min(kChunk, n1 - c0), vecEnd = width / kLanes * kLanes;
-    for (int64_t i = 0; i < M; i++) std::fill(sums[i], sums[i] + width, 0.0f);
+  constexpr int64_t kSumFloats = 8192, kAhead = 8;
+  alignas(64) float sums[kSumFloats];
+  const int64_t chunk = kSumFloats / M / kLanes * kLanes;
+  for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+    const int64_t width = std::min(chunk, n1 - c0), vecEnd = width / kLanes * kLanes;
+    float* rowSums[kSkinnyMaxRows];
+    for (int64_t i = 0; i < M; i++) {
+      rowSums[i] = sums + i * chunk;
+      std::fill(rowSums[i], rowSums[i] + width, 0.0f);
+    }
     int64_t k = 0;
     for (; k + 4 <= K; k += 4) {
       const W* r0 = b + k * N + c0;
@@ -129,23 +137,23 @@ void band(const float* a, const W* b, float* c, const float* bias, int64_t M, in
                   y3 = loadWeights(r3 + j);
         for (int64_t i = 0; i < M; i++) {
           const float* x = a + i * K + k;
-          Vec s = load(sums[i] + j);
+          Vec s = load(rowSums[i] + j);
           s += x[0] * y0;
           s += x[1] * y1;
           s += x[2] * y2;
           s += x[3] * y3;
-          store(sums[i] + j, s);
+          store(rowSums[i] + j, s);
         }
       }
       for (int64_t j = vecEnd; j < width; j++)
         for (int64_t i = 0; i < M; i++) {
           const float* x = a + i * K + k;
-          float s = sums[i][j];
+          float s = rowSums[i][j];
           s += x[0] * weight(r0 + j);
           s += x[1] * weight(r1 + j);
           s += x[2] * weight(r2 + j);
           s += x[3] * weight(r3 + j);
-          sums[i][j] = s;
+          rowSums[i][j] = s;
         }
     }
     for (; k < K; k++) {
@@ -153,14 +161,14 @@ void band(const float* a, const W* b, float* c, const float* bias, int64_t M, in
       for (int64_t i = 0; i < M; i++) {
         const float x = a[i * K + k];
         int64_t j = 0;
-        for (; j < vecEnd; j += kLanes) store(sums[i] + j, load(sums[i] + j) + x * loadWeights(r + j));
-        for (; j < width; j++) sums[i][j] += x * weight(r + j);
+        for (; j < vecEnd; j += kLanes) store(rowSums[i] + j, load(rowSums[i] + j) + x * loadWeights(r + j));
+        for (; j < width; j++) rowSums[i][j] += x * weight(r + j);
       }
     }
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < width; j++) {
         float* out = c + i * N + c0 + j;
-        *out = start(out, bias, c0 + j, acc) + sums[i][j];
+        *out = start(out, bias, c0 + j, acc) + rowSums[i][j];
       }
   }
 }
