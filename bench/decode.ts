@@ -59,8 +59,9 @@ type Llama = Awaited<ReturnType<LlamaModule['getLlama']>>;
 type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 
 // Thread counts each engine may pick from (its fastest, per dtype and batch): the budget, and one less. On a 2-core
-// machine a team of 2 spinning threads stalls whenever anything else in the process (Node's own threads) needs a
-// core: llama.cpp ran 25× slower with 2 threads than with 1 beside other load, and this also decides its quiet figure.
+// machine a team of 2 spinning threads stalls whenever anything else needs a core: beside other load llama.cpp ran
+// 25× slower with 2 threads than with 1, and its quiet 2-thread figure (41 tok/s, f32 B=1) was below what its
+// 1-thread CPU time (~17 ms a token) allows.
 const threadChoices = (threads: number) => [...new Set([threads, Math.max(1, threads - 1)])];
 
 /** Our fastest thread count for this model and batch, by a short run of each. */
@@ -128,13 +129,12 @@ async function llamaDecode(
       ps.map(async (p, b) => {
         let n = 0;
         for await (const _ of ctx.getSequence().evaluate(p as never[], { temperature: 0 })) {
-          const now = performance.now();
           if (n === 0) {
-            first[b] = now;
             // Printing resets llama.cpp's counters: what the final print reports is the decode steps alone.
             if (batch === 1) await ctx.printTimings();
+            first[b] = performance.now();
           }
-          last[b] = now;
+          last[b] = performance.now();
           if (++n === newTokens) break;
         }
         counts[b] = n;
@@ -291,7 +291,7 @@ export async function decodeBench(
       }
     const ours: Record<string, number[]> = {};
     const theirs: Record<string, number[]> = {};
-    const native: Record<string, number[]> = {};
+    const ownTimer: Record<string, number[]> = {};
     const ratios: Record<string, number[]> = {};
     for (let round = 0; round < repeats; round++)
       for (const dt of DTYPES)
@@ -309,7 +309,7 @@ export async function decodeBench(
             (ratios[key] ??= []).push(o / l.tokS);
             line += `, llama.cpp ${l.tokS.toFixed(1)} tok/s (${(o / l.tokS).toFixed(2)}×)`;
             if (l.nativeTokS !== undefined) {
-              (native[key] ??= []).push(l.nativeTokS);
+              (ownTimer[key] ??= []).push(l.nativeTokS);
               line += ` [llama_decode alone ${l.nativeTokS.toFixed(1)} tok/s]`;
             }
           }
@@ -320,7 +320,7 @@ export async function decodeBench(
       const [dt, b] = key.split('_');
       result[`llama_decode_${b}_${dt}_tok_s`] = +median(xs).toFixed(1);
       result[`ratio_decode_${b}_${dt}`] = +median(ratios[key]).toFixed(3);
-      if (native[key]) result[`llama_native_decode_${b}_${dt}_tok_s`] = +median(native[key]).toFixed(1);
+      if (ownTimer[key]) result[`llama_native_decode_${b}_${dt}_tok_s`] = +median(ownTimer[key]).toFixed(1);
     }
     // Our bf16 over our f32, per round.
     const speedup = ours.bf16_b1.map((x, i) => x / ours.f32_b1[i]);
