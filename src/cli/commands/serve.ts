@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { registerFolder } from '../../jobs/queue.js';
 import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
 
@@ -24,7 +25,9 @@ or else with a random password that is printed once.
   --web DIR           built UI folder (default: the package's web/dist)
   --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
   --model DIR         a model folder to chat with and to sample ranking candidates from (its folder name is the
-                      candidate source's name in the admin settings); without it the chat echoes`;
+                      candidate source's name in the admin settings); without it the chat echoes. It is also
+                      registered as a base model version in the model registry (once per folder)
+  --models DIR        where training jobs' folders and output models go (default models)`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -38,6 +41,7 @@ export async function run(args: string[]): Promise<number> {
       web: { type: 'string' },
       report: { type: 'string' },
       model: { type: 'string' },
+      models: { type: 'string', default: 'models' },
       'trust-proxy': { type: 'string' },
       'secure-cookie': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -60,6 +64,7 @@ export async function run(args: string[]): Promise<number> {
         throw err;
       })
     : null;
+  if (values.model) await registerFolder(store, values.model, { kind: 'base' });
   const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
@@ -69,6 +74,7 @@ export async function run(args: string[]): Promise<number> {
     port,
     webRoot,
     reportDir: values.report,
+    jobsDir: resolve(values.models),
     ...(sampler ? { chatModel: sampler, candidateSources: { [sampler.name]: sampler } } : {}),
     bootstrapAdmin: { username: values['admin-user'], password },
     resetAdmin: given !== undefined,
