@@ -91,6 +91,10 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(job.progress.step, job.progress.total);
     assert.ok(job.metrics.length > 0 && 'train/loss' in job.metrics.at(-1), 'metrics.jsonl rows');
     assert.match(job.log, /sft/);
+    const chart = await admin.get(`/api/admin/jobs/${id}/chart.svg`);
+    assert.equal(chart.status, 200);
+    assert.match(String(chart.headers['content-type']), /^image\/svg\+xml/);
+    assert.match(chart.body as string, /<svg[\s\S]*train\/loss/);
 
     const models = (await admin.get('/api/models')).json.models;
     const made = models.find((m: { id: number }) => m.id === job.model);
