@@ -116,9 +116,13 @@ export async function run(args: string[]): Promise<number> {
 
 /** `instructkit worker` as a child: its lines go to this terminal; stop() checkpoints its job and waits for it. */
 function startWorker(db: string, models: string) {
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'main.js'), 'worker', '--db', db, '--models', models], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', 'main.js'), 'worker', '--db', db, '--models', models],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   const exited = new Promise<void>((done) => child.once('close', () => done()));
   console.log(`training worker started (pid ${child.pid}; --no-worker to run workers elsewhere)`);
   return {
