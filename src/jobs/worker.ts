@@ -211,8 +211,13 @@ export class TrainingWorker {
       await store.jobs.finish(job.id, this.id, { state: 'failed', error: `trainer ${why}: ${last}` }, final);
       return;
     }
-    // A LoRA run without merge leaves adapters only: the full model (what the registry serves) is OUT/merged.
+    // A LoRA run leaves adapters only in OUT; the registry serves full models, so it takes OUT/merged (merge: true).
     const path = existsSync(join(out, 'config.json')) ? out : join(out, 'merged');
+    if (!existsSync(join(path, 'config.json'))) {
+      const error = `${out} holds LoRA adapters only: the registry needs a full model; queue it again with merge: true`;
+      await store.jobs.finish(job.id, this.id, { state: 'failed', error }, final);
+      return;
+    }
     const model = {
       name: `${job.kind}-${job.id}`,
       path,
