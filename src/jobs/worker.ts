@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
 import type { Job, JobProgress, JobReport, Store } from '../store/index.js';
@@ -34,6 +34,8 @@ export interface WorkerOptions {
 const CLI = join(import.meta.dirname, '..', 'cli', 'main.js');
 const LOG_TAIL_CHARS = 16_000;
 const METRIC_ROWS = 300;
+/** The trainer's niceness (0 normal, 19 lowest). */
+const TRAINER_NICE = 10;
 
 /** The job folder a record names, under this machine's models folder. */
 export const jobDir = (modelsDir: string, job: Pick<Job, 'dir'>) => resolve(modelsDir, job.dir);
@@ -157,7 +159,11 @@ export class TrainingWorker {
     const [cmd, ...cmdArgs] = hasSetpriv()
       ? ['setpriv', '--pdeathsig', 'KILL', process.execPath, CLI, ...args]
       : [process.execPath, CLI, ...args];
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A worker often shares its machine with an app server: the trainer yields the cores to it (lower priority, and
+    // OpenMP threads that sleep soon instead of spinning, as the demo sets for the same reason).
+    const env = { ...process.env, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? '1000' };
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    if (child.pid !== undefined) setPriority(child.pid, TRAINER_NICE);
     this.child = child;
     const onOutput = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
