@@ -119,6 +119,22 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.ok(readdirSync(join(modelsDir, `job-${long}`, 'model', 'checkpoints')).length > 0, 'a checkpoint');
     assert.equal((await admin.post(`/api/admin/jobs/${long}/cancel`)).status, 409);
     assert.equal((await admin.get('/api/models')).json.models.length, 2, 'a cancelled job registers nothing');
+
+    // A worker that is stopped (the server shutting down) checkpoints its job and puts it back in the queue; the
+    // next claim resumes it from that checkpoint.
+    const again = (await post({ kind: 'sft', baseModel: base.id, config: { ...tiny, epochs: 6 } })).json.id;
+    const stopping = new TrainingWorker({ store, modelsDir, pollMs: 50, heartbeatMs: 100, log: () => {} });
+    const third = stopping.runOnce();
+    await until('the job to train', async () => (await store.jobs.get(again)).metrics.length > 1);
+    stopping.stop();
+    const released = await third;
+    assert.equal(released?.state, 'queued', released?.log);
+    assert.equal(released?.worker, null);
+    const finished = await worker.runOnce();
+    assert.equal(finished?.id, again);
+    assert.equal(finished?.state, 'done', finished?.log);
+    assert.equal(finished?.attempts, 2);
+    assert.match(finished!.log, /sft \(from step \d+\)/, 'resumed from its checkpoint');
   } finally {
     worker.stop();
     await app.close();
