@@ -4,15 +4,15 @@
  */
 import { JOB_KINDS } from '../../jobs/kinds.js';
 import { enqueueJob } from '../../jobs/queue.js';
-import type { Job } from '../../store/index.js';
+import type { Job, JobSummary } from '../../store/index.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
-const row = ({ config, dir, ptx, metrics, log, worker, heartbeatAt, modelId, ...rest }: Job) => ({
+const row = ({ config, dir, ptx, worker, heartbeatAt, modelId, ...rest }: JobSummary) => ({
   ...rest,
   model: modelId,
 });
-const detail = (j: Job) => ({ ...row(j), config: j.config, ptx: j.ptx, metrics: j.metrics, log: j.log });
+const detail = ({ metrics, log, ...j }: Job) => ({ ...row(j), config: j.config, ptx: j.ptx, metrics, log });
 
 export function jobRoutes(ctx: RouteContext): void {
   const { app, store, S, opts } = ctx;
