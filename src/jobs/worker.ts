@@ -86,7 +86,11 @@ export class TrainingWorker {
   /** Runs jobs until `stop()`. */
   async run(): Promise<void> {
     while (!this.stopping) {
-      const job = await this.runOnce();
+      // A database out of reach for a while (restarting, a lost connection) is waited out, not fatal.
+      const job = await this.runOnce().catch((e: Error) => {
+        this.say(`cannot reach the job queue (${e.message}); trying again`);
+        return null;
+      });
       if (!job && !this.stopping)
         await new Promise<void>((r) => {
           this.wake = r;
