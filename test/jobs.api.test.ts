@@ -95,6 +95,7 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(chart.status, 200);
     assert.match(String(chart.headers['content-type']), /^image\/svg\+xml/);
     assert.match(chart.body as string, /<svg[\s\S]*train\/loss/);
+    assert.equal((await admin.get(`/api/admin/jobs/${id}/chart.svg?of=nothing`)).status, 400);
 
     const models = (await admin.get('/api/models')).json.models;
     const made = models.find((m: { id: number }) => m.id === job.model);
