@@ -136,6 +136,23 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(finished?.state, 'done', finished?.log);
     assert.equal(finished?.attempts, 2);
     assert.match(finished!.log, /sft \(from step \d+\)/, 'resumed from its checkpoint');
+
+    // A worker that cannot renew its hold (the database out of reach) stops its trainer itself before the job can be
+    // taken over; the job is then re-queued as any stale one.
+    const fenced = (await post({ kind: 'sft', baseModel: base.id, config: { ...tiny, epochs: 5000 } })).json.id;
+    const cutOff = new TrainingWorker({ store, modelsDir, heartbeatMs: 100, staleAfterMs: 1000, log: () => {} });
+    const heartbeat = store.jobs.heartbeat;
+    store.jobs.heartbeat = async () => {
+      throw new Error('connection terminated');
+    };
+    const t0 = Date.now();
+    const orphan = await cutOff.runOnce().finally(() => {
+      store.jobs.heartbeat = heartbeat;
+    });
+    assert.ok(Date.now() - t0 < 20_000, 'the trainer was stopped, not run to its end');
+    assert.deepEqual([orphan?.id, orphan?.state], [fenced, 'running'], 'left for the stale-job sweep');
+    assert.deepEqual((await store.jobs.reclaimStale(store.now() + 1)).requeued, [fenced]);
+    await store.jobs.cancel(fenced);
   } finally {
     worker.stop();
     await app.close();

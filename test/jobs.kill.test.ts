@@ -21,7 +21,7 @@ const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
 function startWorker(db: string, modelsDir: string, id: string): ChildProcess & { output: () => string } {
   const args = ['worker', '--db', db, '--models', modelsDir, '--id', id];
-  const timing = ['--poll-ms', '100', '--heartbeat-ms', '200', '--stale-after-ms', '1500'];
+  const timing = ['--poll-ms', '100', '--heartbeat-ms', '200', '--stale-after-ms', '3000'];
   // One thread in every trainer: bit-identical sums need an equal thread count.
   const env = { ...process.env, INSTRUCTKIT_THREADS: '1' };
   const child = spawn(process.execPath, [cli, ...args, ...timing], { stdio: ['ignore', 'ignore', 'pipe'], env });

@@ -184,9 +184,21 @@ export class TrainingWorker {
     );
     let cancelled = false;
     let lost = false;
+    let lastBeat = Date.now();
+    const staleAfter = this.o.staleAfterMs ?? 30_000;
     const beat = setInterval(() => {
+      // Unable to renew its hold for half the stale time, this worker stops the trainer itself: by the time another
+      // worker may take the job over, no trainer of ours is left writing to its folder.
+      if (!lost && Date.now() - lastBeat > staleAfter / 2) {
+        lost = true;
+        this.say(
+          `job ${job.id}: no heartbeat for ${Math.round((Date.now() - lastBeat) / 1000)} s; stopping its trainer`,
+        );
+        child.kill('SIGKILL');
+      }
       void store.jobs.heartbeat(job.id, this.id, report()).then(
         (hb) => {
+          if (hb.held) lastBeat = Date.now();
           if (!hb.held && !lost) {
             lost = true;
             this.say(`job ${job.id}: no longer ours (re-queued after a stale heartbeat); stopping its trainer`);
