@@ -104,7 +104,10 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     await page.getByTestId('job-submit').click();
     const id = before + 1;
     await page.getByTestId(`job-${id}`).waitFor();
-    await page.getByTestId('job-state').filter({ hasText: /done|failed/ }).waitFor({ timeout: 60_000 });
+    await page
+      .getByTestId('job-state')
+      .filter({ hasText: /done|failed/ })
+      .waitFor({ timeout: 60_000 });
     const job = await store.jobs.get(id);
     assert.equal(job.state, 'done', `${kind} job: ${job.error}\n${job.log}`);
     await page.getByTestId('job-chart-loss').waitFor();
@@ -118,7 +121,10 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   for (const [username, group] of [...WRITERS.map((w) => [w, 'training']), [JUDGE, 'heldout']]) {
     await page.getByTestId('new-username').fill(username);
     await page.getByTestId('new-password').fill(PASSWORD);
-    await page.locator('label', { has: page.getByText('Group', { exact: true }) }).locator('select').selectOption(group);
+    await page
+      .locator('label', { has: page.getByText('Group', { exact: true }) })
+      .locator('select')
+      .selectOption(group);
     await page.getByTestId('create-user').click();
     await page.getByRole('cell', { name: username, exact: true }).waitFor();
   }
