@@ -27,6 +27,7 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
 import { dataRoutes } from './routes/data.js';
+import { evalRoutes } from './routes/evals.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
@@ -57,9 +58,25 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const loginThrottle = new LoginThrottle(store, opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
-  const chatModel = opts.chatModel ?? new EchoChatModel();
+  const served = opts.servedModels;
+  const chatModel =
+    opts.chatModel ?? (served?.names().length ? served.chatModel(served.names()[0]) : new EchoChatModel());
+  const chatModels = (chosen: readonly string[]) => {
+    const picked = chosen.filter((n) => served?.has(n)).map((n) => served!.chatModel(n));
+    return picked.length > 0 ? picked : [chatModel];
+  };
   const random = opts.random ?? Math.random;
-  const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
+  const source = (name: string) =>
+    opts.candidateSources?.[name] ??
+    (served?.has(name) ? served.candidateSource(name) : new ImportedCandidates(store, name));
+  const modelNames = async () =>
+    [
+      ...new Set([
+        ...Object.keys(opts.candidateSources ?? {}),
+        ...(served?.names() ?? []),
+        ...(await store.prompts.pooledModels()),
+      ]),
+    ].sort();
 
   const boot = opts.bootstrapAdmin;
   if (boot) {
@@ -218,6 +235,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     now,
     maxTextChars,
     chatModel,
+    chatModels,
+    modelNames,
     random,
     loginThrottle,
     maxAgeMs: maxAge,
@@ -226,7 +245,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes]) register(ctx);
+  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, evalRoutes]) register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);

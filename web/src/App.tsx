@@ -1,7 +1,14 @@
 /** App shell: session bootstrap, role-aware navigation, routes. */
 import { useEffect, useState } from 'react';
 import { api, type Me } from './api.js';
-import { AdminData, AdminOverview, AdminPeople, AdminScreening, AdminSettings } from './screens/admin/index.js';
+import {
+  AdminData,
+  AdminEvals,
+  AdminOverview,
+  AdminPeople,
+  AdminScreening,
+  AdminSettings,
+} from './screens/admin/index.js';
 import { ChatScreen } from './screens/Chat.js';
 import { LabelScreen } from './screens/Label.js';
 import { LoginScreen } from './screens/Login.js';
@@ -11,6 +18,7 @@ const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
   ['/admin/screening', 'Screening'],
+  ['/admin/evals', 'Evals'],
   ['/admin/settings', 'Settings'],
   ['/admin/people', 'People'],
   ['/chat', 'Chat'],
@@ -82,6 +90,7 @@ export function App() {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
     '/admin/screening': () => <AdminScreening />,
+    '/admin/evals': () => <AdminEvals />,
     '/admin/settings': () => <AdminSettings />,
     '/admin/people': () => <AdminPeople />,
     '/label': () => <LabelScreen />,

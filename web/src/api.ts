@@ -9,8 +9,11 @@ import type {
   ConversationSummaryBody as ConversationSummary,
   CreatedTasksBody,
   DashboardBody as Dashboard,
+  EvalRatingsBody as EvalRatings,
+  EvalRowBody as EvalRow,
   GoldRowBody as GoldRow,
   MeBody as Me,
+  ModelsBody as Models,
   PromptRowBody as PromptRow,
   UserBody as PublicUser,
   ScreeningItemBody as ScreeningItem,
@@ -28,8 +31,11 @@ export type {
   Conversation,
   ConversationSummary,
   Dashboard,
+  EvalRatings,
+  EvalRow,
   GoldRow,
   Me,
+  Models,
   PromptRow,
   PublicUser,
   ScreeningItem,
@@ -131,7 +137,15 @@ export const api = {
   createGroup: (name: string, split: 'training' | 'heldout') => post('/api/admin/groups', { name, split }),
   settings: () => get<{ settings: Settings }>('/api/admin/settings'),
   saveSettings: (s: SettingsPatch) => request<{ settings: Settings }>('PUT', '/api/admin/settings', s),
-  models: () => get<{ models: string[]; chatModel: string }>('/api/admin/models'),
+  models: () => get<Models>('/api/admin/models'),
+  evals: () => get<{ evals: EvalRow[] }>('/api/admin/evals'),
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+    post<{ id: number; tasks: number; reused: number }>('/api/admin/evals', b),
+  evalRatings: (baseline?: string) =>
+    get<EvalRatings>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),
+  /** The Figure 1 chart (SVG, for an <img>). */
+  evalFigureUrl: (baseline?: string) =>
+    `/api/admin/evals/figure.svg${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`,
   prompts: (limit: number, offset: number) =>
     get<{ total: number; prompts: PromptRow[] }>(`/api/admin/prompts?limit=${limit}&offset=${offset}`),
   addPrompts: (prompts: { text: string; split?: 'training' | 'heldout' }[]) =>

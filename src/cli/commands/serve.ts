@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
+import { checkModelFolder } from '../../models/index.js';
+import { defaultWebRoot, parseMemory, SamplerPool, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
 
 const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite | postgres://…] [--admin-user admin] [--admin-password PW]
@@ -23,8 +24,11 @@ or else with a random password that is printed once.
   --secure-cookie     mark the session cookie Secure (the app is reached over HTTPS, e.g. through that proxy)
   --web DIR           built UI folder (default: the package's web/dist)
   --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
-  --model DIR         a model folder to chat with and to sample ranking candidates from (its folder name is the
-                      candidate source's name in the admin settings); without it the chat echoes`;
+  --model DIR         a model folder to chat with and to sample ranking / A/B candidates from (its folder name is
+                      its name in the admin settings); repeat it to serve several versions side by side (the first
+                      answers chat unless the admin picks others); without it the chat echoes
+  --serve-memory SIZE weights the sampling workers may hold at once (e.g. 6G; default half the machine's memory):
+                      a version loads on first use, and the least recently used idle one is stopped to make room`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -37,7 +41,8 @@ export async function run(args: string[]): Promise<number> {
       'admin-password': { type: 'string' },
       web: { type: 'string' },
       report: { type: 'string' },
-      model: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      'serve-memory': { type: 'string' },
       'trust-proxy': { type: 'string' },
       'secure-cookie': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -54,12 +59,20 @@ export async function run(args: string[]): Promise<number> {
 
   // Opened first: an unreachable database or a folder that is not a model fails here, before anything listens.
   const store = await openStore({ db: values.db });
-  const sampler = values.model
-    ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model))).catch(async (err) => {
-        await store.close();
-        throw err;
-      })
-    : null;
+  let pool: SamplerPool | null = null;
+  try {
+    const budgetBytes = values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined;
+    if (values.model?.length) {
+      pool = new SamplerPool({ budgetBytes });
+      for (const dir of values.model) {
+        checkModelFolder(dir, 'causal');
+        pool.add(basename(resolve(dir)), dir);
+      }
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
@@ -69,7 +82,7 @@ export async function run(args: string[]): Promise<number> {
     port,
     webRoot,
     reportDir: values.report,
-    ...(sampler ? { chatModel: sampler, candidateSources: { [sampler.name]: sampler } } : {}),
+    ...(pool ? { servedModels: pool } : {}),
     bootstrapAdmin: { username: values['admin-user'], password },
     resetAdmin: given !== undefined,
     secureCookies: values['secure-cookie'],
@@ -84,7 +97,13 @@ export async function run(args: string[]): Promise<number> {
     console.log(`admin "${values['admin-user']}" signs in with the given password (account enabled)`);
   }
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
-  if (sampler) console.log(`chat and candidates from model "${sampler.name}" (${values.model})`);
+  if (pool) {
+    const names = pool.names();
+    const budget = (pool.budgetBytes / 2 ** 30).toFixed(1);
+    console.log(
+      `serving ${names.map((n) => `"${n}"`).join(', ')} (loaded on first use, ${budget} GiB of weights at most)`,
+    );
+  }
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -92,7 +111,7 @@ export async function run(args: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       void s
         .close()
-        .then(() => sampler?.close())
+        .then(() => pool?.close())
         .then(() => store.close().then(done, done));
     };
     process.on('SIGINT', stop);
