@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { winRateOf } from '../src/rlhf/index.js';
+import { SamplerPool } from '../src/server/index.js';
 import type { CandidateSource } from '../src/store/index.js';
 import { type Client, idem, labeler, setup } from './helpers/server.js';
 
@@ -197,4 +198,52 @@ test('an eval whose models cannot answer stores nothing and says which prompts f
   assert.deepEqual((await admin.get('/api/admin/evals')).json.evals, []);
   assert.equal((await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'mute', prompts: [999] })).status, 422);
   await app.close();
+});
+
+test('every causal-LM version in the model registry is served on demand: evals and chat settings can name it', async () => {
+  const started: string[] = [];
+  const pool = new SamplerPool({
+    budgetBytes: 100,
+    estimate: () => 60, // room for one version at a time
+    start: async (name) => {
+      started.push(name);
+      const source = says(name);
+      return {
+        name,
+        generate: source.generate,
+        async *stream() {
+          yield name;
+        },
+        close: async () => {},
+      };
+    },
+  });
+  const { app, store, admin } = await setup({ servedModels: pool });
+  await store.models.register({ name: 'sft-1', path: '/models/sft-1', kind: 'sft', head: 'causal' });
+  await store.models.register({ name: 'ppo-2', path: '/models/ppo-2', kind: 'ppo', head: 'causal' });
+  await store.models.register({ name: 'rm-1', path: '/models/rm-1', kind: 'rm', head: 'scalar' });
+  await addPrompts(admin, ['h1', 'h2'], 'heldout');
+
+  const models = (await admin.get('/api/admin/models')).json;
+  assert.deepEqual(models.models, ['ppo-2', 'sft-1']);
+  assert.deepEqual(
+    models.served.map((m: { name: string; loaded: boolean }) => [m.name, m.loaded]),
+    [
+      ['sft-1', false],
+      ['ppo-2', false],
+    ],
+  );
+  const r = await admin.post('/api/admin/evals', { modelA: 'ppo-2', modelB: 'sft-1' });
+  assert.equal(r.status, 201, r.body as string);
+  assert.equal(r.json.tasks, 2);
+  // Both versions sampled, never both loaded at once (60 + 60 > 100).
+  assert.ok(started.includes('ppo-2') && started.includes('sft-1'));
+  assert.ok(pool.usedBytes() <= 100);
+
+  // The chat versions are checked against what is served.
+  assert.equal((await admin.req('PUT', '/api/admin/settings', { chatModels: ['rm-1'] })).status, 422);
+  const ok = await admin.req('PUT', '/api/admin/settings', { chatModels: ['ppo-2', 'sft-1'] });
+  assert.deepEqual(ok.json.settings.chatModels, ['ppo-2', 'sft-1']);
+  await app.close();
+  await pool.close();
 });

@@ -28,7 +28,9 @@ import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
 import { dataRoutes } from './routes/data.js';
 import { evalRoutes } from './routes/evals.js';
+import { jobRoutes } from './routes/jobs.js';
 import { labelingRoutes } from './routes/labeling.js';
+import { modelRoutes } from './routes/models.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
 import { strictValidatorCompiler } from './validation.js';
@@ -68,15 +70,34 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const random = opts.random ?? Math.random;
   const source = (name: string) =>
     opts.candidateSources?.[name] ??
-    (served?.has(name) ? served.candidateSource(name) : new ImportedCandidates(store, name));
-  const modelNames = async () =>
-    [
+    (served?.has(name)
+      ? served.candidateSource(name)
+      : unservable.has(name)
+        ? { generate: async () => Promise.reject(new Error(unservable.get(name))) }
+        : new ImportedCandidates(store, name));
+  // Every causal-LM version in the registry is servable: another server or a training worker may have added one.
+  const unservable = new Map<string, string>();
+  const refreshModels = async () => {
+    if (!served) return;
+    for (const m of await store.models.list()) {
+      if (m.head !== 'causal' || served.has(m.name)) continue;
+      try {
+        served.add(m.name, m.path);
+      } catch (e) {
+        unservable.set(m.name, (e as Error).message);
+      }
+    }
+  };
+  const modelNames = async () => {
+    await refreshModels();
+    return [
       ...new Set([
         ...Object.keys(opts.candidateSources ?? {}),
         ...(served?.names() ?? []),
         ...(await store.prompts.pooledModels()),
       ]),
     ].sort();
+  };
 
   const boot = opts.bootstrapAdmin;
   if (boot) {
@@ -237,6 +258,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     chatModel,
     chatModels,
     modelNames,
+    refreshModels,
     random,
     loginThrottle,
     maxAgeMs: maxAge,
@@ -245,7 +267,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, evalRoutes]) register(ctx);
+  const areas = [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, modelRoutes, jobRoutes, evalRoutes];
+  for (const register of areas) register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);

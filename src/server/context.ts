@@ -70,6 +70,11 @@ export interface ServerOptions {
   random?: () => number;
   /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
   webRoot?: string;
+  /**
+   * Where training jobs' folders go (data snapshot, checkpoints, the output model): the folder the workers'
+   * `--models` names. Without it, jobs cannot be queued.
+   */
+  jobsDir?: string;
   /** A run's report folder (`instructkit demo` writes DIR/report) to serve read-only at `/report/`. */
   reportDir?: string;
 }
@@ -95,6 +100,8 @@ export interface RouteContext {
   chatModels: (chosen: readonly string[]) => ChatModel[];
   /** Names of every model that can produce candidates or answer chat (served versions, configured sources). */
   modelNames: () => Promise<string[]>;
+  /** Makes every causal-LM version in the model registry servable (a no-op without `servedModels`). */
+  refreshModels: () => Promise<void>;
   random: () => number;
   loginThrottle: LoginThrottle;
   /** The session cookie's lifetime in the browser: the longest a session may live. */

@@ -32,6 +32,8 @@ const TABLES: Record<keyof Database, string[]> = {
   login_failures: ['id'],
   evals: ['id'],
   eval_tasks: ['eval_id', 'task_id'],
+  models: ['id'],
+  jobs: ['id'],
 };
 type Table = keyof Database;
 const tables = Object.keys(TABLES) as Table[];

@@ -10,6 +10,7 @@ import {
   Migrator,
   sql,
 } from 'kysely';
+import { jobsMigration } from './migration_0007_jobs.js';
 import { evalsMigration } from './migration_0008_evals.js';
 import type { Database } from './schema.js';
 
@@ -346,6 +347,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.dropTable('login_failures').execute();
       },
     },
+    '0007_jobs_models': jobsMigration(dialect),
     '0008_evals': evalsMigration(dialect),
   };
 }

@@ -4,6 +4,7 @@
  */
 // Request and response types come from the API's own schemas (src/server/schemas.ts, responses.ts), never from the store.
 import type {
+  AdminModelsBody as AdminModels,
   AssignmentBody as AssignmentView,
   ConversationBody as Conversation,
   ConversationSummaryBody as ConversationSummary,
@@ -13,7 +14,6 @@ import type {
   EvalRowBody as EvalRow,
   GoldRowBody as GoldRow,
   MeBody as Me,
-  ModelsBody as Models,
   PromptRowBody as PromptRow,
   UserBody as PublicUser,
   ScreeningItemBody as ScreeningItem,
@@ -26,6 +26,7 @@ import type {
 import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
 
 export type {
+  AdminModels,
   AssignmentView,
   ChatBody,
   Conversation,
@@ -35,7 +36,6 @@ export type {
   EvalRow,
   GoldRow,
   Me,
-  Models,
   PromptRow,
   PublicUser,
   ScreeningItem,
@@ -137,7 +137,7 @@ export const api = {
   createGroup: (name: string, split: 'training' | 'heldout') => post('/api/admin/groups', { name, split }),
   settings: () => get<{ settings: Settings }>('/api/admin/settings'),
   saveSettings: (s: SettingsPatch) => request<{ settings: Settings }>('PUT', '/api/admin/settings', s),
-  models: () => get<Models>('/api/admin/models'),
+  models: () => get<AdminModels>('/api/admin/models'),
   evals: () => get<{ evals: EvalRow[] }>('/api/admin/evals'),
   createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
     post<{ id: number; tasks: number; reused: number }>('/api/admin/evals', b),

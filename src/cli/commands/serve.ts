@@ -1,7 +1,8 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
 import { randomBytes } from 'node:crypto';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { registerFolder } from '../../jobs/queue.js';
 import { checkModelFolder } from '../../models/index.js';
 import { defaultWebRoot, parseMemory, SamplerPool, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
@@ -25,10 +26,12 @@ or else with a random password that is printed once.
   --web DIR           built UI folder (default: the package's web/dist)
   --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
   --model DIR         a model folder to chat with and to sample ranking / A/B candidates from (its folder name is
-                      its name in the admin settings); repeat it to serve several versions side by side (the first
-                      answers chat unless the admin picks others); without it the chat echoes
+                      its name in the admin settings), registered as a base version in the model registry (once
+                      per folder); repeat it for several. Every causal-LM version in the registry is served side by
+                      side (the first --model answers chat unless the admin picks others); without any, chat echoes
   --serve-memory SIZE weights the sampling workers may hold at once (e.g. 6G; default half the machine's memory):
-                      a version loads on first use, and the least recently used idle one is stopped to make room`;
+                      a version loads on first use, and the least recently used idle one is stopped to make room
+  --models DIR        where training jobs' folders and output models go (default models)`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -43,6 +46,7 @@ export async function run(args: string[]): Promise<number> {
       report: { type: 'string' },
       model: { type: 'string', multiple: true },
       'serve-memory': { type: 'string' },
+      models: { type: 'string', default: 'models' },
       'trust-proxy': { type: 'string' },
       'secure-cookie': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -59,15 +63,15 @@ export async function run(args: string[]): Promise<number> {
 
   // Opened first: an unreachable database or a folder that is not a model fails here, before anything listens.
   const store = await openStore({ db: values.db });
-  let pool: SamplerPool | null = null;
+  let pool: SamplerPool;
   try {
-    const budgetBytes = values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined;
-    if (values.model?.length) {
-      pool = new SamplerPool({ budgetBytes });
-      for (const dir of values.model) {
-        checkModelFolder(dir, 'causal');
-        pool.add(basename(resolve(dir)), dir);
-      }
+    pool = new SamplerPool({
+      budgetBytes: values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined,
+    });
+    for (const dir of values.model ?? []) {
+      checkModelFolder(dir, 'causal');
+      const { model } = await registerFolder(store, dir, { kind: 'base' });
+      pool.add(model.name, model.path);
     }
   } catch (err) {
     await store.close();
@@ -82,7 +86,8 @@ export async function run(args: string[]): Promise<number> {
     port,
     webRoot,
     reportDir: values.report,
-    ...(pool ? { servedModels: pool } : {}),
+    jobsDir: resolve(values.models),
+    servedModels: pool,
     bootstrapAdmin: { username: values['admin-user'], password },
     resetAdmin: given !== undefined,
     secureCookies: values['secure-cookie'],
@@ -97,13 +102,12 @@ export async function run(args: string[]): Promise<number> {
     console.log(`admin "${values['admin-user']}" signs in with the given password (account enabled)`);
   }
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
-  if (pool) {
-    const names = pool.names();
-    const budget = (pool.budgetBytes / 2 ** 30).toFixed(1);
-    console.log(
-      `serving ${names.map((n) => `"${n}"`).join(', ')} (loaded on first use, ${budget} GiB of weights at most)`,
-    );
-  }
+  const budget = (pool.budgetBytes / 2 ** 30).toFixed(1);
+  const names = pool.names().map((n) => `"${n}"`);
+  console.log(
+    `serving ${names.length ? names.join(', ') : 'no model yet'} and every causal-LM version in the registry ` +
+      `(loaded on first use, ${budget} GiB of weights at most)`,
+  );
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -111,7 +115,7 @@ export async function run(args: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       void s
         .close()
-        .then(() => pool?.close())
+        .then(() => pool.close())
         .then(() => store.close().then(done, done));
     };
     process.on('SIGINT', stop);

@@ -51,6 +51,7 @@ export function adminRoutes(ctx: RouteContext): void {
     '/api/admin/settings',
     { config: { auth: 'admin' }, schema: { body: S.Settings, response: { 200: R.Settings } } },
     async (req) => {
+      await ctx.refreshModels();
       const unknown = (req.body.chatModels ?? []).filter((n) => !opts.servedModels?.has(n));
       if (unknown.length > 0) {
         const served = opts.servedModels?.names().join(', ') || 'none (start the server with --model DIR)';
@@ -60,13 +61,17 @@ export function adminRoutes(ctx: RouteContext): void {
     },
   );
 
-  app.get('/api/admin/models', { config: { auth: 'admin' }, schema: { response: { 200: R.Models } } }, async () => ({
-    models: await modelNames(),
-    chatModel: chatModel.name,
-    // Versions served side by side: their weights' size and whether a sampling worker holds them now.
-    served: opts.servedModels?.status().map(({ dir: _dir, ...s }) => s) ?? [],
-    serveMemory: opts.servedModels?.budgetBytes ?? null,
-  }));
+  app.get(
+    '/api/admin/models',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.AdminModels } } },
+    async () => ({
+      models: await modelNames(),
+      chatModel: chatModel.name,
+      // Versions served side by side: their weights' size and whether a sampling worker holds them now.
+      served: opts.servedModels?.status().map(({ dir: _dir, ...s }) => s) ?? [],
+      serveMemory: opts.servedModels?.budgetBytes ?? null,
+    }),
+  );
 
   app.get(
     '/api/admin/prompts',
@@ -91,6 +96,7 @@ export function adminRoutes(ctx: RouteContext): void {
     async (req, reply) => {
       const { kind, promptIds, modelA, modelB } = req.body;
       const settings = await store.settings.get();
+      await ctx.refreshModels();
       if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
         fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
       }
