@@ -115,11 +115,13 @@ export async function enqueueJob(store: Store, jobsDir: string, req: JobRequest,
         createdBy,
       },
       (id) => {
-        dir = resolve(jobsDir, `job-${id}`);
+        // Recorded relative to the models folder, which each process (API server, workers) names for its machine.
+        const name = `job-${id}`;
+        dir = resolve(jobsDir, name);
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, 'data.jsonl'), snapshot);
         writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-        return dir;
+        return name;
       },
     );
   } catch (e) {

@@ -223,6 +223,24 @@ export class Jobs extends Aggregate {
     });
   }
 
+  /** Gives a job back to the queue (its worker is shutting down): the next claim resumes it. */
+  async release(id: number, worker: string, report: JobReport = {}): Promise<boolean> {
+    const r = await this.db
+      .updateTable('jobs')
+      .set({
+        state: 'queued',
+        worker: null,
+        ...(report.progress !== undefined ? { progress: JSON.stringify(report.progress) } : {}),
+        ...(report.metrics !== undefined ? { metrics: JSON.stringify(report.metrics) } : {}),
+        ...(report.log !== undefined ? { log: report.log } : {}),
+      })
+      .where('id', '=', id)
+      .where('worker', '=', worker)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
   /** A queued job is cancelled at once; a running one is asked to stop (its worker checkpoints and ends it). */
   async cancel(id: number): Promise<Job> {
     const job = await this.get(id);

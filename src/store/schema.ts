@@ -267,7 +267,10 @@ export interface JobsTable {
   reward_model_id: number | null;
   /** JSON: the resolved config (defaults filled in), as the trainer gets it. */
   config: string;
-  /** The job folder: data snapshot, config file, the run (checkpoints, metrics.jsonl) and the output model. */
+  /**
+   * The job folder, relative to the models folder: data snapshot, config file and the run (`model/`: checkpoints,
+   * metrics.jsonl, the output model).
+   */
   dir: string;
   data_hash: string;
   data_count: number;

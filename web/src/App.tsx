@@ -4,10 +4,12 @@ import { api, type Me } from './api.js';
 import {
   AdminData,
   AdminEvals,
+  AdminModels,
   AdminOverview,
   AdminPeople,
   AdminScreening,
   AdminSettings,
+  AdminTrain,
 } from './screens/admin/index.js';
 import { ChatScreen } from './screens/Chat.js';
 import { LabelScreen } from './screens/Label.js';
@@ -18,6 +20,8 @@ const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
   ['/admin/screening', 'Screening'],
+  ['/admin/train', 'Train'],
+  ['/admin/models', 'Models'],
   ['/admin/evals', 'Evals'],
   ['/admin/settings', 'Settings'],
   ['/admin/people', 'People'],
@@ -91,6 +95,8 @@ export function App() {
     '/admin/data': () => <AdminData />,
     '/admin/screening': () => <AdminScreening />,
     '/admin/evals': () => <AdminEvals />,
+    '/admin/train': () => <AdminTrain />,
+    '/admin/models': () => <AdminModels />,
     '/admin/settings': () => <AdminSettings />,
     '/admin/people': () => <AdminPeople />,
     '/label': () => <LabelScreen />,

@@ -1,6 +1,7 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { registerFolder } from '../../jobs/queue.js';
 import { checkModelFolder } from '../../models/index.js';
@@ -31,7 +32,9 @@ or else with a random password that is printed once.
                       side (the first --model answers chat unless the admin picks others); without any, chat echoes
   --serve-memory SIZE weights the sampling workers may hold at once (e.g. 6G; default half the machine's memory):
                       a version loads on first use, and the least recently used idle one is stopped to make room
-  --models DIR        where training jobs' folders and output models go (default models)`;
+  --models DIR        where training jobs' folders and output models go (default models)
+  --no-worker         do not start the local training worker (\`instructkit worker\` in a child process, stopped
+                      with the server); run workers elsewhere instead, pointed at the same --db and --models`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -47,6 +50,7 @@ export async function run(args: string[]): Promise<number> {
       model: { type: 'string', multiple: true },
       'serve-memory': { type: 'string' },
       models: { type: 'string', default: 'models' },
+      'no-worker': { type: 'boolean', default: false },
       'trust-proxy': { type: 'string' },
       'secure-cookie': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -108,6 +112,8 @@ export async function run(args: string[]): Promise<number> {
     `serving ${names.length ? names.join(', ') : 'no model yet'} and every causal-LM version in the registry ` +
       `(loaded on first use, ${budget} GiB of weights at most)`,
   );
+  // Training never runs in this process: jobs go to a worker process (this one's child unless --no-worker).
+  const worker = values['no-worker'] ? null : startWorker(values.db, values.models);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -115,6 +121,7 @@ export async function run(args: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       void s
         .close()
+        .then(() => worker?.stop())
         .then(() => pool.close())
         .then(() => store.close().then(done, done));
     };
@@ -122,6 +129,25 @@ export async function run(args: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** `instructkit worker` as a child: its lines go to this terminal; stop() checkpoints its job and waits for it. */
+function startWorker(db: string, models: string) {
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', 'main.js'), 'worker', '--db', db, '--models', models],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((done) => child.once('close', () => done()));
+  console.log(`training worker started (pid ${child.pid}; --no-worker to run workers elsewhere)`);
+  return {
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 function trustProxy(v: string | undefined): boolean | string[] {

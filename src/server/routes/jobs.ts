@@ -50,6 +50,24 @@ export function jobRoutes(ctx: RouteContext): void {
     async (req) => ({ job: detail(await store.jobs.get(req.params.id)) }),
   );
 
+  // The loss curves as the run report draws them (ECharts → SVG on the server), for the Train screen's <img>.
+  app.get(
+    '/api/admin/jobs/:id/chart.svg',
+    { config: { auth: 'admin' }, schema: { params: S.IdParam } },
+    async (req, reply) => {
+      const job = await store.jobs.get(req.params.id);
+      const { lineChart } = await import('../../report/charts.js');
+      const names = [...new Set(job.metrics.flatMap(Object.keys))].filter((k) => /(^|\/)loss$/.test(k));
+      const series = names.map((name) => ({
+        name,
+        points: job.metrics
+          .filter((r) => typeof r[name] === 'number')
+          .map((r) => [Number(r.step), r[name] as number] as [number, number]),
+      }));
+      return reply.type('image/svg+xml').send(lineChart(`job ${job.id} (${job.kind})`, series));
+    },
+  );
+
   app.post(
     '/api/admin/jobs/:id/cancel',
     { config: { auth: 'admin' }, schema: { params: S.IdParam, response: { 200: R.Job } } },
