@@ -240,6 +240,16 @@ test('every causal-LM version in the model registry is served on demand: evals a
   assert.ok(started.includes('ppo-2') && started.includes('sft-1'));
   assert.ok(pool.usedBytes() <= 100);
 
+  // Figure 1's default baseline is the registry's SFT version (alphabetically and by count ppo-2 would come first).
+  const judge = await labeler(app, admin, 'judge', 'heldout');
+  await answerAll(judge, (_p, a) => (a.startsWith('ppo-2') ? 'a' : 'b'));
+  const ratings = (await admin.get('/api/admin/evals/ratings')).json;
+  assert.equal(ratings.baseline, 'sft-1');
+  assert.deepEqual(
+    ratings.vsBaseline.map((w: { model: string; winRate: number }) => [w.model, w.winRate]),
+    [['ppo-2', 1]],
+  );
+
   // The chat versions are checked against what is served.
   assert.equal((await admin.req('PUT', '/api/admin/settings', { chatModels: ['rm-1'] })).status, 422);
   const ok = await admin.req('PUT', '/api/admin/settings', { chatModels: ['ppo-2', 'sft-1'] });

@@ -11,6 +11,16 @@ import { responses as R } from '../responses.js';
 export function evalRoutes(ctx: RouteContext): void {
   const { app, store, S, source, user, modelNames } = ctx;
 
+  // The paper's baseline is SFT: by default the newest SFT version in the registry (one with results, else the
+  // most compared version).
+  const baselineOf = async (q: { baseline?: string }) => ({
+    wanted: q.baseline,
+    preferred: (await store.models.list())
+      .filter((m) => m.kind === 'sft')
+      .map((m) => m.name)
+      .reverse(),
+  });
+
   const withResult = async (e: EvalRow) => ({
     ...e,
     result: winRateOf(headToHead(await store.evals.outcomes(e.id), e.modelA, e.modelB)),
@@ -90,7 +100,7 @@ export function evalRoutes(ctx: RouteContext): void {
     '/api/admin/evals/ratings',
     { config: { auth: 'admin' }, schema: { querystring: S.BaselineQuery, response: { 200: R.EvalRatings } } },
     async (req) => ({
-      ...ratings(await store.evals.heldoutOutcomes(), await store.evals.chatOutcomes(), req.query.baseline),
+      ...ratings(await store.evals.heldoutOutcomes(), await store.evals.chatOutcomes(), await baselineOf(req.query)),
       chatSameModel: await store.evals.chatSameModelCount(),
     }),
   );
@@ -100,7 +110,7 @@ export function evalRoutes(ctx: RouteContext): void {
     '/api/admin/evals/figure.svg',
     { config: { auth: 'admin' }, schema: { querystring: S.BaselineQuery } },
     async (req, reply) => {
-      const r = ratings(await store.evals.heldoutOutcomes(), [], req.query.baseline);
+      const r = ratings(await store.evals.heldoutOutcomes(), [], await baselineOf(req.query));
       // ECharts loads on first use only: most server starts never draw a chart.
       const { intervalBarChart } = await import('../../report/charts.js');
       const svg = intervalBarChart(
@@ -114,12 +124,13 @@ export function evalRoutes(ctx: RouteContext): void {
 }
 
 /** The Elo table, each version's win rate against the baseline, and the chat pairs' win rates. */
-function ratings(heldout: Outcome[], chat: Outcome[], wanted?: string) {
+function ratings(heldout: Outcome[], chat: Outcome[], choice: { wanted?: string; preferred: string[] }) {
+  const { wanted } = choice;
   const games = new Map<string, number>();
   for (const o of heldout) for (const m of [o.a, o.b]) games.set(m, (games.get(m) ?? 0) + 1);
   const models = [...games.keys()].sort();
-  // By default the version compared most often: in the usual flow every new version is compared with SFT.
-  const baseline = wanted ?? [...games].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))[0]?.[0] ?? null;
+  const mostCompared = [...games].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))[0]?.[0] ?? null;
+  const baseline = wanted ?? choice.preferred.find((m) => games.has(m)) ?? mostCompared;
   if (wanted && !games.has(wanted)) {
     throw new StoreError('invalid', `baseline: no held-out A/B results for "${wanted}"; rated: ${models.join(', ')}`);
   }
