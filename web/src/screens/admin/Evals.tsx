@@ -205,7 +205,8 @@ function Ratings(props: { r: EvalRatings; onBaseline: (m: string) => void }) {
         )}
         <span className="help">
           Users' choices between two replies in the chat playground: their own prompts, not the held-out set, so they
-          never enter the figures above. {r.chatSameModel} more compared two samples of one version.
+          never enter the figures above.
+          {r.chatSameModel > 0 ? ` ${r.chatSameModel} more compared two samples of one version.` : ''}
         </span>
       </Card>
     </>

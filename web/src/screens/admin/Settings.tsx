@@ -50,7 +50,10 @@ export function AdminSettings() {
               </option>
             ))}
           </select>
-          <span className="help">Imported candidates are pooled per model name (JSONL kind “candidates”).</span>
+          <span className="help">
+            A served model version (sampled on demand), or imported candidates pooled per model name (JSONL kind
+            “candidates”).
+          </span>
         </label>
         <label className="field">
           <span className="field-label">
@@ -136,7 +139,7 @@ export function AdminSettings() {
             </span>
           </label>
         </div>
-        <fieldset className="field" data-testid="chat-models">
+        <fieldset className="field plain" data-testid="chat-models">
           <legend className="field-label">Chat answers from</legend>
           {served.length === 0 ? (
             <span className="help">
