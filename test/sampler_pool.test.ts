@@ -91,7 +91,15 @@ test('a version with a request in flight is never evicted: the next load waits u
   await stopped.next();
   await stopped.return?.();
   assert.equal(pool.status().find((s) => s.name === 'a')!.inFlight, 0);
+
+  // Closing the pool fails a load still waiting for room, and refuses later requests.
+  const held = pool.chatModel('a').stream([], {})[Symbol.asyncIterator]();
+  await held.next();
+  const waiting = pool.candidateSource('b').generate('p', 1);
+  await new Promise((r) => setTimeout(r, 10));
   await pool.close();
+  await assert.rejects(waiting, /shutting down/);
+  await assert.rejects(pool.candidateSource('a').generate('p', 1), /shutting down/);
 });
 
 test('a failed load is reported and forgotten, so the next request tries again', async () => {
@@ -140,6 +148,14 @@ test('two real model folders: workers start on first use and the older one is st
     // Loaded again on demand, a version answers as before (same seed, same text).
     assert.equal(await collect(pool.chatModel('a').stream(messages, { seed: 3 })), a);
     assert.ok(pool.usedBytes() <= pool.budgetBytes);
+    // A reply stopped by its reader (the chat's Stop) releases its version, and the worker goes on serving.
+    const ac = new AbortController();
+    for await (const _ of pool.chatModel('a').stream(messages, { signal: ac.signal })) ac.abort();
+    assert.deepEqual(
+      pool.status().map((s) => s.inFlight),
+      [0, 0],
+    );
+    assert.equal(await collect(pool.chatModel('a').stream(messages, { seed: 3 })), a);
     await pool.close();
   } finally {
     rmSync(root, { recursive: true });

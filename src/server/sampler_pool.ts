@@ -75,6 +75,7 @@ export class SamplerPool {
   /** Loads waiting for a busy version to be released. */
   private waiters: (() => void)[] = [];
   private clock = 0;
+  private closed = false;
 
   constructor(opts: SamplerPoolOptions = {}) {
     this.budgetBytes = opts.budgetBytes ?? defaultServeMemory();
@@ -166,8 +167,10 @@ export class SamplerPool {
     return Object.fromEntries(this.names().map((n) => [n, this.candidateSource(n)]));
   }
 
-  /** Stops every worker (waiting requests fail). */
+  /** Stops every worker; requests still waiting for a load fail, and later ones are refused. */
   async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
     const running = [...this.entries.values()].filter((e) => e.sampler);
     const samplers = running.map((e) => e.sampler);
     for (const e of running) e.sampler = undefined;
@@ -177,6 +180,7 @@ export class SamplerPool {
   /** Holds the version's worker (loading it first if needed) until `release` is called. */
   async lease(name: string): Promise<{ sampler: PooledSampler; release: () => void }> {
     const e = this.entry(name);
+    if (this.closed) throw new Error(`the model server is shutting down; "${name}" is not served`);
     e.inFlight++;
     let sampler: PooledSampler;
     try {
@@ -215,6 +219,7 @@ export class SamplerPool {
   /** Makes room (evicting idle versions, least recently used first, or waiting for busy ones), then starts. */
   private async load(e: Entry): Promise<PooledSampler> {
     while (this.usedBytes() + e.bytes > this.budgetBytes) {
+      if (this.closed) throw new Error(`the model server is shutting down; "${e.name}" is not served`);
       const idle = [...this.entries.values()]
         .filter((o) => o !== e && o.sampler && o.inFlight === 0)
         .sort((a, b) => a.lastUsed - b.lastUsed);
