@@ -73,10 +73,15 @@ export interface BradleyTerryOptions {
  */
 export function bradleyTerry(outcomes: readonly Outcome[], models?: readonly string[], opts: BradleyTerryOptions = {}) {
   const names = models ? [...models] : [...new Set(outcomes.flatMap((o) => [o.a, o.b]))];
-  const { wins, games } = pairCounts(outcomes, names);
+  const games = indexOutcomes(outcomes, names);
+  return { models: names, theta: fitStrengths(countGames(games, names.length), opts) };
+}
+
+/** Log-strengths maximising the ridge-penalised likelihood of these pair counts, by Newton's method. */
+function fitStrengths({ wins, games }: PairCounts, opts: BradleyTerryOptions): number[] {
   const l2 = opts.l2 ?? 0.1;
   if (!(l2 > 0)) throw new Error(`bradleyTerry: l2 must be > 0 (got ${l2}); it keeps unbeaten versions finite`);
-  const m = names.length;
+  const m = wins.length;
   const theta = new Array<number>(m).fill(0);
   for (let it = 0; it < (opts.maxIterations ?? 100); it++) {
     const grad = theta.map((t) => -l2 * t);
@@ -98,7 +103,7 @@ export function bradleyTerry(outcomes: readonly Outcome[], models?: readonly str
     }
     if (largest < (opts.tolerance ?? 1e-10)) break;
   }
-  return { models: names, theta };
+  return theta;
 }
 
 /** The objective bradleyTerry maximises (log-likelihood minus the ridge), for checks and model comparison. */
@@ -108,7 +113,7 @@ export function bradleyTerryObjective(
   theta: readonly number[],
   l2 = 0.1,
 ): number {
-  const { wins, games } = pairCounts(outcomes, models);
+  const { wins, games } = countGames(indexOutcomes(outcomes, models), models.length);
   let f = -0.5 * l2 * theta.reduce((s, t) => s + t * t, 0);
   for (let i = 0; i < models.length; i++)
     for (let j = 0; j < models.length; j++) {
@@ -146,9 +151,13 @@ export function eloRatings(
   const rounds = opts.rounds ?? 200;
   const rng = new Rng(opts.seed ?? 0);
   const samples: number[][] = names.map(() => []);
-  for (let r = 0; r < rounds && outcomes.length > 0; r++) {
-    const resampled = Array.from({ length: outcomes.length }, () => outcomes[rng.int(outcomes.length)]);
-    const { theta } = bradleyTerry(resampled, names, opts);
+  // Resampled as indices into the outcomes read once, so a round costs one pass over typed arrays.
+  const all = indexOutcomes(outcomes, names);
+  const n = all.w.length;
+  const picks = new Int32Array(n);
+  for (let r = 0; r < rounds && n > 0; r++) {
+    for (let k = 0; k < n; k++) picks[k] = rng.int(n);
+    const theta = fitStrengths(countGames(all, names.length, picks), opts);
     for (let i = 0; i < theta.length; i++) samples[i].push(base + ELO_PER_NAT * theta[i]);
   }
   const games = names.map((n) => outcomes.filter((o) => o.a === n || o.b === n).length);
@@ -162,19 +171,42 @@ export function eloRatings(
     .sort((x, y) => y.rating - x.rating);
 }
 
-/** wins[i][j]: i's wins over j (a tie half to each); games[i][j]: comparisons between them. */
-function pairCounts(outcomes: readonly Outcome[], names: readonly string[]) {
+interface PairCounts {
+  /** wins[i][j]: i's wins over j (a tie half to each). */
+  wins: number[][];
+  /** games[i][j]: comparisons between i and j. */
+  games: number[][];
+}
+
+/** The outcomes as model indices and A's score (1, ½, 0); a version against itself says nothing and is left out. */
+function indexOutcomes(outcomes: readonly Outcome[], names: readonly string[]) {
   const index = new Map(names.map((n, i) => [n, i]));
-  const m = names.length;
-  const wins = Array.from({ length: m }, () => new Array<number>(m).fill(0));
-  const games = Array.from({ length: m }, () => new Array<number>(m).fill(0));
-  for (const o of outcomes) {
+  const kept = outcomes.filter((o) => o.a !== o.b);
+  const a = new Int32Array(kept.length);
+  const b = new Int32Array(kept.length);
+  const w = new Float64Array(kept.length);
+  kept.forEach((o, k) => {
     const i = index.get(o.a);
     const j = index.get(o.b);
     if (i === undefined || j === undefined)
       throw new Error(`bradleyTerry: outcome between unknown models ${o.a}, ${o.b}`);
-    if (i === j) continue; // a version against itself says nothing about strengths
-    const w = o.result === 'a' ? 1 : o.result === 'tie' ? 0.5 : 0;
+    a[k] = i;
+    b[k] = j;
+    w[k] = o.result === 'a' ? 1 : o.result === 'tie' ? 0.5 : 0;
+  });
+  return { a, b, w };
+}
+
+/** Pair counts of the indexed outcomes (or of the ones `picks` names, repeats counted: a bootstrap sample). */
+function countGames(g: ReturnType<typeof indexOutcomes>, m: number, picks?: Int32Array): PairCounts {
+  const wins = Array.from({ length: m }, () => new Array<number>(m).fill(0));
+  const games = Array.from({ length: m }, () => new Array<number>(m).fill(0));
+  const total = picks ? picks.length : g.w.length;
+  for (let t = 0; t < total; t++) {
+    const k = picks ? picks[t] : t;
+    const i = g.a[k];
+    const j = g.b[k];
+    const w = g.w[k];
     wins[i][j] += w;
     wins[j][i] += 1 - w;
     games[i][j]++;
