@@ -254,6 +254,27 @@ test('every causal-LM version in the model registry is served on demand: evals a
   assert.equal((await admin.req('PUT', '/api/admin/settings', { chatModels: ['rm-1'] })).status, 422);
   const ok = await admin.req('PUT', '/api/admin/settings', { chatModels: ['ppo-2', 'sft-1'] });
   assert.deepEqual(ok.json.settings.chatModels, ['ppo-2', 'sft-1']);
+
+  // With two chat versions a comparison turn shows one reply of each; the choice lands in the chat table.
+  await admin.req('PUT', '/api/admin/settings', { chatCompareEvery: 1 });
+  const reply = await judge.post('/api/chat', { content: 'hello' });
+  const events = (reply.body as string)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const compare = events.find((e) => e.type === 'compare');
+  assert.deepEqual([compare.a, compare.b].sort(), ['ppo-2', 'sft-1']);
+  const chose = await judge.post(
+    '/api/chat/compare',
+    { pairId: compare.pairId, choice: compare.a === 'ppo-2' ? 'a' : 'b' },
+    idem(),
+  );
+  assert.equal(chose.status, 200);
+  const chat = (await admin.get('/api/admin/evals/ratings')).json.chat;
+  assert.deepEqual(
+    chat.map((c: { modelA: string; modelB: string; wins: number; n: number }) => [c.modelA, c.modelB, c.wins, c.n]),
+    [['ppo-2', 'sft-1', 1, 1]],
+  );
   await app.close();
   await pool.close();
 });
