@@ -1,12 +1,14 @@
 // Several model versions served side by side (server/sampler_pool.ts): workers start on first use, the weights held
 // stay under the budget, the least recently used idle worker is evicted, and one with a request in flight never is.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadPretrained, residentBytes } from '../src/models/index.js';
 import { collect, type PooledSampler, parseMemory, SamplerPool } from '../src/server/index.js';
+import { openStore } from '../src/store/index.js';
 import { writeTinyModel } from './helpers/tiny_lm.js';
 
 /** A pool of fake samplers whose sizes are their folder names; logs starts and stops. */
@@ -157,6 +159,49 @@ test('two real model folders: workers start on first use and the older one is st
     );
     assert.equal(await collect(pool.chatModel('a').stream(messages, { seed: 3 })), a);
     await pool.close();
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+/** Runs `instructkit serve ARGS` until it prints `until` (then SIGTERM) or exits; returns its output and exit code. */
+function serveCli(args: string[], until: RegExp): Promise<{ code: number | null; out: string }> {
+  const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--no-worker', ...args], { stdio: 'pipe' });
+  let out = '';
+  const read = (d: Buffer) => {
+    out += d;
+    if (until.test(out)) child.kill('SIGTERM');
+  };
+  child.stdout.on('data', read);
+  child.stderr.on('data', read);
+  return new Promise((done) => child.on('close', (code) => done({ code, out })));
+}
+
+test('serve: --model repeats, each folder registered and served; a version over --serve-memory is refused at start', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ik-pool-cli-'));
+  try {
+    const dirA = writeTinyModel(join(root, 'alpha'), { seed: 1 });
+    const dirB = writeTinyModel(join(root, 'beta'), { seed: 2 });
+    const db = join(root, 'labels.sqlite');
+    const ok = await serveCli(
+      ['--db', db, '--admin-password', 'admin-password', '--model', dirA, '--model', dirB, '--serve-memory', '64M'],
+      /open http/,
+    );
+    assert.match(
+      ok.out,
+      /serving "alpha", "beta" and every causal-LM version in the registry \(loaded on first use, 0\.1 GiB/,
+    );
+    const tooSmall = await serveCli(['--db', db, '--model', dirA, '--serve-memory', '1K'], /open http/);
+    assert.notEqual(tooSmall.code, 0);
+    assert.match(tooSmall.out, /model "alpha" .* needs .* more than the serving budget of .*raise --serve-memory/);
+    // Nothing was registered by the refused start: a fresh database stays empty.
+    const fresh = join(root, 'fresh.sqlite');
+    const refused = await serveCli(['--db', fresh, '--model', dirB, '--serve-memory', '1K'], /open http/);
+    assert.notEqual(refused.code, 0);
+    const store = await openStore({ db: fresh });
+    assert.deepEqual(await store.models.list(), []);
+    await store.close();
   } finally {
     rmSync(root, { recursive: true });
   }

@@ -95,6 +95,12 @@ export class SamplerPool {
       if (known.dir === dir) return;
       throw new Error(`model "${name}" is already served from ${known.dir}; give ${dir} another name`);
     }
+    const bytes = this.bytesFor(name, dir);
+    this.entries.set(name, { name, dir, bytes, reserved: false, inFlight: 0, lastUsed: 0 });
+  }
+
+  /** The bytes a version would take; throws (naming it and the flag) when it can never fit the budget. */
+  bytesFor(name: string, dir: string): number {
     const bytes = this.estimate(dir);
     if (bytes > this.budgetBytes) {
       throw new Error(
@@ -102,7 +108,7 @@ export class SamplerPool {
           `${size(this.budgetBytes)}: raise --serve-memory`,
       );
     }
-    this.entries.set(name, { name, dir, bytes, reserved: false, inFlight: 0, lastUsed: 0 });
+    return bytes;
   }
 
   names(): string[] {

@@ -1,7 +1,7 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { registerFolder } from '../../jobs/queue.js';
 import { checkModelFolder } from '../../models/index.js';
@@ -73,7 +73,9 @@ export async function run(args: string[]): Promise<number> {
       budgetBytes: values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined,
     });
     for (const dir of values.model ?? []) {
+      // Checked before the folder is registered, so a refused start leaves the registry as it was.
       checkModelFolder(dir, 'causal');
+      pool.bytesFor(basename(resolve(dir)), dir);
       const { model } = await registerFolder(store, dir, { kind: 'base' });
       pool.add(model.name, model.path);
     }
