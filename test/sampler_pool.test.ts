@@ -12,7 +12,7 @@ import { openStore } from '../src/store/index.js';
 import { writeTinyModel } from './helpers/tiny_lm.js';
 
 /** A pool of fake samplers whose sizes are their folder names; logs starts and stops. */
-function fakePool(budgetBytes: number, log: string[], opts: { failFirst?: string } = {}) {
+function fakePool(budgetBytes: number, log: string[], opts: { failFirst?: string; stopMs?: number } = {}) {
   let failed = false;
   const start = async (name: string): Promise<PooledSampler> => {
     if (name === opts.failFirst && !failed) {
@@ -27,7 +27,10 @@ function fakePool(budgetBytes: number, log: string[], opts: { failFirst?: string
         yield `${name}:2`;
       },
       generate: async (_p: string, k: number) => Array.from({ length: k }, (_, i) => `${name}-${i}`),
-      close: async () => log.push(`stop ${name}`),
+      close: async () => {
+        await new Promise((r) => setTimeout(r, opts.stopMs ?? 0));
+        log.push(`stop ${name}`);
+      },
     };
   };
   return new SamplerPool({ budgetBytes, start, estimate: (dir) => Number(dir) });
@@ -97,11 +100,33 @@ test('a version with a request in flight is never evicted: the next load waits u
   // Closing the pool fails a load still waiting for room, and refuses later requests.
   const held = pool.chatModel('a').stream([], {})[Symbol.asyncIterator]();
   await held.next();
-  const waiting = pool.candidateSource('b').generate('p', 1);
+  const waiting = assert.rejects(pool.candidateSource('b').generate('p', 1), /shutting down/);
   await new Promise((r) => setTimeout(r, 10));
   await pool.close();
-  await assert.rejects(waiting, /shutting down/);
+  await waiting;
   await assert.rejects(pool.candidateSource('a').generate('p', 1), /shutting down/);
+});
+
+test('a version asked for again while its worker is being stopped waits for room instead of deadlocking', async () => {
+  const log: string[] = [];
+  // Stopping takes a while, as a worker thread's exit does.
+  const pool = fakePool(100, log, { stopMs: 20 });
+  pool.add('a', '60');
+  pool.add('b', '60');
+  await pool.candidateSource('b').generate('p', 1);
+  // a's load evicts the idle b; b is asked for again before its old worker has stopped.
+  const both = Promise.all([collect(pool.chatModel('a').stream([], {})), collect(pool.chatModel('b').stream([], {}))]);
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('deadlock')), 2000));
+  assert.deepEqual(await Promise.race([both, timeout]), ['a:1a:2', 'b:1b:2']);
+  // Never two workers at once (60 + 60 > 100): every start after the first follows a stop.
+  let running = 0;
+  for (const line of log) {
+    running += line.startsWith('start') ? 1 : -1;
+    assert.ok(running <= 1, log.join(', '));
+  }
+  assert.ok(log.includes('start a'));
+  assert.equal(pool.usedBytes(), 60);
+  await pool.close();
 });
 
 test('a failed load is reported and forgotten, so the next request tries again', async () => {

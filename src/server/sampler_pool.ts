@@ -42,7 +42,7 @@ interface Entry {
   bytes: number;
   /** The worker, while it is loading or loaded (unset once evicted). */
   sampler?: Promise<PooledSampler>;
-  /** Counted against the budget: set from the moment a load is decided until its worker has stopped. */
+  /** Counted against the budget: set from the moment a load is decided until its worker is told to stop. */
   reserved: boolean;
   /** Requests holding (or waiting for) this version: it is never evicted while this is above 0. */
   inFlight: number;
@@ -75,6 +75,8 @@ export class SamplerPool {
   /** Loads waiting for a busy version to be released. */
   private waiters: (() => void)[] = [];
   private clock = 0;
+  /** Bytes of workers told to stop that have not stopped yet (a new load of the same version counts apart). */
+  private stoppingBytes = 0;
   private closed = false;
 
   constructor(opts: SamplerPoolOptions = {}) {
@@ -131,7 +133,7 @@ export class SamplerPool {
 
   /** Bytes counted against the budget now (loading, loaded and still-stopping workers). */
   usedBytes(): number {
-    let used = 0;
+    let used = this.stoppingBytes;
     for (const e of this.entries.values()) if (e.reserved) used += e.bytes;
     return used;
   }
@@ -249,15 +251,21 @@ export class SamplerPool {
     }
   }
 
-  /** Stops a worker; its bytes stay counted until it has stopped. */
+  /**
+   * Stops a worker (the caller has already unset `e.sampler`). Its bytes move from the entry to `stoppingBytes`
+   * until it has stopped, so a request that loads the version again meanwhile makes its own reservation.
+   */
   private async stop(e: Entry, sampler: Promise<PooledSampler> | undefined): Promise<void> {
+    e.reserved = false;
+    this.stoppingBytes += e.bytes;
     try {
       await (await sampler)?.close();
     } catch {
       // A worker that failed to load has nothing to stop.
+    } finally {
+      this.stoppingBytes -= e.bytes;
+      this.wake();
     }
-    if (!e.sampler) e.reserved = false;
-    this.wake();
   }
 
   private wake(): void {
