@@ -115,7 +115,7 @@ export async function run(args: string[]): Promise<number> {
       `(loaded on first use, ${budget} GiB of weights at most)`,
   );
   // Training never runs in this process: jobs go to a worker process (this one's child unless --no-worker).
-  const worker = values['no-worker'] ? null : startWorker(values.db, values.models);
+  const worker = values['no-worker'] || values.db === ':memory:' ? null : startWorker(values.db, values.models);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
