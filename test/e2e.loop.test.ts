@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { TrainingWorker } from '../src/jobs/worker.js';
 import { createServer } from '../src/server/index.js';
+import { SamplerPool } from '../src/server/sampler_pool.js';
 import { WORDS, writeTinyModel } from './helpers/tiny_lm.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -43,12 +44,15 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   const { chromium } = await import('playwright-core');
   const root = mkdtempSync(join(tmpdir(), 'ik-e2e-loop-'));
   const modelsDir = join(root, 'models');
+  const pool = new SamplerPool({ settings: { maxNewTokens: 8 } });
   const { app, store } = await createServer({
     dbPath: join(root, 'labels.sqlite'),
     passwordCost: 1024,
     bootstrapAdmin: ADMIN,
     webRoot: WEB,
     jobsDir: modelsDir,
+    // Every causal version in the registry is served on demand: short answers keep sampling quick.
+    servedModels: pool,
   });
   const worker = new TrainingWorker({ store, modelsDir, pollMs: 100, heartbeatMs: 200, log: () => {} });
   const working = worker.run();
@@ -60,6 +64,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     await working;
     await ctx?.close();
     await app.close();
+    await pool.close();
     rmSync(root, { recursive: true, force: true });
   });
   const tiny = writeTinyModel(join(root, 'tiny'));
@@ -98,7 +103,10 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     await page.getByTestId('job-kind').selectOption(kind);
     await pick(page.getByTestId('job-base'), models.base);
     if (models.reward) await pick(page.getByTestId('job-reward'), models.reward);
-    await page.getByText(/^Config \(/).click();
+    const summary = page.getByText(/^Config \(/);
+    if (!(await page.locator('details', { has: summary }).evaluate((d) => (d as HTMLDetailsElement).open))) {
+      await summary.click();
+    }
     for (const [field, value] of Object.entries(config)) await page.getByTestId(`cfg-${field}`).fill(value);
     const before = (await store.jobs.list()).length;
     await page.getByTestId('job-submit').click();
@@ -178,8 +186,198 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   await page.getByTestId('model-2').filter({ hasText: sft }).waitFor();
   await shot('admin-models-sft');
 
+  // ---------------------------------------------------------------- the SFT version makes the ranking candidates
+  await nav('Settings');
+  await page.getByTestId('candidate-model').selectOption(sft);
+  await page.getByTestId('save-settings').click();
+  await page.getByText('Settings saved').waitFor();
+  await shot('admin-settings');
+  await nav('Prompts & tasks');
+  await page.getByTestId('select-all').check();
+  await page.getByTestId('task-kind').selectOption('ranking');
+  await page.getByTestId('create-tasks').click();
+  await page.getByText(`Created ${TRAINING.length} ranking tasks`).waitFor({ timeout: 60_000 });
+  await shot('admin-data-rankings');
+  const sets = await store.db
+    .selectFrom('tasks')
+    .innerJoin('responses', 'responses.set_id', 'tasks.set_id')
+    .select(['tasks.id', 'responses.text', 'responses.model'])
+    .where('tasks.kind', '=', 'ranking')
+    .execute();
+  const byTask = new Map<number, typeof sets>();
+  for (const r of sets) byTask.set(r.id, [...(byTask.get(r.id) ?? []), r]);
+  assert.equal(byTask.size, TRAINING.length);
+  for (const rows of byTask.values()) {
+    assert.deepEqual(new Set(rows.map((r) => r.model)), new Set([sft]), 'the new SFT version wrote the candidates');
+    const texts = rows.map((r) => r.text.trim());
+    assert.ok(texts.length >= 2 && texts.length <= 4, `K between 2 and 4: ${texts.length}`);
+    assert.equal(new Set(texts).size, texts.length, 'candidates are distinct');
+    assert.ok(
+      texts.every((x) => x !== ''),
+      'no blank candidate',
+    );
+  }
+  await logout();
+
+  // ---------------------------------------------------------------- labelers rank them
+  for (const writer of WRITERS) {
+    await login(writer);
+    await rankAll(page);
+    if (writer === WRITERS[0]) await shot('labeler-rankings-done');
+    await logout();
+  }
+  const rankings = await store.exportRankings('training');
+  assert.equal(new Set(rankings.map((r) => r.prompt)).size, TRAINING.length, 'every ranking task was ranked');
+
+  // ---------------------------------------------------------------- reward model, then PPO against it
+  await login(ADMIN.username, ADMIN.password);
+  const rm = await train('rm', { lr: '0.001', epochs: '1', batchSize: '4' }, { base: sft });
+  const ppo = await train(
+    'ppo',
+    { steps: '2', batchSize: '4', miniBatchSize: '2', ppoEpochs: '1', maxNewTokens: '4' },
+    { base: sft, reward: rm },
+  );
+  const versions = new Map((await store.models.list()).map((m) => [m.name, m]));
+  const [sftV, rmV, ppoV] = [versions.get(sft)!, versions.get(rm)!, versions.get(ppo)!];
+  assert.deepEqual([rmV.kind, rmV.head, rmV.parentId], ['rm', 'scalar', sftV.id]);
+  assert.deepEqual([ppoV.kind, ppoV.head, ppoV.parentId], ['ppo', 'causal', sftV.id]);
+  assert.equal((await store.jobs.get(ppoV.jobId!)).rewardModelId, rmV.id);
+  await nav('Models');
+  await page.getByTestId(`model-${ppoV.id}`).waitFor();
+  await shot('admin-models');
+
+  // ---------------------------------------------------------------- blind A/B of PPO vs SFT on held-out prompts
+  const HELDOUT = WORDS.slice(0, 4).map((w) => `say ${w} now.`);
+  await nav('Prompts & tasks');
+  await page.getByTestId('typed-prompts').fill(HELDOUT.join('\n'));
+  await page.getByRole('radio', { name: 'Held out' }).first().click();
+  await page.getByRole('button', { name: 'Add prompts' }).click();
+  await page.getByRole('cell', { name: HELDOUT.at(-1) }).waitFor();
+  await nav('Evals');
+  await page.getByTestId('eval-a').selectOption(ppo);
+  await page.getByTestId('eval-b').selectOption(sft);
+  await page.getByTestId('create-eval').click();
+  const row = page
+    .getByTestId('evals-table')
+    .getByRole('row')
+    .filter({ hasText: `${ppo} vs ${sft}` });
+  const created = row.getByText(`0 / ${HELDOUT.length}`);
+  await created.or(page.locator('.error-box')).first().waitFor({ timeout: 60_000 });
+  assert.ok(await created.isVisible(), `no eval: ${await page.locator('.error-box').allInnerTexts()}`);
+  await shot('admin-evals-created');
+  await logout();
+
+  // A training labeler gets none of the eval's tasks.
+  await login(WRITERS[0]);
+  await page.getByText('All caught up').waitFor();
+  await logout();
+  // The held-out labeler answers every one: A, B, about the same, A... Each click is read back as "which model won".
+  await login(JUDGE);
+  const clicks = await judgeAll(page);
+  assert.equal(clicks.length, HELDOUT.length);
+  await logout();
+  const abAssignments = await store.db
+    .selectFrom('assignments')
+    .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
+    .innerJoin('users', 'users.id', 'assignments.user_id')
+    .select(['users.username', 'assignments.status'])
+    .where('tasks.kind', '=', 'ab')
+    .execute();
+  assert.deepEqual(
+    abAssignments.map((a) => [a.username, a.status]),
+    HELDOUT.map(() => [JUDGE, 'done']),
+    'the A/B tasks went to the held-out labeler only',
+  );
+  // Which model each click preferred, read from the responses the judge was shown.
+  const modelOf = async (text: string, prompt: string) => {
+    const r = await store.db
+      .selectFrom('responses')
+      .innerJoin('tasks', 'tasks.set_id', 'responses.set_id')
+      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+      .select('responses.model')
+      .where('tasks.kind', '=', 'ab')
+      .where('prompts.text', '=', prompt)
+      .where('responses.text', '=', text)
+      .executeTakeFirstOrThrow();
+    return r.model;
+  };
+  let [wins, ties, losses] = [0, 0, 0];
+  for (const c of clicks) {
+    if (c.choice === 'tie') ties++;
+    else if ((await modelOf(c.choice === 'a' ? c.a : c.b, c.prompt)) === ppo) wins++;
+    else losses++;
+  }
+
+  // ---------------------------------------------------------------- the win rate appears, as the API gives it
+  await login(ADMIN.username, ADMIN.password);
+  await nav('Evals');
+  await row.getByText(`${HELDOUT.length} / ${HELDOUT.length}`).waitFor();
+  const api = await page.evaluate(async () => (await fetch('/api/admin/evals/1')).json());
+  const result = api.eval.result;
+  assert.deepEqual([result.wins, result.ties, result.losses], [wins, ties, losses]);
+  assert.equal(result.winRate, (wins + ties / 2) / HELDOUT.length);
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const cells = await row.getByRole('cell').allInnerTexts();
+  assert.deepEqual(cells.slice(1), [
+    `${ppo} vs ${sft}`,
+    `${HELDOUT.length} / ${HELDOUT.length}`,
+    pct(result.winRate),
+    `${pct(result.lo)} – ${pct(result.hi)}`,
+    `${wins} / ${ties} / ${losses}`,
+  ]);
+  assert.ok(result.lo <= result.winRate && result.winRate <= result.hi);
+  const elo = await page.getByTestId('elo-table').getByRole('row').allInnerTexts();
+  assert.deepEqual(
+    elo
+      .slice(1)
+      .map((r) => r.split(/\s/)[0])
+      .sort(),
+    [ppo, sft].sort(),
+  );
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('[data-testid="eval-figure"]');
+    return img?.complete && img.naturalWidth > 0;
+  });
+  await shot('admin-evals-result');
+
   assert.deepEqual(problems, []);
 });
+
+/** Ranks every ranking task the labeler is given: a different score per response, one card moved by keyboard. */
+async function rankAll(page: Page): Promise<void> {
+  const cards = page.locator('[data-testid=rank-card]');
+  const done = page.getByText('All caught up');
+  for (;;) {
+    await cards.first().or(done).first().waitFor();
+    if (await done.isVisible()) return;
+    const prompt = (await page.getByTestId('prompt-text').textContent()) ?? '';
+    const letters = await cards.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.response ?? ''));
+    await cards.last().focus();
+    await page.keyboard.press('Alt+ArrowUp');
+    for (const [i, letter] of letters.entries()) await page.getByTestId(`likert-${letter}-${7 - i}`).click();
+    await page.getByRole('button', { name: 'Submit ranking' }).click();
+    await page.getByTestId('prompt-text').filter({ hasText: prompt }).waitFor({ state: 'detached' });
+  }
+}
+
+/** Answers every A/B task in turn A, B, tie, A, …; returns what was shown and chosen. */
+async function judgeAll(page: Page) {
+  const clicks: { prompt: string; a: string; b: string; choice: 'a' | 'b' | 'tie' }[] = [];
+  const done = page.getByText('All caught up');
+  const texts = page.locator('.ab-pane .resp-text');
+  for (;;) {
+    await texts.first().or(done).first().waitFor();
+    if (await done.isVisible()) return clicks;
+    const prompt = (await page.getByTestId('prompt-text').textContent()) ?? '';
+    const [a, b] = await texts.allTextContents();
+    const choice = (['a', 'b', 'tie'] as const)[clicks.length % 3];
+    clicks.push({ prompt, a, b, choice });
+    if (clicks.length === 1) await page.screenshot({ path: join(SHOTS, 'loop-labeler-ab.png'), fullPage: true });
+    const button = choice === 'tie' ? /^About the same/ : new RegExp(`^${choice.toUpperCase()} is better`);
+    await page.getByRole('button', { name: button }).click();
+    await page.getByTestId('prompt-text').filter({ hasText: prompt }).waitFor({ state: 'detached' });
+  }
+}
 
 /** Writes the demonstration for every task the labeler is given (the colour the prompt names), until none is left. */
 async function writeDemonstrations(page: Page): Promise<void> {
