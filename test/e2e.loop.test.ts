@@ -84,8 +84,13 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     void d.dismiss();
   });
   let n = 0;
-  const shot = (name: string) =>
-    page.screenshot({ path: join(SHOTS, `loop-${String(++n).padStart(2, '0')}-${name}.png`), fullPage: true });
+  // The viewport grows to the page first, so a sticky bar sits where it would instead of over the content.
+  const shot = async (name: string) => {
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: 1280, height: Math.max(1000, Math.min(height, 4000)) });
+    await page.screenshot({ path: join(SHOTS, `loop-${String(++n).padStart(2, '0')}-${name}.png`) });
+    await page.setViewportSize({ width: 1280, height: 1000 });
+  };
   const nav = (name: string) => page.getByRole('navigation').getByRole('link', { name }).click();
   const login = async (username: string, password = PASSWORD) => {
     await page.goto(`${base}/login`);
@@ -163,7 +168,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   // ---------------------------------------------------------------- labelers: demonstrations
   for (const writer of WRITERS) {
     await login(writer);
-    await writeDemonstrations(page);
+    await writeDemonstrations(page, writer === WRITERS[0] ? () => shot('labeler-demonstration') : undefined);
     if (writer === WRITERS[0]) await shot('labeler-demonstrations-done');
     await logout();
   }
@@ -222,7 +227,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   // ---------------------------------------------------------------- labelers rank them
   for (const writer of WRITERS) {
     await login(writer);
-    await rankAll(page);
+    await rankAll(page, writer === WRITERS[0] ? () => shot('labeler-ranking') : undefined);
     if (writer === WRITERS[0]) await shot('labeler-rankings-done');
     await logout();
   }
@@ -270,10 +275,11 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   // A training labeler gets none of the eval's tasks.
   await login(WRITERS[0]);
   await page.getByText('All caught up').waitFor();
+  await shot('labeler-training-no-ab');
   await logout();
   // The held-out labeler answers every one: A, B, about the same, A... Each click is read back as "which model won".
   await login(JUDGE);
-  const clicks = await judgeAll(page);
+  const clicks = await judgeAll(page, () => shot('labeler-heldout-ab'));
   assert.equal(clicks.length, HELDOUT.length);
   await logout();
   const abAssignments = await store.db
@@ -344,7 +350,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
 });
 
 /** Ranks every ranking task the labeler is given: a different score per response, one card moved by keyboard. */
-async function rankAll(page: Page): Promise<void> {
+async function rankAll(page: Page, first?: () => Promise<unknown>): Promise<void> {
   const cards = page.locator('[data-testid=rank-card]');
   const done = page.getByText('All caught up');
   for (;;) {
@@ -355,13 +361,15 @@ async function rankAll(page: Page): Promise<void> {
     await cards.last().focus();
     await page.keyboard.press('Alt+ArrowUp');
     for (const [i, letter] of letters.entries()) await page.getByTestId(`likert-${letter}-${7 - i}`).click();
+    await first?.();
+    first = undefined;
     await page.getByRole('button', { name: 'Submit ranking' }).click();
     await page.getByTestId('prompt-text').filter({ hasText: prompt }).waitFor({ state: 'detached' });
   }
 }
 
 /** Answers every A/B task in turn A, B, tie, A, …; returns what was shown and chosen. */
-async function judgeAll(page: Page) {
+async function judgeAll(page: Page, first?: () => Promise<unknown>) {
   const clicks: { prompt: string; a: string; b: string; choice: 'a' | 'b' | 'tie' }[] = [];
   const done = page.getByText('All caught up');
   const texts = page.locator('.ab-pane .resp-text');
@@ -372,7 +380,7 @@ async function judgeAll(page: Page) {
     const [a, b] = await texts.allTextContents();
     const choice = (['a', 'b', 'tie'] as const)[clicks.length % 3];
     clicks.push({ prompt, a, b, choice });
-    if (clicks.length === 1) await page.screenshot({ path: join(SHOTS, 'loop-labeler-ab.png'), fullPage: true });
+    if (clicks.length === 1) await first?.();
     const button = choice === 'tie' ? /^About the same/ : new RegExp(`^${choice.toUpperCase()} is better`);
     await page.getByRole('button', { name: button }).click();
     await page.getByTestId('prompt-text').filter({ hasText: prompt }).waitFor({ state: 'detached' });
@@ -380,7 +388,7 @@ async function judgeAll(page: Page) {
 }
 
 /** Writes the demonstration for every task the labeler is given (the colour the prompt names), until none is left. */
-async function writeDemonstrations(page: Page): Promise<void> {
+async function writeDemonstrations(page: Page, first?: () => Promise<unknown>): Promise<void> {
   const input = page.getByTestId('demo-input');
   const done = page.getByText('All caught up');
   for (;;) {
@@ -388,6 +396,8 @@ async function writeDemonstrations(page: Page): Promise<void> {
     if (await done.isVisible()) return;
     const prompt = (await page.getByTestId('prompt-text').textContent()) ?? '';
     await input.fill(answerTo(prompt));
+    await first?.();
+    first = undefined;
     await input.press('Control+Enter');
     await page.getByTestId('prompt-text').filter({ hasText: prompt }).waitFor({ state: 'detached' });
   }
