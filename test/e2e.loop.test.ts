@@ -88,7 +88,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   const shot = async (name: string) => {
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
     await page.setViewportSize({ width: 1280, height: Math.max(1000, Math.min(height, 4000)) });
-    await page.screenshot({ path: join(SHOTS, `loop-${String(++n).padStart(2, '0')}-${name}.png`) });
+    await page.screenshot({ path: join(SHOTS, `loop-${String(++n).padStart(2, '0')}-${name}.png`), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 1000 });
   };
   const nav = (name: string) => page.getByRole('navigation').getByRole('link', { name }).click();
