@@ -29,6 +29,7 @@ import { chatRoutes } from './routes/chat.js';
 import { dataRoutes } from './routes/data.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { schemas } from './schemas.js';
+import { closeConnectionsPromptly } from './shutdown.js';
 import { registerStatic } from './static.js';
 import { strictValidatorCompiler } from './validation.js';
 
@@ -80,6 +81,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     trustProxy: opts.trustProxy ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(strictValidatorCompiler);
+  closeConnectionsPromptly(app as unknown as FastifyInstance);
 
   await app.register(cookie);
   app.decorateRequest('session', null);
