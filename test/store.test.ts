@@ -8,10 +8,10 @@ import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import {
   copyStore,
   ImportedCandidates,
-  isPermutation,
   migratorFor,
   openSqliteStore,
   openStore,
+  orderedPairs,
   pairwiseAgreement,
   parseJsonl,
   rankingLabelError,
@@ -162,7 +162,7 @@ test('jsonl: errors carry file:line and bad rankings are refused', () => {
     [3, 4, 5, 6, 7],
   );
   assert.equal(errors[0].file, 'r.jsonl');
-  assert.match(errors[0].message, /permutation/);
+  assert.match(errors[0].message, /must be a permutation of 0\.\.3/);
   assert.match(errors[4].message, /longer than 1000/);
 });
 
@@ -170,9 +170,35 @@ test('agreement measures', () => {
   assert.equal(pairwiseAgreement([0, 1, 2, 3], [0, 1, 2, 3]), 1);
   assert.equal(pairwiseAgreement([0, 1, 2, 3], [3, 2, 1, 0]), 0);
   assert.equal(pairwiseAgreement([0, 1, 2], [1, 0, 2]), 2 / 3);
-  assert.ok(isPermutation([2, 0, 1], 3));
-  assert.ok(!isPermutation([2, 0, 0], 3));
   assert.equal(rankingLabelError({ ranking: [1, 0] }, 2), null);
+  assert.match(rankingLabelError({ ranking: [2, 0, 0] }, 3)!, /must be a permutation of 0\.\.2/);
+});
+
+test('rankings with ties: pairs only across places, agreement counts a tie as its own order', () => {
+  assert.equal(rankingLabelError({ ranking: [2, [0, 3], 1] }, 4), null);
+  assert.match(rankingLabelError({ ranking: [[2], 0, 1] }, 3)!, /a tie groups 2 or more/);
+  assert.match(rankingLabelError({ ranking: [[0, 1], 1] }, 2)!, /permutation/);
+  assert.deepEqual(orderedPairs([2, [0, 3], 1]), [
+    [2, 0],
+    [2, 3],
+    [2, 1],
+    [0, 1],
+    [3, 1],
+  ]);
+  assert.deepEqual(orderedPairs([[0, 1, 2]]), []);
+  // A strict ranking gives the paper's C(K,2) pairs in the order the trainers always read them.
+  assert.deepEqual(orderedPairs([1, 0, 2]), [
+    [1, 0],
+    [1, 2],
+    [0, 2],
+  ]);
+  assert.equal(pairwiseAgreement([[0, 1], 2], [[0, 1], 2]), 1);
+  assert.equal(pairwiseAgreement([0, 1, 2], [[0, 1], 2]), 2 / 3);
+  // An all-tie ranking cannot be imported or read by a trainer: it makes no pair.
+  const { errors } = parseJsonl('rankings', '{"prompt":"p","responses":["a","b"],"ranking":[[0,1]]}', opts, 'r.jsonl');
+  assert.match(errors[0].message, /one tie/);
+  const ok = parseJsonl('rankings', '{"prompt":"p","responses":["a","b","c"],"ranking":[[0,2],1]}', opts, 'r.jsonl');
+  assert.deepEqual(ok.records[0].ranking, [[0, 2], 1]);
 });
 
 test('store: imported candidates feed a CandidateSource; export/import round trips', async () => {

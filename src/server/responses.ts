@@ -54,11 +54,14 @@ export const TaskRow = Type.Object({
   open: Type.Integer(),
 });
 
+/** Best → worst; responses ranked equal as an inner array (a tie). */
+export const Ranking = Type.Array(Type.Union([Type.Integer(), Type.Array(Type.Integer())]));
+
 export const GoldRow = Type.Object({
   id: Type.Integer(),
   prompt: Type.String(),
   responses: Type.Array(Type.String()),
-  ranking: Type.Array(Type.Integer()),
+  ranking: Ranking,
   inScreening: Type.Boolean(),
 });
 

@@ -16,6 +16,10 @@ export function schemas(l: Limits) {
   const Username = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
   const Password = Type.String({ minLength: 8, maxLength: 256 });
   const Id = Type.Integer({ minimum: 1 });
+  /** Best → worst; responses ranked equal as an inner array (a tie), e.g. [2, [0, 3], 1]. */
+  const Ranking = Type.Array(Type.Union([Type.Integer(), Type.Array(Type.Integer(), { minItems: 2, maxItems: 9 })]), {
+    maxItems: 9,
+  });
   const flagProps = Object.fromEntries(
     FLAGS.map((f) => [f, Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 8 }), { maxItems: 9 }))]),
   );
@@ -74,14 +78,14 @@ export function schemas(l: Limits) {
     AddGold: Type.Object({
       prompt: Text,
       responses: Type.Array(Text, { minItems: 2, maxItems: 9 }),
-      ranking: Type.Array(Type.Integer(), { maxItems: 9 }),
+      ranking: Ranking,
     }),
     SetScreening: Type.Object({
       goldIds: Type.Array(Id, { minItems: 1, maxItems: 200 }),
       passThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     }),
     ScreeningAnswers: Type.Object({
-      answers: Type.Array(Type.Object({ goldId: Id, ranking: Type.Array(Type.Integer(), { maxItems: 9 }) }), {
+      answers: Type.Array(Type.Object({ goldId: Id, ranking: Ranking }), {
         maxItems: 200,
       }),
     }),
@@ -95,7 +99,7 @@ export function schemas(l: Limits) {
     Submit: Type.Object(
       {
         completion: Type.Optional(Text),
-        ranking: Type.Optional(Type.Array(Type.Integer(), { maxItems: 9 })),
+        ranking: Type.Optional(Ranking),
         likert: Type.Optional(Type.Array(Type.Integer(), { maxItems: 9 })),
         flags: Type.Optional(Type.Object(flagProps, { additionalProperties: false })),
         choice: Type.Optional(Choice),

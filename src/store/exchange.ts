@@ -12,30 +12,37 @@ import type {
   PromptRecord,
   RankingRecord,
 } from './jsonl.js';
+import { normalizeRanking, orderedPairs, placesOf } from './ranking.js';
 import type { Database, Split } from './schema.js';
 
 /**
  * A ranking as training may see it: a blank answer leaves, an answer repeated keeps only its best-ranked place
- * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two answers is dropped.
- * New labels cannot be like this (imports and candidate sets refuse them); older data is cleaned on the way out.
+ * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two places (so no pair: one
+ * answer, or one tie) is dropped. New labels cannot be like this (imports and candidate sets refuse them); older
+ * data is cleaned on the way out.
  */
 export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null {
   const seen = new Set<string>();
-  const kept = r.ranking.filter((i) => {
-    const key = r.responses[i].trim();
-    if (key === '' || seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+  const places = placesOf(r.ranking)
+    .map((group) =>
+      group.filter((i) => {
+        const key = r.responses[i].trim();
+        if (key === '' || seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      }),
+    )
+    .filter((group) => group.length > 0);
+  if (places.length < 2) return null;
+  const kept = places.flat();
   if (kept.length === r.responses.length) return r;
-  if (kept.length < 2) return null;
   // Keep the surviving responses in their original order and renumber the ranking and per-response fields.
   const order = [...kept].sort((a, b) => a - b);
   const newIndex = new Map(order.map((old, i) => [old, i]));
   const out: RankingRecord = {
     prompt: r.prompt,
     responses: order.map((i) => r.responses[i]),
-    ranking: kept.map((i) => newIndex.get(i)!),
+    ranking: normalizeRanking(places.map((group) => group.map((i) => newIndex.get(i)!))),
   };
   if (r.context) out.context = r.context;
   if (r.labeler) out.labeler = r.labeler;
@@ -224,17 +231,16 @@ export class Exchange extends Aggregate {
   }
 
   /**
-   * Pairwise preferences: every (better, worse) pair from each ranking (the paper's K-choose-2 comparisons), then
-   * decided chat and imported pairwise comparisons. Ties and eval A/B results are not included.
+   * Pairwise preferences: every (better, worse) pair from each ranking (the paper's K-choose-2 comparisons; tied
+   * responses make no pair), then decided chat and imported pairwise comparisons. Ties and eval A/B results are not
+   * included.
    */
   async exportPairwise(split: Split, include: { rankings: boolean; comparisons: boolean }): Promise<PairwiseRecord[]> {
     const out: PairwiseRecord[] = [];
     if (include.rankings) {
       for (const r of await this.exportRankings(split)) {
-        for (let i = 0; i < r.ranking.length; i++) {
-          for (let j = i + 1; j < r.ranking.length; j++) {
-            out.push({ prompt: r.prompt, chosen: r.responses[r.ranking[i]], rejected: r.responses[r.ranking[j]] });
-          }
+        for (const [better, worse] of orderedPairs(r.ranking)) {
+          out.push({ prompt: r.prompt, chosen: r.responses[better], rejected: r.responses[worse] });
         }
       }
     }

@@ -1,6 +1,6 @@
 /** Gold items: the screening test, and gold rankings mixed into live work to keep measuring quality. */
 import { Aggregate, count, GOLD_SOURCE } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
+import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
 import type { TaskKind } from './schema.js';
@@ -15,12 +15,12 @@ export interface GoldEntry {
   id: number;
   prompt: string;
   responses: string[];
-  ranking: number[];
+  ranking: RankingOrder;
   inScreening: boolean;
 }
 
 export class Gold extends Aggregate {
-  async add(items: { prompt: string; responses: string[]; ranking: number[] }[]): Promise<number[]> {
+  async add(items: { prompt: string; responses: string[]; ranking: RankingOrder }[]): Promise<number[]> {
     return this.s.tx(async (s) => {
       const ids: number[] = [];
       for (const g of items) {
@@ -46,7 +46,7 @@ export class Gold extends Aggregate {
       id: r.id,
       prompt: r.prompt,
       responses: JSON.parse(r.responses) as string[],
-      ranking: JSON.parse(r.ranking) as number[],
+      ranking: JSON.parse(r.ranking) as RankingOrder,
       inScreening: r.in_screening === 1,
     }));
   }
@@ -90,7 +90,7 @@ export class Gold extends Aggregate {
    */
   async submitScreening(
     userId: number,
-    answers: { goldId: number; ranking: number[] }[],
+    answers: { goldId: number; ranking: RankingOrder }[],
     limits: { threshold: number; maxAttempts: number },
   ): Promise<{ passed: boolean; attemptsLeft: number | null; resultId: number }> {
     return this.s.tx(async (s) => {

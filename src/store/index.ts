@@ -1,4 +1,4 @@
-export * from './agreement.js';
+export * from './ranking.js';
 export * from './candidates.js';
 export * from './chat.js';
 export * from './copy.js';

@@ -1,6 +1,6 @@
 /** The admin overview: dataset sizes, inter-labeler agreement, and each labeler's throughput and quality. */
 import { Aggregate, GOLD_SOURCE } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
+import { orderedPairs, pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { Database } from './schema.js';
 
 export interface Dashboard {
@@ -79,8 +79,7 @@ export class Stats extends Aggregate {
       .execute();
     let pairwiseFromRankings = 0;
     for (const r of rankings) {
-      const k = (JSON.parse(r.ranking) as number[]).length;
-      pairwiseFromRankings += (k * (k - 1)) / 2;
+      pairwiseFromRankings += orderedPairs(JSON.parse(r.ranking) as RankingOrder).length;
     }
 
     // Inter-labeler agreement on tasks ranked by two or more labelers.
@@ -89,7 +88,7 @@ export class Stats extends Aggregate {
       .innerJoin('assignments', 'assignments.id', 'rankings.assignment_id')
       .select(['assignments.task_id', 'rankings.user_id', 'rankings.ranking'])
       .execute();
-    const byTask = new Map<number, { user: number; ranking: number[] }[]>();
+    const byTask = new Map<number, { user: number; ranking: RankingOrder }[]>();
     for (const r of labeled) {
       const list = byTask.get(r.task_id) ?? [];
       list.push({ user: r.user_id!, ranking: JSON.parse(r.ranking) });

@@ -1,12 +1,13 @@
 /** A labeler's answer to an assignment: a demonstration, a ranking (or a gold check) or an A/B choice. */
 import { Aggregate, isBlank, jsonOrNull } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
+import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
 import type { Choice, TaskKind } from './schema.js';
 
 export interface RankingLabel {
-  ranking: number[];
+  /** Best → worst; tied responses as an inner array. */
+  ranking: RankingOrder;
   likert?: number[] | null;
   flags?: Record<string, number[]> | null;
 }

@@ -1,5 +1,5 @@
 /** Inter-labeler agreement and win rates with confidence intervals. */
-import { pairwiseAgreement } from '../../store/agreement.js';
+import { pairwiseAgreement } from '../../store/ranking.js';
 import type { Labeler, LabelItem } from './labeler.js';
 
 export interface PairAgreement {
