@@ -72,7 +72,10 @@ test('rankingLoss with K = 4 matches a float64 hand computation, value and gradi
     ]).item(),
   );
   assert.ok(Math.abs(batch - (a + b) / 2) < 1e-6);
-  assert.throws(() => rankingLoss(tensor([1, 2, 3]), [0, 0, 1]), /rankingLoss: ranking \[0,0,1\]: "ranking" must be a permutation/);
+  assert.throws(
+    () => rankingLoss(tensor([1, 2, 3]), [0, 0, 1]),
+    /rankingLoss: ranking \[0,0,1\]: "ranking" must be a permutation/,
+  );
   assert.throws(() => rankingLoss(tensor([1, 2]), [0, 2]), /rankingLoss/);
 });
 

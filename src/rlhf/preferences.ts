@@ -29,15 +29,15 @@ export function encodePairs(
     const r = source.get(`${e.file}:${e.line}`)!;
     const promptLength = fmt.prompt(r.prompt, r.context).length;
     for (const [better, worse] of orderedPairs(e.ranking))
-        pairs.push({
-          chosen: e.sequences[better],
-          rejected: e.sequences[worse],
-          promptLength,
-          refChosen: 0,
-          refRejected: 0,
-          file: e.file,
-          line: e.line,
-        });
+      pairs.push({
+        chosen: e.sequences[better],
+        rejected: e.sequences[worse],
+        promptLength,
+        refChosen: 0,
+        refRejected: 0,
+        file: e.file,
+        line: e.line,
+      });
   }
   return { records: pairs, skipped: encoded.skipped };
 }

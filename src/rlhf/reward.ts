@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { checkModelFolder, padRight, ScalarModel, scoreSequences } from '../models/index.js';
 import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { bestOf, orderedPairs, type RankingOrder, rankedItems, rankingShapeError } from '../store/ranking.js';
 import {
   abs,
   add,
@@ -21,7 +22,6 @@ import {
   sum,
   Tensor,
 } from '../tensor/index.js';
-import { bestOf, orderedPairs, type RankingOrder, rankedItems, rankingShapeError } from '../store/ranking.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {

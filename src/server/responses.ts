@@ -33,6 +33,7 @@ export const Settings = Type.Object({
   screeningMaxAttempts: Type.Integer(),
   assignmentTimeoutMinutes: Type.Integer(),
   goldRate: Type.Number(),
+  guidelines: Type.String(),
 });
 
 export const PromptRow = Type.Object({
@@ -41,6 +42,7 @@ export const PromptRow = Type.Object({
   split: Split,
   source: Type.String(),
   createdAt: Type.Number(),
+  archived: Type.Boolean(),
 });
 
 export const TaskRow = Type.Object({
@@ -49,7 +51,9 @@ export const TaskRow = Type.Object({
   split: Split,
   target: Type.Integer(),
   createdAt: Type.Number(),
+  archived: Type.Boolean(),
   prompt: Type.String(),
+  /** Labelers who completed it (rejected work does not count). */
   done: Type.Integer(),
   open: Type.Integer(),
 });
@@ -63,6 +67,7 @@ export const GoldRow = Type.Object({
   responses: Type.Array(Type.String()),
   ranking: Ranking,
   inScreening: Type.Boolean(),
+  archived: Type.Boolean(),
 });
 
 export const CreatedTasks = Type.Object({
@@ -92,7 +97,7 @@ export const ScreeningResult = Type.Object({
 const AssignmentBase = {
   id: Type.Integer(),
   number: Type.Integer(),
-  status: Type.Union([Type.Literal('open'), Type.Literal('done'), Type.Literal('expired')]),
+  status: Type.Union([Type.Literal('open'), Type.Literal('done'), Type.Literal('expired'), Type.Literal('skipped')]),
   expiresAt: Nullable(Type.Number()),
   prompt: Type.String(),
 };
@@ -153,6 +158,51 @@ export const Dashboard = Type.Object({
   ),
 });
 
+const Review = Type.Union([Type.Literal('accepted'), Type.Literal('rejected')]);
+const Choice = Type.Union([Type.Literal('a'), Type.Literal('b'), Type.Literal('tie')]);
+
+/** One piece of submitted work in the review queue, with what was submitted. */
+export const Submission = Type.Object({
+  assignmentId: Type.Integer(),
+  taskId: Type.Integer(),
+  kind: TaskKind,
+  prompt: Type.String(),
+  promptId: Type.Integer(),
+  userId: Type.Integer(),
+  username: Type.String(),
+  completedAt: Nullable(Type.Number()),
+  review: Nullable(Review),
+  reviewReason: Nullable(Type.String()),
+  completion: Nullable(Type.String()),
+  responses: Nullable(Type.Array(Type.String())),
+  ranking: Nullable(Ranking),
+  choice: Nullable(Choice),
+});
+
+export const Report = Type.Object({
+  id: Type.Integer(),
+  promptId: Type.Integer(),
+  prompt: Type.String(),
+  taskId: Type.Integer(),
+  username: Type.String(),
+  reason: Type.String(),
+  createdAt: Type.Number(),
+  resolution: Nullable(Type.Union([Type.Literal('dismissed'), Type.Literal('archived')])),
+  promptArchived: Type.Boolean(),
+});
+
+export const Group = Type.Object({ id: Type.Integer(), name: Type.String(), split: Split });
+
+/** The chat stream's lines (NDJSON, one object a line); the route streams them, so Fastify does not serialise them. */
+export const ChatEvent = Type.Union([
+  Type.Object({ type: Type.Literal('conversation'), id: Type.Integer(), title: Type.String() }),
+  Type.Object({ type: Type.Literal('context'), droppedMessages: Type.Integer(), message: Type.String() }),
+  Type.Object({ type: Type.Literal('compare'), pairId: Type.Integer(), a: Type.String(), b: Type.String() }),
+  Type.Object({ type: Type.Literal('token'), text: Type.String() }),
+  Type.Object({ type: Type.Literal('error'), error: Type.String(), message: Type.String() }),
+  Type.Object({ type: Type.Literal('done'), reply: Type.Integer() }),
+]);
+
 /** The bodies of each route's 200 (201 where it creates), by name: what `schema.response` holds. */
 export const responses = {
   Me,
@@ -172,6 +222,46 @@ export const responses = {
   SubmitResult,
   Conversations: Type.Object({ conversations: Type.Array(ConversationSummary) }),
   Conversation: Type.Object({ conversation: Conversation }),
+  Ok: Type.Object({ ok: Type.Boolean() }),
+  Groups: Type.Object({ groups: Type.Array(Group) }),
+  Group: Type.Object({ group: Group }),
+  Models: Type.Object({ models: Type.Array(Type.String()), chatModel: Type.String() }),
+  AdminScreening: Type.Object({
+    items: Type.Array(GoldRow),
+    passThreshold: Type.Number(),
+    required: Type.Boolean(),
+  }),
+  ScreeningSet: Type.Object({ ok: Type.Boolean(), goldIds: Type.Array(Type.Integer()) }),
+  Imported: Type.Object({ imported: Type.Integer() }),
+  /** A JSONL import refused: every bad line (the first 100) as file:line. */
+  InvalidJsonl: Type.Object({
+    error: Type.Literal('invalid_jsonl'),
+    message: Type.String(),
+    details: Type.Array(
+      Type.Object({ file: Type.String(), line: Type.Integer(), message: Type.String(), text: Type.String() }),
+    ),
+  }),
+  ChatChoice: Type.Object({ ok: Type.Boolean(), pairId: Type.Integer() }),
+  Submissions: Type.Object({ total: Type.Integer(), submissions: Type.Array(Submission) }),
+  Submission: Type.Object({ submission: Submission }),
+  Reports: Type.Object({ reports: Type.Array(Report) }),
+  Updated: Type.Object({ id: Type.Integer() }),
+  Skipped: Type.Object({ assignmentId: Type.Integer() }),
+  Reported: Type.Object({ reportId: Type.Integer() }),
+  Guidelines: Type.Object({ guidelines: Type.String() }),
+};
+
+/**
+ * Routes whose 200 is not JSON, with what they send instead (the rest declare a schema above): the client reads
+ * these as text or a stream.
+ */
+export const NON_JSON_ROUTES: Record<string, string> = {
+  'GET /api/admin/export/:kind': 'JSONL records (application/x-ndjson)',
+  'POST /api/chat': 'a stream of ChatEvent lines (application/x-ndjson)',
+  'GET /report': 'a redirect to /report/',
+  'GET /report/*': "the run's report files",
+  'GET /': 'the web app',
+  'GET /*': 'the web app',
 };
 
 export type MeBody = Static<typeof Me>;
@@ -189,3 +279,10 @@ export type SubmitResultBody = Static<typeof SubmitResult>;
 export type ConversationSummaryBody = Static<typeof ConversationSummary>;
 export type ConversationBody = Static<typeof Conversation>;
 export type DashboardBody = Static<typeof Dashboard>;
+export type SubmissionBody = Static<typeof Submission>;
+export type ReportBody = Static<typeof Report>;
+export type GroupBody = Static<typeof Group>;
+export type ChatEventBody = Static<typeof ChatEvent>;
+export type RankingBody = Static<typeof Ranking>;
+/** The body of the response named `K` in `responses`. */
+export type ResponseBody<K extends keyof typeof responses> = Static<(typeof responses)[K]>;

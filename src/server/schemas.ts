@@ -51,6 +51,7 @@ export function schemas(l: Limits) {
         screeningMaxAttempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
         assignmentTimeoutMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 60 })),
         goldRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+        guidelines: Type.Optional(Type.String({ maxLength: 20_000 })),
       },
       { additionalProperties: false },
     ),
@@ -59,15 +60,61 @@ export function schemas(l: Limits) {
     }),
     ListQuery: Type.Object({
       split: Type.Optional(Split),
+      archived: Type.Optional(Type.Boolean()),
       limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
       offset: Type.Integer({ minimum: 0, default: 0 }),
     }),
+    SubmissionQuery: Type.Object({
+      limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }),
+      offset: Type.Integer({ minimum: 0, default: 0 }),
+      taskId: Type.Optional(Id),
+      userId: Type.Optional(Id),
+      kind: Type.Optional(Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')])),
+      review: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('accepted'), Type.Literal('rejected')])),
+      q: Type.Optional(Type.String({ maxLength: 200 })),
+    }),
+    ReviewBody: Type.Object(
+      {
+        decision: Type.Union([Type.Literal('accepted'), Type.Literal('rejected')]),
+        reason: Type.Optional(Type.String({ maxLength: 2000 })),
+      },
+      { additionalProperties: false },
+    ),
+    ReportQuery: Type.Object({
+      state: Type.Union([Type.Literal('open'), Type.Literal('resolved'), Type.Literal('all')], { default: 'open' }),
+    }),
+    ResolveReport: Type.Object({ action: Type.Union([Type.Literal('dismiss'), Type.Literal('archive')]) }),
+    ReportPrompt: Type.Object(
+      { reason: Type.String({ pattern: '\\S', maxLength: 2000 }) },
+      { additionalProperties: false },
+    ),
+    PatchPrompt: Type.Object(
+      {
+        text: Type.Optional(Type.String({ pattern: '\\S', maxLength: l.maxTextChars })),
+        split: Type.Optional(Split),
+        archived: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false, minProperties: 1 },
+    ),
+    PatchTask: Type.Object(
+      { target: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })), archived: Type.Optional(Type.Boolean()) },
+      { additionalProperties: false, minProperties: 1 },
+    ),
+    PatchGold: Type.Object(
+      {
+        prompt: Type.Optional(Text),
+        responses: Type.Optional(Type.Array(Text, { minItems: 2, maxItems: 9 })),
+        ranking: Type.Optional(Ranking),
+        archived: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false, minProperties: 1 },
+    ),
     TaskQuery: Type.Object({
       limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
       offset: Type.Integer({ minimum: 0, default: 0 }),
       q: Type.Optional(Type.String({ maxLength: 200 })),
       kind: Type.Optional(Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')])),
-      state: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('done')])),
+      state: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('done'), Type.Literal('archived')])),
     }),
     CreateTasks: Type.Object({
       kind: Type.Union([Type.Literal('demonstration'), Type.Literal('ranking'), Type.Literal('ab')]),

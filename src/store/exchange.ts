@@ -2,7 +2,7 @@
  * JSONL in and out (DESIGN.md's formats): imports are all-or-nothing, one transaction per file; exports are what the
  * trainers read. Gold prompts are never exported.
  */
-import type { Insertable } from 'kysely';
+import type { ExpressionBuilder, Insertable } from 'kysely';
 import { Aggregate, GOLD_SOURCE, jsonOrNull } from './aggregate.js';
 import type {
   CandidateRecord,
@@ -53,6 +53,21 @@ export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null
     );
   }
   return out;
+}
+
+type Reviewed = ExpressionBuilder<Database, 'assignments'>;
+const notRejected = (eb: Reviewed) =>
+  eb.or([eb('assignments.review', 'is', null), eb('assignments.review', '!=', 'rejected')]);
+
+/**
+ * What an export keeps of labels (see curation.ts): not on an archived prompt, and when a labeler submitted them,
+ * not rejected in review nor on an archived task. Imported labels belong to no assignment.
+ */
+function kept(eb: ExpressionBuilder<Database, 'prompts' | 'assignments' | 'tasks'>) {
+  return eb.and([
+    eb('prompts.archived_at', 'is', null),
+    eb.or([eb('assignments.id', 'is', null), eb.and([eb('tasks.archived_at', 'is', null), notRejected(eb)])]),
+  ]);
 }
 
 export class Exchange extends Aggregate {
@@ -179,6 +194,7 @@ export class Exchange extends Aggregate {
       .select('text')
       .where('split', '=', split)
       .where('source', '!=', GOLD_SOURCE)
+      .where('archived_at', 'is', null)
       .orderBy('id')
       .execute();
     return rows.map((r) => ({ prompt: r.text }));
@@ -188,8 +204,11 @@ export class Exchange extends Aggregate {
     const rows = await this.db
       .selectFrom('demonstrations')
       .innerJoin('prompts', 'prompts.id', 'demonstrations.prompt_id')
+      .leftJoin('assignments', 'assignments.id', 'demonstrations.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select(['prompts.text as prompt', 'demonstrations.completion'])
       .where('prompts.split', '=', split)
+      .where(kept)
       .orderBy('demonstrations.id')
       .execute();
     return rows.map((r) => ({ prompt: r.prompt, completion: r.completion }));
@@ -200,6 +219,8 @@ export class Exchange extends Aggregate {
       .selectFrom('rankings')
       .innerJoin('prompts', 'prompts.id', 'rankings.prompt_id')
       .leftJoin('users', 'users.id', 'rankings.user_id')
+      .leftJoin('assignments', 'assignments.id', 'rankings.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select([
         'rankings.id',
         'rankings.set_id',
@@ -211,6 +232,7 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('prompts.split', '=', split)
+      .where(kept)
       .orderBy('rankings.id')
       .execute();
     const out: RankingRecord[] = [];
@@ -284,6 +306,12 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('comparisons.kind', '=', 'eval')
+      .where((eb) =>
+        eb.or([
+          eb('comparisons.assignment_id', 'is', null),
+          eb.and([eb('tasks.archived_at', 'is', null), notRejected(eb)]),
+        ]),
+      )
       .where((eb) =>
         split === 'training'
           ? eb.or([eb('tasks.split', '=', 'training'), eb('tasks.split', 'is', null)])

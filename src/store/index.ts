@@ -1,13 +1,14 @@
-export * from './ranking.js';
 export * from './candidates.js';
 export * from './chat.js';
 export * from './copy.js';
+export * from './curation.js';
 export * from './errors.js';
 export * from './gold.js';
 export * from './jsonl.js';
 export { type DialectName, migrate, migratorFor, StaticMigrationProvider } from './migrations.js';
 export * from './open.js';
 export { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
+export * from './ranking.js';
 export * from './schema.js';
 export * from './sessions.js';
 export * from './settings.js';

@@ -9,6 +9,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { Chat } from './chat.js';
+import { Curation } from './curation.js';
 import { isWriteConflict } from './errors.js';
 import { Exchange } from './exchange.js';
 import { Gold } from './gold.js';
@@ -45,6 +46,7 @@ export class Store {
   readonly loginFailures = new LoginFailures(this);
   readonly exchange = new Exchange(this);
   readonly stats = new Stats(this);
+  readonly curation = new Curation(this);
 
   constructor(
     readonly db: Kysely<Database>,
