@@ -29,7 +29,9 @@ import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
 import { curationRoutes } from './routes/curation.js';
 import { dataRoutes } from './routes/data.js';
+import { jobRoutes } from './routes/jobs.js';
 import { labelingRoutes } from './routes/labeling.js';
+import { modelRoutes } from './routes/models.js';
 import { schemas } from './schemas.js';
 import { closeConnectionsPromptly } from './shutdown.js';
 import { registerStatic } from './static.js';
@@ -239,7 +241,16 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, curationRoutes, dataRoutes, labelingRoutes, chatRoutes])
+  for (const register of [
+    authRoutes,
+    adminRoutes,
+    curationRoutes,
+    dataRoutes,
+    labelingRoutes,
+    chatRoutes,
+    modelRoutes,
+    jobRoutes,
+  ])
     register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);

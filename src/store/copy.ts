@@ -31,6 +31,8 @@ const TABLES: Record<keyof Database, string[]> = {
   idempotency_keys: ['user_id', 'key'],
   login_failures: ['id'],
   reports: ['id'],
+  models: ['id'],
+  jobs: ['id'],
 };
 type Table = keyof Database;
 const tables = Object.keys(TABLES) as Table[];

@@ -10,6 +10,7 @@ import {
   Migrator,
   sql,
 } from 'kysely';
+import { jobsMigration } from './migration_0007_jobs.js';
 import { curationMigration } from './migration_0009_curation.js';
 import type { Database } from './schema.js';
 
@@ -346,6 +347,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.dropTable('login_failures').execute();
       },
     },
+    '0007_jobs_models': jobsMigration(dialect),
     '0009_curation': curationMigration(dialect),
   };
 }

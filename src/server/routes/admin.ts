@@ -60,10 +60,14 @@ export function adminRoutes(ctx: RouteContext): void {
     }),
   );
 
-  app.get('/api/admin/models', { config: { auth: 'admin' }, schema: { response: { 200: R.Models } } }, async () => {
-    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.prompts.pooledModels())]);
-    return { models: [...names].sort(), chatModel: chatModel.name };
-  });
+  app.get(
+    '/api/admin/models',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.CandidateModels } } },
+    async () => {
+      const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.prompts.pooledModels())]);
+      return { models: [...names].sort(), chatModel: chatModel.name };
+    },
+  );
 
   app.get(
     '/api/admin/prompts',
