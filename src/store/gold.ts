@@ -104,9 +104,10 @@ export class Gold extends Aggregate {
       const gold = (await s.gold.list()).filter((g) => g.inScreening);
       if (gold.length === 0) throw new StoreError('conflict', 'no screening test is set up');
       // Counting and then inserting: SQLite's single writer serialises it; on PostgreSQL two concurrent attempts
-      // (on one server or two) queue on the user's row, so the second counts the first.
+      // (on one server or two) queue on the user's row, so the second counts the first. NO KEY UPDATE, because the
+      // idempotency key stored first holds a KEY SHARE lock on that row (its foreign key): FOR UPDATE deadlocked.
       if (s.dialect === 'postgres') {
-        await s.db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+        await s.db.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
       }
       const made = await s.gold.attempts(userId);
       if (limits.maxAttempts > 0 && made >= limits.maxAttempts) {
