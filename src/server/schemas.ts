@@ -185,3 +185,6 @@ export type Schemas = ReturnType<typeof schemas>;
 export type SubmitBody = Static<Schemas['Submit']>;
 export type ChatBody = Static<Schemas['Chat']>;
 export type SettingsPatch = Static<Schemas['Settings']>;
+/** Query strings as the client builds them (limit and offset have defaults on the server). */
+export type TaskQueryBody = Partial<Static<Schemas['TaskQuery']>>;
+export type SubmissionQueryBody = Partial<Static<Schemas['SubmissionQuery']>>;

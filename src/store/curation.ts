@@ -144,7 +144,7 @@ export class Curation extends Aggregate {
         .where('assignments.id', '=', assignmentId)
         .$if(s.dialect === 'postgres', (qb) => qb.forUpdate())
         .executeTakeFirst();
-      if (!row || row.status !== 'done' || row.gold_id !== null)
+      if (row?.status !== 'done' || row.gold_id !== null)
         throw new StoreError('not_found', `no submitted work for assignment ${assignmentId}`);
       const seat = (row.review === 'rejected' ? 1 : 0) - (decision === 'rejected' ? 1 : 0);
       if (seat !== 0) {

@@ -6,6 +6,7 @@ import {
   AdminModels,
   AdminOverview,
   AdminPeople,
+  AdminReview,
   AdminScreening,
   AdminSettings,
   AdminTrain,
@@ -18,6 +19,7 @@ import { Empty, ErrorBox, Link, navigate, Spinner, ToastHost, usePath } from './
 const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
+  ['/admin/review', 'Review'],
   ['/admin/screening', 'Screening'],
   ['/admin/train', 'Train'],
   ['/admin/models', 'Models'],
@@ -91,6 +93,7 @@ export function App() {
   const screens: Record<string, () => React.ReactNode> = {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
+    '/admin/review': () => <AdminReview />,
     '/admin/screening': () => <AdminScreening />,
     '/admin/train': () => <AdminTrain />,
     '/admin/models': () => <AdminModels />,
