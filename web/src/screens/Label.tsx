@@ -30,6 +30,8 @@ export function LabelScreen() {
       }
       const { assignment } = await api.nextTask();
       setPhase(assignment ? { kind: 'task', assignment } : { kind: 'done' });
+      // A new task starts at its prompt, not where the last one was scrolled to.
+      window.scrollTo(0, 0);
     } catch (e) {
       if (e instanceof ApiError && e.code === 'screening_required') setPhase({ kind: 'screening-not-ready' });
       else setPhase({ kind: 'error', error: e });
@@ -107,7 +109,7 @@ export function LabelScreen() {
       )}
       {phase.kind === 'task' && (
         <TaskTools
-          key={phase.assignment.id}
+          key={`tools-${phase.assignment.id}`}
           assignmentId={phase.assignment.id}
           onLeft={(how) => {
             toast(
