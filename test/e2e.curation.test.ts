@@ -129,6 +129,20 @@ test('e2e curation: guidelines, a tie, a report; the admin reviews, rejects and 
   await page.getByTestId(`archive-report-${report.id}`).click();
   await page.getByText('No open reports').waitFor();
   await shot('admin-review-rejected');
+  // Prompts & tasks: a labeled prompt cannot be edited in place; the archived one is listed apart, to restore.
+  await page.getByRole('navigation').getByRole('link', { name: 'Prompts & tasks' }).click();
+  await page
+    .getByRole('row', { name: new RegExp(`${teaId} How do I make`) })
+    .getByRole('button', { name: 'Edit' })
+    .click();
+  await page.getByTestId(`prompt-edit-${teaId}`).fill('How do I make black tea?');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/already has labels/).waitFor();
+  await shot('admin-prompt-edit-refused');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByTestId('show-archived-prompts').check();
+  await page.getByTestId(`prompt-archive-${broken}`).getByText('Restore').waitFor();
+  await shot('admin-prompts-archived');
   assert.equal(((await api.get('/api/admin/export/rankings')).body as string).trim(), '');
   assert.ok(!((await api.get('/api/admin/export/prompts')).body as string).includes('asdf'));
   assert.deepEqual(problems, []);
