@@ -62,6 +62,8 @@ test('review queue: submissions per task and labeler; a rejected one leaves expo
   assert.ok(!(await exported(admin, 'demonstrations')).includes('an old pond'));
   assert.ok((await exported(admin, 'demonstrations')).includes('blue'));
   assert.equal((await admin.get(`${url}?review=rejected`)).json.total, 1);
+  // The dashboard counts what the exports hold.
+  assert.equal((await admin.get('/api/admin/dashboard')).json.datasets.demonstrations, 1);
   const open = (await admin.get('/api/admin/tasks?state=open')).json.tasks;
   assert.deepEqual(
     open.map((t: { id: number }) => t.id),

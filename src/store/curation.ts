@@ -12,12 +12,12 @@
  * - Text that work was done on is not edited in place (the labels would silently describe another text): a prompt
  *   with submissions, or a gold item someone has answered, is archived and added again instead.
  */
-import { sql } from 'kysely';
+import { type ExpressionBuilder, sql } from 'kysely';
 import { Aggregate, count, isBlank } from './aggregate.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
 import type { RankingOrder } from './ranking.js';
-import type { Review, Split, TaskKind } from './schema.js';
+import type { Database, Review, Split, TaskKind } from './schema.js';
 
 export interface SubmissionQuery {
   limit: number;
@@ -59,6 +59,22 @@ export interface ReportRow {
   createdAt: number;
   resolution: 'dismissed' | 'archived' | null;
   promptArchived: boolean;
+}
+
+type Reviewed = ExpressionBuilder<Database, 'assignments'>;
+export const notRejected = (eb: Reviewed) =>
+  eb.or([eb('assignments.review', 'is', null), eb('assignments.review', '!=', 'rejected')]);
+
+/**
+ * The labels that count (exports, the dashboard's dataset sizes): not on an archived prompt, and when a labeler
+ * submitted them, not rejected in review nor on an archived task. Imported labels belong to no assignment. The query
+ * joins prompts and left-joins the label's assignment and its task.
+ */
+export function keptLabel(eb: ExpressionBuilder<Database, 'prompts' | 'assignments' | 'tasks'>) {
+  return eb.and([
+    eb('prompts.archived_at', 'is', null),
+    eb.or([eb('assignments.id', 'is', null), eb.and([eb('tasks.archived_at', 'is', null), notRejected(eb)])]),
+  ]);
 }
 
 /** `lower(column) like %q%` with q's wildcards escaped (SQLite's LIKE ignores ASCII case, PostgreSQL's does not). */

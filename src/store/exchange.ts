@@ -2,8 +2,9 @@
  * JSONL in and out (DESIGN.md's formats): imports are all-or-nothing, one transaction per file; exports are what the
  * trainers read. Gold prompts are never exported.
  */
-import type { ExpressionBuilder, Insertable } from 'kysely';
+import type { Insertable } from 'kysely';
 import { Aggregate, GOLD_SOURCE, jsonOrNull } from './aggregate.js';
+import { keptLabel as kept, notRejected } from './curation.js';
 import type {
   CandidateRecord,
   DemonstrationRecord,
@@ -53,21 +54,6 @@ export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null
     );
   }
   return out;
-}
-
-type Reviewed = ExpressionBuilder<Database, 'assignments'>;
-const notRejected = (eb: Reviewed) =>
-  eb.or([eb('assignments.review', 'is', null), eb('assignments.review', '!=', 'rejected')]);
-
-/**
- * What an export keeps of labels (see curation.ts): not on an archived prompt, and when a labeler submitted them,
- * not rejected in review nor on an archived task. Imported labels belong to no assignment.
- */
-function kept(eb: ExpressionBuilder<Database, 'prompts' | 'assignments' | 'tasks'>) {
-  return eb.and([
-    eb('prompts.archived_at', 'is', null),
-    eb.or([eb('assignments.id', 'is', null), eb.and([eb('tasks.archived_at', 'is', null), notRejected(eb)])]),
-  ]);
 }
 
 export class Exchange extends Aggregate {
