@@ -225,6 +225,30 @@ test('ties: a labeler ranks two answers equal; the store keeps the tie, exports 
   await app.close();
 });
 
+test('a rejected A/B judgment leaves the eval export and the held-out win rates', async () => {
+  const says = (name: string) => ({
+    generate: async (prompt: string, k: number) => Array.from({ length: k }, () => `${name}: ${prompt}`),
+  });
+  const s = await setup({ candidateSources: { sft: says('sft'), ppo: says('ppo') } });
+  const { app, admin } = s;
+  await admin.req('PUT', '/api/admin/settings', { screeningRequired: false, overlap: 0 });
+  const { ids } = (await admin.post('/api/admin/prompts', { prompts: [{ text: 'h1', split: 'heldout' }] })).json;
+  assert.equal((await admin.post('/api/admin/evals', { modelA: 'ppo', modelB: 'sft', prompts: ids })).status, 201);
+  const judge = await labeler(app, admin, 'judge', 'heldout');
+  const a = (await judge.post('/api/tasks/next')).json.assignment;
+  await judge.post(`/api/assignments/${a.id}/submit`, { choice: a.a.startsWith('ppo') ? 'a' : 'b' }, idem());
+  const n = async () => {
+    const r = await admin.get('/api/admin/evals/ratings');
+    assert.equal(r.status, 200, r.body as string);
+    return r.json.vsBaseline[0]?.n ?? 0;
+  };
+  assert.equal(await n(), 1);
+  await admin.post(`/api/admin/submissions/${a.id}/review`, { decision: 'rejected', reason: 'clicked at random' });
+  assert.equal(await n(), 0);
+  assert.equal(((await admin.get('/api/admin/export/eval?split=heldout')).body as string).trim(), '');
+  await app.close();
+});
+
 test('every JSON route declares its response schema; the GET routes answer in it', async () => {
   const { app, admin, routes } = await world(['p']);
   const ann = await labeler(app, admin, 'ann');

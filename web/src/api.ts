@@ -4,12 +4,15 @@
  */
 // Request and response types come from the API's own schemas (src/server/schemas.ts, responses.ts), never from the store.
 import type {
+  AdminModelsBody as AdminModels,
   AssignmentBody as AssignmentView,
   ChatEventBody,
   ConversationBody as Conversation,
   ConversationSummaryBody as ConversationSummary,
   CreatedTasksBody,
   DashboardBody as Dashboard,
+  EvalRatingsBody as EvalRatings,
+  EvalRowBody as EvalRow,
   GoldRowBody as GoldRow,
   JobDetailBody as JobDetail,
   JobKindInfoBody as JobKindInfo,
@@ -35,11 +38,14 @@ import type {
 } from '../../src/server/schemas.js';
 
 export type {
+  AdminModels,
   AssignmentView,
   ChatBody,
   Conversation,
   ConversationSummary,
   Dashboard,
+  EvalRatings,
+  EvalRow,
   GoldRow,
   JobDetail,
   JobKindInfo,
@@ -150,7 +156,15 @@ export const api = {
   createGroup: (name: string, split: 'training' | 'heldout') => post<R<'Group'>>('/api/admin/groups', { name, split }),
   settings: () => get<R<'Settings'>>('/api/admin/settings'),
   saveSettings: (s: SettingsPatch) => request<R<'Settings'>>('PUT', '/api/admin/settings', s),
-  models: () => get<R<'CandidateModels'>>('/api/admin/models'),
+  models: () => get<R<'AdminModels'>>('/api/admin/models'),
+  evals: () => get<R<'Evals'>>('/api/admin/evals'),
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+    post<R<'CreatedEval'>>('/api/admin/evals', b),
+  evalRatings: (baseline?: string) =>
+    get<R<'EvalRatings'>>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),
+  /** The Figure 1 chart (SVG, for an <img>). */
+  evalFigureUrl: (baseline?: string) =>
+    `/api/admin/evals/figure.svg${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`,
   prompts: (limit: number, offset: number, archived = false) =>
     get<R<'Prompts'>>(`/api/admin/prompts?limit=${limit}&offset=${offset}${archived ? '&archived=true' : ''}`),
   patchPrompt: (id: number, b: { text?: string; split?: 'training' | 'heldout'; archived?: boolean }) =>
