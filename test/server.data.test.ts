@@ -201,7 +201,12 @@ test('a prompt list page, task list page and models list', async () => {
   );
   assert.equal((await admin.get('/api/admin/prompts?limit=0')).status, 400);
   assert.equal((await admin.get('/api/admin/tasks')).json.total, 0);
-  assert.deepEqual((await admin.get('/api/admin/models')).json, { models: [], chatModel: 'echo' });
+  assert.deepEqual((await admin.get('/api/admin/models')).json, {
+    models: [],
+    chatModel: 'echo',
+    served: [],
+    serveMemory: null,
+  });
   await app.close();
 });
 
