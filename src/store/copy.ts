@@ -32,6 +32,7 @@ const TABLES: Record<keyof Database, string[]> = {
   login_failures: ['id'],
   evals: ['id'],
   eval_tasks: ['eval_id', 'task_id'],
+  reports: ['id'],
   models: ['id'],
   jobs: ['id'],
 };

@@ -4,6 +4,7 @@
  * Outcomes are read back from the stored comparisons by model name, whatever side each task showed first.
  */
 import { Aggregate, count } from './aggregate.js';
+import { notRejected } from './curation.js';
 import { StoreError } from './errors.js';
 import type { Choice } from './schema.js';
 
@@ -73,7 +74,8 @@ export class Evals extends Aggregate {
                 .selectFrom('assignments')
                 .select((x) => x.fn.countAll<number>().as('n'))
                 .whereRef('assignments.task_id', '=', 'tasks.id')
-                .where('assignments.status', '=', 'done'),
+                .where('assignments.status', '=', 'done')
+                .where(notRejected),
               '>=',
               w.ref('tasks.target'),
             ),
@@ -106,6 +108,8 @@ export class Evals extends Aggregate {
       .innerJoin('comparisons', 'comparisons.assignment_id', 'assignments.id')
       .select(['comparisons.model_a', 'comparisons.model_b', 'comparisons.choice'])
       .where('eval_tasks.eval_id', '=', id)
+      // Work an admin rejected in review does not count (as it leaves every export).
+      .where(notRejected)
       .orderBy('comparisons.id')
       .execute();
     return decided(rows);
@@ -123,6 +127,8 @@ export class Evals extends Aggregate {
       .select(['comparisons.model_a', 'comparisons.model_b', 'comparisons.choice'])
       .where('comparisons.kind', '=', 'eval')
       .where('tasks.split', '=', 'heldout')
+      .where('tasks.archived_at', 'is', null)
+      .where(notRejected)
       .orderBy('comparisons.id')
       .execute();
     return decided(rows);

@@ -27,6 +27,8 @@ export interface Settings {
   assignmentTimeoutMinutes: number;
   /** Share of ranking assignments (0..1) that are gold items not in the screening test, to keep measuring quality. */
   goldRate: number;
+  /** The labeling guidelines shown beside every task (plain text; blank lines separate paragraphs, "- " lists). */
+  guidelines: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -41,6 +43,14 @@ export const DEFAULT_SETTINGS: Settings = {
   screeningMaxAttempts: 3,
   assignmentTimeoutMinutes: 120,
   goldRate: 0.05,
+  guidelines: [
+    'Rank by what helps the person most: a correct and honest answer first (say you do not know rather than guess),',
+    'then one that follows the instruction and its format, then the clearer and shorter one.',
+    '',
+    '- Put two answers in the same place when neither is better.',
+    '- Flag harmful, hateful or sexual content even when it is well written.',
+    '- Skip a task you cannot judge; report a prompt that is broken, unclear or asks for something harmful.',
+  ].join('\n'),
 };
 
 export const SETTING_LIMITS = {

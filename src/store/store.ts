@@ -10,6 +10,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { Chat } from './chat.js';
+import { Curation } from './curation.js';
 import { isWriteConflict } from './errors.js';
 import { Evals } from './evals.js';
 import { Exchange } from './exchange.js';
@@ -50,6 +51,7 @@ export class Store {
   readonly exchange = new Exchange(this);
   readonly stats = new Stats(this);
   readonly evals = new Evals(this);
+  readonly curation = new Curation(this);
   readonly models = new Models(this);
   readonly jobs = new Jobs(this);
 

@@ -7,6 +7,7 @@ import {
   AdminModels,
   AdminOverview,
   AdminPeople,
+  AdminReview,
   AdminScreening,
   AdminSettings,
   AdminTrain,
@@ -19,6 +20,7 @@ import { Empty, ErrorBox, Link, navigate, Spinner, ToastHost, usePath } from './
 const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
+  ['/admin/review', 'Review'],
   ['/admin/screening', 'Screening'],
   ['/admin/train', 'Train'],
   ['/admin/models', 'Models'],
@@ -93,6 +95,7 @@ export function App() {
   const screens: Record<string, () => React.ReactNode> = {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
+    '/admin/review': () => <AdminReview />,
     '/admin/screening': () => <AdminScreening />,
     '/admin/evals': () => <AdminEvals />,
     '/admin/train': () => <AdminTrain />,

@@ -1,6 +1,6 @@
 /** Inter-labeler agreement and win rates with confidence intervals. */
 import { type WinRate, winRateOf } from '../../rlhf/eval_stats.js';
-import { pairwiseAgreement } from '../../store/agreement.js';
+import { pairwiseAgreement } from '../../store/ranking.js';
 import type { Labeler, LabelItem } from './labeler.js';
 
 // The statistics live with the rest of the evaluation maths; the demo's callers keep importing them from here.

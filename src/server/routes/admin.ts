@@ -37,9 +37,14 @@ export function adminRoutes(ctx: RouteContext): void {
     },
   );
 
-  app.get('/api/admin/groups', { config: { auth: 'admin' } }, async () => ({ groups: await store.users.listGroups() }));
-  app.post('/api/admin/groups', { config: { auth: 'admin' }, schema: { body: S.CreateGroup } }, async (req, reply) =>
-    reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
+  app.get('/api/admin/groups', { config: { auth: 'admin' }, schema: { response: { 200: R.Groups } } }, async () => ({
+    groups: await store.users.listGroups(),
+  }));
+  app.post(
+    '/api/admin/groups',
+    { config: { auth: 'admin' }, schema: { body: S.CreateGroup, response: { 201: R.Group } } },
+    async (req, reply) =>
+      reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
   );
 
   app.get(
@@ -165,30 +170,42 @@ export function adminRoutes(ctx: RouteContext): void {
   app.get('/api/admin/gold', { config: { auth: 'admin' }, schema: { response: { 200: R.Gold } } }, async () => ({
     gold: await store.gold.list(),
   }));
-  app.post('/api/admin/gold', { config: { auth: 'admin' }, schema: { body: S.AddGold } }, async (req, reply) => {
-    const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
-    if (!rec) {
-      const { errors } = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars });
-      fail(422, 'invalid', errors[0]?.message ?? 'invalid gold item');
-    }
-    return reply.status(201).send({ ids: await store.gold.add([rec]) });
-  });
+  app.post(
+    '/api/admin/gold',
+    { config: { auth: 'admin' }, schema: { body: S.AddGold, response: { 201: R.Ids } } },
+    async (req, reply) => {
+      const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
+      if (!rec) {
+        const { errors } = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars });
+        fail(422, 'invalid', errors[0]?.message ?? 'invalid gold item');
+      }
+      return reply.status(201).send({ ids: await store.gold.add([rec]) });
+    },
+  );
 
-  app.get('/api/admin/screening', { config: { auth: 'admin' } }, async () => {
-    const settings = await store.settings.get();
-    return {
-      items: (await store.gold.list()).filter((g) => g.inScreening),
-      passThreshold: settings.screeningPassThreshold,
-      required: settings.screeningRequired,
-    };
-  });
-  app.put('/api/admin/screening', { config: { auth: 'admin' }, schema: { body: S.SetScreening } }, async (req) => {
-    await store.gold.setScreening(req.body.goldIds);
-    if (req.body.passThreshold !== undefined) {
-      await store.settings.update({ screeningPassThreshold: req.body.passThreshold });
-    }
-    return { ok: true, goldIds: req.body.goldIds };
-  });
+  app.get(
+    '/api/admin/screening',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.AdminScreening } } },
+    async () => {
+      const settings = await store.settings.get();
+      return {
+        items: (await store.gold.list()).filter((g) => g.inScreening),
+        passThreshold: settings.screeningPassThreshold,
+        required: settings.screeningRequired,
+      };
+    },
+  );
+  app.put(
+    '/api/admin/screening',
+    { config: { auth: 'admin' }, schema: { body: S.SetScreening, response: { 200: R.ScreeningSet } } },
+    async (req) => {
+      await store.gold.setScreening(req.body.goldIds);
+      if (req.body.passThreshold !== undefined) {
+        await store.settings.update({ screeningPassThreshold: req.body.passThreshold });
+      }
+      return { ok: true, goldIds: req.body.goldIds };
+    },
+  );
 
   app.get('/api/admin/dashboard', { config: { auth: 'admin' }, schema: { response: { 200: R.Dashboard } } }, async () =>
     store.stats.dashboard(),

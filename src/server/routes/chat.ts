@@ -135,7 +135,7 @@ export function chatRoutes(ctx: RouteContext): void {
 
   app.post(
     '/api/chat/compare',
-    { config: { auth: 'any' }, schema: { body: S.ChatCompare, ...Idem } },
+    { config: { auth: 'any' }, schema: { body: S.ChatCompare, ...Idem, response: { 200: R.ChatChoice } } },
     async (req, reply) =>
       idempotent(req, reply, 'chat-compare', async (s) => {
         await s.chat.choosePair(req.body.pairId, user(req).id, req.body.choice);

@@ -183,6 +183,19 @@ export function AdminSettings() {
           />
         </label>
       </Card>
+      <Card title="Labeling guidelines">
+        <label className="field">
+          <span className="field-label">
+            Shown beside every task (blank lines separate paragraphs; "- " starts a list item)
+          </span>
+          <textarea
+            rows={8}
+            value={s.guidelines}
+            onChange={(e) => set('guidelines', e.target.value)}
+            data-testid="guidelines-input"
+          />
+        </label>
+      </Card>
       <div className="actions-bar">
         <span className="muted small">Changes apply to tasks created after saving.</span>
         <button type="button" className="btn btn-primary" onClick={() => void save()} data-testid="save-settings">
