@@ -55,8 +55,9 @@ export async function callVerifier(fn: Verifier, where: string, prompt: string, 
 
 /**
  * Loads a verifier module: its default export must be a function (prompt, completion) → number. JavaScript is
- * imported as is; a single-file TypeScript module is transpiled with the `typescript` package (a sibling
- * temporary .mjs, removed at once, so that its own relative imports still resolve).
+ * imported as is; a single-file TypeScript module is transpiled with the `typescript` package where it is installed
+ * (a sibling temporary .mjs, removed at once, so that its own relative imports still resolve), and is otherwise an
+ * error that asks for the .js. We do not make typescript a runtime dependency for this one convenience.
  */
 export async function loadVerifierModule(path: string): Promise<{ fn: Verifier; where: string; name: string }> {
   const abs = resolve(path);
@@ -84,7 +85,11 @@ async function importTypeScript(abs: string, path: string): Promise<{ default?: 
   try {
     ts = createRequire(import.meta.url)('typescript');
   } catch {
-    throw new Error(`${path}: a TypeScript reward module needs the "typescript" package; or compile it to .js`);
+    // `typescript` is a dev dependency: an install without dev dependencies (--omit=dev) has no compiler.
+    throw new Error(
+      `${path}: a TypeScript reward module is transpiled with the "typescript" package, which is not installed ` +
+        'here (a dev dependency); pass the module as .js or .mjs (e.g. compiled with tsc), or install typescript',
+    );
   }
   const js = ts.transpileModule(readFileSync(abs, 'utf8'), {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
