@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '../tokenizer/index.js';
 import type { ScalarModel } from './heads.js';
-import { loadScalarPretrained } from './hf.js';
+import { type LoadOptions, loadScalarPretrained } from './hf.js';
 
 export type FolderKind = 'causal' | 'scalar';
 
@@ -46,10 +46,13 @@ export function checkModelFolder(dir: string, want: FolderKind): void {
 
 /**
  * Loads a reward model folder (checked to be one), in eval mode, with its tokenizer when it has one (a value model
- * may come without: it reads the policy's ids).
+ * may come without: it reads the policy's ids); `dtype` bf16 holds it frozen in bf16.
  */
-export function loadRewardModel(dir: string): { model: ScalarModel; tokenizer: Tokenizer | null } {
+export function loadRewardModel(
+  dir: string,
+  opts: LoadOptions = {},
+): { model: ScalarModel; tokenizer: Tokenizer | null } {
   checkModelFolder(dir, 'scalar');
   const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? Tokenizer.fromDir(dir) : null;
-  return { model: loadScalarPretrained(dir), tokenizer };
+  return { model: loadScalarPretrained(dir, opts), tokenizer };
 }

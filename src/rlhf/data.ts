@@ -10,7 +10,9 @@ import {
   loadPretrained,
   type PaddedBatch,
   padRight,
+  type ScalarModel,
 } from '../models/index.js';
+import { type SaveTrainedOptions, saveTrained } from '../models/lora.js';
 import {
   type ChatTurn,
   type DemonstrationRecord,
@@ -62,6 +64,18 @@ export function loadCausalLM(
   const note =
     p && model instanceof Llama ? `${dir}: a Llama-family model has no dropout; dropout ${p} is ignored` : null;
   return { model, tokenizer, dropoutRng: rng, note };
+}
+
+/** Writes a trained model (a full folder, or with LoRA its adapter and, with merge, merged/) with its tokenizer. */
+export function saveOutput(
+  model: CausalLM | ScalarModel,
+  tokenizer: Tokenizer,
+  dir: string,
+  opts: SaveTrainedOptions,
+): void {
+  const full = saveTrained(model, dir, opts);
+  tokenizer.save(dir);
+  if (full && full !== dir) tokenizer.save(full);
 }
 
 // ---- JSONL files ----
@@ -157,6 +171,19 @@ export function readPrompts(file: string, opts: ReadOptions = {}): PromptSet {
   if (parsed.records.length === 0 && parsed.errors.length === 0) throw new Error(`${file}: no prompts`);
   const { records } = finish(file, parsed, opts);
   return { texts: records.map((r) => r.prompt), where: records.map((r) => `${r.file}:${r.line}`) };
+}
+
+/** Each prompt's ids in the formatter's format; one too long to leave maxNewTokens in the context names its line. */
+export function encodePrompts(prompts: PromptSet, fmt: Formatter, context: number, maxNewTokens: number): number[][] {
+  if (prompts.texts.length === 0) throw new Error('no prompts');
+  return prompts.texts.map((text, i) => {
+    const ids = fmt.prompt(text);
+    if (ids.length + maxNewTokens > context)
+      throw new Error(
+        `${prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${maxNewTokens} exceeds the context of ${context}`,
+      );
+    return ids;
+  });
 }
 
 /** Prompts given in code (tests, the demo). */

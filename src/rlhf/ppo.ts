@@ -5,13 +5,12 @@
 // minibatches updates of the policy and the value model (each with its own AdamW and gradient clip); the weights'
 // moving average is kept after every policy update. Everything that decides the next step is checkpointed, so a
 // resumed run repeats an uninterrupted one exactly.
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CausalLM, generate, type ScalarModel } from '../models/index.js';
-import { applyLora, hasLora, loraConfigOf, saveTrained, withAdaptersDisabled } from '../models/lora.js';
-import { crossEntropy, keep, native, noGrad, Rng, reshape, scale, slice, Tensor, tidy } from '../tensor/index.js';
+import type { CausalLM, ScalarModel } from '../models/index.js';
+import { applyLora, hasLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { crossEntropy, keep, native, Rng, reshape, scale, slice, Tensor } from '../tensor/index.js';
 import type { Formatter } from '../tokenizer/index.js';
-import { shuffled } from '../train/batches.js';
+import { IndexCycle, shuffled } from '../train/batches.js';
 import {
   openRun,
   type RunOptions,
@@ -21,13 +20,22 @@ import {
   type Trainer,
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import type { PromptSet } from './data.js';
+import { encodePrompts, type PromptSet, saveOutput } from './data.js';
 import { gae, whiten } from './gae.js';
 import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
 import { checkPPOConfig, type PPOConfig } from './ppo_config.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
-import { mean, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
 import type { RewardFn } from './reward_fn.js';
+import {
+  appendSamples,
+  mean,
+  type Packed,
+  pack,
+  referenceLogps,
+  rollout,
+  tokenLogps,
+  truncateSamples,
+} from './rollout.js';
 
 export { checkPPOConfig, type PPOConfig, ppoDefaults, ppoSpec } from './ppo_config.js';
 
@@ -90,9 +98,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   /** Prompt token ids, as SFT trained on them (the formatter's). */
   readonly promptIds: number[][];
   private readonly ptxWindows: number[][];
-  private epoch = 0;
-  private index = 0;
-  private order: number[];
+  private readonly prompts: IndexCycle;
   private ptxCursor = 0;
   private rollout: { episodes: Episode[]; metrics: Metrics } | null = null;
 
@@ -120,29 +126,12 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       throw new Error(
         `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
       );
-    this.promptIds = s.prompts.texts.map((text, i) => {
-      const ids = formatter.prompt(text);
-      if (ids.length + c.maxNewTokens > ctx)
-        throw new Error(
-          `${s.prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${c.maxNewTokens} exceeds the ` +
-            `context of ${ctx}`,
-        );
-      return ids;
-    });
-    if (this.promptIds.length === 0) throw new Error('no prompts');
-    this.ptxWindows = [];
-    if (s.ptxTokens != null) {
-      if (c.ptxSeqLen > ctx) throw new Error(`ptxSeqLen ${c.ptxSeqLen} exceeds the context of ${ctx}`);
-      const ids = s.ptxTokens;
-      for (let at = 0; at + c.ptxSeqLen + 1 <= ids.length; at += c.ptxSeqLen)
-        this.ptxWindows.push(ids.slice(at, at + c.ptxSeqLen + 1));
-      if (this.ptxWindows.length === 0)
-        throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${c.ptxSeqLen + 1}`);
-    }
+    this.promptIds = encodePrompts(s.prompts, formatter, ctx, c.maxNewTokens);
+    this.ptxWindows = s.ptxTokens != null ? ptxWindows(s.ptxTokens, c.ptxSeqLen, ctx) : [];
     this.kl = makeKLController(c);
     this.rng = new Rng(c.seed);
     this.rngs = { sampling: this.rng };
-    this.order = shuffled(this.promptIds.length, new Rng(c.seed + 1));
+    this.prompts = new IndexCycle(this.promptIds.length, c.seed);
     this.totalSteps = c.steps;
     this.totalUpdates = c.steps * c.ppoEpochs * Math.ceil(c.batchSize / c.miniBatchSize);
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
@@ -195,51 +184,26 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     return out;
   }
 
-  // The next batchSize prompt indices; each epoch over the prompts has its own seeded order.
-  private nextBatch(): number[] {
-    const out: number[] = [];
-    while (out.length < this.config.batchSize) {
-      if (this.index === this.order.length) {
-        this.epoch++;
-        this.index = 0;
-        this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
-      }
-      out.push(this.order[this.index++]);
-    }
-    return out;
-  }
-
   // Samples one response per prompt and scores it: old log-probs, values, rewards, advantages and returns.
   private sample(batch: number[]): { episodes: Episode[]; metrics: Metrics } {
     const c = this.config;
     const { policy, ref, value, formatter } = this.s;
-    const prompts = batch.map((i) => this.promptIds[i]);
-    const started = performance.now();
-    const gen = generate(policy, prompts, {
-      maxNewTokens: c.maxNewTokens,
-      temperature: c.temperature,
-      seed: this.rng.nextU32(),
-      eosTokenIds: [formatter.eosId],
-      padTokenId: formatter.padId,
-    });
-    const sampling = (performance.now() - started) / 1000;
-    const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
-    const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
-      tidy(() => {
-        const p = pack(rows);
-        const pol = tokenLogps(policy, p, c.temperature);
-        const refs = ref
-          ? tokenLogps(ref, p, c.temperature)
-          : withAdaptersDisabled(policy, () => tokenLogps(policy, p, c.temperature));
-        const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
-        return {
-          oldLogp: ungrid(pol.logp, rows),
-          refLogp: ungrid(refs.logp, rows),
-          oldValues: ungrid(v, rows),
-          entropy: meanEntropy(pol.logits, p.respMask),
-        };
-      }),
+    const r = rollout(
+      policy,
+      batch.map((i) => this.promptIds[i]),
+      {
+        maxNewTokens: c.maxNewTokens,
+        temperature: c.temperature,
+        seed: this.rng.nextU32(),
+        formatter,
+        chunk: c.batchSize,
+        dtype: c.bf16 ? 'bf16' : 'f32',
+        ref: referenceLogps(policy, ref ?? null, c.temperature),
+        values: (p) => valuesOf(value, p),
+      },
     );
+    const { rows } = r;
+    const [oldLogp, refLogp, oldValues] = [r.oldLogp, r.refLogp!, r.values!];
     const promptTexts = batch.map((i) => this.s.prompts.texts[i]);
     const responseTexts = rows.map((r) => formatter.decode(r.response));
     const scores = this.s.reward(promptTexts, responseTexts, {
@@ -278,13 +242,12 @@ export class PPOTrainer implements Trainer<PpoBatch> {
         [METRIC.kl]: mean(episodes.map((e) => e.kl)),
         [METRIC.scores]: mean(scores),
         [METRIC.rlhfReward]: mean(episodes.map((e) => e.score - beta * e.kl)),
-        [METRIC.entropy]: entropy,
+        [METRIC.entropy]: r.entropy,
         [METRIC.klCoef]: beta,
         [METRIC.responseLength]: mean(rows.map((r) => r.response.length)),
-        [METRIC.eosFraction]: mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
-        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
-        [METRIC.generateSeconds]: sampling,
-        [METRIC.rolloutTokensPerSecond]: gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
+        [METRIC.eosFraction]: mean(r.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (time/generate), beside time/rollout, which also scores with every model.
+        ...r.metrics,
       },
     };
   }
@@ -294,7 +257,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   *updates(): Iterable<PpoBatch[]> {
     const c = this.config;
     const t0 = performance.now();
-    this.rollout = this.sample(this.nextBatch());
+    this.rollout = this.sample(this.prompts.next(c.batchSize));
     this.rollout.metrics[METRIC.rolloutSeconds] = (performance.now() - t0) / 1000;
     const { episodes } = this.rollout;
     const ptx = this.ptxWindows.length > 0 && c.ptxCoef > 0;
@@ -338,9 +301,8 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       };
       return { loss: pl.loss, metrics };
     }
-    const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
     const vl = valueLoss(
-      v,
+      valuesOf(value, p),
       grid((e) => e.oldValues),
       grid((e) => e.returns),
       p.respMask,
@@ -390,12 +352,17 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   }
 
   private samples(step: number, episodes: Episode[]): void {
-    const path = join(this.s.outDir, 'samples.jsonl');
-    for (const e of episodes)
-      appendFileSync(
-        path,
-        `${JSON.stringify({ step, prompt: e.promptText, response: e.responseText, score: e.score, kl: e.kl, prompt_ids: e.prompt })}\n`,
-      );
+    appendSamples(
+      join(this.s.outDir, 'samples.jsonl'),
+      episodes.map((e) => ({
+        step,
+        prompt: e.promptText,
+        response: e.responseText,
+        score: e.score,
+        kl: e.kl,
+        prompt_ids: e.prompt,
+      })),
+    );
     if (this.s.quiet) return;
     const cut = (t: string, n: number) => {
       const one = JSON.stringify(t).slice(1, -1);
@@ -408,12 +375,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   }
 
   saveState() {
-    const state: TrainerState = {
-      kl: this.kl.getState(),
-      epoch: this.epoch,
-      index: this.index,
-      ptxCursor: this.ptxCursor,
-    };
+    const state: TrainerState = { kl: this.kl.getState(), ...this.prompts.state, ptxCursor: this.ptxCursor };
     return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema } };
   }
 
@@ -425,9 +387,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       own.f32.set(t.f32);
     }
     this.kl.setState(st.kl);
-    this.epoch = st.epoch;
-    this.index = st.index;
-    this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
+    this.prompts.state = { epoch: st.epoch, index: st.index };
     this.ptxCursor = st.ptxCursor;
   }
 
@@ -448,11 +408,8 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     for (const [to, values] of [
       [dir, undefined],
       [join(dir, 'ema'), this.ema],
-    ] as const) {
-      const full = saveTrained(policy, to, { baseModel: bases.policy, merge, values, dtype });
-      formatter.tokenizer.save(to);
-      if (full && full !== to) formatter.tokenizer.save(full);
-    }
+    ] as const)
+      saveOutput(policy, formatter.tokenizer, to, { baseModel: bases.policy, merge, values, dtype });
     saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge, dtype });
   }
 
@@ -469,20 +426,17 @@ interface TrainerState {
   ptxCursor: number;
 }
 
-/** Drops sample records of steps >= from (a resumed run writes them again). */
-export function truncateSamples(path: string, from: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => {
-      if (!l.trim()) return false;
-      try {
-        return JSON.parse(l).step < from;
-      } catch {
-        return false;
-      }
-    });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, kept.map((l) => `${l}\n`).join(''));
-  renameSync(tmp, path);
+/** The value model's per-token values over the packed grid's positions. */
+function valuesOf(value: ScalarModel, p: Packed): Tensor {
+  return slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, p.from, p.T - 1);
+}
+
+/** Consecutive windows of seqLen + 1 tokens of the PPO-ptx corpus (inputs and their next-token targets). */
+function ptxWindows(ids: number[], seqLen: number, context: number): number[][] {
+  if (seqLen > context) throw new Error(`ptxSeqLen ${seqLen} exceeds the context of ${context}`);
+  const out: number[][] = [];
+  for (let at = 0; at + seqLen + 1 <= ids.length; at += seqLen) out.push(ids.slice(at, at + seqLen + 1));
+  if (out.length === 0)
+    throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${seqLen + 1}`);
+  return out;
 }

@@ -67,3 +67,43 @@ export class EpochBatches<E> {
     return picked;
   }
 }
+
+/**
+ * Endless batches of indices 0..n-1 for the on-policy trainers' prompts: each pass over them in an order of its own,
+ * seeded by seed + 1 + pass, so a resumed run (from `state`) draws the same prompts.
+ */
+export class IndexCycle {
+  private epoch = 0;
+  private index = 0;
+  private order: number[];
+
+  constructor(
+    readonly n: number,
+    private readonly seed: number,
+  ) {
+    this.order = shuffled(n, new Rng(seed + 1));
+  }
+
+  next(batchSize: number): number[] {
+    const out: number[] = [];
+    while (out.length < batchSize) {
+      if (this.index === this.order.length) {
+        this.epoch++;
+        this.index = 0;
+        this.order = shuffled(this.n, new Rng(this.seed + 1 + this.epoch));
+      }
+      out.push(this.order[this.index++]);
+    }
+    return out;
+  }
+
+  get state(): { epoch: number; index: number } {
+    return { epoch: this.epoch, index: this.index };
+  }
+
+  set state(s: { epoch: number; index: number }) {
+    this.epoch = s.epoch;
+    this.index = s.index;
+    this.order = shuffled(this.n, new Rng(this.seed + 1 + this.epoch));
+  }
+}
