@@ -6,11 +6,11 @@
 // moving average is kept after every policy update. Everything that decides the next step is checkpointed, so a
 // resumed run repeats an uninterrupted one exactly.
 import { join } from 'node:path';
-import type { CausalLM, ScalarModel } from '../models/index.js';
+import type { ScalarModel } from '../models/index.js';
 import { applyLora, hasLora, loraConfigOf, saveTrained } from '../models/lora.js';
-import { crossEntropy, keep, native, Rng, reshape, scale, slice, Tensor } from '../tensor/index.js';
-import type { Formatter } from '../tokenizer/index.js';
-import { IndexCycle, shuffled } from '../train/batches.js';
+import { crossEntropy, Rng, reshape, scale, slice, type Tensor } from '../tensor/index.js';
+import { IndexCycle, LmWindows, shuffled } from '../train/batches.js';
+import { WeightAverage } from '../train/ema.js';
 import {
   openRun,
   type RunOptions,
@@ -20,12 +20,11 @@ import {
   type Trainer,
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import { encodePrompts, type PromptSet, saveOutput } from './data.js';
-import { gae, whiten } from './gae.js';
-import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
-import { checkPPOConfig, type PPOConfig } from './ppo_config.js';
+import { encodePrompts, saveOutput } from './data.js';
+import { klShapedAdvantages } from './gae.js';
+import { type KLController, type KLControllerState, type KLEstimator, makeKLController } from './kl.js';
+import { checkPPOConfig, type PPOConfig, type PPOSetup } from './ppo_config.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
-import type { RewardFn } from './reward_fn.js';
 import {
   appendSamples,
   mean,
@@ -33,38 +32,12 @@ import {
   pack,
   referenceLogps,
   rollout,
+  sampleTable,
   tokenLogps,
   truncateSamples,
 } from './rollout.js';
 
-export { checkPPOConfig, type PPOConfig, ppoDefaults, ppoSpec } from './ppo_config.js';
-
-export interface PPOSetup {
-  /** Trained in place; starts as the SFT model. With config.loraR > 0 it gets LoRA adapters (base frozen). */
-  policy: CausalLM;
-  /**
-   * The frozen SFT model (a separate copy). Leave it out with LoRA: the reference is then the policy with its
-   * adapters off, so one copy of the base serves both.
-   */
-  ref?: CausalLM;
-  /** The value model, usually initialised from the reward model; with LoRA it trains adapters and its head. */
-  value: ScalarModel;
-  /** Folders the policy and value model came from, recorded in saved adapters (base_model_name_or_path). */
-  baseModels?: { policy: string; value: string };
-  reward: RewardFn;
-  /** The policy's prompt format (its tokenizer, chat template and EOS). */
-  formatter: Formatter;
-  prompts: PromptSet;
-  /** Token ids of the pretraining corpus for PPO-ptx, documents ended by EOS (null: plain PPO). */
-  ptxTokens?: number[] | null;
-  config: PPOConfig;
-  /** Run folder: metrics.jsonl, samples.jsonl, ppo_config.json, checkpoints/, and the final model. */
-  outDir: string;
-  /** Inputs saved with the config (and compared on --resume), e.g. model folders and data files. */
-  inputs?: Record<string, unknown>;
-  /** No config print and no sample tables (tests, the demo). */
-  quiet?: boolean;
-}
+export { checkPPOConfig, type PPOConfig, type PPOSetup, ppoDefaults, ppoSpec } from './ppo_config.js';
 
 // One episode: token ids and per-response-token arrays (index j = the j-th response token).
 interface Episode {
@@ -93,13 +66,12 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   readonly extraTensorGroups = ['ema'];
   /** PPO steps completed. */
   stepsDone = 0;
-  private readonly ema = new Map<string, Tensor>();
+  private readonly ema: WeightAverage;
   private readonly rng: Rng;
   /** Prompt token ids, as SFT trained on them (the formatter's). */
   readonly promptIds: number[][];
-  private readonly ptxWindows: number[][];
+  private readonly ptx: LmWindows | null;
   private readonly prompts: IndexCycle;
-  private ptxCursor = 0;
   private rollout: { episodes: Episode[]; metrics: Metrics } | null = null;
 
   constructor(private readonly s: PPOSetup) {
@@ -127,7 +99,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
         `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
       );
     this.promptIds = encodePrompts(s.prompts, formatter, ctx, c.maxNewTokens);
-    this.ptxWindows = s.ptxTokens != null ? ptxWindows(s.ptxTokens, c.ptxSeqLen, ctx) : [];
+    this.ptx = s.ptxTokens != null ? new LmWindows(s.ptxTokens, c.ptxSeqLen, ctx) : null;
     this.kl = makeKLController(c);
     this.rng = new Rng(c.seed);
     this.rngs = { sampling: this.rng };
@@ -148,11 +120,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       { name: 'policy', module: policy, lr: c.lr, gradNormMetric: METRIC.policyGradNorm },
       { name: 'value', module: value, lr: c.valueLr, gradNormMetric: METRIC.valueGradNorm },
     ];
-    for (const [name, p] of policy.namedTrainableParameters()) {
-      const copy = keep(Tensor.empty(p.shape));
-      copy.f32.set(p.f32);
-      this.ema.set(name, copy);
-    }
+    this.ema = new WeightAverage(policy);
   }
 
   /**
@@ -213,29 +181,22 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     if (scores.length !== rows.length || !scores.every(Number.isFinite))
       throw new Error(`reward: expected ${rows.length} finite scores, got ${JSON.stringify(scores)}`);
     const beta = this.kl.value;
-    const episodes: Episode[] = rows.map((r, b) => {
-      const kl = klPerToken(oldLogp[b], refLogp[b], c.klEstimator as KLEstimator);
-      const rewards = kl.map((k) => -beta * k);
-      rewards[rewards.length - 1] += scores[b];
-      const { advantages, returns } = gae(rewards, oldValues[b], c.gamma, c.lam);
-      return {
-        ...r,
-        promptText: promptTexts[b],
-        responseText: responseTexts[b],
-        oldLogp: oldLogp[b],
-        oldValues: oldValues[b],
-        advantages,
-        returns,
-        score: scores[b],
-        kl: kl.reduce((a, x) => a + x, 0),
-      };
+    const shaped = klShapedAdvantages(rows, oldLogp, refLogp, oldValues, scores, {
+      beta,
+      estimator: c.klEstimator as KLEstimator,
+      gamma: c.gamma,
+      lam: c.lam,
+      whiten: c.whitenAdvantages,
     });
-    if (c.whitenAdvantages) {
-      const white = whiten(episodes.map((e) => e.advantages));
-      episodes.forEach((e, b) => {
-        e.advantages = white[b];
-      });
-    }
+    const episodes: Episode[] = rows.map((r, b) => ({
+      ...r,
+      ...shaped[b],
+      promptText: promptTexts[b],
+      responseText: responseTexts[b],
+      oldLogp: oldLogp[b],
+      oldValues: oldValues[b],
+      score: scores[b],
+    }));
     return {
       episodes,
       metrics: {
@@ -260,7 +221,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     this.rollout = this.sample(this.prompts.next(c.batchSize));
     this.rollout.metrics[METRIC.rolloutSeconds] = (performance.now() - t0) / 1000;
     const { episodes } = this.rollout;
-    const ptx = this.ptxWindows.length > 0 && c.ptxCoef > 0;
+    const ptx = this.ptx !== null && c.ptxCoef > 0;
     for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
       const order = shuffled(episodes.length, this.rng);
       for (let start = 0; start < order.length; start += c.miniBatchSize) {
@@ -278,7 +239,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const c = this.config;
     const { policy, value } = this.s;
     if (batch.kind === 'ptx') {
-      const { ids, targets } = this.ptxBatch();
+      const { ids, targets } = this.ptx!.next(c.ptxBatchSize);
       const logits = policy.forward(ids);
       const lm = crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets);
       return { loss: scale(lm, c.ptxCoef), metrics: { [METRIC.ptxLoss]: lm.item() }, tokens: targets.numel };
@@ -311,27 +272,9 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     return { loss: vl.loss, metrics: { [METRIC.valueLoss]: vl.loss.item(), [METRIC.valueClipfrac]: vl.clipfrac } };
   }
 
-  private ptxBatch(): { ids: Tensor; targets: Tensor } {
-    const { ptxBatchSize: n, ptxSeqLen: L } = this.config;
-    const ids = Tensor.empty([n, L], 'i32');
-    const targets = Tensor.empty([n * L], 'i32');
-    for (let b = 0; b < n; b++) {
-      const w = this.ptxWindows[this.ptxCursor];
-      this.ptxCursor = (this.ptxCursor + 1) % this.ptxWindows.length;
-      ids.i32.set(w.slice(0, L), b * L);
-      targets.i32.set(w.slice(1), b * L);
-    }
-    return { ids, targets };
-  }
-
   /** The moving average of the policy's weights, after every policy update. */
   afterUpdate(): void {
-    const d = this.config.emaDecay;
-    for (const [name, p] of this.s.policy.namedTrainableParameters()) {
-      const e = this.ema.get(name)!;
-      native.scaleInPlace(e.f32, d);
-      native.addInPlace(e.f32, p.f32, 1 - d);
-    }
+    this.ema.update(this.config.emaDecay);
   }
 
   endStep(step: number): Metrics {
@@ -363,32 +306,20 @@ export class PPOTrainer implements Trainer<PpoBatch> {
         prompt_ids: e.prompt,
       })),
     );
-    if (this.s.quiet) return;
-    const cut = (t: string, n: number) => {
-      const one = JSON.stringify(t).slice(1, -1);
-      return one.length > n ? `${one.slice(0, n - 1)}…` : one.padEnd(n);
-    };
-    const lines = [`samples at step ${step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
-    for (const e of episodes.slice(0, this.config.samplesShown))
-      lines.push(`  ${cut(e.promptText, 30)} | ${cut(e.responseText, 50)} | ${e.score.toFixed(3)}`);
-    console.error(lines.join('\n'));
+    if (!this.s.quiet) console.error(sampleTable(step, episodes.slice(0, this.config.samplesShown)));
   }
 
   saveState() {
-    const state: TrainerState = { kl: this.kl.getState(), ...this.prompts.state, ptxCursor: this.ptxCursor };
-    return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema } };
+    const state: TrainerState = { kl: this.kl.getState(), ...this.prompts.state, ptxCursor: this.ptx?.cursor ?? 0 };
+    return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema.tensors } };
   }
 
   loadState(s: Record<string, unknown>, tensors: Record<string, Map<string, Tensor>>): void {
     const st = s as unknown as TrainerState;
-    for (const [name, t] of tensors.ema) {
-      const own = this.ema.get(name);
-      if (!own || own.numel !== t.numel) throw new Error(`checkpoint EMA tensor "${name}" does not fit the policy`);
-      own.f32.set(t.f32);
-    }
+    this.ema.load(tensors.ema);
     this.kl.setState(st.kl);
     this.prompts.state = { epoch: st.epoch, index: st.index };
-    this.ptxCursor = st.ptxCursor;
+    if (this.ptx) this.ptx.cursor = st.ptxCursor;
   }
 
   onResume(step: number): void {
@@ -407,7 +338,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const { merge, saveDtype: dtype } = this.config;
     for (const [to, values] of [
       [dir, undefined],
-      [join(dir, 'ema'), this.ema],
+      [join(dir, 'ema'), this.ema.tensors],
     ] as const)
       saveOutput(policy, formatter.tokenizer, to, { baseModel: bases.policy, merge, values, dtype });
     saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge, dtype });
@@ -415,7 +346,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
 
   /** Releases the EMA copies. */
   dispose(): void {
-    for (const t of this.ema.values()) t.dispose();
+    this.ema.dispose();
   }
 }
 
@@ -429,14 +360,4 @@ interface TrainerState {
 /** The value model's per-token values over the packed grid's positions. */
 function valuesOf(value: ScalarModel, p: Packed): Tensor {
   return slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, p.from, p.T - 1);
-}
-
-/** Consecutive windows of seqLen + 1 tokens of the PPO-ptx corpus (inputs and their next-token targets). */
-function ptxWindows(ids: number[], seqLen: number, context: number): number[][] {
-  if (seqLen > context) throw new Error(`ptxSeqLen ${seqLen} exceeds the context of ${context}`);
-  const out: number[][] = [];
-  for (let at = 0; at + seqLen + 1 <= ids.length; at += seqLen) out.push(ids.slice(at, at + seqLen + 1));
-  if (out.length === 0)
-    throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${seqLen + 1}`);
-  return out;
 }

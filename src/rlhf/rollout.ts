@@ -185,7 +185,18 @@ export function rollout(policy: CausalLM, prompts: number[][], o: RolloutOptions
   });
 }
 
-// ---- samples.jsonl ----
+// ---- samples ----
+
+/** A table of sampled responses for the terminal: prompt | response | score, one line each. */
+export function sampleTable(step: number, rows: { promptText: string; responseText: string; score: number }[]): string {
+  const cut = (t: string, n: number) => {
+    const one = JSON.stringify(t).slice(1, -1);
+    return one.length > n ? `${one.slice(0, n - 1)}…` : one.padEnd(n);
+  };
+  const lines = [`samples at step ${step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
+  for (const e of rows) lines.push(`  ${cut(e.promptText, 30)} | ${cut(e.responseText, 50)} | ${e.score.toFixed(3)}`);
+  return lines.join('\n');
+}
 
 /** Appends one JSON line per sample record. */
 export function appendSamples(path: string, records: Record<string, unknown>[]): void {

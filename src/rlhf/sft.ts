@@ -11,7 +11,7 @@ import {
   type ScalarModel,
   scoreSequences,
 } from '../models/index.js';
-import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { applyLora, loraConfigOf } from '../models/lora.js';
 import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
 import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
@@ -30,6 +30,7 @@ import {
   loadCausalLM,
   readDemonstrations,
   type SftExample,
+  saveOutput,
   sftBatch,
   type TrainerRun,
 } from './data.js';
@@ -137,7 +138,10 @@ function prepareSft(opts: SftOptions) {
   if (opts.rewardModelDir) checkModelFolder(opts.rewardModelDir, 'scalar');
   const demos = readDemonstrations(opts.dataFile, { skipBad: opts.skipBad });
   const valDemos = opts.valFile ? readDemonstrations(opts.valFile, { skipBad: opts.skipBad }) : null;
-  const reward = opts.rewardModelDir ? loadRewardModel(opts.rewardModelDir) : null;
+  // The reward model is frozen: held in bf16 with --bf16.
+  const reward = opts.rewardModelDir
+    ? loadRewardModel(opts.rewardModelDir, { dtype: cfg.bf16 ? 'bf16' : 'f32' })
+    : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
@@ -248,13 +252,8 @@ class SftTrainer implements Trainer<SftExample[]> {
       (by === METRIC.evalLoss ? value < this.best.value : value > this.best.value);
     if (better) {
       this.best = { epoch, value };
-      const full = saveTrained(p.model, this.outDir, {
-        baseModel: p.modelDir,
-        merge: this.cfg.merge,
-        dtype: this.cfg.saveDtype,
-      });
-      p.tokenizer.save(this.outDir);
-      if (full && full !== this.outDir) p.tokenizer.save(full);
+      const { merge, saveDtype: dtype } = this.cfg;
+      saveOutput(p.model, p.tokenizer, this.outDir, { baseModel: p.modelDir, merge, dtype });
       const why = by === 'last epoch' ? 'no validation data' : `${by} ${value.toFixed(4)}`;
       this.say(`sft: saved epoch ${epoch + 1} to ${this.outDir} (${why})`);
     }

@@ -1,6 +1,6 @@
 // Batching shared by every trainer: seeded shuffles, validation splits, and epochs of batches with a resumable
 // position. (Padding token rows into model inputs is models/score.ts's padRight, which the scorers use too.)
-import { Rng } from '../tensor/index.js';
+import { Rng, Tensor } from '../tensor/index.js';
 
 /** A seeded Fisher–Yates permutation of 0..n-1. */
 export function shuffled(n: number, rng: Rng): number[] {
@@ -105,5 +105,39 @@ export class IndexCycle {
     this.epoch = s.epoch;
     this.index = s.index;
     this.order = shuffled(this.n, new Rng(this.seed + 1 + this.epoch));
+  }
+}
+
+/**
+ * Next-token batches over a token stream (PPO-ptx's pretraining corpus): consecutive windows of seqLen + 1 ids,
+ * taken in order and cycled; `cursor` is the resumable position.
+ */
+export class LmWindows {
+  readonly windows: number[][] = [];
+  cursor = 0;
+
+  constructor(
+    ids: number[],
+    readonly seqLen: number,
+    context: number,
+  ) {
+    if (seqLen > context) throw new Error(`ptxSeqLen ${seqLen} exceeds the context of ${context}`);
+    for (let at = 0; at + seqLen + 1 <= ids.length; at += seqLen) this.windows.push(ids.slice(at, at + seqLen + 1));
+    if (this.windows.length === 0)
+      throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${seqLen + 1}`);
+  }
+
+  /** n windows as inputs (n, seqLen) and their flat next-token targets (n·seqLen). */
+  next(n: number): { ids: Tensor; targets: Tensor } {
+    const L = this.seqLen;
+    const ids = Tensor.empty([n, L], 'i32');
+    const targets = Tensor.empty([n * L], 'i32');
+    for (let b = 0; b < n; b++) {
+      const w = this.windows[this.cursor];
+      this.cursor = (this.cursor + 1) % this.windows.length;
+      ids.i32.set(w.slice(0, L), b * L);
+      targets.i32.set(w.slice(1), b * L);
+    }
+    return { ids, targets };
   }
 }

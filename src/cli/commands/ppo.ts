@@ -85,23 +85,26 @@ export async function run(args: string[]): Promise<number> {
   let reward: RewardFn;
   let value: ScalarModel | null = null;
   const lora = loraConfigOf(config);
+  // Frozen models are held in bf16 with --bf16 (half their memory); a reward model whose trunk the value model
+  // shares (LoRA) trains through it, so it stays f32.
+  const shared = lora !== null && !programmatic && valueDir === o.reward;
+  const frozen = { dtype: config.bf16 ? ('bf16' as const) : ('f32' as const) };
   if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
   else {
-    const rm = loadRewardModel(o.reward!).model;
+    const rm = loadRewardModel(o.reward!, shared ? {} : frozen).model;
     // The reward model reads the policy's token ids, so both must share one vocabulary.
     if (rm.trunk.config.vocabSize !== policy.config.vocabSize)
       throw new Error(
         `--reward ${o.reward}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ${policy.config.vocabSize}`,
       );
     // With LoRA a value model started from the reward model shares its frozen trunk.
-    if (lora && valueDir === o.reward)
-      ({ value, reward } = valueOnRewardModel(rm, formatter.padId, lora, config.seed + 1));
+    if (shared) ({ value, reward } = valueOnRewardModel(rm, formatter.padId, lora, config.seed + 1));
     else reward = rewardModelFn(rm, formatter.padId);
   }
   const trainer = new PPOTrainer({
     policy,
     // With LoRA the reference is the policy with its adapters off: no second copy.
-    ref: lora ? undefined : loadPretrained(policyDir),
+    ref: lora ? undefined : loadPretrained(policyDir, frozen),
     value: value ?? (valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir))),
     baseModels: { policy: policyDir, value: valueDir ?? policyDir },
     reward,
