@@ -7,10 +7,12 @@ import {
   checkModelFolder,
   GPT2,
   Llama,
-  loadPretrained,
+  loadModelFolder,
+  modelFolder,
   type PaddedBatch,
   padRight,
   type ScalarModel,
+  tokenizerFolder,
 } from '../models/index.js';
 import { type SaveTrainedOptions, saveTrained } from '../models/lora.js';
 import {
@@ -22,7 +24,7 @@ import {
   type RankingRecord,
 } from '../store/jsonl.js';
 import { Rng, Tensor } from '../tensor/index.js';
-import { type Formatter, Tokenizer } from '../tokenizer/index.js';
+import { type Formatter, type PromptFormat, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import type { RunControls } from '../train/loop.js';
 import { decodeUtf8 } from '../train/utf8.js';
 
@@ -43,16 +45,17 @@ export interface LoadedModel<M> {
  */
 export function loadCausalLM(
   dir: string,
-  opts: { residPdrop?: number | null; seed?: number } = {},
+  opts: { residPdrop?: number | null; seed?: number; base?: string } = {},
 ): LoadedModel<CausalLM> {
-  checkModelFolder(dir, 'causal');
-  const tokenizer = Tokenizer.fromDir(dir);
+  checkModelFolder(dir, 'causal', opts.base);
+  const tokDir = tokenizerFolder(dir, opts.base);
+  const tokenizer = Tokenizer.fromDir(tokDir);
   const rng = new Rng(opts.seed ?? 0);
-  const loaded = loadPretrained(dir);
+  const loaded = loadModelFolder(dir, { base: opts.base });
   if (tokenizer.vocabSize > loaded.config.vocabSize)
     throw new Error(
-      `${join(dir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
-        `${join(dir, 'config.json')} is ${loaded.config.vocabSize}`,
+      `${join(tokDir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
+        `${join(modelFolder(dir, opts.base).configDir, 'config.json')} is ${loaded.config.vocabSize}`,
     );
   const p = opts.residPdrop ?? null;
   const model =
@@ -78,6 +81,15 @@ export function saveOutput(
   if (full && full !== dir) tokenizer.save(full);
 }
 
+/**
+ * The prompt format a run starting from dir (a causal LM folder, or an adapter folder on one) uses: --prompt-format,
+ * or with auto what SFT recorded there, else the tokenizer's chat template. Checks the folder first.
+ */
+export function startingPromptFormat(dir: string, base: string | undefined, requested: PromptFormat): 'chat' | 'raw' {
+  checkModelFolder(dir, 'causal', base);
+  return resolvePromptFormat(dir, Tokenizer.fromDir(tokenizerFolder(dir, base)), requested);
+}
+
 // ---- JSONL files ----
 
 /** Bad lines of an input file, all reported at once (the first few printed), before any compute. */
@@ -92,8 +104,10 @@ export class DataError extends Error {
 
 /** What every trainer of this layer is given besides its own config. */
 export interface TrainerRun extends RunControls {
-  /** The model folder training starts from. */
+  /** The model folder training starts from (or a PEFT adapter folder: its base with the adapter merged in). */
   modelDir: string;
+  /** The base of an adapter folder given as modelDir (default: its adapter_config.json's base_model_name_or_path). */
+  base?: string;
   dataFile: string;
   outDir: string;
   /** Held-out data; without it, the config's valFraction of the data is held out. */

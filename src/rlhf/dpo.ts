@@ -5,10 +5,10 @@
 // reference model is held in memory while the policy trains.
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { checkModelFolder, loadPretrained } from '../models/index.js';
+import { checkModelFolder, loadModelFolder } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { autocast, Rng } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { Formatter } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -20,7 +20,14 @@ import {
 } from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import { type ComparisonFormat, loadCausalLM, readComparisons, saveOutput, type TrainerRun } from './data.js';
+import {
+  type ComparisonFormat,
+  loadCausalLM,
+  readComparisons,
+  saveOutput,
+  startingPromptFormat,
+  type TrainerRun,
+} from './data.js';
 import { cacheReferenceLogps, DPO_LOSS_TYPES, type DpoLossOptions, dpoBatch, evaluateDpo } from './dpo_loss.js';
 import { type DpoPair, encodePairs } from './preferences.js';
 
@@ -102,6 +109,7 @@ function prepareDpo(opts: DpoOptions) {
   const data = readComparisons(opts.dataFile, format, skipBad);
   const valData = opts.valFile ? readComparisons(opts.valFile, format, skipBad) : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
@@ -184,8 +192,7 @@ class DpoTrainer implements Trainer<DpoPair[]> {
 
 export function trainDpo(opts: DpoOptions): DpoResult {
   checkDpoConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {
@@ -210,7 +217,10 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     // A reference of its own (--ref), or with --bf16 the starting model again held frozen in bf16 (adapters start
     // at zero, so it is the LoRA model's base too); freed once every pair is scored.
     const refDir = opts.refModelDir ?? opts.modelDir;
-    const ref = loadPretrained(refDir, { dtype: cfg.bf16 ? 'bf16' : 'f32' });
+    const ref = loadModelFolder(refDir, {
+      dtype: cfg.bf16 ? 'bf16' : 'f32',
+      base: opts.refModelDir ? undefined : opts.base,
+    });
     if (ref.config.vocabSize !== p.model.config.vocabSize)
       throw new Error(
         `${join(refDir, 'config.json')}: vocabulary of ${ref.config.vocabSize}, the policy's is ` +

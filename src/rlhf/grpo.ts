@@ -6,10 +6,10 @@
 // minibatch updates.
 import { join } from 'node:path';
 import type { CausalLM } from '../models/index.js';
-import { checkModelFolder, loadPretrained, loadRewardModel } from '../models/index.js';
+import { checkModelFolder, loadModelFolder, loadRewardModel } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { add, Rng, scale } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { Formatter } from '../tokenizer/index.js';
 import { IndexCycle, shuffled } from '../train/batches.js';
 import {
   openRun,
@@ -20,7 +20,7 @@ import {
   type Trainer,
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput } from './data.js';
+import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput, startingPromptFormat } from './data.js';
 import { checkGrpoConfig, type GrpoConfig, groupAdvantages, k3Loss } from './grpo_config.js';
 import { klPerToken } from './kl.js';
 import { policyLoss } from './ppo_loss.js';
@@ -58,8 +58,13 @@ export {
 // ---- the trainer ----
 
 export interface GrpoOptions extends RunControls {
-  /** The policy's model folder (a causal LM with tokenizer.json), usually the SFT model; also the reference. */
+  /**
+   * The policy's model folder (a causal LM with tokenizer.json), usually the SFT model; also the reference. A PEFT
+   * adapter folder stands for its base with the adapter merged in.
+   */
   policyDir: string;
+  /** The base of an adapter folder given as policyDir (default: its adapter_config.json's base_model_name_or_path). */
+  base?: string;
   /** A `{"prompt"}` JSONL file, or prompts given in code. */
   prompts: string | PromptSet;
   outDir: string;
@@ -106,7 +111,7 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   // A verifier that cannot score an empty completion of the first prompt fails here, before any model is loaded.
   if (verifier) await callVerifier(verifier.fn, verifier.where, prompts.texts[0], '');
 
-  const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed });
+  const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed, base: o.base });
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(policy, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, o.policyDir, cfg.promptFormat);
@@ -127,7 +132,8 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   const weights = cfg.rewardWeights.length > 0 ? cfg.rewardWeights : sources.map(() => 1);
   // The reference is the starting policy, needed only for the KL: with LoRA the policy with its adapters off (one copy
   // of the base serves both), else a frozen copy.
-  const refModel: CausalLM | null = cfg.beta > 0 && !lora ? loadPretrained(o.policyDir, frozen) : null;
+  const refModel: CausalLM | null =
+    cfg.beta > 0 && !lora ? loadModelFolder(o.policyDir, { ...frozen, base: o.base }) : null;
   const refLogps = cfg.beta > 0 ? referenceLogps(policy, refModel, cfg.temperature) : null;
   return { policy, refModel, refLogps, tokenizer, fmt, prompts, promptIds, sources, weights };
 }
@@ -291,8 +297,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
  */
 export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   checkGrpoConfig(o.config);
-  checkModelFolder(o.policyDir, 'causal');
-  const promptFormat = resolvePromptFormat(o.policyDir, Tokenizer.fromDir(o.policyDir), o.config.promptFormat);
+  const promptFormat = startingPromptFormat(o.policyDir, o.base, o.config.promptFormat);
   const cfg = { ...o.config, promptFormat };
   const say = o.log ?? ((line: string) => console.error(line));
   const run = {

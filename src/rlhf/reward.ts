@@ -3,10 +3,10 @@
 // same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
 // head's bias is set so that demonstrations score 0 on average.
 import { Type } from '@sinclair/typebox';
-import { checkModelFolder, padRight, ScalarModel, scoreSequences } from '../models/index.js';
+import { padRight, ScalarModel, scoreSequences } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { check, Rng, type Tensor } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { Formatter } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -27,6 +27,7 @@ import {
   readComparisons,
   readDemonstrations,
   saveOutput,
+  startingPromptFormat,
   type TrainerRun,
 } from './data.js';
 import { batchRankingLoss, pairsCorrect } from './ranking_loss.js';
@@ -148,7 +149,11 @@ function prepareRm(opts: RmOptions) {
     tokenizer,
     dropoutRng,
     note,
-  } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
+  } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
+    residPdrop: cfg.dropout,
+    seed: cfg.seed,
+  });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(rm, lora, { seed: cfg.seed }); // the score head trains whole beside the adapters
@@ -266,8 +271,7 @@ class RmTrainer implements Trainer<RankingExample[]> {
 
 export function trainRewardModel(opts: RmOptions): RmResult {
   checkRmConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {

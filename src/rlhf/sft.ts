@@ -13,7 +13,7 @@ import {
 } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { Formatter, type Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -32,6 +32,7 @@ import {
   type SftExample,
   saveOutput,
   sftBatch,
+  startingPromptFormat,
   type TrainerRun,
 } from './data.js';
 
@@ -134,7 +135,7 @@ export interface SftResult {
 function prepareSft(opts: SftOptions) {
   const cfg = opts.config;
   // Model folders and data files are checked before any weight is read.
-  checkModelFolder(opts.modelDir, 'causal');
+  checkModelFolder(opts.modelDir, 'causal', opts.base);
   if (opts.rewardModelDir) checkModelFolder(opts.rewardModelDir, 'scalar');
   const demos = readDemonstrations(opts.dataFile, { skipBad: opts.skipBad });
   const valDemos = opts.valFile ? readDemonstrations(opts.valFile, { skipBad: opts.skipBad }) : null;
@@ -143,6 +144,7 @@ function prepareSft(opts: SftOptions) {
     ? loadRewardModel(opts.rewardModelDir, { dtype: cfg.bf16 ? 'bf16' : 'f32' })
     : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
@@ -273,9 +275,8 @@ class SftTrainer implements Trainer<SftExample[]> {
 
 export function trainSft(opts: SftOptions): SftResult {
   checkSftConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
   // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {
