@@ -89,7 +89,8 @@ test('a LoRA target that matches nothing names the target and the modules there 
   const demos = writeJsonl(join(root, 'demos.jsonl'), [{ prompt: 'say red', completion: 'red' }]);
   for (const cmd of ['sft', 'dpo']) {
     const out = join(root, `${cmd}-lora`);
-    const data = cmd === 'sft' ? demos : writeJsonl(join(root, 'pairs.jsonl'), [{ prompt: 'a', chosen: 'b', rejected: 'c' }]);
+    const data =
+      cmd === 'sft' ? demos : writeJsonl(join(root, 'pairs.jsonl'), [{ prompt: 'a', chosen: 'b', rejected: 'c' }]);
     await refused(
       [cmd, '--model', model, '--data', data, '--out', out, '--lora-r', '4', '--lora-targets', 'q_proj'],
       /lora: target \["q_proj"\] matches no Linear\/Conv1D module; the model has c_attn, c_proj, c_fc/,
@@ -109,7 +110,9 @@ test('an adapter folder whose base does not fit names the tensors and the base',
   const other = writeTinyModel(join(root, 'other'), { nEmbd: 48 });
   const out = join(root, 'sample-other');
   await refused(
-    ['grpo', ...grpoArgs(out), '--reward-module', verifier].map((a) => (a === model ? adapter : a)).concat('--base', other),
+    ['grpo', ...grpoArgs(out), '--reward-module', verifier]
+      .map((a) => (a === model ? adapter : a))
+      .concat('--base', other),
     /adapter: the adapter does not fit this model, nothing was loaded:[\s\S]*base model: .*other; give the right one with --base/,
     out,
   );
@@ -122,9 +125,22 @@ test('a resume with a changed config names each changed field and leaves the run
   assert.equal(await grpoCli([...grpoArgs(out), '--reward-module', verifier, '--steps', '2', '--save-every', '1']), 0);
   const before = snapshot(out);
   const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
-  const r = await spawnCli(['grpo', ...grpoArgs(out), '--reward-module', verifier, '--steps', '2', '--lr', '0.5', '--resume']);
+  const r = await spawnCli([
+    'grpo',
+    ...grpoArgs(out),
+    '--reward-module',
+    verifier,
+    '--steps',
+    '2',
+    '--lr',
+    '0.5',
+    '--resume',
+  ]);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /--resume: the config differs from .*grpo_config\.json \("lr" \(--lr\): [^ ]+ → 0\.5\); .*--force-config/);
+  assert.match(
+    r.stderr,
+    /--resume: the config differs from .*grpo_config\.json \("lr" \(--lr\): [^ ]+ → 0\.5\); .*--force-config/,
+  );
   assert.deepEqual(snapshot(out), before);
   assert.equal(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), metrics);
 });
