@@ -6,7 +6,7 @@
 // minibatch updates.
 import { join } from 'node:path';
 import type { CausalLM } from '../models/index.js';
-import { checkModelFolder, loadModelFolder, loadRewardModel } from '../models/index.js';
+import { loadModelFolder } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { add, Rng, scale } from '../tensor/index.js';
 import { Formatter } from '../tokenizer/index.js';
@@ -24,15 +24,7 @@ import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput, s
 import { checkGrpoConfig, type GrpoConfig, groupAdvantages, k3Loss } from './grpo_config.js';
 import { klPerToken } from './kl.js';
 import { policyLoss } from './ppo_loss.js';
-import {
-  callVerifier,
-  loadVerifierModule,
-  type RewardSource,
-  rewardModelSource,
-  type Verifier,
-  verifierSource,
-  weightedReward,
-} from './reward_sources.js';
+import { checkRewards, type Verifier, weightedReward } from './reward_sources.js';
 import {
   appendSamples,
   mean as avg,
@@ -95,21 +87,8 @@ interface Sample extends EpisodeRows {
 
 /** Everything checked and loaded before any compute: config, folders, prompts, reward sources. */
 async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
-  if (o.rewardModelDir) checkModelFolder(o.rewardModelDir, 'scalar');
-  if (!o.rewardModelDir && !o.rewardModule && !o.verifier)
-    throw new Error('grpo: no reward: give a reward model folder, a reward module, or both');
-  if (o.rewardModule && o.verifier) throw new Error('grpo: give a reward module or a verifier function, not both');
-  const nSources = (o.rewardModelDir ? 1 : 0) + (o.rewardModule || o.verifier ? 1 : 0);
-  if (cfg.rewardWeights.length > 0 && cfg.rewardWeights.length !== nSources)
-    throw new Error(
-      `grpo: field "rewardWeights" has ${cfg.rewardWeights.length} weights for ${nSources} reward source(s) ` +
-        '(order: reward model, reward module)',
-    );
   const prompts = typeof o.prompts === 'string' ? readPrompts(o.prompts) : o.prompts;
-  const module = o.rewardModule ? await loadVerifierModule(o.rewardModule) : null;
-  const verifier = module ? module : o.verifier ? { fn: o.verifier, where: 'verifier', name: 'verifier' } : null;
-  // A verifier that cannot score an empty completion of the first prompt fails here, before any model is loaded.
-  if (verifier) await callVerifier(verifier.fn, verifier.where, prompts.texts[0], '');
+  const rewards = await checkRewards(o, cfg.rewardWeights, prompts.texts[0]);
 
   const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed, base: o.base });
   const lora = loraConfigOf(cfg);
@@ -118,18 +97,7 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   const promptIds = encodePrompts(prompts, fmt, policy.maxPositions, cfg.maxNewTokens);
   // Frozen models (the reward model, the reference) are held in bf16 with --bf16: half their memory.
   const frozen = { dtype: cfg.bf16 ? ('bf16' as const) : ('f32' as const) };
-  const sources: RewardSource[] = [];
-  if (o.rewardModelDir) {
-    const rm = loadRewardModel(o.rewardModelDir, frozen);
-    if (rm.model.trunk.config.vocabSize !== policy.config.vocabSize)
-      throw new Error(
-        `${join(o.rewardModelDir, 'config.json')}: vocabulary of ${rm.model.trunk.config.vocabSize}, the policy's is ` +
-          `${policy.config.vocabSize}; the reward model must read the policy's tokens`,
-      );
-    sources.push(rewardModelSource(rm.model, fmt.padId));
-  }
-  if (verifier) sources.push(verifierSource(verifier.fn, verifier.where, verifier.name));
-  const weights = cfg.rewardWeights.length > 0 ? cfg.rewardWeights : sources.map(() => 1);
+  const { sources, weights } = rewards.load(policy.config.vocabSize, fmt.padId, frozen);
   // The reference is the starting policy, needed only for the KL: with LoRA the policy with its adapters off (one copy
   // of the base serves both), else a frozen copy.
   const refModel: CausalLM | null =
