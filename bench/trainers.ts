@@ -3,8 +3,8 @@
 // tokens/s and the process's peak resident memory (PPO: also its checkpoint's size). MODE: full, lora, or bf16
 // (--bf16: bf16 autocast, and the frozen models — reference, reward model — held in bf16). PPO and GRPO also time
 // plain sampling (generate) of the same policy at the same batch, before their step (which warms the kernels for
-// the rollout too), and report their rollout's sampling rate against it (rollout_vs_sampling) and the whole rollout's
-// (sampling + scoring by every model, rollout_total_vs_sampling). `node dist/bench/trainers.js prepare DIR` writes
+// the rollout too) and after it, and report their rollout's sampling rate against the later (rollout_vs_sampling)
+// and the whole rollout's (sampling + scoring by every model, rollout_total_vs_sampling). `node dist/bench/trainers.js prepare DIR` writes
 // the GRPO model folder (grpo reads a folder as `instructkit grpo` does). `npm run bench -- --trainers` runs each in
 // a fresh process. Random weights: this measures memory and speed, not learning.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -92,12 +92,16 @@ function samplingTokS(model: CausalLM, b: ReturnType<typeof benchPrompt>): numbe
   return gen.tokens.reduce((n, t) => n + t.length, 0) / ((performance.now() - t0) / 1000);
 }
 
-/** The rollout's figures from a step's metrics, against plain sampling. */
-function rolloutFigures(m: Metrics, plain: number) {
+/**
+ * The rollout's figures from a step's metrics, against plain sampling timed before the step (the kernels' and
+ * buffers' first full-length run) and after it (warm, as the rollout is): the ratios use the later one.
+ */
+function rolloutFigures(m: Metrics, first: number, plain: number) {
   const tokens = Number(m[METRIC.rolloutTokensPerSecond]) * Number(m[METRIC.generateSeconds]);
   const rollout = Number(m[METRIC.rolloutTokensPerSecond]);
   const total = tokens / Number(m[METRIC.rolloutSeconds]);
   return {
+    sampling_first_tok_s: Math.round(first),
     sampling_tok_s: Math.round(plain),
     rollout_tok_s: Math.round(rollout),
     rollout_total_tok_s: Math.round(total),
@@ -158,9 +162,13 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
   if (trainer === 'grpo') {
     // One prompt × G = 4 completions, from the folder `prepare` wrote; KL to the reference (β 0.04).
     if (!dir) throw new Error('grpo: give the model folder that `prepare` wrote');
-    const probe = loadPretrained(dir);
-    const plain = samplingTokS(probe, b);
-    for (const t of probe.parameters()) t.dispose();
+    const plainSampling = () => {
+      const probe = loadPretrained(dir);
+      const rate = samplingTokS(probe, b);
+      for (const t of probe.parameters()) t.dispose();
+      return rate;
+    };
+    const first = plainSampling();
     const out = mkdtempSync(join(tmpdir(), 'ik-bench-grpo-'));
     let metrics: Metrics = {};
     const stop = new AbortController();
@@ -191,7 +199,11 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
     const s = (performance.now() - t0) / 1000;
     const peak = peakMb();
     rmSync(out, { recursive: true, force: true });
-    return { tok_s: Math.round((ROWS * SEQ) / s), peak_rss_mb: peak, ...rolloutFigures(metrics, plain) };
+    return {
+      tok_s: Math.round((ROWS * SEQ) / s),
+      peak_rss_mb: peak,
+      ...rolloutFigures(metrics, first, plainSampling()),
+    };
   }
   // PPO: prompts of 128 tokens, 128 sampled; policy, value and reward model, and (full) a reference copy.
   const out = mkdtempSync(join(tmpdir(), 'ik-bench-ppo-'));
@@ -203,7 +215,7 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
     ? valueOnRewardModel(rm, 0, lora, 1)
     : { value: new ScalarModel(make(2)), reward: rewardModelFn(bf16 ? rm.toDtype('bf16') : rm, 0) };
   const policy = make(1);
-  const plain = samplingTokS(policy, b);
+  const first = samplingTokS(policy, b);
   const trainer_ = new PPOTrainer({
     policy,
     ref: withLora ? undefined : bf16 ? make(1).toDtype('bf16') : make(1),
@@ -227,13 +239,14 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
   const t0 = performance.now();
   const [metrics] = trainer_.train({ stopAfter: 1 });
   const s = (performance.now() - t0) / 1000;
+  const peak = peakMb();
   const ckpt = dirBytes(join(out, 'checkpoints'));
   rmSync(out, { recursive: true, force: true });
   return {
     tok_s: Math.round((ROWS * SEQ) / s),
-    peak_rss_mb: peakMb(),
+    peak_rss_mb: peak,
     checkpoint_mb: Math.round(ckpt / 1e6),
-    ...rolloutFigures(metrics, plain),
+    ...rolloutFigures(metrics, first, samplingTokS(policy, b)),
   };
 }
 
