@@ -291,7 +291,7 @@ test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-
   ]);
   const conv = await src.chat.createConversation(lab.id, 'talk');
   await src.chat.addMessage(conv, 'user', 'hello');
-  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', model: 'm' });
+  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', modelA: 'm', modelB: 'm' });
   await src.gold.add([{ prompt: 'g', responses: ['1', '2', '3', '4'], ranking: [0, 1, 2, 3] }]);
   await src.gold.submitScreening(lab.id, [], { threshold: 0, maxAttempts: 0 }).catch(() => {}); // no test set up: stores nothing
   await src.settings.update({ k: 7, overlap: 0.25 });

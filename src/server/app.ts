@@ -27,6 +27,7 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
 import { dataRoutes } from './routes/data.js';
+import { evalRoutes } from './routes/evals.js';
 import { jobRoutes } from './routes/jobs.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { modelRoutes } from './routes/models.js';
@@ -59,9 +60,44 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const loginThrottle = new LoginThrottle(store, opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
-  const chatModel = opts.chatModel ?? new EchoChatModel();
+  const served = opts.servedModels;
+  const chatModel =
+    opts.chatModel ?? (served?.names().length ? served.chatModel(served.names()[0]) : new EchoChatModel());
+  const chatModels = (chosen: readonly string[]) => {
+    const picked = chosen.filter((n) => served?.has(n)).map((n) => served!.chatModel(n));
+    return picked.length > 0 ? picked : [chatModel];
+  };
   const random = opts.random ?? Math.random;
-  const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
+  const source = (name: string) =>
+    opts.candidateSources?.[name] ??
+    (served?.has(name)
+      ? served.candidateSource(name)
+      : unservable.has(name)
+        ? { generate: async () => Promise.reject(new Error(unservable.get(name))) }
+        : new ImportedCandidates(store, name));
+  // Every causal-LM version in the registry is servable: another server or a training worker may have added one.
+  const unservable = new Map<string, string>();
+  const refreshModels = async () => {
+    if (!served) return;
+    for (const m of await store.models.list()) {
+      if (m.head !== 'causal' || served.has(m.name)) continue;
+      try {
+        served.add(m.name, m.path);
+      } catch (e) {
+        unservable.set(m.name, (e as Error).message);
+      }
+    }
+  };
+  const modelNames = async () => {
+    await refreshModels();
+    return [
+      ...new Set([
+        ...Object.keys(opts.candidateSources ?? {}),
+        ...(served?.names() ?? []),
+        ...(await store.prompts.pooledModels()),
+      ]),
+    ].sort();
+  };
 
   const boot = opts.bootstrapAdmin;
   if (boot) {
@@ -220,6 +256,9 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     now,
     maxTextChars,
     chatModel,
+    chatModels,
+    modelNames,
+    refreshModels,
     random,
     loginThrottle,
     maxAgeMs: maxAge,
@@ -228,8 +267,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, modelRoutes, jobRoutes])
-    register(ctx);
+  const areas = [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, modelRoutes, jobRoutes, evalRoutes];
+  for (const register of areas) register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);

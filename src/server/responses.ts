@@ -28,6 +28,7 @@ export const Settings = Type.Object({
   k: Type.Integer(),
   overlap: Type.Number(),
   overlapLabelers: Type.Integer(),
+  chatModels: Type.Array(Type.String()),
   chatCompareEvery: Type.Integer(),
   screeningPassThreshold: Type.Number(),
   screeningRequired: Type.Boolean(),
@@ -151,6 +152,60 @@ export const Dashboard = Type.Object({
   ),
 });
 
+const WinRate = Type.Object({
+  /** Share of comparisons won, a tie counted as half. */
+  winRate: Type.Number(),
+  /** 95 % Wilson interval. */
+  lo: Type.Number(),
+  hi: Type.Number(),
+  wins: Type.Integer(),
+  ties: Type.Integer(),
+  losses: Type.Integer(),
+  n: Type.Integer(),
+});
+
+/** Every model name the admin can pick, and the versions served side by side (GET /api/admin/models). */
+export const AdminModels = Type.Object({
+  models: Type.Array(Type.String()),
+  chatModel: Type.String(),
+  served: Type.Array(
+    Type.Object({ name: Type.String(), bytes: Type.Integer(), loaded: Type.Boolean(), inFlight: Type.Integer() }),
+  ),
+  /** The serving budget (bytes of weights held at once); null when no version is served. */
+  serveMemory: Nullable(Type.Integer()),
+});
+
+export const EvalRow = Type.Object({
+  id: Type.Integer(),
+  modelA: Type.String(),
+  modelB: Type.String(),
+  createdAt: Type.Number(),
+  tasks: Type.Integer(),
+  done: Type.Integer(),
+  /** Model A's win rate against model B so far. */
+  result: WinRate,
+});
+
+export const EvalRatings = Type.Object({
+  baseline: Nullable(Type.String()),
+  /** Bradley–Terry strengths on the Elo scale (mean 1000), best first, with 95 % bootstrap intervals. */
+  elo: Type.Array(
+    Type.Object({
+      model: Type.String(),
+      rating: Type.Number(),
+      lo: Type.Number(),
+      hi: Type.Number(),
+      games: Type.Integer(),
+    }),
+  ),
+  /** Each version's win rate against the baseline on held-out prompts (the paper's Figure 1). */
+  vsBaseline: Type.Array(Type.Intersect([Type.Object({ model: Type.String() }), WinRate])),
+  /** Chat comparisons between two versions, from the first one's side; never mixed into the held-out figures. */
+  chat: Type.Array(Type.Intersect([Type.Object({ modelA: Type.String(), modelB: Type.String() }), WinRate])),
+  /** Chat comparisons between two samples of one version (counted, not rated). */
+  chatSameModel: Type.Integer(),
+});
+
 const Json = Type.Record(Type.String(), Type.Unknown());
 const ModelKind = Type.Union(
   ['base', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'registered'].map((k) => Type.Literal(k as ModelKindName)),
@@ -231,6 +286,11 @@ export const responses = {
   SubmitResult,
   Conversations: Type.Object({ conversations: Type.Array(ConversationSummary) }),
   Conversation: Type.Object({ conversation: Conversation }),
+  AdminModels,
+  CreatedEval: Type.Object({ id: Type.Integer(), tasks: Type.Integer(), reused: Type.Integer() }),
+  Eval: Type.Object({ eval: EvalRow }),
+  Evals: Type.Object({ evals: Type.Array(EvalRow) }),
+  EvalRatings,
   Models: Type.Object({ models: Type.Array(ModelVersion) }),
   Model: Type.Object({ model: ModelVersion }),
   Jobs: Type.Object({ jobs: Type.Array(JobRow) }),
@@ -253,6 +313,9 @@ export type AssignmentBody = Static<typeof Assignment>;
 export type SubmitResultBody = Static<typeof SubmitResult>;
 export type ConversationSummaryBody = Static<typeof ConversationSummary>;
 export type ConversationBody = Static<typeof Conversation>;
+export type EvalRowBody = Static<typeof EvalRow>;
+export type AdminModelsBody = Static<typeof AdminModels>;
+export type EvalRatingsBody = Static<typeof EvalRatings>;
 export type DashboardBody = Static<typeof Dashboard>;
 export type ModelVersionBody = Static<typeof ModelVersion>;
 export type JobRowBody = Static<typeof JobRow>;

@@ -41,6 +41,9 @@ export function schemas(l: Limits) {
         k: Type.Optional(Type.Integer({ minimum: 4, maximum: 9 })),
         overlap: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
         overlapLabelers: Type.Optional(Type.Integer({ minimum: 2, maximum: 20 })),
+        chatModels: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32, uniqueItems: true }),
+        ),
         chatCompareEvery: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
         screeningPassThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
         screeningRequired: Type.Optional(Type.Boolean()),
@@ -86,6 +89,9 @@ export function schemas(l: Limits) {
       }),
     }),
     IdParam: Type.Object({ id: Id }),
+    JobChartQuery: Type.Object({
+      of: Type.Union([Type.Literal('loss'), Type.Literal('reward')], { default: 'loss' }),
+    }),
     KindParam: Type.Object({ kind: Type.String({ maxLength: 32 }) }),
     ExportQuery: Type.Object({
       split: Type.Optional(Split),
@@ -109,6 +115,17 @@ export function schemas(l: Limits) {
       { additionalProperties: false },
     ),
     ChatCompare: Type.Object({ pairId: Id, choice: Choice }),
+    /** A blind A/B eval of two versions: on these held-out prompts, or on every held-out prompt. */
+    CreateEval: Type.Object(
+      {
+        modelA: Type.String({ minLength: 1, maxLength: 128 }),
+        modelB: Type.String({ minLength: 1, maxLength: 128 }),
+        prompts: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 10000 })),
+      },
+      { additionalProperties: false },
+    ),
+    /** The version the win rates (the paper's Figure 1) are taken against; default: the most compared one. */
+    BaselineQuery: Type.Object({ baseline: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) }),
     RegisterModel: Type.Object(
       {
         path: Type.String({ minLength: 1, maxLength: 4096 }),

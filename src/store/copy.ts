@@ -30,6 +30,8 @@ const TABLES: Record<keyof Database, string[]> = {
   settings: ['key'],
   idempotency_keys: ['user_id', 'key'],
   login_failures: ['id'],
+  evals: ['id'],
+  eval_tasks: ['eval_id', 'task_id'],
   models: ['id'],
   jobs: ['id'],
 };

@@ -3,6 +3,7 @@ export * from './candidates.js';
 export * from './chat.js';
 export * from './copy.js';
 export * from './errors.js';
+export * from './evals.js';
 export * from './gold.js';
 export * from './jobs.js';
 export * from './jsonl.js';

@@ -216,6 +216,21 @@ export interface LoginFailuresTable {
   at: number;
 }
 
+/** A blind A/B evaluation of two model versions on held-out prompts. */
+export interface EvalsTable {
+  id: Generated<number>;
+  model_a: string;
+  model_b: string;
+  created_by: number | null;
+  created_at: number;
+}
+
+/** The A/B tasks that carry an eval (a task may serve several evals of the same pair). */
+export interface EvalTasksTable {
+  eval_id: number;
+  task_id: number;
+}
+
 export type ModelKind = 'base' | 'sft' | 'rm' | 'ppo' | 'dpo' | 'grpo' | 'registered';
 /** A causal LM, or a scalar-head model (a reward or value model). */
 export type ModelHead = 'causal' | 'scalar';
@@ -300,6 +315,8 @@ export interface Database {
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;
   login_failures: LoginFailuresTable;
+  evals: EvalsTable;
+  eval_tasks: EvalTasksTable;
   models: ModelsTable;
   jobs: JobsTable;
 }

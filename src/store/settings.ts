@@ -10,6 +10,11 @@ export interface Settings {
   overlap: number;
   /** How many labelers an overlapping task goes to (>= 2). */
   overlapLabelers: number;
+  /**
+   * Served model versions that answer in chat (each reply comes from one of them at random; a comparison
+   * turn shows two different ones when two or more are picked, so chat comparisons compare versions). Empty: the server's default model.
+   */
+  chatModels: string[];
   /** Every Nth chat reply shows two candidates and asks which is better (0 = never). */
   chatCompareEvery: number;
   /** Minimum screening score (pairwise agreement with gold, 0..1) to pass. */
@@ -29,6 +34,7 @@ export const DEFAULT_SETTINGS: Settings = {
   k: 4,
   overlap: 0.1,
   overlapLabelers: 2,
+  chatModels: [],
   chatCompareEvery: 5,
   screeningPassThreshold: 0.75,
   screeningRequired: true,

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react';
 import { api, type Me } from './api.js';
 import {
   AdminData,
+  AdminEvals,
   AdminModels,
   AdminOverview,
   AdminPeople,
@@ -21,6 +22,7 @@ const ADMIN_NAV = [
   ['/admin/screening', 'Screening'],
   ['/admin/train', 'Train'],
   ['/admin/models', 'Models'],
+  ['/admin/evals', 'Evals'],
   ['/admin/settings', 'Settings'],
   ['/admin/people', 'People'],
   ['/chat', 'Chat'],
@@ -92,6 +94,7 @@ export function App() {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
     '/admin/screening': () => <AdminScreening />,
+    '/admin/evals': () => <AdminEvals />,
     '/admin/train': () => <AdminTrain />,
     '/admin/models': () => <AdminModels />,
     '/admin/settings': () => <AdminSettings />,

@@ -4,11 +4,14 @@
  */
 // Request and response types come from the API's own schemas (src/server/schemas.ts, responses.ts), never from the store.
 import type {
+  AdminModelsBody as AdminModels,
   AssignmentBody as AssignmentView,
   ConversationBody as Conversation,
   ConversationSummaryBody as ConversationSummary,
   CreatedTasksBody,
   DashboardBody as Dashboard,
+  EvalRatingsBody as EvalRatings,
+  EvalRowBody as EvalRow,
   GoldRowBody as GoldRow,
   JobDetailBody as JobDetail,
   JobKindInfoBody as JobKindInfo,
@@ -27,11 +30,14 @@ import type {
 import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
 
 export type {
+  AdminModels,
   AssignmentView,
   ChatBody,
   Conversation,
   ConversationSummary,
   Dashboard,
+  EvalRatings,
+  EvalRow,
   GoldRow,
   JobDetail,
   JobKindInfo,
@@ -139,7 +145,15 @@ export const api = {
   createGroup: (name: string, split: 'training' | 'heldout') => post('/api/admin/groups', { name, split }),
   settings: () => get<{ settings: Settings }>('/api/admin/settings'),
   saveSettings: (s: SettingsPatch) => request<{ settings: Settings }>('PUT', '/api/admin/settings', s),
-  models: () => get<{ models: string[]; chatModel: string }>('/api/admin/models'),
+  models: () => get<AdminModels>('/api/admin/models'),
+  evals: () => get<{ evals: EvalRow[] }>('/api/admin/evals'),
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+    post<{ id: number; tasks: number; reused: number }>('/api/admin/evals', b),
+  evalRatings: (baseline?: string) =>
+    get<EvalRatings>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),
+  /** The Figure 1 chart (SVG, for an <img>). */
+  evalFigureUrl: (baseline?: string) =>
+    `/api/admin/evals/figure.svg${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`,
   prompts: (limit: number, offset: number) =>
     get<{ total: number; prompts: PromptRow[] }>(`/api/admin/prompts?limit=${limit}&offset=${offset}`),
   addPrompts: (prompts: { text: string; split?: 'training' | 'heldout' }[]) =>

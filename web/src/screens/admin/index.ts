@@ -1,4 +1,5 @@
 export { AdminData } from './Data.js';
+export { AdminEvals } from './Evals.js';
 export { AdminModels } from './Models.js';
 export { AdminOverview } from './Overview.js';
 export { AdminPeople } from './People.js';
