@@ -32,6 +32,13 @@ test('models: register a folder once, 422 naming a path that is not a model fold
     assert.equal(bad.json.details.field, 'path');
     assert.equal((await admin.post('/api/admin/models', { path: join(dir, 'missing') })).status, 422);
     assert.equal((await admin.post('/api/admin/models', { path: 12 })).status, 400);
+    // A LoRA adapter folder is not a whole model: the answer says how to merge it, and nothing is registered.
+    const adapter = join(dir, 'adapter');
+    mkdirSync(adapter);
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 4 }));
+    const lora = await admin.post('/api/admin/models', { path: adapter });
+    assert.equal(lora.status, 422);
+    assert.match(lora.json.message, /LoRA adapter folder.*instructkit export/);
 
     const list = await admin.get('/api/models');
     assert.equal(list.status, 200);

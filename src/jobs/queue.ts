@@ -5,9 +5,10 @@
  * field.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
+import { isAdapterFolder } from '../models/lora.js';
 import {
   type Job,
   type JobKind,
@@ -26,6 +27,13 @@ export async function registerFolder(
   opts: { name?: string; kind?: ModelKind } = {},
 ): Promise<{ model: ModelVersion; created: boolean }> {
   const path = resolve(dir);
+  // The registry serves and trains from whole models; an adapter needs its base merged in first.
+  if (isAdapterFolder(path) && !existsSync(join(path, 'config.json')))
+    throw new StoreError(
+      'invalid',
+      `${dir} is a LoRA adapter folder; write the merged model first (instructkit export --format safetensors ${dir} OUT) and register OUT`,
+      { field: 'path' },
+    );
   let head: 'causal' | 'scalar';
   let params: number;
   try {
