@@ -1,0 +1,111 @@
+// The demo's evaluation stage: every model's answers on the held-out prompts, judged by the held-out pools; the
+// reward model's probes; the alignment tax. The measurements themselves are in evaluate.ts.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadPretrained } from '../models/index.js';
+import { Rng } from '../tensor/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import {
+  chatAnswers,
+  complete,
+  corpusLoss,
+  MODEL_LABELS,
+  MODELS,
+  type ModelName,
+  type ModelStats,
+  modelStats,
+  type PoolWinRates,
+  type ProbeAccuracy,
+  type ProbeKind,
+  poolWinRates,
+  probePairs,
+  release,
+  rmProbeAccuracy,
+} from './evaluate.js';
+import { HELDOUT_POOL_NAMES, type HeldoutPoolName, heldoutPools } from './labelers/index.js';
+import { fileHash } from './stages.js';
+import type { Ctx } from './steps.js';
+import { FEW_SHOT_STOP, fewShotExamples, fewShotPrompt } from './world/index.js';
+
+export interface EvalResult {
+  answers: Record<ModelName, string[]>;
+  /** Win rates against SFT per held-out pool, overall and per phrasing split. */
+  winRates: Record<HeldoutPoolName, PoolWinRates>;
+  corpusLoss: Record<'base' | 'sft' | 'ppo' | 'ppo_ptx', number>;
+  /** The checkers' verdicts, and the share of answers with a writer's habit (opener, hedge, padding). */
+  stats: Record<ModelName, ModelStats>;
+  /** The reward model on probe pairs of known order. */
+  rmProbes: Record<ProbeKind, ProbeAccuracy>;
+}
+
+/**
+ * Answers of all five models on the evaluation prompts, judged by every held-out pool against SFT's; the reward model
+ * on probe pairs built from the same prompts; the loss of each model on held-out prose.
+ */
+export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
+  const { maxNewTokens, shots } = ctx.cfg;
+  const tasks = ctx.world.eval;
+  return ctx.stages.run(
+    'eval',
+    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema', v: 2 },
+    (): EvalResult => {
+      const greedy = { maxNewTokens, temperature: 0, seed: ctx.seed };
+      const baseDir = ctx.stages.dir('base');
+      const tok = Tokenizer.fromDir(baseDir);
+      const base = loadPretrained(baseDir);
+      const room = base.maxPositions - maxNewTokens;
+      const exampleRng = new Rng(ctx.seed + 31);
+      // The few-shot prompt drops examples until it fits the context.
+      const fewShot = tasks.map((t) => {
+        const examples = fewShotExamples(t, ctx.world.sft, exampleRng, shots);
+        for (let n = shots; n > 0; n--) {
+          const ids = tok.encode(fewShotPrompt(t, examples.slice(0, n)));
+          if (ids.length <= room) return ids;
+        }
+        return tok.encode(fewShotPrompt(t, []));
+      });
+      const answers = {} as Record<ModelName, string[]>;
+      const heldoutText = readFileSync(ctx.heldoutCorpusPath, 'utf8');
+      const corpusLosses = {} as EvalResult['corpusLoss'];
+      try {
+        ctx.say('eval: base model');
+        answers.base = complete(
+          base,
+          tok,
+          tasks.map((t) => tok.encode(`${t.prompt}\n`)),
+          { ...greedy, stop: FEW_SHOT_STOP },
+        );
+        ctx.say('eval: base model with a few-shot prompt');
+        answers.prompted = complete(base, tok, fewShot, { ...greedy, stop: FEW_SHOT_STOP });
+        corpusLosses.base = corpusLoss(base, tok, heldoutText);
+      } finally {
+        release(base);
+      }
+      for (const name of ['sft', 'ppo', 'ppo_ptx'] as const) {
+        ctx.say(`eval: ${MODEL_LABELS[name]}`);
+        // PPO's result is the moving average of its policy weights (decay 0.992, as in the paper), not the last step.
+        const dir = name === 'sft' ? ctx.stages.dir(name) : join(ctx.stages.dir(name), 'ema');
+        answers[name] = chatAnswers(dir, tasks, greedy);
+        const model = loadPretrained(dir);
+        corpusLosses[name] = corpusLoss(model, tok, heldoutText);
+        release(model);
+      }
+      const pools = heldoutPools(ctx.seed + 2, { size: ctx.cfg.labelers });
+      const winRates = Object.fromEntries(
+        HELDOUT_POOL_NAMES.map((p) => [p, poolWinRates(pools[p], tasks, answers)]),
+      ) as EvalResult['winRates'];
+      const stats = Object.fromEntries(MODELS.map((m) => [m, modelStats(tasks, answers[m])])) as EvalResult['stats'];
+      const rmProbes = rmProbeAccuracy(ctx.stages.dir('rm'), probePairs(tasks, new Rng(ctx.seed + 41)));
+      return { answers, winRates, corpusLoss: corpusLosses, stats, rmProbes };
+    },
+    (r) =>
+      `${MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * worstPool(r.winRates, m)).toFixed(0)} %`).join(', ')} ` +
+      `(win rate vs SFT, held-out phrasings, least pleased pool); correct ` +
+      MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * r.stats[m].correct).toFixed(0)} %`).join(', '),
+  );
+}
+
+/** A model's win rate on held-out phrasings as judged by the held-out pool that likes it least. */
+export function worstPool(rates: EvalResult['winRates'], model: ModelName): number {
+  return Math.min(...HELDOUT_POOL_NAMES.map((p) => rates[p].byPhrasing.heldout[model].winRate));
+}
