@@ -12,6 +12,7 @@ const COMMANDS: Record<string, string> = {
   sample: 'continue a prompt with a saved model, streaming the tokens',
   export: 'write a model as GGUF (llama.cpp, Ollama, LM Studio) or as safetensors in another dtype (bf16)',
   serve: 'labeling app, chat playground and HTTP API on 127.0.0.1 (--port, --db, --admin-password)',
+  worker: 'runs the training jobs queued from the app (--db, --models), one at a time',
   db: 'db copy --from labels.sqlite --to postgres://…: move the labels between SQLite and PostgreSQL, verified',
 };
 

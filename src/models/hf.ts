@@ -79,6 +79,14 @@ export function storedAsBf16(dir: string): boolean {
   return false;
 }
 
+/** How many numbers the checkpoint in dir stores (from its headers only; no weight is read). */
+export function parameterCount(dir: string): number {
+  let n = 0;
+  for (const file of shardFiles(dir))
+    for (const e of readHeader(file).entries.values()) n += e.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
 function resolveDType(dir: string, dtype: LoadDType | undefined): 'f32' | 'bf16' {
   if (dtype === undefined || dtype === 'f32') return 'f32';
   if (dtype === 'bf16') return 'bf16';

@@ -27,7 +27,9 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
 import { dataRoutes } from './routes/data.js';
+import { jobRoutes } from './routes/jobs.js';
 import { labelingRoutes } from './routes/labeling.js';
+import { modelRoutes } from './routes/models.js';
 import { schemas } from './schemas.js';
 import { registerStatic } from './static.js';
 import { strictValidatorCompiler } from './validation.js';
@@ -226,7 +228,8 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes]) register(ctx);
+  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, modelRoutes, jobRoutes])
+    register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);

@@ -64,6 +64,11 @@ export interface ServerOptions {
   random?: () => number;
   /** Folder of the built web UI (web/dist) to serve at `/`, with SPA fallback; no UI when absent. */
   webRoot?: string;
+  /**
+   * Where training jobs' folders go (data snapshot, checkpoints, the output model): the folder the workers'
+   * `--models` names. Without it, jobs cannot be queued.
+   */
+  jobsDir?: string;
   /** A run's report folder (`instructkit demo` writes DIR/report) to serve read-only at `/report/`. */
   reportDir?: string;
 }

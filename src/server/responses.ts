@@ -5,6 +5,7 @@
  * its types from here, not from the store.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import type { JobKind as JobKindName, JobState as JobStateName, ModelKind as ModelKindName } from '../store/index.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Split = Type.Union([Type.Literal('training'), Type.Literal('heldout')]);
@@ -150,6 +151,67 @@ export const Dashboard = Type.Object({
   ),
 });
 
+const Json = Type.Record(Type.String(), Type.Unknown());
+const ModelKind = Type.Union(
+  ['base', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'registered'].map((k) => Type.Literal(k as ModelKindName)),
+);
+
+/** A model version in the registry, with its lineage (ancestor ids, nearest first). */
+export const ModelVersion = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  path: Type.String(),
+  kind: ModelKind,
+  head: Type.Union([Type.Literal('causal'), Type.Literal('scalar')]),
+  parentId: Nullable(Type.Integer()),
+  jobId: Nullable(Type.Integer()),
+  dataHash: Nullable(Type.String()),
+  config: Nullable(Json),
+  metrics: Nullable(Json),
+  params: Nullable(Type.Number()),
+  createdAt: Type.Number(),
+  lineage: Type.Array(Type.Integer()),
+});
+
+const JobState = Type.Union(
+  ['queued', 'running', 'done', 'failed', 'cancelled'].map((k) => Type.Literal(k as JobStateName)),
+);
+const JobProgress = Type.Object({ step: Type.Integer(), total: Type.Integer(), etaS: Nullable(Type.Number()) });
+
+/** A training job as the job list shows it. */
+export const JobRow = Type.Object({
+  id: Type.Integer(),
+  kind: Type.Union(['sft', 'rm', 'ppo', 'dpo', 'grpo'].map((k) => Type.Literal(k as JobKindName))),
+  state: JobState,
+  baseModelId: Type.Integer(),
+  rewardModelId: Nullable(Type.Integer()),
+  dataHash: Type.String(),
+  dataCount: Type.Integer(),
+  attempts: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  cancelRequested: Type.Boolean(),
+  progress: Nullable(JobProgress),
+  error: Nullable(Type.String()),
+  model: Nullable(Type.Integer()),
+  createdAt: Type.Number(),
+  startedAt: Nullable(Type.Number()),
+  finishedAt: Nullable(Type.Number()),
+});
+
+/** One job in full: its config, metrics.jsonl rows so far and the tail of its log. */
+export const JobDetail = Type.Composite([
+  JobRow,
+  Type.Object({ config: Json, ptx: Nullable(Type.String()), metrics: Type.Array(Json), log: Type.String() }),
+]);
+
+/** What the Train screen builds its form from: per job kind, the trainer config's JSON schema (with defaults). */
+export const JobKindInfo = Type.Object({
+  kind: Type.String(),
+  data: Type.String(),
+  needsRewardModel: Type.Boolean(),
+  schema: Json,
+});
+
 /** The bodies of each route's 200 (201 where it creates), by name: what `schema.response` holds. */
 export const responses = {
   Me,
@@ -169,6 +231,12 @@ export const responses = {
   SubmitResult,
   Conversations: Type.Object({ conversations: Type.Array(ConversationSummary) }),
   Conversation: Type.Object({ conversation: Conversation }),
+  Models: Type.Object({ models: Type.Array(ModelVersion) }),
+  Model: Type.Object({ model: ModelVersion }),
+  Jobs: Type.Object({ jobs: Type.Array(JobRow) }),
+  Job: Type.Object({ job: JobDetail }),
+  JobId: Type.Object({ id: Type.Integer() }),
+  JobKinds: Type.Object({ kinds: Type.Array(JobKindInfo) }),
 };
 
 export type MeBody = Static<typeof Me>;
@@ -186,3 +254,7 @@ export type SubmitResultBody = Static<typeof SubmitResult>;
 export type ConversationSummaryBody = Static<typeof ConversationSummary>;
 export type ConversationBody = Static<typeof Conversation>;
 export type DashboardBody = Static<typeof Dashboard>;
+export type ModelVersionBody = Static<typeof ModelVersion>;
+export type JobRowBody = Static<typeof JobRow>;
+export type JobDetailBody = Static<typeof JobDetail>;
+export type JobKindInfoBody = Static<typeof JobKindInfo>;

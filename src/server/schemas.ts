@@ -2,7 +2,7 @@
  * Request schemas (TypeBox), built from the configured limits. The web UI can import the `Static` types.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { FLAGS } from '../store/index.js';
+import { FLAGS, type JobKind } from '../store/index.js';
 
 export interface Limits {
   maxTextChars: number;
@@ -109,6 +109,24 @@ export function schemas(l: Limits) {
       { additionalProperties: false },
     ),
     ChatCompare: Type.Object({ pairId: Id, choice: Choice }),
+    RegisterModel: Type.Object(
+      {
+        path: Type.String({ minLength: 1, maxLength: 4096 }),
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+      },
+      { additionalProperties: false },
+    ),
+    /** The config's fields are checked by the trainer's own ConfigSpec (a 422 naming the field), not here. */
+    CreateJob: Type.Object(
+      {
+        kind: Type.Union(['sft', 'rm', 'ppo', 'dpo', 'grpo'].map((k) => Type.Literal(k as JobKind))),
+        baseModel: Id,
+        rewardModel: Type.Optional(Id),
+        config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        ptx: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+      },
+      { additionalProperties: false },
+    ),
   };
 }
 

@@ -30,6 +30,8 @@ const TABLES: Record<keyof Database, string[]> = {
   settings: ['key'],
   idempotency_keys: ['user_id', 'key'],
   login_failures: ['id'],
+  models: ['id'],
+  jobs: ['id'],
 };
 type Table = keyof Database;
 const tables = Object.keys(TABLES) as Table[];

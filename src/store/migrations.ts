@@ -10,6 +10,7 @@ import {
   Migrator,
   sql,
 } from 'kysely';
+import { jobsMigration } from './migration_0007_jobs.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -345,6 +346,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
         await db.schema.dropTable('login_failures').execute();
       },
     },
+    '0007_jobs_models': jobsMigration(dialect),
   };
 }
 

@@ -216,6 +216,70 @@ export interface LoginFailuresTable {
   at: number;
 }
 
+export type ModelKind = 'base' | 'sft' | 'rm' | 'ppo' | 'dpo' | 'grpo' | 'registered';
+/** A causal LM, or a scalar-head model (a reward or value model). */
+export type ModelHead = 'causal' | 'scalar';
+export type JobKind = 'sft' | 'rm' | 'ppo' | 'dpo' | 'grpo';
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+/** A model version in the registry: a model folder and where it came from. */
+export interface ModelsTable {
+  id: Generated<number>;
+  name: string;
+  /** Absolute path of the folder (unique). */
+  path: string;
+  kind: ModelKind;
+  head: ModelHead;
+  /** The model it was trained from (null for a base or a folder registered by hand). */
+  parent_id: number | null;
+  job_id: number | null;
+  /** sha256 of the data snapshot it was trained on. */
+  data_hash: string | null;
+  /** JSON: the trainer's config. */
+  config: string | null;
+  /** JSON: the final metrics. */
+  metrics: string | null;
+  params: number | null;
+  created_at: number;
+}
+
+/** A training job: queued by an admin, claimed by one worker at a time (see jobs.ts). */
+export interface JobsTable {
+  id: Generated<number>;
+  kind: JobKind;
+  state: JobState;
+  base_model_id: number;
+  reward_model_id: number | null;
+  /** JSON: the resolved config (defaults filled in), as the trainer gets it. */
+  config: string;
+  /**
+   * The job folder, relative to the models folder: data snapshot, config file and the run (`model/`: checkpoints,
+   * metrics.jsonl, the output model).
+   */
+  dir: string;
+  data_hash: string;
+  data_count: number;
+  /** PPO-ptx: the pretraining corpus file. */
+  ptx: string | null;
+  attempts: ColumnType<number, number | undefined, number>;
+  max_attempts: number;
+  worker: string | null;
+  heartbeat_at: number | null;
+  cancel_requested: ColumnType<number, number | undefined, number>;
+  /** JSON {step, total, etaS}. */
+  progress: string | null;
+  /** JSON: metrics.jsonl rows (thinned to a few hundred). */
+  metrics: string | null;
+  /** The tail of the trainer's output. */
+  log: ColumnType<string, string | undefined, string>;
+  error: string | null;
+  model_id: number | null;
+  created_by: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
 export interface Database {
   groups: GroupsTable;
   users: UsersTable;
@@ -236,6 +300,8 @@ export interface Database {
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;
   login_failures: LoginFailuresTable;
+  models: ModelsTable;
+  jobs: JobsTable;
 }
 
 export type User = Selectable<UsersTable>;

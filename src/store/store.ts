@@ -1,6 +1,7 @@
 /**
  * The store: the database behind the server, the demo and the trainers' exports, in per-aggregate query modules
- * (users, sessions, settings, prompts, tasks, submissions, gold, chat, idempotency, login failures, exchange, stats).
+ * (users, sessions, settings, prompts, tasks, submissions, gold, chat, idempotency, login failures, exchange, stats,
+ * the model registry and the training job queue).
  *
  * Written against Kysely's query builder only; the same queries run on SQLite (one writer at a time) and PostgreSQL
  * (many concurrent writers: several app servers on one database). So no check-then-act may rely on a single
@@ -13,6 +14,7 @@ import { isWriteConflict } from './errors.js';
 import { Exchange } from './exchange.js';
 import { Gold } from './gold.js';
 import { Idempotency } from './idempotency.js';
+import { Jobs } from './jobs.js';
 import type {
   CandidateRecord,
   DemonstrationRecord,
@@ -23,6 +25,7 @@ import type {
 } from './jsonl.js';
 import { LoginFailures } from './login_failures.js';
 import type { DialectName } from './migrations.js';
+import { Models } from './models.js';
 import { Prompts } from './prompts.js';
 import type { Database, Split } from './schema.js';
 import { Sessions } from './sessions.js';
@@ -45,6 +48,8 @@ export class Store {
   readonly loginFailures = new LoginFailures(this);
   readonly exchange = new Exchange(this);
   readonly stats = new Stats(this);
+  readonly models = new Models(this);
+  readonly jobs = new Jobs(this);
 
   constructor(
     readonly db: Kysely<Database>,

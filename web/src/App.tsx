@@ -1,7 +1,15 @@
 /** App shell: session bootstrap, role-aware navigation, routes. */
 import { useEffect, useState } from 'react';
 import { api, type Me } from './api.js';
-import { AdminData, AdminOverview, AdminPeople, AdminScreening, AdminSettings } from './screens/admin/index.js';
+import {
+  AdminData,
+  AdminModels,
+  AdminOverview,
+  AdminPeople,
+  AdminScreening,
+  AdminSettings,
+  AdminTrain,
+} from './screens/admin/index.js';
 import { ChatScreen } from './screens/Chat.js';
 import { LabelScreen } from './screens/Label.js';
 import { LoginScreen } from './screens/Login.js';
@@ -11,6 +19,8 @@ const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
   ['/admin/screening', 'Screening'],
+  ['/admin/train', 'Train'],
+  ['/admin/models', 'Models'],
   ['/admin/settings', 'Settings'],
   ['/admin/people', 'People'],
   ['/chat', 'Chat'],
@@ -82,6 +92,8 @@ export function App() {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
     '/admin/screening': () => <AdminScreening />,
+    '/admin/train': () => <AdminTrain />,
+    '/admin/models': () => <AdminModels />,
     '/admin/settings': () => <AdminSettings />,
     '/admin/people': () => <AdminPeople />,
     '/label': () => <LabelScreen />,

@@ -10,7 +10,11 @@ import type {
   CreatedTasksBody,
   DashboardBody as Dashboard,
   GoldRowBody as GoldRow,
+  JobDetailBody as JobDetail,
+  JobKindInfoBody as JobKindInfo,
+  JobRowBody as JobRow,
   MeBody as Me,
+  ModelVersionBody as ModelVersion,
   PromptRowBody as PromptRow,
   UserBody as PublicUser,
   ScreeningItemBody as ScreeningItem,
@@ -29,7 +33,11 @@ export type {
   ConversationSummary,
   Dashboard,
   GoldRow,
+  JobDetail,
+  JobKindInfo,
+  JobRow,
   Me,
+  ModelVersion,
   PromptRow,
   PublicUser,
   ScreeningItem,
@@ -152,6 +160,15 @@ export const api = {
   setScreening: (goldIds: number[], passThreshold?: number) =>
     request('PUT', '/api/admin/screening', { goldIds, passThreshold }),
   dashboard: () => get<Dashboard>('/api/admin/dashboard'),
+  // model registry and training jobs
+  registry: () => get<{ models: ModelVersion[] }>('/api/models'),
+  registerModel: (path: string, name?: string) => post<{ model: ModelVersion }>('/api/admin/models', { path, name }),
+  jobKinds: () => get<{ kinds: JobKindInfo[] }>('/api/admin/jobs/kinds'),
+  jobs: () => get<{ jobs: JobRow[] }>('/api/admin/jobs'),
+  job: (id: number) => get<{ job: JobDetail }>(`/api/admin/jobs/${id}`),
+  createJob: (b: { kind: string; baseModel: number; rewardModel?: number; config: Record<string, unknown> }) =>
+    post<{ id: number }>('/api/admin/jobs', b),
+  cancelJob: (id: number) => post<{ job: JobDetail }>(`/api/admin/jobs/${id}/cancel`),
   importJsonl: (kind: string, text: string, filename?: string) =>
     post<{ imported: number }>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
 

@@ -1,7 +1,9 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { registerFolder } from '../../jobs/queue.js';
 import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
 
@@ -24,7 +26,11 @@ or else with a random password that is printed once.
   --web DIR           built UI folder (default: the package's web/dist)
   --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
   --model DIR         a model folder to chat with and to sample ranking candidates from (its folder name is the
-                      candidate source's name in the admin settings); without it the chat echoes`;
+                      candidate source's name in the admin settings); without it the chat echoes. It is also
+                      registered as a base model version in the model registry (once per folder)
+  --models DIR        where training jobs' folders and output models go (default models)
+  --no-worker         do not start the local training worker (\`instructkit worker\` in a child process, stopped
+                      with the server); run workers elsewhere instead, pointed at the same --db and --models`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -38,6 +44,8 @@ export async function run(args: string[]): Promise<number> {
       web: { type: 'string' },
       report: { type: 'string' },
       model: { type: 'string' },
+      models: { type: 'string', default: 'models' },
+      'no-worker': { type: 'boolean', default: false },
       'trust-proxy': { type: 'string' },
       'secure-cookie': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -60,6 +68,7 @@ export async function run(args: string[]): Promise<number> {
         throw err;
       })
     : null;
+  if (values.model) await registerFolder(store, values.model, { kind: 'base' });
   const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
@@ -69,6 +78,7 @@ export async function run(args: string[]): Promise<number> {
     port,
     webRoot,
     reportDir: values.report,
+    jobsDir: resolve(values.models),
     ...(sampler ? { chatModel: sampler, candidateSources: { [sampler.name]: sampler } } : {}),
     bootstrapAdmin: { username: values['admin-user'], password },
     resetAdmin: given !== undefined,
@@ -85,6 +95,8 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
   if (sampler) console.log(`chat and candidates from model "${sampler.name}" (${values.model})`);
+  // Training never runs in this process: jobs go to a worker process (this one's child unless --no-worker).
+  const worker = values['no-worker'] ? null : startWorker(values.db, values.models);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -92,6 +104,7 @@ export async function run(args: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       void s
         .close()
+        .then(() => worker?.stop())
         .then(() => sampler?.close())
         .then(() => store.close().then(done, done));
     };
@@ -99,6 +112,25 @@ export async function run(args: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** `instructkit worker` as a child: its lines go to this terminal; stop() checkpoints its job and waits for it. */
+function startWorker(db: string, models: string) {
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '..', 'main.js'), 'worker', '--db', db, '--models', models],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((done) => child.once('close', () => done()));
+  console.log(`training worker started (pid ${child.pid}; --no-worker to run workers elsewhere)`);
+  return {
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 function trustProxy(v: string | undefined): boolean | string[] {

@@ -1,0 +1,66 @@
+// instructkit worker: claims training jobs from the database and runs them one at a time (src/jobs/worker.ts).
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { TrainingWorker } from '../../jobs/worker.js';
+import { describeDb, openStore } from '../../store/index.js';
+import { numberFlag } from '../flags.js';
+
+const HELP = `usage: instructkit worker --db instructkit.sqlite|postgres://… --models DIR [options]
+
+Runs the training jobs queued from the app (Admin → Train), one at a time: each as the instructkit command of its
+kind in a child process (progress, metrics and log written to the job record), its output model registered as a new
+version with its lineage. Several workers may share one database (on PostgreSQL, on any machine that sees the
+models folder). A job whose worker stops heartbeating is re-queued and resumed from its last checkpoint by the next
+worker; Ctrl-C (SIGTERM) checkpoints the job in hand and puts it back in the queue.
+
+  --db FILE|URL        the app's database (default instructkit.sqlite)
+  --models DIR         the folder job folders are in, as the app server's --models (default models)
+  --id NAME            this worker's name in the job records (default host:pid)
+  --poll-ms N          how often to look for work when idle (default 2000)
+  --heartbeat-ms N     how often to report while training (default 2000)
+  --stale-after-ms N   re-queue a running job whose worker has been silent this long (default 30000)
+  --once               run at most one job, then exit`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      db: { type: 'string', default: 'instructkit.sqlite' },
+      models: { type: 'string', default: 'models' },
+      id: { type: 'string' },
+      'poll-ms': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'stale-after-ms': { type: 'string' },
+      once: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const ms = (flag: string) =>
+    numberFlag(values[flag as 'poll-ms'], `--${flag}`, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
+  const store = await openStore({ db: values.db });
+  const worker = new TrainingWorker({
+    store,
+    modelsDir: resolve(values.models),
+    id: values.id,
+    pollMs: ms('poll-ms'),
+    heartbeatMs: ms('heartbeat-ms'),
+    staleAfterMs: ms('stale-after-ms'),
+  });
+  console.error(`worker ${worker.id}: jobs from ${describeDb(values.db)}, folders in ${resolve(values.models)}`);
+  const stop = () => worker.stop();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    if (values.once) await worker.runOnce();
+    else await worker.run();
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await store.close();
+  }
+  return 0;
+}

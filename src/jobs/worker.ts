@@ -1,0 +1,232 @@
+/**
+ * The training worker: claims queued jobs one at a time and runs each as `instructkit <kind> ... --config` in a
+ * child process — the CLI's own entry points, so a job trains, checkpoints and resumes exactly as the command does.
+ * While the child trains, this process's event loop is free: it heartbeats (progress, metrics.jsonl rows, the log's
+ * tail), and stops the child when an admin cancels (SIGTERM: the loop writes a checkpoint and exits) or when the job
+ * was taken from it. The child gets SIGKILL if this process dies (Linux's parent-death signal, via util-linux's
+ * `setpriv`), so a killed worker leaves no trainer writing to the job folder; another worker then finds the job's
+ * heartbeat stale, re-queues it and resumes it from its last checkpoint.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { folderKind, parameterCount } from '../models/index.js';
+import type { Job, JobProgress, JobReport, Store } from '../store/index.js';
+import { readMetrics } from '../train/metrics.js';
+import { JOB_KINDS } from './kinds.js';
+
+export interface WorkerOptions {
+  store: Store;
+  /** The folder job folders are in (`--models`): the same shared folder the API server snapshots into. */
+  modelsDir: string;
+  /** This worker's name in the job records (default host:pid). */
+  id?: string;
+  /** How often to look for a queued job when idle, and to heartbeat while training (ms). */
+  pollMs?: number;
+  heartbeatMs?: number;
+  /** A running job whose heartbeat is older than this is re-queued (or failed after its attempts). */
+  staleAfterMs?: number;
+  /** Lines for the worker's own log (default stderr). */
+  log?: (line: string) => void;
+}
+
+const CLI = join(import.meta.dirname, '..', 'cli', 'main.js');
+const LOG_TAIL_CHARS = 16_000;
+const METRIC_ROWS = 300;
+
+/** The job folder a record names, under this machine's models folder. */
+export const jobDir = (modelsDir: string, job: Pick<Job, 'dir'>) => resolve(modelsDir, job.dir);
+
+let setprivOk: boolean | undefined;
+function hasSetpriv(): boolean {
+  if (setprivOk === undefined) {
+    try {
+      execFileSync('setpriv', ['--pdeathsig', 'KILL', 'true'], { stdio: 'ignore' });
+      setprivOk = true;
+    } catch {
+      setprivOk = false;
+    }
+  }
+  return setprivOk;
+}
+
+/** At most `n` rows, evenly spaced, always keeping the last (the loss curve's shape at any length). */
+function thin<T>(rows: T[], n: number): T[] {
+  if (rows.length <= n) return rows;
+  const out: T[] = [];
+  for (let i = 0; i < n - 1; i++) out.push(rows[Math.floor((i * (rows.length - 1)) / (n - 1))]);
+  out.push(rows[rows.length - 1]);
+  return out;
+}
+
+/** Each metric's latest value (eval/ metrics come only every epoch): the model's final metrics. */
+function finalMetrics(rows: Record<string, unknown>[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const r of rows) for (const [k, v] of Object.entries(r)) if (k !== 'time' && k !== 'stage') out[k] = v;
+  return out;
+}
+
+export class TrainingWorker {
+  readonly id: string;
+  private stopping = false;
+  private child: ChildProcess | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.id = o.id ?? `${hostname()}:${process.pid}`;
+  }
+
+  private say(line: string) {
+    (this.o.log ?? ((l: string) => console.error(l)))(`worker ${this.id}: ${line}`);
+  }
+
+  /** Runs jobs until `stop()`. */
+  async run(): Promise<void> {
+    while (!this.stopping) {
+      const job = await this.runOnce();
+      if (!job && !this.stopping)
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, this.o.pollMs ?? 2000);
+        });
+    }
+  }
+
+  /**
+   * Stops after the current job: its trainer gets SIGTERM (writes a checkpoint and exits) and the job goes back to
+   * the queue at once, for this or another worker to resume.
+   */
+  stop(): void {
+    this.stopping = true;
+    this.child?.kill('SIGTERM');
+    this.wake?.();
+  }
+
+  /** Re-queues stale jobs, claims one and runs it to its end; null when none was queued. */
+  async runOnce(): Promise<Job | null> {
+    const { store } = this.o;
+    const stale = await store.jobs.reclaimStale(store.now() - (this.o.staleAfterMs ?? 30_000));
+    for (const id of stale.requeued) this.say(`job ${id}: its worker stopped heartbeating; re-queued`);
+    for (const id of stale.failed) this.say(`job ${id}: its worker stopped heartbeating; no attempts left`);
+    const job = await store.jobs.claim(this.id);
+    if (!job) return null;
+    this.say(`job ${job.id} (${job.kind}), attempt ${job.attempts} of ${job.maxAttempts}`);
+    try {
+      await this.train(job);
+    } catch (e) {
+      await store.jobs.finish(job.id, this.id, { state: 'failed', error: (e as Error).message });
+    }
+    return store.jobs.get(job.id);
+  }
+
+  private async train(job: Job): Promise<void> {
+    const { store } = this.o;
+    const dir = jobDir(this.o.modelsDir, job);
+    const out = join(dir, 'model');
+    const kind = JOB_KINDS[job.kind];
+    const base = await store.models.get(job.baseModelId);
+    const reward = job.rewardModelId === null ? null : await store.models.get(job.rewardModelId);
+    const args = kind.args({
+      base: base.path,
+      reward: reward?.path ?? null,
+      data: join(dir, 'data.jsonl'),
+      config: join(dir, 'config.json'),
+      out,
+      ptx: job.ptx,
+    });
+    // A folder of an earlier attempt: continue from its newest checkpoint (the loop starts afresh if it has none).
+    if (existsSync(out)) args.push('--resume');
+
+    let log = job.attempts > 1 ? `${job.log}\n--- attempt ${job.attempts} (worker ${this.id})\n` : '';
+    let progress: JobProgress | null = job.progress;
+    let first: { step: number; at: number } | null = null;
+    const metricsFile = join(out, 'metrics.jsonl');
+    const metrics = () => (existsSync(metricsFile) ? readMetrics(metricsFile) : []) as Record<string, unknown>[];
+    const report = (): JobReport => {
+      const rows = metrics();
+      const step = Number(rows.at(-1)?.step ?? progress?.step ?? 0);
+      if (progress) {
+        first ??= { step, at: Date.now() };
+        const rate = (step - first.step) / ((Date.now() - first.at) / 1000);
+        progress = { step, total: progress.total, etaS: rate > 0 ? (progress.total - step) / rate : null };
+      }
+      return { progress, metrics: thin(rows, METRIC_ROWS), log: log.slice(-LOG_TAIL_CHARS) };
+    };
+
+    const [cmd, ...cmdArgs] = hasSetpriv()
+      ? ['setpriv', '--pdeathsig', 'KILL', process.execPath, CLI, ...args]
+      : [process.execPath, CLI, ...args];
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const onOutput = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      log = (log + text).slice(-4 * LOG_TAIL_CHARS);
+      // The loop's progress line on a pipe: "<stage> 12/40 | 9s elapsed, ETA 21s | ...".
+      for (const m of text.matchAll(/ (\d+)\/(\d+) \| \d+s elapsed/g)) {
+        progress = { step: Number(m[1]), total: Number(m[2]), etaS: progress?.etaS ?? null };
+      }
+    };
+    child.stdout!.on('data', onOutput);
+    child.stderr!.on('data', onOutput);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      child.on('close', (code, signal) => done({ code, signal })),
+    );
+    let cancelled = false;
+    let lost = false;
+    const beat = setInterval(() => {
+      void store.jobs.heartbeat(job.id, this.id, report()).then(
+        (hb) => {
+          if (!hb.held && !lost) {
+            lost = true;
+            this.say(`job ${job.id}: no longer ours (re-queued after a stale heartbeat); stopping its trainer`);
+            child.kill('SIGKILL');
+          } else if (hb.cancel && !cancelled) {
+            cancelled = true;
+            this.say(`job ${job.id}: cancelled by an admin; stopping after a checkpoint`);
+            child.kill('SIGTERM');
+          }
+        },
+        (e: Error) => this.say(`job ${job.id}: heartbeat failed (${e.message})`),
+      );
+    }, this.o.heartbeatMs ?? 2000);
+    const { code, signal } = await exited.finally(() => {
+      clearInterval(beat);
+      this.child = null;
+    });
+    if (lost) return;
+    const final = report();
+    if (cancelled) {
+      await store.jobs.finish(job.id, this.id, { state: 'cancelled' }, final);
+      return;
+    }
+    if (this.stopping && code !== 0) {
+      await store.jobs.release(job.id, this.id, final);
+      this.say(`job ${job.id}: stopped with the worker; back in the queue`);
+      return;
+    }
+    if (code !== 0) {
+      const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      const last = log.trim().split('\n').slice(-3).join('\n');
+      await store.jobs.finish(job.id, this.id, { state: 'failed', error: `trainer ${why}: ${last}` }, final);
+      return;
+    }
+    // A LoRA run without merge leaves adapters only: the full model (what the registry serves) is OUT/merged.
+    const path = existsSync(join(out, 'config.json')) ? out : join(out, 'merged');
+    const model = {
+      name: `${job.kind}-${job.id}`,
+      path,
+      kind: job.kind,
+      head: folderKind(path),
+      parentId: job.baseModelId,
+      jobId: job.id,
+      dataHash: job.dataHash,
+      config: job.config,
+      metrics: finalMetrics(metrics()),
+      params: parameterCount(path),
+    };
+    if (final.progress) final.progress = { ...final.progress, step: final.progress.total, etaS: 0 };
+    await store.jobs.finish(job.id, this.id, { state: 'done', model }, final);
+    this.say(`job ${job.id}: done; registered ${path}`);
+  }
+}

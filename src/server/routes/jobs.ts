@@ -1,0 +1,76 @@
+/**
+ * Training jobs: queue one (config checked by the trainer's schema, data snapshotted), watch it (state, progress,
+ * metrics, log tail), cancel it. The training itself runs in a worker process (`instructkit worker`), never here.
+ */
+import { JOB_KINDS } from '../../jobs/kinds.js';
+import { enqueueJob } from '../../jobs/queue.js';
+import type { Job } from '../../store/index.js';
+import { fail, type RouteContext } from '../context.js';
+import { responses as R } from '../responses.js';
+
+const row = ({ config, dir, ptx, metrics, log, worker, heartbeatAt, modelId, ...rest }: Job) => ({
+  ...rest,
+  model: modelId,
+});
+const detail = (j: Job) => ({ ...row(j), config: j.config, ptx: j.ptx, metrics: j.metrics, log: j.log });
+
+export function jobRoutes(ctx: RouteContext): void {
+  const { app, store, S, opts } = ctx;
+
+  app.get(
+    '/api/admin/jobs/kinds',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.JobKinds } } },
+    async () => ({
+      kinds: Object.entries(JOB_KINDS).map(([kind, k]) => ({
+        kind,
+        data: k.data,
+        needsRewardModel: k.needsRewardModel,
+        schema: k.spec.schema as Record<string, unknown>,
+      })),
+    }),
+  );
+
+  app.get('/api/admin/jobs', { config: { auth: 'admin' }, schema: { response: { 200: R.Jobs } } }, async () => ({
+    jobs: (await store.jobs.list()).map(row),
+  }));
+
+  app.post(
+    '/api/admin/jobs',
+    { config: { auth: 'admin' }, schema: { body: S.CreateJob, response: { 201: R.JobId } } },
+    async (req, reply) => {
+      if (!opts.jobsDir) fail(503, 'no_workers', 'this server was started without a models folder for jobs (--models)');
+      const job = await enqueueJob(store, opts.jobsDir, req.body, ctx.user(req).id);
+      return reply.status(201).send({ id: job.id });
+    },
+  );
+
+  app.get(
+    '/api/admin/jobs/:id',
+    { config: { auth: 'admin' }, schema: { params: S.IdParam, response: { 200: R.Job } } },
+    async (req) => ({ job: detail(await store.jobs.get(req.params.id)) }),
+  );
+
+  // The loss curves as the run report draws them (ECharts → SVG on the server), for the Train screen's <img>.
+  app.get(
+    '/api/admin/jobs/:id/chart.svg',
+    { config: { auth: 'admin' }, schema: { params: S.IdParam } },
+    async (req, reply) => {
+      const job = await store.jobs.get(req.params.id);
+      const { lineChart } = await import('../../report/charts.js');
+      const names = [...new Set(job.metrics.flatMap(Object.keys))].filter((k) => /(^|\/)loss$/.test(k));
+      const series = names.map((name) => ({
+        name,
+        points: job.metrics
+          .filter((r) => typeof r[name] === 'number')
+          .map((r) => [Number(r.step), r[name] as number] as [number, number]),
+      }));
+      return reply.type('image/svg+xml').send(lineChart(`job ${job.id} (${job.kind})`, series));
+    },
+  );
+
+  app.post(
+    '/api/admin/jobs/:id/cancel',
+    { config: { auth: 'admin' }, schema: { params: S.IdParam, response: { 200: R.Job } } },
+    async (req) => ({ job: detail(await store.jobs.cancel(req.params.id)) }),
+  );
+}

@@ -1,0 +1,21 @@
+/** The model registry: every version with its lineage, and registering an existing model folder. */
+import { registerFolder } from '../../jobs/queue.js';
+import type { RouteContext } from '../context.js';
+import { responses as R } from '../responses.js';
+
+export function modelRoutes(ctx: RouteContext): void {
+  const { app, store, S } = ctx;
+
+  app.get('/api/models', { config: { auth: 'admin' }, schema: { response: { 200: R.Models } } }, async () => ({
+    models: await store.models.list(),
+  }));
+
+  app.post(
+    '/api/admin/models',
+    { config: { auth: 'admin' }, schema: { body: S.RegisterModel, response: { 200: R.Model, 201: R.Model } } },
+    async (req, reply) => {
+      const { model, created } = await registerFolder(store, req.body.path, { name: req.body.name });
+      return reply.status(created ? 201 : 200).send({ model });
+    },
+  );
+}
