@@ -1,4 +1,6 @@
 // The demo's sizes and what each runs: world sizes, model size, every trainer's settings.
+import type { DpoConfig } from '../rlhf/dpo.js';
+import type { GrpoConfig } from '../rlhf/grpo.js';
 import type { PPOConfig } from '../rlhf/ppo.js';
 import type { RmConfig } from '../rlhf/reward.js';
 import type { SftConfig } from '../rlhf/sft.js';
@@ -38,6 +40,13 @@ export interface DemoConfig {
   ppo: Partial<PPOConfig>;
   /** γ_ptx of the PPO-ptx run. */
   ptxCoef: number;
+  /** DPO on the same rankings as the reward model (every ranked pair), from SFT. */
+  dpo: Partial<DpoConfig>;
+  /**
+   * GRPO from SFT on the PPO prompts with the world's answer checker as a verifiable reward (no labelers, no reward
+   * model): the same number of sampled completions as PPO.
+   */
+  grpo: Partial<GrpoConfig>;
   /**
    * Draws per prompt at each sampling temperature (0 = greedy) for the labelers to rank, as the paper drew from
    * several policies: low temperatures add likely-correct answers, high ones add varied wrong ones, so that the
@@ -87,6 +96,8 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
+    dpo: { epochs: 1, batchSize: 16, lr: 1e-4, beta: 0.1 },
+    grpo: { steps: 60, batchSize: 2, groupSize: 8, miniBatchSize: 8, lr: 1e-4 },
     sampling,
     maxNewTokens: 32,
     shots: 2,
@@ -104,6 +115,8 @@ export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
     rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
     ppo: { ...ppoCommon, steps: 200, batchSize: 32, miniBatchSize: 16, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
     ptxCoef: 0.2,
+    dpo: { epochs: 1, batchSize: 16, lr: 1e-4, beta: 0.1 },
+    grpo: { steps: 200, batchSize: 4, groupSize: 8, miniBatchSize: 16, lr: 1e-4 },
     sampling: sampling9,
     maxNewTokens: 32,
     shots: 2,

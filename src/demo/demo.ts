@@ -17,7 +17,7 @@ import { writeReport } from '../report/html.js';
 import { openSqliteStore } from '../store/index.js';
 import { DEMO_CONFIGS, DEMO_SIZES, type DemoConfig, type DemoSize } from './config.js';
 import { evaluate, worstPool } from './eval_stage.js';
-import { MODELS, type ModelName, type PhrasingSplit } from './evaluate.js';
+import { MODELS, type ModelName, type PhrasingSplit, TUNED_MODELS, type TunedName } from './evaluate.js';
 import { HELDOUT_POOL_NAMES, type HeldoutPoolName } from './labelers/index.js';
 import { reportData } from './report_data.js';
 import { Stages } from './stages.js';
@@ -26,6 +26,8 @@ import {
   pretrainBase,
   rankSamples,
   sampleForRanking,
+  trainDpoStage,
+  trainGrpoStage,
   trainPpoStage,
   trainRmStage,
   trainSftStage,
@@ -69,7 +71,7 @@ export interface DemoSummary {
   rm_acc_style: number;
   rm_acc_honesty: number;
   /** Change in held-out prose loss from the base model (the paper's alignment tax; SFT's is its forgetting). */
-  tax_vs_base: Record<'sft' | 'ppo' | 'ppo_ptx', number>;
+  tax_vs_base: Record<TunedName, number>;
   /** Change in held-out prose loss from SFT. */
   ptx_tax: number;
   ppo_tax: number;
@@ -79,7 +81,7 @@ export interface DemoSummary {
 
 // ---------------------------------------------------------------- the whole run
 
-const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'eval', 'report'];
+const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'dpo', 'grpo', 'eval', 'report'];
 // With a second round: PPO against the first reward model, its samples ranked, the reward model trained again.
 const ITERATED_STAGE_NAMES = [
   'base',
@@ -91,6 +93,8 @@ const ITERATED_STAGE_NAMES = [
   'rm',
   'ppo',
   'ppo_ptx',
+  'dpo',
+  'grpo',
   'eval',
   'report',
 ];
@@ -110,6 +114,8 @@ function expectedSeconds(cfg: DemoConfig): Record<string, number> {
     rm,
     ppo,
     ppo_ptx: ppo * 1.4,
+    dpo: cfg.world.rm * cfg.dpo.epochs! * cfg.k * cfg.k * 0.0003,
+    grpo: ppo * 0.8,
     eval: cfg.world.eval * 0.03,
     report: 1,
   };
@@ -155,6 +161,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const iterated = cfg.rounds === 2;
     const ranked = await rankSamples(ctx, 'samples', iterated ? 'rankings_round1.jsonl' : 'rankings.jsonl');
     let rm = await trainRmStage(ctx, iterated ? 'rm_round1' : 'rm', samples.key, ranked.trainPath, ranked.heldoutPath);
+    // What the final reward model (and DPO) train on: every round's rankings.
+    let rankings = ranked;
     if (iterated) {
       // Iterated RLHF: PPO against the first reward model, its samples ranked by the same labelers, and the reward
       // model trained again on both rounds' rankings (what the final PPO runs use).
@@ -163,10 +171,21 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       const samples2 = await sampleForRanking(ctx, 'samples_round2', policy, false);
       const both = await rankSamples(ctx, 'samples_round2', 'rankings.jsonl');
       rm = await trainRmStage(ctx, 'rm', samples2.key, both.trainPath, both.heldoutPath);
+      rankings = both;
     }
     const ppo = await trainPpoStage(ctx, 'ppo', sft.key, { key: rm.key, stage: 'rm' });
     const ptx = await trainPpoStage(ctx, 'ppo_ptx', sft.key, { key: rm.key, stage: 'rm' });
-    const ev = await evaluate(ctx, { base: pre.key, sft: sft.key, rm: rm.key, ppo: ppo.key, ptx: ptx.key });
+    const dpo = await trainDpoStage(ctx, sft.key, rankings.trainPath, rankings.heldoutPath);
+    const grpo = await trainGrpoStage(ctx, sft.key);
+    const ev = await evaluate(ctx, {
+      base: pre.key,
+      sft: sft.key,
+      rm: rm.key,
+      ppo: ppo.key,
+      ptx: ptx.key,
+      dpo: dpo.key,
+      grpo: grpo.key,
+    });
     const r = ev.result;
     const byModel = <T>(f: (m: ModelName) => T) =>
       Object.fromEntries(MODELS.map((m) => [m, f(m)])) as Record<ModelName, T>;
@@ -187,11 +206,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       rm_acc_correctness: round(r.rmProbes.correctness.accuracy),
       rm_acc_style: round(r.rmProbes.style.accuracy),
       rm_acc_honesty: round(r.rmProbes.honesty.accuracy),
-      tax_vs_base: {
-        sft: round(loss.sft - loss.base),
-        ppo: round(loss.ppo - loss.base),
-        ppo_ptx: round(loss.ppo_ptx - loss.base),
-      },
+      tax_vs_base: Object.fromEntries(
+        TUNED_MODELS.map((m) => [m, round(loss[m] - loss.base)]),
+      ) as DemoSummary['tax_vs_base'],
       ptx_tax: round(loss.ppo_ptx - loss.sft),
       ppo_tax: round(loss.ppo - loss.sft),
       wall_s: 0,

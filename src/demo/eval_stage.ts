@@ -21,6 +21,8 @@ import {
   probePairs,
   release,
   rmProbeAccuracy,
+  TUNED_MODELS,
+  type TunedName,
 } from './evaluate.js';
 import { HELDOUT_POOL_NAMES, type HeldoutPoolName, heldoutPools } from './labelers/index.js';
 import { fileHash } from './stages.js';
@@ -31,7 +33,7 @@ export interface EvalResult {
   answers: Record<ModelName, string[]>;
   /** Win rates against SFT per held-out pool, overall and per phrasing split. */
   winRates: Record<HeldoutPoolName, PoolWinRates>;
-  corpusLoss: Record<'base' | 'sft' | 'ppo' | 'ppo_ptx', number>;
+  corpusLoss: Record<'base' | TunedName, number>;
   /** The checkers' verdicts, and the share of answers with a writer's habit (opener, hedge, padding). */
   stats: Record<ModelName, ModelStats>;
   /** The reward model on probe pairs of known order. */
@@ -81,10 +83,11 @@ export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
       } finally {
         release(base);
       }
-      for (const name of ['sft', 'ppo', 'ppo_ptx'] as const) {
+      for (const name of TUNED_MODELS) {
         ctx.say(`eval: ${MODEL_LABELS[name]}`);
         // PPO's result is the moving average of its policy weights (decay 0.992, as in the paper), not the last step.
-        const dir = name === 'sft' ? ctx.stages.dir(name) : join(ctx.stages.dir(name), 'ema');
+        const ppo = name === 'ppo' || name === 'ppo_ptx';
+        const dir = ppo ? join(ctx.stages.dir(name), 'ema') : ctx.stages.dir(name);
         answers[name] = chatAnswers(dir, tasks, greedy);
         const model = loadPretrained(dir);
         corpusLosses[name] = corpusLoss(model, tok, heldoutText);

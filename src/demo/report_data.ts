@@ -6,7 +6,7 @@ import { readMetrics } from '../train/metrics.js';
 import { formatSeconds } from '../train/progress.js';
 import type { DemoSummary } from './demo.js';
 import type { EvalResult } from './eval_stage.js';
-import { MODEL_LABELS, MODELS, type ModelName, PROBE_KINDS, type ProbeKind } from './evaluate.js';
+import { MODEL_LABELS, MODELS, type ModelName, PROBE_KINDS, type ProbeKind, TUNED_MODELS } from './evaluate.js';
 import { type AgreementReport, HELDOUT_POOL_NAMES, heldoutPool, type WinRate } from './labelers/index.js';
 import type { Ctx } from './steps.js';
 
@@ -55,7 +55,7 @@ export function reportData(
   const shownIdx = [...first.slice(0, ctx.cfg.samplesShown - extra.length), ...extra];
   const shown = shownIdx.map((i) => ({
     prompt: tasks[i].prompt,
-    answers: (['sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
+    answers: TUNED_MODELS.map((name) => ({
       model: MODEL_LABELS[name],
       text: r.ev.answers[name][i],
       likert: judge.score(tasks[i], r.ev.answers[name][i]).likert,
@@ -104,7 +104,7 @@ export function reportData(
       rmHeldoutAccuracy: r.rmAccuracy,
       probes: PROBE_KINDS.map((kind) => ({ kind, what: PROBE_WHAT[kind], ...r.ev.rmProbes[kind] })),
     },
-    tax: (['base', 'sft', 'ppo', 'ppo_ptx'] as const).map((name) => ({
+    tax: (['base', ...TUNED_MODELS] as const).map((name) => ({
       model: MODEL_LABELS[name],
       loss: r.ev.corpusLoss[name],
       vsBase: r.ev.corpusLoss[name] - r.ev.corpusLoss.base,

@@ -4,6 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPretrained, loadRewardModel, loadScalarPretrained } from '../models/index.js';
 import { readPrompts } from '../rlhf/data.js';
+import { type DpoConfig, dpoDefaults, trainDpo } from '../rlhf/dpo.js';
+import { type GrpoConfig, grpoDefaults, trainGrpo } from '../rlhf/grpo.js';
 import { type PPOConfig, PPOTrainer, ppoDefaults } from '../rlhf/ppo.js';
 import { type RmConfig, rmDefaults, trainRewardModel } from '../rlhf/reward.js';
 import { rewardModelFn } from '../rlhf/reward_fn.js';
@@ -11,6 +13,7 @@ import { type SftConfig, sftDefaults, trainSft } from '../rlhf/sft.js';
 import type { RankingRecord, Store } from '../store/index.js';
 import { Rng } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
+import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults } from '../train/pretrain.js';
 import { corpusTokens } from '../train/tokens.js';
 import type { DemoConfig, DemoSize } from './config.js';
@@ -25,6 +28,7 @@ import {
   writeJsonlFile,
 } from './labelers/index.js';
 import { fileHash, type Stages } from './stages.js';
+import { worldVerifier } from './verifier.js';
 import { corpusText, pretrainCorpus, type Task, type World } from './world/index.js';
 
 export function mean(xs: readonly number[]): number {
@@ -228,6 +232,13 @@ export async function trainRmStage(ctx: Ctx, name: string, sft: string, trainPat
   );
 }
 
+/** The RL stages' prompts (the world's PPO split) as a `{"prompt"}` JSONL file. */
+function ppoPromptsFile(ctx: Ctx): string {
+  const path = join(ctx.out, 'data', 'ppo_prompts.jsonl');
+  writeJsonlFile(path, promptRecords(ctx.world.ppo));
+  return path;
+}
+
 export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { key: string; stage: string }) {
   const ptx = name === 'ppo_ptx';
   const config: PPOConfig = {
@@ -237,8 +248,7 @@ export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { k
     ptxSeqLen: ctx.cfg.pretrain.seq,
     seed: ctx.seed,
   };
-  const promptsPath = join(ctx.out, 'data', 'ppo_prompts.jsonl');
-  writeJsonlFile(promptsPath, promptRecords(ctx.world.ppo));
+  const promptsPath = ppoPromptsFile(ctx);
   const inputs = {
     config,
     sft,
@@ -281,5 +291,71 @@ export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { k
     },
     (r) =>
       `${r.steps} steps, RM score ${r.firstScore.toFixed(3)} → ${r.lastScore.toFixed(3)}, KL ${r.lastKl.toFixed(3)}`,
+  );
+}
+
+/** DPO from SFT on the training labelers' rankings (every ranked pair), the reference being SFT. */
+export async function trainDpoStage(ctx: Ctx, sft: string, trainPath: string, heldoutPath: string) {
+  const config: DpoConfig = { ...dpoDefaults, ...ctx.cfg.dpo, valFraction: 0, seed: ctx.seed };
+  return ctx.stages.run(
+    'dpo',
+    { config, sft, train: fileHash(trainPath), heldout: fileHash(heldoutPath) },
+    (dir) => {
+      const r = trainDpo({
+        modelDir: ctx.stages.dir('sft'),
+        dataFile: trainPath,
+        valFile: heldoutPath,
+        outDir: dir,
+        config,
+        log: ctx.say,
+        quiet: true,
+      });
+      // The held-out pairs are the held-out labelers' rankings: DPO's implicit reward model judged on them.
+      return { steps: r.steps, pairs: r.trainPairs, heldoutAccuracy: Number(r.eval['eval/rewards/accuracies']) };
+    },
+    (r) =>
+      `${r.pairs} pairs, ${r.steps} steps, implicit reward's held-out accuracy ${(100 * r.heldoutAccuracy).toFixed(1)} %`,
+  );
+}
+
+/**
+ * GRPO from SFT on the PPO prompts, rewarded by the world's answer checker (1 for a right answer in the asked
+ * format): reinforcement learning from a verifiable reward instead of from the labelers' preferences.
+ */
+export async function trainGrpoStage(ctx: Ctx, sft: string) {
+  const config: GrpoConfig = {
+    ...grpoDefaults,
+    ...ctx.cfg.grpo,
+    maxNewTokens: ctx.cfg.maxNewTokens,
+    sampleEvery: 0,
+    saveEvery: 0,
+    seed: ctx.seed,
+  };
+  const promptsPath = ppoPromptsFile(ctx);
+  return ctx.stages.run(
+    'grpo',
+    { config, sft, prompts: fileHash(promptsPath) },
+    async (dir) => {
+      const r = await trainGrpo({
+        policyDir: ctx.stages.dir('sft'),
+        prompts: promptsPath,
+        outDir: dir,
+        config,
+        verifier: worldVerifier(ctx.world.ppo),
+        log: ctx.say,
+        quiet: true,
+      });
+      // A step holds few prompts, so its reward is noisy: the first and the last quarter's means.
+      const rewards = readMetrics(join(dir, 'metrics.jsonl'))
+        .map((m) => Number(m.reward))
+        .filter(Number.isFinite);
+      const quarter = Math.max(1, Math.floor(rewards.length / 4));
+      return {
+        steps: r.steps,
+        firstReward: mean(rewards.slice(0, quarter)),
+        lastReward: mean(rewards.slice(-quarter)),
+      };
+    },
+    (r) => `${r.steps} steps, checker reward ${r.firstReward.toFixed(3)} → ${r.lastReward.toFixed(3)} (quarter means)`,
   );
 }
