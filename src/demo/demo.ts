@@ -15,9 +15,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeReport } from '../report/html.js';
 import { openSqliteStore } from '../store/index.js';
-import { DEMO_CONFIGS, DEMO_SIZES, type DemoConfig, type DemoSize } from './config.js';
-import { evaluate, worstPool } from './eval_stage.js';
+import { DEMO_CONFIGS, DEMO_SIZES, type DemoConfig, type DemoSize, type PretrainSettings } from './config.js';
+import { type EvalResult, evaluate, worstPool } from './eval_stage.js';
 import { MODELS, type ModelName, type PhrasingSplit, TUNED_MODELS, type TunedName } from './evaluate.js';
+import { headline } from './headline.js';
 import { HELDOUT_POOL_NAMES, type HeldoutPoolName } from './labelers/index.js';
 import { reportData } from './report_data.js';
 import { Stages } from './stages.js';
@@ -75,6 +76,16 @@ export interface DemoSummary {
   /** Change in held-out prose loss from SFT. */
   ptx_tax: number;
   ppo_tax: number;
+  /**
+   * `--size headline` only: the small PPO-ptx model against a base model `big_params / base_params` times its size
+   * prompted few-shot — PPO-ptx's win rate per held-out pool on held-out phrasings, and the big model's correctness.
+   */
+  headline?: {
+    base_params: number;
+    big_params: number;
+    ppo_ptx_vs_prompted_big_by_pool: Record<HeldoutPoolName, number>;
+    correct_prompted_big: Record<PhrasingSplit, number>;
+  };
   wall_s: number;
   report: string;
 }
@@ -117,6 +128,8 @@ function expectedSeconds(cfg: DemoConfig): Record<string, number> {
     dpo: cfg.world.rm * cfg.dpo.epochs! * cfg.k * cfg.k * 0.0003,
     grpo: ppo * 0.8,
     eval: cfg.world.eval * 0.03,
+    base_big: cfg.bigBase ? cfg.bigBase.steps * 0.3 : 0,
+    headline: cfg.world.eval * 0.02,
     report: 1,
   };
 }
@@ -150,7 +163,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const dbPath = join(out, 'labels.sqlite');
   for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
   const store = await openSqliteStore({ path: dbPath });
-  const names = cfg.rounds === 2 ? ITERATED_STAGE_NAMES : STAGE_NAMES;
+  const rounds = cfg.rounds === 2 ? ITERATED_STAGE_NAMES : STAGE_NAMES;
+  const names = cfg.bigBase ? [...rounds.slice(0, -1), 'base_big', 'headline', 'report'] : rounds;
   const stages = new Stages(out, opts.fresh === true, names, expectedSeconds(cfg), say);
   const ctx: Ctx = { ...base, world, stages, store };
   try {
@@ -214,6 +228,21 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       wall_s: 0,
       report: join(out, 'report', 'index.html'),
     };
+    const head = cfg.bigBase ? await headlineStage(ctx, cfg.bigBase, pre, ev) : null;
+    if (head) {
+      const h = head.result;
+      summary.headline = {
+        base_params: h.baseParameters,
+        big_params: h.bigParameters,
+        ppo_ptx_vs_prompted_big_by_pool: Object.fromEntries(
+          HELDOUT_POOL_NAMES.map((p) => [p, round(h.ppoPtxWinRate[p].winRate)]),
+        ) as Record<HeldoutPoolName, number>,
+        correct_prompted_big: {
+          train: round(h.stats.byPhrasing.train.correct),
+          heldout: round(h.stats.byPhrasing.heldout.correct),
+        },
+      };
+    }
     await stages.run(
       'report',
       { at: Date.now() }, // always rewritten: it shows this run's stage times
@@ -226,7 +255,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           heldoutAgreement: ranked.heldoutAgreement!,
           summary,
         });
-        writeFileSync(join(out, 'results.json'), `${JSON.stringify({ summary, config: cfg, eval: r }, null, 1)}\n`);
+        writeFileSync(
+          join(out, 'results.json'),
+          `${JSON.stringify({ summary, config: cfg, eval: r, headline: head?.result ?? null }, null, 1)}\n`,
+        );
         return { files: writeReport(dir, data).length };
       },
       (x) => `${x.files} files in ${join(out, 'report')}`,
@@ -236,6 +268,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   } finally {
     await store.close();
   }
+}
+
+/** The big base pretrained (a stage of its own, cached like the others), then judged against PPO-ptx. */
+async function headlineStage(
+  ctx: Ctx,
+  settings: PretrainSettings,
+  pre: { key: string; result: { parameters: number } },
+  ev: { key: string; result: EvalResult },
+) {
+  const big = await pretrainBase(ctx, 'base_big', settings);
+  const params = { base: pre.result.parameters, big: big.result.parameters };
+  return headline(ctx, { bigBase: big.key, eval: ev.key }, params, ev.result);
 }
 
 function round(x: number): number {

@@ -41,7 +41,23 @@ export interface EvalResult {
 }
 
 /**
- * Answers of all five models on the evaluation prompts, judged by every held-out pool against SFT's; the reward model
+ * The prompted baseline's prompts: each evaluation prompt after `shots` solved SFT prompts of its kind (the same
+ * examples for every model that calls this), dropping examples until it fits `room` tokens.
+ */
+export function fewShotIds(ctx: Ctx, tok: Tokenizer, room: number): number[][] {
+  const rng = new Rng(ctx.seed + 31);
+  return ctx.world.eval.map((t) => {
+    const examples = fewShotExamples(t, ctx.world.sft, rng, ctx.cfg.shots);
+    for (let n = examples.length; n > 0; n--) {
+      const ids = tok.encode(fewShotPrompt(t, examples.slice(0, n)));
+      if (ids.length <= room) return ids;
+    }
+    return tok.encode(fewShotPrompt(t, []));
+  });
+}
+
+/**
+ * Answers of all the models on the evaluation prompts, judged by every held-out pool against SFT's; the reward model
  * on probe pairs built from the same prompts; the loss of each model on held-out prose.
  */
 export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
@@ -55,17 +71,7 @@ export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
       const baseDir = ctx.stages.dir('base');
       const tok = Tokenizer.fromDir(baseDir);
       const base = loadPretrained(baseDir);
-      const room = base.maxPositions - maxNewTokens;
-      const exampleRng = new Rng(ctx.seed + 31);
-      // The few-shot prompt drops examples until it fits the context.
-      const fewShot = tasks.map((t) => {
-        const examples = fewShotExamples(t, ctx.world.sft, exampleRng, shots);
-        for (let n = shots; n > 0; n--) {
-          const ids = tok.encode(fewShotPrompt(t, examples.slice(0, n)));
-          if (ids.length <= room) return ids;
-        }
-        return tok.encode(fewShotPrompt(t, []));
-      });
+      const fewShot = fewShotIds(ctx, tok, base.maxPositions - maxNewTokens);
       const answers = {} as Record<ModelName, string[]>;
       const heldoutText = readFileSync(ctx.heldoutCorpusPath, 'utf8');
       const corpusLosses = {} as EvalResult['corpusLoss'];

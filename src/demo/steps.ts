@@ -16,7 +16,7 @@ import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { pretrain, pretrainDefaults } from '../train/pretrain.js';
 import { corpusTokens } from '../train/tokens.js';
-import type { DemoConfig, DemoSize } from './config.js';
+import type { DemoConfig, DemoSize, PretrainSettings } from './config.js';
 import { chatAnswers } from './evaluate.js';
 import {
   demonstrationRecords,
@@ -58,20 +58,21 @@ export function writeCorpora(ctx: Pick<Ctx, 'cfg' | 'seed' | 'corpusPath' | 'hel
   );
 }
 
-export async function pretrainBase(ctx: Ctx) {
-  const inputs = { cfg: ctx.cfg.pretrain, seed: ctx.seed, corpus: fileHash(ctx.corpusPath) };
+/** A base model pretrained on the world's prose: the demo's own (`base`), or the headline's bigger one. */
+export async function pretrainBase(ctx: Ctx, name = 'base', settings: PretrainSettings = ctx.cfg.pretrain) {
+  const inputs = { cfg: settings, seed: ctx.seed, corpus: fileHash(ctx.corpusPath) };
   return ctx.stages.run(
-    'base',
+    name,
     inputs,
     (dir) => {
       const r = pretrain({
         ...pretrainDefaults,
-        ...ctx.cfg.pretrain,
+        ...settings,
         model: 'gpt2',
         corpus: [ctx.corpusPath],
         out: dir,
-        evalEvery: Math.max(1, Math.round(ctx.cfg.pretrain.steps / 10)),
-        saveEvery: ctx.cfg.pretrain.steps,
+        evalEvery: Math.max(1, Math.round(settings.steps / 10)),
+        saveEvery: settings.steps,
         seed: ctx.seed,
       });
       return { parameters: r.parameters, initialValLoss: r.initialValLoss, finalValLoss: r.finalValLoss };
