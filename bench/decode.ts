@@ -3,14 +3,14 @@
 // models exported to GGUF, in the same run with the same threads. Decode rates count the tokens after the first
 // (the prefill's) over the time between them.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../src/models/generate.js';
 import { exportGguf } from '../src/models/gguf.js';
 import { GPT2, type GPT2Config } from '../src/models/gpt2.js';
-import { native, Rng, Tensor } from '../src/tensor/index.js';
+import { native, Rng, setThreads, Tensor } from '../src/tensor/index.js';
 import { trainBpe } from '../src/tokenizer/index.js';
 import { BENCH_MODELS } from './models.js';
 
@@ -42,10 +42,10 @@ export function stepBytes(model: GPT2, cacheLen: number): number {
   return bytes + 2 * c.nLayer * cacheLen * c.nEmbd * 4;
 }
 
-function ourDecode(model: GPT2, batch: number): number {
+function ourDecode(model: GPT2, batch: number, newTokens = NEW): number {
   const stamps: number[] = [];
   generate(model, prompts(batch, model.config.vocabSize), {
-    maxNewTokens: NEW,
+    maxNewTokens: newTokens,
     temperature: 0,
     onToken: (row) => {
       if (row === 0) stamps.push(performance.now());
@@ -54,10 +54,71 @@ function ourDecode(model: GPT2, batch: number): number {
   return (batch * (stamps.length - 1)) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
 }
 
-type LlamaModel = Awaited<ReturnType<Awaited<ReturnType<typeof import('node-llama-cpp')['getLlama']>>['loadModel']>>;
+type LlamaModule = typeof import('node-llama-cpp');
+type Llama = Awaited<ReturnType<LlamaModule['getLlama']>>;
+type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 
-async function llamaDecode(lm: LlamaModel, batch: number, threads: number, vocab: number): Promise<number> {
-  const ctx = await lm.createContext({ contextSize: PROMPT + NEW, sequences: batch, threads, batchSize: 512 });
+// Thread counts each engine may pick from (its fastest, per dtype and batch): the budget, and one less. On a 2-core
+// machine a team of 2 spinning threads stalls whenever anything else needs a core: beside other load llama.cpp ran
+// 25× slower with 2 threads than with 1, and its quiet 2-thread figure (41 tok/s, f32 B=1) was below what its
+// 1-thread CPU time (~17 ms a token) allows.
+const threadChoices = (threads: number) => [...new Set([threads, Math.max(1, threads - 1)])];
+
+/** Our fastest thread count for this model and batch, by a short run of each. */
+function bestOurThreads(model: GPT2, batch: number, threads: number): { threads: number; tried: string[] } {
+  let best = { threads, tokS: 0 };
+  const tried: string[] = [];
+  for (const t of threadChoices(threads)) {
+    setThreads(t);
+    const tokS = ourDecode(model, batch, NEW / 2);
+    tried.push(`threads ${t}: ${tokS.toFixed(1)} tok/s`);
+    if (tokS > best.tokS) best = { threads: t, tokS };
+  }
+  setThreads(threads);
+  return { threads: best.threads, tried };
+}
+
+/** How llama.cpp runs: its thread count (at most ours) and whether flash attention is on. */
+interface LlamaSetup {
+  threads: number;
+  flashAttention: boolean;
+}
+const describeSetup = (s: LlamaSetup) => `threads ${s.threads}, flash attention ${s.flashAttention ? 'on' : 'off'}`;
+
+/** llama.cpp's messages, kept for what the benchmark reads from them (the CPU backend, its own decode timer). */
+class LlamaLog {
+  lines: string[] = [];
+  take(): string[] {
+    const out = this.lines;
+    this.lines = [];
+    return out;
+  }
+}
+
+interface LlamaRate {
+  /** Tokens per second as a node-llama-cpp user sees them (the clock of this process). */
+  tokS: number;
+  /** Batch 1 only: llama.cpp's own decode timer (llama_decode time alone, without node-llama-cpp's JS around it). */
+  nativeTokS?: number;
+}
+
+async function llamaDecode(
+  lm: LlamaModel,
+  log: LlamaLog,
+  batch: number,
+  setup: LlamaSetup,
+  vocab: number,
+  newTokens = NEW,
+): Promise<LlamaRate> {
+  // threads.min makes the count a demand, not a hint that node-llama-cpp may lower.
+  const ctx = await lm.createContext({
+    contextSize: PROMPT + NEW,
+    sequences: batch,
+    threads: { ideal: setup.threads, min: setup.threads },
+    batchSize: 512,
+    flashAttention: setup.flashAttention,
+    performanceTracking: batch === 1,
+  });
   try {
     const ps = prompts(batch, vocab);
     const first: number[] = [];
@@ -68,19 +129,63 @@ async function llamaDecode(lm: LlamaModel, batch: number, threads: number, vocab
       ps.map(async (p, b) => {
         let n = 0;
         for await (const _ of ctx.getSequence().evaluate(p as never[], { temperature: 0 })) {
-          const now = performance.now();
-          if (n === 0) first[b] = now;
-          last[b] = now;
-          if (++n === NEW) break;
+          if (n === 0) {
+            // Printing resets llama.cpp's counters: what the final print reports is the decode steps alone.
+            if (batch === 1) await ctx.printTimings();
+            first[b] = performance.now();
+          }
+          last[b] = performance.now();
+          if (++n === newTokens) break;
         }
         counts[b] = n;
       }),
     );
     const tokens = counts.reduce((s, n) => s + n - 1, 0);
-    return tokens / ((Math.max(...last) - Math.max(...first)) / 1000);
+    const rate: LlamaRate = { tokS: tokens / ((Math.max(...last) - Math.max(...first)) / 1000) };
+    if (batch === 1) {
+      log.take();
+      await ctx.printTimings();
+      // "eval time =  1234.56 ms /   127 runs": single-token llama_decode calls.
+      const m = log
+        .take()
+        .map((l) => /\beval time\s*=\s*([\d.]+) ms\s*\/\s*(\d+) runs/.exec(l))
+        .find((x) => x && !/prompt/.test(x.input));
+      if (m) rate.nativeTokS = Number(m[2]) / (Number(m[1]) / 1000);
+    }
+    return rate;
   } finally {
     await ctx.dispose();
   }
+}
+
+/** The setup among threadChoices × (flash attention off, on) that decodes fastest here, by a short run of each. */
+async function bestLlamaSetup(
+  lm: LlamaModel,
+  log: LlamaLog,
+  batch: number,
+  threads: number,
+  vocab: number,
+): Promise<{ setup: LlamaSetup; tried: string[] }> {
+  let best: { setup: LlamaSetup; tokS: number } | null = null;
+  const tried: string[] = [];
+  for (const t of threadChoices(threads))
+    for (const flashAttention of [false, true]) {
+      const setup = { threads: t, flashAttention };
+      const { tokS } = await llamaDecode(lm, log, batch, setup, vocab, NEW / 2);
+      tried.push(`${describeSetup(setup)}: ${tokS.toFixed(1)} tok/s`);
+      if (!best || tokS > best.tokS) best = { setup, tokS };
+    }
+  return { setup: best!.setup, tried };
+}
+
+/** Which llama.cpp runs: node-llama-cpp's version, llama.cpp's release, the binary and the CPU backend it loaded. */
+function llamaBackend(llama: Llama, lines: string[]): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.resolve('node-llama-cpp')), 'utf8'));
+  const cpu = lines.map((l) => /loaded CPU backend from (\S+)/.exec(l)?.[1]).find(Boolean);
+  return (
+    `node-llama-cpp ${pkg.version}, llama.cpp ${llama.llamaCppRelease.release}, ${llama.buildType} binary, ` +
+    `gpu ${llama.gpu || 'off'}, CPU backend ${cpu ? basename(cpu) : 'built in'}`
+  );
 }
 
 /** Copy bandwidth of this machine (GB/s read + written, 256 MB, all threads): the ceiling of a decode step's reads. */
@@ -110,11 +215,14 @@ function residentMb(dtype: 'f32' | 'bf16'): number {
 }
 
 export interface DecodeNumbers {
-  result: Record<string, number>;
+  result: Record<string, number | string>;
   lines: string[];
 }
 
-/** Ours (and llama.cpp's with vsLlama) decode rates, `repeats` rounds; medians and per-round ratios' medians. */
+/**
+ * Ours (and llama.cpp's with vsLlama) decode rates, `repeats` rounds; medians and per-round ratios' medians.
+ * Each engine runs its fastest setup within the thread budget, chosen per dtype and batch by short runs first.
+ */
 export async function decodeBench(
   threads: number,
   repeats: number,
@@ -122,21 +230,39 @@ export async function decodeBench(
   config = DECODE_CONFIG,
 ): Promise<DecodeNumbers> {
   const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    console.log(line);
+  };
   const f32 = new GPT2(config, new Rng(0)).eval();
   const bf16 = new GPT2(config, new Rng(0)).eval().toDtype('bf16');
   const models = { f32, bf16 };
   const dir = mkdtempSync(join(tmpdir(), 'ik-bench-gguf-'));
   const llamaModels: Partial<Record<(typeof DTYPES)[number], LlamaModel>> = {};
+  const setups: Partial<Record<Key, LlamaSetup>> = {};
+  const log = new LlamaLog();
+  const result: Record<string, number | string> = {};
   let dispose = async () => {};
   try {
     if (vsLlama) {
-      const { getLlama } = await import('node-llama-cpp');
+      const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
       const llama = await getLlama({
         gpu: false,
         build: 'never',
         usePrebuiltBinaries: true,
-        logLevel: 'error' as never,
+        // Our thread budget is llama.cpp's too; node-llama-cpp would otherwise cap or split it on its own.
+        maxThreads: threads,
+        // Messages at 'log' level name the CPU backend loaded; 'info' ones carry llama.cpp's own timings. Errors show.
+        logLevel: LlamaLogLevel.log,
+        logger: (level, message) => {
+          if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
+            console.error(`llama.cpp: ${message.trimEnd()}`);
+          else log.lines.push(message);
+        },
       });
+      await new Promise((r) => setTimeout(r, 0)); // node-llama-cpp hands log lines over on a later tick
+      result.llama_backend = llamaBackend(llama, log.take());
+      say(`llama.cpp: ${result.llama_backend}`);
       const tok = trainBpe(['the benchmark has a tokenizer of its own, a small one.'], { vocabSize: 280 });
       for (const dt of DTYPES) {
         const file = join(dir, `gpt2-124m-${dt}.gguf`);
@@ -147,43 +273,61 @@ export async function decodeBench(
         for (const m of Object.values(llamaModels)) await m.dispose();
         await llama.dispose();
       };
+      for (const dt of DTYPES)
+        for (const b of BATCHES) {
+          const { setup, tried } = await bestLlamaSetup(llamaModels[dt]!, log, b, threads, config.vocabSize);
+          setups[`${dt}_b${b}`] = setup;
+          result[`llama_setup_b${b}_${dt}`] = describeSetup(setup);
+          say(`llama.cpp ${dt} B=${b} setups (${NEW / 2} tokens each): ${tried.join('; ')}`);
+        }
     }
+    const ourThreads: Partial<Record<Key, number>> = {};
+    for (const dt of DTYPES)
+      for (const b of BATCHES) {
+        const { threads: t, tried } = bestOurThreads(models[dt], b, threads);
+        ourThreads[`${dt}_b${b}`] = t;
+        result[`decode_threads_b${b}_${dt}`] = t;
+        say(`ours ${dt} B=${b} (${NEW / 2} tokens each): ${tried.join('; ')}`);
+      }
     const ours: Record<string, number[]> = {};
     const theirs: Record<string, number[]> = {};
+    const ownTimer: Record<string, number[]> = {};
     const ratios: Record<string, number[]> = {};
     for (let round = 0; round < repeats; round++)
       for (const dt of DTYPES)
         for (const b of BATCHES) {
           const key: Key = `${dt}_b${b}`;
+          setThreads(ourThreads[key]!);
           const o = ourDecode(models[dt], b);
+          setThreads(threads);
           (ours[key] ??= []).push(o);
           let line = `round ${round + 1} decode ${dt} B=${b}: ours ${o.toFixed(1)} tok/s`;
           const lm = llamaModels[dt];
           if (lm) {
-            const l = await llamaDecode(lm, b, threads, config.vocabSize);
-            (theirs[key] ??= []).push(l);
-            (ratios[key] ??= []).push(o / l);
-            line += `, llama.cpp ${l.toFixed(1)} tok/s (${(o / l).toFixed(2)}×)`;
+            const l = await llamaDecode(lm, log, b, setups[key]!, config.vocabSize);
+            (theirs[key] ??= []).push(l.tokS);
+            (ratios[key] ??= []).push(o / l.tokS);
+            line += `, llama.cpp ${l.tokS.toFixed(1)} tok/s (${(o / l.tokS).toFixed(2)}×)`;
+            if (l.nativeTokS !== undefined) {
+              (ownTimer[key] ??= []).push(l.nativeTokS);
+              line += ` [llama_decode alone ${l.nativeTokS.toFixed(1)} tok/s]`;
+            }
           }
-          lines.push(line);
-          console.log(line);
+          say(line);
         }
-    const result: Record<string, number> = {};
     for (const [key, xs] of Object.entries(ours)) result[`decode_${key}_tok_s`] = +median(xs).toFixed(1);
     for (const [key, xs] of Object.entries(theirs)) {
       const [dt, b] = key.split('_');
       result[`llama_decode_${b}_${dt}_tok_s`] = +median(xs).toFixed(1);
       result[`ratio_decode_${b}_${dt}`] = +median(ratios[key]).toFixed(3);
+      if (ownTimer[key]) result[`llama_native_decode_${b}_${dt}_tok_s`] = +median(ownTimer[key]).toFixed(1);
     }
     // Our bf16 over our f32, per round.
     const speedup = ours.bf16_b1.map((x, i) => x / ours.f32_b1[i]);
     result.ratio_decode_b1_bf16_over_f32 = +median(speedup).toFixed(3);
     const cacheLen = PROMPT + NEW / 2;
     for (const dt of DTYPES)
-      result[`decode_b1_${dt}_gbs`] = +(
-        (stepBytes(models[dt], cacheLen) * result[`decode_${dt}_b1_tok_s`]) /
-        1e9
-      ).toFixed(1);
+      result[`decode_b1_${dt}_gbs`] = +((stepBytes(models[dt], cacheLen) * median(ours[`${dt}_b1`])) / 1e9).toFixed(1);
     result.copy_gbs = +copyBandwidth().toFixed(1);
     const rss = { f32: residentMb('f32'), bf16: residentMb('bf16') };
     result.rss_124m_f32_mb = Math.round(rss.f32);

@@ -6,6 +6,7 @@
  * key, on another server. Afterwards the database is read back: `lost` = acknowledged submissions with no stored
  * row, `duplicated` = rows beyond one per acknowledged key. The last line printed is JSON.
  * Without --db a temporary SQLite file is used; a PostgreSQL database gets a fresh schema, dropped at the end.
+ * With `--train`, an SFT job trains in its worker process meanwhile (bench/train-job.ts); the JSON adds what it did.
  * Knobs: BENCH_DURATION (s, default 30), BENCH_CONNECTIONS (50), BENCH_TASKS.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -16,9 +17,15 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { describeDb, isPostgresUrl, openStore } from '../src/store/index.js';
+import { startTrainingJob } from './train-job.js';
 
 const { values: args } = parseArgs({
-  options: { db: { type: 'string' }, servers: { type: 'string', default: '1' }, kill: { type: 'boolean' } },
+  options: {
+    db: { type: 'string' },
+    servers: { type: 'string', default: '1' },
+    kill: { type: 'boolean' },
+    train: { type: 'boolean' },
+  },
 });
 const duration = Math.min(Number(process.env.BENCH_DURATION ?? 30), 120);
 const connections = Math.min(Number(process.env.BENCH_CONNECTIONS ?? 50), 200);
@@ -113,6 +120,9 @@ for (let start = 0; start < taskCount; start += 5000) {
   const { ids } = (await call(addresses[0], root, 'POST', '/api/admin/prompts', { prompts })) as { ids: number[] };
   await call(addresses[0], root, 'POST', '/api/admin/tasks', { kind: 'demonstration', promptIds: ids });
 }
+
+// ---- a training job in its worker process, training before the load starts (--train)
+const training = args.train ? await startTrainingJob(db, dir) : null;
 
 // ---- load
 // Each connection is one labeler; its state lives in this closure (autocannon resets `context` every loop).
@@ -232,6 +242,7 @@ const { aggregateResult } = autocannon as unknown as {
 const result = aggregateResult(results, { url: addresses[0], connections, duration });
 
 console.error(`load done after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+const trained = await training?.stop();
 // ---- the killed server's labelers whose submit got no answer retry it, same key, on another server
 let retried = 0;
 let retriedReplayed = 0;
@@ -261,7 +272,12 @@ for (const [i, child] of children.entries()) {
 }
 
 const store = await openStore({ db });
-const rows = await store.db.selectFrom('demonstrations').select(['id', 'assignment_id']).execute();
+// The labelers' submissions (demonstrations imported for --train's job have no assignment).
+const rows = await store.db
+  .selectFrom('demonstrations')
+  .select(['id', 'assignment_id'])
+  .where('assignment_id', 'is not', null)
+  .execute();
 await store.close();
 await dropSchema();
 rmSync(dir, { recursive: true, force: true });
@@ -293,5 +309,6 @@ console.log(
     servers: serverCount,
     dialect: postgres ? 'postgres' : 'sqlite',
     ...(args.kill ? { killed: 1, retried, retried_replayed: retriedReplayed } : {}),
+    ...(trained ? { training: 1, ...trained } : {}),
   }),
 );

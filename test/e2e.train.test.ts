@@ -92,7 +92,7 @@ test('e2e: register a model, a bad field shows its error, an SFT job trains, the
   await page.getByTestId('job-submit').click();
   await page.getByTestId('job-1').waitFor();
   await page.getByTestId('job-state').filter({ hasText: 'done' }).waitFor({ timeout: 45_000 });
-  await page.getByTestId('job-chart').waitFor();
+  await page.getByTestId('job-chart-loss').waitFor();
   await shot('admin-train');
   const job = await store.jobs.get(1);
   assert.equal(job.state, 'done');

@@ -95,6 +95,7 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(chart.status, 200);
     assert.match(String(chart.headers['content-type']), /^image\/svg\+xml/);
     assert.match(chart.body as string, /<svg[\s\S]*train\/loss/);
+    assert.equal((await admin.get(`/api/admin/jobs/${id}/chart.svg?of=nothing`)).status, 400);
 
     const models = (await admin.get('/api/models')).json.models;
     const made = models.find((m: { id: number }) => m.id === job.model);
@@ -119,6 +120,39 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.ok(readdirSync(join(modelsDir, `job-${long}`, 'model', 'checkpoints')).length > 0, 'a checkpoint');
     assert.equal((await admin.post(`/api/admin/jobs/${long}/cancel`)).status, 409);
     assert.equal((await admin.get('/api/models')).json.models.length, 2, 'a cancelled job registers nothing');
+
+    // A worker that is stopped (the server shutting down) checkpoints its job and puts it back in the queue; the
+    // next claim resumes it from that checkpoint.
+    const again = (await post({ kind: 'sft', baseModel: base.id, config: { ...tiny, epochs: 6 } })).json.id;
+    const stopping = new TrainingWorker({ store, modelsDir, pollMs: 50, heartbeatMs: 100, log: () => {} });
+    const third = stopping.runOnce();
+    await until('the job to train', async () => (await store.jobs.get(again)).metrics.length > 1);
+    stopping.stop();
+    const released = await third;
+    assert.equal(released?.state, 'queued', released?.log);
+    assert.equal(released?.worker, null);
+    const finished = await worker.runOnce();
+    assert.equal(finished?.id, again);
+    assert.equal(finished?.state, 'done', finished?.log);
+    assert.equal(finished?.attempts, 2);
+    assert.match(finished!.log, /sft \(from step \d+\)/, 'resumed from its checkpoint');
+
+    // A worker that cannot renew its hold (the database out of reach) stops its trainer itself before the job can be
+    // taken over; the job is then re-queued as any stale one.
+    const fenced = (await post({ kind: 'sft', baseModel: base.id, config: { ...tiny, epochs: 5000 } })).json.id;
+    const cutOff = new TrainingWorker({ store, modelsDir, heartbeatMs: 100, staleAfterMs: 1000, log: () => {} });
+    const heartbeat = store.jobs.heartbeat;
+    store.jobs.heartbeat = async () => {
+      throw new Error('connection terminated');
+    };
+    const t0 = Date.now();
+    const orphan = await cutOff.runOnce().finally(() => {
+      store.jobs.heartbeat = heartbeat;
+    });
+    assert.ok(Date.now() - t0 < 20_000, 'the trainer was stopped, not run to its end');
+    assert.deepEqual([orphan?.id, orphan?.state], [fenced, 'running'], 'left for the stale-job sweep');
+    assert.deepEqual((await store.jobs.reclaimStale(store.now() + 1)).requeued, [fenced]);
+    await store.jobs.cancel(fenced);
   } finally {
     worker.stop();
     await app.close();

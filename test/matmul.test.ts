@@ -149,6 +149,7 @@ for (const weights of ['f32', 'bf16'] as const)
           [1024, 70],
           [5, 3],
           [7, 1100],
+          [9, 8250], // wider than a Conv1D band's chunk at every M
         ])
           for (const accumulate of [false, true]) {
             const a = values(M * K);

@@ -2,11 +2,11 @@
  * The kinds of training job: for each, the trainer's ConfigSpec (the same schema the CLI's flags and --help come
  * from), the store export it trains on, and the `instructkit` command line the worker runs it with.
  */
-import { dpoSpec } from '../rlhf/dpo.js';
-import { grpoSpec } from '../rlhf/grpo.js';
+import { checkDpoConfig, dpoSpec } from '../rlhf/dpo.js';
+import { checkGrpoConfig, grpoSpec } from '../rlhf/grpo.js';
 import { checkPPOConfig, ppoSpec } from '../rlhf/ppo.js';
-import { rmSpec } from '../rlhf/reward.js';
-import { sftSpec } from '../rlhf/sft.js';
+import { checkRmConfig, rmSpec } from '../rlhf/reward.js';
+import { checkSftConfig, sftSpec } from '../rlhf/sft.js';
 import type { JobKind, ModelHead, Store } from '../store/index.js';
 
 export interface JobFiles {
@@ -28,8 +28,8 @@ export interface JobKindSpec {
   /** The base model's head, and whether a reward model is needed. */
   baseHead: ModelHead;
   needsRewardModel: boolean;
-  /** Extra checks across fields, as the CLI makes them (throws naming the field). */
-  check?: (config: Record<string, unknown>) => void;
+  /** The trainer's own check (across fields, LoRA), as the trainer makes it (throws naming the field). */
+  check: (config: Record<string, unknown>, source: string) => void;
   /** The `instructkit` arguments that run it. */
   args: (f: JobFiles) => string[];
 }
@@ -42,6 +42,7 @@ export const JOB_KINDS: Record<JobKind, JobKindSpec> = {
     data: 'demonstrations',
     baseHead: 'causal',
     needsRewardModel: false,
+    check: (c, source) => checkSftConfig(c as never, source),
     args: (f) => ['sft', ...dataArgs(f)],
   },
   rm: {
@@ -49,6 +50,7 @@ export const JOB_KINDS: Record<JobKind, JobKindSpec> = {
     data: 'comparisons',
     baseHead: 'causal',
     needsRewardModel: false,
+    check: (c, source) => checkRmConfig(c as never, source),
     args: (f) => ['rm', ...dataArgs(f)],
   },
   dpo: {
@@ -56,6 +58,7 @@ export const JOB_KINDS: Record<JobKind, JobKindSpec> = {
     data: 'comparisons',
     baseHead: 'causal',
     needsRewardModel: false,
+    check: (c, source) => checkDpoConfig(c as never, source),
     args: (f) => ['dpo', ...dataArgs(f)],
   },
   ppo: {
@@ -63,7 +66,7 @@ export const JOB_KINDS: Record<JobKind, JobKindSpec> = {
     data: 'prompts',
     baseHead: 'causal',
     needsRewardModel: true,
-    check: (c) => checkPPOConfig(c as never, 'config'),
+    check: (c, source) => checkPPOConfig(c as never, source),
     args: (f) => [
       'ppo',
       ...['--policy', f.base, '--reward', f.reward!, '--prompts', f.data, '--out', f.out, '--config', f.config],
@@ -75,6 +78,7 @@ export const JOB_KINDS: Record<JobKind, JobKindSpec> = {
     data: 'prompts',
     baseHead: 'causal',
     needsRewardModel: true,
+    check: (c, source) => checkGrpoConfig(c as never, source),
     args: (f) => [
       'grpo',
       ...['--policy', f.base, '--reward-model', f.reward!, '--prompts', f.data, '--out', f.out, '--config', f.config],

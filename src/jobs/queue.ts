@@ -77,8 +77,9 @@ export async function enqueueJob(store: Store, jobsDir: string, req: JobRequest,
   const kind = JOB_KINDS[req.kind];
   let config: Record<string, unknown>;
   try {
-    config = kind.spec.resolve([{ values: req.config ?? {}, source: `${req.kind} config` }]);
-    kind.check?.(config);
+    const source = `${req.kind} config`;
+    config = kind.spec.resolve([{ values: req.config ?? {}, source }]);
+    kind.check(config, source);
   } catch (e) {
     const message = (e as Error).message;
     return invalid(`config.${fieldOf(message) ?? ''}`.replace(/\.$/, ''), message);

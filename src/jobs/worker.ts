@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
 import type { Job, JobProgress, JobReport, Store } from '../store/index.js';
@@ -34,6 +34,8 @@ export interface WorkerOptions {
 const CLI = join(import.meta.dirname, '..', 'cli', 'main.js');
 const LOG_TAIL_CHARS = 16_000;
 const METRIC_ROWS = 300;
+/** The trainer's niceness (0 normal, 19 lowest). */
+const TRAINER_NICE = 10;
 
 /** The job folder a record names, under this machine's models folder. */
 export const jobDir = (modelsDir: string, job: Pick<Job, 'dir'>) => resolve(modelsDir, job.dir);
@@ -84,7 +86,11 @@ export class TrainingWorker {
   /** Runs jobs until `stop()`. */
   async run(): Promise<void> {
     while (!this.stopping) {
-      const job = await this.runOnce();
+      // A database out of reach for a while (restarting, a lost connection) is waited out, not fatal.
+      const job = await this.runOnce().catch((e: Error) => {
+        this.say(`cannot reach the job queue (${e.message}); trying again`);
+        return null;
+      });
       if (!job && !this.stopping)
         await new Promise<void>((r) => {
           this.wake = r;
@@ -157,7 +163,11 @@ export class TrainingWorker {
     const [cmd, ...cmdArgs] = hasSetpriv()
       ? ['setpriv', '--pdeathsig', 'KILL', process.execPath, CLI, ...args]
       : [process.execPath, CLI, ...args];
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A worker often shares its machine with an app server: the trainer yields the cores to it (lower priority, and
+    // OpenMP threads that sleep soon instead of spinning, as the demo sets for the same reason).
+    const env = { ...process.env, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? '1000' };
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    if (child.pid !== undefined) setPriority(child.pid, TRAINER_NICE);
     this.child = child;
     const onOutput = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
@@ -174,9 +184,21 @@ export class TrainingWorker {
     );
     let cancelled = false;
     let lost = false;
+    let lastBeat = Date.now();
+    const staleAfter = this.o.staleAfterMs ?? 30_000;
     const beat = setInterval(() => {
+      // Unable to renew its hold for half the stale time, this worker stops the trainer itself: by the time another
+      // worker may take the job over, no trainer of ours is left writing to its folder.
+      if (!lost && Date.now() - lastBeat > staleAfter / 2) {
+        lost = true;
+        this.say(
+          `job ${job.id}: no heartbeat for ${Math.round((Date.now() - lastBeat) / 1000)} s; stopping its trainer`,
+        );
+        child.kill('SIGKILL');
+      }
       void store.jobs.heartbeat(job.id, this.id, report()).then(
         (hb) => {
+          if (hb.held) lastBeat = Date.now();
           if (!hb.held && !lost) {
             lost = true;
             this.say(`job ${job.id}: no longer ours (re-queued after a stale heartbeat); stopping its trainer`);
@@ -211,8 +233,13 @@ export class TrainingWorker {
       await store.jobs.finish(job.id, this.id, { state: 'failed', error: `trainer ${why}: ${last}` }, final);
       return;
     }
-    // A LoRA run without merge leaves adapters only: the full model (what the registry serves) is OUT/merged.
+    // A LoRA run leaves adapters only in OUT; the registry serves full models, so it takes OUT/merged (merge: true).
     const path = existsSync(join(out, 'config.json')) ? out : join(out, 'merged');
+    if (!existsSync(join(path, 'config.json'))) {
+      const error = `${out} holds LoRA adapters only: the registry needs a full model; queue it again with merge: true`;
+      await store.jobs.finish(job.id, this.id, { state: 'failed', error }, final);
+      return;
+    }
     const model = {
       name: `${job.kind}-${job.id}`,
       path,

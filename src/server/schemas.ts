@@ -86,6 +86,9 @@ export function schemas(l: Limits) {
       }),
     }),
     IdParam: Type.Object({ id: Id }),
+    JobChartQuery: Type.Object({
+      of: Type.Union([Type.Literal('loss'), Type.Literal('reward')], { default: 'loss' }),
+    }),
     KindParam: Type.Object({ kind: Type.String({ maxLength: 32 }) }),
     ExportQuery: Type.Object({
       split: Type.Optional(Split),

@@ -45,6 +45,8 @@ export interface Job {
   finishedAt: number | null;
 }
 
+export type JobSummary = Omit<Job, 'metrics' | 'log'>;
+
 export interface NewJob {
   kind: JobKind;
   baseModelId: number;
@@ -70,6 +72,30 @@ export type JobOutcome =
   | { state: 'cancelled' };
 
 const DEFAULT_MAX_ATTEMPTS = 3;
+const SUMMARY_COLUMNS = [
+  'id',
+  'kind',
+  'state',
+  'base_model_id',
+  'reward_model_id',
+  'config',
+  'dir',
+  'data_hash',
+  'data_count',
+  'ptx',
+  'attempts',
+  'max_attempts',
+  'worker',
+  'heartbeat_at',
+  'cancel_requested',
+  'progress',
+  'error',
+  'model_id',
+  'created_by',
+  'created_at',
+  'started_at',
+  'finished_at',
+] as const;
 
 function toJob(r: Selectable<JobsTable>): Job {
   return {
@@ -141,10 +167,13 @@ export class Jobs extends Aggregate {
     return toJob(row);
   }
 
-  /** The newest jobs first. */
-  async list(limit = 100): Promise<Job[]> {
-    const rows = await this.db.selectFrom('jobs').selectAll().orderBy('id', 'desc').limit(limit).execute();
-    return rows.map(toJob);
+  /** The newest jobs first, without their metrics and log (the job list; `get` has them). */
+  async list(limit = 100): Promise<JobSummary[]> {
+    const rows = await this.db.selectFrom('jobs').select(SUMMARY_COLUMNS).orderBy('id', 'desc').limit(limit).execute();
+    return rows.map((r) => {
+      const { metrics, log, ...summary } = toJob({ ...r, metrics: null, log: '' });
+      return summary;
+    });
   }
 
   /** Claims the oldest queued job for `worker` (counting an attempt), or returns null when none is queued. */

@@ -96,7 +96,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
   if (sampler) console.log(`chat and candidates from model "${sampler.name}" (${values.model})`);
   // Training never runs in this process: jobs go to a worker process (this one's child unless --no-worker).
-  const worker = values['no-worker'] ? null : startWorker(values.db, values.models);
+  const worker = values['no-worker'] || values.db === ':memory:' ? null : startWorker(values.db, values.models);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
   await new Promise<void>((done) => {
     const stop = () => {

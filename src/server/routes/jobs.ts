@@ -4,15 +4,21 @@
  */
 import { JOB_KINDS } from '../../jobs/kinds.js';
 import { enqueueJob } from '../../jobs/queue.js';
-import type { Job } from '../../store/index.js';
+import type { Job, JobSummary } from '../../store/index.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
-const row = ({ config, dir, ptx, metrics, log, worker, heartbeatAt, modelId, ...rest }: Job) => ({
+/** Which metrics.jsonl series each chart draws (TRL's names: train/loss, policy/loss, objective/rlhf_reward, ...). */
+export const CHART_METRICS = {
+  loss: /(^|\/)loss$/,
+  reward: /(^|\/)(reward|rlhf_reward|scores|margins|accuracy|accuracies)$/,
+};
+
+const row = ({ config, dir, ptx, worker, heartbeatAt, modelId, ...rest }: JobSummary) => ({
   ...rest,
   model: modelId,
 });
-const detail = (j: Job) => ({ ...row(j), config: j.config, ptx: j.ptx, metrics: j.metrics, log: j.log });
+const detail = ({ metrics, log, ...j }: Job) => ({ ...row(j), config: j.config, ptx: j.ptx, metrics, log });
 
 export function jobRoutes(ctx: RouteContext): void {
   const { app, store, S, opts } = ctx;
@@ -50,21 +56,23 @@ export function jobRoutes(ctx: RouteContext): void {
     async (req) => ({ job: detail(await store.jobs.get(req.params.id)) }),
   );
 
-  // The loss curves as the run report draws them (ECharts → SVG on the server), for the Train screen's <img>.
+  // Loss or reward curves as the run report draws them (ECharts → SVG on the server), for the Train screen's <img>.
   app.get(
     '/api/admin/jobs/:id/chart.svg',
-    { config: { auth: 'admin' }, schema: { params: S.IdParam } },
+    { config: { auth: 'admin' }, schema: { params: S.IdParam, querystring: S.JobChartQuery } },
     async (req, reply) => {
       const job = await store.jobs.get(req.params.id);
       const { lineChart } = await import('../../report/charts.js');
-      const names = [...new Set(job.metrics.flatMap(Object.keys))].filter((k) => /(^|\/)loss$/.test(k));
+      const of = req.query.of;
+      const names = [...new Set(job.metrics.flatMap(Object.keys))].filter((k) => CHART_METRICS[of].test(k));
       const series = names.map((name) => ({
         name,
         points: job.metrics
           .filter((r) => typeof r[name] === 'number')
           .map((r) => [Number(r.step), r[name] as number] as [number, number]),
       }));
-      return reply.type('image/svg+xml').send(lineChart(`job ${job.id} (${job.kind})`, series));
+      const chart = lineChart(`job ${job.id} (${job.kind}): ${of}`, series, { xName: 'step', yName: of });
+      return reply.type('image/svg+xml').send(chart);
     },
   );
 

@@ -17,6 +17,12 @@ interface FieldSchema {
   const?: unknown;
 }
 
+// The server draws these series (src/server/routes/jobs.ts CHART_METRICS); shown when the job has any of them.
+const CHART_KEYS = {
+  loss: /(^|\/)loss$/,
+  reward: /(^|\/)(reward|rlhf_reward|scores|margins|accuracy|accuracies)$/,
+};
+
 const STATE_PILL: Record<string, string> = {
   queued: 'pill',
   running: 'pill pill-accent',
@@ -272,13 +278,16 @@ function JobView(props: { id: number; onChange: () => void }) {
         {j.model !== null && ` · model #${j.model}`}
       </p>
       {j.error && <div className="error-box">{j.error}</div>}
-      {j.metrics.length > 0 && (
-        <img
-          src={`/api/admin/jobs/${j.id}/chart.svg?n=${j.metrics.length}`}
-          alt="loss curves"
-          data-testid="job-chart"
-        />
-      )}
+      {(['loss', 'reward'] as const)
+        .filter((of) => j.metrics.some((r) => Object.keys(r).some((k) => CHART_KEYS[of].test(k))))
+        .map((of) => (
+          <img
+            key={of}
+            src={`/api/admin/jobs/${j.id}/chart.svg?of=${of}&n=${j.metrics.length}`}
+            alt={`${of} curves`}
+            data-testid={`job-chart-${of}`}
+          />
+        ))}
       <pre className="small" style={{ maxHeight: 260, overflow: 'auto', whiteSpace: 'pre-wrap' }} data-testid="job-log">
         {j.log.split('\n').slice(-40).join('\n') || 'no output yet'}
       </pre>

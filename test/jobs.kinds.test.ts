@@ -1,0 +1,63 @@
+// Every job kind through the worker (tiny models, a few steps): rm on rankings and pairs, then PPO-ptx and GRPO
+// against that reward model, and DPO; each output registered with its lineage.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { enqueueJob, registerFolder } from '../src/jobs/queue.js';
+import { TrainingWorker } from '../src/jobs/worker.js';
+import { openStore } from '../src/store/index.js';
+import { testDb } from './helpers/db.js';
+import { WORDS, writeTinyModel } from './helpers/tiny_lm.js';
+
+process.env.INSTRUCTKIT_THREADS = '1';
+const root = mkdtempSync(join(tmpdir(), 'ik-jobs-kinds-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their models', async () => {
+  const store = await openStore({ db: await testDb({ shared: true }) });
+  const modelsDir = join(root, 'models');
+  const worker = new TrainingWorker({ store, modelsDir, heartbeatMs: 200, log: () => {} });
+  try {
+    const { model: base } = await registerFolder(store, writeTinyModel(join(root, 'base')), { kind: 'base' });
+    await store.importRankings(
+      Array.from({ length: 8 }, (_, i) => ({
+        prompt: `say ${WORDS[i % 8]} ${i}`,
+        responses: [WORDS[i % 8], WORDS[(i + 1) % 8], WORDS[(i + 2) % 8], 'no'],
+        ranking: [0, 1, 2, 3],
+      })),
+    );
+    const run = async (kind: 'rm' | 'ppo' | 'grpo' | 'dpo', config: Record<string, unknown>, extra = {}) => {
+      const job = await enqueueJob(store, modelsDir, { kind, baseModel: base.id, config, ...extra });
+      const done = await worker.runOnce();
+      assert.equal(done?.id, job.id);
+      assert.equal(done?.state, 'done', `${kind}: ${done?.error}\n${done?.log}`);
+      return store.models.get(done!.modelId!);
+    };
+    const small = { batchSize: 4, lr: 0.001 };
+    const rm = await run('rm', { ...small, epochs: 1 });
+    assert.deepEqual([rm.kind, rm.head, rm.lineage], ['rm', 'scalar', [base.id]]);
+    const ptx = join(root, 'corpus.txt');
+    writeFileSync(ptx, WORDS.map((w) => `say ${w} please.`).join('\n\n'));
+    const rollout = { steps: 2, batchSize: 4, miniBatchSize: 2, maxNewTokens: 4 };
+    const ppo = await run(
+      'ppo',
+      { ...rollout, ppoEpochs: 1, ptxSeqLen: 8, ptxBatchSize: 2 },
+      { rewardModel: rm.id, ptx },
+    );
+    assert.deepEqual([ppo.kind, ppo.head, ppo.parentId], ['ppo', 'causal', base.id]);
+    assert.equal(ppo.config?.steps, 2);
+    const ppoJob = await store.jobs.get(ppo.jobId!);
+    assert.equal(ppoJob.rewardModelId, rm.id);
+    assert.equal(typeof ppo.metrics?.['ptx/loss'], 'number', 'PPO-ptx mixed in the corpus');
+    const grpo = await run('grpo', { ...rollout, groupSize: 2 }, { rewardModel: rm.id });
+    assert.deepEqual([grpo.kind, grpo.parentId], ['grpo', base.id]);
+    const dpo = await run('dpo', { ...small, epochs: 1 });
+    assert.deepEqual([dpo.kind, dpo.parentId], ['dpo', base.id]);
+    assert.equal(typeof dpo.metrics?.['train/loss'], 'number');
+  } finally {
+    worker.stop();
+    await store.close();
+  }
+});
