@@ -103,6 +103,29 @@ test('rankings give all C(K,2) pairs best→worst; pairwise lines one pair', () 
   assert.deepEqual(pairs[0].chosen.slice(0, pairs[0].promptLength), fmt.prompt('say red'));
 });
 
+test('a ranking with ties (as the labeling app exports it) gives only the pairs across places', () => {
+  const file = writeJsonl(join(root, 'tied.jsonl'), [
+    { prompt: 'say red', responses: ['blue', 'red', 'gold', 'pink'], ranking: [1, [2, 3], 0] },
+  ]);
+  const { tokenizer } = loadCausalLM(modelDir);
+  const fmt = new Formatter(tokenizer, modelDir);
+  const pairs = encodePairs(readComparisons(file, 'auto').records, fmt, 48).records;
+  const text = (ids: number[], p: number) => tokenizer.decode(ids.slice(p, -1));
+  assert.deepEqual(
+    pairs.map((p) => [text(p.chosen, p.promptLength), text(p.rejected, p.promptLength)]),
+    [
+      ['red', 'gold'],
+      ['red', 'pink'],
+      ['red', 'blue'],
+      ['gold', 'blue'],
+      ['pink', 'blue'],
+    ],
+  );
+  // One tie orders nothing: refused with its file:line like any degenerate line.
+  const allTied = writeJsonl(join(root, 'one-tie.jsonl'), [{ prompt: 'p', responses: ['a', 'b'], ranking: [[0, 1]] }]);
+  assert.throws(() => readComparisons(allTied, 'auto'), /one-tie\.jsonl:1: "ranking" is one tie/);
+});
+
 // A separable toy set: the chosen answer repeats the asked word, the rejected one names another.
 function preferences(n: number) {
   return Array.from({ length: n }, (_, i) => {

@@ -15,6 +15,7 @@ import {
   rmDefaults,
   trainRewardModel,
 } from '../src/rlhf/index.js';
+import { bestOf } from '../src/store/ranking.js';
 import { backward, Rng, tensor, tidy } from '../src/tensor/index.js';
 import { Formatter } from '../src/tokenizer/index.js';
 import { readMetrics } from '../src/train/metrics.js';
@@ -73,9 +74,26 @@ test('rankingLoss with K = 4 matches a float64 hand computation, value and gradi
   assert.ok(Math.abs(batch - (a + b) / 2) < 1e-6);
   assert.throws(
     () => rankingLoss(tensor([1, 2, 3]), [0, 0, 1]),
-    /rankingLoss: ranking \[0,0,1\] must be a permutation/,
+    /rankingLoss: ranking \[0,0,1\]: "ranking" must be a permutation/,
   );
   assert.throws(() => rankingLoss(tensor([1, 2]), [0, 2]), /rankingLoss/);
+});
+
+test('rankingLoss with ties: the mean over pairs across places only; a ranking that is one tie is refused', () => {
+  const s = [0.3, -1.2, 2.0, 0.7];
+  // 2 best, 0 and 3 tied, 1 last: pairs (2,0) (2,3) (2,1) (0,1) (3,1), never (0,3).
+  const pairs = [
+    [2, 0],
+    [2, 3],
+    [2, 1],
+    [0, 1],
+    [3, 1],
+  ];
+  const nll = (x: number) => Math.log1p(Math.exp(-x));
+  const want = pairs.reduce((acc, [w, l]) => acc + nll(s[w] - s[l]), 0) / pairs.length;
+  const got = tidy(() => rankingLoss(tensor(s), [2, [0, 3], 1]).item());
+  assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
+  assert.throws(() => rankingLoss(tensor([1, 2]), [[0, 1]]), /is one tie: it makes no pair/);
 });
 
 // The hidden order: a response's worth is its word's index in WORDS.
@@ -162,7 +180,7 @@ test('without --demos the top-ranked training responses are calibrated to 0', ()
     (rec) =>
       scoreSequences(
         rm,
-        [[...fmt.prompt(rec.prompt), ...fmt.response(rec.responses[rec.ranking[0]])]],
+        [[...fmt.prompt(rec.prompt), ...fmt.response(rec.responses[bestOf(rec.ranking)])]],
         1,
         fmt.padId,
       )[0],

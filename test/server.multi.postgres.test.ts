@@ -261,4 +261,60 @@ await onPostgres(async () => {
     assert.equal(n.rows[0].n, Object.keys(await new StaticMigrationProvider('postgres').getMigrations()).length);
     for (const s of stores) await s.close();
   });
+
+  test('screening attempts raced on two servers: never more than the limit are kept', async () => {
+    const { apps, admin, store, close } = await servers(2);
+    try {
+      await admin.req('PUT', '/api/admin/settings', { screeningRequired: true, screeningMaxAttempts: 2 });
+      const [goldId] = (await admin.post('/api/admin/gold', { prompt: 'g', responses: ['a', 'b'], ranking: [0, 1] }))
+        .json.ids;
+      await admin.req('PUT', '/api/admin/screening', { goldIds: [goldId], passThreshold: 1 });
+      for (let round = 0; round < 3; round++) {
+        const lab = await labeler(apps[0], admin, `s${round}`, 'training', false);
+        const wrong = { answers: [{ goldId, ranking: [1, 0] }] };
+        const attempts = [0, 1, 2, 3, 4, 5].map((i) =>
+          on(apps[i % 2], lab).post('/api/screening/submit', wrong, idem()),
+        );
+        const statuses = (await Promise.all(attempts)).map((r) => r.status).sort();
+        assert.deepEqual(statuses, [200, 200, 403, 403, 403, 403], `round ${round}`);
+        const kept = await store.db
+          .selectFrom('screening_results')
+          .select('id')
+          .where('user_id', '=', lab.id)
+          .execute();
+        assert.equal(kept.length, 2);
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  test('labelers on two servers meeting one live gold item at once share one hidden task', async () => {
+    const { apps, admin, store, close } = await servers(2);
+    try {
+      const candidates = Array.from({ length: 10 }, (_, i) =>
+        JSON.stringify({ prompt: `q${i}`, responses: ['w', 'x', 'y', 'z'] }),
+      ).join('\n');
+      await admin.req('POST', '/api/admin/import/candidates', candidates, {
+        headers: { 'content-type': 'application/x-ndjson' },
+      });
+      const ids = (await admin.get('/api/admin/prompts?limit=100')).json.prompts.map((p: { id: number }) => p.id);
+      assert.equal((await admin.post('/api/admin/tasks', { kind: 'ranking', promptIds: ids })).status, 201);
+      await admin.post('/api/admin/gold', { prompt: 'live gold', responses: ['a', 'b', 'c'], ranking: [0, 1, 2] });
+      await admin.req('PUT', '/api/admin/settings', { goldRate: 1 });
+      const labs = [];
+      for (let i = 0; i < 6; i++) labs.push(await labeler(apps[i % 2], admin, `g${i}`));
+      const rs = await Promise.all(labs.map((l) => l.post('/api/tasks/next')));
+      assert.deepEqual(
+        rs.map((r) => r.status),
+        [200, 200, 200, 200, 200, 200],
+        rs.map((r) => r.body).join(' / '),
+      );
+      assert.ok(rs.every((r) => r.json.assignment?.prompt === 'live gold'));
+      const hidden = await store.db.selectFrom('tasks').select('id').where('gold_id', 'is not', null).execute();
+      assert.equal(hidden.length, 1);
+    } finally {
+      await close();
+    }
+  });
 });

@@ -8,10 +8,10 @@ import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import {
   copyStore,
   ImportedCandidates,
-  isPermutation,
   migratorFor,
   openSqliteStore,
   openStore,
+  orderedPairs,
   pairwiseAgreement,
   parseJsonl,
   rankingLabelError,
@@ -92,6 +92,77 @@ test('store: the task capacity migration counts existing assignments; full tasks
   }
 });
 
+test(
+  'store: the curation migration folds duplicate hidden gold tasks into one, keeping every answer',
+  sqliteFile,
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+    try {
+      const path = join(dir, 'db.sqlite');
+      // Two servers once made two hidden tasks for one gold item, each with a labeler's answer.
+      // biome-ignore lint/suspicious/noExplicitAny: the schema before 0009
+      const old = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(path) }) });
+      const migrator = new Migrator({ db: old, provider: new StaticMigrationProvider('sqlite') });
+      assert.equal((await migrator.migrateTo('0007_jobs_models')).error, undefined);
+      const user = (username: string) => ({
+        username,
+        password_hash: 'x',
+        role: 'labeler',
+        group_id: 1,
+        created_at: 1,
+      });
+      await old
+        .insertInto('users')
+        .values([user('a'), user('b')])
+        .execute();
+      await old.insertInto('prompts').values({ text: 'g', split: 'training', source: 'gold', created_at: 1 }).execute();
+      await old
+        .insertInto('gold_items')
+        .values({ prompt: 'g', responses: '["x","y"]', ranking: '[0,1]', created_at: 1 })
+        .execute();
+      const task = { kind: 'ranking', prompt_id: 1, split: 'training', target: 0, gold_id: 1, created_at: 1 };
+      await old.insertInto('tasks').values([task, task]).execute();
+      await old
+        .insertInto('assignments')
+        .values([
+          { task_id: 1, user_id: 1, status: 'done', created_at: 1 },
+          { task_id: 2, user_id: 2, status: 'done', created_at: 1 },
+        ])
+        .execute();
+      const answer = (id: number) => ({
+        gold_id: 1,
+        user_id: id,
+        assignment_id: id,
+        ranking: '[0,1]',
+        agreement: 1,
+        created_at: 1,
+      });
+      await old
+        .insertInto('gold_answers')
+        .values([answer(1), answer(2)])
+        .execute();
+      await old.destroy();
+
+      const store = await openSqliteStore({ path });
+      assert.deepEqual(await store.db.selectFrom('tasks').select('id').where('gold_id', '=', 1).execute(), [{ id: 1 }]);
+      const assigned = await store.db.selectFrom('assignments').select('task_id').orderBy('id').execute();
+      assert.deepEqual(assigned, [{ task_id: 1 }, { task_id: 1 }]);
+      assert.equal((await store.db.selectFrom('gold_answers').select('id').execute()).length, 2);
+      // From now on a second hidden task for the item cannot be made.
+      await assert.rejects(
+        store.db
+          .insertInto('tasks')
+          .values(task as never)
+          .execute(),
+        /UNIQUE/,
+      );
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
 test('store: every migration goes down and up again', async () => {
   const store = await openStore({ db: await testDb() });
   const migrator = await migratorFor(store.db, store.dialect);
@@ -162,7 +233,7 @@ test('jsonl: errors carry file:line and bad rankings are refused', () => {
     [3, 4, 5, 6, 7],
   );
   assert.equal(errors[0].file, 'r.jsonl');
-  assert.match(errors[0].message, /permutation/);
+  assert.match(errors[0].message, /must be a permutation of 0\.\.3/);
   assert.match(errors[4].message, /longer than 1000/);
 });
 
@@ -170,9 +241,35 @@ test('agreement measures', () => {
   assert.equal(pairwiseAgreement([0, 1, 2, 3], [0, 1, 2, 3]), 1);
   assert.equal(pairwiseAgreement([0, 1, 2, 3], [3, 2, 1, 0]), 0);
   assert.equal(pairwiseAgreement([0, 1, 2], [1, 0, 2]), 2 / 3);
-  assert.ok(isPermutation([2, 0, 1], 3));
-  assert.ok(!isPermutation([2, 0, 0], 3));
   assert.equal(rankingLabelError({ ranking: [1, 0] }, 2), null);
+  assert.match(rankingLabelError({ ranking: [2, 0, 0] }, 3)!, /must be a permutation of 0\.\.2/);
+});
+
+test('rankings with ties: pairs only across places, agreement counts a tie as its own order', () => {
+  assert.equal(rankingLabelError({ ranking: [2, [0, 3], 1] }, 4), null);
+  assert.match(rankingLabelError({ ranking: [[2], 0, 1] }, 3)!, /a tie groups 2 or more/);
+  assert.match(rankingLabelError({ ranking: [[0, 1], 1] }, 2)!, /permutation/);
+  assert.deepEqual(orderedPairs([2, [0, 3], 1]), [
+    [2, 0],
+    [2, 3],
+    [2, 1],
+    [0, 1],
+    [3, 1],
+  ]);
+  assert.deepEqual(orderedPairs([[0, 1, 2]]), []);
+  // A strict ranking gives the paper's C(K,2) pairs in the order the trainers always read them.
+  assert.deepEqual(orderedPairs([1, 0, 2]), [
+    [1, 0],
+    [1, 2],
+    [0, 2],
+  ]);
+  assert.equal(pairwiseAgreement([[0, 1], 2], [[0, 1], 2]), 1);
+  assert.equal(pairwiseAgreement([0, 1, 2], [[0, 1], 2]), 2 / 3);
+  // An all-tie ranking cannot be imported or read by a trainer: it makes no pair.
+  const { errors } = parseJsonl('rankings', '{"prompt":"p","responses":["a","b"],"ranking":[[0,1]]}', opts, 'r.jsonl');
+  assert.match(errors[0].message, /one tie/);
+  const ok = parseJsonl('rankings', '{"prompt":"p","responses":["a","b","c"],"ranking":[[0,2],1]}', opts, 'r.jsonl');
+  assert.deepEqual(ok.records[0].ranking, [[0, 2], 1]);
 });
 
 test('store: imported candidates feed a CandidateSource; export/import round trips', async () => {
@@ -291,7 +388,7 @@ test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-
   ]);
   const conv = await src.chat.createConversation(lab.id, 'talk');
   await src.chat.addMessage(conv, 'user', 'hello');
-  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', model: 'm' });
+  await src.chat.openPair(lab.id, conv, { prompt: 'hello', a: 'x', b: 'y', modelA: 'm', modelB: 'm' });
   await src.gold.add([{ prompt: 'g', responses: ['1', '2', '3', '4'], ranking: [0, 1, 2, 3] }]);
   await src.gold.submitScreening(lab.id, [], { threshold: 0, maxAttempts: 0 }).catch(() => {}); // no test set up: stores nothing
   await src.settings.update({ k: 7, overlap: 0.25 });

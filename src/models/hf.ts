@@ -79,6 +79,22 @@ export function storedAsBf16(dir: string): boolean {
   return false;
 }
 
+/**
+ * Bytes the weights of the checkpoint in dir take once loaded with `dtype` (parameter count × bytes per weight:
+ * matrices in the loaded dtype, vectors always f32, as Module.toDtype keeps them), read from the headers only.
+ * What a server budgets per served model; activations and the KV cache come on top.
+ */
+export function residentBytes(dir: string, dtype: LoadDType = 'auto'): number {
+  const bf16 = resolveDType(dir, dtype) === 'bf16';
+  let bytes = 0;
+  for (const file of shardFiles(dir))
+    for (const e of readHeader(file).entries.values()) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      bytes += n * (bf16 && e.shape.length === 2 ? 2 : 4);
+    }
+  return bytes;
+}
+
 /** How many numbers the checkpoint in dir stores (from its headers only; no weight is read). */
 export function parameterCount(dir: string): number {
   let n = 0;

@@ -19,6 +19,7 @@ import {
   parseJsonl,
   type RankingRecord,
 } from '../store/jsonl.js';
+import type { RankingOrder } from '../store/ranking.js';
 import { Rng, Tensor } from '../tensor/index.js';
 import { type Formatter, Tokenizer } from '../tokenizer/index.js';
 import type { RunControls } from '../train/loop.js';
@@ -216,7 +217,8 @@ export interface SftExample extends Located {
 /** A ranking as ids: one full sequence (prompt + response + EOS) per response. */
 export interface RankingExample extends Located {
   sequences: number[][];
-  ranking: number[];
+  /** Best → worst; tied responses as an inner array (they make no pair). */
+  ranking: RankingOrder;
   labeler?: string;
 }
 

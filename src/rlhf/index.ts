@@ -2,6 +2,7 @@
 
 export * from './data.js';
 export * from './dpo.js';
+export * from './eval_stats.js';
 export * from './grpo.js';
 export * from './preferences.js';
 export * from './reward.js';

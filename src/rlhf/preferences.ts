@@ -1,6 +1,7 @@
 // Preference pairs for DPO from the comparison files rm reads: a pairwise line gives one pair, a K-way ranking all
-// C(K,2) (best over worse; rankings have no ties). readComparisons, through the store's validators, has already
+// C(K,2) (better over worse; tied responses make no pair, as in the paper). readComparisons, through the store's validators, has already
 // refused degenerate lines with file:line and the field: an empty response, chosen == rejected, two equal responses.
+import { orderedPairs } from '../store/ranking.js';
 import type { Formatter } from '../tokenizer/index.js';
 import { encodeRankings, type Located, type Ranking, type Read, type ReadOptions } from './data.js';
 
@@ -27,17 +28,16 @@ export function encodePairs(
   for (const e of encoded.records) {
     const r = source.get(`${e.file}:${e.line}`)!;
     const promptLength = fmt.prompt(r.prompt, r.context).length;
-    for (let i = 0; i < e.ranking.length; i++)
-      for (let j = i + 1; j < e.ranking.length; j++)
-        pairs.push({
-          chosen: e.sequences[e.ranking[i]],
-          rejected: e.sequences[e.ranking[j]],
-          promptLength,
-          refChosen: 0,
-          refRejected: 0,
-          file: e.file,
-          line: e.line,
-        });
+    for (const [better, worse] of orderedPairs(e.ranking))
+      pairs.push({
+        chosen: e.sequences[better],
+        rejected: e.sequences[worse],
+        promptLength,
+        refChosen: 0,
+        refRejected: 0,
+        file: e.file,
+        line: e.line,
+      });
   }
   return { records: pairs, skipped: encoded.skipped };
 }

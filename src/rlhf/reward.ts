@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { checkModelFolder, padRight, ScalarModel, scoreSequences } from '../models/index.js';
 import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { bestOf, orderedPairs, type RankingOrder, rankedItems, rankingShapeError } from '../store/ranking.js';
 import {
   abs,
   add,
@@ -67,17 +68,14 @@ export function checkRmConfig(c: RmConfig, source = 'rm config'): void {
 /** The responses of one prompt within a flat score vector: scores[offset + i] is response i's. */
 export interface RankingGroup {
   offset: number;
-  /** Response indices, best first. */
-  ranking: number[];
+  /** Response indices, best first; tied responses as an inner array (they make no pair). */
+  ranking: RankingOrder;
 }
 
-function checkRanking(ranking: number[], k: number, op: string): void {
-  const seen = new Set(ranking);
-  check(
-    k >= 2 && ranking.length === k && seen.size === k && ranking.every((i) => Number.isInteger(i) && i >= 0 && i < k),
-    op,
-    () => `ranking [${ranking}] must be a permutation of 0..${k - 1} (K >= 2)`,
-  );
+function checkRanking(ranking: RankingOrder, k: number, op: string): void {
+  const err = rankingShapeError(ranking, k);
+  check(k >= 2 && err === null, op, () => `ranking ${JSON.stringify(ranking)}: ${err ?? 'K must be >= 2'}`);
+  check(orderedPairs(ranking).length > 0, op, () => `ranking ${JSON.stringify(ranking)} is one tie: it makes no pair`);
 }
 
 // −log σ(x) = log(1 + e^−|x|) − min(x, 0), which neither overflows nor takes log(0).
@@ -97,20 +95,19 @@ export function batchRankingLoss(scores: Tensor, groups: RankingGroup[], margin 
   const lose: number[] = [];
   const weight: number[] = [];
   for (const { offset, ranking } of groups) {
-    const K = ranking.length;
+    const K = rankedItems(ranking).length;
     checkRanking(ranking, K, op);
     check(
       offset >= 0 && offset + K <= scores.shape[0],
       op,
       () => `group at ${offset} of K ${K} exceeds ${scores.shape[0]} scores`,
     );
-    const pairs = (K * (K - 1)) / 2;
-    for (let i = 0; i < K; i++)
-      for (let j = i + 1; j < K; j++) {
-        win.push(offset + ranking[i]);
-        lose.push(offset + ranking[j]);
-        weight.push(1 / (pairs * groups.length));
-      }
+    const pairs = orderedPairs(ranking);
+    for (const [better, worse] of pairs) {
+      win.push(offset + better);
+      lose.push(offset + worse);
+      weight.push(1 / (pairs.length * groups.length));
+    }
   }
   const P = win.length;
   const column = reshape(scores, [scores.shape[0], 1]);
@@ -119,23 +116,20 @@ export function batchRankingLoss(scores: Tensor, groups: RankingGroup[], margin 
   return sum(mul(negLogSigmoid(sub(sub(rw, rl), margin)), Tensor.fromBuffer(Float32Array.from(weight), [P])));
 }
 
-/** −1/C(K,2) Σ_{w ranked above l} log σ(r_w − r_l − margin) for one prompt's K scores. */
-export function rankingLoss(scores: Tensor, ranking: number[], margin = 0): Tensor {
+/**
+ * −1/P Σ_{w ranked above l} log σ(r_w − r_l − margin) for one prompt's K scores, over its P ordered pairs (C(K,2)
+ * without ties).
+ */
+export function rankingLoss(scores: Tensor, ranking: RankingOrder, margin = 0): Tensor {
   check(scores.ndim === 1, 'rankingLoss', () => `scores must be (K), got ${scores.ndim}-D`);
   checkRanking(ranking, scores.shape[0], 'rankingLoss');
   return batchRankingLoss(scores, [{ offset: 0, ranking }], margin);
 }
 
 /** Pairs ordered correctly (r_w > r_l; a tie counts as wrong) and pairs in all, of one prompt's scores. */
-export function pairsCorrect(scores: ArrayLike<number>, ranking: number[]): { correct: number; pairs: number } {
-  let correct = 0;
-  let pairs = 0;
-  for (let i = 0; i < ranking.length; i++)
-    for (let j = i + 1; j < ranking.length; j++) {
-      pairs++;
-      if (scores[ranking[i]] > scores[ranking[j]]) correct++;
-    }
-  return { correct, pairs };
+export function pairsCorrect(scores: ArrayLike<number>, ranking: RankingOrder): { correct: number; pairs: number } {
+  const pairs = orderedPairs(ranking);
+  return { correct: pairs.filter(([w, l]) => scores[w] > scores[l]).length, pairs: pairs.length };
 }
 
 // ---- evaluation and calibration ----
@@ -169,11 +163,10 @@ export function evaluateRankings(
     add1(null, c);
     if (e.labeler !== undefined) add1(e.labeler, c);
     let l = 0;
-    for (let i = 0; i < e.ranking.length; i++)
-      for (let j = i + 1; j < e.ranking.length; j++) {
-        const x = s[e.ranking[i]] - s[e.ranking[j]] - opts.margin;
-        l += Math.log1p(Math.exp(-Math.abs(x))) - Math.min(x, 0);
-      }
+    for (const [w, worse] of orderedPairs(e.ranking)) {
+      const x = s[w] - s[worse] - opts.margin;
+      l += Math.log1p(Math.exp(-Math.abs(x))) - Math.min(x, 0);
+    }
     loss += l / c.pairs;
   }
   const all = tally.get(null)!;
@@ -243,7 +236,7 @@ function prepareRm(opts: RmOptions) {
     : splitValidation(encoded.records, cfg.valFraction, cfg.seed);
   const calibration = encodedDemos
     ? encodedDemos.records.map((d) => d.ids)
-    : split.train.map((r) => r.sequences[r.ranking[0]]);
+    : split.train.map((r) => r.sequences[bestOf(r.ranking)]);
   const skipped = [data, valData, demos, encoded, encodedVal, encodedDemos]
     .flatMap((r) => r?.skipped ?? [])
     .map((e) => `${e.file}:${e.line}: ${e.message}`);
@@ -257,7 +250,7 @@ export function rmBatchLoss(
   padId: number,
   margin: number,
 ): { loss: Tensor; accuracy: number } {
-  const groups: { offset: number; ranking: number[] }[] = [];
+  const groups: RankingGroup[] = [];
   const rows: number[][] = [];
   for (const e of batch) {
     groups.push({ offset: rows.length, ranking: e.ranking });
@@ -273,7 +266,7 @@ export function rmBatchLoss(
   let correct = 0;
   let pairs = 0;
   for (const g of groups) {
-    const c = pairsCorrect(values.subarray(g.offset, g.offset + g.ranking.length), g.ranking);
+    const c = pairsCorrect(values.subarray(g.offset, g.offset + rankedItems(g.ranking).length), g.ranking);
     correct += c.correct;
     pairs += c.pairs;
   }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   ImportedCandidates,
@@ -26,11 +27,14 @@ import { registerReport } from './report.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { chatRoutes } from './routes/chat.js';
+import { curationRoutes } from './routes/curation.js';
 import { dataRoutes } from './routes/data.js';
+import { evalRoutes } from './routes/evals.js';
 import { jobRoutes } from './routes/jobs.js';
 import { labelingRoutes } from './routes/labeling.js';
 import { modelRoutes } from './routes/models.js';
 import { schemas } from './schemas.js';
+import { closeConnectionsPromptly } from './shutdown.js';
 import { registerStatic } from './static.js';
 import { strictValidatorCompiler } from './validation.js';
 
@@ -41,13 +45,21 @@ const JSONL_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain'];
 /** Oversized bodies up to this size are read to the end (and dropped) so that the client gets its 413 cleanly. */
 const MAX_DRAINED_BYTES = 64 * 1024 * 1024;
 
+export interface RouteInfo {
+  method: string;
+  url: string;
+  auth: Access;
+  /** The declared response schemas by status code (see responses.ts). */
+  response?: Record<string, TSchema>;
+}
+
 const STORE_STATUS = { not_found: 404, conflict: 409, invalid: 422, forbidden: 403, expired: 410 } as const;
 
 export async function createServer(opts: ServerOptions = {}): Promise<{
   app: FastifyInstance;
   store: Store;
-  /** Every route with its access level (tests walk this list). */
-  routes: { method: string; url: string; auth: Access }[];
+  /** Every route with its access level and response schemas (tests walk this list). */
+  routes: RouteInfo[];
 }> {
   const now = opts.now ?? Date.now;
   const store = opts.store ?? (await openStore({ db: opts.dbPath ?? ':memory:', now }));
@@ -59,9 +71,44 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   const loginThrottle = new LoginThrottle(store, opts.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, now);
   const maxTextChars = opts.maxTextChars ?? 20_000;
   const S = schemas({ maxTextChars });
-  const chatModel = opts.chatModel ?? new EchoChatModel();
+  const served = opts.servedModels;
+  const chatModel =
+    opts.chatModel ?? (served?.names().length ? served.chatModel(served.names()[0]) : new EchoChatModel());
+  const chatModels = (chosen: readonly string[]) => {
+    const picked = chosen.filter((n) => served?.has(n)).map((n) => served!.chatModel(n));
+    return picked.length > 0 ? picked : [chatModel];
+  };
   const random = opts.random ?? Math.random;
-  const source = (name: string) => opts.candidateSources?.[name] ?? new ImportedCandidates(store, name);
+  const source = (name: string) =>
+    opts.candidateSources?.[name] ??
+    (served?.has(name)
+      ? served.candidateSource(name)
+      : unservable.has(name)
+        ? { generate: async () => Promise.reject(new Error(unservable.get(name))) }
+        : new ImportedCandidates(store, name));
+  // Every causal-LM version in the registry is servable: another server or a training worker may have added one.
+  const unservable = new Map<string, string>();
+  const refreshModels = async () => {
+    if (!served) return;
+    for (const m of await store.models.list()) {
+      if (m.head !== 'causal' || served.has(m.name)) continue;
+      try {
+        served.add(m.name, m.path);
+      } catch (e) {
+        unservable.set(m.name, (e as Error).message);
+      }
+    }
+  };
+  const modelNames = async () => {
+    await refreshModels();
+    return [
+      ...new Set([
+        ...Object.keys(opts.candidateSources ?? {}),
+        ...(served?.names() ?? []),
+        ...(await store.prompts.pooledModels()),
+      ]),
+    ].sort();
+  };
 
   const boot = opts.bootstrapAdmin;
   if (boot) {
@@ -82,6 +129,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     trustProxy: opts.trustProxy ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(strictValidatorCompiler);
+  closeConnectionsPromptly(app as unknown as FastifyInstance);
 
   await app.register(cookie);
   app.decorateRequest('session', null);
@@ -105,11 +153,12 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     fail(413, 'body_too_large', `the request body is ${length} bytes; the limit here is ${limit}`);
   });
 
-  const routes: { method: string; url: string; auth: Access }[] = [];
+  const routes: RouteInfo[] = [];
   app.addHook('onRoute', (route) => {
     if (!route.config?.auth) throw new Error(`route ${route.method} ${route.url} declares no config.auth`);
+    const response = route.schema?.response as Record<string, TSchema> | undefined;
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') routes.push({ method, url: route.url, auth: route.config.auth });
+      if (method !== 'HEAD') routes.push({ method, url: route.url, auth: route.config.auth, response });
     }
   });
 
@@ -220,6 +269,9 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     now,
     maxTextChars,
     chatModel,
+    chatModels,
+    modelNames,
+    refreshModels,
     random,
     loginThrottle,
     maxAgeMs: maxAge,
@@ -228,8 +280,18 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     user,
     idempotent,
   };
-  for (const register of [authRoutes, adminRoutes, dataRoutes, labelingRoutes, chatRoutes, modelRoutes, jobRoutes])
-    register(ctx);
+  const areas = [
+    authRoutes,
+    adminRoutes,
+    curationRoutes,
+    dataRoutes,
+    labelingRoutes,
+    chatRoutes,
+    modelRoutes,
+    jobRoutes,
+    evalRoutes,
+  ];
+  for (const register of areas) register(ctx);
 
   if (opts.reportDir) await registerReport(app as unknown as FastifyInstance, opts.reportDir);
   if (opts.webRoot) await registerStatic(app as unknown as FastifyInstance, opts.webRoot);

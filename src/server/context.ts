@@ -12,6 +12,7 @@ import type {
 import type { CandidateSource, PublicUser, SessionWithUser, Store } from '../store/index.js';
 import type { ChatModel } from './chat.js';
 import type { LoginThrottle, LoginThrottleOptions } from './login_throttle.js';
+import type { SamplerPool } from './sampler_pool.js';
 import type { Schemas } from './schemas.js';
 
 export type Access = 'public' | 'any' | 'admin' | 'labeler';
@@ -47,6 +48,11 @@ export interface ServerOptions {
   /** Candidate sources by name; unknown names fall back to imported candidates with that model name. */
   candidateSources?: Record<string, CandidateSource>;
   chatModel?: ChatModel;
+  /**
+   * Model versions served side by side (each a candidate source under its name, and a chat model the admin may
+   * pick in the settings); the first answers chat when no `chatModel` is given and the admin picked none.
+   */
+  servedModels?: SamplerPool;
   /** scrypt N for new password hashes. */
   passwordCost?: number;
   /** Set the cookie's Secure flag (behind HTTPS). */
@@ -88,7 +94,14 @@ export interface RouteContext {
   S: Schemas;
   now: () => number;
   maxTextChars: number;
+  /** The default chat model (the admin's `chatModels` setting may name served versions instead). */
   chatModel: ChatModel;
+  /** The chat models the settings pick: the served versions named in `chatModels`, else the default one. */
+  chatModels: (chosen: readonly string[]) => ChatModel[];
+  /** Names of every model that can produce candidates or answer chat (served versions, configured sources). */
+  modelNames: () => Promise<string[]>;
+  /** Makes every causal-LM version in the model registry servable (a no-op without `servedModels`). */
+  refreshModels: () => Promise<void>;
   random: () => number;
   loginThrottle: LoginThrottle;
   /** The session cookie's lifetime in the browser: the longest a session may live. */

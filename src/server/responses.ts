@@ -28,12 +28,14 @@ export const Settings = Type.Object({
   k: Type.Integer(),
   overlap: Type.Number(),
   overlapLabelers: Type.Integer(),
+  chatModels: Type.Array(Type.String()),
   chatCompareEvery: Type.Integer(),
   screeningPassThreshold: Type.Number(),
   screeningRequired: Type.Boolean(),
   screeningMaxAttempts: Type.Integer(),
   assignmentTimeoutMinutes: Type.Integer(),
   goldRate: Type.Number(),
+  guidelines: Type.String(),
 });
 
 export const PromptRow = Type.Object({
@@ -42,6 +44,7 @@ export const PromptRow = Type.Object({
   split: Split,
   source: Type.String(),
   createdAt: Type.Number(),
+  archived: Type.Boolean(),
 });
 
 export const TaskRow = Type.Object({
@@ -50,17 +53,23 @@ export const TaskRow = Type.Object({
   split: Split,
   target: Type.Integer(),
   createdAt: Type.Number(),
+  archived: Type.Boolean(),
   prompt: Type.String(),
+  /** Labelers who completed it (rejected work does not count). */
   done: Type.Integer(),
   open: Type.Integer(),
 });
+
+/** Best → worst; responses ranked equal as an inner array (a tie). */
+export const Ranking = Type.Array(Type.Union([Type.Integer(), Type.Array(Type.Integer())]));
 
 export const GoldRow = Type.Object({
   id: Type.Integer(),
   prompt: Type.String(),
   responses: Type.Array(Type.String()),
-  ranking: Type.Array(Type.Integer()),
+  ranking: Ranking,
   inScreening: Type.Boolean(),
+  archived: Type.Boolean(),
 });
 
 export const CreatedTasks = Type.Object({
@@ -90,7 +99,7 @@ export const ScreeningResult = Type.Object({
 const AssignmentBase = {
   id: Type.Integer(),
   number: Type.Integer(),
-  status: Type.Union([Type.Literal('open'), Type.Literal('done'), Type.Literal('expired')]),
+  status: Type.Union([Type.Literal('open'), Type.Literal('done'), Type.Literal('expired'), Type.Literal('skipped')]),
   expiresAt: Nullable(Type.Number()),
   prompt: Type.String(),
 };
@@ -149,6 +158,105 @@ export const Dashboard = Type.Object({
       peerAgreement: Rate,
     }),
   ),
+});
+
+const Review = Type.Union([Type.Literal('accepted'), Type.Literal('rejected')]);
+const Choice = Type.Union([Type.Literal('a'), Type.Literal('b'), Type.Literal('tie')]);
+
+/** One piece of submitted work in the review queue, with what was submitted. */
+export const Submission = Type.Object({
+  assignmentId: Type.Integer(),
+  taskId: Type.Integer(),
+  kind: TaskKind,
+  prompt: Type.String(),
+  promptId: Type.Integer(),
+  userId: Type.Integer(),
+  username: Type.String(),
+  completedAt: Nullable(Type.Number()),
+  review: Nullable(Review),
+  reviewReason: Nullable(Type.String()),
+  completion: Nullable(Type.String()),
+  responses: Nullable(Type.Array(Type.String())),
+  ranking: Nullable(Ranking),
+  choice: Nullable(Choice),
+});
+
+export const Report = Type.Object({
+  id: Type.Integer(),
+  promptId: Type.Integer(),
+  prompt: Type.String(),
+  taskId: Type.Integer(),
+  username: Type.String(),
+  reason: Type.String(),
+  createdAt: Type.Number(),
+  resolution: Nullable(Type.Union([Type.Literal('dismissed'), Type.Literal('archived')])),
+  promptArchived: Type.Boolean(),
+});
+
+export const Group = Type.Object({ id: Type.Integer(), name: Type.String(), split: Split });
+
+/** The chat stream's lines (NDJSON, one object a line); the route streams them, so Fastify does not serialise them. */
+export const ChatEvent = Type.Union([
+  Type.Object({ type: Type.Literal('conversation'), id: Type.Integer(), title: Type.String() }),
+  Type.Object({ type: Type.Literal('context'), droppedMessages: Type.Integer(), message: Type.String() }),
+  Type.Object({ type: Type.Literal('compare'), pairId: Type.Integer(), a: Type.String(), b: Type.String() }),
+  Type.Object({ type: Type.Literal('token'), text: Type.String() }),
+  Type.Object({ type: Type.Literal('error'), error: Type.String(), message: Type.String() }),
+  Type.Object({ type: Type.Literal('done'), reply: Type.Integer() }),
+]);
+
+const WinRate = Type.Object({
+  /** Share of comparisons won, a tie counted as half. */
+  winRate: Type.Number(),
+  /** 95 % Wilson interval. */
+  lo: Type.Number(),
+  hi: Type.Number(),
+  wins: Type.Integer(),
+  ties: Type.Integer(),
+  losses: Type.Integer(),
+  n: Type.Integer(),
+});
+
+/** Every model name the admin can pick, and the versions served side by side (GET /api/admin/models). */
+export const AdminModels = Type.Object({
+  models: Type.Array(Type.String()),
+  chatModel: Type.String(),
+  served: Type.Array(
+    Type.Object({ name: Type.String(), bytes: Type.Integer(), loaded: Type.Boolean(), inFlight: Type.Integer() }),
+  ),
+  /** The serving budget (bytes of weights held at once); null when no version is served. */
+  serveMemory: Nullable(Type.Integer()),
+});
+
+export const EvalRow = Type.Object({
+  id: Type.Integer(),
+  modelA: Type.String(),
+  modelB: Type.String(),
+  createdAt: Type.Number(),
+  tasks: Type.Integer(),
+  done: Type.Integer(),
+  /** Model A's win rate against model B so far. */
+  result: WinRate,
+});
+
+export const EvalRatings = Type.Object({
+  baseline: Nullable(Type.String()),
+  /** Bradley–Terry strengths on the Elo scale (mean 1000), best first, with 95 % bootstrap intervals. */
+  elo: Type.Array(
+    Type.Object({
+      model: Type.String(),
+      rating: Type.Number(),
+      lo: Type.Number(),
+      hi: Type.Number(),
+      games: Type.Integer(),
+    }),
+  ),
+  /** Each version's win rate against the baseline on held-out prompts (the paper's Figure 1). */
+  vsBaseline: Type.Array(Type.Intersect([Type.Object({ model: Type.String() }), WinRate])),
+  /** Chat comparisons between two versions, from the first one's side; never mixed into the held-out figures. */
+  chat: Type.Array(Type.Intersect([Type.Object({ modelA: Type.String(), modelB: Type.String() }), WinRate])),
+  /** Chat comparisons between two samples of one version (counted, not rated). */
+  chatSameModel: Type.Integer(),
 });
 
 const Json = Type.Record(Type.String(), Type.Unknown());
@@ -231,12 +339,58 @@ export const responses = {
   SubmitResult,
   Conversations: Type.Object({ conversations: Type.Array(ConversationSummary) }),
   Conversation: Type.Object({ conversation: Conversation }),
+  Ok: Type.Object({ ok: Type.Boolean() }),
+  Groups: Type.Object({ groups: Type.Array(Group) }),
+  Group: Type.Object({ group: Group }),
+  AdminScreening: Type.Object({
+    items: Type.Array(GoldRow),
+    passThreshold: Type.Number(),
+    required: Type.Boolean(),
+  }),
+  ScreeningSet: Type.Object({ ok: Type.Boolean(), goldIds: Type.Array(Type.Integer()) }),
+  Imported: Type.Object({ imported: Type.Integer() }),
+  /** A JSONL import refused: every bad line (the first 100) as file:line. */
+  InvalidJsonl: Type.Object({
+    error: Type.Literal('invalid_jsonl'),
+    message: Type.String(),
+    details: Type.Array(
+      Type.Object({ file: Type.String(), line: Type.Integer(), message: Type.String(), text: Type.String() }),
+    ),
+  }),
+  ChatChoice: Type.Object({ ok: Type.Boolean(), pairId: Type.Integer() }),
+  Submissions: Type.Object({ total: Type.Integer(), submissions: Type.Array(Submission) }),
+  Submission: Type.Object({ submission: Submission }),
+  Reports: Type.Object({ reports: Type.Array(Report) }),
+  Updated: Type.Object({ id: Type.Integer() }),
+  Skipped: Type.Object({ assignmentId: Type.Integer() }),
+  Reported: Type.Object({ reportId: Type.Integer() }),
+  Guidelines: Type.Object({ guidelines: Type.String() }),
+  AdminModels,
+  CreatedEval: Type.Object({ id: Type.Integer(), tasks: Type.Integer(), reused: Type.Integer() }),
+  Eval: Type.Object({ eval: EvalRow }),
+  Evals: Type.Object({ evals: Type.Array(EvalRow) }),
+  EvalRatings,
   Models: Type.Object({ models: Type.Array(ModelVersion) }),
   Model: Type.Object({ model: ModelVersion }),
   Jobs: Type.Object({ jobs: Type.Array(JobRow) }),
   Job: Type.Object({ job: JobDetail }),
   JobId: Type.Object({ id: Type.Integer() }),
   JobKinds: Type.Object({ kinds: Type.Array(JobKindInfo) }),
+};
+
+/**
+ * Routes whose 200 is not JSON, with what they send instead (the rest declare a schema above): the client reads
+ * these as text or a stream.
+ */
+export const NON_JSON_ROUTES: Record<string, string> = {
+  'GET /api/admin/export/:kind': 'JSONL records (application/x-ndjson)',
+  'POST /api/chat': 'a stream of ChatEvent lines (application/x-ndjson)',
+  'GET /api/admin/jobs/:id/chart.svg': "a job's loss curves (SVG)",
+  'GET /api/admin/evals/figure.svg': "the win rates against the baseline, the paper's Figure 1 (SVG)",
+  'GET /report': 'a redirect to /report/',
+  'GET /report/*': "the run's report files",
+  'GET /': 'the web app',
+  'GET /*': 'the web app',
 };
 
 export type MeBody = Static<typeof Me>;
@@ -253,7 +407,17 @@ export type AssignmentBody = Static<typeof Assignment>;
 export type SubmitResultBody = Static<typeof SubmitResult>;
 export type ConversationSummaryBody = Static<typeof ConversationSummary>;
 export type ConversationBody = Static<typeof Conversation>;
+export type EvalRowBody = Static<typeof EvalRow>;
+export type AdminModelsBody = Static<typeof AdminModels>;
+export type EvalRatingsBody = Static<typeof EvalRatings>;
 export type DashboardBody = Static<typeof Dashboard>;
+export type SubmissionBody = Static<typeof Submission>;
+export type ReportBody = Static<typeof Report>;
+export type GroupBody = Static<typeof Group>;
+export type ChatEventBody = Static<typeof ChatEvent>;
+export type RankingBody = Static<typeof Ranking>;
+/** The body of the response named `K` in `responses`. */
+export type ResponseBody<K extends keyof typeof responses> = Static<(typeof responses)[K]>;
 export type ModelVersionBody = Static<typeof ModelVersion>;
 export type JobRowBody = Static<typeof JobRow>;
 export type JobDetailBody = Static<typeof JobDetail>;

@@ -22,6 +22,19 @@ export class ImportedCandidates implements CandidateSource {
 }
 
 /**
+ * One answer from each of two models for an A/B task, in the order [a, b]; rejects when either is empty or both
+ * say the same (nothing to compare).
+ */
+export async function abCandidates(sourceA: CandidateSource, sourceB: CandidateSource, prompt: string) {
+  const [a = ''] = await sourceA.generate(prompt, 1);
+  const [b = ''] = await sourceB.generate(prompt, 1);
+  if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
+    throw new Error('the two models gave an empty or the same answer; nothing to compare');
+  }
+  return [a, b] as const;
+}
+
+/**
  * Up to k distinct, non-blank candidates for a prompt. What repeats (compared without surrounding whitespace) or
  * says nothing is dropped and the source is asked again for the missing ones, up to `retries` times; a source that
  * keeps repeating itself yields fewer (K shrinks). Fewer than two distinct answers make no ranking: that rejects.

@@ -120,7 +120,7 @@ export class Chat extends Aggregate {
   async openPair(
     userId: number,
     conversationId: number,
-    pair: { prompt: string; a: string; b: string; model: string },
+    pair: { prompt: string; a: string; b: string; modelA: string; modelB: string },
   ): Promise<number> {
     const { id } = await this.db
       .insertInto('comparisons')
@@ -129,8 +129,8 @@ export class Chat extends Aggregate {
         prompt: pair.prompt,
         a_text: pair.a,
         b_text: pair.b,
-        model_a: pair.model,
-        model_b: pair.model,
+        model_a: pair.modelA,
+        model_b: pair.modelB,
         choice: null,
         assignment_id: null,
         user_id: userId,

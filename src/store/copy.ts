@@ -30,6 +30,9 @@ const TABLES: Record<keyof Database, string[]> = {
   settings: ['key'],
   idempotency_keys: ['user_id', 'key'],
   login_failures: ['id'],
+  evals: ['id'],
+  eval_tasks: ['eval_id', 'task_id'],
+  reports: ['id'],
   models: ['id'],
   jobs: ['id'],
 };

@@ -4,6 +4,7 @@
  */
 import type { Insertable } from 'kysely';
 import { Aggregate, GOLD_SOURCE, jsonOrNull } from './aggregate.js';
+import { keptLabel as kept, notRejected } from './curation.js';
 import type {
   CandidateRecord,
   DemonstrationRecord,
@@ -12,30 +13,37 @@ import type {
   PromptRecord,
   RankingRecord,
 } from './jsonl.js';
+import { normalizeRanking, orderedPairs, placesOf } from './ranking.js';
 import type { Database, Split } from './schema.js';
 
 /**
  * A ranking as training may see it: a blank answer leaves, an answer repeated keeps only its best-ranked place
- * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two answers is dropped.
- * New labels cannot be like this (imports and candidate sets refuse them); older data is cleaned on the way out.
+ * (otherwise a pair would have chosen == rejected), and a ranking left with fewer than two places (so no pair: one
+ * answer, or one tie) is dropped. New labels cannot be like this (imports and candidate sets refuse them); older
+ * data is cleaned on the way out.
  */
 export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null {
   const seen = new Set<string>();
-  const kept = r.ranking.filter((i) => {
-    const key = r.responses[i].trim();
-    if (key === '' || seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+  const places = placesOf(r.ranking)
+    .map((group) =>
+      group.filter((i) => {
+        const key = r.responses[i].trim();
+        if (key === '' || seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      }),
+    )
+    .filter((group) => group.length > 0);
+  if (places.length < 2) return null;
+  const kept = places.flat();
   if (kept.length === r.responses.length) return r;
-  if (kept.length < 2) return null;
   // Keep the surviving responses in their original order and renumber the ranking and per-response fields.
   const order = [...kept].sort((a, b) => a - b);
   const newIndex = new Map(order.map((old, i) => [old, i]));
   const out: RankingRecord = {
     prompt: r.prompt,
     responses: order.map((i) => r.responses[i]),
-    ranking: kept.map((i) => newIndex.get(i)!),
+    ranking: normalizeRanking(places.map((group) => group.map((i) => newIndex.get(i)!))),
   };
   if (r.context) out.context = r.context;
   if (r.labeler) out.labeler = r.labeler;
@@ -172,6 +180,7 @@ export class Exchange extends Aggregate {
       .select('text')
       .where('split', '=', split)
       .where('source', '!=', GOLD_SOURCE)
+      .where('archived_at', 'is', null)
       .orderBy('id')
       .execute();
     return rows.map((r) => ({ prompt: r.text }));
@@ -181,8 +190,11 @@ export class Exchange extends Aggregate {
     const rows = await this.db
       .selectFrom('demonstrations')
       .innerJoin('prompts', 'prompts.id', 'demonstrations.prompt_id')
+      .leftJoin('assignments', 'assignments.id', 'demonstrations.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select(['prompts.text as prompt', 'demonstrations.completion'])
       .where('prompts.split', '=', split)
+      .where(kept)
       .orderBy('demonstrations.id')
       .execute();
     return rows.map((r) => ({ prompt: r.prompt, completion: r.completion }));
@@ -193,6 +205,8 @@ export class Exchange extends Aggregate {
       .selectFrom('rankings')
       .innerJoin('prompts', 'prompts.id', 'rankings.prompt_id')
       .leftJoin('users', 'users.id', 'rankings.user_id')
+      .leftJoin('assignments', 'assignments.id', 'rankings.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select([
         'rankings.id',
         'rankings.set_id',
@@ -204,6 +218,7 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('prompts.split', '=', split)
+      .where(kept)
       .orderBy('rankings.id')
       .execute();
     const out: RankingRecord[] = [];
@@ -224,17 +239,16 @@ export class Exchange extends Aggregate {
   }
 
   /**
-   * Pairwise preferences: every (better, worse) pair from each ranking (the paper's K-choose-2 comparisons), then
-   * decided chat and imported pairwise comparisons. Ties and eval A/B results are not included.
+   * Pairwise preferences: every (better, worse) pair from each ranking (the paper's K-choose-2 comparisons; tied
+   * responses make no pair), then decided chat and imported pairwise comparisons. Ties and eval A/B results are not
+   * included.
    */
   async exportPairwise(split: Split, include: { rankings: boolean; comparisons: boolean }): Promise<PairwiseRecord[]> {
     const out: PairwiseRecord[] = [];
     if (include.rankings) {
       for (const r of await this.exportRankings(split)) {
-        for (let i = 0; i < r.ranking.length; i++) {
-          for (let j = i + 1; j < r.ranking.length; j++) {
-            out.push({ prompt: r.prompt, chosen: r.responses[r.ranking[i]], rejected: r.responses[r.ranking[j]] });
-          }
+        for (const [better, worse] of orderedPairs(r.ranking)) {
+          out.push({ prompt: r.prompt, chosen: r.responses[better], rejected: r.responses[worse] });
         }
       }
     }
@@ -278,6 +292,12 @@ export class Exchange extends Aggregate {
         'users.username',
       ])
       .where('comparisons.kind', '=', 'eval')
+      .where((eb) =>
+        eb.or([
+          eb('comparisons.assignment_id', 'is', null),
+          eb.and([eb('tasks.archived_at', 'is', null), notRejected(eb)]),
+        ]),
+      )
       .where((eb) =>
         split === 'training'
           ? eb.or([eb('tasks.split', '=', 'training'), eb('tasks.split', 'is', null)])

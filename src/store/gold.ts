@@ -1,8 +1,8 @@
 /** Gold items: the screening test, and gold rankings mixed into live work to keep measuring quality. */
 import { Aggregate, count, GOLD_SOURCE } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
+import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { TaskKind } from './schema.js';
 
 export interface ScreeningItem {
@@ -15,12 +15,13 @@ export interface GoldEntry {
   id: number;
   prompt: string;
   responses: string[];
-  ranking: number[];
+  ranking: RankingOrder;
   inScreening: boolean;
+  archived: boolean;
 }
 
 export class Gold extends Aggregate {
-  async add(items: { prompt: string; responses: string[]; ranking: number[] }[]): Promise<number[]> {
+  async add(items: { prompt: string; responses: string[]; ranking: RankingOrder }[]): Promise<number[]> {
     return this.s.tx(async (s) => {
       const ids: number[] = [];
       for (const g of items) {
@@ -46,8 +47,9 @@ export class Gold extends Aggregate {
       id: r.id,
       prompt: r.prompt,
       responses: JSON.parse(r.responses) as string[],
-      ranking: JSON.parse(r.ranking) as number[],
+      ranking: JSON.parse(r.ranking) as RankingOrder,
       inScreening: r.in_screening === 1,
+      archived: r.archived_at !== null,
     }));
   }
 
@@ -58,8 +60,13 @@ export class Gold extends Aggregate {
       const found =
         goldIds.length === 0
           ? []
-          : await s.db.selectFrom('gold_items').select('id').where('id', 'in', goldIds).execute();
-      if (found.length !== new Set(goldIds).size) throw new StoreError('invalid', 'unknown gold item id');
+          : await s.db
+              .selectFrom('gold_items')
+              .select('id')
+              .where('id', 'in', goldIds)
+              .where('archived_at', 'is', null)
+              .execute();
+      if (found.length !== new Set(goldIds).size) throw new StoreError('invalid', 'unknown or archived gold item id');
       await s.db.updateTable('gold_items').set({ in_screening: 0 }).execute();
       if (goldIds.length > 0) {
         await s.db.updateTable('gold_items').set({ in_screening: 1 }).where('id', 'in', goldIds).execute();
@@ -90,14 +97,18 @@ export class Gold extends Aggregate {
    */
   async submitScreening(
     userId: number,
-    answers: { goldId: number; ranking: number[] }[],
+    answers: { goldId: number; ranking: RankingOrder }[],
     limits: { threshold: number; maxAttempts: number },
   ): Promise<{ passed: boolean; attemptsLeft: number | null; resultId: number }> {
     return this.s.tx(async (s) => {
       const gold = (await s.gold.list()).filter((g) => g.inScreening);
       if (gold.length === 0) throw new StoreError('conflict', 'no screening test is set up');
-      // SQLite-specific safety: counting and then inserting is safe under its single writer; on PostgreSQL two
-      // concurrent attempts need the user's row locked first (SELECT ... FOR UPDATE).
+      // Counting and then inserting: SQLite's single writer serialises it; on PostgreSQL two concurrent attempts
+      // (on one server or two) queue on the user's row, so the second counts the first. NO KEY UPDATE, because the
+      // idempotency key stored first holds a KEY SHARE lock on that row (its foreign key): FOR UPDATE deadlocked.
+      if (s.dialect === 'postgres') {
+        await s.db.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
+      }
       const made = await s.gold.attempts(userId);
       if (limits.maxAttempts > 0 && made >= limits.maxAttempts) {
         throw new StoreError(
@@ -142,6 +153,7 @@ export class Gold extends Aggregate {
       .select(['id', 'prompt', 'responses'])
       // Screening items are known to the labeler already.
       .where('in_screening', '=', 0)
+      .where('archived_at', 'is', null)
       .where((eb) =>
         eb.not(
           eb.exists(
@@ -158,6 +170,11 @@ export class Gold extends Aggregate {
       .limit(1)
       .executeTakeFirst();
     if (!gold) return undefined;
+    // One hidden task per gold item (a unique index): on PostgreSQL two servers meeting this item at once queue on
+    // its row, and the second finds the task the first made.
+    if (this.s.dialect === 'postgres') {
+      await this.db.selectFrom('gold_items').select('id').where('id', '=', gold.id).forUpdate().execute();
+    }
     const existing = await this.db.selectFrom('tasks').select('id').where('gold_id', '=', gold.id).executeTakeFirst();
     if (existing) return { id: existing.id, kind: 'ranking' };
     const { id: promptId } = await this.db

@@ -1,8 +1,9 @@
-export * from './agreement.js';
 export * from './candidates.js';
 export * from './chat.js';
 export * from './copy.js';
+export * from './curation.js';
 export * from './errors.js';
+export * from './evals.js';
 export * from './gold.js';
 export * from './jobs.js';
 export * from './jsonl.js';
@@ -10,6 +11,7 @@ export { type DialectName, migrate, migratorFor, StaticMigrationProvider } from 
 export * from './models.js';
 export * from './open.js';
 export { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
+export * from './ranking.js';
 export * from './schema.js';
 export * from './sessions.js';
 export * from './settings.js';

@@ -2,7 +2,7 @@
  * JSONL import/export: parsing with per-line validation (errors carry file:line), and serialisation.
  * Formats are the ones in DESIGN.md; exports feed `instructkit sft|rm|ppo` unchanged.
  */
-import { isPermutation } from './agreement.js';
+import { orderedPairs, type RankingOrder, rankingShapeError } from './ranking.js';
 import { type Choice, FLAGS, type Split } from './schema.js';
 
 export interface PromptRecord {
@@ -31,7 +31,8 @@ export interface RankingRecord {
   /** The conversation before the responses (system, earlier turns, the last user turn), when there is more than one user turn. */
   context?: ChatTurn[];
   responses: string[];
-  ranking: number[];
+  /** Best → worst; tied responses as an inner array (see ranking.ts). */
+  ranking: RankingOrder;
   labeler?: string;
   likert?: number[];
   flags?: Record<string, number[]>;
@@ -216,9 +217,8 @@ export function rankingLabelError(
   k: number,
 ): string | null {
   const { ranking, likert, flags } = label;
-  if (!Array.isArray(ranking) || !isPermutation(ranking as number[], k)) {
-    return `"ranking" must be a permutation of 0..${k - 1} (best → worst)`;
-  }
+  const shape = rankingShapeError(ranking, k);
+  if (shape) return shape;
   if (likert !== undefined && likert !== null) {
     if (!Array.isArray(likert) || likert.length !== k) return `"likert" must hold ${k} scores`;
     for (const s of likert) if (!Number.isInteger(s) || s < 1 || s > 7) return '"likert" scores must be integers 1..7';
@@ -277,10 +277,12 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
     const responses = texts(o, 'responses', opts);
     const err = rankingLabelError({ ranking: o.ranking, likert: o.likert, flags: o.flags }, responses.length);
     if (err) throw new Invalid(err);
+    if (orderedPairs(o.ranking as RankingOrder).length === 0)
+      throw new Invalid('"ranking" is one tie: it orders nothing and makes no pair (drop the line)');
     return {
       prompt: filled(o, 'prompt', opts),
       responses,
-      ranking: o.ranking as number[],
+      ranking: o.ranking as RankingOrder,
       labeler: text(o, 'labeler', opts, true),
       likert: (o.likert ?? undefined) as number[] | undefined,
       flags: (o.flags ?? undefined) as Record<string, number[]> | undefined,

@@ -11,6 +11,8 @@ import {
   sql,
 } from 'kysely';
 import { jobsMigration } from './migration_0007_jobs.js';
+import { evalsMigration } from './migration_0008_evals.js';
+import { curationMigration } from './migration_0009_curation.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -347,6 +349,8 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
       },
     },
     '0007_jobs_models': jobsMigration(dialect),
+    '0008_evals': evalsMigration(dialect),
+    '0009_curation': curationMigration(dialect),
   };
 }
 

@@ -32,22 +32,35 @@ export class Prompts extends Aggregate {
     return (await this.add([{ text, split }], source))[0];
   }
 
-  async list(q: { split?: Split; limit: number; offset: number }) {
-    let query = this.db
-      .selectFrom('prompts')
-      .select(['id', 'text', 'split', 'source', 'created_at'])
-      .where('source', '!=', GOLD_SOURCE);
-    if (q.split) query = query.where('split', '=', q.split);
-    const rows = await query.orderBy('id').limit(q.limit).offset(q.offset).execute();
-    let total = this.db
-      .selectFrom('prompts')
+  /** The admin's prompts, oldest first: the live ones, or with `archived` the archived ones. */
+  async list(q: { split?: Split; archived?: boolean; limit: number; offset: number }) {
+    const matching = () => {
+      let query = this.db
+        .selectFrom('prompts')
+        .where('source', '!=', GOLD_SOURCE)
+        .where('archived_at', q.archived ? 'is not' : 'is', null);
+      if (q.split) query = query.where('split', '=', q.split);
+      return query;
+    };
+    const rows = await matching()
+      .select(['id', 'text', 'split', 'source', 'created_at', 'archived_at'])
+      .orderBy('id')
+      .limit(q.limit)
+      .offset(q.offset)
+      .execute();
+    const { n } = await matching()
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('source', '!=', GOLD_SOURCE);
-    if (q.split) total = total.where('split', '=', q.split);
-    const { n } = await total.executeTakeFirstOrThrow();
+      .executeTakeFirstOrThrow();
     return {
       total: count(n),
-      prompts: rows.map((r) => ({ id: r.id, text: r.text, split: r.split, source: r.source, createdAt: r.created_at })),
+      prompts: rows.map((r) => ({
+        id: r.id,
+        text: r.text,
+        split: r.split,
+        source: r.source,
+        createdAt: r.created_at,
+        archived: r.archived_at !== null,
+      })),
     };
   }
 

@@ -44,6 +44,8 @@ export interface PromptsTable {
   split: Split;
   source: string;
   created_at: number;
+  /** Archived (the admin's delete): kept, but no longer labeled or exported. */
+  archived_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface CandidateSetsTable {
@@ -77,6 +79,8 @@ export interface TasksTable {
   /** Set on the hidden task that mixes this gold item into live ranking work. */
   gold_id: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: number;
+  /** Archived (the admin's delete, or its prompt's): no longer handed out; its submissions leave the exports. */
+  archived_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface AssignmentsTable {
@@ -92,6 +96,28 @@ export interface AssignmentsTable {
   expires_at: number | null;
   /** When the deadline passed and the task went back to the pool; the labeler may still submit while it has room. */
   expired_at: number | null;
+  /** When the labeler skipped it (or reported its prompt): the seat went back, and it never comes back to them. */
+  skipped_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The admin's review of the submitted work: rejected work leaves every export. */
+  review: ColumnType<Review | null, Review | null | undefined, Review | null>;
+  review_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  reviewed_by: ColumnType<number | null, number | null | undefined, number | null>;
+  reviewed_at: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+export type Review = 'accepted' | 'rejected';
+
+/** A labeler's report of a prompt (harmful, unclear, broken...), shown to admins in the review queue. */
+export interface ReportsTable {
+  id: Generated<number>;
+  prompt_id: number;
+  assignment_id: number;
+  user_id: number;
+  reason: string;
+  created_at: number;
+  resolution: 'dismissed' | 'archived' | null;
+  resolved_by: number | null;
+  resolved_at: number | null;
 }
 
 export interface DemonstrationsTable {
@@ -165,6 +191,8 @@ export interface GoldItemsTable {
   ranking: string;
   in_screening: ColumnType<number, number | undefined, number>;
   created_at: number;
+  /** Archived: out of screening and live checks; its answers are kept. */
+  archived_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** A labeler's ranking of a gold item met during live work (not a training ranking). */
@@ -214,6 +242,21 @@ export interface LoginFailuresTable {
   /** The client's address as the server saw it. */
   address: string;
   at: number;
+}
+
+/** A blind A/B evaluation of two model versions on held-out prompts. */
+export interface EvalsTable {
+  id: Generated<number>;
+  model_a: string;
+  model_b: string;
+  created_by: number | null;
+  created_at: number;
+}
+
+/** The A/B tasks that carry an eval (a task may serve several evals of the same pair). */
+export interface EvalTasksTable {
+  eval_id: number;
+  task_id: number;
 }
 
 export type ModelKind = 'base' | 'sft' | 'rm' | 'ppo' | 'dpo' | 'grpo' | 'registered';
@@ -300,6 +343,9 @@ export interface Database {
   settings: SettingsTable;
   idempotency_keys: IdempotencyKeysTable;
   login_failures: LoginFailuresTable;
+  evals: EvalsTable;
+  eval_tasks: EvalTasksTable;
+  reports: ReportsTable;
   models: ModelsTable;
   jobs: JobsTable;
 }

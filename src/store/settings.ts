@@ -10,6 +10,11 @@ export interface Settings {
   overlap: number;
   /** How many labelers an overlapping task goes to (>= 2). */
   overlapLabelers: number;
+  /**
+   * Served model versions that answer in chat (each reply comes from one of them at random; a comparison
+   * turn shows two different ones when two or more are picked, so chat comparisons compare versions). Empty: the server's default model.
+   */
+  chatModels: string[];
   /** Every Nth chat reply shows two candidates and asks which is better (0 = never). */
   chatCompareEvery: number;
   /** Minimum screening score (pairwise agreement with gold, 0..1) to pass. */
@@ -22,6 +27,8 @@ export interface Settings {
   assignmentTimeoutMinutes: number;
   /** Share of ranking assignments (0..1) that are gold items not in the screening test, to keep measuring quality. */
   goldRate: number;
+  /** The labeling guidelines shown beside every task (plain text; blank lines separate paragraphs, "- " lists). */
+  guidelines: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -29,12 +36,21 @@ export const DEFAULT_SETTINGS: Settings = {
   k: 4,
   overlap: 0.1,
   overlapLabelers: 2,
+  chatModels: [],
   chatCompareEvery: 5,
   screeningPassThreshold: 0.75,
   screeningRequired: true,
   screeningMaxAttempts: 3,
   assignmentTimeoutMinutes: 120,
   goldRate: 0.05,
+  guidelines: [
+    'Rank by what helps the person most: a correct and honest answer first (say you do not know rather than guess),',
+    'then one that follows the instruction and its format, then the clearer and shorter one.',
+    '',
+    '- Put two answers in the same place when neither is better.',
+    '- Flag harmful, hateful or sexual content even when it is well written.',
+    '- Skip a task you cannot judge; report a prompt that is broken, unclear or asks for something harmful.',
+  ].join('\n'),
 };
 
 export const SETTING_LIMITS = {

@@ -1,6 +1,7 @@
 /** The admin overview: dataset sizes, inter-labeler agreement, and each labeler's throughput and quality. */
 import { Aggregate, GOLD_SOURCE } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
+import { keptLabel } from './curation.js';
+import { orderedPairs, pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { Database } from './schema.js';
 
 export interface Dashboard {
@@ -73,14 +74,26 @@ export class Stats extends Aggregate {
       .where('choice', 'is not', null)
       .groupBy('kind')
       .execute();
+    // Dataset sizes count what the exports hold: no rejected or archived work.
     const rankings = await this.db
       .selectFrom('rankings')
-      .select(['assignment_id', 'user_id', 'set_id', 'ranking'])
+      .innerJoin('prompts', 'prompts.id', 'rankings.prompt_id')
+      .leftJoin('assignments', 'assignments.id', 'rankings.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
+      .select('rankings.ranking')
+      .where(keptLabel)
       .execute();
+    const { n: demonstrations } = await this.db
+      .selectFrom('demonstrations')
+      .innerJoin('prompts', 'prompts.id', 'demonstrations.prompt_id')
+      .leftJoin('assignments', 'assignments.id', 'demonstrations.assignment_id')
+      .leftJoin('tasks', 'tasks.id', 'assignments.task_id')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where(keptLabel)
+      .executeTakeFirstOrThrow();
     let pairwiseFromRankings = 0;
     for (const r of rankings) {
-      const k = (JSON.parse(r.ranking) as number[]).length;
-      pairwiseFromRankings += (k * (k - 1)) / 2;
+      pairwiseFromRankings += orderedPairs(JSON.parse(r.ranking) as RankingOrder).length;
     }
 
     // Inter-labeler agreement on tasks ranked by two or more labelers.
@@ -89,7 +102,7 @@ export class Stats extends Aggregate {
       .innerJoin('assignments', 'assignments.id', 'rankings.assignment_id')
       .select(['assignments.task_id', 'rankings.user_id', 'rankings.ranking'])
       .execute();
-    const byTask = new Map<number, { user: number; ranking: number[] }[]>();
+    const byTask = new Map<number, { user: number; ranking: RankingOrder }[]>();
     for (const r of labeled) {
       const list = byTask.get(r.task_id) ?? [];
       list.push({ user: r.user_id!, ranking: JSON.parse(r.ranking) });
@@ -174,7 +187,7 @@ export class Stats extends Aggregate {
           heldout: n(promptsBySplit, (r: { split: string }) => r.split === 'heldout'),
         },
         tasks: { open, done: doneN, total: (await this.s.tasks.list({ limit: 1, offset: 0 })).total },
-        demonstrations: await count('demonstrations'),
+        demonstrations: Number(demonstrations),
         rankings: rankings.length,
         pairwiseFromRankings,
         comparisons: {

@@ -1,7 +1,7 @@
 /**
  * The store: the database behind the server, the demo and the trainers' exports, in per-aggregate query modules
  * (users, sessions, settings, prompts, tasks, submissions, gold, chat, idempotency, login failures, exchange, stats,
- * the model registry and the training job queue).
+ * evals, the model registry and the training job queue).
  *
  * Written against Kysely's query builder only; the same queries run on SQLite (one writer at a time) and PostgreSQL
  * (many concurrent writers: several app servers on one database). So no check-then-act may rely on a single
@@ -10,7 +10,9 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { Chat } from './chat.js';
+import { Curation } from './curation.js';
 import { isWriteConflict } from './errors.js';
+import { Evals } from './evals.js';
 import { Exchange } from './exchange.js';
 import { Gold } from './gold.js';
 import { Idempotency } from './idempotency.js';
@@ -48,6 +50,8 @@ export class Store {
   readonly loginFailures = new LoginFailures(this);
   readonly exchange = new Exchange(this);
   readonly stats = new Stats(this);
+  readonly evals = new Evals(this);
+  readonly curation = new Curation(this);
   readonly models = new Models(this);
   readonly jobs = new Jobs(this);
 

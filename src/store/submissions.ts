@@ -1,12 +1,13 @@
 /** A labeler's answer to an assignment: a demonstration, a ranking (or a gold check) or an A/B choice. */
 import { Aggregate, isBlank, jsonOrNull } from './aggregate.js';
-import { pairwiseAgreement } from './agreement.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
+import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { Choice, TaskKind } from './schema.js';
 
 export interface RankingLabel {
-  ranking: number[];
+  /** Best → worst; tied responses as an inner array. */
+  ranking: RankingOrder;
   likert?: number[] | null;
   flags?: Record<string, number[]> | null;
 }
@@ -27,6 +28,16 @@ export class Submissions extends Aggregate {
     const row = await this.s.tasks.row(assignmentId, userId);
     if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
     if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
+    if (row.skipped_at !== null)
+      throw new StoreError(
+        'conflict',
+        `assignment ${assignmentId} was skipped; nothing was stored — ask for a new task`,
+      );
+    if (row.task_archived_at !== null)
+      throw new StoreError(
+        'expired',
+        `assignment ${assignmentId}'s task was withdrawn by an admin; nothing was stored — ask for a new task`,
+      );
     if (row.expired_at !== null) {
       await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
       // Taking the seat back is one conditional statement (see Tasks.takeSeat); when it fails the transaction

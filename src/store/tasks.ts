@@ -1,6 +1,7 @@
 /** Tasks and their assignments to labelers: handing out work, deadlines, and what a labeler sees. */
-import { type ExpressionBuilder, sql } from 'kysely';
+import type { ExpressionBuilder } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
+import { likeText } from './curation.js';
 import { StoreError } from './errors.js';
 import type { Database, TaskKind } from './schema.js';
 import type { PublicUser } from './users.js';
@@ -10,8 +11,11 @@ export type AssignmentView = {
   id: number;
   /** The labeler's own count: their first task is 1 (ids are shared by everyone, so they say nothing to a labeler). */
   number: number;
-  /** `expired`: the deadline passed and the task went back to the pool (see `Submissions.openRow` for late submits). */
-  status: 'open' | 'done' | 'expired';
+  /**
+   * `expired`: the deadline passed and the task went back to the pool (see `Submissions.openRow` for late submits);
+   * `skipped`: the labeler passed on it (or reported its prompt).
+   */
+  status: 'open' | 'done' | 'expired' | 'skipped';
   /** Submission deadline (epoch ms), or null when assignments do not expire. */
   expiresAt: number | null;
   prompt: string;
@@ -22,7 +26,8 @@ export interface TaskQuery {
   offset: number;
   q?: string;
   kind?: TaskKind;
-  state?: 'open' | 'done';
+  /** `open` and `done` are among the live tasks (the default: all live ones); `archived` lists the archived. */
+  state?: 'open' | 'done' | 'archived';
 }
 
 export class Tasks extends Aggregate {
@@ -56,6 +61,7 @@ export class Tasks extends Aggregate {
       .select(['tasks.id', 'tasks.prompt_id', 'responses.model'])
       .where('tasks.kind', '=', kind)
       .where('tasks.gold_id', 'is', null)
+      .where('tasks.archived_at', 'is', null)
       .where('tasks.prompt_id', 'in', promptIds)
       .orderBy('tasks.id')
       .execute();
@@ -72,7 +78,8 @@ export class Tasks extends Aggregate {
 
   /**
    * The admin's task list, oldest first: `q` searches the prompt (case-insensitive, literally), `kind` and `state`
-   * filter (`open`: fewer labelers have completed it than it needs; `done`: enough have); `total` counts the matches.
+   * filter (`open`: fewer labelers have completed it than it needs; `done`: enough have; `archived`: the archived
+   * ones, which the other views leave out); `total` counts the matches. Rejected work does not count as done.
    */
   async list(q: TaskQuery) {
     const done = (eb: ExpressionBuilder<Database, 'tasks' | 'prompts'>) =>
@@ -80,19 +87,17 @@ export class Tasks extends Aggregate {
         .selectFrom('assignments')
         .select((e) => e.fn.countAll<number>().as('n'))
         .whereRef('assignments.task_id', '=', 'tasks.id')
-        .where('assignments.status', '=', 'done');
+        .where('assignments.status', '=', 'done')
+        .where((e) => e.or([e('assignments.review', 'is', null), e('assignments.review', '!=', 'rejected')]));
     const matching = () => {
       let query = this.db
         .selectFrom('tasks')
         .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
-        .where('tasks.gold_id', 'is', null);
+        .where('tasks.gold_id', 'is', null)
+        .where('tasks.archived_at', q.state === 'archived' ? 'is not' : 'is', null);
       if (q.kind) query = query.where('tasks.kind', '=', q.kind);
-      if (q.q) {
-        // lower() on both sides: SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
-        const pattern = `%${q.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        query = query.where((eb) => eb(eb.fn('lower', ['prompts.text']), 'like', sql<string>`${pattern} escape '\\'`));
-      }
-      if (q.state) {
+      if (q.q) query = query.where((eb) => eb(eb.fn('lower', ['prompts.text']), 'like', likeText(q.q!)));
+      if (q.state === 'open' || q.state === 'done') {
         const op = q.state === 'open' ? '<' : '>=';
         query = query.where((eb) => eb(done(eb), op, eb.ref('tasks.target')));
       }
@@ -105,6 +110,7 @@ export class Tasks extends Aggregate {
         'tasks.split',
         'tasks.target',
         'tasks.created_at as createdAt',
+        'tasks.archived_at as archivedAt',
         'prompts.text as prompt',
         done(eb).as('done'),
         eb
@@ -122,7 +128,15 @@ export class Tasks extends Aggregate {
     const { n } = await matching()
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
-    return { total: count(n), tasks: rows.map((r) => ({ ...r, done: count(r.done), open: count(r.open) })) };
+    return {
+      total: count(n),
+      tasks: rows.map(({ archivedAt, ...r }) => ({
+        ...r,
+        archived: archivedAt !== null,
+        done: count(r.done),
+        open: count(r.open),
+      })),
+    };
   }
 
   /**
@@ -146,13 +160,16 @@ export class Tasks extends Aggregate {
         await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
       }
       await s.tasks.releaseOverdue();
+      // Skipped assignments are marked expired too, so this never hands one back.
       const open = await s.db
         .selectFrom('assignments')
-        .select('id')
-        .where('user_id', '=', user.id)
-        .where('status', '=', 'open')
-        .where('expired_at', 'is', null)
-        .orderBy('id')
+        .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
+        .select('assignments.id')
+        .where('assignments.user_id', '=', user.id)
+        .where('assignments.status', '=', 'open')
+        .where('assignments.expired_at', 'is', null)
+        .where('tasks.archived_at', 'is', null)
+        .orderBy('assignments.id')
         .limit(1)
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
@@ -164,6 +181,7 @@ export class Tasks extends Aggregate {
           .where('tasks.split', '=', user.split!)
           // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
           .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
+          .where('tasks.archived_at', 'is', null)
           .where((eb) =>
             eb.not(
               eb.exists(
@@ -260,7 +278,9 @@ export class Tasks extends Aggregate {
         'assignments.user_id',
         'assignments.expires_at',
         'assignments.expired_at',
+        'assignments.skipped_at',
         'tasks.id as task_id',
+        'tasks.archived_at as task_archived_at',
         'tasks.kind',
         'tasks.set_id',
         'tasks.prompt_id',
@@ -277,7 +297,8 @@ export class Tasks extends Aggregate {
 
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
     const row = await this.row(assignmentId, userId);
-    const status: AssignmentView['status'] = row.expired_at !== null ? 'expired' : row.status;
+    const status: AssignmentView['status'] =
+      row.skipped_at !== null ? 'skipped' : row.expired_at !== null ? 'expired' : row.status;
     const { n } = await this.db
       .selectFrom('assignments')
       .select((eb) => eb.fn.countAll<number>().as('n'))

@@ -3,9 +3,11 @@ import { useEffect, useState } from 'react';
 import { api, type Me } from './api.js';
 import {
   AdminData,
+  AdminEvals,
   AdminModels,
   AdminOverview,
   AdminPeople,
+  AdminReview,
   AdminScreening,
   AdminSettings,
   AdminTrain,
@@ -18,9 +20,11 @@ import { Empty, ErrorBox, Link, navigate, Spinner, ToastHost, usePath } from './
 const ADMIN_NAV = [
   ['/admin', 'Overview'],
   ['/admin/data', 'Prompts & tasks'],
+  ['/admin/review', 'Review'],
   ['/admin/screening', 'Screening'],
   ['/admin/train', 'Train'],
   ['/admin/models', 'Models'],
+  ['/admin/evals', 'Evals'],
   ['/admin/settings', 'Settings'],
   ['/admin/people', 'People'],
   ['/chat', 'Chat'],
@@ -91,7 +95,9 @@ export function App() {
   const screens: Record<string, () => React.ReactNode> = {
     '/admin': () => <AdminOverview />,
     '/admin/data': () => <AdminData />,
+    '/admin/review': () => <AdminReview />,
     '/admin/screening': () => <AdminScreening />,
+    '/admin/evals': () => <AdminEvals />,
     '/admin/train': () => <AdminTrain />,
     '/admin/models': () => <AdminModels />,
     '/admin/settings': () => <AdminSettings />,

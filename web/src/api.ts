@@ -4,11 +4,15 @@
  */
 // Request and response types come from the API's own schemas (src/server/schemas.ts, responses.ts), never from the store.
 import type {
+  AdminModelsBody as AdminModels,
   AssignmentBody as AssignmentView,
+  ChatEventBody,
   ConversationBody as Conversation,
   ConversationSummaryBody as ConversationSummary,
   CreatedTasksBody,
   DashboardBody as Dashboard,
+  EvalRatingsBody as EvalRatings,
+  EvalRowBody as EvalRow,
   GoldRowBody as GoldRow,
   JobDetailBody as JobDetail,
   JobKindInfoBody as JobKindInfo,
@@ -17,21 +21,31 @@ import type {
   ModelVersionBody as ModelVersion,
   PromptRowBody as PromptRow,
   UserBody as PublicUser,
+  ResponseBody as R,
+  RankingBody as Ranking,
+  ReportBody as Report,
   ScreeningItemBody as ScreeningItem,
-  ScreeningResultBody,
-  ScreeningStateBody,
   SettingsBody as Settings,
-  SubmitResultBody as SubmitResult,
+  SubmissionBody as Submission,
   TaskRowBody as TaskRow,
 } from '../../src/server/responses.js';
-import type { ChatBody, SettingsPatch, SubmitBody } from '../../src/server/schemas.js';
+import type {
+  ChatBody,
+  SettingsPatch,
+  SubmissionQueryBody,
+  SubmitBody,
+  TaskQueryBody,
+} from '../../src/server/schemas.js';
 
 export type {
+  AdminModels,
   AssignmentView,
   ChatBody,
   Conversation,
   ConversationSummary,
   Dashboard,
+  EvalRatings,
+  EvalRow,
   GoldRow,
   JobDetail,
   JobKindInfo,
@@ -40,9 +54,12 @@ export type {
   ModelVersion,
   PromptRow,
   PublicUser,
+  Ranking,
+  Report,
   ScreeningItem,
   Settings,
   SettingsPatch,
+  Submission,
   SubmitBody,
   TaskRow,
 };
@@ -130,36 +147,46 @@ export const api = {
   },
 
   // admin
-  users: () => get<{ users: PublicUser[] }>('/api/admin/users'),
+  users: () => get<R<'Users'>>('/api/admin/users'),
   createUser: (b: { username: string; password: string; role: 'admin' | 'labeler'; group?: string }) =>
-    post<{ user: PublicUser }>('/api/admin/users', b),
+    post<R<'User'>>('/api/admin/users', b),
   patchUser: (id: number, b: { group?: string; screeningPassed?: boolean; disabled?: boolean; password?: string }) =>
-    request<{ user: PublicUser }>('PATCH', `/api/admin/users/${id}`, b),
-  groups: () => get<{ groups: { id: number; name: string; split: 'training' | 'heldout' }[] }>('/api/admin/groups'),
-  createGroup: (name: string, split: 'training' | 'heldout') => post('/api/admin/groups', { name, split }),
-  settings: () => get<{ settings: Settings }>('/api/admin/settings'),
-  saveSettings: (s: SettingsPatch) => request<{ settings: Settings }>('PUT', '/api/admin/settings', s),
-  models: () => get<{ models: string[]; chatModel: string }>('/api/admin/models'),
-  prompts: (limit: number, offset: number) =>
-    get<{ total: number; prompts: PromptRow[] }>(`/api/admin/prompts?limit=${limit}&offset=${offset}`),
+    request<R<'User'>>('PATCH', `/api/admin/users/${id}`, b),
+  groups: () => get<R<'Groups'>>('/api/admin/groups'),
+  createGroup: (name: string, split: 'training' | 'heldout') => post<R<'Group'>>('/api/admin/groups', { name, split }),
+  settings: () => get<R<'Settings'>>('/api/admin/settings'),
+  saveSettings: (s: SettingsPatch) => request<R<'Settings'>>('PUT', '/api/admin/settings', s),
+  models: () => get<R<'AdminModels'>>('/api/admin/models'),
+  evals: () => get<R<'Evals'>>('/api/admin/evals'),
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+    post<R<'CreatedEval'>>('/api/admin/evals', b),
+  evalRatings: (baseline?: string) =>
+    get<R<'EvalRatings'>>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),
+  /** The Figure 1 chart (SVG, for an <img>). */
+  evalFigureUrl: (baseline?: string) =>
+    `/api/admin/evals/figure.svg${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`,
+  prompts: (limit: number, offset: number, archived = false) =>
+    get<R<'Prompts'>>(`/api/admin/prompts?limit=${limit}&offset=${offset}${archived ? '&archived=true' : ''}`),
+  patchPrompt: (id: number, b: { text?: string; split?: 'training' | 'heldout'; archived?: boolean }) =>
+    request<R<'Updated'>>('PATCH', `/api/admin/prompts/${id}`, b),
   addPrompts: (prompts: { text: string; split?: 'training' | 'heldout' }[]) =>
-    post<{ ids: number[] }>('/api/admin/prompts', { prompts }),
-  tasks: (q: TaskQuery) =>
-    get<{ total: number; tasks: TaskRow[] }>(
-      `/api/admin/tasks?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)]))}`,
-    ),
+    post<R<'Ids'>>('/api/admin/prompts', { prompts }),
+  tasks: (q: TaskQuery) => get<R<'Tasks'>>(`/api/admin/tasks?${query(q)}`),
+  patchTask: (id: number, b: { target?: number; archived?: boolean }) =>
+    request<R<'Updated'>>('PATCH', `/api/admin/tasks/${id}`, b),
   createTasks: (b: {
     kind: 'demonstration' | 'ranking' | 'ab';
     promptIds: number[];
     modelA?: string;
     modelB?: string;
   }) => post<CreatedTasksBody>('/api/admin/tasks', b),
-  gold: () => get<{ gold: GoldRow[] }>('/api/admin/gold'),
-  addGold: (b: { prompt: string; responses: string[]; ranking: number[] }) =>
-    post<{ ids: number[] }>('/api/admin/gold', b),
+  gold: () => get<R<'Gold'>>('/api/admin/gold'),
+  addGold: (b: { prompt: string; responses: string[]; ranking: Ranking }) => post<R<'Ids'>>('/api/admin/gold', b),
+  patchGold: (id: number, b: { prompt?: string; responses?: string[]; ranking?: Ranking; archived?: boolean }) =>
+    request<R<'Updated'>>('PATCH', `/api/admin/gold/${id}`, b),
   setScreening: (goldIds: number[], passThreshold?: number) =>
-    request('PUT', '/api/admin/screening', { goldIds, passThreshold }),
-  dashboard: () => get<Dashboard>('/api/admin/dashboard'),
+    request<R<'ScreeningSet'>>('PUT', '/api/admin/screening', { goldIds, passThreshold }),
+  dashboard: () => get<R<'Dashboard'>>('/api/admin/dashboard'),
   // model registry and training jobs
   registry: () => get<{ models: ModelVersion[] }>('/api/models'),
   registerModel: (path: string, name?: string) => post<{ model: ModelVersion }>('/api/admin/models', { path, name }),
@@ -170,40 +197,43 @@ export const api = {
     post<{ id: number }>('/api/admin/jobs', b),
   cancelJob: (id: number) => post<{ job: JobDetail }>(`/api/admin/jobs/${id}/cancel`),
   importJsonl: (kind: string, text: string, filename?: string) =>
-    post<{ imported: number }>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
+    post<R<'Imported'>>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
+  // review queue
+  submissions: (q: SubmissionQuery) => get<R<'Submissions'>>(`/api/admin/submissions?${query(q)}`),
+  review: (assignmentId: number, decision: 'accepted' | 'rejected', reason?: string) =>
+    post<R<'Submission'>>(`/api/admin/submissions/${assignmentId}/review`, { decision, reason }),
+  reports: (state: 'open' | 'resolved' | 'all' = 'open') => get<R<'Reports'>>(`/api/admin/reports?state=${state}`),
+  resolveReport: (id: number, action: 'dismiss' | 'archive') =>
+    post<R<'Updated'>>(`/api/admin/reports/${id}/resolve`, { action }),
 
   // labeler
-  screening: () => get<ScreeningStateBody>('/api/screening'),
-  submitScreening: (answers: { goldId: number; ranking: number[] }[], idem: string) =>
-    post<ScreeningResultBody>('/api/screening/submit', { answers }, { idem }),
-  nextTask: () => post<{ assignment: AssignmentView | null }>('/api/tasks/next'),
+  screening: () => get<R<'ScreeningState'>>('/api/screening'),
+  submitScreening: (answers: { goldId: number; ranking: Ranking }[], idem: string) =>
+    post<R<'ScreeningResult'>>('/api/screening/submit', { answers }, { idem }),
+  nextTask: () => post<R<'NextTask'>>('/api/tasks/next'),
   submit: (id: number, body: SubmitBody, idem: string) =>
-    post<SubmitResult>(`/api/assignments/${id}/submit`, body, { idem }),
+    post<R<'SubmitResult'>>(`/api/assignments/${id}/submit`, body, { idem }),
+  guidelines: () => get<R<'Guidelines'>>('/api/guidelines'),
+  skip: (id: number, idem: string) => post<R<'Skipped'>>(`/api/assignments/${id}/skip`, {}, { idem }),
+  report: (id: number, reason: string, idem: string) =>
+    post<R<'Reported'>>(`/api/assignments/${id}/report`, { reason }, { idem }),
 
   // chat
-  conversations: () => get<{ conversations: ConversationSummary[] }>('/api/conversations'),
-  conversation: (id: number) => get<{ conversation: Conversation }>(`/api/conversations/${id}`),
+  conversations: () => get<R<'Conversations'>>('/api/conversations'),
+  conversation: (id: number) => get<R<'Conversation'>>(`/api/conversations/${id}`),
   chooseChat: (pairId: number, choice: 'a' | 'b' | 'tie', idem: string) =>
-    post<{ ok: true }>('/api/chat/compare', { pairId, choice }, { idem }),
+    post<R<'ChatChoice'>>('/api/chat/compare', { pairId, choice }, { idem }),
 };
 
-export interface TaskQuery {
-  limit: number;
-  offset: number;
-  q?: string;
-  kind?: 'demonstration' | 'ranking' | 'ab';
-  state?: 'open' | 'done';
-}
+export type TaskQuery = TaskQueryBody;
+export type SubmissionQuery = SubmissionQueryBody;
 
-export type ChatEvent =
-  | { type: 'conversation'; id: number; title: string }
-  | { type: 'token'; text: string }
-  | { type: 'compare'; pairId: number; a: string; b: string }
-  /** The oldest messages were left out of what the model reads, to fit its context. */
-  | { type: 'context'; droppedMessages: number; message: string }
-  /** The reply failed: `empty_reply` (nothing was saved) or `model_error` (what arrived was kept). */
-  | { type: 'error'; error: 'empty_reply' | 'model_error'; message: string }
-  | { type: 'done'; reply: number };
+/** One line of the chat stream (an `error` line: `empty_reply`, nothing saved, or `model_error`, what arrived kept). */
+export type ChatEvent = ChatEventBody;
+
+// A query string of the defined fields.
+const query = (q: object) =>
+  new URLSearchParams(Object.entries(q).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]])));
 
 /** POST /api/chat and yield its NDJSON events as they arrive. */
 export async function* chatStream(body: ChatBody, signal?: AbortSignal): AsyncGenerator<ChatEvent> {

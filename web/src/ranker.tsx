@@ -1,12 +1,14 @@
 /**
  * Rank K responses best→worst: drag a card, or focus it and press Alt+↑/↓ (↑/↓ alone moves focus, 1–7 scores it
- * when Likert scores are asked for). Each response keeps its letter (A, B, C, ...) wherever it moves.
+ * when Likert scores are asked for, = ties it with the card above). Each response keeps its letter (A, B, C, ...)
+ * wherever it moves; tied cards share a place.
  */
 import { useEffect, useRef, useState } from 'react';
-import { FLAGS } from '../../src/store/schema.js';
+import type { RankingBody } from '../../src/server/responses.js';
+import type { SubmitBody } from '../../src/server/schemas.js';
 
-export type Flag = (typeof FLAGS)[number];
-export { FLAGS };
+/** The paper's per-response flags, as the API's submit schema names them. */
+export type Flag = keyof NonNullable<SubmitBody['flags']>;
 
 export const FLAG_LABELS: Record<Flag, string> = {
   fails_to_follow_instruction: 'Fails to follow the instruction',
@@ -21,6 +23,8 @@ export const FLAG_LABELS: Record<Flag, string> = {
   expresses_moral_judgment: 'Expresses a moral judgment',
 };
 
+export const FLAGS = Object.keys(FLAG_LABELS) as Flag[];
+
 export const LIKERT_WORDS = ['', 'Terrible', 'Bad', 'Poor', 'OK', 'Good', 'Great', 'Excellent'];
 
 export const letter = (i: number) => String.fromCharCode(65 + i);
@@ -30,12 +34,35 @@ export interface RankerProps {
   /** Response indices, best first. */
   order: number[];
   onOrder: (order: number[]) => void;
+  /** Responses ranked equal to the card above them (a tie); omit to offer no ties. */
+  tied?: number[];
+  onTied?: (tied: number[]) => void;
   /** Per response index (not position); omit to hide scores. */
   likert?: (number | null)[];
   onLikert?: (likert: (number | null)[]) => void;
   flags?: Set<Flag>[];
   onFlags?: (flags: Set<Flag>[]) => void;
   label?: string;
+}
+
+/** The ranking the API takes: best → worst, tied responses grouped in an array (e.g. [2, [0, 3], 1]). */
+export function toRanking(order: number[], tied: readonly number[] = []): RankingBody {
+  const places: number[][] = [];
+  order.forEach((resp, pos) => {
+    if (pos > 0 && tied.includes(resp)) places[places.length - 1].push(resp);
+    else places.push([resp]);
+  });
+  return places.map((p) => (p.length === 1 ? p[0] : p));
+}
+
+/** A ranking as text: "B > A = C > D" (tied responses joined by =). */
+export const rankingText = (ranking: RankingBody) =>
+  ranking.map((p) => (Array.isArray(p) ? p.map(letter).join(' = ') : letter(p))).join(' > ');
+
+/** Each position's place number (1 = best); tied cards share their place. */
+export function placeNumbers(order: number[], tied: readonly number[] = []): number[] {
+  let place = 0;
+  return order.map((resp, pos) => (pos > 0 && tied.includes(resp) ? place : ++place));
 }
 
 export function move<T>(list: T[], from: number, to: number): T[] {
@@ -50,6 +77,11 @@ export function Ranker(p: RankerProps) {
   const [focusResp, setFocusResp] = useState<number | null>(null);
   const [drag, setDrag] = useState<{ from: number; over: number | null } | null>(null);
   const k = p.responses.length;
+  const tied = p.tied ?? [];
+  const places = placeNumbers(p.order, tied);
+  const lastPlace = places[k - 1];
+  const toggleTie = (resp: number) =>
+    p.onTied?.(tied.includes(resp) ? tied.filter((r) => r !== resp) : [...tied, resp]);
 
   // Keep keyboard focus on the card that just moved.
   useEffect(() => {
@@ -90,6 +122,9 @@ export function Ranker(p: RankerProps) {
         const r = p.order[pos + d];
         if (r !== undefined) refs.current.get(r)?.focus();
       }
+    } else if (e.key === '=' && p.onTied && pos > 0) {
+      e.preventDefault();
+      toggleTie(resp);
     } else if (p.likert && /^[1-7]$/.test(e.key) && !e.altKey && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();
       setScore(resp, Number(e.key));
@@ -103,6 +138,7 @@ export function Ranker(p: RankerProps) {
         const nFlags = p.flags?.[resp]?.size ?? 0;
         const dropBefore = drag && drag.over === pos && drag.from > pos;
         const dropAfter = drag && drag.over === pos && drag.from < pos;
+        const isTied = pos > 0 && tied.includes(resp);
         return (
           <li
             key={resp}
@@ -110,12 +146,12 @@ export function Ranker(p: RankerProps) {
               if (el) refs.current.set(resp, el);
               else refs.current.delete(resp);
             }}
-            className={`rank-card${drag?.from === pos ? ' dragging' : ''}${dropBefore ? ' drop-before' : ''}${dropAfter ? ' drop-after' : ''}`}
+            className={`rank-card${isTied ? ' tied' : ''}${drag?.from === pos ? ' dragging' : ''}${dropBefore ? ' drop-before' : ''}${dropAfter ? ' drop-after' : ''}`}
             data-testid="rank-card"
             data-response={letter(resp)}
             tabIndex={0}
             draggable
-            aria-label={`Response ${letter(resp)}, rank ${pos + 1} of ${k}${score ? `, score ${score}` : ''}`}
+            aria-label={`Response ${letter(resp)}, place ${places[pos]}${isTied ? ' (tied)' : ''} of ${lastPlace}${score ? `, score ${score}` : ''}`}
             onKeyDown={(e) => onKeyDown(e, pos, resp)}
             onFocus={(e) => {
               if (e.target === e.currentTarget) setFocusResp(resp);
@@ -139,8 +175,9 @@ export function Ranker(p: RankerProps) {
             onDragEnd={() => setDrag(null)}
           >
             <div className="rank-side">
-              <span className="rank-pos" title="Rank">
-                {pos + 1}
+              <span className="rank-pos" title={isTied ? 'Tied with the response above' : 'Place'}>
+                {isTied ? '=' : ''}
+                {places[pos]}
               </span>
               <span className="grip" aria-hidden="true">
                 ⋮⋮
@@ -149,9 +186,21 @@ export function Ranker(p: RankerProps) {
             <div className="rank-main">
               <div className="rank-head">
                 <span className="resp-letter">Response {letter(resp)}</span>
-                {pos === 0 && <span className="pill pill-good">best</span>}
-                {pos === k - 1 && <span className="pill pill-bad">worst</span>}
+                {places[pos] === 1 && <span className="pill pill-good">best</span>}
+                {places[pos] === lastPlace && lastPlace > 1 && <span className="pill pill-bad">worst</span>}
                 <div className="rank-moves">
+                  {p.onTied && pos > 0 && (
+                    <button
+                      type="button"
+                      className={`btn btn-small${isTied ? ' on' : ''}`}
+                      aria-pressed={isTied}
+                      data-testid={`tie-${letter(resp)}`}
+                      title="As good as the response above (=)"
+                      onClick={() => toggleTie(resp)}
+                    >
+                      {isTied ? '= tied' : '= tie'}
+                    </button>
+                  )}
                   <button
                     type="button"
                     className="icon-btn"

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { registerFolder } from '../../jobs/queue.js';
-import { defaultWebRoot, ModelSampler, serve } from '../../server/index.js';
+import { checkModelFolder } from '../../models/index.js';
+import { defaultWebRoot, parseMemory, SamplerPool, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
 
 const HELP = `usage: instructkit serve [--port 8080] [--db instructkit.sqlite | postgres://…] [--admin-user admin] [--admin-password PW]
@@ -25,9 +26,12 @@ or else with a random password that is printed once.
   --secure-cookie     mark the session cookie Secure (the app is reached over HTTPS, e.g. through that proxy)
   --web DIR           built UI folder (default: the package's web/dist)
   --report DIR        a run's report folder (e.g. runs/demo/report) to show at /report/
-  --model DIR         a model folder to chat with and to sample ranking candidates from (its folder name is the
-                      candidate source's name in the admin settings); without it the chat echoes. It is also
-                      registered as a base model version in the model registry (once per folder)
+  --model DIR         a model folder to chat with and to sample ranking / A/B candidates from (its folder name is
+                      its name in the admin settings), registered as a base version in the model registry (once
+                      per folder); repeat it for several. Every causal-LM version in the registry is served side by
+                      side (the first --model answers chat unless the admin picks others); without any, chat echoes
+  --serve-memory SIZE weights the sampling workers may hold at once (e.g. 6G; default half the machine's memory):
+                      a version loads on first use, and the least recently used idle one is stopped to make room
   --models DIR        where training jobs' folders and output models go (default models)
   --no-worker         do not start the local training worker (\`instructkit worker\` in a child process, stopped
                       with the server); run workers elsewhere instead, pointed at the same --db and --models`;
@@ -43,7 +47,8 @@ export async function run(args: string[]): Promise<number> {
       'admin-password': { type: 'string' },
       web: { type: 'string' },
       report: { type: 'string' },
-      model: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      'serve-memory': { type: 'string' },
       models: { type: 'string', default: 'models' },
       'no-worker': { type: 'boolean', default: false },
       'trust-proxy': { type: 'string' },
@@ -62,13 +67,22 @@ export async function run(args: string[]): Promise<number> {
 
   // Opened first: an unreachable database or a folder that is not a model fails here, before anything listens.
   const store = await openStore({ db: values.db });
-  const sampler = values.model
-    ? await ModelSampler.start({ dir: values.model }, basename(resolve(values.model))).catch(async (err) => {
-        await store.close();
-        throw err;
-      })
-    : null;
-  if (values.model) await registerFolder(store, values.model, { kind: 'base' });
+  let pool: SamplerPool;
+  try {
+    pool = new SamplerPool({
+      budgetBytes: values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined,
+    });
+    for (const dir of values.model ?? []) {
+      // Checked before the folder is registered, so a refused start leaves the registry as it was.
+      checkModelFolder(dir, 'causal');
+      pool.bytesFor(basename(resolve(dir)), dir);
+      const { model } = await registerFolder(store, dir, { kind: 'base' });
+      pool.add(model.name, model.path);
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const firstStart = (await store.users.list()).length === 0;
   const password = given ?? randomBytes(12).toString('base64url');
   const webRoot = values.web ?? defaultWebRoot();
@@ -79,7 +93,7 @@ export async function run(args: string[]): Promise<number> {
     webRoot,
     reportDir: values.report,
     jobsDir: resolve(values.models),
-    ...(sampler ? { chatModel: sampler, candidateSources: { [sampler.name]: sampler } } : {}),
+    servedModels: pool,
     bootstrapAdmin: { username: values['admin-user'], password },
     resetAdmin: given !== undefined,
     secureCookies: values['secure-cookie'],
@@ -94,7 +108,12 @@ export async function run(args: string[]): Promise<number> {
     console.log(`admin "${values['admin-user']}" signs in with the given password (account enabled)`);
   }
   if (values.report) console.log(`report of ${values.report} at ${s.address}/report/`);
-  if (sampler) console.log(`chat and candidates from model "${sampler.name}" (${values.model})`);
+  const budget = (pool.budgetBytes / 2 ** 30).toFixed(1);
+  const names = pool.names().map((n) => `"${n}"`);
+  console.log(
+    `serving ${names.length ? names.join(', ') : 'no model yet'} and every causal-LM version in the registry ` +
+      `(loaded on first use, ${budget} GiB of weights at most)`,
+  );
   // Training never runs in this process: jobs go to a worker process (this one's child unless --no-worker).
   const worker = values['no-worker'] || values.db === ':memory:' ? null : startWorker(values.db, values.models);
   console.log(`open ${s.address}/ in a browser — Ctrl+C to stop`);
@@ -105,7 +124,7 @@ export async function run(args: string[]): Promise<number> {
       void s
         .close()
         .then(() => worker?.stop())
-        .then(() => sampler?.close())
+        .then(() => pool.close())
         .then(() => store.close().then(done, done));
     };
     process.on('SIGINT', stop);

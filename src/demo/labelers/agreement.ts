@@ -1,6 +1,10 @@
 /** Inter-labeler agreement and win rates with confidence intervals. */
-import { pairwiseAgreement } from '../../store/agreement.js';
+import { type WinRate, winRateOf } from '../../rlhf/eval_stats.js';
+import { pairwiseAgreement } from '../../store/ranking.js';
 import type { Labeler, LabelItem } from './labeler.js';
+
+// The statistics live with the rest of the evaluation maths; the demo's callers keep importing them from here.
+export { type WinRate, wilsonInterval } from '../../rlhf/eval_stats.js';
 
 export interface PairAgreement {
   a: string;
@@ -71,27 +75,6 @@ export function agreementBetween<T extends LabelItem>(
   return agreementOver([...poolA, ...poolB], pairs, tasks, responsesPerTask);
 }
 
-export interface WinRate {
-  /** Fraction of comparisons A wins, ties counted half. */
-  winRate: number;
-  /** 95 % Wilson score interval. */
-  lo: number;
-  hi: number;
-  wins: number;
-  ties: number;
-  losses: number;
-  n: number;
-}
-
-/** Wilson score interval for a proportion p over n trials (z = 1.96 for 95 %). */
-export function wilsonInterval(p: number, n: number, z = 1.96): { lo: number; hi: number } {
-  if (n === 0) return { lo: 0, hi: 1 };
-  const z2 = z * z;
-  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
-  const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return { lo: Math.max(0, centre - half), hi: Math.min(1, centre + half) };
-}
-
 /**
  * How often answers A beat answers B on the same tasks. Judges take turns (task i goes to judge i mod n) and see
  * A first on even tasks, second on odd ones, so an order bias in a judge cancels. Identical answers are a tie.
@@ -119,7 +102,5 @@ export function winRate<T extends LabelItem>(
     const aWins = i % 2 === 0 ? judge.compare(task, a, b) === 'a' : judge.compare(task, b, a) === 'b';
     if (aWins) wins++;
   });
-  const n = tasks.length;
-  const rate = n === 0 ? 0.5 : (wins + ties / 2) / n;
-  return { winRate: rate, ...wilsonInterval(rate, n), wins, ties, losses: n - wins - ties, n };
+  return winRateOf({ wins, ties, losses: tasks.length - wins - ties });
 }

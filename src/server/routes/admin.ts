@@ -1,11 +1,11 @@
 /** Admin: people, groups, settings, prompts, tasks, gold items, the screening test and the dashboard. */
-import { distinctCandidates, parseJsonl, StoreError } from '../../store/index.js';
+import { abCandidates, distinctCandidates, parseJsonl, StoreError } from '../../store/index.js';
 import { hashPassword } from '../auth.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
 export function adminRoutes(ctx: RouteContext): void {
-  const { app, store, opts, S, maxTextChars, chatModel, source } = ctx;
+  const { app, store, opts, S, maxTextChars, chatModel, source, modelNames } = ctx;
 
   app.get('/api/admin/users', { config: { auth: 'admin' }, schema: { response: { 200: R.Users } } }, async () => ({
     users: await store.users.list(),
@@ -37,9 +37,14 @@ export function adminRoutes(ctx: RouteContext): void {
     },
   );
 
-  app.get('/api/admin/groups', { config: { auth: 'admin' } }, async () => ({ groups: await store.users.listGroups() }));
-  app.post('/api/admin/groups', { config: { auth: 'admin' }, schema: { body: S.CreateGroup } }, async (req, reply) =>
-    reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
+  app.get('/api/admin/groups', { config: { auth: 'admin' }, schema: { response: { 200: R.Groups } } }, async () => ({
+    groups: await store.users.listGroups(),
+  }));
+  app.post(
+    '/api/admin/groups',
+    { config: { auth: 'admin' }, schema: { body: S.CreateGroup, response: { 201: R.Group } } },
+    async (req, reply) =>
+      reply.status(201).send({ group: await store.users.createGroup(req.body.name, req.body.split) }),
   );
 
   app.get(
@@ -50,15 +55,28 @@ export function adminRoutes(ctx: RouteContext): void {
   app.put(
     '/api/admin/settings',
     { config: { auth: 'admin' }, schema: { body: S.Settings, response: { 200: R.Settings } } },
-    async (req) => ({
-      settings: await store.settings.update(req.body),
-    }),
+    async (req) => {
+      await ctx.refreshModels();
+      const unknown = (req.body.chatModels ?? []).filter((n) => !opts.servedModels?.has(n));
+      if (unknown.length > 0) {
+        const served = opts.servedModels?.names().join(', ') || 'none (start the server with --model DIR)';
+        fail(422, 'invalid', `chatModels: ${unknown.join(', ')} not served; served: ${served}`);
+      }
+      return { settings: await store.settings.update(req.body) };
+    },
   );
 
-  app.get('/api/admin/models', { config: { auth: 'admin' } }, async () => {
-    const names = new Set([...Object.keys(opts.candidateSources ?? {}), ...(await store.prompts.pooledModels())]);
-    return { models: [...names].sort(), chatModel: chatModel.name };
-  });
+  app.get(
+    '/api/admin/models',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.AdminModels } } },
+    async () => ({
+      models: await modelNames(),
+      chatModel: chatModel.name,
+      // Versions served side by side: their weights' size and whether a sampling worker holds them now.
+      served: opts.servedModels?.status().map(({ dir: _dir, ...s }) => s) ?? [],
+      serveMemory: opts.servedModels?.budgetBytes ?? null,
+    }),
+  );
 
   app.get(
     '/api/admin/prompts',
@@ -83,6 +101,7 @@ export function adminRoutes(ctx: RouteContext): void {
     async (req, reply) => {
       const { kind, promptIds, modelA, modelB } = req.body;
       const settings = await store.settings.get();
+      await ctx.refreshModels();
       if (kind === 'ab' && (!modelA || !modelB || modelA === modelB)) {
         fail(422, 'invalid', 'an A/B task needs two different models: modelA and modelB');
       }
@@ -110,11 +129,7 @@ export function adminRoutes(ctx: RouteContext): void {
             const texts = await distinctCandidates(source(settings.candidateModel), prompt.text, settings.k);
             plans.push({ promptId, responses: texts.map((text) => ({ text, model: settings.candidateModel })) });
           } else {
-            const [a = ''] = await source(modelA!).generate(prompt.text, 1);
-            const [b = ''] = await source(modelB!).generate(prompt.text, 1);
-            if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
-              throw new Error('the two models gave an empty or the same answer; nothing to compare');
-            }
+            const [a, b] = await abCandidates(source(modelA!), source(modelB!), prompt.text);
             plans.push({
               promptId,
               responses: [
@@ -155,30 +170,42 @@ export function adminRoutes(ctx: RouteContext): void {
   app.get('/api/admin/gold', { config: { auth: 'admin' }, schema: { response: { 200: R.Gold } } }, async () => ({
     gold: await store.gold.list(),
   }));
-  app.post('/api/admin/gold', { config: { auth: 'admin' }, schema: { body: S.AddGold } }, async (req, reply) => {
-    const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
-    if (!rec) {
-      const { errors } = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars });
-      fail(422, 'invalid', errors[0]?.message ?? 'invalid gold item');
-    }
-    return reply.status(201).send({ ids: await store.gold.add([rec]) });
-  });
+  app.post(
+    '/api/admin/gold',
+    { config: { auth: 'admin' }, schema: { body: S.AddGold, response: { 201: R.Ids } } },
+    async (req, reply) => {
+      const [rec] = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars }).records;
+      if (!rec) {
+        const { errors } = parseJsonl('gold', JSON.stringify(req.body), { maxTextChars });
+        fail(422, 'invalid', errors[0]?.message ?? 'invalid gold item');
+      }
+      return reply.status(201).send({ ids: await store.gold.add([rec]) });
+    },
+  );
 
-  app.get('/api/admin/screening', { config: { auth: 'admin' } }, async () => {
-    const settings = await store.settings.get();
-    return {
-      items: (await store.gold.list()).filter((g) => g.inScreening),
-      passThreshold: settings.screeningPassThreshold,
-      required: settings.screeningRequired,
-    };
-  });
-  app.put('/api/admin/screening', { config: { auth: 'admin' }, schema: { body: S.SetScreening } }, async (req) => {
-    await store.gold.setScreening(req.body.goldIds);
-    if (req.body.passThreshold !== undefined) {
-      await store.settings.update({ screeningPassThreshold: req.body.passThreshold });
-    }
-    return { ok: true, goldIds: req.body.goldIds };
-  });
+  app.get(
+    '/api/admin/screening',
+    { config: { auth: 'admin' }, schema: { response: { 200: R.AdminScreening } } },
+    async () => {
+      const settings = await store.settings.get();
+      return {
+        items: (await store.gold.list()).filter((g) => g.inScreening),
+        passThreshold: settings.screeningPassThreshold,
+        required: settings.screeningRequired,
+      };
+    },
+  );
+  app.put(
+    '/api/admin/screening',
+    { config: { auth: 'admin' }, schema: { body: S.SetScreening, response: { 200: R.ScreeningSet } } },
+    async (req) => {
+      await store.gold.setScreening(req.body.goldIds);
+      if (req.body.passThreshold !== undefined) {
+        await store.settings.update({ screeningPassThreshold: req.body.passThreshold });
+      }
+      return { ok: true, goldIds: req.body.goldIds };
+    },
+  );
 
   app.get('/api/admin/dashboard', { config: { auth: 'admin' }, schema: { response: { 200: R.Dashboard } } }, async () =>
     store.stats.dashboard(),

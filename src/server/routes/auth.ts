@@ -6,7 +6,9 @@ import { responses as R } from '../responses.js';
 export function authRoutes(ctx: RouteContext): void {
   const { app, store, opts, now, loginThrottle, sessionEnd, maxAgeMs, user, S } = ctx;
 
-  app.get('/api/health', { config: { auth: 'public' } }, async () => ({ ok: true }));
+  app.get('/api/health', { config: { auth: 'public' }, schema: { response: { 200: R.Ok } } }, async () => ({
+    ok: true,
+  }));
 
   app.post(
     '/api/auth/login',
@@ -43,7 +45,7 @@ export function authRoutes(ctx: RouteContext): void {
     },
   );
 
-  app.post('/api/auth/logout', { config: { auth: 'any' } }, async (req, reply) => {
+  app.post('/api/auth/logout', { config: { auth: 'any' }, schema: { response: { 200: R.Ok } } }, async (req, reply) => {
     await store.sessions.delete(req.session!.id);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return { ok: true };

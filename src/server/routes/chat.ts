@@ -6,7 +6,7 @@ import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
 export function chatRoutes(ctx: RouteContext): void {
-  const { app, store, S, chatModel, user, idempotent } = ctx;
+  const { app, store, S, chatModels, random, user, idempotent } = ctx;
   const Idem = { headers: S.IdempotencyHeaders };
 
   app.get(
@@ -49,6 +49,11 @@ export function chatRoutes(ctx: RouteContext): void {
     let droppedMessages = 0;
     const opts = { signal: ac.signal, onTruncate: (d: number) => (droppedMessages = d) };
     const compare = settings.chatCompareEvery > 0 && n % settings.chatCompareEvery === 0;
+    // The admin's chat versions: a reply from one of them; a comparison between two of them when there are two.
+    const pool = chatModels(settings.chatModels);
+    const pick = () => pool.splice(pool.length > 1 ? Math.floor(random() * pool.length) : 0, 1)[0];
+    const chatModel = pick();
+    const otherModel = pool.length > 0 ? pick() : chatModel;
     // Sampling starts before the response, so that a message the model cannot read is a clean 422, not a cut stream.
     let replies: string[] = [];
     let tokens: AsyncIterator<string> | null = null;
@@ -56,7 +61,8 @@ export function chatRoutes(ctx: RouteContext): void {
     try {
       if (compare) {
         const seeds = [randomInt(1 << 30), randomInt(1 << 30)];
-        replies = await Promise.all(seeds.map((seed) => collect(chatModel.stream(messages, { ...opts, seed }))));
+        const models = [chatModel, otherModel];
+        replies = await Promise.all(seeds.map((seed, i) => collect(models[i].stream(messages, { ...opts, seed }))));
       } else {
         tokens = chatModel.stream(messages, opts)[Symbol.asyncIterator]();
         first = await tokens.next();
@@ -85,7 +91,7 @@ export function chatRoutes(ctx: RouteContext): void {
         if (ac.signal.aborted) return retract(); // the user never saw these replies
         const [a, b] = replies;
         if (a.trim() && b.trim() && a.trim() !== b.trim()) {
-          const pair = { prompt: chatPrompt(messages), a, b, model: chatModel.name };
+          const pair = { prompt: chatPrompt(messages), a, b, modelA: chatModel.name, modelB: otherModel.name };
           const pairId = await store.chat.openPair(u.id, conversation.id, pair);
           yield line({ type: 'compare', pairId, a, b });
         } else {
@@ -129,7 +135,7 @@ export function chatRoutes(ctx: RouteContext): void {
 
   app.post(
     '/api/chat/compare',
-    { config: { auth: 'any' }, schema: { body: S.ChatCompare, ...Idem } },
+    { config: { auth: 'any' }, schema: { body: S.ChatCompare, ...Idem, response: { 200: R.ChatChoice } } },
     async (req, reply) =>
       idempotent(req, reply, 'chat-compare', async (s) => {
         await s.chat.choosePair(req.body.pairId, user(req).id, req.body.choice);

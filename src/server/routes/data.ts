@@ -10,13 +10,14 @@ import {
   toJsonl,
 } from '../../store/index.js';
 import { fail, type RouteContext } from '../context.js';
+import { responses as R } from '../responses.js';
 
 export function dataRoutes(ctx: RouteContext): void {
   const { app, store, S, maxTextChars } = ctx;
 
   app.post(
     '/api/admin/import/:kind',
-    { config: { auth: 'admin' }, schema: { params: S.KindParam } },
+    { config: { auth: 'admin' }, schema: { params: S.KindParam, response: { 200: R.Imported, 422: R.InvalidJsonl } } },
     async (req, reply) => {
       const kind = req.params.kind as ImportKind;
       if (!IMPORT_KINDS.includes(kind)) fail(404, 'not_found', `import kinds: ${IMPORT_KINDS.join(', ')}`);

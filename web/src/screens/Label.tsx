@@ -1,8 +1,9 @@
 /** The labeler's workspace: the screening test first (when required), then one task at a time. */
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError, type AssignmentView, api, newKey, type ScreeningItem } from '../api.js';
-import { FLAGS, type Flag, letter, Ranker } from '../ranker.js';
+import { FLAGS, type Flag, Ranker, rankingText, toRanking } from '../ranker.js';
 import { Card, clearDrafts, Empty, ErrorBox, Kbd, Shortcuts, Spinner, useDraft, useKeys, useToast } from '../ui.js';
+import { TaskTools } from './TaskTools.js';
 
 type Phase =
   | { kind: 'loading' }
@@ -29,6 +30,8 @@ export function LabelScreen() {
       }
       const { assignment } = await api.nextTask();
       setPhase(assignment ? { kind: 'task', assignment } : { kind: 'done' });
+      // A new task starts at its prompt, not where the last one was scrolled to.
+      window.scrollTo(0, 0);
     } catch (e) {
       if (e instanceof ApiError && e.code === 'screening_required') setPhase({ kind: 'screening-not-ready' });
       else setPhase({ kind: 'error', error: e });
@@ -103,6 +106,18 @@ export function LabelScreen() {
       )}
       {phase.kind === 'task' && phase.assignment.kind === 'ab' && (
         <AB key={phase.assignment.id} a={phase.assignment} onDone={submitted} />
+      )}
+      {phase.kind === 'task' && (
+        <TaskTools
+          key={`tools-${phase.assignment.id}`}
+          assignmentId={phase.assignment.id}
+          onLeft={(how) => {
+            toast(
+              how === 'skipped' ? 'Skipped — it goes to someone else.' : 'Reported — thank you. Here is the next task.',
+            );
+            void loadNext();
+          }}
+        />
       )}
     </div>
   );
@@ -339,6 +354,7 @@ function Demonstration(props: {
 function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDone: (outcome: Outcome) => void }) {
   const k = props.a.responses.length;
   const [order, setOrder] = useDraft(props.a.id, 'order', () => props.a.responses.map((_, i) => i));
+  const [tied, setTied] = useDraft<number[]>(props.a.id, 'tied', () => []);
   const [likert, setLikert] = useDraft<(number | null)[]>(props.a.id, 'likert', () => Array(k).fill(null));
   const [flags, setFlags] = useDraft<Set<Flag>[]>(
     props.a.id,
@@ -357,7 +373,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
       const on = flags.flatMap((s, i) => (s.has(flag) ? [i] : []));
       if (on.length) f[flag] = on;
     }
-    void submit({ ranking: order, likert: likert as number[], flags: f });
+    void submit({ ranking: toRanking(order, tied), likert: likert as number[], flags: f });
   };
 
   return (
@@ -389,12 +405,15 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
             </span>,
             'score focused response',
           ],
+          [<Kbd key="t">=</Kbd>, 'tie with the one above'],
         ]}
       />
       <Ranker
         responses={props.a.responses}
         order={order}
         onOrder={setOrder}
+        tied={tied}
+        onTied={setTied}
         likert={likert}
         onLikert={setLikert}
         flags={flags}
@@ -403,7 +422,7 @@ function Ranking(props: { a: Extract<AssignmentView, { kind: 'ranking' }>; onDon
       <ErrorBox error={error} />
       <div className="actions-bar">
         <span className="muted" data-testid="ranking-summary">
-          Order: {order.map(letter).join(' > ')} · {scored}/{k} scored
+          Order: {rankingText(toRanking(order, tied))} · {scored}/{k} scored
         </span>
         <button type="button" className="btn btn-primary" disabled={!ready || busy} onClick={send}>
           {busy ? 'Saving…' : ready ? 'Submit ranking' : `Score all ${k} responses to submit`}

@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { api } from '../../api.js';
 import { Card, Empty, ErrorBox, useLoad, useToast } from '../../ui.js';
 import { Pager } from './Pager.js';
+import { PromptText } from './PromptActions.js';
 import { SplitPicker } from './SplitPicker.js';
 import { TaskList } from './TaskList.js';
 
@@ -20,7 +21,8 @@ const IMPORT_KINDS = [
 export function AdminData() {
   const toast = useToast();
   const [page, setPage] = useState(0);
-  const prompts = useLoad(() => api.prompts(PAGE, page * PAGE), [page]);
+  const [archived, setArchived] = useState(false);
+  const prompts = useLoad(() => api.prompts(PAGE, page * PAGE, archived), [page, archived]);
   // Bumped after tasks are created, so that the task list reloads.
   const [taskVersion, setTaskVersion] = useState(0);
   const models = useLoad(() => api.models());
@@ -175,11 +177,27 @@ export function AdminData() {
             Prompts <span className="count">{total}</span>
           </>
         }
-        actions={<Pager page={page} pageSize={PAGE} total={total} onPage={setPage} />}
+        actions={
+          <div className="row gap">
+            <label className="check">
+              <input
+                type="checkbox"
+                checked={archived}
+                data-testid="show-archived-prompts"
+                onChange={() => {
+                  setArchived(!archived);
+                  setPage(0);
+                }}
+              />
+              Archived
+            </label>
+            <Pager page={page} pageSize={PAGE} total={total} onPage={setPage} />
+          </div>
+        }
       >
         {rows.length === 0 ? (
-          <Empty icon="✎" title="No prompts yet">
-            Type a few above or upload a JSONL file.
+          <Empty icon="✎" title={archived ? 'No archived prompts' : 'No prompts yet'}>
+            {archived ? 'Archived prompts appear here, to restore.' : 'Type a few above or upload a JSONL file.'}
           </Empty>
         ) : (
           <>
@@ -233,6 +251,7 @@ export function AdminData() {
                   </th>
                   <th className="num">#</th>
                   <th>Prompt</th>
+                  <th />
                   <th>Split</th>
                   <th>Source</th>
                 </tr>
@@ -254,7 +273,14 @@ export function AdminData() {
                       />
                     </td>
                     <td className="num muted">{r.id}</td>
-                    <td className="clip">{r.text}</td>
+                    <PromptText
+                      row={r}
+                      onChanged={(message) => {
+                        toast(message);
+                        prompts.reload();
+                        setTaskVersion((v) => v + 1);
+                      }}
+                    />
                     <td>
                       <span className={`pill ${r.split === 'heldout' ? 'pill-warn' : ''}`}>{r.split}</span>
                     </td>

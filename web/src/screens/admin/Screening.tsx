@@ -1,6 +1,7 @@
 /** Admin screening test: gold items, which of them form the test, and the pass threshold. */
 import { useState } from 'react';
 import { api, type GoldRow } from '../../api.js';
+import { rankingText } from '../../ranker.js';
 import { Card, Empty, ErrorBox, useLoad, useToast } from '../../ui.js';
 
 export function AdminScreening() {
@@ -23,6 +24,19 @@ export function AdminScreening() {
     try {
       await api.setScreening([...inTest], thr);
       toast(`Screening test saved: ${inTest.size} item${inTest.size === 1 ? '' : 's'}`);
+      setChosen(null);
+      gold.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+
+  // Archiving is the delete: the item leaves the test and live checks; its answers are kept.
+  const archive = async (id: number, archived: boolean) => {
+    setError(null);
+    try {
+      await api.patchGold(id, { archived });
+      toast(archived ? 'Gold item archived' : 'Gold item restored');
       setChosen(null);
       gold.reload();
     } catch (e) {
@@ -120,8 +134,16 @@ export function AdminScreening() {
                   <span className="gold-prompt">{g.prompt}</span>
                 </label>
                 <div className="muted small">
-                  {g.responses.length} responses · reference{' '}
-                  {g.ranking.map((i) => String.fromCharCode(65 + i)).join(' > ')}
+                  {g.responses.length} responses · reference {rankingText(g.ranking)}
+                  {g.archived ? ' · archived' : ''}{' '}
+                  <button
+                    type="button"
+                    className="btn btn-small"
+                    data-testid={`gold-archive-${g.id}`}
+                    onClick={() => void archive(g.id, !g.archived)}
+                  >
+                    {g.archived ? 'Restore' : 'Archive'}
+                  </button>
                 </div>
               </li>
             ))}

@@ -13,6 +13,7 @@ export function AdminSettings() {
   }, [loaded.data]);
   if (!s) return <div className="page center">{loaded.error ? <ErrorBox error={loaded.error} /> : <Spinner />}</div>;
   const models = [...new Set([...(loaded.data?.[1].models ?? []), s.candidateModel])];
+  const served = loaded.data?.[1].served ?? [];
   const set = <K extends keyof Settings>(k: K, v: Settings[K]) => setS({ ...s, [k]: v });
 
   const save = async () => {
@@ -49,7 +50,10 @@ export function AdminSettings() {
               </option>
             ))}
           </select>
-          <span className="help">Imported candidates are pooled per model name (JSONL kind “candidates”).</span>
+          <span className="help">
+            A served model version (sampled on demand), or imported candidates pooled per model name (JSONL kind
+            “candidates”).
+          </span>
         </label>
         <label className="field">
           <span className="field-label">
@@ -135,6 +139,38 @@ export function AdminSettings() {
             </span>
           </label>
         </div>
+        <fieldset className="field plain" data-testid="chat-models">
+          <legend className="field-label">Chat answers from</legend>
+          {served.length === 0 ? (
+            <span className="help">
+              Only “{loaded.data?.[1].chatModel}” answers: start the server with --model DIR (repeatable) to serve
+              versions side by side.
+            </span>
+          ) : (
+            served.map((m) => (
+              <label key={m.name} className="check">
+                <input
+                  type="checkbox"
+                  checked={s.chatModels.includes(m.name)}
+                  onChange={(e) =>
+                    set(
+                      'chatModels',
+                      e.target.checked ? [...s.chatModels, m.name] : s.chatModels.filter((x) => x !== m.name),
+                    )
+                  }
+                />
+                {m.name}{' '}
+                <span className="muted small">
+                  ({(m.bytes / 2 ** 20).toFixed(0)} MiB{m.loaded ? ', loaded' : ''})
+                </span>
+              </label>
+            ))
+          )}
+          <span className="help">
+            None ticked: the first served version. With two or more, a comparison turn shows replies of two different
+            versions (counted apart from the blind evals under Evals).
+          </span>
+        </fieldset>
         <label className="field">
           <span className="field-label">Chat: show two candidates every Nth reply (0 = never)</span>
           <input
@@ -144,6 +180,19 @@ export function AdminSettings() {
             value={s.chatCompareEvery}
             onChange={(e) => set('chatCompareEvery', Number(e.target.value))}
             data-testid="chat-every"
+          />
+        </label>
+      </Card>
+      <Card title="Labeling guidelines">
+        <label className="field">
+          <span className="field-label">
+            Shown beside every task (blank lines separate paragraphs; "- " starts a list item)
+          </span>
+          <textarea
+            rows={8}
+            value={s.guidelines}
+            onChange={(e) => set('guidelines', e.target.value)}
+            data-testid="guidelines-input"
           />
         </label>
       </Card>

@@ -1,7 +1,7 @@
 /** The admin's task list: search in the prompts, filter by kind and state, page through all of them. */
 import { useEffect, useState } from 'react';
 import { api, type TaskQuery } from '../../api.js';
-import { Card, Empty, ErrorBox, useLoad } from '../../ui.js';
+import { Card, Empty, ErrorBox, Link, useLoad } from '../../ui.js';
 import { Pager } from './Pager.js';
 
 const PAGE = 50;
@@ -31,6 +31,16 @@ export function TaskList(props: { version: number }) {
     [page, q, kind, state, props.version],
   );
   const total = tasks.data?.total ?? 0;
+  const [error, setError] = useState<unknown>(null);
+  const archive = async (id: number, archived: boolean) => {
+    setError(null);
+    try {
+      await api.patchTask(id, { archived });
+      tasks.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
   const filtered = q !== '' || kind !== '' || state !== '';
   return (
     <Card
@@ -63,9 +73,10 @@ export function TaskList(props: { version: number }) {
           <option value="">Any state</option>
           <option value="open">Needs labelers</option>
           <option value="done">Done</option>
+          <option value="archived">Archived</option>
         </select>
       </div>
-      <ErrorBox error={tasks.error} />
+      <ErrorBox error={tasks.error ?? error} />
       {(tasks.data?.tasks.length ?? 0) === 0 ? (
         <Empty icon="☰" title={filtered ? 'No task matches' : 'No tasks yet'}>
           {filtered
@@ -81,6 +92,7 @@ export function TaskList(props: { version: number }) {
               <th>Prompt</th>
               <th>Split</th>
               <th>Progress</th>
+              <th />
             </tr>
           </thead>
           <tbody>
@@ -98,6 +110,18 @@ export function TaskList(props: { version: number }) {
                   </span>{' '}
                   {t.done}/{t.target}
                   {t.open > 0 && <span className="muted"> · {t.open} open</span>}
+                </td>
+                <td className="row gap">
+                  <Link to={`/admin/review?taskId=${t.id}`}>Submissions</Link>
+                  <button
+                    type="button"
+                    className="btn btn-small"
+                    data-testid={`task-archive-${t.id}`}
+                    title="Archived tasks are not handed out and their work leaves the exports (restorable)"
+                    onClick={() => void archive(t.id, !t.archived)}
+                  >
+                    {t.archived ? 'Restore' : 'Archive'}
+                  </button>
                 </td>
               </tr>
             ))}

@@ -1,7 +1,9 @@
 export { AdminData } from './Data.js';
+export { AdminEvals } from './Evals.js';
 export { AdminModels } from './Models.js';
 export { AdminOverview } from './Overview.js';
 export { AdminPeople } from './People.js';
+export { AdminReview } from './Review.js';
 export { AdminScreening } from './Screening.js';
 export { AdminSettings } from './Settings.js';
 export { AdminTrain } from './Train.js';

@@ -1,0 +1,105 @@
+/**
+ * The Evals screen in real headless Chromium (as e2e.test.ts): the admin creates a blind A/B eval of two versions,
+ * the held-out labeler answers it, and the screen shows the win rate with its interval, the Elo table and the
+ * Figure 1 chart. Screenshot to test-output/screens/.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { BrowserContext } from 'playwright-core';
+import { createServer } from '../src/server/index.js';
+import type { CandidateSource } from '../src/store/index.js';
+import { Client, idem, labeler } from './helpers/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+const WEB = join(ROOT, 'web/dist');
+const SHOTS = join(ROOT, 'test-output/screens');
+const ADMIN = { username: 'admin', password: 'admin-password' };
+const skip =
+  !existsSync(CHROMIUM) && !process.env.CI
+    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
+    : false;
+
+const says = (name: string): CandidateSource => ({
+  generate: async (prompt, k) => Array.from({ length: k }, () => `${name} says ${prompt}`),
+});
+
+test('e2e: the admin creates a blind eval, the held-out group answers, the win rate and Elo table appear', {
+  skip,
+}, async (t) => {
+  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
+  const { chromium } = await import('playwright-core');
+  const root = mkdtempSync(join(tmpdir(), 'ik-e2e-evals-'));
+  const { app, store } = await createServer({
+    dbPath: join(root, 'labels.sqlite'),
+    passwordCost: 1024,
+    bootstrapAdmin: ADMIN,
+    webRoot: WEB,
+    candidateSources: { sft: says('sft'), ppo: says('ppo') },
+  });
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  mkdirSync(SHOTS, { recursive: true });
+  let ctx: BrowserContext | undefined;
+  t.after(async () => {
+    await ctx?.close();
+    await app.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  await store.prompts.add(
+    ['h1', 'h2', 'h3', 'h4'].map((text) => ({ text, split: 'heldout' as const })),
+    'typed',
+  );
+  ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    viewport: { width: 1280, height: 1000 },
+  });
+  ctx.setDefaultTimeout(15_000);
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Username').fill(ADMIN.username);
+  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation').getByRole('link', { name: 'Evals' }).click();
+
+  await page.getByTestId('eval-a').selectOption('ppo');
+  await page.getByTestId('eval-b').selectOption('sft');
+  await page.getByTestId('create-eval').click();
+  await page.getByTestId('evals-table').getByText('ppo vs sft').waitFor();
+  await page.getByTestId('evals-table').getByText('0 / 4').waitFor();
+
+  // The held-out labeler prefers ppo on three prompts and calls the fourth a tie.
+  const admin = new Client(app);
+  await admin.login(ADMIN.username, ADMIN.password);
+  const judge = await labeler(app, admin, 'judge', 'heldout');
+  for (;;) {
+    const { assignment } = (await judge.post('/api/tasks/next')).json;
+    if (!assignment) break;
+    const choice = assignment.prompt === 'h4' ? 'tie' : assignment.a.startsWith('ppo') ? 'a' : 'b';
+    assert.equal((await judge.post(`/api/assignments/${assignment.id}/submit`, { choice }, idem())).status, 200);
+  }
+
+  await page.reload();
+  const row = page.getByTestId('evals-table').getByRole('row').filter({ hasText: 'ppo vs sft' });
+  await row.getByText('4 / 4').waitFor();
+  // 3.5 of 4: 88 %, with its Wilson interval and the counts.
+  assert.match((await row.textContent()) ?? '', /88%[\s\S]*40% – 99%[\s\S]*3 \/ 1 \/ 0/);
+  const elo = await page.getByTestId('elo-table').getByRole('row').allInnerTexts();
+  assert.match(elo[1], /^ppo/);
+  assert.match(elo[2], /^sft/);
+  const figure = page.getByTestId('eval-figure');
+  await figure.waitFor();
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('[data-testid="eval-figure"]');
+    return img?.complete && img.naturalWidth > 0;
+  });
+  await page.screenshot({ path: join(SHOTS, 'admin-evals.png'), fullPage: true });
+  assert.deepEqual(problems, []);
+});
