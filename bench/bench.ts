@@ -2,9 +2,12 @@
 // autocast), sampling. With --vs-torch the PyTorch reference runs in the same command and the ratios are printed;
 // with --vs-llama decode at GPT-2-124M shapes runs beside llama.cpp (node-llama-cpp) on the same models exported to
 // GGUF (--repeats rounds, default 3; --decode-only skips the rest). trainers_124m: one step of each trainer at
-// GPT-2-124M shapes, full and LoRA, each in a fresh process (tok/s, peak RSS); `--trainers` runs only that section,
+// GPT-2-124M shapes (sft, rm, dpo, ppo, grpo; full, LoRA and bf16 frozen models), each in a fresh process (tok/s, peak
+// RSS; PPO and GRPO their rollout against plain sampling); `--trainers` runs only that section,
 // `--skip-trainers` leaves it out. The last line is JSON.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/models/generate.js';
@@ -13,7 +16,7 @@ import { getThreads, native, Rng, randn, Tensor, tidy, toBf16 } from '../src/ten
 import { decodeBench } from './decode.js';
 import { BENCH_MODELS, trainingStep } from './models.js';
 import { runTorch } from './torch.js';
-import { TRAINERS } from './trainers.js';
+import { MODES, TRAINERS } from './trainers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -142,27 +145,43 @@ function engineBench(): void {
   }
 }
 
-// One step of each trainer, full and LoRA, each in a process of its own so that peak RSS is that trainer's alone.
+// One step of each trainer in each of its modes (full, LoRA, bf16 frozen models), each in a process of its own so
+// that peak RSS is that trainer's alone; grpo trains from a model folder written first by a process of its own.
 function trainers124m(): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
-  for (const trainer of TRAINERS)
-    for (const mode of ['full', 'lora']) {
-      const text = execFileSync(process.execPath, [join(import.meta.dirname, 'trainers.js'), trainer, mode], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const { trainer: _t, lora: _l, ...figures } = JSON.parse(text.trim().split('\n').pop()!);
-      out[`${trainer}_${mode}`] = figures;
-      console.log(
-        `trainers_124m ${trainer} ${mode}: ${figures.tok_s} tok/s, peak RSS ${figures.peak_rss_mb} MB` +
-          (figures.checkpoint_mb === undefined ? '' : `, checkpoint ${figures.checkpoint_mb} MB`),
-      );
-    }
+  const folder = mkdtempSync(join(tmpdir(), 'ik-bench-124m-'));
+  const script = join(import.meta.dirname, 'trainers.js');
+  try {
+    execFileSync(process.execPath, [script, 'prepare', folder], { stdio: ['ignore', 'ignore', 'inherit'] });
+    for (const trainer of TRAINERS)
+      for (const mode of MODES[trainer]) {
+        const text = execFileSync(process.execPath, [script, trainer, mode, folder], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        const { trainer: _t, mode: _m, ...figures } = JSON.parse(text.trim().split('\n').pop()!);
+        out[`${trainer}_${mode}`] = figures;
+        const rollout =
+          figures.rollout_vs_sampling === undefined
+            ? ''
+            : `; rollout sampling ${figures.rollout_tok_s} tok/s vs plain ${figures.sampling_tok_s} ` +
+              `(${figures.rollout_vs_sampling}×, whole rollout ${figures.rollout_total_vs_sampling}×)`;
+        console.log(
+          `trainers_124m ${trainer} ${mode}: ${figures.tok_s} tok/s, peak RSS ${figures.peak_rss_mb} MB` +
+            (figures.checkpoint_mb === undefined ? '' : `, checkpoint ${figures.checkpoint_mb} MB`) +
+            rollout,
+        );
+      }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
   return out;
 }
 
 if (args.trainers) {
-  console.log('one step per trainer at GPT-2-124M shapes (batch 4 × 256, random weights), a fresh process each:');
+  console.log(
+    'one step per trainer and mode at GPT-2-124M shapes (batch 4 × 256, random weights), a fresh process each:',
+  );
   console.log(JSON.stringify({ threads, trainers_124m: trainers124m() }));
   process.exit(0);
 }

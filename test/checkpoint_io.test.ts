@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, trunc
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPretrained, savePretrained } from '../src/models/hf.js';
+import { hfParamName, loadPretrained, savePretrained } from '../src/models/hf.js';
 import { readSafetensors, writeSafetensors } from '../src/models/safetensors.js';
 import { cast, noGrad, Tensor, tidy } from '../src/tensor/index.js';
 
@@ -133,7 +133,7 @@ test('a model saved in shards writes an index that transformers reads, and loads
   );
   const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
   const params = [...model.namedParameters()];
-  assert.deepEqual(Object.keys(index.weight_map).sort(), params.map(([n]) => n).sort());
+  assert.deepEqual(Object.keys(index.weight_map).sort(), params.map(([n]) => hfParamName(model, n)).sort());
   assert.equal(
     index.metadata.total_size,
     params.reduce((s, [, t]) => s + t.numel * 4, 0),
@@ -175,5 +175,53 @@ test('a folder with only pytorch_model.bin says how to get safetensors', () => {
   rmSync(join(dir, 'model.safetensors'));
   writeFileSync(join(dir, 'pytorch_model.bin'), 'PK');
   assert.throws(() => loadPretrained(dir), /only pytorch_model\.bin \(PyTorch pickle\).*safe_serialization=True/);
+  rmSync(dir, { recursive: true });
+});
+
+// transformers' GPT2LMHeadModel.save_pretrained writes the trunk under `transformer.` and leaves a tied lm_head out
+// (test/fixtures/hf-written/gpt2 is such a file); an untied head is `lm_head.weight`.
+test("a GPT-2 LM is saved under GPT2LMHeadModel's names (transformer. prefix, tied head left out); both layouts load", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-lm-names-'));
+  const tied = loadPretrained(fixture);
+  assert.equal(tied.lm_head, null);
+  savePretrained(tied, join(dir, 'tied'));
+  const names = [...readSafetensors(join(dir, 'tied', 'model.safetensors')).keys()];
+  assert.ok(names.includes('transformer.wte.weight') && names.includes('transformer.h.0.attn.c_attn.weight'));
+  assert.ok(
+    names.every((n) => n.startsWith('transformer.')),
+    names.join(),
+  );
+  assert.ok(!names.includes('lm_head.weight'));
+  const hfNames = new Set(
+    readSafetensors(
+      join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'hf-written', 'gpt2', 'model.safetensors'),
+    ).keys(),
+  );
+  for (const n of hfNames) assert.ok(n.startsWith('transformer.') && !n.startsWith('lm_head'), n);
+  assert.deepEqual(logitsOf(join(dir, 'tied')), logitsOf(fixture));
+  // An untied head keeps its own name beside the prefixed trunk.
+  const untied = join(dir, 'untied');
+  cpSync(fixture, untied, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(untied, 'config.json'), 'utf8'));
+  writeFileSync(join(untied, 'config.json'), JSON.stringify({ ...cfg, tie_word_embeddings: false }));
+  const sd = readSafetensors(join(untied, 'model.safetensors'));
+  const wte = [...sd].find(([n]) => n.endsWith('wte.weight'))![1];
+  sd.set('lm_head.weight', cast(wte, 'f32'));
+  writeSafetensors(join(untied, 'model.safetensors'), sd);
+  const model = loadPretrained(untied);
+  assert.ok(model.lm_head);
+  savePretrained(model, join(dir, 'untied-saved'));
+  const untiedNames = [...readSafetensors(join(dir, 'untied-saved', 'model.safetensors')).keys()];
+  assert.ok(untiedNames.includes('lm_head.weight') && !untiedNames.includes('transformer.lm_head.weight'));
+  assert.deepEqual(logitsOf(join(dir, 'untied-saved')), logitsOf(fixture));
+  // The bare layout written before (no prefix) still loads, with the same logits.
+  const bare = join(dir, 'bare');
+  cpSync(join(dir, 'tied'), bare, { recursive: true });
+  const prefixed = readSafetensors(join(bare, 'model.safetensors'));
+  writeSafetensors(
+    join(bare, 'model.safetensors'),
+    new Map([...prefixed].map(([n, t]) => [n.replace(/^transformer\./, ''), t])),
+  );
+  assert.deepEqual(logitsOf(bare), logitsOf(fixture));
   rmSync(dir, { recursive: true });
 });

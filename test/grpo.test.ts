@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,4 +260,35 @@ test('bad input: a clear error naming the module, prompt, folder or field before
   assert.equal(existsSync(join(root, 'picky', 'model.safetensors')), false);
   // The CLI wants a reward.
   assert.equal(await grpoCli(['--policy', modelDir, '--prompts', promptsFile, '--out', join(root, 'x')]), 2);
+});
+
+test('without the typescript package (an install without dev dependencies) a .ts module is a clear error, nothing written', () => {
+  // A preload that makes `typescript` unresolvable, as in `npm install --omit=dev`.
+  const block = join(root, 'no-typescript.cjs');
+  writeFileSync(
+    block,
+    "const M = require('node:module'); const r = M._resolveFilename;\n" +
+      "M._resolveFilename = function (req, ...a) { if (req === 'typescript') { const e = new Error('Cannot find module typescript'); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };\n",
+  );
+  const tsModule = join(root, 'green.ts');
+  writeFileSync(tsModule, 'export default (p: string, c: string): number => (c.includes("green") ? 1 : 0);\n');
+  const out = join(root, 'no-ts');
+  const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+  const args = ['--require', block, cli, 'grpo', '--policy', modelDir, '--prompts', promptsFile, '--out', out];
+  let stderr = '';
+  try {
+    execFileSync(process.execPath, [...args, '--reward-module', tsModule, '--steps', '1'], { stdio: 'pipe' });
+  } catch (e) {
+    stderr = String((e as { stderr: Buffer }).stderr);
+  }
+  assert.match(
+    stderr,
+    /green\.ts: a TypeScript reward module is transpiled with the "typescript" package, which is not installed/,
+  );
+  assert.match(stderr, /pass the module as \.js or \.mjs/);
+  assert.equal(existsSync(out), false, 'nothing written');
+  assert.deepEqual(
+    readdirSync(root).filter((f) => f.startsWith('.green.ts.')),
+    [],
+  );
 });

@@ -193,7 +193,7 @@ test('an eval whose models cannot answer stores nothing and says which prompts f
   const r = await admin.post('/api/admin/evals', { modelA: 'mute', modelB: 'sft' });
   assert.equal(r.status, 422);
   assert.deepEqual(r.json.details, [
-    { promptId: p, message: 'the two models gave an empty or the same answer; nothing to compare' },
+    { promptId: p, message: 'the two models gave an empty or the same answer 4 times; nothing to compare' },
   ]);
   assert.deepEqual((await admin.get('/api/admin/evals')).json.evals, []);
   assert.equal((await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'mute', prompts: [999] })).status, 422);

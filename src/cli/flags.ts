@@ -14,16 +14,23 @@ export const RUN_HELP = `  --config FILE            JSON or YAML with any of the
   --force-config           resume even though the config differs from the saved one
   -h, --help               this text`;
 
+/** --base: the base model of an adapter folder given as the model (sft, rm, dpo, grpo, ppo, sample, export). */
+export const BASE_HELP = `  --base DIR               when the model is a PEFT adapter folder: its base model folder (default: the local folder
+                           adapter_config.json's base_model_name_or_path names)`;
+
 /** Input flags of the trainers that read a model folder and a data file (sft, rm). */
 export const DATA_FLAGS = {
   model: { type: 'string' },
+  base: { type: 'string' },
   data: { type: 'string' },
   out: { type: 'string' },
   val: { type: 'string' },
   'skip-bad': { type: 'boolean' },
 } as const;
 
-export const DATA_HELP = `  --model DIR              the model folder training starts from (config.json, model.safetensors, tokenizer.json)
+export const DATA_HELP = `  --model DIR              the model folder training starts from (config.json, model.safetensors, tokenizer.json),
+                           or a LoRA run's adapter folder (its base with the adapter merged in)
+${BASE_HELP}
   --data FILE              training data (JSONL)
   --out DIR                output folder (model, metrics.jsonl, <stage>_config.json, checkpoints/)
   --val FILE               held-out data (else --val-fraction of --data is held out)

@@ -309,9 +309,15 @@ function writeFolder(
   writeAtomically(join(dir, 'config.json'), `${JSON.stringify({ ...config, torch_dtype: torchDtype }, null, 2)}\n`);
 }
 
-/** Writes config.json and the safetensors weights so that Hugging Face transformers loads the folder. */
+/**
+ * Writes config.json and the safetensors weights so that Hugging Face transformers loads the folder, under the names
+ * its own save_pretrained writes: a GPT-2 trunk under `transformer.` (GPT2LMHeadModel), a tied head left out (it is
+ * the embedding).
+ */
 export function savePretrained(model: CausalLM, dir: string, opts: SaveOptions = {}): void {
-  writeFolder(dir, opts.weights ?? new Map(model.namedParameters()), hfConfigOf(model), opts);
+  const weights = opts.weights ?? new Map(model.namedParameters());
+  const params = new Map([...weights].map(([name, t]) => [hfParamName(model, name), t]));
+  writeFolder(dir, params, hfConfigOf(model), opts);
 }
 
 const GPT2_TRUNK = new Set(['wte', 'wpe', 'h', 'ln_f']);

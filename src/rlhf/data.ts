@@ -7,10 +7,14 @@ import {
   checkModelFolder,
   GPT2,
   Llama,
-  loadPretrained,
+  loadModelFolder,
+  modelFolder,
   type PaddedBatch,
   padRight,
+  type ScalarModel,
+  tokenizerFolder,
 } from '../models/index.js';
+import { type SaveTrainedOptions, saveTrained } from '../models/lora.js';
 import {
   type ChatTurn,
   type DemonstrationRecord,
@@ -21,7 +25,7 @@ import {
 } from '../store/jsonl.js';
 import type { RankingOrder } from '../store/ranking.js';
 import { Rng, Tensor } from '../tensor/index.js';
-import { type Formatter, Tokenizer } from '../tokenizer/index.js';
+import { type Formatter, type PromptFormat, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
 import type { RunControls } from '../train/loop.js';
 import { decodeUtf8 } from '../train/utf8.js';
 
@@ -42,16 +46,17 @@ export interface LoadedModel<M> {
  */
 export function loadCausalLM(
   dir: string,
-  opts: { residPdrop?: number | null; seed?: number } = {},
+  opts: { residPdrop?: number | null; seed?: number; base?: string } = {},
 ): LoadedModel<CausalLM> {
-  checkModelFolder(dir, 'causal');
-  const tokenizer = Tokenizer.fromDir(dir);
+  checkModelFolder(dir, 'causal', opts.base);
+  const tokDir = tokenizerFolder(dir, opts.base);
+  const tokenizer = Tokenizer.fromDir(tokDir);
   const rng = new Rng(opts.seed ?? 0);
-  const loaded = loadPretrained(dir);
+  const loaded = loadModelFolder(dir, { base: opts.base });
   if (tokenizer.vocabSize > loaded.config.vocabSize)
     throw new Error(
-      `${join(dir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
-        `${join(dir, 'config.json')} is ${loaded.config.vocabSize}`,
+      `${join(tokDir, 'tokenizer.json')}: ${tokenizer.vocabSize} token ids, but field "vocab_size" of ` +
+        `${join(modelFolder(dir, opts.base).configDir, 'config.json')} is ${loaded.config.vocabSize}`,
     );
   const p = opts.residPdrop ?? null;
   const model =
@@ -63,6 +68,27 @@ export function loadCausalLM(
   const note =
     p && model instanceof Llama ? `${dir}: a Llama-family model has no dropout; dropout ${p} is ignored` : null;
   return { model, tokenizer, dropoutRng: rng, note };
+}
+
+/** Writes a trained model (a full folder, or with LoRA its adapter and, with merge, merged/) with its tokenizer. */
+export function saveOutput(
+  model: CausalLM | ScalarModel,
+  tokenizer: Tokenizer,
+  dir: string,
+  opts: SaveTrainedOptions,
+): void {
+  const full = saveTrained(model, dir, opts);
+  tokenizer.save(dir);
+  if (full && full !== dir) tokenizer.save(full);
+}
+
+/**
+ * The prompt format a run starting from dir (a causal LM folder, or an adapter folder on one) uses: --prompt-format,
+ * or with auto what SFT recorded there, else the tokenizer's chat template. Checks the folder first.
+ */
+export function startingPromptFormat(dir: string, base: string | undefined, requested: PromptFormat): 'chat' | 'raw' {
+  checkModelFolder(dir, 'causal', base);
+  return resolvePromptFormat(dir, Tokenizer.fromDir(tokenizerFolder(dir, base)), requested);
 }
 
 // ---- JSONL files ----
@@ -79,8 +105,10 @@ export class DataError extends Error {
 
 /** What every trainer of this layer is given besides its own config. */
 export interface TrainerRun extends RunControls {
-  /** The model folder training starts from. */
+  /** The model folder training starts from (or a PEFT adapter folder: its base with the adapter merged in). */
   modelDir: string;
+  /** The base of an adapter folder given as modelDir (default: its adapter_config.json's base_model_name_or_path). */
+  base?: string;
   dataFile: string;
   outDir: string;
   /** Held-out data; without it, the config's valFraction of the data is held out. */
@@ -158,6 +186,19 @@ export function readPrompts(file: string, opts: ReadOptions = {}): PromptSet {
   if (parsed.records.length === 0 && parsed.errors.length === 0) throw new Error(`${file}: no prompts`);
   const { records } = finish(file, parsed, opts);
   return { texts: records.map((r) => r.prompt), where: records.map((r) => `${r.file}:${r.line}`) };
+}
+
+/** Each prompt's ids in the formatter's format; one too long to leave maxNewTokens in the context names its line. */
+export function encodePrompts(prompts: PromptSet, fmt: Formatter, context: number, maxNewTokens: number): number[][] {
+  if (prompts.texts.length === 0) throw new Error('no prompts');
+  return prompts.texts.map((text, i) => {
+    const ids = fmt.prompt(text);
+    if (ids.length + maxNewTokens > context)
+      throw new Error(
+        `${prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${maxNewTokens} exceeds the context of ${context}`,
+      );
+    return ids;
+  });
 }
 
 /** Prompts given in code (tests, the demo). */

@@ -5,25 +5,10 @@
 // reference model is held in memory while the policy trains.
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { type CausalLM, checkModelFolder } from '../models/index.js';
-import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
-import {
-  add,
-  crossEntropy,
-  mean,
-  mul,
-  neg,
-  noGrad,
-  Rng,
-  reshape,
-  scale,
-  slice,
-  sub,
-  sum,
-  Tensor,
-  tidy,
-} from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { checkModelFolder, loadModelFolder } from '../models/index.js';
+import { applyLora, loraConfigOf } from '../models/lora.js';
+import { autocast, Rng } from '../tensor/index.js';
+import { Formatter } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -39,15 +24,25 @@ import {
   type ComparisonFormat,
   loadCausalLM,
   readComparisons,
-  type SftExample,
-  sftBatch,
+  saveOutput,
+  startingPromptFormat,
   type TrainerRun,
 } from './data.js';
+import { cacheReferenceLogps, DPO_LOSS_TYPES, type DpoLossOptions, dpoBatch, evaluateDpo } from './dpo_loss.js';
 import { type DpoPair, encodePairs } from './preferences.js';
-import { negLogSigmoid } from './reward.js';
 
-export type DpoLossType = 'sigmoid' | 'ipo';
-export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo'];
+export {
+  cacheReferenceLogps,
+  DPO_LOSS_TYPES,
+  type DpoLossOptions,
+  type DpoLossResult,
+  type DpoLossType,
+  dpoBatch,
+  dpoLoss,
+  dpoMetrics,
+  evaluateDpo,
+  sequenceLogps,
+} from './dpo_loss.js';
 
 /** TRL's DPO defaults (β 0.1, lr 1e-6, sigmoid loss, dropout off). */
 export const dpoSpec = new ConfigSpec('dpo', {
@@ -86,157 +81,6 @@ export function checkDpoConfig(c: DpoConfig, source = 'dpo config'): void {
     );
 }
 
-// ---- the loss ----
-
-export interface DpoLossOptions {
-  beta: number;
-  lossType: DpoLossType;
-  labelSmoothing: number;
-}
-
-export interface DpoLossResult {
-  /** Mean over the pairs. */
-  loss: Tensor;
-  /** β·(log π − log π_ref) of each chosen and each rejected response: the implicit rewards. */
-  chosenRewards: number[];
-  rejectedRewards: number[];
-}
-
-/**
- * The DPO loss of N pairs from sequence log-probs (each (N)): margin = (π_c − π_r) − (ref_c − ref_r);
- * sigmoid: (1 − ε)·−log σ(β·margin) + ε·−log σ(−β·margin); IPO: (margin − 1/(2β))². Gradients flow into the
- * policy log-probs only (the reference's are constants).
- */
-export function dpoLoss(
-  policyChosen: Tensor,
-  policyRejected: Tensor,
-  refChosen: Tensor,
-  refRejected: Tensor,
-  opts: DpoLossOptions,
-): DpoLossResult {
-  const margin = sub(sub(policyChosen, policyRejected), sub(refChosen, refRejected));
-  let perPair: Tensor;
-  if (opts.lossType === 'ipo') {
-    const d = add(margin, -1 / (2 * opts.beta));
-    perPair = mul(d, d);
-  } else {
-    const x = scale(margin, opts.beta);
-    const e = opts.labelSmoothing;
-    perPair = negLogSigmoid(x);
-    if (e > 0) perPair = add(scale(perPair, 1 - e), scale(negLogSigmoid(neg(x)), e));
-  }
-  const implicit = (p: Tensor, r: Tensor) => Array.from(p.f32, (v, i) => opts.beta * (v - r.f32[i]));
-  return {
-    loss: mean(perPair),
-    chosenRewards: implicit(policyChosen, refChosen),
-    rejectedRewards: implicit(policyRejected, refRejected),
-  };
-}
-
-/** TRL's metric names for a batch: rewards/{chosen,rejected,margins,accuracies}, logps/{chosen,rejected}. */
-export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejected: number[]): Metrics {
-  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const { chosenRewards: c, rejectedRewards: j } = r;
-  return {
-    [METRIC.rewardsChosen]: avg(c),
-    [METRIC.rewardsRejected]: avg(j),
-    [METRIC.rewardsMargins]: avg(c.map((v, i) => v - j[i])),
-    // A tie (as at the first step, where policy = reference) is not a correct ordering.
-    [METRIC.rewardsAccuracies]: avg(c.map((v, i) => (v > j[i] ? 1 : 0))),
-    'logps/chosen': avg(policyChosen),
-    'logps/rejected': avg(policyRejected),
-  };
-}
-
-// ---- log-probs ----
-
-/**
- * log π(response | prompt) of each row, summed over the response tokens (EOS included), or their per-token mean
- * (`average`, the IPO form). Rows are full sequences whose first promptLength tokens are the prompt.
- */
-export function sequenceLogps(model: CausalLM, rows: SftExample[], padId: number, average: boolean): Tensor {
-  const { ids, mask, targets } = sftBatch(rows, padId);
-  const logits = model.forward(ids, { attentionMask: mask });
-  const [B, T, V] = logits.shape;
-  // Ignored targets (prompt, padding) have a loss of 0, so a row sum is the response's log-prob.
-  const tokenNll = reshape(
-    crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' }),
-    [B, T],
-  );
-  const logps = neg(sum(tokenNll, 1));
-  if (!average) return logps;
-  const inv = Tensor.fromBuffer(
-    Float32Array.from(rows, (r) => 1 / (r.ids.length - r.promptLength)),
-    [B],
-  );
-  return mul(logps, inv);
-}
-
-const rowsOf = (pairs: DpoPair[]): SftExample[] => [
-  ...pairs.map((p) => ({ ids: p.chosen, promptLength: p.promptLength, file: p.file, line: p.line })),
-  ...pairs.map((p) => ({ ids: p.rejected, promptLength: p.promptLength, file: p.file, line: p.line })),
-];
-
-/** Chosen and rejected log-probs of a batch of pairs, in one forward pass. */
-function pairLogps(model: CausalLM, pairs: DpoPair[], padId: number, average: boolean) {
-  const n = pairs.length;
-  const all = sequenceLogps(model, rowsOf(pairs), padId, average);
-  return { chosen: slice(all, 0, 0, n), rejected: slice(all, 0, n, 2 * n) };
-}
-
-/** Fills in refChosen / refRejected with the reference model's log-probs (no graph, eval mode). */
-export function cacheReferenceLogps(
-  ref: CausalLM,
-  pairs: DpoPair[],
-  opts: { batchSize: number; padId: number; average: boolean },
-): void {
-  ref.eval();
-  for (let i = 0; i < pairs.length; i += opts.batchSize) {
-    const chunk = pairs.slice(i, i + opts.batchSize);
-    noGrad(() =>
-      tidy(() => {
-        const { chosen, rejected } = pairLogps(ref, chunk, opts.padId, opts.average);
-        chunk.forEach((p, b) => {
-          p.refChosen = chosen.f32[b];
-          p.refRejected = rejected.f32[b];
-        });
-      }),
-    );
-  }
-}
-
-/** The loss of a batch of pairs and its metrics (called with gradients on, or under noGrad for evaluation). */
-export function dpoBatch(model: CausalLM, pairs: DpoPair[], padId: number, cfg: DpoLossOptions) {
-  const { chosen, rejected } = pairLogps(model, pairs, padId, cfg.lossType === 'ipo');
-  const n = pairs.length;
-  const refC = Tensor.fromBuffer(
-    Float32Array.from(pairs, (p) => p.refChosen),
-    [n],
-  );
-  const refR = Tensor.fromBuffer(
-    Float32Array.from(pairs, (p) => p.refRejected),
-    [n],
-  );
-  const r = dpoLoss(chosen, rejected, refC, refR, cfg);
-  return { loss: r.loss, metrics: dpoMetrics(r, Array.from(chosen.f32), Array.from(rejected.f32)) };
-}
-
-/** Held-out loss and metrics over all pairs, weighted by batch size, as `eval/...`. */
-export function evaluateDpo(model: CausalLM, pairs: DpoPair[], batchSize: number, padId: number, cfg: DpoLossOptions) {
-  const totals: Record<string, number> = {};
-  for (let i = 0; i < pairs.length; i += batchSize) {
-    const chunk = pairs.slice(i, i + batchSize);
-    const m = noGrad(() =>
-      tidy(() => {
-        const b = dpoBatch(model, chunk, padId, cfg);
-        return { loss: b.loss.item(), ...b.metrics };
-      }),
-    );
-    for (const [k, v] of Object.entries(m)) totals[k] = (totals[k] ?? 0) + (Number(v) * chunk.length) / pairs.length;
-  }
-  return Object.fromEntries(Object.entries(totals).map(([k, v]) => [`eval/${k}`, v])) as Metrics;
-}
-
 // ---- training ----
 
 export interface DpoOptions extends TrainerRun {
@@ -265,6 +109,7 @@ function prepareDpo(opts: DpoOptions) {
   const data = readComparisons(opts.dataFile, format, skipBad);
   const valData = opts.valFile ? readComparisons(opts.valFile, format, skipBad) : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
@@ -347,8 +192,7 @@ class DpoTrainer implements Trainer<DpoPair[]> {
 
 export function trainDpo(opts: DpoOptions): DpoResult {
   checkDpoConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {
@@ -369,14 +213,20 @@ export function trainDpo(opts: DpoOptions): DpoResult {
   const lossOpts: DpoLossOptions = { beta: cfg.beta, lossType: cfg.lossType, labelSmoothing: cfg.labelSmoothing };
   const refOpts = { batchSize: cfg.batchSize, padId: p.fmt.padId, average: cfg.lossType === 'ipo' };
   const everyPair = [...p.train, ...p.val];
-  if (opts.refModelDir) {
-    const ref = loadCausalLM(opts.refModelDir).model;
+  if (opts.refModelDir || cfg.bf16) {
+    // A reference of its own (--ref), or with --bf16 the starting model again held frozen in bf16 (adapters start
+    // at zero, so it is the LoRA model's base too); freed once every pair is scored.
+    const refDir = opts.refModelDir ?? opts.modelDir;
+    const ref = loadModelFolder(refDir, {
+      dtype: cfg.bf16 ? 'bf16' : 'f32',
+      base: opts.refModelDir ? undefined : opts.base,
+    });
     if (ref.config.vocabSize !== p.model.config.vocabSize)
       throw new Error(
-        `${join(opts.refModelDir, 'config.json')}: vocabulary of ${ref.config.vocabSize}, the policy's is ` +
+        `${join(refDir, 'config.json')}: vocabulary of ${ref.config.vocabSize}, the policy's is ` +
           `${p.model.config.vocabSize}; the reference must share the policy's tokenizer`,
       );
-    cacheReferenceLogps(ref, everyPair, refOpts);
+    autocast(cfg.bf16 ? 'bf16' : 'f32', () => cacheReferenceLogps(ref, everyPair, refOpts));
     for (const t of ref.parameters()) t.dispose();
   } else {
     // The starting weights are the reference: score every pair once before the first step changes them.
@@ -394,9 +244,7 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     eval: trainer.lastEval,
   };
   if (result.stopped) return base;
-  const full = saveTrained(p.model, opts.outDir, { baseModel: opts.modelDir, merge: cfg.merge, dtype: cfg.saveDtype });
-  p.tokenizer.save(opts.outDir);
-  if (full && full !== opts.outDir) p.tokenizer.save(full);
+  saveOutput(p.model, p.tokenizer, opts.outDir, { baseModel: opts.modelDir, merge: cfg.merge, dtype: cfg.saveDtype });
   say(`dpo: saved to ${opts.outDir}`);
   return base;
 }

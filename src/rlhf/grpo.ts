@@ -1,18 +1,16 @@
 // GRPO (Shao et al. 2024, DeepSeekMath) and RLOO (Ahmadian et al. 2024): G completions per prompt, no value
 // model. Each completion's advantage comes from its own group: GRPO (r − mean)/(std + eps), RLOO r − the mean of
-// the other G − 1. The policy takes PPO's clipped token-level objective (rollout machinery and loss from
-// ppo_rollout.ts / ppo_loss.ts); KL to the reference (k3) is either a loss term β·KL or subtracted from the reward.
+// the other G − 1 (grpo_config.ts). The policy takes PPO's clipped token-level objective (ppo_loss.ts) on a rollout
+// shared with PPO (rollout.ts); KL to the reference (k3) is either a loss term β·KL or subtracted from the reward.
 // A trainer on train/'s loop: a step is a rollout (awaited: a verifier may be asynchronous), then μ passes of
 // minibatch updates.
-import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Type } from '@sinclair/typebox';
-import { checkModelFolder, generate, loadRewardModel } from '../models/index.js';
-import { applyLora, loraConfigOf, saveTrained, withAdaptersDisabled } from '../models/lora.js';
-import { add, exp, mul, noGrad, Rng, scale, sub, sum, type Tensor, tidy } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
-import { shuffled } from '../train/batches.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import type { CausalLM } from '../models/index.js';
+import { loadModelFolder } from '../models/index.js';
+import { applyLora, loraConfigOf } from '../models/lora.js';
+import { add, Rng, scale } from '../tensor/index.js';
+import { Formatter } from '../tokenizer/index.js';
+import { IndexCycle, shuffled } from '../train/batches.js';
 import {
   openRun,
   type RunControls,
@@ -22,112 +20,43 @@ import {
   type Trainer,
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import { loadCausalLM, type PromptSet, readPrompts } from './data.js';
+import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput, startingPromptFormat } from './data.js';
+import { checkGrpoConfig, type GrpoConfig, groupAdvantages, k3Loss } from './grpo_config.js';
 import { klPerToken } from './kl.js';
-import { truncateSamples } from './ppo.js';
 import { policyLoss } from './ppo_loss.js';
-import { type EpisodeRows, meanEntropy, type Packed, pack, tokenLogps, ungrid } from './ppo_rollout.js';
+import { checkRewards, type Verifier, weightedReward } from './reward_sources.js';
 import {
-  callVerifier,
-  loadVerifierModule,
-  type RewardSource,
-  rewardModelSource,
-  type Verifier,
-  verifierSource,
-  weightedReward,
-} from './reward_sources.js';
+  appendSamples,
+  mean as avg,
+  type EpisodeRows,
+  pack,
+  referenceLogps,
+  rollout,
+  tokenLogps,
+  truncateSamples,
+} from './rollout.js';
 
-export type AdvantageEstimator = 'grpo' | 'rloo';
-export const ADVANTAGE_ESTIMATORS: readonly AdvantageEstimator[] = ['grpo', 'rloo'];
-
-const positiveInt = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description });
-
-/** TRL's GRPO settings where it has them (G 8, ε 0.2, lr 1e-6), β 0.04 as in DeepSeekMath. */
-export const grpoSpec = new ConfigSpec('grpo', {
-  steps: positiveInt(100, 'steps: each samples groupSize completions for batchSize prompts and optimises on them'),
-  groupSize: Type.Integer({ minimum: 2, default: 8, description: 'G: completions per prompt (a group to compare)' }),
-  miniBatchSize: positiveInt(16, 'completions per optimizer update'),
-  iterations: positiveInt(1, 'μ: passes over each step’s completions (1: on-policy)'),
-  estimator: Type.Union(
-    ADVANTAGE_ESTIMATORS.map((e) => Type.Literal(e)),
-    { default: 'grpo', description: 'advantages: grpo (r − mean)/(std + eps) or rloo (leave-one-out)' },
-  ),
-  scaleRewards: Type.Boolean({ default: true, description: "GRPO: divide by the group's std (off: Dr. GRPO)" }),
-  maxNewTokens: positiveInt(64, 'longest completion'),
-  temperature: Type.Number({ exclusiveMinimum: 0, default: 1, description: 'sampling temperature' }),
-  promptFormat: promptFormatField,
-  beta: Type.Number({ minimum: 0, default: 0.04, description: 'β: weight of the k3 KL to the reference (0: none)' }),
-  klInReward: Type.Boolean({ default: false, description: 'subtract β·KL from the reward instead of the loss' }),
-  clipRange: Type.Number({ exclusiveMinimum: 0, default: 0.2, description: 'policy ratio clip ε' }),
-  rewardWeights: Type.Array(Type.Number(), {
-    default: [],
-    description: 'weights of the reward sources: reward model, reward module (empty: all 1)',
-  }),
-  sampleEvery: Type.Integer({ minimum: 0, default: 10, description: 'write completions every N steps (0: never)' }),
-  ...loraFields(),
-  ...baseFields({ batchSize: 4, lr: 1e-6, lrScheduler: 'constant', warmupRatio: 0, saveEvery: 50 }),
-});
-
-export type GrpoConfig = typeof grpoSpec.defaults;
-export const grpoDefaults: GrpoConfig = grpoSpec.defaults;
-
-export function checkGrpoConfig(c: GrpoConfig, source = 'grpo config'): void {
-  grpoSpec.check(c, source);
-  loraConfigOf(c, source);
-  if (c.miniBatchSize > c.batchSize * c.groupSize)
-    throw new Error(
-      `${source}: field "miniBatchSize" must be at most batchSize × groupSize (${c.batchSize * c.groupSize}), got ${c.miniBatchSize}`,
-    );
-}
-
-// ---- advantages ----
-
-/**
- * Advantages of consecutive groups of G rewards. GRPO: (r − mean)/(std + eps) with the unbiased std (as TRL;
- * without scaling, r − mean). RLOO: r − mean of the group's other G − 1 rewards.
- */
-export function groupAdvantages(
-  rewards: readonly number[],
-  groupSize: number,
-  estimator: AdvantageEstimator,
-  opts: { scaleRewards?: boolean; eps?: number } = {},
-): number[] {
-  const G = groupSize;
-  if (!Number.isInteger(G) || G < 2 || rewards.length % G !== 0)
-    throw new Error(`groupAdvantages: ${rewards.length} rewards do not form groups of ${G} (G >= 2)`);
-  const out: number[] = [];
-  for (let at = 0; at < rewards.length; at += G) {
-    const group = rewards.slice(at, at + G);
-    const total = group.reduce((a, b) => a + b, 0);
-    const mean = total / G;
-    if (estimator === 'rloo') {
-      for (const r of group) out.push(r - (total - r) / (G - 1));
-      continue;
-    }
-    const std = Math.sqrt(group.reduce((a, r) => a + (r - mean) ** 2, 0) / (G - 1));
-    const div = opts.scaleRewards === false ? 1 : std + (opts.eps ?? 1e-4);
-    for (const r of group) out.push((r - mean) / div);
-  }
-  return out;
-}
-
-/**
- * Mean over the masked tokens of the k3 estimate of KL(π ‖ π_ref), differentiable in logp:
- * exp(ref − logp) − (ref − logp) − 1.
- */
-export function k3Loss(logp: Tensor, refLogp: Tensor, mask: Tensor): Tensor {
-  let n = 0;
-  for (const m of mask.f32) n += m;
-  const d = sub(refLogp, logp);
-  const k3 = add(sub(exp(d), d), -1);
-  return scale(sum(mul(k3, mask)), 1 / Math.max(n, 1));
-}
+export {
+  ADVANTAGE_ESTIMATORS,
+  type AdvantageEstimator,
+  checkGrpoConfig,
+  type GrpoConfig,
+  groupAdvantages,
+  grpoDefaults,
+  grpoSpec,
+  k3Loss,
+} from './grpo_config.js';
 
 // ---- the trainer ----
 
 export interface GrpoOptions extends RunControls {
-  /** The policy's model folder (a causal LM with tokenizer.json), usually the SFT model; also the reference. */
+  /**
+   * The policy's model folder (a causal LM with tokenizer.json), usually the SFT model; also the reference. A PEFT
+   * adapter folder stands for its base with the adapter merged in.
+   */
   policyDir: string;
+  /** The base of an adapter folder given as policyDir (default: its adapter_config.json's base_model_name_or_path). */
+  base?: string;
   /** A `{"prompt"}` JSONL file, or prompts given in code. */
   prompts: string | PromptSet;
   outDir: string;
@@ -158,66 +87,26 @@ interface Sample extends EpisodeRows {
 
 /** Everything checked and loaded before any compute: config, folders, prompts, reward sources. */
 async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
-  if (o.rewardModelDir) checkModelFolder(o.rewardModelDir, 'scalar');
-  if (!o.rewardModelDir && !o.rewardModule && !o.verifier)
-    throw new Error('grpo: no reward: give a reward model folder, a reward module, or both');
-  if (o.rewardModule && o.verifier) throw new Error('grpo: give a reward module or a verifier function, not both');
-  const nSources = (o.rewardModelDir ? 1 : 0) + (o.rewardModule || o.verifier ? 1 : 0);
-  if (cfg.rewardWeights.length > 0 && cfg.rewardWeights.length !== nSources)
-    throw new Error(
-      `grpo: field "rewardWeights" has ${cfg.rewardWeights.length} weights for ${nSources} reward source(s) ` +
-        '(order: reward model, reward module)',
-    );
   const prompts = typeof o.prompts === 'string' ? readPrompts(o.prompts) : o.prompts;
-  const module = o.rewardModule ? await loadVerifierModule(o.rewardModule) : null;
-  const verifier = module ? module : o.verifier ? { fn: o.verifier, where: 'verifier', name: 'verifier' } : null;
-  // A verifier that cannot score an empty completion of the first prompt fails here, before any model is loaded.
-  if (verifier) await callVerifier(verifier.fn, verifier.where, prompts.texts[0], '');
+  const rewards = await checkRewards(o, cfg.rewardWeights, prompts.texts[0]);
 
-  const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed });
+  const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed, base: o.base });
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(policy, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, o.policyDir, cfg.promptFormat);
-  const context = policy.maxPositions;
-  const promptIds = prompts.texts.map((text, i) => {
-    const ids = fmt.prompt(text);
-    if (ids.length + cfg.maxNewTokens > context)
-      throw new Error(
-        `${prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${cfg.maxNewTokens} exceeds the ` +
-          `context of ${context}`,
-      );
-    return ids;
-  });
-  const sources: RewardSource[] = [];
-  if (o.rewardModelDir) {
-    const rm = loadRewardModel(o.rewardModelDir);
-    if (rm.model.trunk.config.vocabSize !== policy.config.vocabSize)
-      throw new Error(
-        `${join(o.rewardModelDir, 'config.json')}: vocabulary of ${rm.model.trunk.config.vocabSize}, the policy's is ` +
-          `${policy.config.vocabSize}; the reward model must read the policy's tokens`,
-      );
-    sources.push(rewardModelSource(rm.model, fmt.padId));
-  }
-  if (verifier) sources.push(verifierSource(verifier.fn, verifier.where, verifier.name));
-  const weights = cfg.rewardWeights.length > 0 ? cfg.rewardWeights : sources.map(() => 1);
+  const promptIds = encodePrompts(prompts, fmt, policy.maxPositions, cfg.maxNewTokens);
+  // Frozen models (the reward model, the reference) are held in bf16 with --bf16: half their memory.
+  const frozen = { dtype: cfg.bf16 ? ('bf16' as const) : ('f32' as const) };
+  const { sources, weights } = rewards.load(policy.config.vocabSize, fmt.padId, frozen);
   // The reference is the starting policy, needed only for the KL: with LoRA the policy with its adapters off (one copy
   // of the base serves both), else a frozen copy.
-  const refModel = cfg.beta > 0 && !lora ? loadCausalLM(o.policyDir).model : null;
-  const refLogps =
-    cfg.beta <= 0
-      ? null
-      : (packed: Packed) =>
-          refModel
-            ? tokenLogps(refModel, packed, cfg.temperature).logp
-            : withAdaptersDisabled(policy, () => tokenLogps(policy, packed, cfg.temperature).logp);
+  const refModel: CausalLM | null =
+    cfg.beta > 0 && !lora ? loadModelFolder(o.policyDir, { ...frozen, base: o.base }) : null;
+  const refLogps = cfg.beta > 0 ? referenceLogps(policy, refModel, cfg.temperature) : null;
   return { policy, refModel, refLogps, tokenizer, fmt, prompts, promptIds, sources, weights };
 }
 
 type Prepared = Awaited<ReturnType<typeof prepareGrpo>>;
-
-function avg(xs: readonly number[]): number {
-  return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
 
 class GrpoTrainer implements Trainer<Sample[]> {
   readonly stage = 'grpo';
@@ -226,9 +115,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
   readonly totalSteps: number;
   readonly totalUpdates: number;
   private readonly rng: Rng;
-  private epoch = 0;
-  private index = 0;
-  private order: number[];
+  private readonly prompts: IndexCycle;
   private rollout: { samples: Sample[]; completions: string[]; rewards: number[]; metrics: Metrics } | null = null;
 
   constructor(
@@ -241,72 +128,44 @@ class GrpoTrainer implements Trainer<Sample[]> {
     this.rngs = { sampling: this.rng };
     this.totalSteps = cfg.steps;
     this.totalUpdates = cfg.steps * cfg.iterations * Math.ceil((cfg.batchSize * cfg.groupSize) / cfg.miniBatchSize);
-    this.order = shuffled(p.promptIds.length, new Rng(cfg.seed + 1));
+    this.prompts = new IndexCycle(p.promptIds.length, cfg.seed);
     p.policy.eval(); // no dropout: the rollout's and the update's log-probs must come from the same function
     p.refModel?.eval();
-  }
-
-  private nextBatch(): number[] {
-    const out: number[] = [];
-    while (out.length < this.cfg.batchSize) {
-      if (this.index === this.order.length) {
-        this.epoch++;
-        this.index = 0;
-        this.order = shuffled(this.p.promptIds.length, new Rng(this.cfg.seed + 1 + this.epoch));
-      }
-      out.push(this.order[this.index++]);
-    }
-    return out;
   }
 
   /** Samples G completions per prompt and scores them: old log-probs, rewards, KL, group advantages. */
   async beforeStep(): Promise<void> {
     const { p, cfg } = this;
     const t0 = performance.now();
-    const promptIndex = this.nextBatch().flatMap((i) => Array<number>(cfg.groupSize).fill(i));
-    const gen = generate(
+    const promptIndex = this.prompts.next(cfg.batchSize).flatMap((i) => Array<number>(cfg.groupSize).fill(i));
+    const r = rollout(
       p.policy,
       promptIndex.map((i) => p.promptIds[i]),
       {
         maxNewTokens: cfg.maxNewTokens,
         temperature: cfg.temperature,
         seed: this.rng.nextU32(),
-        eosTokenIds: [p.fmt.eosId],
-        padTokenId: p.fmt.padId,
+        formatter: p.fmt,
+        chunk: cfg.miniBatchSize,
+        dtype: cfg.bf16 ? 'bf16' : 'f32',
+        ref: p.refLogps,
       },
     );
-    const rows: EpisodeRows[] = promptIndex.map((i, b) => ({ prompt: p.promptIds[i], response: gen.tokens[b] }));
-    const oldLogp: number[][] = [];
-    const refLogp: number[][] = [];
-    let entropy = 0;
-    for (let at = 0; at < rows.length; at += cfg.miniBatchSize) {
-      const chunk = rows.slice(at, at + cfg.miniBatchSize);
-      noGrad(() =>
-        tidy(() => {
-          const packed = pack(chunk);
-          const pol = tokenLogps(p.policy, packed, cfg.temperature);
-          oldLogp.push(...ungrid(pol.logp, chunk));
-          entropy += (meanEntropy(pol.logits, packed.respMask) * chunk.length) / rows.length;
-          if (p.refLogps) refLogp.push(...ungrid(p.refLogps(packed), chunk));
-        }),
-      );
-    }
+    const { rows, oldLogp, refLogp } = r;
     const promptTexts = promptIndex.map((i) => p.prompts.texts[i]);
     const completions = rows.map((r) => p.fmt.decode(r.response));
     const scored = await weightedReward(p.sources, p.weights, promptTexts, completions, {
       prompts: rows.map((r) => r.prompt),
       responses: rows.map((r) => r.response),
     });
-    const kl = p.refLogps
-      ? rows.map((_, b) => klPerToken(oldLogp[b], refLogp[b], 'k3').reduce((a, x) => a + x, 0))
-      : null;
+    const kl = refLogp ? rows.map((_, b) => klPerToken(oldLogp[b], refLogp[b], 'k3').reduce((a, x) => a + x, 0)) : null;
     const rewards = kl && cfg.klInReward ? scored.total.map((r, b) => r - cfg.beta * kl[b]) : scored.total;
     const advantages = groupAdvantages(rewards, cfg.groupSize, cfg.estimator, { scaleRewards: cfg.scaleRewards });
     const samples: Sample[] = rows.map((r, b) => ({
       ...r,
       promptIndex: promptIndex[b],
       oldLogp: oldLogp[b],
-      refLogp: refLogp[b] ?? [],
+      refLogp: refLogp?.[b] ?? [],
       advantage: advantages[b],
     }));
     const groupStd: number[] = [];
@@ -321,9 +180,10 @@ class GrpoTrainer implements Trainer<Sample[]> {
       ...scored.means,
       frac_reward_zero_std: avg(groupStd.map((s) => (s === 0 ? 1 : 0))),
       ...(kl ? { [METRIC.kl]: avg(kl) } : {}),
-      [METRIC.entropy]: entropy,
-      'completions/mean_length': avg(rows.map((r) => r.response.length)),
-      'completions/eos_fraction': avg(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+      [METRIC.entropy]: r.entropy,
+      'completions/mean_length': avg(rows.map((e) => e.response.length)),
+      'completions/eos_fraction': avg(r.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+      ...r.metrics,
       [METRIC.rolloutSeconds]: (performance.now() - t0) / 1000,
     };
     this.rollout = { samples, completions, rewards: scored.total, metrics };
@@ -387,13 +247,11 @@ class GrpoTrainer implements Trainer<Sample[]> {
   }
 
   saveState() {
-    return { state: { epoch: this.epoch, index: this.index } };
+    return { state: this.prompts.state };
   }
 
   loadState(s: Record<string, unknown>): void {
-    this.epoch = s.epoch as number;
-    this.index = s.index as number;
-    this.order = shuffled(this.p.promptIds.length, new Rng(this.cfg.seed + 1 + this.epoch));
+    this.prompts.state = s as IndexCycle['state'];
   }
 
   onResume(step: number): void {
@@ -407,8 +265,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
  */
 export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   checkGrpoConfig(o.config);
-  checkModelFolder(o.policyDir, 'causal');
-  const promptFormat = resolvePromptFormat(o.policyDir, Tokenizer.fromDir(o.policyDir), o.config.promptFormat);
+  const promptFormat = startingPromptFormat(o.policyDir, o.base, o.config.promptFormat);
   const cfg = { ...o.config, promptFormat };
   const say = o.log ?? ((line: string) => console.error(line));
   const run = {
@@ -444,9 +301,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   });
   if (!result.stopped) {
     const { merge, saveDtype: dtype } = o.config;
-    const full = saveTrained(p.policy, o.outDir, { baseModel: o.policyDir, merge, dtype });
-    p.tokenizer.save(o.outDir);
-    if (full && full !== o.outDir) p.tokenizer.save(full);
+    saveOutput(p.policy, p.tokenizer, o.outDir, { baseModel: o.policyDir, merge, dtype });
     say(`grpo: saved the policy to ${o.outDir}`);
   }
   for (const t of p.refModel?.parameters() ?? []) t.dispose();
@@ -459,14 +314,14 @@ function writeSamples(
   texts: string[],
   r: { samples: Sample[]; completions: string[]; rewards: number[] },
 ): void {
-  const lines = r.samples.map((s, b) =>
-    JSON.stringify({
+  appendSamples(
+    path,
+    r.samples.map((s, b) => ({
       step,
       prompt: texts[s.promptIndex],
       completion: r.completions[b],
       reward: r.rewards[b],
       advantage: s.advantage,
-    }),
+    })),
   );
-  appendFileSync(path, `${lines.join('\n')}\n`);
 }

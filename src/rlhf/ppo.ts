@@ -5,13 +5,12 @@
 // minibatches updates of the policy and the value model (each with its own AdamW and gradient clip); the weights'
 // moving average is kept after every policy update. Everything that decides the next step is checkpointed, so a
 // resumed run repeats an uninterrupted one exactly.
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CausalLM, generate, type ScalarModel } from '../models/index.js';
-import { applyLora, hasLora, loraConfigOf, saveTrained, withAdaptersDisabled } from '../models/lora.js';
-import { crossEntropy, keep, native, noGrad, Rng, reshape, scale, slice, Tensor, tidy } from '../tensor/index.js';
-import type { Formatter } from '../tokenizer/index.js';
-import { shuffled } from '../train/batches.js';
+import type { ScalarModel } from '../models/index.js';
+import { applyLora, hasLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { crossEntropy, Rng, reshape, scale, slice, type Tensor } from '../tensor/index.js';
+import { IndexCycle, LmWindows, shuffled } from '../train/batches.js';
+import { WeightAverage } from '../train/ema.js';
 import {
   openRun,
   type RunOptions,
@@ -21,42 +20,24 @@ import {
   type Trainer,
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
-import type { PromptSet } from './data.js';
-import { gae, whiten } from './gae.js';
-import { type KLController, type KLControllerState, type KLEstimator, klPerToken, makeKLController } from './kl.js';
-import { checkPPOConfig, type PPOConfig } from './ppo_config.js';
+import { encodePrompts, saveOutput } from './data.js';
+import { klShapedAdvantages } from './gae.js';
+import { type KLController, type KLControllerState, type KLEstimator, makeKLController } from './kl.js';
+import { checkPPOConfig, type PPOConfig, type PPOSetup } from './ppo_config.js';
 import { policyLoss, valueLoss } from './ppo_loss.js';
-import { mean, meanEntropy, pack, tokenLogps, ungrid } from './ppo_rollout.js';
-import type { RewardFn } from './reward_fn.js';
+import {
+  appendSamples,
+  mean,
+  type Packed,
+  pack,
+  referenceLogps,
+  rollout,
+  sampleTable,
+  tokenLogps,
+  truncateSamples,
+} from './rollout.js';
 
-export { checkPPOConfig, type PPOConfig, ppoDefaults, ppoSpec } from './ppo_config.js';
-
-export interface PPOSetup {
-  /** Trained in place; starts as the SFT model. With config.loraR > 0 it gets LoRA adapters (base frozen). */
-  policy: CausalLM;
-  /**
-   * The frozen SFT model (a separate copy). Leave it out with LoRA: the reference is then the policy with its
-   * adapters off, so one copy of the base serves both.
-   */
-  ref?: CausalLM;
-  /** The value model, usually initialised from the reward model; with LoRA it trains adapters and its head. */
-  value: ScalarModel;
-  /** Folders the policy and value model came from, recorded in saved adapters (base_model_name_or_path). */
-  baseModels?: { policy: string; value: string };
-  reward: RewardFn;
-  /** The policy's prompt format (its tokenizer, chat template and EOS). */
-  formatter: Formatter;
-  prompts: PromptSet;
-  /** Token ids of the pretraining corpus for PPO-ptx, documents ended by EOS (null: plain PPO). */
-  ptxTokens?: number[] | null;
-  config: PPOConfig;
-  /** Run folder: metrics.jsonl, samples.jsonl, ppo_config.json, checkpoints/, and the final model. */
-  outDir: string;
-  /** Inputs saved with the config (and compared on --resume), e.g. model folders and data files. */
-  inputs?: Record<string, unknown>;
-  /** No config print and no sample tables (tests, the demo). */
-  quiet?: boolean;
-}
+export { checkPPOConfig, type PPOConfig, type PPOSetup, ppoDefaults, ppoSpec } from './ppo_config.js';
 
 // One episode: token ids and per-response-token arrays (index j = the j-th response token).
 interface Episode {
@@ -85,15 +66,12 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   readonly extraTensorGroups = ['ema'];
   /** PPO steps completed. */
   stepsDone = 0;
-  private readonly ema = new Map<string, Tensor>();
+  private readonly ema: WeightAverage;
   private readonly rng: Rng;
   /** Prompt token ids, as SFT trained on them (the formatter's). */
   readonly promptIds: number[][];
-  private readonly ptxWindows: number[][];
-  private epoch = 0;
-  private index = 0;
-  private order: number[];
-  private ptxCursor = 0;
+  private readonly ptx: LmWindows | null;
+  private readonly prompts: IndexCycle;
   private rollout: { episodes: Episode[]; metrics: Metrics } | null = null;
 
   constructor(private readonly s: PPOSetup) {
@@ -120,29 +98,12 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       throw new Error(
         `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
       );
-    this.promptIds = s.prompts.texts.map((text, i) => {
-      const ids = formatter.prompt(text);
-      if (ids.length + c.maxNewTokens > ctx)
-        throw new Error(
-          `${s.prompts.where[i]}: prompt of ${ids.length} tokens + maxNewTokens ${c.maxNewTokens} exceeds the ` +
-            `context of ${ctx}`,
-        );
-      return ids;
-    });
-    if (this.promptIds.length === 0) throw new Error('no prompts');
-    this.ptxWindows = [];
-    if (s.ptxTokens != null) {
-      if (c.ptxSeqLen > ctx) throw new Error(`ptxSeqLen ${c.ptxSeqLen} exceeds the context of ${ctx}`);
-      const ids = s.ptxTokens;
-      for (let at = 0; at + c.ptxSeqLen + 1 <= ids.length; at += c.ptxSeqLen)
-        this.ptxWindows.push(ids.slice(at, at + c.ptxSeqLen + 1));
-      if (this.ptxWindows.length === 0)
-        throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${c.ptxSeqLen + 1}`);
-    }
+    this.promptIds = encodePrompts(s.prompts, formatter, ctx, c.maxNewTokens);
+    this.ptx = s.ptxTokens != null ? new LmWindows(s.ptxTokens, c.ptxSeqLen, ctx) : null;
     this.kl = makeKLController(c);
     this.rng = new Rng(c.seed);
     this.rngs = { sampling: this.rng };
-    this.order = shuffled(this.promptIds.length, new Rng(c.seed + 1));
+    this.prompts = new IndexCycle(this.promptIds.length, c.seed);
     this.totalSteps = c.steps;
     this.totalUpdates = c.steps * c.ppoEpochs * Math.ceil(c.batchSize / c.miniBatchSize);
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
@@ -159,11 +120,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       { name: 'policy', module: policy, lr: c.lr, gradNormMetric: METRIC.policyGradNorm },
       { name: 'value', module: value, lr: c.valueLr, gradNormMetric: METRIC.valueGradNorm },
     ];
-    for (const [name, p] of policy.namedTrainableParameters()) {
-      const copy = keep(Tensor.empty(p.shape));
-      copy.f32.set(p.f32);
-      this.ema.set(name, copy);
-    }
+    this.ema = new WeightAverage(policy);
   }
 
   /**
@@ -195,51 +152,26 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     return out;
   }
 
-  // The next batchSize prompt indices; each epoch over the prompts has its own seeded order.
-  private nextBatch(): number[] {
-    const out: number[] = [];
-    while (out.length < this.config.batchSize) {
-      if (this.index === this.order.length) {
-        this.epoch++;
-        this.index = 0;
-        this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
-      }
-      out.push(this.order[this.index++]);
-    }
-    return out;
-  }
-
   // Samples one response per prompt and scores it: old log-probs, values, rewards, advantages and returns.
   private sample(batch: number[]): { episodes: Episode[]; metrics: Metrics } {
     const c = this.config;
     const { policy, ref, value, formatter } = this.s;
-    const prompts = batch.map((i) => this.promptIds[i]);
-    const started = performance.now();
-    const gen = generate(policy, prompts, {
-      maxNewTokens: c.maxNewTokens,
-      temperature: c.temperature,
-      seed: this.rng.nextU32(),
-      eosTokenIds: [formatter.eosId],
-      padTokenId: formatter.padId,
-    });
-    const sampling = (performance.now() - started) / 1000;
-    const rows = prompts.map((p, b) => ({ prompt: p, response: gen.tokens[b] }));
-    const { oldLogp, refLogp, oldValues, entropy } = noGrad(() =>
-      tidy(() => {
-        const p = pack(rows);
-        const pol = tokenLogps(policy, p, c.temperature);
-        const refs = ref
-          ? tokenLogps(ref, p, c.temperature)
-          : withAdaptersDisabled(policy, () => tokenLogps(policy, p, c.temperature));
-        const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
-        return {
-          oldLogp: ungrid(pol.logp, rows),
-          refLogp: ungrid(refs.logp, rows),
-          oldValues: ungrid(v, rows),
-          entropy: meanEntropy(pol.logits, p.respMask),
-        };
-      }),
+    const r = rollout(
+      policy,
+      batch.map((i) => this.promptIds[i]),
+      {
+        maxNewTokens: c.maxNewTokens,
+        temperature: c.temperature,
+        seed: this.rng.nextU32(),
+        formatter,
+        chunk: c.batchSize,
+        dtype: c.bf16 ? 'bf16' : 'f32',
+        ref: referenceLogps(policy, ref ?? null, c.temperature),
+        values: (p) => valuesOf(value, p),
+      },
     );
+    const { rows } = r;
+    const [oldLogp, refLogp, oldValues] = [r.oldLogp, r.refLogp!, r.values!];
     const promptTexts = batch.map((i) => this.s.prompts.texts[i]);
     const responseTexts = rows.map((r) => formatter.decode(r.response));
     const scores = this.s.reward(promptTexts, responseTexts, {
@@ -249,42 +181,34 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     if (scores.length !== rows.length || !scores.every(Number.isFinite))
       throw new Error(`reward: expected ${rows.length} finite scores, got ${JSON.stringify(scores)}`);
     const beta = this.kl.value;
-    const episodes: Episode[] = rows.map((r, b) => {
-      const kl = klPerToken(oldLogp[b], refLogp[b], c.klEstimator as KLEstimator);
-      const rewards = kl.map((k) => -beta * k);
-      rewards[rewards.length - 1] += scores[b];
-      const { advantages, returns } = gae(rewards, oldValues[b], c.gamma, c.lam);
-      return {
-        ...r,
-        promptText: promptTexts[b],
-        responseText: responseTexts[b],
-        oldLogp: oldLogp[b],
-        oldValues: oldValues[b],
-        advantages,
-        returns,
-        score: scores[b],
-        kl: kl.reduce((a, x) => a + x, 0),
-      };
+    const shaped = klShapedAdvantages(rows, oldLogp, refLogp, oldValues, scores, {
+      beta,
+      estimator: c.klEstimator as KLEstimator,
+      gamma: c.gamma,
+      lam: c.lam,
+      whiten: c.whitenAdvantages,
     });
-    if (c.whitenAdvantages) {
-      const white = whiten(episodes.map((e) => e.advantages));
-      episodes.forEach((e, b) => {
-        e.advantages = white[b];
-      });
-    }
+    const episodes: Episode[] = rows.map((r, b) => ({
+      ...r,
+      ...shaped[b],
+      promptText: promptTexts[b],
+      responseText: responseTexts[b],
+      oldLogp: oldLogp[b],
+      oldValues: oldValues[b],
+      score: scores[b],
+    }));
     return {
       episodes,
       metrics: {
         [METRIC.kl]: mean(episodes.map((e) => e.kl)),
         [METRIC.scores]: mean(scores),
         [METRIC.rlhfReward]: mean(episodes.map((e) => e.score - beta * e.kl)),
-        [METRIC.entropy]: entropy,
+        [METRIC.entropy]: r.entropy,
         [METRIC.klCoef]: beta,
         [METRIC.responseLength]: mean(rows.map((r) => r.response.length)),
-        [METRIC.eosFraction]: mean(gen.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
-        // Sampling alone (the prefill included), beside time/rollout, which also scores and runs the frozen models.
-        [METRIC.generateSeconds]: sampling,
-        [METRIC.rolloutTokensPerSecond]: gen.tokens.reduce((n, t) => n + t.length, 0) / sampling,
+        [METRIC.eosFraction]: mean(r.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
+        // Sampling alone (time/generate), beside time/rollout, which also scores with every model.
+        ...r.metrics,
       },
     };
   }
@@ -294,10 +218,10 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   *updates(): Iterable<PpoBatch[]> {
     const c = this.config;
     const t0 = performance.now();
-    this.rollout = this.sample(this.nextBatch());
+    this.rollout = this.sample(this.prompts.next(c.batchSize));
     this.rollout.metrics[METRIC.rolloutSeconds] = (performance.now() - t0) / 1000;
     const { episodes } = this.rollout;
-    const ptx = this.ptxWindows.length > 0 && c.ptxCoef > 0;
+    const ptx = this.ptx !== null && c.ptxCoef > 0;
     for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
       const order = shuffled(episodes.length, this.rng);
       for (let start = 0; start < order.length; start += c.miniBatchSize) {
@@ -315,7 +239,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const c = this.config;
     const { policy, value } = this.s;
     if (batch.kind === 'ptx') {
-      const { ids, targets } = this.ptxBatch();
+      const { ids, targets } = this.ptx!.next(c.ptxBatchSize);
       const logits = policy.forward(ids);
       const lm = crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets);
       return { loss: scale(lm, c.ptxCoef), metrics: { [METRIC.ptxLoss]: lm.item() }, tokens: targets.numel };
@@ -338,9 +262,8 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       };
       return { loss: pl.loss, metrics };
     }
-    const v = slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, 0, p.T - 1);
     const vl = valueLoss(
-      v,
+      valuesOf(value, p),
       grid((e) => e.oldValues),
       grid((e) => e.returns),
       p.respMask,
@@ -349,27 +272,9 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     return { loss: vl.loss, metrics: { [METRIC.valueLoss]: vl.loss.item(), [METRIC.valueClipfrac]: vl.clipfrac } };
   }
 
-  private ptxBatch(): { ids: Tensor; targets: Tensor } {
-    const { ptxBatchSize: n, ptxSeqLen: L } = this.config;
-    const ids = Tensor.empty([n, L], 'i32');
-    const targets = Tensor.empty([n * L], 'i32');
-    for (let b = 0; b < n; b++) {
-      const w = this.ptxWindows[this.ptxCursor];
-      this.ptxCursor = (this.ptxCursor + 1) % this.ptxWindows.length;
-      ids.i32.set(w.slice(0, L), b * L);
-      targets.i32.set(w.slice(1), b * L);
-    }
-    return { ids, targets };
-  }
-
   /** The moving average of the policy's weights, after every policy update. */
   afterUpdate(): void {
-    const d = this.config.emaDecay;
-    for (const [name, p] of this.s.policy.namedTrainableParameters()) {
-      const e = this.ema.get(name)!;
-      native.scaleInPlace(e.f32, d);
-      native.addInPlace(e.f32, p.f32, 1 - d);
-    }
+    this.ema.update(this.config.emaDecay);
   }
 
   endStep(step: number): Metrics {
@@ -390,45 +295,31 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   }
 
   private samples(step: number, episodes: Episode[]): void {
-    const path = join(this.s.outDir, 'samples.jsonl');
-    for (const e of episodes)
-      appendFileSync(
-        path,
-        `${JSON.stringify({ step, prompt: e.promptText, response: e.responseText, score: e.score, kl: e.kl, prompt_ids: e.prompt })}\n`,
-      );
-    if (this.s.quiet) return;
-    const cut = (t: string, n: number) => {
-      const one = JSON.stringify(t).slice(1, -1);
-      return one.length > n ? `${one.slice(0, n - 1)}…` : one.padEnd(n);
-    };
-    const lines = [`samples at step ${step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
-    for (const e of episodes.slice(0, this.config.samplesShown))
-      lines.push(`  ${cut(e.promptText, 30)} | ${cut(e.responseText, 50)} | ${e.score.toFixed(3)}`);
-    console.error(lines.join('\n'));
+    appendSamples(
+      join(this.s.outDir, 'samples.jsonl'),
+      episodes.map((e) => ({
+        step,
+        prompt: e.promptText,
+        response: e.responseText,
+        score: e.score,
+        kl: e.kl,
+        prompt_ids: e.prompt,
+      })),
+    );
+    if (!this.s.quiet) console.error(sampleTable(step, episodes.slice(0, this.config.samplesShown)));
   }
 
   saveState() {
-    const state: TrainerState = {
-      kl: this.kl.getState(),
-      epoch: this.epoch,
-      index: this.index,
-      ptxCursor: this.ptxCursor,
-    };
-    return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema } };
+    const state: TrainerState = { kl: this.kl.getState(), ...this.prompts.state, ptxCursor: this.ptx?.cursor ?? 0 };
+    return { state: state as unknown as Record<string, unknown>, tensors: { ema: this.ema.tensors } };
   }
 
   loadState(s: Record<string, unknown>, tensors: Record<string, Map<string, Tensor>>): void {
     const st = s as unknown as TrainerState;
-    for (const [name, t] of tensors.ema) {
-      const own = this.ema.get(name);
-      if (!own || own.numel !== t.numel) throw new Error(`checkpoint EMA tensor "${name}" does not fit the policy`);
-      own.f32.set(t.f32);
-    }
+    this.ema.load(tensors.ema);
     this.kl.setState(st.kl);
-    this.epoch = st.epoch;
-    this.index = st.index;
-    this.order = shuffled(this.promptIds.length, new Rng(this.config.seed + 1 + this.epoch));
-    this.ptxCursor = st.ptxCursor;
+    this.prompts.state = { epoch: st.epoch, index: st.index };
+    if (this.ptx) this.ptx.cursor = st.ptxCursor;
   }
 
   onResume(step: number): void {
@@ -447,18 +338,15 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const { merge, saveDtype: dtype } = this.config;
     for (const [to, values] of [
       [dir, undefined],
-      [join(dir, 'ema'), this.ema],
-    ] as const) {
-      const full = saveTrained(policy, to, { baseModel: bases.policy, merge, values, dtype });
-      formatter.tokenizer.save(to);
-      if (full && full !== to) formatter.tokenizer.save(full);
-    }
+      [join(dir, 'ema'), this.ema.tensors],
+    ] as const)
+      saveOutput(policy, formatter.tokenizer, to, { baseModel: bases.policy, merge, values, dtype });
     saveTrained(value, join(dir, 'value'), { baseModel: bases.value, merge, dtype });
   }
 
   /** Releases the EMA copies. */
   dispose(): void {
-    for (const t of this.ema.values()) t.dispose();
+    this.ema.dispose();
   }
 }
 
@@ -469,20 +357,7 @@ interface TrainerState {
   ptxCursor: number;
 }
 
-/** Drops sample records of steps >= from (a resumed run writes them again). */
-export function truncateSamples(path: string, from: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => {
-      if (!l.trim()) return false;
-      try {
-        return JSON.parse(l).step < from;
-      } catch {
-        return false;
-      }
-    });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, kept.map((l) => `${l}\n`).join(''));
-  renameSync(tmp, path);
+/** The value model's per-token values over the packed grid's positions. */
+function valuesOf(value: ScalarModel, p: Packed): Tensor {
+  return slice(value.scoresPerToken(p.ids, { attentionMask: p.mask }), 1, p.from, p.T - 1);
 }

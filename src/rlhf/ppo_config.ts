@@ -1,7 +1,12 @@
-// PPO's config: the base every trainer shares (constant lr by default, as InstructGPT), and its own fields.
+// PPO's config: the base every trainer shares (constant lr by default, as InstructGPT), and its own fields; and
+// what a PPO run is given besides it.
 import { Type } from '@sinclair/typebox';
+import type { CausalLM, ScalarModel } from '../models/index.js';
 import { loraConfigOf } from '../models/lora.js';
+import type { Formatter } from '../tokenizer/index.js';
 import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import type { PromptSet } from './data.js';
+import type { RewardFn } from './reward_fn.js';
 
 const positiveInt = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description });
 const nonNegative = (def: number, description: string) => Type.Number({ minimum: 0, default: def, description });
@@ -53,4 +58,31 @@ export function checkPPOConfig(c: PPOConfig, source = 'ppo config'): void {
   loraConfigOf(c, source);
   if (c.miniBatchSize > c.batchSize)
     throw new Error(`${source}: field "miniBatchSize" (${c.miniBatchSize}) exceeds batchSize (${c.batchSize})`);
+}
+
+export interface PPOSetup {
+  /** Trained in place; starts as the SFT model. With config.loraR > 0 it gets LoRA adapters (base frozen). */
+  policy: CausalLM;
+  /**
+   * The frozen SFT model (a separate copy). Leave it out with LoRA: the reference is then the policy with its
+   * adapters off, so one copy of the base serves both.
+   */
+  ref?: CausalLM;
+  /** The value model, usually initialised from the reward model; with LoRA it trains adapters and its head. */
+  value: ScalarModel;
+  /** Folders the policy and value model came from, recorded in saved adapters (base_model_name_or_path). */
+  baseModels?: { policy: string; value: string };
+  reward: RewardFn;
+  /** The policy's prompt format (its tokenizer, chat template and EOS). */
+  formatter: Formatter;
+  prompts: PromptSet;
+  /** Token ids of the pretraining corpus for PPO-ptx, documents ended by EOS (null: plain PPO). */
+  ptxTokens?: number[] | null;
+  config: PPOConfig;
+  /** Run folder: metrics.jsonl, samples.jsonl, ppo_config.json, checkpoints/, and the final model. */
+  outDir: string;
+  /** Inputs saved with the config (and compared on --resume), e.g. model folders and data files. */
+  inputs?: Record<string, unknown>;
+  /** No config print and no sample tables (tests, the demo). */
+  quiet?: boolean;
 }

@@ -3,26 +3,11 @@
 // same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
 // head's bias is set so that demonstrations score 0 on average.
 import { Type } from '@sinclair/typebox';
-import { checkModelFolder, padRight, ScalarModel, scoreSequences } from '../models/index.js';
-import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
-import { bestOf, orderedPairs, type RankingOrder, rankedItems, rankingShapeError } from '../store/ranking.js';
-import {
-  abs,
-  add,
-  check,
-  embedding,
-  exp,
-  log,
-  minimum,
-  mul,
-  neg,
-  Rng,
-  reshape,
-  sub,
-  sum,
-  Tensor,
-} from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { padRight, ScalarModel, scoreSequences } from '../models/index.js';
+import { applyLora, loraConfigOf } from '../models/lora.js';
+import { bestOf, orderedPairs, rankedItems } from '../store/ranking.js';
+import { check, Rng, type Tensor } from '../tensor/index.js';
+import { Formatter } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -42,8 +27,19 @@ import {
   type RankingExample,
   readComparisons,
   readDemonstrations,
+  saveOutput,
+  startingPromptFormat,
   type TrainerRun,
 } from './data.js';
+import { batchRankingLoss, pairsCorrect, type RankingGroup } from './ranking_loss.js';
+
+export {
+  batchRankingLoss,
+  negLogSigmoid,
+  pairsCorrect,
+  type RankingGroup,
+  rankingLoss,
+} from './ranking_loss.js';
 
 export const rmSpec = new ConfigSpec('rm', {
   epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the rankings' }),
@@ -61,75 +57,6 @@ export const rmDefaults: RmConfig = rmSpec.defaults;
 export function checkRmConfig(c: RmConfig, source = 'rm config'): void {
   rmSpec.check(c, source);
   loraConfigOf(c, source);
-}
-
-// ---- the ranking loss ----
-
-/** The responses of one prompt within a flat score vector: scores[offset + i] is response i's. */
-export interface RankingGroup {
-  offset: number;
-  /** Response indices, best first; tied responses as an inner array (they make no pair). */
-  ranking: RankingOrder;
-}
-
-function checkRanking(ranking: RankingOrder, k: number, op: string): void {
-  const err = rankingShapeError(ranking, k);
-  check(k >= 2 && err === null, op, () => `ranking ${JSON.stringify(ranking)}: ${err ?? 'K must be >= 2'}`);
-  check(orderedPairs(ranking).length > 0, op, () => `ranking ${JSON.stringify(ranking)} is one tie: it makes no pair`);
-}
-
-// −log σ(x) = log(1 + e^−|x|) − min(x, 0), which neither overflows nor takes log(0).
-export function negLogSigmoid(x: Tensor): Tensor {
-  return sub(log(add(exp(neg(abs(x))), 1)), minimum(x, 0));
-}
-
-/**
- * Mean over prompts of each prompt's ranking loss, from one flat vector of scores (N) holding every response of
- * every prompt: all C(K,2) pairs of a prompt weigh 1/C(K,2), so each prompt counts once however large its K.
- */
-export function batchRankingLoss(scores: Tensor, groups: RankingGroup[], margin = 0): Tensor {
-  const op = 'rankingLoss';
-  check(scores.ndim === 1, op, () => `scores must be 1-D, got ${scores.ndim}-D`);
-  check(groups.length > 0, op, () => 'no rankings');
-  const win: number[] = [];
-  const lose: number[] = [];
-  const weight: number[] = [];
-  for (const { offset, ranking } of groups) {
-    const K = rankedItems(ranking).length;
-    checkRanking(ranking, K, op);
-    check(
-      offset >= 0 && offset + K <= scores.shape[0],
-      op,
-      () => `group at ${offset} of K ${K} exceeds ${scores.shape[0]} scores`,
-    );
-    const pairs = orderedPairs(ranking);
-    for (const [better, worse] of pairs) {
-      win.push(offset + better);
-      lose.push(offset + worse);
-      weight.push(1 / (pairs.length * groups.length));
-    }
-  }
-  const P = win.length;
-  const column = reshape(scores, [scores.shape[0], 1]);
-  const rw = reshape(embedding(column, Tensor.fromBuffer(Int32Array.from(win), [P])), [P]);
-  const rl = reshape(embedding(column, Tensor.fromBuffer(Int32Array.from(lose), [P])), [P]);
-  return sum(mul(negLogSigmoid(sub(sub(rw, rl), margin)), Tensor.fromBuffer(Float32Array.from(weight), [P])));
-}
-
-/**
- * −1/P Σ_{w ranked above l} log σ(r_w − r_l − margin) for one prompt's K scores, over its P ordered pairs (C(K,2)
- * without ties).
- */
-export function rankingLoss(scores: Tensor, ranking: RankingOrder, margin = 0): Tensor {
-  check(scores.ndim === 1, 'rankingLoss', () => `scores must be (K), got ${scores.ndim}-D`);
-  checkRanking(ranking, scores.shape[0], 'rankingLoss');
-  return batchRankingLoss(scores, [{ offset: 0, ranking }], margin);
-}
-
-/** Pairs ordered correctly (r_w > r_l; a tie counts as wrong) and pairs in all, of one prompt's scores. */
-export function pairsCorrect(scores: ArrayLike<number>, ranking: RankingOrder): { correct: number; pairs: number } {
-  const pairs = orderedPairs(ranking);
-  return { correct: pairs.filter(([w, l]) => scores[w] > scores[l]).length, pairs: pairs.length };
 }
 
 // ---- evaluation and calibration ----
@@ -222,7 +149,11 @@ function prepareRm(opts: RmOptions) {
     tokenizer,
     dropoutRng,
     note,
-  } = loadCausalLM(opts.modelDir, { residPdrop: cfg.dropout, seed: cfg.seed });
+  } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
+    residPdrop: cfg.dropout,
+    seed: cfg.seed,
+  });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(rm, lora, { seed: cfg.seed }); // the score head trains whole beside the adapters
@@ -340,8 +271,7 @@ class RmTrainer implements Trainer<RankingExample[]> {
 
 export function trainRewardModel(opts: RmOptions): RmResult {
   checkRmConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {
@@ -372,13 +302,7 @@ export function trainRewardModel(opts: RmOptions): RmResult {
   // A resumed run that had already finished skips the loop; its held-out numbers are measured again.
   const val = trainer.val ?? (p.val.length > 0 ? evaluateRankings(p.rm, p.val, trainer.evalOpts) : null);
   const biasShift = calibrateBias(p.rm, p.calibration, cfg.batchSize * 4, p.fmt.padId);
-  const full = saveTrained(p.rm, opts.outDir, {
-    baseModel: opts.modelDir,
-    merge: cfg.merge,
-    dtype: cfg.saveDtype,
-  });
-  p.tokenizer.save(opts.outDir);
-  if (full && full !== opts.outDir) p.tokenizer.save(full);
+  saveOutput(p.rm, p.tokenizer, opts.outDir, { baseModel: opts.modelDir, merge: cfg.merge, dtype: cfg.saveDtype });
   say(`rm: mean calibration score ${biasShift.toFixed(4)} moved to 0; saved to ${opts.outDir}`);
   return { ...base, val, biasShift };
 }

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ScalarModel } from '../models/index.js';
+import { checkModelFolder, type LoadDType, loadRewardModel, type ScalarModel } from '../models/index.js';
 import { type EpisodeTokens, rewardModelFn } from './reward_fn.js';
 
 /** One source of rewards: a score per completion. */
@@ -55,8 +55,9 @@ export async function callVerifier(fn: Verifier, where: string, prompt: string, 
 
 /**
  * Loads a verifier module: its default export must be a function (prompt, completion) → number. JavaScript is
- * imported as is; a single-file TypeScript module is transpiled with the `typescript` package (a sibling
- * temporary .mjs, removed at once, so that its own relative imports still resolve).
+ * imported as is; a single-file TypeScript module is transpiled with the `typescript` package where it is installed
+ * (a sibling temporary .mjs, removed at once, so that its own relative imports still resolve), and is otherwise an
+ * error that asks for the .js. We do not make typescript a runtime dependency for this one convenience.
  */
 export async function loadVerifierModule(path: string): Promise<{ fn: Verifier; where: string; name: string }> {
   const abs = resolve(path);
@@ -84,7 +85,11 @@ async function importTypeScript(abs: string, path: string): Promise<{ default?: 
   try {
     ts = createRequire(import.meta.url)('typescript');
   } catch {
-    throw new Error(`${path}: a TypeScript reward module needs the "typescript" package; or compile it to .js`);
+    // `typescript` is a dev dependency: an install without dev dependencies (--omit=dev) has no compiler.
+    throw new Error(
+      `${path}: a TypeScript reward module is transpiled with the "typescript" package, which is not installed ` +
+        'here (a dev dependency); pass the module as .js or .mjs (e.g. compiled with tsc), or install typescript',
+    );
   }
   const js = ts.transpileModule(readFileSync(abs, 'utf8'), {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
@@ -99,6 +104,48 @@ async function importTypeScript(abs: string, path: string): Promise<{ default?: 
   } finally {
     rmSync(tmp, { force: true });
   }
+}
+
+/** Where a run's rewards come from: a reward model folder, and/or a verifier module's path or a function in code. */
+export interface RewardInputs {
+  rewardModelDir?: string;
+  rewardModule?: string;
+  verifier?: Verifier;
+}
+
+/**
+ * Checks the reward inputs and their weights (order: reward model, verifier; empty: all 1), imports a verifier module
+ * and calls the verifier once on the first prompt and an empty completion — all before any model is loaded. `load`
+ * then loads the reward model (in `dtype`, checked to read the policy's vocabulary) and gives every source its weight.
+ */
+export async function checkRewards(o: RewardInputs, weights: number[], firstPrompt: string) {
+  if (o.rewardModelDir) checkModelFolder(o.rewardModelDir, 'scalar');
+  if (!o.rewardModelDir && !o.rewardModule && !o.verifier)
+    throw new Error('grpo: no reward: give a reward model folder, a reward module, or both');
+  if (o.rewardModule && o.verifier) throw new Error('grpo: give a reward module or a verifier function, not both');
+  const n = (o.rewardModelDir ? 1 : 0) + (o.rewardModule || o.verifier ? 1 : 0);
+  if (weights.length > 0 && weights.length !== n)
+    throw new Error(
+      `grpo: field "rewardWeights" has ${weights.length} weights for ${n} reward source(s) (order: reward model, reward module)`,
+    );
+  const module = o.rewardModule ? await loadVerifierModule(o.rewardModule) : null;
+  const verifier = module ?? (o.verifier ? { fn: o.verifier, where: 'verifier', name: 'verifier' } : null);
+  if (verifier) await callVerifier(verifier.fn, verifier.where, firstPrompt, '');
+  const load = (vocabSize: number, padId: number, opts: { dtype: LoadDType }) => {
+    const sources: RewardSource[] = [];
+    if (o.rewardModelDir) {
+      const rm = loadRewardModel(o.rewardModelDir, opts).model;
+      if (rm.trunk.config.vocabSize !== vocabSize)
+        throw new Error(
+          `${join(o.rewardModelDir, 'config.json')}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ` +
+            `${vocabSize}; the reward model must read the policy's tokens`,
+        );
+      sources.push(rewardModelSource(rm, padId));
+    }
+    if (verifier) sources.push(verifierSource(verifier.fn, verifier.where, verifier.name));
+    return { sources, weights: weights.length > 0 ? weights : sources.map(() => 1) };
+  };
+  return { load };
 }
 
 export interface WeightedReward {

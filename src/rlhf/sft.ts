@@ -11,9 +11,9 @@ import {
   type ScalarModel,
   scoreSequences,
 } from '../models/index.js';
-import { applyLora, loraConfigOf, saveTrained } from '../models/lora.js';
+import { applyLora, loraConfigOf } from '../models/lora.js';
 import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
-import { Formatter, resolvePromptFormat, Tokenizer } from '../tokenizer/index.js';
+import { Formatter, type Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import {
   baseFields,
@@ -30,7 +30,9 @@ import {
   loadCausalLM,
   readDemonstrations,
   type SftExample,
+  saveOutput,
   sftBatch,
+  startingPromptFormat,
   type TrainerRun,
 } from './data.js';
 
@@ -133,12 +135,16 @@ export interface SftResult {
 function prepareSft(opts: SftOptions) {
   const cfg = opts.config;
   // Model folders and data files are checked before any weight is read.
-  checkModelFolder(opts.modelDir, 'causal');
+  checkModelFolder(opts.modelDir, 'causal', opts.base);
   if (opts.rewardModelDir) checkModelFolder(opts.rewardModelDir, 'scalar');
   const demos = readDemonstrations(opts.dataFile, { skipBad: opts.skipBad });
   const valDemos = opts.valFile ? readDemonstrations(opts.valFile, { skipBad: opts.skipBad }) : null;
-  const reward = opts.rewardModelDir ? loadRewardModel(opts.rewardModelDir) : null;
+  // The reward model is frozen: held in bf16 with --bf16.
+  const reward = opts.rewardModelDir
+    ? loadRewardModel(opts.rewardModelDir, { dtype: cfg.bf16 ? 'bf16' : 'f32' })
+    : null;
   const { model, tokenizer, dropoutRng, note } = loadCausalLM(opts.modelDir, {
+    base: opts.base,
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
@@ -248,13 +254,8 @@ class SftTrainer implements Trainer<SftExample[]> {
       (by === METRIC.evalLoss ? value < this.best.value : value > this.best.value);
     if (better) {
       this.best = { epoch, value };
-      const full = saveTrained(p.model, this.outDir, {
-        baseModel: p.modelDir,
-        merge: this.cfg.merge,
-        dtype: this.cfg.saveDtype,
-      });
-      p.tokenizer.save(this.outDir);
-      if (full && full !== this.outDir) p.tokenizer.save(full);
+      const { merge, saveDtype: dtype } = this.cfg;
+      saveOutput(p.model, p.tokenizer, this.outDir, { baseModel: p.modelDir, merge, dtype });
       const why = by === 'last epoch' ? 'no validation data' : `${by} ${value.toFixed(4)}`;
       this.say(`sft: saved epoch ${epoch + 1} to ${this.outDir} (${why})`);
     }
@@ -274,9 +275,8 @@ class SftTrainer implements Trainer<SftExample[]> {
 
 export function trainSft(opts: SftOptions): SftResult {
   checkSftConfig(opts.config);
-  checkModelFolder(opts.modelDir, 'causal');
   // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
-  const promptFormat = resolvePromptFormat(opts.modelDir, Tokenizer.fromDir(opts.modelDir), opts.config.promptFormat);
+  const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
   const say = opts.log ?? ((line: string) => console.error(line));
   const config = {

@@ -22,16 +22,19 @@ export class ImportedCandidates implements CandidateSource {
 }
 
 /**
- * One answer from each of two models for an A/B task, in the order [a, b]; rejects when either is empty or both
- * say the same (nothing to compare).
+ * One answer from each of two models for an A/B task, in the order [a, b]. An empty answer or the same answer from
+ * both (common once two versions of one lineage agree on a short prompt) is asked again, up to `retries` times, as
+ * distinctCandidates does; then it rejects (nothing to compare).
  */
-export async function abCandidates(sourceA: CandidateSource, sourceB: CandidateSource, prompt: string) {
-  const [a = ''] = await sourceA.generate(prompt, 1);
-  const [b = ''] = await sourceB.generate(prompt, 1);
-  if (!a.trim() || !b.trim() || a.trim() === b.trim()) {
-    throw new Error('the two models gave an empty or the same answer; nothing to compare');
+export async function abCandidates(sourceA: CandidateSource, sourceB: CandidateSource, prompt: string, retries = 3) {
+  for (let attempt = 0; ; attempt++) {
+    const [a = ''] = await sourceA.generate(prompt, 1);
+    const [b = ''] = await sourceB.generate(prompt, 1);
+    if (a.trim() && b.trim() && a.trim() !== b.trim()) return [a, b] as const;
+    if (attempt >= retries) {
+      throw new Error(`the two models gave an empty or the same answer ${retries + 1} times; nothing to compare`);
+    }
   }
-  return [a, b] as const;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Batching shared by every trainer: seeded shuffles, validation splits, and epochs of batches with a resumable
 // position. (Padding token rows into model inputs is models/score.ts's padRight, which the scorers use too.)
-import { Rng } from '../tensor/index.js';
+import { Rng, Tensor } from '../tensor/index.js';
 
 /** A seeded Fisher–Yates permutation of 0..n-1. */
 export function shuffled(n: number, rng: Rng): number[] {
@@ -65,5 +65,79 @@ export class EpochBatches<E> {
     const picked = p.order.slice(p.batch * this.batchSize, (p.batch + 1) * this.batchSize).map((i) => this.items[i]);
     p.batch++;
     return picked;
+  }
+}
+
+/**
+ * Endless batches of indices 0..n-1 for the on-policy trainers' prompts: each pass over them in an order of its own,
+ * seeded by seed + 1 + pass, so a resumed run (from `state`) draws the same prompts.
+ */
+export class IndexCycle {
+  private epoch = 0;
+  private index = 0;
+  private order: number[];
+
+  constructor(
+    readonly n: number,
+    private readonly seed: number,
+  ) {
+    this.order = shuffled(n, new Rng(seed + 1));
+  }
+
+  next(batchSize: number): number[] {
+    const out: number[] = [];
+    while (out.length < batchSize) {
+      if (this.index === this.order.length) {
+        this.epoch++;
+        this.index = 0;
+        this.order = shuffled(this.n, new Rng(this.seed + 1 + this.epoch));
+      }
+      out.push(this.order[this.index++]);
+    }
+    return out;
+  }
+
+  get state(): { epoch: number; index: number } {
+    return { epoch: this.epoch, index: this.index };
+  }
+
+  set state(s: { epoch: number; index: number }) {
+    this.epoch = s.epoch;
+    this.index = s.index;
+    this.order = shuffled(this.n, new Rng(this.seed + 1 + this.epoch));
+  }
+}
+
+/**
+ * Next-token batches over a token stream (PPO-ptx's pretraining corpus): consecutive windows of seqLen + 1 ids,
+ * taken in order and cycled; `cursor` is the resumable position.
+ */
+export class LmWindows {
+  readonly windows: number[][] = [];
+  cursor = 0;
+
+  constructor(
+    ids: number[],
+    readonly seqLen: number,
+    context: number,
+  ) {
+    if (seqLen > context) throw new Error(`ptxSeqLen ${seqLen} exceeds the context of ${context}`);
+    for (let at = 0; at + seqLen + 1 <= ids.length; at += seqLen) this.windows.push(ids.slice(at, at + seqLen + 1));
+    if (this.windows.length === 0)
+      throw new Error(`pretraining corpus has ${ids.length} tokens, fewer than one window of ${seqLen + 1}`);
+  }
+
+  /** n windows as inputs (n, seqLen) and their flat next-token targets (n·seqLen). */
+  next(n: number): { ids: Tensor; targets: Tensor } {
+    const L = this.seqLen;
+    const ids = Tensor.empty([n, L], 'i32');
+    const targets = Tensor.empty([n * L], 'i32');
+    for (let b = 0; b < n; b++) {
+      const w = this.windows[this.cursor];
+      this.cursor = (this.cursor + 1) % this.windows.length;
+      ids.i32.set(w.slice(0, L), b * L);
+      targets.i32.set(w.slice(1), b * L);
+    }
+    return { ids, targets };
   }
 }

@@ -72,7 +72,7 @@ export function baseFields(d: Partial<BaseConfig> = {}) {
     seed: Type.Integer({ minimum: 0, maximum: 0xffffffff, default: d.seed ?? 0, description: 'random seed' }),
     bf16: Type.Boolean({
       default: d.bf16 ?? false,
-      description: 'bf16 autocast: matrix products in bf16, master weights f32',
+      description: 'bf16 autocast (master weights f32); frozen reference and reward models held in bf16',
     }),
     saveDtype: Type.Union([Type.Literal('f32'), Type.Literal('bf16')], {
       default: 'f32',

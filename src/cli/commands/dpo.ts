@@ -42,6 +42,7 @@ export async function run(args: string[]): Promise<number> {
   const format = comparisonFormat('dpo', values.format);
   const result = trainDpo({
     modelDir: values.model,
+    base: values.base,
     refModelDir: values.ref,
     dataFile: values.data,
     outDir: values.out,

@@ -3,17 +3,26 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { exportGguf, GGUF_DTYPES, type GgufDType, loadPretrained, savePretrained } from '../../models/index.js';
+import {
+  exportGguf,
+  GGUF_DTYPES,
+  type GgufDType,
+  loadModelFolder,
+  savePretrained,
+  tokenizerFolder,
+} from '../../models/index.js';
 import { Tokenizer } from '../../tokenizer/index.js';
 
 const HELP = `usage: instructkit export --format gguf|safetensors [--dtype DTYPE] MODEL OUT
 
-Writes the model folder MODEL (config.json, model.safetensors, tokenizer.json) in another form:
+Writes the model folder MODEL (config.json, model.safetensors, tokenizer.json) in another form; MODEL may be a LoRA
+run's adapter folder (written merged into its base):
 
   --format gguf          OUT is a .gguf file with the tokenizer and chat template in its metadata, for llama.cpp,
                          node-llama-cpp, Ollama or LM Studio (GPT-2 and Llama-family models)
   --format safetensors   OUT is a Hugging Face folder (config.json, model.safetensors, tokenizer files)
   --dtype DTYPE          gguf: f32 (default), bf16 or q8_0; safetensors: f32 (default) or bf16 (torch's bfloat16)
+  --base DIR             the base of an adapter folder (default: adapter_config.json's base_model_name_or_path)
   -h, --help             this text
 
 Everything is checked before anything is written, and files are written whole and renamed into place.`;
@@ -27,6 +36,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       format: { type: 'string' },
       dtype: { type: 'string' },
+      base: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -47,12 +57,13 @@ export async function run(args: string[]): Promise<number> {
   const [dir, out] = positionals;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: model folder not found`);
   if (resolve(dir) === resolve(out)) throw new Error(`${out}: the output must differ from the model folder`);
-  const tokenizer = Tokenizer.fromDir(dir);
-  const model = loadPretrained(dir, { dtype: 'auto' });
+  const tokDir = tokenizerFolder(dir, values.base);
+  const tokenizer = Tokenizer.fromDir(tokDir);
+  const model = loadModelFolder(dir, { dtype: 'auto', base: values.base });
   if (format === 'gguf') {
     if (existsSync(out) && statSync(out).isDirectory()) throw new Error(`${out}: is a folder; give a .gguf file path`);
     if (!existsSync(dirname(resolve(out)))) throw new Error(`${dirname(out)}: folder not found`);
-    exportGguf(model, tokenizer, out, { dtype: dtype as GgufDType }, join(dir, 'tokenizer.json'));
+    exportGguf(model, tokenizer, out, { dtype: dtype as GgufDType }, join(tokDir, 'tokenizer.json'));
   } else {
     savePretrained(model, out, { dtype: dtype as 'f32' | 'bf16' });
     tokenizer.save(out);

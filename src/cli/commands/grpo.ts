@@ -1,7 +1,7 @@
 // instructkit grpo: GRPO / RLOO against a reward model, a verifier module, or both (src/rlhf/grpo.ts).
 import { parseArgs } from 'node:util';
 import { grpoSpec, trainGrpo } from '../../rlhf/grpo.js';
-import { RUN_FLAGS, RUN_HELP } from '../flags.js';
+import { BASE_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit grpo --policy SFT_DIR --prompts prompts.jsonl --out DIR
                       (--reward-model RM_DIR | --reward-module verifier.js | both) [options]
@@ -13,7 +13,9 @@ Prompts are rendered in the policy's prompt format, as sft trains them. Writes m
 rewards/<source>, objective/kl, policy/clipfrac, ...), samples.jsonl, grpo_config.json, checkpoints/ and the final
 policy (a Hugging Face folder).
 
-  --policy DIR             the model to train (a causal LM with tokenizer.json), usually the SFT model
+  --policy DIR             the model to train (a causal LM with tokenizer.json), usually the SFT model, or a LoRA
+                           run's adapter folder
+${BASE_HELP}
   --prompts FILE           JSONL of {"prompt": ...}
   --out DIR                run folder
   --reward-model DIR       reward model folder (*ForSequenceClassification, 1 label; as instructkit rm writes)
@@ -30,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
     args,
     options: {
       policy: { type: 'string' },
+      base: { type: 'string' },
       prompts: { type: 'string' },
       out: { type: 'string' },
       'reward-model': { type: 'string' },
@@ -52,6 +55,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const r = await trainGrpo({
     policyDir: v.policy,
+    base: v.base,
     prompts: v.prompts,
     outDir: v.out,
     config: grpoSpec.fromArgs(v),

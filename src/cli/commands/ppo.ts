@@ -2,18 +2,27 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { folderKind, loadPretrained, loadRewardModel, loadScalarPretrained, ScalarModel } from '../../models/index.js';
+import {
+  folderKind,
+  loadModelFolder,
+  loadRewardModel,
+  loadScalarFolder,
+  ScalarModel,
+  tokenizerFolder,
+} from '../../models/index.js';
 import { loraConfigOf } from '../../models/lora.js';
 import { readPrompts } from '../../rlhf/data.js';
 import { checkPPOConfig, PPOTrainer, ppoSpec } from '../../rlhf/ppo.js';
 import { countReward, type RewardFn, rewardModelFn, valueOnRewardModel } from '../../rlhf/reward_fn.js';
 import { Formatter, Tokenizer } from '../../tokenizer/index.js';
 import { corpusTokens } from '../../train/tokens.js';
-import { RUN_FLAGS, RUN_HELP } from '../flags.js';
+import { BASE_HELP, RUN_FLAGS, RUN_HELP } from '../flags.js';
 
 const HELP = `usage: instructkit ppo --policy SFT_DIR --reward RM_DIR --prompts prompts.jsonl --out DIR [options]
 
-  --policy DIR             SFT model folder (Hugging Face causal LM + tokenizer.json); also the frozen reference
+  --policy DIR             SFT model folder (Hugging Face causal LM + tokenizer.json); also the frozen reference;
+                           or a LoRA run's adapter folder (reward and value folders may be adapter folders too)
+${BASE_HELP}
   --reward SPEC            reward model folder (*ForSequenceClassification, 1 label), or count:TEXT (reward = how
                            often TEXT occurs in the response; for demos)
   --prompts FILE           JSONL of {"prompt": ...}, rendered in the policy's prompt format (--prompt-format)
@@ -26,10 +35,10 @@ ${ppoSpec.help()}
 ${RUN_HELP}`;
 
 // Wrong folders are named with the flag that gave them.
-function expectKind(flag: string, dir: string, want: 'causal' | 'scalar'): void {
+function expectKind(flag: string, dir: string, want: 'causal' | 'scalar', base?: string): void {
   let kind: string;
   try {
-    kind = folderKind(dir);
+    kind = folderKind(dir, base);
   } catch (e) {
     throw new Error(`${flag} ${dir}: ${(e as Error).message}`);
   }
@@ -46,6 +55,7 @@ export async function run(args: string[]): Promise<number> {
     args,
     options: {
       policy: { type: 'string' },
+      base: { type: 'string' },
       reward: { type: 'string' },
       prompts: { type: 'string' },
       out: { type: 'string' },
@@ -70,39 +80,44 @@ export async function run(args: string[]): Promise<number> {
   // Every input is checked before a model is loaded.
   const policyDir = o.policy!;
   const out = o.out!;
-  expectKind('--policy', policyDir, 'causal');
-  if (!existsSync(join(policyDir, 'tokenizer.json'))) throw new Error(`--policy ${policyDir}: no tokenizer.json`);
+  const base = o.base;
+  expectKind('--policy', policyDir, 'causal', base);
+  const tokenizerDir = tokenizerFolder(policyDir, base);
+  if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) throw new Error(`--policy ${policyDir}: no tokenizer.json`);
   const programmatic = o.reward!.startsWith('count:');
   if (!programmatic) expectKind('--reward', o.reward!, 'scalar');
   const valueDir = o.value ?? (programmatic ? null : o.reward!);
   if (valueDir) expectKind('--value', valueDir, 'scalar');
   const prompts = readPrompts(o.prompts!);
-  const tokenizer = Tokenizer.fromDir(policyDir);
+  const tokenizer = Tokenizer.fromDir(tokenizerDir);
   const formatter = new Formatter(tokenizer, policyDir, config.promptFormat);
   const ptxTokens = o.ptx ? corpusTokens(o.ptx, tokenizer) : null;
 
-  const policy = loadPretrained(policyDir);
+  const policy = loadModelFolder(policyDir, { base });
   let reward: RewardFn;
   let value: ScalarModel | null = null;
   const lora = loraConfigOf(config);
+  // Frozen models are held in bf16 with --bf16 (half their memory); a reward model whose trunk the value model
+  // shares (LoRA) trains through it, so it stays f32.
+  const shared = lora !== null && !programmatic && valueDir === o.reward;
+  const frozen = { dtype: config.bf16 ? ('bf16' as const) : ('f32' as const) };
   if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
   else {
-    const rm = loadRewardModel(o.reward!).model;
+    const rm = loadRewardModel(o.reward!, shared ? {} : frozen).model;
     // The reward model reads the policy's token ids, so both must share one vocabulary.
     if (rm.trunk.config.vocabSize !== policy.config.vocabSize)
       throw new Error(
         `--reward ${o.reward}: vocabulary of ${rm.trunk.config.vocabSize}, the policy's is ${policy.config.vocabSize}`,
       );
     // With LoRA a value model started from the reward model shares its frozen trunk.
-    if (lora && valueDir === o.reward)
-      ({ value, reward } = valueOnRewardModel(rm, formatter.padId, lora, config.seed + 1));
+    if (shared) ({ value, reward } = valueOnRewardModel(rm, formatter.padId, lora, config.seed + 1));
     else reward = rewardModelFn(rm, formatter.padId);
   }
   const trainer = new PPOTrainer({
     policy,
     // With LoRA the reference is the policy with its adapters off: no second copy.
-    ref: lora ? undefined : loadPretrained(policyDir),
-    value: value ?? (valueDir ? loadScalarPretrained(valueDir) : new ScalarModel(loadPretrained(policyDir))),
+    ref: lora ? undefined : loadModelFolder(policyDir, { ...frozen, base }),
+    value: value ?? (valueDir ? loadScalarFolder(valueDir) : new ScalarModel(loadModelFolder(policyDir, { base }))),
     baseModels: { policy: policyDir, value: valueDir ?? policyDir },
     reward,
     formatter,

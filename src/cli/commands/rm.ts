@@ -40,6 +40,7 @@ export async function run(args: string[]): Promise<number> {
   const format = comparisonFormat('rm', values.format);
   const result = trainRewardModel({
     modelDir: values.model,
+    base: values.base,
     dataFile: values.data,
     outDir: values.out,
     config: rmSpec.fromArgs(values),

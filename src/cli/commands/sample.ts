@@ -2,7 +2,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate, LOAD_DTYPES, type LoadDType, loadPretrained } from '../../models/index.js';
+import {
+  generate,
+  LOAD_DTYPES,
+  type LoadDType,
+  loadModelFolder,
+  modelFolder,
+  tokenizerFolder,
+} from '../../models/index.js';
 import { CHAT_TOKENS, Tokenizer, textStreamer } from '../../tokenizer/index.js';
 import { numberFlag } from '../flags.js';
 
@@ -10,7 +17,9 @@ const HELP = `usage: instructkit sample --model DIR "prompt" [options]
 
 Prints the model's continuation of the prompt as it is generated, up to --max-tokens or the end-of-text token.
 
-  --model DIR          a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)
+  --model DIR          a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), or a LoRA
+                       run's adapter folder (its base with the adapter merged in)
+  --base DIR           the base of an adapter folder (default: adapter_config.json's base_model_name_or_path)
   --max-tokens N       new tokens at most (default: 128, or what is left of the context)
   --temperature T      0 is greedy (default 1)
   --top-k K            sample among the K most likely tokens (default 0: all)
@@ -26,6 +35,7 @@ export async function run(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       model: { type: 'string' },
+      base: { type: 'string' },
       'max-tokens': { type: 'string' },
       temperature: { type: 'string' },
       'top-k': { type: 'string' },
@@ -60,11 +70,12 @@ export async function run(args: string[]): Promise<number> {
     throw new Error(`--dtype: expected one of ${LOAD_DTYPES.join(', ')}, got ${JSON.stringify(values.dtype)}`);
   const dir = values.model;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: model folder not found`);
-  const tokenizer = Tokenizer.fromDir(dir);
-  const model = loadPretrained(dir, { dtype });
+  const tokDir = tokenizerFolder(dir, values.base);
+  const tokenizer = Tokenizer.fromDir(tokDir);
+  const model = loadModelFolder(dir, { dtype, base: values.base });
   if (tokenizer.vocabSize > model.config.vocabSize)
     throw new Error(
-      `${join(dir, 'config.json')}: field "vocab_size" is ${model.config.vocabSize}, but ${join(dir, 'tokenizer.json')} has ${tokenizer.vocabSize} ids`,
+      `${join(modelFolder(dir, values.base).configDir, 'config.json')}: field "vocab_size" is ${model.config.vocabSize}, but ${join(tokDir, 'tokenizer.json')} has ${tokenizer.vocabSize} ids`,
     );
 
   let ids: number[];

@@ -32,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const result = trainSft({
     modelDir: values.model,
+    base: values.base,
     dataFile: values.data,
     outDir: values.out,
     config: sftSpec.fromArgs(values),

@@ -116,9 +116,10 @@ function ConfigField(props: {
   );
 }
 
-function NewJob(props: { kinds: JobKindInfo[]; onQueued: () => void }) {
+function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () => void }) {
   const toast = useToast();
-  const models = useLoad(() => api.registry());
+  // Reloaded whenever a job finishes, so its new version can be picked next (an RM for the PPO job that follows).
+  const models = useLoad(() => api.registry(), [props.finished]);
   const [kind, setKind] = useState('sft');
   const [base, setBase] = useState<number | null>(null);
   const [reward, setReward] = useState<number | null>(null);
@@ -368,6 +369,7 @@ export function AdminTrain() {
     return () => clearTimeout(t);
   }, [active, tick]);
   const shown = selected ?? list[0]?.id ?? null;
+  const finished = list.filter((j) => j.state === 'done').length;
   return (
     <div className="page">
       <div className="page-head">
@@ -380,7 +382,11 @@ export function AdminTrain() {
         </div>
       </div>
       <ErrorBox error={kinds.error ?? jobs.error} />
-      {kinds.data ? <NewJob kinds={kinds.data.kinds} onQueued={() => setTick((x) => x + 1)} /> : <Spinner />}
+      {kinds.data ? (
+        <NewJob kinds={kinds.data.kinds} finished={finished} onQueued={() => setTick((x) => x + 1)} />
+      ) : (
+        <Spinner />
+      )}
       <Card title="Jobs">
         <JobTable jobs={list} selected={shown} onSelect={setSelected} />
       </Card>
