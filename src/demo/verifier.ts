@@ -2,7 +2,7 @@
 // format constraint, 0 otherwise. `worldVerifier(tasks)` serves code (trainGrpo({ verifier })); the default export
 // serves `instructkit grpo --reward-module dist/src/demo/verifier.js`, finding each prompt's task in the worlds the
 // demo builds for its seed (INSTRUCTKIT_DEMO_SEED, default 0, as `instructkit demo --seed`) at every size.
-import { DEMO_CONFIGS, DEMO_SIZES } from './demo.js';
+import { DEMO_CONFIGS, DEMO_SIZES } from './config.js';
 import { buildWorld, SPLITS, type Task } from './world/index.js';
 
 /** A verifier over the given tasks, found by their prompt text; an unknown prompt is an error naming it. */

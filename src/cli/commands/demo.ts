@@ -2,15 +2,19 @@
 import { parseArgs } from 'node:util';
 import { DEMO_SIZES, type DemoSize, runDemo } from '../../demo/demo.js';
 
-const HELP = `usage: instructkit demo [--size small|tiny] [--out runs/demo] [--seed N] [--fresh]
+const HELP = `usage: instructkit demo [--size small|tiny|headline] [--out runs/demo] [--seed N] [--fresh]
 
 Runs the InstructGPT paper in miniature on a world of checkable tasks with simulated labelers: pretrain a base
 model → demonstrations → SFT → K samples per prompt (6 tiny, 9 small) ranked by labelers → reward model → PPO and
-PPO-ptx → correctness, honesty and win rates against SFT judged by three held-out labeler pools on held-out prompts. Labels go through the SQLite store in the
+PPO-ptx, DPO on the same rankings, GRPO with the world's answer checker as reward → correctness, honesty and win
+rates against SFT judged by three held-out labeler pools on held-out prompts. Labels go through the SQLite store in the
 run folder. Writes DIR/report/index.html (open it from disk, or instructkit serve --report DIR/report) and prints
 one JSON line of results last.
 
-  --size S    small (default; about 15 minutes on 2 cores) or tiny (a few minutes, for CI)
+  --size S    small (default; about 15 minutes on 2 cores), tiny (a few minutes, for CI) or headline (small, then
+              a base model ~20× bigger pretrained on the same prose and prompted few-shot, judged against the
+              small PPO-ptx model by the held-out pools: the paper's headline; up to 45 minutes; reuses small's
+              stages in the same --out)
   --out DIR   run folder (default runs/demo); a second run reuses every stage whose inputs did not change
   --seed N    world, labelers and training seed (default 0)
   --fresh     redo every stage`;
