@@ -4,30 +4,18 @@
  * ranking with a reason and archives the reported prompt. Screenshots go to test-output/screens/curation-*.png.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import { createServer } from '../src/server/index.js';
+import { ADMIN, openBrowser, SHOTS, signIn, chromiumSkip as skip, WEB } from './helpers/browser.js';
 import { Client, jsonl, NDJSON } from './helpers/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const WEB = join(ROOT, 'web/dist');
-const SHOTS = join(ROOT, 'test-output/screens');
-const ADMIN = { username: 'admin', password: 'admin-password' };
 const LABELER = { username: 'lena', password: 'labeler-pass' };
 
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
-    : false;
-
 test('e2e curation: guidelines, a tie, a report; the admin reviews, rejects and archives', { skip }, async (t) => {
-  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
-  const { chromium } = await import('playwright-core');
   const { app, store } = await createServer({
     dbPath: ':memory:',
     passwordCost: 1024,
@@ -36,7 +24,6 @@ test('e2e curation: guidelines, a tie, a report; the admin reviews, rejects and 
   });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   const profile = mkdtempSync(join(tmpdir(), 'ik-chromium-'));
-  mkdirSync(SHOTS, { recursive: true });
   let ctx: BrowserContext | undefined;
   t.after(async () => {
     await ctx?.close();
@@ -65,16 +52,9 @@ test('e2e curation: guidelines, a tie, a report; the admin reviews, rejects and 
   const [broken] = (await api.post('/api/admin/prompts', { prompts: [{ text: 'asdf ;; <<< ??' }] })).json.ids;
   assert.equal((await api.post('/api/admin/tasks', { kind: 'demonstration', promptIds: [broken] })).status, 201);
 
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 860 },
-  });
-  ctx.setDefaultTimeout(10_000);
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const browser = await openBrowser(profile, { height: 860, timeoutMs: 10_000 });
+  ctx = browser.ctx;
+  const { page, problems } = browser;
   const shot = async (name: string) => {
     await page.waitForTimeout(150);
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
@@ -83,10 +63,7 @@ test('e2e curation: guidelines, a tie, a report; the admin reviews, rejects and 
     await page.setViewportSize({ width: 1280, height: 860 });
   };
   const login = async (u: { username: string; password: string }) => {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Username').fill(u.username);
-    await page.getByLabel('Password').fill(u.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, base, u);
   };
 
   // ---------------------------------------------------------------- the labeler

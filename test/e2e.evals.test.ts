@@ -4,25 +4,15 @@
  * Figure 1 chart. Screenshot to test-output/screens/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import { createServer } from '../src/server/index.js';
 import type { CandidateSource } from '../src/store/index.js';
+import { ADMIN, openBrowser, SHOTS, signIn, chromiumSkip as skip, WEB } from './helpers/browser.js';
 import { Client, idem, labeler } from './helpers/server.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const WEB = join(ROOT, 'web/dist');
-const SHOTS = join(ROOT, 'test-output/screens');
-const ADMIN = { username: 'admin', password: 'admin-password' };
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
-    : false;
 
 const says = (name: string): CandidateSource => ({
   generate: async (prompt, k) => Array.from({ length: k }, () => `${name} says ${prompt}`),
@@ -31,8 +21,6 @@ const says = (name: string): CandidateSource => ({
 test('e2e: the admin creates a blind eval, the held-out group answers, the win rate and Elo table appear', {
   skip,
 }, async (t) => {
-  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
-  const { chromium } = await import('playwright-core');
   const root = mkdtempSync(join(tmpdir(), 'ik-e2e-evals-'));
   const { app, store } = await createServer({
     dbPath: join(root, 'labels.sqlite'),
@@ -42,7 +30,6 @@ test('e2e: the admin creates a blind eval, the held-out group answers, the win r
     candidateSources: { sft: says('sft'), ppo: says('ppo') },
   });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  mkdirSync(SHOTS, { recursive: true });
   let ctx: BrowserContext | undefined;
   t.after(async () => {
     await ctx?.close();
@@ -53,20 +40,10 @@ test('e2e: the admin creates a blind eval, the held-out group answers, the win r
     ['h1', 'h2', 'h3', 'h4'].map((text) => ({ text, split: 'heldout' as const })),
     'typed',
   );
-  ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 1000 },
-  });
-  ctx.setDefaultTimeout(15_000);
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`${base}/login`);
-  await page.getByLabel('Username').fill(ADMIN.username);
-  await page.getByLabel('Password').fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  const browser = await openBrowser(join(root, 'profile'));
+  ctx = browser.ctx;
+  const { page, problems } = browser;
+  await signIn(page, base, ADMIN);
   await page.getByRole('navigation').getByRole('link', { name: 'Evals' }).click();
 
   await page.getByTestId('eval-a').selectOption('ppo');

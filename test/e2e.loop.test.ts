@@ -7,31 +7,21 @@
  * Evals screen equal the API's. Screenshots of every screen go to test-output/screens/loop-*.png.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { TrainingWorker } from '../src/jobs/worker.js';
 import { createServer } from '../src/server/index.js';
 import { SamplerPool } from '../src/server/sampler_pool.js';
+import { ADMIN, openBrowser, SHOTS, signIn, chromiumSkip as skip, WEB } from './helpers/browser.js';
 import { WORDS, writeTinyModel } from './helpers/tiny_lm.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const WEB = join(ROOT, 'web/dist');
-const SHOTS = join(ROOT, 'test-output/screens');
-const ADMIN = { username: 'admin', password: 'admin-password' };
 const PASSWORD = 'labeler-pass';
 /** Two labelers write and rank (training group); one answers the blind evals (held-out group). */
 const WRITERS = ['ann', 'ben'];
 const JUDGE = 'judy';
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
-    : false;
-
 /** The training prompts ("say red please.") and the answer a labeler writes for each: the colour. */
 const TRAINING = WORDS.map((w) => `say ${w} please.`);
 const answerTo = (prompt: string) => prompt.split(' ')[1];
@@ -39,9 +29,7 @@ const answerTo = (prompt: string) => prompt.split(' ')[1];
 test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM → PPO → blind A/B by the held-out group', {
   skip,
 }, async (t) => {
-  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
   process.env.INSTRUCTKIT_THREADS = '1';
-  const { chromium } = await import('playwright-core');
   const root = mkdtempSync(join(tmpdir(), 'ik-e2e-loop-'));
   const modelsDir = join(root, 'models');
   const pool = new SamplerPool({ settings: { maxNewTokens: 8 } });
@@ -57,7 +45,6 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   const worker = new TrainingWorker({ store, modelsDir, pollMs: 100, heartbeatMs: 200, log: () => {} });
   const working = worker.run();
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  mkdirSync(SHOTS, { recursive: true });
   let ctx: BrowserContext | undefined;
   t.after(async () => {
     worker.stop();
@@ -69,20 +56,9 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   });
   const tiny = writeTinyModel(join(root, 'tiny'));
 
-  ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 1000 },
-  });
-  ctx.setDefaultTimeout(15_000);
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
+  const browser = await openBrowser(join(root, 'profile'));
+  ctx = browser.ctx;
+  const { page, problems } = browser;
   let n = 0;
   // The viewport grows to the page first, so a sticky bar sits where it would instead of over the content.
   const shot = async (name: string) => {
@@ -92,12 +68,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     await page.setViewportSize({ width: 1280, height: 1000 });
   };
   const nav = (name: string) => page.getByRole('navigation').getByRole('link', { name }).click();
-  const login = async (username: string, password = PASSWORD) => {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  };
+  const login = (username: string, password = PASSWORD) => signIn(page, base, { username, password });
   const logout = async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();

@@ -6,31 +6,19 @@
  * test-output/screens/. Skipped (with a message) only when chromium is missing outside CI.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createServer } from '../src/server/index.js';
+import { ADMIN, openBrowser, SHOTS, signIn, chromiumSkip as skip, WEB } from './helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const WEB = join(ROOT, 'web/dist');
-const SHOTS = join(ROOT, 'test-output/screens');
-const ADMIN = { username: 'admin', password: 'admin-password' };
 const LABELER = { username: 'lena', password: 'labeler-pass' };
-
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
-    : false;
 
 const jsonl = (rows: object[]) => Buffer.from(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
 
 test('e2e: prompts → screening → demonstration → ranking → export; chat comparison stored', { skip }, async (t) => {
-  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
-  const { chromium } = await import('playwright-core');
   const { app, store } = await createServer({
     dbPath: ':memory:',
     passwordCost: 1024,
@@ -39,37 +27,15 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
   });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   const profile = mkdtempSync(join(tmpdir(), 'ik-chromium-'));
-  mkdirSync(SHOTS, { recursive: true });
   let ctx: BrowserContext | undefined;
   t.after(async () => {
     await ctx?.close();
     await app.close();
     rmSync(profile, { recursive: true, force: true });
   });
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 860 },
-    acceptDownloads: true,
-  });
-  ctx.setDefaultTimeout(10_000);
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
-  const problems: string[] = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`); // an alert() would mean user text ran as script
-    void d.dismiss();
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const browser = await openBrowser(profile, { height: 860, timeoutMs: 10_000, acceptDownloads: true });
+  ctx = browser.ctx;
+  const { page, problems } = browser;
   page.on('console', (m) => {
     if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
@@ -83,10 +49,7 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
     await page.setViewportSize({ width: 1280, height: 860 });
   };
   const login = async (u: { username: string; password: string }) => {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Username').fill(u.username);
-    await page.getByLabel('Password').fill(u.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, base, u);
   };
   const logout = async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();

@@ -4,32 +4,20 @@
  * and finds the new version in Models with its lineage. Screenshots go to test-output/screens/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import { TrainingWorker } from '../src/jobs/worker.js';
 import { createServer } from '../src/server/index.js';
+import { ADMIN, openBrowser, SHOTS, signIn, chromiumSkip as skip, WEB } from './helpers/browser.js';
 import { WORDS, writeTinyModel } from './helpers/tiny_lm.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const WEB = join(ROOT, 'web/dist');
-const SHOTS = join(ROOT, 'test-output/screens');
-const ADMIN = { username: 'admin', password: 'admin-password' };
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} not found: install it with apt-get install -y chromium (scripts/setup.sh does); required in CI`
-    : false;
 
 test('e2e: register a model, a bad field shows its error, an SFT job trains, the version joins Models', {
   skip,
 }, async (t) => {
-  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is missing: run npm run build:web');
   process.env.INSTRUCTKIT_THREADS = '1';
-  const { chromium } = await import('playwright-core');
   const root = mkdtempSync(join(tmpdir(), 'ik-e2e-train-'));
   const modelsDir = join(root, 'models');
   const { app, store } = await createServer({
@@ -42,7 +30,6 @@ test('e2e: register a model, a bad field shows its error, an SFT job trains, the
   const worker = new TrainingWorker({ store, modelsDir, pollMs: 100, heartbeatMs: 200, log: () => {} });
   const working = worker.run();
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  mkdirSync(SHOTS, { recursive: true });
   let ctx: BrowserContext | undefined;
   t.after(async () => {
     worker.stop();
@@ -55,21 +42,13 @@ test('e2e: register a model, a bad field shows its error, an SFT job trains, the
   await store.importDemonstrations(
     Array.from({ length: 12 }, (_, i) => ({ prompt: `say ${WORDS[i % 8]} ${i}`, completion: WORDS[(i + 1) % 8] })),
   );
-  ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 1000 },
-  });
-  ctx.setDefaultTimeout(15_000);
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  const browser = await openBrowser(join(root, 'profile'));
+  ctx = browser.ctx;
+  const { page } = browser;
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const nav = (name: string) => page.getByRole('navigation').getByRole('link', { name }).click();
 
-  await page.goto(`${base}/login`);
-  await page.getByLabel('Username').fill(ADMIN.username);
-  await page.getByLabel('Password').fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, base, ADMIN);
 
   await nav('Models');
   await page.getByTestId('register-path').fill(join(root, 'nothing-here'));
