@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { sql } from 'kysely';
 import { responses } from '../src/server/responses.js';
+import { testDialect } from './helpers/db.js';
 import { type Client, idem, labeler, setup } from './helpers/server.js';
 
 async function prompts(admin: Client, texts: string[], split = 'training'): Promise<number[]> {
@@ -157,4 +159,22 @@ test('responses match their declared schemas, and only declared fields go out', 
     );
   }
   await app.close();
+});
+
+test('a bulk batch of tasks refreshes PostgreSQL planner statistics, so hand-outs stay on the index', async () => {
+  const { app, admin, store } = await setup();
+  try {
+    const ids = await prompts(
+      admin,
+      Array.from({ length: 1000 }, (_, i) => `bulk prompt ${i}`),
+    );
+    assert.equal((await admin.post('/api/admin/tasks', { kind: 'demonstration', promptIds: ids })).status, 201);
+    if (testDialect() !== 'postgres') return; // SQLite plans without gathered statistics
+    const { rows } = await sql<{ analyzed: boolean }>`
+      select last_analyze is not null as analyzed from pg_stat_user_tables
+      where relname = 'tasks' and schemaname = current_schema()`.execute(store.db);
+    assert.deepEqual(rows, [{ analyzed: true }]);
+  } finally {
+    await app.close();
+  }
 });

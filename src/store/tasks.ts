@@ -1,5 +1,5 @@
 /** Tasks and their assignments to labelers: handing out work, deadlines, and what a labeler sees. */
-import type { ExpressionBuilder } from 'kysely';
+import { type ExpressionBuilder, sql } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { likeText } from './curation.js';
 import { StoreError } from './errors.js';
@@ -137,6 +137,15 @@ export class Tasks extends Aggregate {
         open: count(r.open),
       })),
     };
+  }
+
+  /**
+   * After a bulk insert PostgreSQL's planner keeps the near-empty table's statistics until autovacuum analyzes it (up
+   * to a minute later) and meanwhile plans `next()` as "collect every open task, sort, take one": at 50 concurrent
+   * labelers on 60k fresh tasks that took p99 from 25 ms to 3 s. Analyzing at once keeps it on its index.
+   */
+  async refreshStatistics(): Promise<void> {
+    if (this.s.dialect === 'postgres') await sql`analyze tasks, assignments`.execute(this.db);
   }
 
   /**

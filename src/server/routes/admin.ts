@@ -4,6 +4,9 @@ import { hashPassword } from '../auth.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
+/** A batch of tasks this large refreshes the planner's statistics (see Tasks.refreshStatistics). */
+const BULK_TASKS = 1000;
+
 export function adminRoutes(ctx: RouteContext): void {
   const { app, store, opts, S, maxTextChars, chatModel, source, modelNames } = ctx;
 
@@ -163,6 +166,7 @@ export function adminRoutes(ctx: RouteContext): void {
         }
         return out;
       });
+      if (ids.length >= BULK_TASKS) await store.tasks.refreshStatistics();
       return reply.status(201).send({ ids, skipped });
     },
   );
