@@ -15,27 +15,11 @@ import { run as rmCli } from '../src/cli/commands/rm.js';
 import { run as sftCli } from '../src/cli/commands/sft.js';
 import { folderKind, loadModelFolder, loadPretrained, loadScalarFolder } from '../src/models/index.js';
 import { noGrad, Tensor, tidy } from '../src/tensor/index.js';
-import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
+import { writeTinyModel, writeTinyTrainingSet } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-adapter-input-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-const base = writeTinyModel(join(root, 'base'));
-const demos = writeJsonl(
-  join(root, 'demos.jsonl'),
-  Array.from({ length: 16 }, (_, i) => ({ prompt: `say ${WORDS[i % 8]}`, completion: `${WORDS[i % 8]} twice` })),
-);
-const rankings = writeJsonl(
-  join(root, 'rankings.jsonl'),
-  Array.from({ length: 8 }, (_, i) => ({
-    prompt: `say ${WORDS[i % 8]}`,
-    responses: [WORDS[i % 8], WORDS[(i + 1) % 8], WORDS[(i + 2) % 8]],
-    ranking: [0, 1, 2],
-  })),
-);
-const prompts = writeJsonl(
-  join(root, 'prompts.jsonl'),
-  WORDS.slice(0, 4).map((w) => ({ prompt: `say ${w}` })),
-);
+const { base, demos, rankings, prompts } = writeTinyTrainingSet(root);
 const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const lora = ['--lora-r', '4', '--lora-alpha', '8', '--lora-targets', 'c_attn,c_proj', '--lr', '0.01'];
 const ids = () => Tensor.fromBuffer(new Int32Array([5, 9, 14, 3]), [1, 4]);

@@ -17,27 +17,11 @@ import { readHeader } from '../src/models/safetensors.js';
 import { rewardModelFn, valueOnRewardModel } from '../src/rlhf/reward_fn.js';
 import { noGrad, Rng, randn, Tensor, tidy } from '../src/tensor/index.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
+import { writeTinyTrainingSet } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-lora-trainers-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-const base = writeTinyModel(join(root, 'base'));
-const demos = writeJsonl(
-  join(root, 'demos.jsonl'),
-  Array.from({ length: 16 }, (_, i) => ({ prompt: `say ${WORDS[i % 8]}`, completion: `${WORDS[i % 8]} twice` })),
-);
-const rankings = writeJsonl(
-  join(root, 'rankings.jsonl'),
-  Array.from({ length: 8 }, (_, i) => ({
-    prompt: `say ${WORDS[i % 8]}`,
-    responses: [WORDS[i % 8], WORDS[(i + 1) % 8], WORDS[(i + 2) % 8]],
-    ranking: [0, 1, 2],
-  })),
-);
-const prompts = writeJsonl(
-  join(root, 'prompts.jsonl'),
-  WORDS.slice(0, 4).map((w) => ({ prompt: `say ${w}` })),
-);
+const { base, demos, rankings, prompts } = writeTinyTrainingSet(root);
 
 // Tensor names in a checkpoint group of the newest checkpoint under dir/checkpoints.
 function checkpointNames(dir: string, group: string): string[] {
