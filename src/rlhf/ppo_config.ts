@@ -86,3 +86,26 @@ export interface PPOSetup {
   /** No config print and no sample tables (tests, the demo). */
   quiet?: boolean;
 }
+
+/** Throws when the models of a setup do not fit together: everything about the input is checked before any compute. */
+export function checkPPOSetup(s: PPOSetup): void {
+  checkPPOConfig(s.config);
+  const { policy, value, formatter } = s;
+  if (!s.ref && !loraConfigOf(s.config))
+    throw new Error('ppo: a reference model is needed (or LoRA, whose reference is the base)');
+  if (s.ref === policy) throw new Error('ppo: the reference must be a separate copy of the policy');
+  const ctx = policy.maxPositions;
+  for (const [name, m] of [
+    ['reference', s.ref ?? policy],
+    ['value model trunk', value.trunk],
+  ] as const)
+    if (m.config.vocabSize !== policy.config.vocabSize || m.maxPositions !== ctx)
+      throw new Error(
+        `${name}: vocabulary ${m.config.vocabSize} / context ${m.maxPositions} differ from the policy's ` +
+          `${policy.config.vocabSize} / ${ctx}`,
+      );
+  if (formatter.tokenizer.vocabSize > policy.config.vocabSize)
+    throw new Error(
+      `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
+    );
+}

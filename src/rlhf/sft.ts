@@ -1,28 +1,13 @@
 // Step 1 of InstructGPT (arXiv 2203.02155 §3.5): supervised fine-tuning on labeler demonstrations. Loss on the
 // response tokens only; cosine decay; residual dropout; the final model is the epoch with the best validation reward
 // model score of greedy samples (the paper's choice), or the best validation loss when no reward model is given.
+// The config is sft_config.ts's, the evaluation sft_eval.ts's; this file loads the inputs and is the trainer.
 import { join } from 'node:path';
-import { Type } from '@sinclair/typebox';
-import {
-  type CausalLM,
-  checkModelFolder,
-  generate,
-  loadRewardModel,
-  type ScalarModel,
-  scoreSequences,
-} from '../models/index.js';
+import { type CausalLM, checkModelFolder, loadRewardModel } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
-import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
+import { crossEntropy, Rng, reshape, type Tensor } from '../tensor/index.js';
 import { Formatter, type Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import {
-  baseFields,
-  ConfigSpec,
-  dropoutField,
-  loraFields,
-  promptFormatField,
-  valFractionField,
-} from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import {
@@ -35,29 +20,11 @@ import {
   startingPromptFormat,
   type TrainerRun,
 } from './data.js';
+import { checkSftConfig, type SftConfig } from './sft_config.js';
+import { sampleScore, uniquePrompts, validationLoss } from './sft_eval.js';
 
-export const sftSpec = new ConfigSpec('sft', {
-  epochs: Type.Integer({ minimum: 1, default: 16, description: 'passes over the demonstrations' }),
-  dropout: dropoutField(0.2),
-  valFraction: valFractionField('demonstrations'),
-  evalPrompts: Type.Integer({
-    minimum: 0,
-    default: 0,
-    description: 'validation prompts sampled for the RM score (0: all)',
-  }),
-  evalMaxNewTokens: Type.Integer({ minimum: 1, default: 64, description: 'longest greedy sample for the RM score' }),
-  promptFormat: promptFormatField,
-  ...loraFields(),
-  ...baseFields({ batchSize: 8, lr: 2e-5, warmupRatio: 0.03, minLrRatio: 0.1 }),
-});
-
-export type SftConfig = typeof sftSpec.defaults;
-export const sftDefaults: SftConfig = sftSpec.defaults;
-
-export function checkSftConfig(c: SftConfig, source = 'sft config'): void {
-  sftSpec.check(c, source);
-  loraConfigOf(c, source);
-}
+export { checkSftConfig, type SftConfig, sftDefaults, sftSpec } from './sft_config.js';
+export { sampleScore, validationLoss } from './sft_eval.js';
 
 /** Mean next-token cross-entropy over the response tokens of a batch (prompt and padding are ignored). */
 export function sftLoss(model: CausalLM, examples: SftExample[], padId: number): Tensor {
@@ -65,51 +32,6 @@ export function sftLoss(model: CausalLM, examples: SftExample[], padId: number):
   const logits = model.forward(ids, { attentionMask: mask });
   const [B, T, V] = logits.shape;
   return crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]));
-}
-
-/** Validation loss: the mean over all response tokens of the set. */
-export function validationLoss(model: CausalLM, examples: SftExample[], batchSize: number, padId: number): number {
-  let total = 0;
-  let count = 0;
-  for (let i = 0; i < examples.length; i += batchSize) {
-    const chunk = examples.slice(i, i + batchSize);
-    total += noGrad(() =>
-      tidy(() => {
-        const { ids, mask, targets } = sftBatch(chunk, padId);
-        const logits = model.forward(ids, { attentionMask: mask });
-        const [B, T, V] = logits.shape;
-        return crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'sum' }).item();
-      }),
-    );
-    for (const e of chunk) count += e.ids.length - e.promptLength;
-  }
-  return total / count;
-}
-
-/** Mean reward-model score of the policy's greedy (temperature 0) samples on the prompts. */
-export function sampleScore(
-  policy: CausalLM,
-  rm: ScalarModel,
-  prompts: number[][],
-  fmt: Formatter,
-  opts: { batchSize: number; maxNewTokens: number },
-): number {
-  const longest = Math.max(...prompts.map((p) => p.length));
-  const room = Math.min(policy.maxPositions, rm.trunk.maxPositions) - longest;
-  const maxNewTokens = Math.max(1, Math.min(opts.maxNewTokens, room));
-  const sequences: number[][] = [];
-  for (let i = 0; i < prompts.length; i += opts.batchSize) {
-    const chunk = prompts.slice(i, i + opts.batchSize);
-    const { tokens } = generate(policy, chunk, {
-      maxNewTokens,
-      temperature: 0,
-      eosTokenIds: [fmt.eosId],
-      padTokenId: fmt.padId,
-    });
-    for (const [b, p] of chunk.entries()) sequences.push([...p, ...tokens[b]]);
-  }
-  const scores = scoreSequences(rm, sequences, opts.batchSize, fmt.padId);
-  return scores.reduce((a, b) => a + b, 0) / scores.length;
 }
 
 export interface SftOptions extends TrainerRun {
@@ -307,15 +229,4 @@ export function trainSft(opts: SftOptions): SftResult {
     selectedBy: trainer.selectedBy,
     bestValue: trainer.selectedBy === 'last epoch' ? null : (chosen?.value ?? null),
   };
-}
-
-// Each distinct prompt once (a prompt with several demonstrations is sampled once), at most `limit` (0: all).
-function uniquePrompts(examples: SftExample[], limit: number): number[][] {
-  const seen = new Map<string, number[]>();
-  for (const e of examples) {
-    const prompt = e.ids.slice(0, e.promptLength);
-    seen.set(prompt.join(','), prompt);
-  }
-  const all = [...seen.values()];
-  return limit > 0 ? all.slice(0, limit) : all;
 }
