@@ -8,8 +8,8 @@
 // checks ppo_config.ts's, the policy's objective policy_step.ts's; this file is the trainer's state and its updates.
 import { join } from 'node:path';
 import { applyLora, hasLora, loraConfigOf, saveTrained } from '../models/lora.js';
-import { crossEntropy, Rng, reshape, scale, type Tensor } from '../tensor/index.js';
-import { IndexCycle, LmWindows, minibatches } from '../train/batches.js';
+import { Rng, type Tensor } from '../tensor/index.js';
+import { IndexCycle, type LmWindows, minibatches } from '../train/batches.js';
 import { WeightAverage } from '../train/ema.js';
 import {
   openRun,
@@ -26,6 +26,7 @@ import { clippedPolicyStep } from './policy_step.js';
 import { checkPPOSetup, type PPOConfig, type PPOSetup } from './ppo_config.js';
 import { type Episode, ppoEpisodes, valuesOf } from './ppo_episode.js';
 import { valueLoss } from './ppo_loss.js';
+import { ptxStep, ptxWindows } from './ptx.js';
 import { pack } from './rollout.js';
 import { SamplesFile, sampleTable } from './samples_file.js';
 
@@ -61,7 +62,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const { policy, value, formatter } = s;
     const ctx = policy.maxPositions;
     this.promptIds = encodePrompts(s.prompts, formatter, ctx, c.maxNewTokens);
-    this.ptx = s.ptxTokens != null ? new LmWindows(s.ptxTokens, c.ptxSeqLen, ctx) : null;
+    this.ptx = ptxWindows(s.ptxTokens, c, ctx);
     this.kl = makeKLController(c);
     this.rng = new Rng(c.seed);
     this.rngs = { sampling: this.rng };
@@ -124,7 +125,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     const prompts = { ids: batch.map((i) => this.promptIds[i]), texts: batch.map((i) => this.s.prompts.texts[i]) };
     this.rollout = ppoEpisodes(this.s, prompts, { beta: this.kl.value, seed: this.rng.nextU32() });
     this.rollout.metrics[METRIC.rolloutSeconds] = (performance.now() - t0) / 1000;
-    const ptx = this.ptx !== null && c.ptxCoef > 0;
+    const ptx = this.ptx !== null;
     for (const mb of minibatches(this.rollout.episodes, c.miniBatchSize, c.ppoEpochs, this.rng))
       yield [
         { kind: 'policy', episodes: mb },
@@ -136,12 +137,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
   step(batch: PpoBatch): StepOutput {
     const c = this.config;
     const { policy, value } = this.s;
-    if (batch.kind === 'ptx') {
-      const { ids, targets } = this.ptx!.next(c.ptxBatchSize);
-      const logits = policy.forward(ids);
-      const lm = crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets);
-      return { loss: scale(lm, c.ptxCoef), metrics: { [METRIC.ptxLoss]: lm.item() }, tokens: targets.numel };
-    }
+    if (batch.kind === 'ptx') return ptxStep(policy, this.ptx!, c);
     if (batch.kind === 'policy') {
       const { loss, metrics } = clippedPolicyStep(policy, batch.episodes, (e) => e.advantages, c);
       return { loss, metrics };

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { CausalLM, ScalarModel } from '../models/index.js';
 import { loraConfigOf } from '../models/lora.js';
 import type { Formatter } from '../tokenizer/index.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import { baseFields, ConfigSpec, loraFields, promptFormatField, ptxFields } from '../train/config.js';
 import type { PromptSet } from './data.js';
 import type { RewardFn } from './reward_fn.js';
 
@@ -36,9 +36,7 @@ export const ppoSpec = new ConfigSpec('ppo', {
   clipRangeValue: positive(0.2, 'value clip'),
   whitenAdvantages: Type.Boolean({ default: true, description: 'whiten advantages over the batch' }),
   emaDecay: unit(0.992, "decay of the policy weights' moving average"),
-  ptxCoef: nonNegative(27.8, 'γ_ptx: weight of the pretraining LM loss (with --ptx)'),
-  ptxBatchSize: positiveInt(4, 'pretraining windows per update'),
-  ptxSeqLen: positiveInt(128, 'tokens per pretraining window'),
+  ...ptxFields(27.8),
   sampleEvery: Type.Integer({
     minimum: 0,
     default: 20,

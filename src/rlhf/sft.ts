@@ -10,6 +10,7 @@ import { Formatter, type Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
+import { corpusTokens } from '../train/tokens.js';
 import {
   encodeDemonstrations,
   loadCausalLM,
@@ -20,6 +21,7 @@ import {
   startingPromptFormat,
   type TrainerRun,
 } from './data.js';
+import { ptxStep, ptxWindows } from './ptx.js';
 import { checkSftConfig, type SftConfig } from './sft_config.js';
 import { sampleScore, uniquePrompts, validationLoss } from './sft_eval.js';
 
@@ -36,6 +38,8 @@ export function sftLoss(model: CausalLM, examples: SftExample[], padId: number):
 
 export interface SftOptions extends TrainerRun {
   config: SftConfig;
+  /** A pretraining corpus mixed into every update with weight config.ptxCoef (read as pretrain and PPO-ptx read it). */
+  ptxFiles?: string[];
   /** A reward model folder: selects the final epoch by the score of greedy validation samples. */
   rewardModelDir?: string;
 }
@@ -73,6 +77,7 @@ function prepareSft(opts: SftOptions) {
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(model, lora, { seed: cfg.seed });
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
+  const ptx = ptxWindows(opts.ptxFiles ? corpusTokens(opts.ptxFiles, tokenizer) : null, cfg, model.maxPositions);
   if (reward?.tokenizer) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
   const context = model.maxPositions;
   const encoded = encodeDemonstrations(demos.records, fmt, context, { skipBad: opts.skipBad });
@@ -90,6 +95,7 @@ function prepareSft(opts: SftOptions) {
     dropoutRng,
     note,
     fmt,
+    ptx,
     reward: reward?.model ?? null,
     ...split,
     skipped,
@@ -107,7 +113,10 @@ function checkSameVocabulary(policy: Tokenizer, rm: Tokenizer, rmDir: string): v
 type Prepared = ReturnType<typeof prepareSft>;
 
 /** SFT on the loop: one batch of demonstrations per step; validation (and the model kept) at each epoch's end. */
-class SftTrainer implements Trainer<SftExample[]> {
+// A batch of demonstrations, or (with the pretraining mix) the corpus's next windows, added to the same update.
+type SftBatch = { kind: 'demos'; examples: SftExample[] } | { kind: 'ptx' };
+
+class SftTrainer implements Trainer<SftBatch> {
   readonly stage = 'sft';
   readonly parts: TrainedPart[];
   readonly rngs: Record<string, Rng>;
@@ -134,14 +143,16 @@ class SftTrainer implements Trainer<SftExample[]> {
     p.model.train();
   }
 
-  *updates(): Iterable<SftExample[][]> {
-    yield [this.data.next()];
+  *updates(): Iterable<SftBatch[]> {
+    const demos = { kind: 'demos', examples: this.data.next() } as const;
+    yield this.p.ptx ? [demos, { kind: 'ptx' }] : [demos];
   }
 
-  step(batch: SftExample[]): StepOutput {
+  step(batch: SftBatch): StepOutput {
+    if (batch.kind === 'ptx') return ptxStep(this.p.model, this.p.ptx!, this.cfg);
     return {
-      loss: sftLoss(this.p.model, batch, this.p.fmt.padId),
-      tokens: batch.reduce((n, e) => n + e.ids.length, 0),
+      loss: sftLoss(this.p.model, batch.examples, this.p.fmt.padId),
+      tokens: batch.examples.reduce((n, e) => n + e.ids.length, 0),
     };
   }
 
@@ -186,17 +197,25 @@ class SftTrainer implements Trainer<SftExample[]> {
   }
 
   saveState() {
-    return { state: { position: this.data.position, best: this.best } };
+    return { state: { position: this.data.position, best: this.best, ptxCursor: this.p.ptx?.cursor ?? 0 } };
   }
 
   loadState(s: Record<string, unknown>): void {
     this.data.position = s.position as EpochBatches<SftExample>['position'];
     this.best = s.best as SftTrainer['best'];
+    if (this.p.ptx) this.p.ptx.cursor = (s.ptxCursor as number | undefined) ?? 0;
   }
 }
 
 export function trainSft(opts: SftOptions): SftResult {
   checkSftConfig(opts.config);
+  const mixing = opts.config.ptxCoef > 0;
+  if (mixing !== (opts.ptxFiles !== undefined && opts.ptxFiles.length > 0))
+    throw new Error(
+      mixing
+        ? `sft: ptxCoef is ${opts.config.ptxCoef} but no pretraining corpus is given: pass --ptx FILE (or ptxCoef 0)`
+        : 'sft: a pretraining corpus (--ptx) is mixed in only with ptxCoef > 0: pass --ptx-coef (e.g. 1)',
+    );
   // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
   const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
@@ -207,6 +226,7 @@ export function trainSft(opts: SftOptions): SftResult {
     data: opts.dataFile,
     val: opts.valFile ?? null,
     rewardModel: opts.rewardModelDir ?? null,
+    ptx: opts.ptxFiles ?? null,
   };
   const runOpts = { ...opts, config, log: say };
   const resuming = openRun('sft', runOpts);

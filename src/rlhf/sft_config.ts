@@ -1,4 +1,5 @@
-// SFT's config: the base every trainer shares (cosine decay to 10 %, 3 % warmup) and its own fields.
+// SFT's config: the base every trainer shares (cosine decay to 10 %, 3 % warmup) and its own fields; the
+// pretraining mix (ptxCoef, off by default) as PPO-ptx's.
 import { Type } from '@sinclair/typebox';
 import { loraConfigOf } from '../models/lora.js';
 import {
@@ -7,6 +8,7 @@ import {
   dropoutField,
   loraFields,
   promptFormatField,
+  ptxFields,
   valFractionField,
 } from '../train/config.js';
 
@@ -21,6 +23,7 @@ export const sftSpec = new ConfigSpec('sft', {
   }),
   evalMaxNewTokens: Type.Integer({ minimum: 1, default: 64, description: 'longest greedy sample for the RM score' }),
   promptFormat: promptFormatField,
+  ...ptxFields(0),
   ...loraFields(),
   ...baseFields({ batchSize: 8, lr: 2e-5, warmupRatio: 0.03, minLrRatio: 0.1 }),
 });
