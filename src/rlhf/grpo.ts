@@ -73,7 +73,7 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
 
   const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed, base: o.base });
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(policy, lora, { seed: cfg.seed });
+  if (lora) applyLora(policy, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' });
   const fmt = new Formatter(tokenizer, o.policyDir, cfg.promptFormat);
   const promptIds = encodePrompts(prompts, fmt, policy.maxPositions, cfg.maxNewTokens);
   // Frozen models (the reward model, the reference) are held in bf16 with --bf16: half their memory.

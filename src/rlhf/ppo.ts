@@ -70,12 +70,15 @@ export class PPOTrainer implements Trainer<PpoBatch> {
     this.samples = new SamplesFile(s.outDir, c.sampleEvery);
     this.totalSteps = c.steps;
     this.totalUpdates = c.steps * c.ppoEpochs * Math.ceil(c.batchSize / c.miniBatchSize);
-    // With LoRA the policy and value model train adapters (a value model may come with its own: valueOnRewardModel).
+    // With LoRA the policy and value model train adapters (a value model may come with its own: valueOnRewardModel),
+    // and with --bf16 their frozen bases are held in bf16.
     const lora = loraConfigOf(c);
     if (lora) {
       if (hasLora(policy)) throw new Error('ppo: the policy already has adapters');
-      applyLora(policy, lora, { seed: c.seed });
-      if (!hasLora(value)) applyLora(value, lora, { seed: c.seed + 1 });
+      const frozenDtype = c.bf16 ? 'bf16' : 'f32';
+      applyLora(policy, lora, { seed: c.seed, frozenDtype });
+      if (!hasLora(value)) applyLora(value, lora, { seed: c.seed + 1, frozenDtype });
+      else if (c.bf16) value.toDtype('bf16', { frozenOnly: true });
     }
     // Dropout off: log-probs of the rollout and of the update must come from the same function.
     policy.eval();

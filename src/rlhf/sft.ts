@@ -75,7 +75,7 @@ function prepareSft(opts: SftOptions) {
     seed: cfg.seed,
   });
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(model, lora, { seed: cfg.seed });
+  if (lora) applyLora(model, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' });
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const ptx = ptxWindows(opts.ptxFiles ? corpusTokens(opts.ptxFiles, tokenizer) : null, cfg, model.maxPositions);
   if (reward?.tokenizer) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
