@@ -24,7 +24,7 @@ export const User = Type.Object({
 export const Me = Type.Object({ user: User, csrfToken: Type.String(), expiresAt: Type.Number() });
 
 export const Settings = Type.Object({
-  candidateModel: Type.String(),
+  candidateModels: Type.Array(Type.String()),
   k: Type.Integer(),
   overlap: Type.Number(),
   overlapLabelers: Type.Integer(),
