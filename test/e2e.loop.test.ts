@@ -305,6 +305,7 @@ test('e2e: demonstrations → SFT → ranking candidates from SFT and base → r
     pct(result.winRate),
     `${pct(result.lo)} – ${pct(result.hi)}`,
     `${wins} / ${ties} / ${losses}`,
+    '—', // one labeler per prompt: no agreement figure
   ]);
   assert.ok(result.lo <= result.winRate && result.winRate <= result.hi);
   const elo = await page.getByTestId('elo-table').getByRole('row').allInnerTexts();

@@ -237,6 +237,11 @@ export const EvalRow = Type.Object({
   done: Type.Integer(),
   /** Model A's win rate against model B so far. */
   result: WinRate,
+  /**
+   * Inter-labeler agreement: the share of pairs of answers to one prompt that pick the same winner (or both a tie),
+   * over `pairs` such pairs on `tasks` prompts answered twice or more; null until there is one.
+   */
+  agreement: Type.Object({ rate: Nullable(Type.Number()), pairs: Type.Integer(), tasks: Type.Integer() }),
 });
 
 export const EvalRatings = Type.Object({
@@ -366,7 +371,13 @@ export const responses = {
   Reported: Type.Object({ reportId: Type.Integer() }),
   Guidelines: Type.Object({ guidelines: Type.String() }),
   AdminModels,
-  CreatedEval: Type.Object({ id: Type.Integer(), tasks: Type.Integer(), reused: Type.Integer() }),
+  CreatedEval: Type.Object({
+    id: Type.Integer(),
+    tasks: Type.Integer(),
+    reused: Type.Integer(),
+    /** Prompts left out: the two versions gave the same or an empty answer every time (with the reason). */
+    dropped: Type.Array(Type.Object({ promptId: Type.Integer(), message: Type.String() })),
+  }),
   Eval: Type.Object({ eval: EvalRow }),
   Evals: Type.Object({ evals: Type.Array(EvalRow) }),
   EvalRatings,

@@ -176,6 +176,8 @@ export function schemas(l: Limits) {
         modelA: Type.String({ minLength: 1, maxLength: 128 }),
         modelB: Type.String({ minLength: 1, maxLength: 128 }),
         prompts: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 10000 })),
+        /** Held-out labelers who answer each prompt (2 or more give the eval an agreement figure). */
+        labelers: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
       },
       { additionalProperties: false },
     ),

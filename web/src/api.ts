@@ -158,7 +158,7 @@ export const api = {
   saveSettings: (s: SettingsPatch) => request<R<'Settings'>>('PUT', '/api/admin/settings', s),
   models: () => get<R<'AdminModels'>>('/api/admin/models'),
   evals: () => get<R<'Evals'>>('/api/admin/evals'),
-  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[]; labelers?: number }) =>
     post<R<'CreatedEval'>>('/api/admin/evals', b),
   evalRatings: (baseline?: string) =>
     get<R<'EvalRatings'>>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),

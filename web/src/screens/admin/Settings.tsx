@@ -12,7 +12,14 @@ export function AdminSettings() {
     if (loaded.data) setS(loaded.data[0].settings);
   }, [loaded.data]);
   if (!s) return <div className="page center">{loaded.error ? <ErrorBox error={loaded.error} /> : <Spinner />}</div>;
-  const models = [...new Set([...(loaded.data?.[1].models ?? []), ...s.candidateModels])];
+  // The saved sources stay listed while unticked (an imported pool may be used up), until the next visit.
+  const models = [
+    ...new Set([
+      ...(loaded.data?.[1].models ?? []),
+      ...(loaded.data?.[0].settings.candidateModels ?? []),
+      ...s.candidateModels,
+    ]),
+  ];
   const served = loaded.data?.[1].served ?? [];
   const set = <K extends keyof Settings>(k: K, v: Settings[K]) => setS({ ...s, [k]: v });
 
