@@ -4,10 +4,14 @@
  * it through to the exports. An older database's single setting becomes a list of one.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { type CandidateSource, migratorFor, openStore } from '../src/store/index.js';
 import { testDb } from './helpers/db.js';
 import { idem, jsonl, labeler, NDJSON, setup } from './helpers/server.js';
+import { writeTinyModel } from './helpers/tiny_lm.js';
 
 /** A version that answers "<name> <prompt> <n>" with a fresh n each time (distinct samples). */
 function version(name: string, calls: number[] = []): CandidateSource {
@@ -183,7 +187,7 @@ test('settings: the single candidateModel of earlier releases becomes a list of 
   // A database whose settings an earlier release wrote (before migration 0010).
   const store = await openStore({ db: await testDb() });
   const migrator = await migratorFor(store.db, store.dialect);
-  assert.deepEqual((await migrator.migrateDown()).results?.[0].migrationName, '0010_candidate_models');
+  assert.deepEqual((await migrator.migrateDown()).results?.[0].migrationName, '0010_versions');
   await store.db.insertInto('settings').values({ key: 'candidateModel', value: '"sft-3"' }).execute();
   assert.equal((await migrator.migrateToLatest()).error, undefined);
   assert.deepEqual((await store.settings.get()).candidateModels, ['sft-3']);
@@ -197,5 +201,63 @@ test('settings: the single candidateModel of earlier releases becomes a list of 
   await migrator.migrateDown();
   const old = await store.db.selectFrom('settings').selectAll().execute();
   assert.deepEqual(old, [{ key: 'candidateModel', value: '"ppo-4"' }]);
+  await store.close();
+});
+
+test('registry names are unique: a name given twice is a 409, a folder name or job name taken gets a suffix', async () => {
+  const { app, admin, store } = await setup();
+  const dir = mkdtempSync(join(tmpdir(), 'ik-versions-'));
+  try {
+    const first = writeTinyModel(join(dir, 'a', 'model'));
+    const second = writeTinyModel(join(dir, 'b', 'model'), { seed: 1 });
+    const third = writeTinyModel(join(dir, 'c', 'model'), { seed: 2 });
+    assert.equal((await admin.post('/api/admin/models', { path: first, name: 'sft-1' })).status, 201);
+    const clash = await admin.post('/api/admin/models', { path: second, name: 'sft-1' });
+    assert.equal(clash.status, 409);
+    assert.match(clash.json.message, /"sft-1" is already registered \(.*a\/model\); give this one another name/);
+    // Named after its folder (as `serve --model DIR` does): "model", then "model-2".
+    const named = async (path: string) => (await admin.post('/api/admin/models', { path })).json.model.name;
+    assert.equal(await named(second), 'model');
+    assert.equal(await named(third), 'model-2');
+    assert.equal(await named(third), 'model-2', 'the same folder is the same version');
+    // A job's output named like a version an admin registered by hand keeps both servable.
+    const job = await store.models.register(
+      { name: 'sft-1', path: join(dir, 'job-1'), kind: 'sft', head: 'causal' },
+      { suffix: true },
+    );
+    assert.equal(job.model.name, 'sft-1-2');
+    const names = (await store.models.list()).map((m) => m.name);
+    assert.equal(new Set(names).size, names.length);
+  } finally {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("migration 0010 renames an older registry's namesakes (the later ones were never served) and keeps the oldest", async () => {
+  const store = await openStore({ db: await testDb() });
+  const migrator = await migratorFor(store.db, store.dialect);
+  await migrator.migrateDown();
+  const row = (name: string, path: string) => ({ name, path, kind: 'registered', head: 'causal', created_at: 1 });
+  await store.db
+    .insertInto('models')
+    .values([row('base', '/m/1'), row('base', '/m/2'), row('base-3', '/m/3'), row('base', '/m/4')] as never)
+    .execute();
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  assert.deepEqual(
+    (await store.models.list()).map((m) => [m.path, m.name]),
+    [
+      ['/m/1', 'base'],
+      ['/m/2', 'base-2'],
+      ['/m/3', 'base-3'],
+      ['/m/4', 'base-4'],
+    ],
+  );
+  await assert.rejects(
+    store.db
+      .insertInto('models')
+      .values(row('base', '/m/5') as never)
+      .execute(),
+  );
   await store.close();
 });

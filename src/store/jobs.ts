@@ -233,7 +233,8 @@ export class Jobs extends Aggregate {
         .where('state', '=', 'running')
         .executeTakeFirst();
       if (!held) return false;
-      const modelId = outcome.state === 'done' ? (await s.models.register(outcome.model)).model.id : null;
+      const modelId =
+        outcome.state === 'done' ? (await s.models.register(outcome.model, { suffix: true })).model.id : null;
       await s.db
         .updateTable('jobs')
         .set({

@@ -71,7 +71,11 @@ export function evalRoutes(ctx: RouteContext): void {
         }
       }
       if (plans.length === 0 && existing.size === 0) {
-        throw new StoreError('invalid', `no eval created: none of the ${prompts.length} prompt(s) gave two answers to compare`, dropped);
+        throw new StoreError(
+          'invalid',
+          `no eval created: none of the ${prompts.length} prompt(s) gave two answers to compare`,
+          dropped,
+        );
       }
       const id = await store.tx(async (s) => {
         const taskIds = [...existing.values()];
