@@ -222,8 +222,12 @@ test('e2e: demonstrations → SFT → ranking candidates from SFT and base → r
   assert.deepEqual([rmV.kind, rmV.head, rmV.parentId], ['rm', 'scalar', sftV.id]);
   assert.deepEqual([ppoV.kind, ppoV.head, ppoV.parentId], ['ppo', 'causal', sftV.id]);
   assert.equal((await store.jobs.get(ppoV.jobId!)).rewardModelId, rmV.id);
+  // PPO's moving average of the policy's weights (what the paper evaluates) is a version of its own.
+  const emaV = versions.get(`${ppo}-ema`)!;
+  assert.deepEqual([emaV.kind, emaV.head, emaV.parentId, emaV.jobId], ['ppo', 'causal', ppoV.id, ppoV.jobId]);
   await nav('Models');
   await page.getByTestId(`model-${ppoV.id}`).waitFor();
+  await page.getByTestId(`model-${emaV.id}`).waitFor();
   await shot('admin-models');
 
   // ---------------------------------------------------------------- blind A/B of PPO vs SFT on held-out prompts

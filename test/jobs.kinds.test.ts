@@ -51,6 +51,12 @@ test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their mo
     const ppoJob = await store.jobs.get(ppo.jobId!);
     assert.equal(ppoJob.rewardModelId, rm.id);
     assert.equal(typeof ppo.metrics?.['ptx/loss'], 'number', 'PPO-ptx mixed in the corpus');
+    // Its moving average of the policy's weights is a version of its own, the policy its parent.
+    const ema = (await store.models.list()).find((m) => m.name === `${ppo.name}-ema`);
+    assert.deepEqual(
+      [ema?.kind, ema?.head, ema?.parentId, ema?.path],
+      ['ppo', 'causal', ppo.id, join(ppo.path, 'ema')],
+    );
     const grpo = await run('grpo', { ...rollout, groupSize: 2 }, { rewardModel: rm.id });
     assert.deepEqual([grpo.kind, grpo.parentId], ['grpo', base.id]);
     const dpo = await run('dpo', { ...small, epochs: 1 });

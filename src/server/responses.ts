@@ -323,6 +323,15 @@ export const JobKindInfo = Type.Object({
   data: Type.String(),
   needsRewardModel: Type.Boolean(),
   schema: Json,
+  /** The form's sections (see jobs/kinds.ts formGroups): every schema field in exactly one. */
+  groups: Type.Array(
+    Type.Object({
+      title: Type.String(),
+      fields: Type.Array(Type.String()),
+      advanced: Type.Boolean(),
+      withPtx: Type.Boolean(),
+    }),
+  ),
 });
 
 /** The bodies of each route's 200 (201 where it creates), by name: what `schema.response` holds. */

@@ -193,8 +193,13 @@ export const api = {
   jobKinds: () => get<{ kinds: JobKindInfo[] }>('/api/admin/jobs/kinds'),
   jobs: () => get<{ jobs: JobRow[] }>('/api/admin/jobs'),
   job: (id: number) => get<{ job: JobDetail }>(`/api/admin/jobs/${id}`),
-  createJob: (b: { kind: string; baseModel: number; rewardModel?: number; config: Record<string, unknown> }) =>
-    post<{ id: number }>('/api/admin/jobs', b),
+  createJob: (b: {
+    kind: string;
+    baseModel: number;
+    rewardModel?: number;
+    config: Record<string, unknown>;
+    ptx?: string;
+  }) => post<{ id: number }>('/api/admin/jobs', b),
   cancelJob: (id: number) => post<{ job: JobDetail }>(`/api/admin/jobs/${id}/cancel`),
   importJsonl: (kind: string, text: string, filename?: string) =>
     post<R<'Imported'>>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),
