@@ -56,8 +56,8 @@ function evenShares(n: number, m: number): number[] {
 
 /**
  * Up to k distinct, non-blank candidates for a prompt from one or several sources. K is split evenly across the
- * sources (the ones first in turn from `turn` on take the remainder, so over a batch of prompts every source writes
- * its share; with more sources than K, each prompt gets K of them in turn): every ranking then compares versions with
+ * sources, the remainder going to the sources first in turn from `turn` on (the caller passes the prompt's id, so
+ * over many prompts every source writes its share; with more sources than K, each prompt gets K of them in turn): every ranking then compares versions with
  * each other as well as samples of one version. What repeats (across sources too, compared without surrounding
  * whitespace) or says nothing is dropped, and the missing ones are asked again of all the sources still answering, up
  * to `retries` times; a source that fails is left out for this prompt. Too few distinct answers shrink K; fewer than
@@ -75,28 +75,28 @@ export async function distinctCandidates(
   let live = sources.map((_, i) => sources[(i + turn) % sources.length]);
   for (let round = 0; round <= retries && out.length < k && live.length > 0; round++) {
     const shares = evenShares(k - out.length, live.length);
-    const asked = live.filter((_, i) => shares[i] > 0);
+    const asked = live.map((from, i) => ({ from, share: shares[i] })).filter((a) => a.share > 0);
     // The sources sample side by side (each served version has its own worker); answers are taken in turn order.
-    const results = await Promise.allSettled(asked.map((s, i) => s.source.generate(prompt, shares[i])));
+    const results = await Promise.allSettled(asked.map((a) => a.from.source.generate(prompt, a.share)));
     const failed = new Set<NamedSource>();
-    const extra: Candidate[][] = [];
+    const extra: Candidate[] = [];
     results.forEach((r, i) => {
-      extra.push([]);
-      if (r.status === 'fulfilled') {
-        let taken = 0;
-        for (const text of r.value) {
-          const key = text.trim();
-          if (key === '' || seen.has(key)) continue;
-          seen.add(key);
-          (taken++ < shares[i] && out.length < k ? out : extra[i]).push({ text, model: asked[i].name });
-        }
-      } else {
-        failures.push(`${asked[i].name}: ${(r.reason as Error)?.message ?? r.reason}`);
-        failed.add(asked[i]);
+      const { from, share } = asked[i];
+      if (r.status === 'rejected') {
+        failures.push(`${from.name}: ${(r.reason as Error)?.message ?? r.reason}`);
+        failed.add(from);
+        return;
+      }
+      let taken = 0;
+      for (const text of r.value) {
+        const key = text.trim();
+        if (key === '' || seen.has(key)) continue;
+        seen.add(key);
+        (taken++ < share && out.length < k ? out : extra).push({ text, model: from.name });
       }
     });
     // A source that gave more than its share fills the places the others left empty.
-    out.push(...extra.flat().slice(0, k - out.length));
+    out.push(...extra.slice(0, k - out.length));
     live = live.filter((s) => !failed.has(s));
   }
   if (out.length < 2) {

@@ -133,7 +133,6 @@ export function adminRoutes(ctx: RouteContext): void {
       }));
       // Generate everything first (outside the transaction), then store all tasks or none.
       const plans: { promptId: number; responses: { text: string; model: string }[] | null }[] = [];
-      let rankingTurn = 0;
       const errors: { promptId: number; message: string }[] = [];
       for (const promptId of new Set(promptIds)) {
         if (existing.has(promptId)) continue;
@@ -146,8 +145,7 @@ export function adminRoutes(ctx: RouteContext): void {
           if (kind === 'demonstration') plans.push({ promptId, responses: null });
           else if (kind === 'ranking') {
             const sources = settings.candidateModels.map((name) => ({ name, source: source(name) }));
-            const turn = rankingTurn++;
-            const candidates = await distinctCandidates(sources, prompt.text, settings.k, { turn });
+            const candidates = await distinctCandidates(sources, prompt.text, settings.k, { turn: promptId });
             // Several versions: the order is drawn, so that no version keeps the first places (position bias).
             plans.push({ promptId, responses: sources.length > 1 ? shuffled(candidates, random) : candidates });
           } else {
