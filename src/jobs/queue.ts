@@ -42,13 +42,11 @@ export async function registerFolder(
   } catch (e) {
     throw new StoreError('invalid', `${dir} is not a model folder: ${(e as Error).message}`, { field: 'path' });
   }
-  return store.models.register({
-    name: opts.name ?? basename(path),
-    path,
-    kind: opts.kind ?? 'registered',
-    head,
-    params,
-  });
+  // A name given is the admin's (taken: 409); the folder's own name gets a suffix when another version has it.
+  return store.models.register(
+    { name: opts.name ?? basename(path), path, kind: opts.kind ?? 'registered', head, params },
+    { suffix: opts.name === undefined },
+  );
 }
 
 export interface JobRequest {
