@@ -83,9 +83,12 @@ test('jobs: the config form sections hold every field of each kind once; PPO fol
   assert.ok(by('Optimizer').advanced && by('Optimizer').fields.includes('adamBeta1'));
   assert.ok(by('LoRA').advanced && by('LoRA').fields.includes('loraR'));
   assert.ok(by('PPO').fields.includes('klCoef') && !by('PPO').fields.includes('weightDecay'));
-  assert.equal(
-    formGroups('sft').some((g) => g.withPtx),
-    false,
-    'only PPO mixes in pretraining data',
-  );
+  // SFT mixes in a corpus too (off by default); the other kinds take none.
+  assert.deepEqual(formGroups('sft').find((g) => g.withPtx)?.fields, ['ptxCoef', 'ptxBatchSize', 'ptxSeqLen']);
+  for (const kind of ['rm', 'dpo', 'grpo'] as const)
+    assert.equal(
+      formGroups(kind).some((g) => g.withPtx),
+      false,
+      kind,
+    );
 });

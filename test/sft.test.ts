@@ -376,11 +376,11 @@ test('SFT with a pretraining mix (--ptx, ptxCoef): lower LM loss on held-out cor
   const bad = join(root, 'ptx-bad');
   assert.throws(
     () => run(bad, { ptxFiles: undefined }),
-    /ptxCoef is 0\.5 but no pretraining corpus is given: pass --ptx/,
+    /field "ptxCoef" is 0\.5 but no pretraining corpus is given: pass --ptx/,
   );
   assert.throws(
     () => trainSft({ modelDir, dataFile: data, outDir: bad, config, ptxFiles: [corpus], log: quiet }),
-    /--ptx\) is mixed in only with ptxCoef > 0/,
+    /--ptx\) is mixed in only with field "ptxCoef" > 0/,
   );
   assert.throws(() => run(bad, { ptxFiles: [join(root, 'no-corpus.txt')] }), /no-corpus\.txt/);
   assert.ok(!existsSync(bad), 'nothing written');

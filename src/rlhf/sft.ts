@@ -207,15 +207,20 @@ class SftTrainer implements Trainer<SftBatch> {
   }
 }
 
-export function trainSft(opts: SftOptions): SftResult {
-  checkSftConfig(opts.config);
-  const mixing = opts.config.ptxCoef > 0;
-  if (mixing !== (opts.ptxFiles !== undefined && opts.ptxFiles.length > 0))
+/** The pretraining mix needs both a corpus and ptxCoef > 0: either alone is an error (γ_ptx is 0 by default). */
+export function checkSftPtx(c: SftConfig, hasCorpus: boolean): void {
+  const mixing = c.ptxCoef > 0;
+  if (mixing !== hasCorpus)
     throw new Error(
       mixing
-        ? `sft: ptxCoef is ${opts.config.ptxCoef} but no pretraining corpus is given: pass --ptx FILE (or ptxCoef 0)`
-        : 'sft: a pretraining corpus (--ptx) is mixed in only with ptxCoef > 0: pass --ptx-coef (e.g. 1)',
+        ? `sft: field "ptxCoef" is ${c.ptxCoef} but no pretraining corpus is given: pass --ptx FILE (or ptxCoef 0)`
+        : 'sft: a pretraining corpus (--ptx) is mixed in only with field "ptxCoef" > 0: pass --ptx-coef (e.g. 1)',
     );
+}
+
+export function trainSft(opts: SftOptions): SftResult {
+  checkSftConfig(opts.config);
+  checkSftPtx(opts.config, opts.ptxFiles !== undefined && opts.ptxFiles.length > 0);
   // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
   const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
