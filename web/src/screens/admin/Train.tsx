@@ -230,7 +230,7 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
       </div>
       {mixesPtx && (
         <label className="field">
-          <span className="field-label">Pretraining corpus for PPO-ptx (optional)</span>
+          <span className="field-label">Pretraining corpus {kind === 'ppo' ? 'for PPO-ptx ' : ''}(optional)</span>
           <input
             value={ptx}
             placeholder="/path/on/the/worker/corpus.txt"
@@ -238,8 +238,10 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
             data-testid="job-ptx"
           />
           <span className="help">
-            A text or JSONL file on the worker's machine; its LM loss is mixed into PPO (the paper's PPO-ptx), weighed
-            by ptxCoef. Empty: plain PPO.
+            A text or JSONL file on the worker's machine; its LM loss is mixed into every update, weighed by ptxCoef
+            {kind === 'ppo'
+              ? " (the paper's PPO-ptx). Empty: plain PPO."
+              : " (keeps the base model's prose). Empty: no mix."}
           </span>
           {errors.ptx && <span className="help">{errors.ptx}</span>}
         </label>
