@@ -352,3 +352,22 @@ test('export: demonstrations, rankings and prompts round-trip through parseJsonl
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('labelers: a judgement depends on the labeler, prompt and response only, never on what was judged before', () => {
+  const [judge, other] = heldoutPool(11);
+  const tasks = world.eval.slice(0, 30);
+  const first = tasks.map((t) => judge.score(t, t.wrong[0] ?? t.reference).value);
+  // Judging other answers in between (another model's, in an evaluation) must not move these judgements.
+  for (const t of tasks) judge.score(t, `${t.reference} I hope that helps!`);
+  assert.deepEqual(
+    tasks.map((t) => judge.score(t, t.wrong[0] ?? t.reference).value),
+    first,
+  );
+  // Each labeler draws its own noise, and different responses draw independently.
+  assert.notDeepEqual(
+    tasks.map((t) => other.score(t, t.wrong[0] ?? t.reference).value),
+    first,
+  );
+  const values = tasks.map((t) => judge.score(t, t.reference).value - judge.score(t, `${t.reference}`).value);
+  assert.ok(values.every((d) => d === 0));
+});

@@ -75,14 +75,22 @@ export function responseFeatures(task: Task, response: string): Features {
   };
 }
 
+/** FNV-1a over the text: a 32-bit seed per judgement. */
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 export class SimulatedLabeler implements Labeler<Task> {
+  /** Draws the habits of the demonstrations this labeler writes. */
   private readonly rng: Rng;
 
   constructor(
     readonly id: string,
     readonly group: LabelerGroup,
     readonly weights: LabelerWeights,
-    seed: number,
+    private readonly seed: number,
     /** How this labeler writes demonstrations (judging does not depend on it). */
     readonly style: WritingStyle = PLAIN_STYLE,
   ) {
@@ -97,6 +105,15 @@ export class SimulatedLabeler implements Labeler<Task> {
     this.rng = new Rng(seed);
   }
 
+  /**
+   * The noise of this labeler's judgement of one response: drawn from the labeler, the prompt and the response alone,
+   * so a judgement never depends on what else was judged before it (adding a model to an evaluation leaves the
+   * other models' judgements as they were) and the same response is judged the same way wherever it appears.
+   */
+  private noise(task: Task, response: string): number {
+    return new Rng(hash32(`${this.seed}\u0000${task.prompt}\u0000${response}`)).normal();
+  }
+
   score(task: Task, response: string): Score {
     const f = responseFeatures(task, response);
     const w = this.weights;
@@ -107,7 +124,7 @@ export class SimulatedLabeler implements Labeler<Task> {
       w.concision * f.concision +
       w.tone * f.tone +
       w.politeness * f.polite;
-    const value = clean + w.noise * this.rng.normal();
+    const value = clean + w.noise * this.noise(task, response);
     // Likert: the noisy value placed on the range a response could score with this labeler's weights.
     const lo = Math.min(0, w.politeness);
     const hi = w.correctness + w.honesty + w.constraints + w.concision + w.tone + Math.max(0, w.politeness);
