@@ -83,6 +83,59 @@ test('review queue: submissions per task and labeler; a rejected one leaves expo
   await app.close();
 });
 
+test('per-labeler figures leave out rejected work and work on archived tasks, as the exports do', async () => {
+  const { app, admin } = await world([]);
+  await admin.req('PUT', '/api/admin/settings', { overlap: 1, overlapLabelers: 2 });
+  const ann = await labeler(app, admin, 'ann');
+  const bob = await labeler(app, admin, 'bob');
+  await admin.req('POST', '/api/admin/import/candidates', jsonl([{ prompt: 'q', responses: ['w', 'x', 'y', 'z'] }]), {
+    headers: NDJSON,
+  });
+  const ids = (await admin.get('/api/admin/prompts')).json.prompts.map((p: { id: number }) => p.id);
+  const [taskId] = (await admin.post('/api/admin/tasks', { kind: 'ranking', promptIds: ids })).json.ids;
+  const rank = async (who: Client, ranking: unknown) => {
+    const a = (await who.post('/api/tasks/next')).json.assignment;
+    assert.equal((await who.post(`/api/assignments/${a.id}/submit`, { ranking }, idem())).status, 200);
+    return a.id as number;
+  };
+  await rank(ann, [0, 1, 2, 3]);
+  const bobs = await rank(bob, [0, 1, 3, 2]); // agrees on 5 of the 6 pairs
+  const dashboard = async () => {
+    const d = (await admin.get('/api/admin/dashboard')).json;
+    const of = (name: string) => d.labelers.find((l: { username: string }) => l.username === name);
+    return { agreement: d.agreement, ann: of('ann'), bob: of('bob') };
+  };
+  const before = await dashboard();
+  assert.equal(before.agreement.overlappingTasks, 1);
+  for (const l of [before.ann, before.bob]) {
+    assert.equal(l.completed, 1);
+    assert.equal(l.lastHour, 1);
+    assert.ok(l.perHour > 0);
+    assert.ok(Math.abs(l.peerAgreement - 5 / 6) < 1e-9);
+  }
+
+  const review = `/api/admin/submissions/${bobs}/review`;
+  await admin.post(review, { decision: 'rejected', reason: 'ranked at random' });
+  const rejected = await dashboard();
+  assert.deepEqual(
+    { completed: rejected.bob.completed, lastHour: rejected.bob.lastHour, perHour: rejected.bob.perHour },
+    { completed: 0, lastHour: 0, perHour: null },
+  );
+  assert.equal(rejected.bob.peerAgreement, null);
+  assert.equal(rejected.ann.peerAgreement, null); // the task has one counted ranking left: no pair to agree
+  assert.equal(rejected.ann.completed, 1);
+  assert.deepEqual(rejected.agreement, { overlappingTasks: 0, labelerPairs: 0, meanPairwiseAgreement: null });
+
+  // Accepting it again brings it back; archiving the task takes everyone's work on it out.
+  await admin.post(review, { decision: 'accepted' });
+  assert.equal((await dashboard()).bob.completed, 1);
+  await admin.req('PATCH', `/api/admin/tasks/${taskId}`, { archived: true });
+  const archived = await dashboard();
+  assert.deepEqual([archived.ann.completed, archived.bob.completed], [0, 0]);
+  assert.equal(archived.agreement.overlappingTasks, 0);
+  await app.close();
+});
+
 test('skip and report: the task goes to someone else; reports reach the review queue; archiving hides the prompt', async () => {
   const { app, admin, routes, promptIds } = await world(['p-skip', 'p-bad']);
   const ann = await labeler(app, admin, 'ann');

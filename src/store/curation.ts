@@ -66,9 +66,9 @@ export const notRejected = (eb: Reviewed) =>
   eb.or([eb('assignments.review', 'is', null), eb('assignments.review', '!=', 'rejected')]);
 
 /**
- * The labels that count (exports, the dashboard's dataset sizes): not on an archived prompt, and when a labeler
- * submitted them, not rejected in review nor on an archived task. Imported labels belong to no assignment. The query
- * joins prompts and left-joins the label's assignment and its task.
+ * The labels that count (exports, the dashboard's dataset sizes and per-labeler figures): not on an archived prompt,
+ * and when a labeler submitted them, not rejected in review nor on an archived task. Imported labels belong to no
+ * assignment. The query joins prompts and left-joins the label's assignment and its task.
  */
 export function keptLabel(eb: ExpressionBuilder<Database, 'prompts' | 'assignments' | 'tasks'>) {
   return eb.and([

@@ -96,11 +96,14 @@ export class Stats extends Aggregate {
       pairwiseFromRankings += orderedPairs(JSON.parse(r.ranking) as RankingOrder).length;
     }
 
-    // Inter-labeler agreement on tasks ranked by two or more labelers.
+    // Inter-labeler agreement on tasks ranked by two or more labelers, over the rankings that count.
     const labeled = await this.db
       .selectFrom('rankings')
+      .innerJoin('prompts', 'prompts.id', 'rankings.prompt_id')
       .innerJoin('assignments', 'assignments.id', 'rankings.assignment_id')
+      .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
       .select(['assignments.task_id', 'rankings.user_id', 'rankings.ranking'])
+      .where(keptLabel)
       .execute();
     const byTask = new Map<number, { user: number; ranking: RankingOrder }[]>();
     for (const r of labeled) {
@@ -131,10 +134,14 @@ export class Stats extends Aggregate {
     }
 
     const now = this.now();
+    // Per-labeler figures count what the exports hold: no rejected work, nothing on an archived prompt or task.
     const done = await this.db
       .selectFrom('assignments')
-      .select(['user_id', 'completed_at'])
-      .where('status', '=', 'done')
+      .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
+      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+      .select(['assignments.user_id', 'assignments.completed_at'])
+      .where('assignments.status', '=', 'done')
+      .where(keptLabel)
       .execute();
     const perUser = new Map<number, number[]>();
     for (const d of done) {
