@@ -97,6 +97,44 @@ test('--resume with a changed batch size or lr is refused naming each field; --f
   assert.ok(lines.some((l) => /--force-config: resuming with a config that differs/.test(l)));
 });
 
+test('--resume of a run saved before a field existed: unchanged at its default, refused naming it otherwise', () => {
+  const out = join(root, 'older');
+  const stop = new AbortController();
+  trainSft({
+    modelDir,
+    dataFile: data,
+    outDir: out,
+    config: tiny,
+    log: quiet,
+    quiet: true,
+    signal: stop.signal,
+    onStep: (step) => step === 2 && stop.abort(),
+  });
+  // As an SFT run saved before the pretraining mix existed: no ptx fields, no ptx input.
+  const path = join(out, 'sft_config.json');
+  const saved = JSON.parse(readFileSync(path, 'utf8'));
+  for (const field of ['ptxCoef', 'ptxBatchSize', 'ptxSeqLen', 'ptx']) {
+    assert.ok(field in saved, field);
+    delete saved[field];
+  }
+  writeFileSync(path, JSON.stringify(saved));
+  const corpus = join(root, 'older-corpus.txt');
+  writeFileSync(corpus, WORDS.join(' ').repeat(8));
+  const resume = (config: typeof tiny, extra: { ptxFiles?: string[] } = {}, log: (line: string) => void = quiet) =>
+    trainSft({ modelDir, dataFile: data, outDir: out, config, log, quiet: true, resume: true, ...extra });
+  assert.throws(
+    () => resume({ ...tiny, ptxCoef: 0.5 }, { ptxFiles: [corpus] }),
+    (e: Error) =>
+      /"ptxCoef" \(--ptx-coef\): nothing → 0\.5/.test(e.message) &&
+      /"ptx" \(--ptx\): nothing → \[/.test(e.message) &&
+      !/ptxBatchSize|ptxSeqLen/.test(e.message),
+  );
+  const lines: string[] = [];
+  const r = resume(tiny, {}, (l) => lines.push(l));
+  assert.equal(r.aborted, false);
+  assert.ok(!lines.some((l) => /--force-config/.test(l)), lines.join('\n'));
+});
+
 test('temporary folders of killed saves are removed when their process is gone', () => {
   const ckpts = join(root, 'stale', 'checkpoints');
   const dead = join(ckpts, `step-00000004.tmp-${deadPid()}`);

@@ -202,7 +202,7 @@ export function trainDpo(opts: DpoOptions): DpoResult {
     data: opts.dataFile,
     val: opts.valFile ?? null,
   };
-  const runOpts = { ...opts, config, log: say };
+  const runOpts = { ...opts, config, log: say, defaults: dpoDefaults };
   // Refused before anything is read or written (dpo_config.json of the earlier run included).
   const resuming = openRun('dpo', runOpts);
   const p = prepareDpo({ ...opts, config: cfg });

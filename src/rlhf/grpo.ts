@@ -20,7 +20,7 @@ import {
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput, startingPromptFormat } from './data.js';
-import { checkGrpoConfig, type GrpoConfig, k3Loss } from './grpo_config.js';
+import { checkGrpoConfig, type GrpoConfig, grpoDefaults, k3Loss } from './grpo_config.js';
 import { type GrpoEpisodes, grpoEpisodes, type Sample, sampleRecords } from './grpo_rollout.js';
 import { clippedPolicyStep } from './policy_step.js';
 import { checkRewards, type Verifier } from './reward_sources.js';
@@ -183,6 +183,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     log: say,
     // With a constant lr more steps only extend the run.
     resumableFields: ['saveEvery', 'sampleEvery', ...(cfg.lrScheduler === 'constant' ? ['steps'] : [])],
+    defaults: grpoDefaults,
   };
   const resuming = openRun('grpo', run);
   const p = await prepareGrpo(o, cfg);

@@ -23,7 +23,7 @@ import { METRIC, type Metrics } from '../train/metrics.js';
 import { encodePrompts, saveOutput } from './data.js';
 import { type KLController, type KLControllerState, makeKLController } from './kl.js';
 import { clippedPolicyStep } from './policy_step.js';
-import { checkPPOSetup, type PPOConfig, type PPOSetup } from './ppo_config.js';
+import { checkPPOSetup, type PPOConfig, type PPOSetup, ppoDefaults } from './ppo_config.js';
 import { type Episode, ppoEpisodes, valuesOf } from './ppo_episode.js';
 import { valueLoss } from './ppo_loss.js';
 import { ptxStep, ptxWindows } from './ptx.js';
@@ -104,6 +104,7 @@ export class PPOTrainer implements Trainer<PpoBatch> {
       // With a constant lr more steps only extend the run.
       resumableFields: ['saveEvery', 'sampleEvery', 'samplesShown', ...(c.lrScheduler === 'constant' ? ['steps'] : [])],
       quiet: opts.quiet ?? this.s.quiet,
+      defaults: ppoDefaults,
     };
     const resuming = openRun(this.stage, run);
     this.samples.open(resuming);

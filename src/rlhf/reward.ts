@@ -281,7 +281,7 @@ export function trainRewardModel(opts: RmOptions): RmResult {
     val: opts.valFile ?? null,
     demos: opts.demosFile ?? null,
   };
-  const runOpts = { ...opts, config, log: say };
+  const runOpts = { ...opts, config, log: say, defaults: rmDefaults };
   const resuming = openRun('rm', runOpts);
   const p = prepareRm({ ...opts, config: cfg });
   if (p.note) say(p.note);

@@ -22,7 +22,7 @@ import {
   type TrainerRun,
 } from './data.js';
 import { ptxStep, ptxWindows } from './ptx.js';
-import { checkSftConfig, type SftConfig } from './sft_config.js';
+import { checkSftConfig, type SftConfig, sftDefaults } from './sft_config.js';
 import { sampleScore, uniquePrompts, validationLoss } from './sft_eval.js';
 
 export { checkSftConfig, type SftConfig, sftDefaults, sftSpec } from './sft_config.js';
@@ -233,7 +233,7 @@ export function trainSft(opts: SftOptions): SftResult {
     rewardModel: opts.rewardModelDir ?? null,
     ptx: opts.ptxFiles ?? null,
   };
-  const runOpts = { ...opts, config, log: say };
+  const runOpts = { ...opts, config, log: say, defaults: sftDefaults };
   const resuming = openRun('sft', runOpts);
   const p = prepareSft({ ...opts, config: cfg });
   if (p.note) say(p.note);

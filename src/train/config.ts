@@ -326,18 +326,24 @@ function parseFlagValue(text: string, s: TSchema, flag: string): unknown {
   return n;
 }
 
-/** Fields whose value differs between a saved config and this one (`ignore`: fields free to change). */
+/**
+ * Fields whose value differs between a saved config and this one (`ignore`: fields free to change). A field the
+ * saved config lacks was added by a newer version, so the run used what the field's default now means: it is
+ * unchanged when its value is that default (`defaults`, the trainer's; an input not in them is absent when null).
+ */
 export function diffConfigs(
   saved: Record<string, unknown>,
   now: Record<string, unknown>,
   ignore: string[],
+  defaults: Record<string, unknown> = {},
 ): { field: string; saved: string; now: string }[] {
   const keys = new Set([...Object.keys(saved), ...Object.keys(now)]);
   const out: { field: string; saved: string; now: string }[] = [];
   for (const k of keys) {
     if (ignore.includes(k)) continue;
-    const a = JSON.stringify(saved[k]) ?? 'nothing';
     const b = JSON.stringify(now[k]) ?? 'nothing';
+    if (!(k in saved) && b === (JSON.stringify(k in defaults ? defaults[k] : null) ?? 'nothing')) continue;
+    const a = JSON.stringify(saved[k]) ?? 'nothing';
     if (a !== b) out.push({ field: `"${k}" (${flagOf(k)})`, saved: a, now: b });
   }
   return out;

@@ -81,6 +81,8 @@ export interface RunOptions {
   forceConfig?: boolean;
   /** Fields that may change on resume without changing the run (e.g. how often to save). */
   resumableFields?: string[];
+  /** The trainer's defaults: a field an older run's saved config lacks is unchanged on resume when it has them. */
+  defaults?: Record<string, unknown>;
   /** Stops after the current step, with a checkpoint (as SIGINT does). */
   signal?: AbortSignal;
   /** Stops (with a checkpoint) after this step. */
@@ -116,7 +118,7 @@ export interface RunResult {
  */
 export function openRun(
   stage: string,
-  opts: Pick<RunOptions, 'outDir' | 'config' | 'resume' | 'forceConfig' | 'resumableFields' | 'log'>,
+  opts: Pick<RunOptions, 'outDir' | 'config' | 'resume' | 'forceConfig' | 'resumableFields' | 'defaults' | 'log'>,
 ): boolean {
   const root = join(opts.outDir, 'checkpoints');
   const say = opts.log ?? ((line: string) => console.error(line));
@@ -132,7 +134,7 @@ export function openRun(
   const path = join(opts.outDir, `${stage}_config.json`);
   if (!existsSync(path)) throw new Error(`${path}: not found; cannot check that --resume continues the same run`);
   const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  const changed = diffConfigs(saved, opts.config, opts.resumableFields ?? []);
+  const changed = diffConfigs(saved, opts.config, opts.resumableFields ?? [], opts.defaults);
   if (changed.length > 0) {
     const list = changed.map((c) => `${c.field}: ${c.saved} → ${c.now}`).join('; ');
     if (!opts.forceConfig)

@@ -192,7 +192,14 @@ export function pretrain(config: PretrainConfig, opts: PretrainOptions = {}): Pr
   const note = (line: string) => stream.write(`${line}\n`);
   const stamps = stampCorpus(cfg.corpus);
   const out = cfg.out;
-  const runOpts = { outDir: out, config: cfg, resume: opts.resume, forceConfig: opts.forceConfig, log: note };
+  const runOpts = {
+    outDir: out,
+    config: cfg,
+    resume: opts.resume,
+    forceConfig: opts.forceConfig,
+    log: note,
+    defaults: pretrainDefaults,
+  };
   const resuming = openRun('pretrain', runOpts);
   let tokenizer: Tokenizer | null = null;
   if (cfg.tokenizer !== null) tokenizer = Tokenizer.fromDir(cfg.tokenizer);
