@@ -103,10 +103,11 @@ test('per-labeler figures leave out rejected work and work on archived tasks, as
   const dashboard = async () => {
     const d = (await admin.get('/api/admin/dashboard')).json;
     const of = (name: string) => d.labelers.find((l: { username: string }) => l.username === name);
-    return { agreement: d.agreement, ann: of('ann'), bob: of('bob') };
+    return { agreement: d.agreement, done: d.datasets.tasks.done, ann: of('ann'), bob: of('bob') };
   };
   const before = await dashboard();
   assert.equal(before.agreement.overlappingTasks, 1);
+  assert.equal(before.done, 2);
   for (const l of [before.ann, before.bob]) {
     assert.equal(l.completed, 1);
     assert.equal(l.lastHour, 1);
@@ -124,6 +125,7 @@ test('per-labeler figures leave out rejected work and work on archived tasks, as
   assert.equal(rejected.bob.peerAgreement, null);
   assert.equal(rejected.ann.peerAgreement, null); // the task has one counted ranking left: no pair to agree
   assert.equal(rejected.ann.completed, 1);
+  assert.equal(rejected.done, 1);
   assert.deepEqual(rejected.agreement, { overlappingTasks: 0, labelerPairs: 0, meanPairwiseAgreement: null });
 
   // Accepting it again brings it back; archiving the task takes everyone's work on it out.
@@ -133,6 +135,7 @@ test('per-labeler figures leave out rejected work and work on archived tasks, as
   const archived = await dashboard();
   assert.deepEqual([archived.ann.completed, archived.bob.completed], [0, 0]);
   assert.equal(archived.agreement.overlappingTasks, 0);
+  assert.equal(archived.done, 0);
   await app.close();
 });
 

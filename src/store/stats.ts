@@ -62,11 +62,15 @@ export class Stats extends Aggregate {
       .where('source', '!=', GOLD_SOURCE)
       .groupBy('split')
       .execute();
+    // Assignments by state, as the per-labeler figures count them (no rejected work, nothing archived).
     const tasksBy = await this.db
       .selectFrom('assignments')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('expired_at', 'is', null)
-      .groupBy('status')
+      .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
+      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
+      .select(['assignments.status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('assignments.expired_at', 'is', null)
+      .where(keptLabel)
+      .groupBy('assignments.status')
       .execute();
     const compBy = await this.db
       .selectFrom('comparisons')
