@@ -1,7 +1,8 @@
 // `node dist/bench/trainers.js TRAINER MODE [DIR]`: one training step of sft, rm, dpo, ppo or grpo at GPT-2-124M
 // shapes (tied head, random weights) on 4 rows of 256 tokens, in this process alone; prints one JSON line with
-// tokens/s and the process's peak resident memory (PPO: also its checkpoint's size). MODE: full, lora, or bf16
-// (--bf16: bf16 autocast, and the frozen models — reference, reward model — held in bf16). PPO and GRPO also time
+// tokens/s and the process's peak resident memory (PPO: also its checkpoint's size). MODE: full, lora, bf16
+// (--bf16: bf16 autocast, and the frozen models — reference, reward model — held in bf16) or lora_bf16 (both: the
+// frozen bases held in bf16 too). PPO and GRPO also time
 // plain sampling (generate) of the same policy at the same batch, before their step (which warms the kernels for
 // the rollout too) and after it, and report their rollout's sampling rate against the later (rollout_vs_sampling)
 // and the whole rollout's (sampling + scoring by every model, rollout_total_vs_sampling). `node dist/bench/trainers.js prepare DIR` writes
@@ -34,14 +35,14 @@ import { METRIC, type Metrics } from '../src/train/metrics.js';
 
 export const TRAINERS = ['sft', 'rm', 'dpo', 'ppo', 'grpo'] as const;
 export type TrainerName = (typeof TRAINERS)[number];
-export type Mode = 'full' | 'lora' | 'bf16';
+export type Mode = 'full' | 'lora' | 'bf16' | 'lora_bf16';
 /** The modes each trainer is measured in: bf16 where frozen models are held in bf16. */
 export const MODES: Record<TrainerName, Mode[]> = {
   sft: ['full', 'lora'],
   rm: ['full', 'lora'],
-  dpo: ['full', 'lora', 'bf16'],
-  ppo: ['full', 'lora', 'bf16'],
-  grpo: ['full', 'lora', 'bf16'],
+  dpo: ['full', 'lora', 'bf16', 'lora_bf16'],
+  ppo: ['full', 'lora', 'bf16', 'lora_bf16'],
+  grpo: ['full', 'lora', 'bf16', 'lora_bf16'],
 };
 
 const ROWS = 4;
@@ -114,8 +115,8 @@ type Figures = Record<string, number | string | boolean>;
 
 async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figures> {
   const rng = new Rng(5);
-  const withLora = mode === 'lora';
-  const bf16 = mode === 'bf16';
+  const withLora = mode === 'lora' || mode === 'lora_bf16';
+  const bf16 = mode === 'bf16' || mode === 'lora_bf16';
   if (trainer === 'sft') {
     const model = new GPT2(config, new Rng(0)).train();
     if (withLora) applyLora(model, lora);
@@ -134,7 +135,7 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
   if (trainer === 'dpo') {
     // Two pairs (4 rows); the reference's log-probs cached first, as trainDpo does (with --bf16 under autocast).
     const model = new GPT2(config, new Rng(0));
-    if (withLora) applyLora(model, lora);
+    if (withLora) applyLora(model, lora, { frozenDtype: bf16 ? 'bf16' : 'f32' });
     const rows = randomRows(ROWS, rng);
     const pairs = [0, 2].map((i) => ({
       chosen: rows[i],
@@ -209,10 +210,10 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
   const out = mkdtempSync(join(tmpdir(), 'ik-bench-ppo-'));
   const make = (seed: number) => new GPT2(config, new Rng(seed));
   // As `instructkit ppo` does: the value model started from the reward model, a copy of it, or with LoRA its trunk
-  // shared; with --bf16 the reference and the (unshared) reward model held in bf16.
+  // shared; with --bf16 the reference and the reward model held in bf16 (and with LoRA the frozen bases).
   const rm = new ScalarModel(make(2));
   const { value, reward } = withLora
-    ? valueOnRewardModel(rm, 0, lora, 1)
+    ? valueOnRewardModel(bf16 ? rm.toDtype('bf16') : rm, 0, lora, 1)
     : { value: new ScalarModel(make(2)), reward: rewardModelFn(bf16 ? rm.toDtype('bf16') : rm, 0) };
   const policy = make(1);
   const first = samplingTokS(policy, b);

@@ -48,26 +48,30 @@ test('e2e: the admin creates a blind eval, the held-out group answers, the win r
 
   await page.getByTestId('eval-a').selectOption('ppo');
   await page.getByTestId('eval-b').selectOption('sft');
+  await page.getByTestId('eval-labelers').fill('2');
   await page.getByTestId('create-eval').click();
   await page.getByTestId('evals-table').getByText('ppo vs sft').waitFor();
   await page.getByTestId('evals-table').getByText('0 / 4').waitFor();
 
-  // The held-out labeler prefers ppo on three prompts and calls the fourth a tie.
+  // Two held-out labelers per prompt: both prefer ppo on three prompts; on the fourth one calls a tie.
   const admin = new Client(app);
   await admin.login(ADMIN.username, ADMIN.password);
-  const judge = await labeler(app, admin, 'judge', 'heldout');
-  for (;;) {
-    const { assignment } = (await judge.post('/api/tasks/next')).json;
-    if (!assignment) break;
-    const choice = assignment.prompt === 'h4' ? 'tie' : assignment.a.startsWith('ppo') ? 'a' : 'b';
-    assert.equal((await judge.post(`/api/assignments/${assignment.id}/submit`, { choice }, idem())).status, 200);
+  for (const name of ['judge', 'judge2']) {
+    const judge = await labeler(app, admin, name, 'heldout');
+    for (;;) {
+      const { assignment } = (await judge.post('/api/tasks/next')).json;
+      if (!assignment) break;
+      const tie = name === 'judge' && assignment.prompt === 'h4';
+      const choice = tie ? 'tie' : assignment.a.startsWith('ppo') ? 'a' : 'b';
+      assert.equal((await judge.post(`/api/assignments/${assignment.id}/submit`, { choice }, idem())).status, 200);
+    }
   }
 
   await page.reload();
   const row = page.getByTestId('evals-table').getByRole('row').filter({ hasText: 'ppo vs sft' });
   await row.getByText('4 / 4').waitFor();
-  // 3.5 of 4: 88 %, with its Wilson interval and the counts.
-  assert.match((await row.textContent()) ?? '', /88%[\s\S]*40% – 99%[\s\S]*3 \/ 1 \/ 0/);
+  // 7.5 of 8: 94 %, with its Wilson interval and the counts; the two agree on 3 of 4 prompts.
+  assert.match((await row.textContent()) ?? '', /94%[\s\S]*60% – 99%[\s\S]*7 \/ 1 \/ 0[\s\S]*75%/);
   const elo = await page.getByTestId('elo-table').getByRole('row').allInnerTexts();
   assert.match(elo[1], /^ppo/);
   assert.match(elo[2], /^sft/);

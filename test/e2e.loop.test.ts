@@ -2,7 +2,7 @@
  * The whole InstructGPT loop in real headless Chromium (issue 16's first target), each step done as a person would:
  * the admin adds labelers (two in training, one held out) and prompts; the labelers write demonstrations; the admin
  * registers a tiny base model and trains SFT from the Train screen (a worker in this process runs the jobs); the new
- * SFT version produces the ranking candidates; the labelers rank them; the admin trains a reward model and then PPO
+ * SFT version and the base produce the ranking candidates; the labelers rank them; the admin trains a reward model and then PPO
  * against it; a blind A/B eval of PPO vs SFT goes to the held-out labeler only; the win rate and its interval on the
  * Evals screen equal the API's. Screenshots of every screen go to test-output/screens/loop-*.png.
  */
@@ -26,7 +26,7 @@ const JUDGE = 'judy';
 const TRAINING = WORDS.map((w) => `say ${w} please.`);
 const answerTo = (prompt: string) => prompt.split(' ')[1];
 
-test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM → PPO → blind A/B by the held-out group', {
+test('e2e: demonstrations → SFT → ranking candidates from SFT and base → rankings → RM → PPO → blind A/B by the held-out group', {
   skip,
 }, async (t) => {
   process.env.INSTRUCTKIT_THREADS = '1';
@@ -162,9 +162,12 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   await page.getByTestId('model-2').filter({ hasText: sft }).waitFor();
   await shot('admin-models-sft');
 
-  // ---------------------------------------------------------------- the SFT version makes the ranking candidates
+  // ------------------------------------------------- the SFT version and the base make the ranking candidates
   await nav('Settings');
-  await page.getByTestId('candidate-model').selectOption(sft);
+  await page.getByTestId(`candidate-model-${sft}`).check();
+  await page.getByTestId('candidate-model-tiny base').check();
+  await page.getByTestId('candidate-model-imported').uncheck();
+  await page.getByTestId('candidate-split').filter({ hasText: 'split across the 2 sources (2 each)' }).waitFor();
   await page.getByTestId('save-settings').click();
   await page.getByText('Settings saved').waitFor();
   await shot('admin-settings');
@@ -183,8 +186,9 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   const byTask = new Map<number, typeof sets>();
   for (const r of sets) byTask.set(r.id, [...(byTask.get(r.id) ?? []), r]);
   assert.equal(byTask.size, TRAINING.length);
+  const writers = new Set(sets.map((r) => r.model));
+  assert.deepEqual(writers, new Set([sft, 'tiny base']), 'both chosen versions wrote candidates');
   for (const rows of byTask.values()) {
-    assert.deepEqual(new Set(rows.map((r) => r.model)), new Set([sft]), 'the new SFT version wrote the candidates');
     const texts = rows.map((r) => r.text.trim());
     assert.ok(texts.length >= 2 && texts.length <= 4, `K between 2 and 4: ${texts.length}`);
     assert.equal(new Set(texts).size, texts.length, 'candidates are distinct');
@@ -218,8 +222,12 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
   assert.deepEqual([rmV.kind, rmV.head, rmV.parentId], ['rm', 'scalar', sftV.id]);
   assert.deepEqual([ppoV.kind, ppoV.head, ppoV.parentId], ['ppo', 'causal', sftV.id]);
   assert.equal((await store.jobs.get(ppoV.jobId!)).rewardModelId, rmV.id);
+  // PPO's moving average of the policy's weights (what the paper evaluates) is a version of its own.
+  const emaV = versions.get(`${ppo}-ema`)!;
+  assert.deepEqual([emaV.kind, emaV.head, emaV.parentId, emaV.jobId], ['ppo', 'causal', ppoV.id, ppoV.jobId]);
   await nav('Models');
   await page.getByTestId(`model-${ppoV.id}`).waitFor();
+  await page.getByTestId(`model-${emaV.id}`).waitFor();
   await shot('admin-models');
 
   // ---------------------------------------------------------------- blind A/B of PPO vs SFT on held-out prompts
@@ -301,6 +309,7 @@ test('e2e: demonstrations → SFT → its ranking candidates → rankings → RM
     pct(result.winRate),
     `${pct(result.lo)} – ${pct(result.hi)}`,
     `${wins} / ${ties} / ${losses}`,
+    '—', // one labeler per prompt: no agreement figure
   ]);
   assert.ok(result.lo <= result.winRate && result.winRate <= result.hi);
   const elo = await page.getByTestId('elo-table').getByRole('row').allInnerTexts();

@@ -138,7 +138,8 @@ test('e2e: prompts → screening → demonstration → ranking → export; chat 
 
   await nav('Settings');
   await page.getByTestId('k').waitFor();
-  assert.equal(await page.getByTestId('candidate-model').inputValue(), 'imported');
+  assert.ok(await page.getByTestId('candidate-model-imported').isChecked(), 'imported candidates by default');
+  assert.ok(await page.getByTestId('candidate-model-imported').isDisabled(), 'the last source cannot be unticked');
   assert.equal(await page.getByTestId('k-value').textContent(), '4');
   await page.getByTestId('chat-every').fill('2'); // every 2nd chat reply asks for a comparison
   await page.getByTestId('save-settings').click();

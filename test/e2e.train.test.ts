@@ -80,4 +80,20 @@ test('e2e: register a model, a bad field shows its error, an SFT job trains, the
   await nav('Models');
   await page.getByTestId('model-2').filter({ hasText: 'tiny base → sft-1' }).waitFor();
   await shot('admin-models');
+
+  // The PPO form: its own fields open, the shared optimizer and LoRA fields folded, the ptx fields only with a corpus.
+  await nav('Train');
+  await page.getByTestId('job-kind').selectOption('ppo');
+  await page.getByText(/^Config \(/).click();
+  await page.getByTestId('cfg-klCoef').waitFor();
+  assert.ok(await page.getByTestId('cfg-lr').isVisible(), 'lr stays beside the trainer fields');
+  assert.equal(await page.getByTestId('cfg-adamBeta1').isVisible(), false, 'optimizer details are folded');
+  assert.equal(await page.getByTestId('cfg-loraR').isVisible(), false, 'LoRA is folded');
+  assert.equal(await page.getByTestId('cfg-ptxCoef').count(), 0, 'no ptxCoef without a corpus');
+  await shot('admin-train-ppo-form');
+  await page.getByTestId('job-ptx').fill(join(root, 'corpus.txt'));
+  await page.getByTestId('cfg-ptxCoef').waitFor();
+  await page.getByText(/^Optimizer, schedule and checkpoints/).click();
+  await page.getByTestId('cfg-adamBeta1').waitFor();
+  await shot('admin-train-ppo-form-ptx');
 });

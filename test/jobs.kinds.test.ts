@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { formGroups, JOB_KINDS } from '../src/jobs/kinds.js';
 import { enqueueJob, registerFolder } from '../src/jobs/queue.js';
 import { TrainingWorker } from '../src/jobs/worker.js';
 import { openStore } from '../src/store/index.js';
@@ -51,6 +52,12 @@ test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their mo
     const ppoJob = await store.jobs.get(ppo.jobId!);
     assert.equal(ppoJob.rewardModelId, rm.id);
     assert.equal(typeof ppo.metrics?.['ptx/loss'], 'number', 'PPO-ptx mixed in the corpus');
+    // Its moving average of the policy's weights is a version of its own, the policy its parent.
+    const ema = (await store.models.list()).find((m) => m.name === `${ppo.name}-ema`);
+    assert.deepEqual(
+      [ema?.kind, ema?.head, ema?.parentId, ema?.path],
+      ['ppo', 'causal', ppo.id, join(ppo.path, 'ema')],
+    );
     const grpo = await run('grpo', { ...rollout, groupSize: 2 }, { rewardModel: rm.id });
     assert.deepEqual([grpo.kind, grpo.parentId], ['grpo', base.id]);
     const dpo = await run('dpo', { ...small, epochs: 1 });
@@ -60,4 +67,28 @@ test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their mo
     worker.stop();
     await store.close();
   }
+});
+
+test('jobs: the config form sections hold every field of each kind once; PPO folds the shared fields, ptx apart', () => {
+  for (const kind of Object.keys(JOB_KINDS) as (keyof typeof JOB_KINDS)[]) {
+    const fields = Object.keys((JOB_KINDS[kind].spec.schema as { properties: object }).properties).sort();
+    const groups = formGroups(kind);
+    assert.deepEqual(groups.flatMap((g) => g.fields).sort(), fields, kind);
+    assert.ok(groups[0].fields.includes('lr') && !groups[0].advanced, `${kind}: lr in the open section`);
+  }
+  const ppo = formGroups('ppo');
+  const by = (title: string) => ppo.find((g) => g.title.startsWith(title))!;
+  assert.deepEqual(by('Pretraining').fields, ['ptxCoef', 'ptxBatchSize', 'ptxSeqLen']);
+  assert.equal(by('Pretraining').withPtx, true);
+  assert.ok(by('Optimizer').advanced && by('Optimizer').fields.includes('adamBeta1'));
+  assert.ok(by('LoRA').advanced && by('LoRA').fields.includes('loraR'));
+  assert.ok(by('PPO').fields.includes('klCoef') && !by('PPO').fields.includes('weightDecay'));
+  // SFT mixes in a corpus too (off by default); the other kinds take none.
+  assert.deepEqual(formGroups('sft').find((g) => g.withPtx)?.fields, ['ptxCoef', 'ptxBatchSize', 'ptxSeqLen']);
+  for (const kind of ['rm', 'dpo', 'grpo'] as const)
+    assert.equal(
+      formGroups(kind).some((g) => g.withPtx),
+      false,
+      kind,
+    );
 });

@@ -187,9 +187,9 @@ test('settings: K is 4..9, overlap 0..1, unknown keys refused', async () => {
   for (const bad of [{ k: 3 }, { k: 10 }, { overlap: 1.5 }, { nope: 1 }, { chatCompareEvery: -1 }]) {
     assert.equal((await admin.req('PUT', '/api/admin/settings', bad)).status, 400, JSON.stringify(bad));
   }
-  const r = await admin.req('PUT', '/api/admin/settings', { k: 7, overlap: 0.25, candidateModel: 'sft' });
+  const r = await admin.req('PUT', '/api/admin/settings', { k: 7, overlap: 0.25, candidateModels: ['imported'] });
   assert.equal(r.status, 200);
   assert.equal(r.json.settings.k, 7);
-  assert.equal((await admin.get('/api/admin/settings')).json.settings.candidateModel, 'sft');
+  assert.equal((await admin.get('/api/admin/settings')).json.settings.overlap, 0.25);
   await app.close();
 });

@@ -78,7 +78,8 @@ test('ranking candidates are distinct: duplicates are resampled, K shrinks when 
   const sources: Record<string, CandidateSource> = {};
   const { app, admin } = await setup({ candidateSources: sources });
   const lab = await labeler(app, admin, 'lab1');
-  await admin.req('PUT', '/api/admin/settings', { k: 4, overlap: 0, candidateModel: 'm' });
+  sources.m = scripted([]);
+  await admin.req('PUT', '/api/admin/settings', { k: 4, overlap: 0, candidateModels: ['m'] });
   const [p1, p2, p3] = (
     await admin.post('/api/admin/prompts', { prompts: [{ text: 'a' }, { text: 'b' }, { text: 'c' }] })
   ).json.ids;

@@ -130,6 +130,9 @@ test('chat: tokens stream as NDJSON; every Nth reply asks for a comparison, stor
     prompt: 'user: hello <b>world</b>\nassistant: hello <b>world</b>\nuser: again',
     chosen: cmp.b,
     rejected: cmp.a,
+    // The versions that wrote them (one echo model here), as metadata beside the pair.
+    chosen_model: 'echo',
+    rejected_model: 'echo',
   });
   assert.equal((await store.db.selectFrom('comparisons').selectAll().execute()).length, 1);
   assert.equal((await admin.get('/api/admin/dashboard')).json.datasets.comparisons.chat, 1);

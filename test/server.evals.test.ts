@@ -72,7 +72,7 @@ test('an eval makes blind A/B tasks on held-out prompts that only the held-out g
   // Without a prompt list: every held-out prompt.
   const created = await admin.post('/api/admin/evals', { modelA: 'ppo', modelB: 'sft' });
   assert.equal(created.status, 201);
-  assert.deepEqual({ ...created.json, id: 0 }, { id: 0, tasks: 4, reused: 0 });
+  assert.deepEqual({ ...created.json, id: 0 }, { id: 0, tasks: 4, reused: 0, dropped: [] });
   const tasks = (await admin.get('/api/admin/tasks?kind=ab')).json.tasks;
   assert.deepEqual(
     tasks.map((t: { split: string }) => t.split),
@@ -102,7 +102,7 @@ test('an eval makes blind A/B tasks on held-out prompts that only the held-out g
 
   // The same pair again reuses the answered tasks (nobody labels a prompt twice) and reads the same answers.
   const again = await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'ppo', prompts: heldout.slice(0, 2) });
-  assert.deepEqual({ ...again.json, id: 0 }, { id: 0, tasks: 2, reused: 2 });
+  assert.deepEqual({ ...again.json, id: 0 }, { id: 0, tasks: 2, reused: 2, dropped: [] });
   const second = (await admin.get(`/api/admin/evals/${again.json.id}`)).json.eval;
   assert.deepEqual([second.result.wins, second.result.ties, second.result.losses], [0, 0, 2]);
 
@@ -197,6 +197,54 @@ test('an eval whose models cannot answer stores nothing and says which prompts f
   ]);
   assert.deepEqual((await admin.get('/api/admin/evals')).json.evals, []);
   assert.equal((await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'mute', prompts: [999] })).status, 422);
+  await app.close();
+});
+
+test('an eval with several labelers per prompt has an agreement figure; prompts with nothing to compare are left out', async () => {
+  // "copy" answers h2 exactly as sft does: that prompt has nothing to compare.
+  const copy: CandidateSource = {
+    generate: async (prompt, k) =>
+      Array.from({ length: k }, (_, i) => `${prompt === 'h2' ? 'sft' : 'copy'} says ${prompt} (${i})`),
+  };
+  const { app, admin, store } = await setup({ candidateSources: { sft: says('sft'), copy } });
+  await admin.req('PUT', '/api/admin/settings', { screeningRequired: false, goldRate: 0 });
+  const [h1, h2, h3] = await addPrompts(admin, ['h1', 'h2', 'h3'], 'heldout');
+  assert.equal((await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'copy', labelers: 0 })).status, 400);
+  const created = await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'copy', labelers: 2 });
+  assert.equal(created.status, 201, created.body as string);
+  assert.equal(created.json.tasks, 2);
+  assert.deepEqual(created.json.dropped, [
+    { promptId: h2, message: 'the two models gave an empty or the same answer 4 times; nothing to compare' },
+  ]);
+  const targets = await store.db.selectFrom('tasks').select(['prompt_id', 'target']).orderBy('prompt_id').execute();
+  assert.deepEqual(targets, [
+    { prompt_id: h1, target: 2 },
+    { prompt_id: h3, target: 2 },
+  ]);
+  const evalId = created.json.id;
+  const agreement = async () => (await admin.get(`/api/admin/evals/${evalId}`)).json.eval.agreement;
+  assert.deepEqual(await agreement(), { rate: null, pairs: 0, tasks: 0 });
+  // Two held-out labelers: they agree on h1 (sft) and disagree on h3.
+  const sftSide = (a: string) => (a.startsWith('sft') ? 'a' : 'b');
+  const j1 = await labeler(app, admin, 'judge1', 'heldout');
+  const j2 = await labeler(app, admin, 'judge2', 'heldout');
+  assert.equal((await answerAll(j1, (_p, a) => sftSide(a))).length, 2);
+  assert.deepEqual(await agreement(), { rate: null, pairs: 0, tasks: 0 }, 'one answer per prompt: no pair yet');
+  const seen = await answerAll(j2, (p, a) => (p === 'h1' ? sftSide(a) : sftSide(a) === 'a' ? 'b' : 'a'));
+  assert.equal(seen.length, 2, 'each prompt goes to a second labeler');
+  assert.deepEqual(await agreement(), { rate: 0.5, pairs: 2, tasks: 2 });
+  const row = (await admin.get(`/api/admin/evals/${evalId}`)).json.eval;
+  assert.deepEqual([row.done, row.tasks, row.result.wins, row.result.losses], [2, 2, 3, 1]);
+  // A later eval of the same pair asking three labelers reuses the tasks and raises them to three.
+  const again = await admin.post('/api/admin/evals', { modelA: 'copy', modelB: 'sft', labelers: 3 });
+  assert.deepEqual([again.json.tasks, again.json.reused], [2, 2]);
+  const j3 = await labeler(app, admin, 'judge3', 'heldout');
+  assert.equal((await answerAll(j3, (_p, a) => sftSide(a))).length, 2);
+  assert.deepEqual(await agreement(), { rate: 4 / 6, pairs: 6, tasks: 2 });
+  // Nothing to compare on any prompt: no eval.
+  const none = await admin.post('/api/admin/evals', { modelA: 'sft', modelB: 'copy', prompts: [h2] });
+  assert.equal(none.status, 422);
+  assert.match(none.json.message, /none of the 1 prompt\(s\) gave two answers/);
   await app.close();
 });
 

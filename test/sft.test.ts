@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,8 +18,9 @@ import {
 import { formatLineError, parseJsonl } from '../src/store/jsonl.js';
 import { crossEntropy, noGrad, Rng, randn, reshape, Tensor, tidy } from '../src/tensor/index.js';
 import { Formatter } from '../src/tokenizer/index.js';
+import { LmWindows } from '../src/train/batches.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { metricsWithoutTime } from './helpers/cli.js';
+import { assertSameRun, metricsWithoutTime } from './helpers/cli.js';
 import { WORDS, writeJsonl, writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-sft-'));
@@ -314,4 +315,82 @@ test('SFT bad input fails before training with file:line or file and field', () 
     () => run(good, { modelDir: small }),
     /small-vocab\/tokenizer\.json: \d+ token ids, but field "vocab_size" of .*config\.json is 64/,
   );
+});
+
+test('SFT with a pretraining mix (--ptx, ptxCoef): lower LM loss on held-out corpus text than without; exact resume; mismatched flags refused', async () => {
+  // Prose of the tiny world, and held-out prose of the same kind (other word pairs).
+  const prose = (n: number, k: number) =>
+    Array.from({ length: n }, (_, i) => `say ${WORDS[i % 8]} then ${WORDS[(i * k + 1) % 8]} please.`).join(' ');
+  const corpus = join(root, 'corpus.txt');
+  writeFileSync(corpus, prose(64, 3));
+  const data = writeJsonl(join(root, 'demos-ptx.jsonl'), demos(16));
+  const config = { ...tiny, epochs: 3, valFraction: 0, ptxSeqLen: 16, ptxBatchSize: 2 };
+  const plain = join(root, 'ptx-off');
+  const mixed = join(root, 'ptx-on');
+  trainSft({ modelDir, dataFile: data, outDir: plain, config, log: quiet });
+  trainSft({
+    modelDir,
+    dataFile: data,
+    outDir: mixed,
+    config: { ...config, ptxCoef: 1 },
+    ptxFiles: [corpus],
+    log: quiet,
+  });
+  const m = readMetrics(join(mixed, 'metrics.jsonl'));
+  assert.ok(
+    m.every((r) => Number.isFinite(Number(r['ptx/loss']))),
+    'ptx/loss logged at every step',
+  );
+  assert.ok(readMetrics(join(plain, 'metrics.jsonl')).every((r) => !('ptx/loss' in r)));
+
+  // Held-out prose: next-token loss of each saved model.
+  const { tokenizer } = loadCausalLM(modelDir);
+  const ids = tokenizer.encode(prose(24, 5), { addSpecialTokens: false });
+  const heldout = (dir: string) => {
+    const model = loadPretrained(dir);
+    model.eval();
+    const windows = new LmWindows(ids, 16, 48);
+    return noGrad(() =>
+      tidy(() => {
+        const { ids: x, targets } = windows.next(windows.windows.length);
+        const logits = model.forward(x);
+        return crossEntropy(reshape(logits, [targets.numel, logits.size(-1)]), targets).item();
+      }),
+    );
+  };
+  const [off, on] = [heldout(plain), heldout(mixed)];
+  assert.ok(on < off - 0.3, `held-out corpus loss with the mix ${on}, without ${off}`);
+
+  // Exact resume: the corpus position is in the checkpoint (dropout on, so the RNG too).
+  const resumeCfg = { ...config, epochs: 2, ptxCoef: 0.5, dropout: 0.1, saveEvery: 2 };
+  const run = (outDir: string, extra: Partial<Parameters<typeof trainSft>[0]> = {}) =>
+    trainSft({ modelDir, dataFile: data, outDir, config: resumeCfg, ptxFiles: [corpus], log: quiet, ...extra });
+  run(join(root, 'ptx-full'));
+  const ac = new AbortController();
+  const cut = join(root, 'ptx-cut');
+  run(cut, { signal: ac.signal, onStep: (step) => step === 3 && ac.abort() });
+  assert.equal(run(cut, { resume: true }).steps, 8);
+  assertSameRun(cut, join(root, 'ptx-full'));
+
+  // A coefficient without a corpus, or a corpus with γ_ptx 0: a clear error, nothing written.
+  const bad = join(root, 'ptx-bad');
+  assert.throws(
+    () => run(bad, { ptxFiles: undefined }),
+    /field "ptxCoef" is 0\.5 but no pretraining corpus is given: pass --ptx/,
+  );
+  assert.throws(
+    () => trainSft({ modelDir, dataFile: data, outDir: bad, config, ptxFiles: [corpus], log: quiet }),
+    /--ptx\) is mixed in only with field "ptxCoef" > 0/,
+  );
+  assert.throws(() => run(bad, { ptxFiles: [join(root, 'no-corpus.txt')] }), /no-corpus\.txt/);
+  assert.ok(!existsSync(bad), 'nothing written');
+  const help: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => help.push(s);
+  try {
+    assert.equal(await runSftCommand(['--help']), 0);
+  } finally {
+    console.log = log;
+  }
+  assert.match(help.join('\n'), /--ptx FILE\.\.\..*\n[\s\S]*--ptx-coef X/);
 });

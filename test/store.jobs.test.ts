@@ -106,12 +106,16 @@ test('jobs: enqueue, claim once, heartbeat, finish registers the model with its 
         jobId: job.id,
         dataHash: 'h',
       },
+      // What the run wrote beside its model (as PPO's moving average in OUT/ema): a version whose parent is the model.
+      derived: [{ name: 'sft-1-ema', path: '/jobs/job-1/model/ema', kind: 'sft', head: 'causal', jobId: job.id }],
     });
     assert.equal(ok, true);
     const done = await s.jobs.get(job.id);
     assert.equal(done.state, 'done');
     const out = await s.models.get(done.modelId!);
     assert.deepEqual([out.kind, out.jobId, out.lineage, out.dataHash], ['sft', job.id, [model.id], 'h']);
+    const ema = (await s.models.list()).find((m) => m.name === 'sft-1-ema')!;
+    assert.deepEqual([ema.path, ema.jobId, ema.lineage], ['/jobs/job-1/model/ema', job.id, [out.id, model.id]]);
   });
 });
 

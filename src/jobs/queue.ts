@@ -18,7 +18,7 @@ import {
   StoreError,
   toJsonl,
 } from '../store/index.js';
-import { exportFor, JOB_KINDS } from './kinds.js';
+import { exportFor, JOB_KINDS, mixesPtx } from './kinds.js';
 
 /** Registers an existing model folder (idempotent by its absolute path). */
 export async function registerFolder(
@@ -42,13 +42,11 @@ export async function registerFolder(
   } catch (e) {
     throw new StoreError('invalid', `${dir} is not a model folder: ${(e as Error).message}`, { field: 'path' });
   }
-  return store.models.register({
-    name: opts.name ?? basename(path),
-    path,
-    kind: opts.kind ?? 'registered',
-    head,
-    params,
-  });
+  // A name given is the admin's (taken: 409); the folder's own name gets a suffix when another version has it.
+  return store.models.register(
+    { name: opts.name ?? basename(path), path, kind: opts.kind ?? 'registered', head, params },
+    { suffix: opts.name === undefined },
+  );
 }
 
 export interface JobRequest {
@@ -59,7 +57,7 @@ export interface JobRequest {
   rewardModel?: number;
   /** The trainer's config fields; the rest take their defaults. */
   config?: Record<string, unknown>;
-  /** PPO-ptx: a pretraining corpus file on the worker's machine (as `instructkit ppo --ptx`). */
+  /** PPO-ptx or SFT's mix: a pretraining corpus file on the worker's machine (as `instructkit ppo|sft --ptx`). */
   ptx?: string;
 }
 
@@ -87,7 +85,7 @@ export async function enqueueJob(store: Store, jobsDir: string, req: JobRequest,
   try {
     const source = `${req.kind} config`;
     config = kind.spec.resolve([{ values: req.config ?? {}, source }]);
-    kind.check(config, source);
+    kind.check(config, source, req.ptx !== undefined);
   } catch (e) {
     const message = (e as Error).message;
     return invalid(`config.${fieldOf(message) ?? ''}`.replace(/\.$/, ''), message);
@@ -101,7 +99,7 @@ export async function enqueueJob(store: Store, jobsDir: string, req: JobRequest,
     if (rm.head !== 'scalar') invalid('rewardModel', `rewardModel: ${rm.name} is a language model, not a reward model`);
   } else if (req.rewardModel !== undefined) invalid('rewardModel', `rewardModel: ${req.kind} takes no reward model`);
   if (req.ptx !== undefined) {
-    if (req.kind !== 'ppo') invalid('ptx', `ptx: only ppo mixes in pretraining data`);
+    if (!mixesPtx(req.kind)) invalid('ptx', `ptx: only ppo and sft mix in pretraining data`);
     if (!statSync(req.ptx, { throwIfNoEntry: false })?.isFile()) invalid('ptx', `ptx: ${req.ptx}: file not found`);
   }
 

@@ -234,7 +234,8 @@ export class TrainingWorker {
       return;
     }
     // A LoRA run leaves adapters only in OUT; the registry serves full models, so it takes OUT/merged (merge: true).
-    const path = existsSync(join(out, 'config.json')) ? out : join(out, 'merged');
+    const fullModel = (dir: string) => (existsSync(join(dir, 'config.json')) ? dir : join(dir, 'merged'));
+    const path = fullModel(out);
     if (!existsSync(join(path, 'config.json'))) {
       const error = `${out} holds LoRA adapters only: the registry needs a full model; queue it again with merge: true`;
       await store.jobs.finish(job.id, this.id, { state: 'failed', error }, final);
@@ -252,8 +253,14 @@ export class TrainingWorker {
       metrics: finalMetrics(metrics()),
       params: parameterCount(path),
     };
+    // PPO also writes the moving average of the policy's weights (OUT/ema): the model the paper evaluates, so it is
+    // a version of its own (NAME-ema, its parent the policy), to be served, compared and trained from.
+    const ema = fullModel(join(out, 'ema'));
+    const derived = existsSync(join(ema, 'config.json'))
+      ? [{ ...model, name: `${model.name}-ema`, path: ema, head: folderKind(ema), params: parameterCount(ema) }]
+      : [];
     if (final.progress) final.progress = { ...final.progress, step: final.progress.total, etaS: 0 };
-    await store.jobs.finish(job.id, this.id, { state: 'done', model }, final);
-    this.say(`job ${job.id}: done; registered ${path}`);
+    await store.jobs.finish(job.id, this.id, { state: 'done', model, derived }, final);
+    this.say(`job ${job.id}: done; registered ${[path, ...derived.map((d) => d.path)].join(' and ')}`);
   }
 }

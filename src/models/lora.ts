@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Conv1D, Dropout, Linear, type Module, type OutputAdapter } from '../nn/index.js';
-import { add, keep, linear, matmul, noGrad, Rng, rand, scale, type Tensor } from '../tensor/index.js';
+import { add, keep, linear, matmul, noGrad, Rng, rand, scale, type Tensor, toF32 } from '../tensor/index.js';
 import { GPT2 } from './gpt2.js';
 import { ScalarModel } from './heads.js';
 import { type CausalLM, hfParamName, savePretrained, saveScalarPretrained } from './hf.js';
@@ -171,7 +171,7 @@ export function hasLora(model: Module): boolean {
 export function applyLora(
   model: Module,
   config: LoraConfig,
-  opts: { seed?: number; modulesToSave?: string[] } = {},
+  opts: { seed?: number; modulesToSave?: string[]; frozenDtype?: 'f32' | 'bf16' } = {},
 ): void {
   checkLoraConfig(config);
   if (states.has(model)) throw new Error('lora: the model already has adapters');
@@ -208,6 +208,9 @@ export function applyLora(
     proj.adapter = new LoraAdapter(A, B, drop, config.alpha / config.r);
   }
   states.set(model, { config, paths: chosen.map(([p]) => p), modulesToSave, trunk });
+  // --bf16: the frozen base in bf16, as frozen reference and reward models are. Its matrices had no f32 master to
+  // keep, and autocast made a bf16 copy of each at every step; gradients still flow through them to the adapters.
+  if (opts.frozenDtype === 'bf16') model.toDtype('bf16', { frozenOnly: true });
 }
 
 /**
@@ -398,7 +401,7 @@ function delta(proj: Projection & { adapter: LoraAdapter }): Tensor {
 export function mergedWeights(model: Module): { weights: Map<string, Tensor>; release(): void } {
   const merged = new Map<string, Tensor>();
   noGrad(() => {
-    for (const [path, proj] of adapted(model)) merged.set(`${path}.weight`, keep(add(proj.weight, delta(proj))));
+    for (const [path, proj] of adapted(model)) merged.set(`${path}.weight`, keep(add(toF32(proj.weight), delta(proj))));
   });
   const weights = new Map<string, Tensor>();
   for (const [name, t] of model.namedParameters())

@@ -129,12 +129,13 @@ export abstract class Module {
    * bf16 is for inference: sampling and frozen reference or reward models hold half the memory, and a decode step
    * reads half the bytes. bf16 matrices are frozen (no gradient); casting back to f32 makes them trainable again.
    * The old buffers are left to the garbage collector, not kept in the buffer pool. Returns this.
+   * `frozenOnly`: only matrices that do not train (a LoRA model's base), so the trainable ones stay f32.
    */
-  toDtype(dtype: 'f32' | 'bf16'): this {
+  toDtype(dtype: 'f32' | 'bf16', opts: { frozenOnly?: boolean } = {}): this {
     const casts = new Map<Tensor, Tensor>(); // a tied matrix is cast once and stays shared
     for (const m of this.modules())
       for (const [name, t] of m.ownParameters) {
-        if (t.ndim !== 2 || t.dtype === dtype) continue;
+        if (t.ndim !== 2 || t.dtype === dtype || (opts.frozenOnly && t.requiresGrad)) continue;
         let u = casts.get(t);
         if (!u) {
           u = keep(noGrad(() => cast(t, dtype)));

@@ -115,7 +115,7 @@ function prepareDpo(opts: DpoOptions) {
   });
   // Adapters start at zero (B = 0), so the reference's log-probs taken from this model are the base model's.
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(model, lora, { seed: cfg.seed });
+  if (lora) applyLora(model, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' });
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const context = model.maxPositions;
   // The split is by line, so no prompt's pairs are in both.

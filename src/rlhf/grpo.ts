@@ -1,16 +1,15 @@
 // GRPO (Shao et al. 2024, DeepSeekMath) and RLOO (Ahmadian et al. 2024): G completions per prompt, no value
 // model. Each completion's advantage comes from its own group: GRPO (r − mean)/(std + eps), RLOO r − the mean of
-// the other G − 1 (grpo_config.ts). The policy takes PPO's clipped token-level objective (ppo_loss.ts) on a rollout
-// shared with PPO (rollout.ts); KL to the reference (k3) is either a loss term β·KL or subtracted from the reward.
+// the other G − 1 (grpo_config.ts; the episodes in grpo_rollout.ts). The policy takes PPO's clipped token-level
+// objective (policy_step.ts); KL to the reference (k3) is either a loss term β·KL or subtracted from the reward.
 // A trainer on train/'s loop: a step is a rollout (awaited: a verifier may be asynchronous), then μ passes of
-// minibatch updates.
-import { join } from 'node:path';
+// minibatch updates. This file: loading and checking the inputs, the trainer, and trainGrpo.
 import type { CausalLM } from '../models/index.js';
 import { loadModelFolder } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { add, Rng, scale } from '../tensor/index.js';
 import { Formatter } from '../tokenizer/index.js';
-import { IndexCycle, shuffled } from '../train/batches.js';
+import { IndexCycle, minibatches } from '../train/batches.js';
 import {
   openRun,
   type RunControls,
@@ -21,20 +20,12 @@ import {
 } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import { encodePrompts, loadCausalLM, type PromptSet, readPrompts, saveOutput, startingPromptFormat } from './data.js';
-import { checkGrpoConfig, type GrpoConfig, groupAdvantages, k3Loss } from './grpo_config.js';
-import { klPerToken } from './kl.js';
-import { policyLoss } from './ppo_loss.js';
-import { checkRewards, type Verifier, weightedReward } from './reward_sources.js';
-import {
-  appendSamples,
-  mean as avg,
-  type EpisodeRows,
-  pack,
-  referenceLogps,
-  rollout,
-  tokenLogps,
-  truncateSamples,
-} from './rollout.js';
+import { checkGrpoConfig, type GrpoConfig, k3Loss } from './grpo_config.js';
+import { type GrpoEpisodes, grpoEpisodes, type Sample, sampleRecords } from './grpo_rollout.js';
+import { clippedPolicyStep } from './policy_step.js';
+import { checkRewards, type Verifier } from './reward_sources.js';
+import { referenceLogps } from './rollout.js';
+import { SamplesFile } from './samples_file.js';
 
 export {
   ADVANTAGE_ESTIMATORS,
@@ -46,8 +37,6 @@ export {
   grpoSpec,
   k3Loss,
 } from './grpo_config.js';
-
-// ---- the trainer ----
 
 export interface GrpoOptions extends RunControls {
   /**
@@ -77,14 +66,6 @@ export interface GrpoResult {
   lastReward: number | null;
 }
 
-// One sampled completion with what the update needs.
-interface Sample extends EpisodeRows {
-  promptIndex: number;
-  oldLogp: number[];
-  refLogp: number[];
-  advantage: number;
-}
-
 /** Everything checked and loaded before any compute: config, folders, prompts, reward sources. */
 async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
   const prompts = typeof o.prompts === 'string' ? readPrompts(o.prompts) : o.prompts;
@@ -92,7 +73,7 @@ async function prepareGrpo(o: GrpoOptions, cfg: GrpoConfig) {
 
   const { model: policy, tokenizer } = loadCausalLM(o.policyDir, { seed: cfg.seed, base: o.base });
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(policy, lora, { seed: cfg.seed });
+  if (lora) applyLora(policy, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' });
   const fmt = new Formatter(tokenizer, o.policyDir, cfg.promptFormat);
   const promptIds = encodePrompts(prompts, fmt, policy.maxPositions, cfg.maxNewTokens);
   // Frozen models (the reward model, the reference) are held in bf16 with --bf16: half their memory.
@@ -116,12 +97,12 @@ class GrpoTrainer implements Trainer<Sample[]> {
   readonly totalUpdates: number;
   private readonly rng: Rng;
   private readonly prompts: IndexCycle;
-  private rollout: { samples: Sample[]; completions: string[]; rewards: number[]; metrics: Metrics } | null = null;
+  private rollout: GrpoEpisodes | null = null;
 
   constructor(
     private readonly p: Prepared,
     private readonly cfg: GrpoConfig,
-    private readonly outDir: string,
+    private readonly samples: SamplesFile,
   ) {
     this.parts = [{ name: 'policy', module: p.policy, lr: cfg.lr, gradNormMetric: METRIC.policyGradNorm }];
     this.rng = new Rng(cfg.seed);
@@ -135,108 +116,30 @@ class GrpoTrainer implements Trainer<Sample[]> {
 
   /** Samples G completions per prompt and scores them: old log-probs, rewards, KL, group advantages. */
   async beforeStep(): Promise<void> {
-    const { p, cfg } = this;
-    const t0 = performance.now();
-    const promptIndex = this.prompts.next(cfg.batchSize).flatMap((i) => Array<number>(cfg.groupSize).fill(i));
-    const r = rollout(
-      p.policy,
-      promptIndex.map((i) => p.promptIds[i]),
-      {
-        maxNewTokens: cfg.maxNewTokens,
-        temperature: cfg.temperature,
-        seed: this.rng.nextU32(),
-        formatter: p.fmt,
-        chunk: cfg.miniBatchSize,
-        dtype: cfg.bf16 ? 'bf16' : 'f32',
-        ref: p.refLogps,
-      },
-    );
-    const { rows, oldLogp, refLogp } = r;
-    const promptTexts = promptIndex.map((i) => p.prompts.texts[i]);
-    const completions = rows.map((r) => p.fmt.decode(r.response));
-    const scored = await weightedReward(p.sources, p.weights, promptTexts, completions, {
-      prompts: rows.map((r) => r.prompt),
-      responses: rows.map((r) => r.response),
-    });
-    const kl = refLogp ? rows.map((_, b) => klPerToken(oldLogp[b], refLogp[b], 'k3').reduce((a, x) => a + x, 0)) : null;
-    const rewards = kl && cfg.klInReward ? scored.total.map((r, b) => r - cfg.beta * kl[b]) : scored.total;
-    const advantages = groupAdvantages(rewards, cfg.groupSize, cfg.estimator, { scaleRewards: cfg.scaleRewards });
-    const samples: Sample[] = rows.map((r, b) => ({
-      ...r,
-      promptIndex: promptIndex[b],
-      oldLogp: oldLogp[b],
-      refLogp: refLogp?.[b] ?? [],
-      advantage: advantages[b],
-    }));
-    const groupStd: number[] = [];
-    for (let at = 0; at < rewards.length; at += cfg.groupSize) {
-      const g = scored.total.slice(at, at + cfg.groupSize);
-      const m = avg(g);
-      groupStd.push(Math.sqrt(g.reduce((a, r) => a + (r - m) ** 2, 0) / (g.length - 1)));
-    }
-    const metrics: Metrics = {
-      reward: avg(scored.total),
-      reward_std: avg(groupStd),
-      ...scored.means,
-      frac_reward_zero_std: avg(groupStd.map((s) => (s === 0 ? 1 : 0))),
-      ...(kl ? { [METRIC.kl]: avg(kl) } : {}),
-      [METRIC.entropy]: r.entropy,
-      'completions/mean_length': avg(rows.map((e) => e.response.length)),
-      'completions/eos_fraction': avg(r.finishReasons.map((f) => (f === 'eos' ? 1 : 0))),
-      ...r.metrics,
-      [METRIC.rolloutSeconds]: (performance.now() - t0) / 1000,
-    };
-    this.rollout = { samples, completions, rewards: scored.total, metrics };
+    this.rollout = await grpoEpisodes(this.p, this.cfg, this.prompts.next(this.cfg.batchSize), this.rng.nextU32());
   }
 
   /** μ passes of shuffled minibatches. */
   *updates(): Iterable<Sample[][]> {
-    const samples = this.rollout!.samples;
-    for (let it = 0; it < this.cfg.iterations; it++) {
-      const order = shuffled(samples.length, this.rng);
-      for (let at = 0; at < order.length; at += this.cfg.miniBatchSize)
-        yield [order.slice(at, at + this.cfg.miniBatchSize).map((i) => samples[i])];
-    }
+    for (const mb of minibatches(this.rollout!.samples, this.cfg.miniBatchSize, this.cfg.iterations, this.rng))
+      yield [mb];
   }
 
   /** The clipped objective with the group advantage at every token, + β·k3 unless the KL is in the reward. */
   step(mb: Sample[]): StepOutput {
     const { p, cfg } = this;
-    const packed = pack(mb);
-    const { logp } = tokenLogps(p.policy, packed, cfg.temperature);
-    const grid = (get: (e: Sample) => readonly number[]) => packed.grid(get);
-    const pl = policyLoss(
-      logp,
-      grid((e) => e.oldLogp),
-      grid((e) => e.response.map(() => e.advantage)),
-      packed.respMask,
-      cfg.clipRange,
-    );
+    const pl = clippedPolicyStep(p.policy, mb, (e) => e.response.map(() => e.advantage), cfg);
     let loss = pl.loss;
-    if (p.refLogps !== null && !cfg.klInReward)
-      loss = add(
-        loss,
-        scale(
-          k3Loss(
-            logp,
-            grid((e) => e.refLogp),
-            packed.respMask,
-          ),
-          cfg.beta,
-        ),
-      );
-    const metrics = {
-      [METRIC.policyLoss]: pl.loss.item(),
-      [METRIC.policyClipfrac]: pl.clipfrac,
-      [METRIC.policyApproxKl]: pl.approxkl,
-    };
-    return { loss, metrics };
+    if (p.refLogps !== null && !cfg.klInReward) {
+      const refLogp = pl.packed.grid<Sample>((e) => e.refLogp);
+      loss = add(loss, scale(k3Loss(pl.logp, refLogp, pl.packed.respMask), cfg.beta));
+    }
+    return { loss, metrics: pl.metrics };
   }
 
   endStep(step: number): Metrics {
     const r = this.rollout!;
-    if (this.cfg.sampleEvery > 0 && (step === 1 || step % this.cfg.sampleEvery === 0))
-      writeSamples(join(this.outDir, 'samples.jsonl'), step, this.p.prompts.texts, r);
+    if (this.samples.due(step)) this.samples.append(sampleRecords(step, this.p.prompts.texts, r));
     this.rollout = null;
     return r.metrics;
   }
@@ -255,7 +158,7 @@ class GrpoTrainer implements Trainer<Sample[]> {
   }
 
   onResume(step: number): void {
-    truncateSamples(join(this.outDir, 'samples.jsonl'), step + 1);
+    this.samples.resumeAt(step);
   }
 }
 
@@ -287,10 +190,11 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     `grpo: ${p.promptIds.length} prompts, ${cfg.estimator} advantages over groups of ${cfg.groupSize}, rewards ` +
       p.sources.map((s, k) => `${p.weights[k]}×${s.name}`).join(' + '),
   );
-  if (!resuming) truncateSamples(join(o.outDir, 'samples.jsonl'), 0);
+  const samples = new SamplesFile(o.outDir, cfg.sampleEvery);
+  samples.open(resuming);
   let firstReward: number | null = null;
   let lastReward: number | null = null;
-  const trainer = new GrpoTrainer(p, cfg, o.outDir);
+  const trainer = new GrpoTrainer(p, cfg, samples);
   const result = await runTrainerAsync(trainer, resuming, {
     ...run,
     onStep: (step, m) => {
@@ -306,22 +210,4 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   }
   for (const t of p.refModel?.parameters() ?? []) t.dispose();
   return { steps: result.steps, aborted: result.stopped, firstReward, lastReward };
-}
-
-function writeSamples(
-  path: string,
-  step: number,
-  texts: string[],
-  r: { samples: Sample[]; completions: string[]; rewards: number[] },
-): void {
-  appendSamples(
-    path,
-    r.samples.map((s, b) => ({
-      step,
-      prompt: texts[s.promptIndex],
-      completion: r.completions[b],
-      reward: r.rewards[b],
-      advantage: s.advantage,
-    })),
-  );
 }

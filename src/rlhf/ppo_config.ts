@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { CausalLM, ScalarModel } from '../models/index.js';
 import { loraConfigOf } from '../models/lora.js';
 import type { Formatter } from '../tokenizer/index.js';
-import { baseFields, ConfigSpec, loraFields, promptFormatField } from '../train/config.js';
+import { baseFields, ConfigSpec, loraFields, promptFormatField, ptxFields } from '../train/config.js';
 import type { PromptSet } from './data.js';
 import type { RewardFn } from './reward_fn.js';
 
@@ -36,9 +36,7 @@ export const ppoSpec = new ConfigSpec('ppo', {
   clipRangeValue: positive(0.2, 'value clip'),
   whitenAdvantages: Type.Boolean({ default: true, description: 'whiten advantages over the batch' }),
   emaDecay: unit(0.992, "decay of the policy weights' moving average"),
-  ptxCoef: nonNegative(27.8, 'γ_ptx: weight of the pretraining LM loss (with --ptx)'),
-  ptxBatchSize: positiveInt(4, 'pretraining windows per update'),
-  ptxSeqLen: positiveInt(128, 'tokens per pretraining window'),
+  ...ptxFields(27.8),
   sampleEvery: Type.Integer({
     minimum: 0,
     default: 20,
@@ -85,4 +83,27 @@ export interface PPOSetup {
   inputs?: Record<string, unknown>;
   /** No config print and no sample tables (tests, the demo). */
   quiet?: boolean;
+}
+
+/** Throws when the models of a setup do not fit together: everything about the input is checked before any compute. */
+export function checkPPOSetup(s: PPOSetup): void {
+  checkPPOConfig(s.config);
+  const { policy, value, formatter } = s;
+  if (!s.ref && !loraConfigOf(s.config))
+    throw new Error('ppo: a reference model is needed (or LoRA, whose reference is the base)');
+  if (s.ref === policy) throw new Error('ppo: the reference must be a separate copy of the policy');
+  const ctx = policy.maxPositions;
+  for (const [name, m] of [
+    ['reference', s.ref ?? policy],
+    ['value model trunk', value.trunk],
+  ] as const)
+    if (m.config.vocabSize !== policy.config.vocabSize || m.maxPositions !== ctx)
+      throw new Error(
+        `${name}: vocabulary ${m.config.vocabSize} / context ${m.maxPositions} differ from the policy's ` +
+          `${policy.config.vocabSize} / ${ctx}`,
+      );
+  if (formatter.tokenizer.vocabSize > policy.config.vocabSize)
+    throw new Error(
+      `tokenizer has ${formatter.tokenizer.vocabSize} ids, the policy's vocabulary only ${policy.config.vocabSize}`,
+    );
 }

@@ -156,7 +156,7 @@ function prepareRm(opts: RmOptions) {
   });
   const rm = new ScalarModel(trunk, new Rng(cfg.seed));
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(rm, lora, { seed: cfg.seed }); // the score head trains whole beside the adapters
+  if (lora) applyLora(rm, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' }); // the score head trains whole beside the adapters
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
   const context = trunk.maxPositions;
   const encoded = encodeRankings(data.records, fmt, context, skipBad);

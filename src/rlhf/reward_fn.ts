@@ -2,6 +2,7 @@
 // programmatic function (tests, demos). Either way one number per episode.
 import { ScalarModel, scoreSequences } from '../models/index.js';
 import { applyLora, type LoraConfig, withAdaptersDisabled } from '../models/lora.js';
+import { toF32 } from '../tensor/index.js';
 
 export interface EpisodeTokens {
   /** Prompt token ids of each episode. */
@@ -39,7 +40,7 @@ export function valueOnRewardModel(
   seed = 0,
 ): { value: ScalarModel; reward: RewardFn } {
   const value = new ScalarModel(rm.trunk);
-  value.score.weight.f32.set(rm.score.weight.f32);
+  value.score.weight.f32.set(toF32(rm.score.weight).f32); // the reward model may be held in bf16
   value.score.bias?.f32.set(rm.score.bias?.f32 ?? [0]);
   applyLora(value, lora, { seed });
   const score = rewardModelFn(rm, padId);

@@ -4,7 +4,6 @@
 // grids over the next-token positions from the shortest prompt's last token on: logits are computed only where a
 // response token can be (a prompt's own next-token logits would be thrown away, and the LM head over a 50k
 // vocabulary is a third of a 124M model's forward).
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { type CausalLM, generate, padRight } from '../models/index.js';
 import { withAdaptersDisabled } from '../models/lora.js';
 import { autocast, crossEntropy, neg, noGrad, scale, slice, Tensor, tidy } from '../tensor/index.js';
@@ -183,40 +182,4 @@ export function rollout(policy: CausalLM, prompts: number[][], o: RolloutOptions
       metrics: { [METRIC.generateSeconds]: sampling, [METRIC.rolloutTokensPerSecond]: tokens / sampling },
     };
   });
-}
-
-// ---- samples ----
-
-/** A table of sampled responses for the terminal: prompt | response | score, one line each. */
-export function sampleTable(step: number, rows: { promptText: string; responseText: string; score: number }[]): string {
-  const cut = (t: string, n: number) => {
-    const one = JSON.stringify(t).slice(1, -1);
-    return one.length > n ? `${one.slice(0, n - 1)}…` : one.padEnd(n);
-  };
-  const lines = [`samples at step ${step}:`, `  ${'prompt'.padEnd(30)} | ${'response'.padEnd(50)} | score`];
-  for (const e of rows) lines.push(`  ${cut(e.promptText, 30)} | ${cut(e.responseText, 50)} | ${e.score.toFixed(3)}`);
-  return lines.join('\n');
-}
-
-/** Appends one JSON line per sample record. */
-export function appendSamples(path: string, records: Record<string, unknown>[]): void {
-  if (records.length > 0) appendFileSync(path, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-}
-
-/** Drops sample records of steps >= from (a resumed run writes them again). */
-export function truncateSamples(path: string, from: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => {
-      if (!l.trim()) return false;
-      try {
-        return JSON.parse(l).step < from;
-      } catch {
-        return false;
-      }
-    });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, kept.map((l) => `${l}\n`).join(''));
-  renameSync(tmp, path);
 }

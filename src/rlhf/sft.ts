@@ -1,30 +1,16 @@
 // Step 1 of InstructGPT (arXiv 2203.02155 §3.5): supervised fine-tuning on labeler demonstrations. Loss on the
 // response tokens only; cosine decay; residual dropout; the final model is the epoch with the best validation reward
 // model score of greedy samples (the paper's choice), or the best validation loss when no reward model is given.
+// The config is sft_config.ts's, the evaluation sft_eval.ts's; this file loads the inputs and is the trainer.
 import { join } from 'node:path';
-import { Type } from '@sinclair/typebox';
-import {
-  type CausalLM,
-  checkModelFolder,
-  generate,
-  loadRewardModel,
-  type ScalarModel,
-  scoreSequences,
-} from '../models/index.js';
+import { type CausalLM, checkModelFolder, loadRewardModel } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
-import { crossEntropy, noGrad, Rng, reshape, type Tensor, tidy } from '../tensor/index.js';
+import { crossEntropy, Rng, reshape, type Tensor } from '../tensor/index.js';
 import { Formatter, type Tokenizer } from '../tokenizer/index.js';
 import { EpochBatches, splitValidation } from '../train/batches.js';
-import {
-  baseFields,
-  ConfigSpec,
-  dropoutField,
-  loraFields,
-  promptFormatField,
-  valFractionField,
-} from '../train/config.js';
 import { openRun, runTrainer, type StepOutput, type TrainedPart, type Trainer } from '../train/loop.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
+import { corpusTokens } from '../train/tokens.js';
 import {
   encodeDemonstrations,
   loadCausalLM,
@@ -35,29 +21,12 @@ import {
   startingPromptFormat,
   type TrainerRun,
 } from './data.js';
+import { ptxStep, ptxWindows } from './ptx.js';
+import { checkSftConfig, type SftConfig } from './sft_config.js';
+import { sampleScore, uniquePrompts, validationLoss } from './sft_eval.js';
 
-export const sftSpec = new ConfigSpec('sft', {
-  epochs: Type.Integer({ minimum: 1, default: 16, description: 'passes over the demonstrations' }),
-  dropout: dropoutField(0.2),
-  valFraction: valFractionField('demonstrations'),
-  evalPrompts: Type.Integer({
-    minimum: 0,
-    default: 0,
-    description: 'validation prompts sampled for the RM score (0: all)',
-  }),
-  evalMaxNewTokens: Type.Integer({ minimum: 1, default: 64, description: 'longest greedy sample for the RM score' }),
-  promptFormat: promptFormatField,
-  ...loraFields(),
-  ...baseFields({ batchSize: 8, lr: 2e-5, warmupRatio: 0.03, minLrRatio: 0.1 }),
-});
-
-export type SftConfig = typeof sftSpec.defaults;
-export const sftDefaults: SftConfig = sftSpec.defaults;
-
-export function checkSftConfig(c: SftConfig, source = 'sft config'): void {
-  sftSpec.check(c, source);
-  loraConfigOf(c, source);
-}
+export { checkSftConfig, type SftConfig, sftDefaults, sftSpec } from './sft_config.js';
+export { sampleScore, validationLoss } from './sft_eval.js';
 
 /** Mean next-token cross-entropy over the response tokens of a batch (prompt and padding are ignored). */
 export function sftLoss(model: CausalLM, examples: SftExample[], padId: number): Tensor {
@@ -67,53 +36,10 @@ export function sftLoss(model: CausalLM, examples: SftExample[], padId: number):
   return crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]));
 }
 
-/** Validation loss: the mean over all response tokens of the set. */
-export function validationLoss(model: CausalLM, examples: SftExample[], batchSize: number, padId: number): number {
-  let total = 0;
-  let count = 0;
-  for (let i = 0; i < examples.length; i += batchSize) {
-    const chunk = examples.slice(i, i + batchSize);
-    total += noGrad(() =>
-      tidy(() => {
-        const { ids, mask, targets } = sftBatch(chunk, padId);
-        const logits = model.forward(ids, { attentionMask: mask });
-        const [B, T, V] = logits.shape;
-        return crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'sum' }).item();
-      }),
-    );
-    for (const e of chunk) count += e.ids.length - e.promptLength;
-  }
-  return total / count;
-}
-
-/** Mean reward-model score of the policy's greedy (temperature 0) samples on the prompts. */
-export function sampleScore(
-  policy: CausalLM,
-  rm: ScalarModel,
-  prompts: number[][],
-  fmt: Formatter,
-  opts: { batchSize: number; maxNewTokens: number },
-): number {
-  const longest = Math.max(...prompts.map((p) => p.length));
-  const room = Math.min(policy.maxPositions, rm.trunk.maxPositions) - longest;
-  const maxNewTokens = Math.max(1, Math.min(opts.maxNewTokens, room));
-  const sequences: number[][] = [];
-  for (let i = 0; i < prompts.length; i += opts.batchSize) {
-    const chunk = prompts.slice(i, i + opts.batchSize);
-    const { tokens } = generate(policy, chunk, {
-      maxNewTokens,
-      temperature: 0,
-      eosTokenIds: [fmt.eosId],
-      padTokenId: fmt.padId,
-    });
-    for (const [b, p] of chunk.entries()) sequences.push([...p, ...tokens[b]]);
-  }
-  const scores = scoreSequences(rm, sequences, opts.batchSize, fmt.padId);
-  return scores.reduce((a, b) => a + b, 0) / scores.length;
-}
-
 export interface SftOptions extends TrainerRun {
   config: SftConfig;
+  /** A pretraining corpus mixed into every update with weight config.ptxCoef (read as pretrain and PPO-ptx read it). */
+  ptxFiles?: string[];
   /** A reward model folder: selects the final epoch by the score of greedy validation samples. */
   rewardModelDir?: string;
 }
@@ -149,8 +75,9 @@ function prepareSft(opts: SftOptions) {
     seed: cfg.seed,
   });
   const lora = loraConfigOf(cfg);
-  if (lora) applyLora(model, lora, { seed: cfg.seed });
+  if (lora) applyLora(model, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' });
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
+  const ptx = ptxWindows(opts.ptxFiles ? corpusTokens(opts.ptxFiles, tokenizer) : null, cfg, model.maxPositions);
   if (reward?.tokenizer) checkSameVocabulary(tokenizer, reward.tokenizer, opts.rewardModelDir!);
   const context = model.maxPositions;
   const encoded = encodeDemonstrations(demos.records, fmt, context, { skipBad: opts.skipBad });
@@ -168,6 +95,7 @@ function prepareSft(opts: SftOptions) {
     dropoutRng,
     note,
     fmt,
+    ptx,
     reward: reward?.model ?? null,
     ...split,
     skipped,
@@ -185,7 +113,10 @@ function checkSameVocabulary(policy: Tokenizer, rm: Tokenizer, rmDir: string): v
 type Prepared = ReturnType<typeof prepareSft>;
 
 /** SFT on the loop: one batch of demonstrations per step; validation (and the model kept) at each epoch's end. */
-class SftTrainer implements Trainer<SftExample[]> {
+// A batch of demonstrations, or (with the pretraining mix) the corpus's next windows, added to the same update.
+type SftBatch = { kind: 'demos'; examples: SftExample[] } | { kind: 'ptx' };
+
+class SftTrainer implements Trainer<SftBatch> {
   readonly stage = 'sft';
   readonly parts: TrainedPart[];
   readonly rngs: Record<string, Rng>;
@@ -212,14 +143,16 @@ class SftTrainer implements Trainer<SftExample[]> {
     p.model.train();
   }
 
-  *updates(): Iterable<SftExample[][]> {
-    yield [this.data.next()];
+  *updates(): Iterable<SftBatch[]> {
+    const demos = { kind: 'demos', examples: this.data.next() } as const;
+    yield this.p.ptx ? [demos, { kind: 'ptx' }] : [demos];
   }
 
-  step(batch: SftExample[]): StepOutput {
+  step(batch: SftBatch): StepOutput {
+    if (batch.kind === 'ptx') return ptxStep(this.p.model, this.p.ptx!, this.cfg);
     return {
-      loss: sftLoss(this.p.model, batch, this.p.fmt.padId),
-      tokens: batch.reduce((n, e) => n + e.ids.length, 0),
+      loss: sftLoss(this.p.model, batch.examples, this.p.fmt.padId),
+      tokens: batch.examples.reduce((n, e) => n + e.ids.length, 0),
     };
   }
 
@@ -264,17 +197,30 @@ class SftTrainer implements Trainer<SftExample[]> {
   }
 
   saveState() {
-    return { state: { position: this.data.position, best: this.best } };
+    return { state: { position: this.data.position, best: this.best, ptxCursor: this.p.ptx?.cursor ?? 0 } };
   }
 
   loadState(s: Record<string, unknown>): void {
     this.data.position = s.position as EpochBatches<SftExample>['position'];
     this.best = s.best as SftTrainer['best'];
+    if (this.p.ptx) this.p.ptx.cursor = (s.ptxCursor as number | undefined) ?? 0;
   }
+}
+
+/** The pretraining mix needs both a corpus and ptxCoef > 0: either alone is an error (γ_ptx is 0 by default). */
+export function checkSftPtx(c: SftConfig, hasCorpus: boolean): void {
+  const mixing = c.ptxCoef > 0;
+  if (mixing !== hasCorpus)
+    throw new Error(
+      mixing
+        ? `sft: field "ptxCoef" is ${c.ptxCoef} but no pretraining corpus is given: pass --ptx FILE (or ptxCoef 0)`
+        : 'sft: a pretraining corpus (--ptx) is mixed in only with field "ptxCoef" > 0: pass --ptx-coef (e.g. 1)',
+    );
 }
 
 export function trainSft(opts: SftOptions): SftResult {
   checkSftConfig(opts.config);
+  checkSftPtx(opts.config, opts.ptxFiles !== undefined && opts.ptxFiles.length > 0);
   // Saved resolved: sft_config.json beside the model records the format for the stages that read this folder.
   const promptFormat = startingPromptFormat(opts.modelDir, opts.base, opts.config.promptFormat);
   const cfg = { ...opts.config, promptFormat };
@@ -285,6 +231,7 @@ export function trainSft(opts: SftOptions): SftResult {
     data: opts.dataFile,
     val: opts.valFile ?? null,
     rewardModel: opts.rewardModelDir ?? null,
+    ptx: opts.ptxFiles ?? null,
   };
   const runOpts = { ...opts, config, log: say };
   const resuming = openRun('sft', runOpts);
@@ -307,15 +254,4 @@ export function trainSft(opts: SftOptions): SftResult {
     selectedBy: trainer.selectedBy,
     bestValue: trainer.selectedBy === 'last epoch' ? null : (chosen?.value ?? null),
   };
-}
-
-// Each distinct prompt once (a prompt with several demonstrations is sampled once), at most `limit` (0: all).
-function uniquePrompts(examples: SftExample[], limit: number): number[][] {
-  const seen = new Map<string, number[]>();
-  for (const e of examples) {
-    const prompt = e.ids.slice(0, e.promptLength);
-    seen.set(prompt.join(','), prompt);
-  }
-  const all = [...seen.values()];
-  return limit > 0 ? all.slice(0, limit) : all;
 }

@@ -24,7 +24,7 @@ export const User = Type.Object({
 export const Me = Type.Object({ user: User, csrfToken: Type.String(), expiresAt: Type.Number() });
 
 export const Settings = Type.Object({
-  candidateModel: Type.String(),
+  candidateModels: Type.Array(Type.String()),
   k: Type.Integer(),
   overlap: Type.Number(),
   overlapLabelers: Type.Integer(),
@@ -237,6 +237,11 @@ export const EvalRow = Type.Object({
   done: Type.Integer(),
   /** Model A's win rate against model B so far. */
   result: WinRate,
+  /**
+   * Inter-labeler agreement: the share of pairs of answers to one prompt that pick the same winner (or both a tie),
+   * over `pairs` such pairs on `tasks` prompts answered twice or more; null until there is one.
+   */
+  agreement: Type.Object({ rate: Nullable(Type.Number()), pairs: Type.Integer(), tasks: Type.Integer() }),
 });
 
 export const EvalRatings = Type.Object({
@@ -318,6 +323,15 @@ export const JobKindInfo = Type.Object({
   data: Type.String(),
   needsRewardModel: Type.Boolean(),
   schema: Json,
+  /** The form's sections (see jobs/kinds.ts formGroups): every schema field in exactly one. */
+  groups: Type.Array(
+    Type.Object({
+      title: Type.String(),
+      fields: Type.Array(Type.String()),
+      advanced: Type.Boolean(),
+      withPtx: Type.Boolean(),
+    }),
+  ),
 });
 
 /** The bodies of each route's 200 (201 where it creates), by name: what `schema.response` holds. */
@@ -366,7 +380,13 @@ export const responses = {
   Reported: Type.Object({ reportId: Type.Integer() }),
   Guidelines: Type.Object({ guidelines: Type.String() }),
   AdminModels,
-  CreatedEval: Type.Object({ id: Type.Integer(), tasks: Type.Integer(), reused: Type.Integer() }),
+  CreatedEval: Type.Object({
+    id: Type.Integer(),
+    tasks: Type.Integer(),
+    reused: Type.Integer(),
+    /** Prompts left out: the two versions gave the same or an empty answer every time (with the reason). */
+    dropped: Type.Array(Type.Object({ promptId: Type.Integer(), message: Type.String() })),
+  }),
   Eval: Type.Object({ eval: EvalRow }),
   Evals: Type.Object({ evals: Type.Array(EvalRow) }),
   EvalRatings,

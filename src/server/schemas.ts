@@ -41,6 +41,10 @@ export function schemas(l: Limits) {
     CreateGroup: Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), split: Split }),
     Settings: Type.Object(
       {
+        candidateModels: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 32, uniqueItems: true }),
+        ),
+        /** Earlier releases' single candidate source: the same as `candidateModels: [name]`. */
         candidateModel: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         k: Type.Optional(Type.Integer({ minimum: 4, maximum: 9 })),
         overlap: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
@@ -172,6 +176,8 @@ export function schemas(l: Limits) {
         modelA: Type.String({ minLength: 1, maxLength: 128 }),
         modelB: Type.String({ minLength: 1, maxLength: 128 }),
         prompts: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 10000 })),
+        /** Held-out labelers who answer each prompt (2 or more give the eval an agreement figure). */
+        labelers: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
       },
       { additionalProperties: false },
     ),

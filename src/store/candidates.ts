@@ -37,31 +37,73 @@ export async function abCandidates(sourceA: CandidateSource, sourceB: CandidateS
   }
 }
 
+/** A candidate source under the model name recorded beside each answer it writes. */
+export interface NamedSource {
+  name: string;
+  source: CandidateSource;
+}
+
+/** A candidate answer and the model version that wrote it. */
+export interface Candidate {
+  text: string;
+  model: string;
+}
+
+/** n split as evenly as possible over m parts, the first n mod m parts one larger. */
+function evenShares(n: number, m: number): number[] {
+  return Array.from({ length: m }, (_, i) => Math.floor(n / m) + (i < n % m ? 1 : 0));
+}
+
 /**
- * Up to k distinct, non-blank candidates for a prompt. What repeats (compared without surrounding whitespace) or
- * says nothing is dropped and the source is asked again for the missing ones, up to `retries` times; a source that
- * keeps repeating itself yields fewer (K shrinks). Fewer than two distinct answers make no ranking: that rejects.
+ * Up to k distinct, non-blank candidates for a prompt from one or several sources. K is split evenly across the
+ * sources, the remainder going to the sources first in turn from `turn` on (the caller passes the prompt's id, so
+ * over many prompts every source writes its share; with more sources than K, each prompt gets K of them in turn): every ranking then compares versions with
+ * each other as well as samples of one version. What repeats (across sources too, compared without surrounding
+ * whitespace) or says nothing is dropped, and the missing ones are asked again of all the sources still answering, up
+ * to `retries` times; a source that fails is left out for this prompt. Too few distinct answers shrink K; fewer than
+ * two make no ranking: that rejects, naming what the sources said.
  */
 export async function distinctCandidates(
-  source: CandidateSource,
+  sources: readonly NamedSource[],
   prompt: string,
   k: number,
-  retries = 3,
-): Promise<string[]> {
-  const out: string[] = [];
+  { retries = 3, turn = 0 } = {},
+): Promise<Candidate[]> {
+  const out: Candidate[] = [];
   const seen = new Set<string>();
-  const take = (texts: string[]) => {
-    for (const t of texts) {
-      const key = t.trim();
-      if (key === '' || seen.has(key) || out.length >= k) continue;
-      seen.add(key);
-      out.push(t);
-    }
-  };
-  take(await source.generate(prompt, k));
-  for (let i = 0; i < retries && out.length < k; i++) take(await source.generate(prompt, k - out.length));
+  const failures: string[] = [];
+  let live = sources.map((_, i) => sources[(i + turn) % sources.length]);
+  for (let round = 0; round <= retries && out.length < k && live.length > 0; round++) {
+    const shares = evenShares(k - out.length, live.length);
+    const asked = live.map((from, i) => ({ from, share: shares[i] })).filter((a) => a.share > 0);
+    // The sources sample side by side (each served version has its own worker); answers are taken in turn order.
+    const results = await Promise.allSettled(asked.map((a) => a.from.source.generate(prompt, a.share)));
+    const failed = new Set<NamedSource>();
+    const extra: Candidate[] = [];
+    results.forEach((r, i) => {
+      const { from, share } = asked[i];
+      if (r.status === 'rejected') {
+        failures.push(`${from.name}: ${(r.reason as Error)?.message ?? r.reason}`);
+        failed.add(from);
+        return;
+      }
+      let taken = 0;
+      for (const text of r.value) {
+        const key = text.trim();
+        if (key === '' || seen.has(key)) continue;
+        seen.add(key);
+        (taken++ < share && out.length < k ? out : extra).push({ text, model: from.name });
+      }
+    });
+    // A source that gave more than its share fills the places the others left empty.
+    out.push(...extra.slice(0, k - out.length));
+    live = live.filter((s) => !failed.has(s));
+  }
   if (out.length < 2) {
-    throw new Error(`only ${out.length} distinct non-empty candidate(s) after ${retries} resamples; a ranking needs 2`);
+    const why = failures.length > 0 ? ` (${failures.join('; ')})` : '';
+    throw new Error(
+      `only ${out.length} distinct non-empty candidate(s) after ${retries} resamples${why}; a ranking needs 2`,
+    );
   }
   return out;
 }

@@ -26,8 +26,17 @@ export interface EvalRow {
 }
 
 export class Evals extends Aggregate {
-  /** Stores an eval over these A/B tasks (each between the same two models, on a held-out prompt). */
-  async create(e: { modelA: string; modelB: string; createdBy: number | null; taskIds: number[] }): Promise<number> {
+  /**
+   * Stores an eval over these A/B tasks (each between the same two models, on a held-out prompt). With `labelers`, a
+   * reused task that asks fewer labelers than that is raised to it, so that the eval's agreement can be measured.
+   */
+  async create(e: {
+    modelA: string;
+    modelB: string;
+    createdBy: number | null;
+    taskIds: number[];
+    labelers?: number;
+  }): Promise<number> {
     if (e.modelA === e.modelB) throw new StoreError('invalid', 'an eval compares two different models');
     return this.s.tx(async (s) => {
       const { id } = await s.db
@@ -45,6 +54,14 @@ export class Evals extends Aggregate {
           throw new StoreError('invalid', `task ${taskId} is not an A/B task on a held-out prompt`);
         }
         await s.db.insertInto('eval_tasks').values({ eval_id: id, task_id: taskId }).execute();
+      }
+      if (e.labelers !== undefined && e.taskIds.length > 0) {
+        await s.db
+          .updateTable('tasks')
+          .set({ target: e.labelers })
+          .where('id', 'in', e.taskIds)
+          .where('target', '<', e.labelers)
+          .execute();
       }
       return id;
     });
@@ -113,6 +130,41 @@ export class Evals extends Aggregate {
       .orderBy('comparisons.id')
       .execute();
     return decided(rows);
+  }
+
+  /**
+   * How often two labelers who answered the same prompt of the eval agree (the same winner, or both a tie), over
+   * every such pair of answers: the eval's inter-labeler agreement (null until a prompt has two answers).
+   */
+  async agreement(id: number): Promise<{ rate: number | null; pairs: number; tasks: number }> {
+    const rows = await this.db
+      .selectFrom('eval_tasks')
+      .innerJoin('assignments', 'assignments.task_id', 'eval_tasks.task_id')
+      .innerJoin('comparisons', 'comparisons.assignment_id', 'assignments.id')
+      .select(['eval_tasks.task_id', 'comparisons.model_a', 'comparisons.model_b', 'comparisons.choice'])
+      .where('eval_tasks.eval_id', '=', id)
+      .where(notRejected)
+      .execute();
+    const winners = new Map<number, string[]>();
+    for (const r of rows) {
+      if (!r.choice) continue;
+      const winner = r.choice === 'tie' ? 'tie' : r.choice === 'a' ? r.model_a : r.model_b;
+      winners.set(r.task_id, [...(winners.get(r.task_id) ?? []), winner ?? '']);
+    }
+    let pairs = 0;
+    let agreeing = 0;
+    let tasks = 0;
+    for (const w of winners.values()) {
+      if (w.length < 2) continue;
+      tasks++;
+      for (let i = 0; i < w.length; i++) {
+        for (let j = i + 1; j < w.length; j++) {
+          pairs++;
+          if (w[i] === w[j]) agreeing++;
+        }
+      }
+    }
+    return { rate: pairs > 0 ? agreeing / pairs : null, pairs, tasks };
   }
 
   /**

@@ -48,6 +48,7 @@ export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null
   if (r.context) out.context = r.context;
   if (r.labeler) out.labeler = r.labeler;
   if (r.likert) out.likert = order.map((i) => r.likert![i]);
+  if (r.models) out.models = order.map((i) => r.models![i]);
   if (r.flags) {
     out.flags = Object.fromEntries(
       Object.entries(r.flags).map(([f, idx]) => [f, idx.filter((i) => newIndex.has(i)).map((i) => newIndex.get(i)!)]),
@@ -55,6 +56,9 @@ export function withoutDegenerateAnswers(r: RankingRecord): RankingRecord | null
   }
   return out;
 }
+
+/** The model name of answers imported without one. */
+const IMPORTED = 'imported';
 
 export class Exchange extends Aggregate {
   async importPrompts(records: PromptRecord[], source = 'import'): Promise<number> {
@@ -70,7 +74,7 @@ export class Exchange extends Aggregate {
     return this.s.tx(async (s) => {
       for (const r of records) {
         const pid = await s.prompts.idFor(r.prompt, r.split ?? 'training', 'import');
-        const model = r.model ?? 'imported';
+        const model = r.model ?? IMPORTED;
         await s.prompts.addCandidateSet(
           pid,
           r.responses.map((text) => ({ text, model })),
@@ -107,7 +111,7 @@ export class Exchange extends Aggregate {
         const pid = await s.prompts.idFor(r.prompt, r.split ?? 'training', 'import');
         const setId = await s.prompts.addCandidateSet(
           pid,
-          r.responses.map((text) => ({ text, model: 'imported' })),
+          r.responses.map((text, i) => ({ text, model: r.models?.[i] ?? IMPORTED })),
           false,
         );
         await s.db
@@ -223,15 +227,18 @@ export class Exchange extends Aggregate {
       .execute();
     const out: RankingRecord[] = [];
     for (const r of rows) {
+      const responses = await this.s.prompts.setResponses(r.set_id);
       const rec: RankingRecord = {
         prompt: r.prompt,
-        responses: (await this.s.prompts.setResponses(r.set_id)).map((x) => x.text),
+        responses: responses.map((x) => x.text),
         ranking: JSON.parse(r.ranking),
       };
       const labeler = r.labeler ?? r.username;
       if (labeler) rec.labeler = labeler;
       if (r.likert) rec.likert = JSON.parse(r.likert);
       if (r.flags) rec.flags = JSON.parse(r.flags);
+      // Which version wrote each answer, unless nothing is known (imported without model names).
+      if (responses.some((x) => x.model !== IMPORTED)) rec.models = responses.map((x) => x.model);
       const clean = withoutDegenerateAnswers(rec);
       if (clean) out.push(clean);
     }
@@ -248,7 +255,12 @@ export class Exchange extends Aggregate {
     if (include.rankings) {
       for (const r of await this.exportRankings(split)) {
         for (const [better, worse] of orderedPairs(r.ranking)) {
-          out.push({ prompt: r.prompt, chosen: r.responses[better], rejected: r.responses[worse] });
+          out.push({
+            prompt: r.prompt,
+            chosen: r.responses[better],
+            rejected: r.responses[worse],
+            ...(r.models ? { chosen_model: r.models[better], rejected_model: r.models[worse] } : {}),
+          });
         }
       }
     }
@@ -256,15 +268,22 @@ export class Exchange extends Aggregate {
     if (include.comparisons && split === 'training') {
       const rows = await this.db
         .selectFrom('comparisons')
-        .select(['prompt', 'a_text', 'b_text', 'choice'])
+        .select(['prompt', 'a_text', 'b_text', 'model_a', 'model_b', 'choice'])
         .where('kind', 'in', ['chat', 'pairwise'])
         .where('choice', 'in', ['a', 'b'])
         .orderBy('id')
         .execute();
       for (const c of rows) {
-        const [chosen, rejected] = c.choice === 'a' ? [c.a_text, c.b_text] : [c.b_text, c.a_text];
-        if (chosen.trim() && rejected.trim() && chosen.trim() !== rejected.trim()) {
-          out.push({ prompt: c.prompt, chosen, rejected });
+        const a = { text: c.a_text, model: c.model_a };
+        const b = { text: c.b_text, model: c.model_b };
+        const [chosen, rejected] = c.choice === 'a' ? [a, b] : [b, a];
+        if (chosen.text.trim() && rejected.text.trim() && chosen.text.trim() !== rejected.text.trim()) {
+          out.push({
+            prompt: c.prompt,
+            chosen: chosen.text,
+            rejected: rejected.text,
+            ...(chosen.model && rejected.model ? { chosen_model: chosen.model, rejected_model: rejected.model } : {}),
+          });
         }
       }
     }

@@ -67,7 +67,11 @@ export interface JobReport {
 }
 
 export type JobOutcome =
-  | { state: 'done'; model: NewModelVersion }
+  /**
+   * `derived`: further versions the run wrote beside its model (PPO's moving average of the policy's weights),
+   * registered with the model as their parent.
+   */
+  | { state: 'done'; model: NewModelVersion; derived?: NewModelVersion[] }
   | { state: 'failed'; error: string }
   | { state: 'cancelled' };
 
@@ -233,7 +237,11 @@ export class Jobs extends Aggregate {
         .where('state', '=', 'running')
         .executeTakeFirst();
       if (!held) return false;
-      const modelId = outcome.state === 'done' ? (await s.models.register(outcome.model)).model.id : null;
+      const modelId =
+        outcome.state === 'done' ? (await s.models.register(outcome.model, { suffix: true })).model.id : null;
+      for (const m of outcome.state === 'done' ? (outcome.derived ?? []) : []) {
+        await s.models.register({ ...m, parentId: modelId }, { suffix: true });
+      }
       await s.db
         .updateTable('jobs')
         .set({

@@ -36,6 +36,8 @@ export interface RankingRecord {
   labeler?: string;
   likert?: number[];
   flags?: Record<string, number[]>;
+  /** The model version that wrote each response (as `likert`, one per response), when known. */
+  models?: string[];
   split?: Split;
 }
 export interface PairwiseRecord {
@@ -44,6 +46,9 @@ export interface PairwiseRecord {
   context?: ChatTurn[];
   chosen: string;
   rejected: string;
+  /** The model versions that wrote the two answers, when known (metadata: trainers read only the texts). */
+  chosen_model?: string;
+  rejected_model?: string;
 }
 export interface EvalRecord {
   prompt: string;
@@ -146,6 +151,17 @@ function texts(o: Obj, key: string, opts: ValidateOptions): string[] {
     if (twin !== undefined) throw new Invalid(`"${key}[${i}]" is the same text as "${key}[${twin}]"`);
     seen.set(s.trim(), i);
   });
+  return v as string[];
+}
+
+/** An optional list of model names, one per response. */
+function models(o: Obj, k: number, opts: ValidateOptions): string[] | undefined {
+  const v = o.models;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length !== k || v.some((m) => typeof m !== 'string' || m.trim() === ''))
+    throw new Invalid(`"models" must hold ${k} model names, one per response`);
+  if (v.some((m: string) => m.length > opts.maxTextChars))
+    throw new Invalid(`"models" names are longer than ${opts.maxTextChars} characters`);
   return v as string[];
 }
 
@@ -275,6 +291,7 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
   },
   rankings(o, opts) {
     const responses = texts(o, 'responses', opts);
+    const writers = models(o, responses.length, opts);
     const err = rankingLabelError({ ranking: o.ranking, likert: o.likert, flags: o.flags }, responses.length);
     if (err) throw new Invalid(err);
     if (orderedPairs(o.ranking as RankingOrder).length === 0)
@@ -286,6 +303,7 @@ const validators: { [K in ImportKind]: (o: Obj, opts: ValidateOptions) => Record
       labeler: text(o, 'labeler', opts, true),
       likert: (o.likert ?? undefined) as number[] | undefined,
       flags: (o.flags ?? undefined) as Record<string, number[]> | undefined,
+      ...(writers ? { models: writers } : {}),
       split: split(o),
     };
   },

@@ -13,6 +13,7 @@ import {
 import { jobsMigration } from './migration_0007_jobs.js';
 import { evalsMigration } from './migration_0008_evals.js';
 import { curationMigration } from './migration_0009_curation.js';
+import { versionsMigration } from './migration_0010_versions.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -351,6 +352,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0007_jobs_models': jobsMigration(dialect),
     '0008_evals': evalsMigration(dialect),
     '0009_curation': curationMigration(dialect),
+    '0010_versions': versionsMigration,
   };
 }
 

@@ -61,13 +61,35 @@ function toVersion(r: Selectable<ModelsTable>, lineage: number[] = []): ModelVer
 }
 
 export class Models extends Aggregate {
-  /** Registers a folder, or returns the version already registered at its path (`created` says which). */
-  async register(m: NewModelVersion): Promise<{ model: ModelVersion; created: boolean }> {
+  /**
+   * Registers a folder, or returns the version already registered at its path (`created` says which). Names are
+   * unique (versions are served and picked by name): a name someone chose that another folder holds is a conflict;
+   * a name the platform picked (`suffix`: a folder's base name, a job's `sft-3`) gets `-2`, `-3`... instead.
+   */
+  async register(
+    m: NewModelVersion,
+    opts: { suffix?: boolean } = {},
+  ): Promise<{ model: ModelVersion; created: boolean }> {
     if (m.parentId != null) await this.get(m.parentId);
+    const registered = await this.db.selectFrom('models').selectAll().where('path', '=', m.path).executeTakeFirst();
+    if (registered) return { model: await this.withLineage(registered), created: false };
+    let name = m.name;
+    for (let n = 2; ; n++) {
+      const holder = await this.db.selectFrom('models').select('path').where('name', '=', name).executeTakeFirst();
+      if (!holder) break;
+      if (!opts.suffix) {
+        throw new StoreError(
+          'conflict',
+          `a model version named "${name}" is already registered (${holder.path}); give this one another name`,
+          { field: 'name' },
+        );
+      }
+      name = `${m.name}-${n}`;
+    }
     const inserted = await this.db
       .insertInto('models')
       .values({
-        name: m.name,
+        name,
         path: m.path,
         kind: m.kind,
         head: m.head,

@@ -51,7 +51,10 @@ export interface PromptsTable {
 export interface CandidateSetsTable {
   id: Generated<number>;
   prompt_id: number;
-  /** Name of the model (candidate source) that produced the responses; 'mixed' for A/B sets. */
+  /**
+   * Name of the model (candidate source) that produced the responses; 'mixed' when several did (A/B sets, rankings
+   * from several versions: each response names its own).
+   */
   model: string;
   /** 1 when the set was imported as a candidate pool and is not yet used by a task. */
   pooled: ColumnType<number, number | undefined, number>;

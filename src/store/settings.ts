@@ -2,8 +2,11 @@
 import { Aggregate } from './aggregate.js';
 
 export interface Settings {
-  /** Name of the CandidateSource that generates ranking candidates. */
-  candidateModel: string;
+  /**
+   * The CandidateSources (served versions, or imported pools by model name) that write ranking candidates: a task's K
+   * are split evenly across them (see distinctCandidates), as the paper's rankings compared several models' outputs.
+   */
+  candidateModels: string[];
   /** Responses per ranking task (the paper's K, 4..9). */
   k: number;
   /** Share of new tasks (0..1) given to more than one labeler. */
@@ -32,7 +35,7 @@ export interface Settings {
 }
 
 export const DEFAULT_SETTINGS: Settings = {
-  candidateModel: 'imported',
+  candidateModels: ['imported'],
   k: 4,
   overlap: 0.1,
   overlapLabelers: 2,

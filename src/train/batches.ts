@@ -12,6 +12,17 @@ export function shuffled(n: number, rng: Rng): number[] {
   return order;
 }
 
+/**
+ * `passes` passes over items, each in a fresh seeded order, cut into minibatches of `size` (the last may be smaller):
+ * the update schedule of the on-policy trainers (PPO's epochs, GRPO's μ iterations) over one rollout.
+ */
+export function* minibatches<T>(items: readonly T[], size: number, passes: number, rng: Rng): Generator<T[]> {
+  for (let pass = 0; pass < passes; pass++) {
+    const order = shuffled(items.length, rng);
+    for (let at = 0; at < order.length; at += size) yield order.slice(at, at + size).map((i) => items[i]);
+  }
+}
+
 /** Holds out floor(fraction · n) records, chosen by a seeded shuffle; the rest keep their file order. */
 export function splitValidation<T>(records: T[], fraction: number, seed: number): { train: T[]; val: T[] } {
   if (!(fraction >= 0 && fraction < 1)) throw new Error(`val fraction must be in [0, 1), got ${fraction}`);

@@ -125,6 +125,22 @@ export function valFractionField(what: string) {
 }
 
 /** The LoRA fields of every trainer that fine-tunes a model (flags --lora-r, --lora-alpha, ..., --merge). */
+/**
+ * The pretraining mix (InstructGPT's PPO-ptx, and SFT's): γ_ptx × the LM loss on windows of a pretraining corpus
+ * added to each update, against forgetting. `coef` is the default γ_ptx (used only with a corpus).
+ */
+export function ptxFields(coef: number) {
+  return {
+    ptxCoef: Type.Number({
+      minimum: 0,
+      default: coef,
+      description: 'γ_ptx: weight of the pretraining LM loss (with --ptx)',
+    }),
+    ptxBatchSize: Type.Integer({ minimum: 1, default: 4, description: 'pretraining windows per update' }),
+    ptxSeqLen: Type.Integer({ minimum: 1, default: 128, description: 'tokens per pretraining window' }),
+  };
+}
+
 export function loraFields() {
   return {
     loraR: Type.Integer({

@@ -158,7 +158,7 @@ export const api = {
   saveSettings: (s: SettingsPatch) => request<R<'Settings'>>('PUT', '/api/admin/settings', s),
   models: () => get<R<'AdminModels'>>('/api/admin/models'),
   evals: () => get<R<'Evals'>>('/api/admin/evals'),
-  createEval: (b: { modelA: string; modelB: string; prompts?: number[] }) =>
+  createEval: (b: { modelA: string; modelB: string; prompts?: number[]; labelers?: number }) =>
     post<R<'CreatedEval'>>('/api/admin/evals', b),
   evalRatings: (baseline?: string) =>
     get<R<'EvalRatings'>>(`/api/admin/evals/ratings${baseline ? `?baseline=${encodeURIComponent(baseline)}` : ''}`),
@@ -193,8 +193,13 @@ export const api = {
   jobKinds: () => get<{ kinds: JobKindInfo[] }>('/api/admin/jobs/kinds'),
   jobs: () => get<{ jobs: JobRow[] }>('/api/admin/jobs'),
   job: (id: number) => get<{ job: JobDetail }>(`/api/admin/jobs/${id}`),
-  createJob: (b: { kind: string; baseModel: number; rewardModel?: number; config: Record<string, unknown> }) =>
-    post<{ id: number }>('/api/admin/jobs', b),
+  createJob: (b: {
+    kind: string;
+    baseModel: number;
+    rewardModel?: number;
+    config: Record<string, unknown>;
+    ptx?: string;
+  }) => post<{ id: number }>('/api/admin/jobs', b),
   cancelJob: (id: number) => post<{ job: JobDetail }>(`/api/admin/jobs/${id}/cancel`),
   importJsonl: (kind: string, text: string, filename?: string) =>
     post<R<'Imported'>>(`/api/admin/import/${kind}`, undefined, { raw: text, filename }),

@@ -97,13 +97,13 @@ export async function run(args: string[]): Promise<number> {
   let reward: RewardFn;
   let value: ScalarModel | null = null;
   const lora = loraConfigOf(config);
-  // Frozen models are held in bf16 with --bf16 (half their memory); a reward model whose trunk the value model
-  // shares (LoRA) trains through it, so it stays f32.
+  // Frozen models are held in bf16 with --bf16 (half their memory), a reward model whose trunk the value model shares
+  // (LoRA) too: the value model's gradients flow through the frozen trunk to its adapters and head.
   const shared = lora !== null && !programmatic && valueDir === o.reward;
   const frozen = { dtype: config.bf16 ? ('bf16' as const) : ('f32' as const) };
   if (programmatic) reward = countReward(o.reward!.slice('count:'.length));
   else {
-    const rm = loadRewardModel(o.reward!, shared ? {} : frozen).model;
+    const rm = loadRewardModel(o.reward!, frozen).model;
     // The reward model reads the policy's token ids, so both must share one vocabulary.
     if (rm.trunk.config.vocabSize !== policy.config.vocabSize)
       throw new Error(

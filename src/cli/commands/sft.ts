@@ -12,6 +12,8 @@ Hugging Face folder.
 
 ${DATA_HELP}
   --reward-model DIR       reward model folder: choose the epoch by its score of greedy validation samples
+  --ptx FILE...            pretraining corpus mixed into every update with weight --ptx-coef (as PPO-ptx; .txt or
+                           .jsonl {"text"}, read as pretrain reads it), against forgetting the base model's LM
 
 options:
 ${sftSpec.help()}
@@ -20,7 +22,13 @@ ${RUN_HELP}`;
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { ...DATA_FLAGS, 'reward-model': { type: 'string' }, ...sftSpec.options(), ...RUN_FLAGS },
+    options: {
+      ...DATA_FLAGS,
+      'reward-model': { type: 'string' },
+      ptx: { type: 'string', multiple: true },
+      ...sftSpec.options(),
+      ...RUN_FLAGS,
+    },
   });
   if (values.help) {
     console.log(HELP);
@@ -38,6 +46,7 @@ export async function run(args: string[]): Promise<number> {
     config: sftSpec.fromArgs(values),
     valFile: values.val,
     rewardModelDir: values['reward-model'],
+    ptxFiles: values.ptx,
     resume: values.resume,
     forceConfig: values['force-config'],
     skipBad: values['skip-bad'],

@@ -1,5 +1,5 @@
 /** Admin: people, groups, settings, prompts, tasks, gold items, the screening test and the dashboard. */
-import { abCandidates, distinctCandidates, parseJsonl, StoreError } from '../../store/index.js';
+import { abCandidates, DEFAULT_SETTINGS, distinctCandidates, parseJsonl, StoreError } from '../../store/index.js';
 import { hashPassword } from '../auth.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
@@ -8,7 +8,7 @@ import { responses as R } from '../responses.js';
 const BULK_TASKS = 1000;
 
 export function adminRoutes(ctx: RouteContext): void {
-  const { app, store, opts, S, maxTextChars, chatModel, source, modelNames } = ctx;
+  const { app, store, opts, S, maxTextChars, chatModel, source, modelNames, random } = ctx;
 
   app.get('/api/admin/users', { config: { auth: 'admin' }, schema: { response: { 200: R.Users } } }, async () => ({
     users: await store.users.list(),
@@ -59,13 +59,28 @@ export function adminRoutes(ctx: RouteContext): void {
     '/api/admin/settings',
     { config: { auth: 'admin' }, schema: { body: S.Settings, response: { 200: R.Settings } } },
     async (req) => {
-      await ctx.refreshModels();
-      const unknown = (req.body.chatModels ?? []).filter((n) => !opts.servedModels?.has(n));
+      const { candidateModel, ...patch } = req.body;
+      // The single candidate source of earlier releases is a list of one.
+      if (candidateModel !== undefined) {
+        if (patch.candidateModels) fail(422, 'invalid', 'give candidateModels (a list) or candidateModel, not both');
+        patch.candidateModels = [candidateModel];
+      }
+      const current = await store.settings.get();
+      const known = new Set([...(await modelNames()), DEFAULT_SETTINGS.candidateModels[0], ...current.candidateModels]);
+      const unknownSources = (patch.candidateModels ?? []).filter((n) => !known.has(n));
+      if (unknownSources.length > 0) {
+        fail(
+          422,
+          'invalid',
+          `candidateModels: ${unknownSources.join(', ')} unknown; known: ${[...known].sort().join(', ')} (a served or registered version, or a model name of imported candidates)`,
+        );
+      }
+      const unknown = (patch.chatModels ?? []).filter((n) => !opts.servedModels?.has(n));
       if (unknown.length > 0) {
         const served = opts.servedModels?.names().join(', ') || 'none (start the server with --model DIR)';
         fail(422, 'invalid', `chatModels: ${unknown.join(', ')} not served; served: ${served}`);
       }
-      return { settings: await store.settings.update(req.body) };
+      return { settings: await store.settings.update(patch) };
     },
   );
 
@@ -129,8 +144,10 @@ export function adminRoutes(ctx: RouteContext): void {
         try {
           if (kind === 'demonstration') plans.push({ promptId, responses: null });
           else if (kind === 'ranking') {
-            const texts = await distinctCandidates(source(settings.candidateModel), prompt.text, settings.k);
-            plans.push({ promptId, responses: texts.map((text) => ({ text, model: settings.candidateModel })) });
+            const sources = settings.candidateModels.map((name) => ({ name, source: source(name) }));
+            const candidates = await distinctCandidates(sources, prompt.text, settings.k, { turn: promptId });
+            // Several versions: the order is drawn, so that no version keeps the first places (position bias).
+            plans.push({ promptId, responses: sources.length > 1 ? shuffled(candidates, random) : candidates });
           } else {
             const [a, b] = await abCandidates(source(modelA!), source(modelB!), prompt.text);
             plans.push({
@@ -214,4 +231,14 @@ export function adminRoutes(ctx: RouteContext): void {
   app.get('/api/admin/dashboard', { config: { auth: 'admin' }, schema: { response: { 200: R.Dashboard } } }, async () =>
     store.stats.dashboard(),
   );
+}
+
+/** A copy in random order (Fisher–Yates). */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }

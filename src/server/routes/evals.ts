@@ -24,13 +24,14 @@ export function evalRoutes(ctx: RouteContext): void {
   const withResult = async (e: EvalRow) => ({
     ...e,
     result: winRateOf(headToHead(await store.evals.outcomes(e.id), e.modelA, e.modelB)),
+    agreement: await store.evals.agreement(e.id),
   });
 
   app.post(
     '/api/admin/evals',
     { config: { auth: 'admin' }, schema: { body: S.CreateEval, response: { 201: R.CreatedEval } } },
     async (req, reply) => {
-      const { modelA, modelB } = req.body;
+      const { modelA, modelB, labelers = 1 } = req.body;
       if (modelA === modelB) fail(422, 'invalid', 'an eval compares two different models: modelA and modelB');
       const known = await modelNames();
       for (const m of [modelA, modelB]) {
@@ -56,19 +57,26 @@ export function evalRoutes(ctx: RouteContext): void {
         prompts.map((p) => p.id),
         [modelA, modelB],
       );
-      // Sampled first (outside the transaction), then all stored or none.
+      // Sampled first (outside the transaction), then stored in one. A prompt on which the two versions keep giving
+      // the same or an empty answer has nothing to compare: it is left out and reported, the eval made of the rest.
       const plans: { promptId: number; a: string; b: string }[] = [];
-      const errors: { promptId: number; message: string }[] = [];
+      const dropped: { promptId: number; message: string }[] = [];
       for (const { id, prompt } of prompts) {
         if (existing.has(id)) continue;
         try {
           const [a, b] = await abCandidates(source(modelA), source(modelB), prompt!.text);
           plans.push({ promptId: id, a, b });
         } catch (e) {
-          errors.push({ promptId: id, message: (e as Error).message });
+          dropped.push({ promptId: id, message: (e as Error).message });
         }
       }
-      if (errors.length > 0) throw new StoreError('invalid', 'no eval created', errors);
+      if (plans.length === 0 && existing.size === 0) {
+        throw new StoreError(
+          'invalid',
+          `no eval created: none of the ${prompts.length} prompt(s) gave two answers to compare`,
+          dropped,
+        );
+      }
       const id = await store.tx(async (s) => {
         const taskIds = [...existing.values()];
         for (const p of plans) {
@@ -78,11 +86,11 @@ export function evalRoutes(ctx: RouteContext): void {
           ];
           const setId = await s.prompts.addCandidateSet(p.promptId, responses, false);
           // Which answer a labeler sees on the left is drawn per assignment and recorded (assignments.swapped).
-          taskIds.push(await s.tasks.create({ kind: 'ab', promptId: p.promptId, setId, target: 1 }));
+          taskIds.push(await s.tasks.create({ kind: 'ab', promptId: p.promptId, setId, target: labelers }));
         }
-        return s.evals.create({ modelA, modelB, createdBy: user(req).id, taskIds });
+        return s.evals.create({ modelA, modelB, createdBy: user(req).id, taskIds, labelers });
       });
-      return reply.status(201).send({ id, tasks: existing.size + plans.length, reused: existing.size });
+      return reply.status(201).send({ id, tasks: existing.size + plans.length, reused: existing.size, dropped });
     },
   );
 

@@ -2,9 +2,9 @@
  * Training jobs: queue one (config checked by the trainer's schema, data snapshotted), watch it (state, progress,
  * metrics, log tail), cancel it. The training itself runs in a worker process (`instructkit worker`), never here.
  */
-import { JOB_KINDS } from '../../jobs/kinds.js';
+import { formGroups, JOB_KINDS } from '../../jobs/kinds.js';
 import { enqueueJob } from '../../jobs/queue.js';
-import type { Job, JobSummary } from '../../store/index.js';
+import type { Job, JobKind, JobSummary } from '../../store/index.js';
 import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
@@ -32,6 +32,7 @@ export function jobRoutes(ctx: RouteContext): void {
         data: k.data,
         needsRewardModel: k.needsRewardModel,
         schema: k.spec.schema as Record<string, unknown>,
+        groups: formGroups(kind as JobKind),
       })),
     }),
   );

@@ -153,6 +153,12 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
   const bc = lowp ? toBf16(b) : b;
   const out = Tensor.empty(d.outShape);
   gemm(ac, bc, out, d, tA, tB, false, bias);
+  // Under autocast a bf16 copy lives only as long as it is needed: the right side's (a weight) until the left side's
+  // gradient is made; the left side's (an activation) is made again from its f32 source for the right side's
+  // gradient, since the graph keeps that source anyway: holding both from forward to backward cost a copy of every
+  // activation. Without a gradient to come, both go at once.
+  if (ac !== a) ac.dispose();
+  if (bc !== b && !(needsGrad && a.requiresGrad)) bc.dispose();
   return record(op, out, bias ? [a, b, bias] : [a, b], (g) => {
     let gBias: T | null = null;
     let gc = g;
@@ -173,6 +179,7 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
       if (broadcastA) ga = sumLeading(ga, a, d);
     }
     if (b.requiresGrad) {
+      const ac = lowp ? toBf16(a) : a;
       if (d.batchB === 1 && d.batch > 1 && !tA) {
         // Shared B: fold the batch into M so that one GEMM sums over it.
         gb = Tensor.empty(b.shape);
@@ -190,6 +197,7 @@ function product(op: string, a: T, b: T, bias: T | null, opts: MatmulOptions): T
         else gemm(gc, ac, gb, dims(gc, ac, true, tA), true, tA, false);
         if (broadcastB) gb = sumLeading(gb, b, d);
       }
+      if (ac !== a) ac.dispose();
     }
     if (gc !== g) gc.dispose();
     if (bias?.requiresGrad) gBias ??= sumTo(g, bias.shape);

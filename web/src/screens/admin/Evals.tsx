@@ -18,6 +18,7 @@ export function AdminEvals() {
   const names = models.data?.models ?? [];
   const [a, setA] = useState('');
   const [b, setB] = useState('');
+  const [labelers, setLabelers] = useState(1);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
@@ -25,8 +26,9 @@ export function AdminEvals() {
     setError(null);
     setBusy(true);
     try {
-      const r = await api.createEval({ modelA: a || names[0], modelB: b || names[1] });
-      toast(`Eval #${r.id}: ${r.tasks} A/B tasks for the held-out group (${r.reused} reused)`);
+      const r = await api.createEval({ modelA: a || names[0], modelB: b || names[1], labelers });
+      const left = r.dropped.length > 0 ? `; ${r.dropped.length} prompt(s) left out: the same or an empty answer` : '';
+      toast(`Eval #${r.id}: ${r.tasks} A/B tasks for the held-out group (${r.reused} reused${left})`);
       evals.reload();
     } catch (e) {
       setError(e);
@@ -51,6 +53,17 @@ export function AdminEvals() {
         <div className="row gap">
           <ModelSelect label="Model A" value={a || names[0] || ''} names={names} onChange={setA} testId="eval-a" />
           <ModelSelect label="Model B" value={b || names[1] || ''} names={names} onChange={setB} testId="eval-b" />
+          <label className="field">
+            <span className="field-label">Labelers per prompt</span>
+            <input
+              type="number"
+              min={1}
+              max={20}
+              value={labelers}
+              onChange={(e) => setLabelers(Number(e.target.value))}
+              data-testid="eval-labelers"
+            />
+          </label>
           <button
             type="button"
             className="btn btn-primary"
@@ -63,7 +76,9 @@ export function AdminEvals() {
         </div>
         <span className="help">
           Each prompt gets one answer from each model; which side a labeler sees first is drawn per task. A prompt
-          already compared for the same two models is reused, not labeled again.
+          already compared for the same two models is reused, not labeled again. With two or more labelers per prompt
+          the eval shows how often they agree. A prompt on which the two models keep giving the same or an empty answer
+          is left out.
         </span>
       </Card>
       <Card title="Evals">
@@ -82,6 +97,7 @@ export function AdminEvals() {
                 <th className="num">A wins</th>
                 <th className="num">95 % interval</th>
                 <th className="num">W / T / L</th>
+                <th className="num">Agreement</th>
               </tr>
             </thead>
             <tbody>
@@ -98,6 +114,13 @@ export function AdminEvals() {
                   <td className="num">{interval(e.result)}</td>
                   <td className="num">
                     {e.result.wins} / {e.result.ties} / {e.result.losses}
+                  </td>
+                  <td
+                    className="num"
+                    title={`${e.agreement.pairs} pairs of answers on ${e.agreement.tasks} prompts`}
+                    data-testid={`eval-agreement-${e.id}`}
+                  >
+                    {e.agreement.rate === null ? '—' : pct(e.agreement.rate)}
                   </td>
                 </tr>
               ))}
@@ -185,6 +208,7 @@ function Ratings(props: { r: EvalRatings; onBaseline: (m: string) => void }) {
                 <th className="num">A wins</th>
                 <th className="num">95 % interval</th>
                 <th className="num">W / T / L</th>
+                <th className="num">Agreement</th>
               </tr>
             </thead>
             <tbody>

@@ -12,7 +12,14 @@ export function AdminSettings() {
     if (loaded.data) setS(loaded.data[0].settings);
   }, [loaded.data]);
   if (!s) return <div className="page center">{loaded.error ? <ErrorBox error={loaded.error} /> : <Spinner />}</div>;
-  const models = [...new Set([...(loaded.data?.[1].models ?? []), s.candidateModel])];
+  // The saved sources stay listed while unticked (an imported pool may be used up), until the next visit.
+  const models = [
+    ...new Set([
+      ...(loaded.data?.[1].models ?? []),
+      ...(loaded.data?.[0].settings.candidateModels ?? []),
+      ...s.candidateModels,
+    ]),
+  ];
   const served = loaded.data?.[1].served ?? [];
   const set = <K extends keyof Settings>(k: K, v: Settings[K]) => setS({ ...s, [k]: v });
 
@@ -37,24 +44,34 @@ export function AdminSettings() {
       </div>
       <ErrorBox error={error} />
       <Card title="Ranking tasks">
-        <label className="field">
-          <span className="field-label">Candidate source model</span>
-          <select
-            value={s.candidateModel}
-            onChange={(e) => set('candidateModel', e.target.value)}
-            data-testid="candidate-model"
-          >
-            {models.map((m) => (
-              <option key={m} value={m}>
+        <fieldset className="field plain" data-testid="candidate-models">
+          <legend className="field-label">Ranking candidates from</legend>
+          {models.map((m) => {
+            const checked = s.candidateModels.includes(m);
+            return (
+              <label key={m} className="check">
+                <input
+                  type="checkbox"
+                  checked={checked}
+                  // The last source stays: a ranking task needs candidates from somewhere.
+                  disabled={checked && s.candidateModels.length === 1}
+                  onChange={(e) =>
+                    set(
+                      'candidateModels',
+                      e.target.checked ? [...s.candidateModels, m] : s.candidateModels.filter((x) => x !== m),
+                    )
+                  }
+                  data-testid={`candidate-model-${m}`}
+                />
                 {m}
-              </option>
-            ))}
-          </select>
-          <span className="help">
-            A served model version (sampled on demand), or imported candidates pooled per model name (JSONL kind
-            “candidates”).
+              </label>
+            );
+          })}
+          <span className="help" data-testid="candidate-split">
+            {splitText(s.k, s.candidateModels.length)} Served versions are sampled on demand; other names are imported
+            candidates pooled per model name (JSONL kind “candidates”).
           </span>
-        </label>
+        </fieldset>
         <label className="field">
           <span className="field-label">
             Responses per ranking task (K): <b data-testid="k-value">{s.k}</b>
@@ -242,4 +259,13 @@ function PercentInput(props: { value: number; onChange: (v: number) => void; tes
       testId={props.testId}
     />
   );
+}
+
+/** How a task's K candidates are shared out among the chosen sources (as distinctCandidates does). */
+function splitText(k: number, sources: number): string {
+  if (sources <= 1) return `Each task's ${k} candidates come from this source.`;
+  if (sources >= k) return `Each task gets one candidate from each of ${k} of these ${sources} versions, in turn.`;
+  const low = Math.floor(k / sources);
+  const shares = k % sources === 0 ? `${low} each` : `${low} or ${low + 1} each, in turn`;
+  return `Each task's ${k} candidates are split across the ${sources} sources (${shares}), shown in a random order.`;
 }

@@ -124,13 +124,30 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
   const [base, setBase] = useState<number | null>(null);
   const [reward, setReward] = useState<number | null>(null);
   const [config, setConfig] = useState<Record<string, unknown>>({});
+  const [ptx, setPtx] = useState('');
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const info = props.kinds.find((k) => k.kind === kind);
   const all = models.data?.models ?? [];
   const lms = all.filter((m) => m.head === 'causal');
   const rms = all.filter((m) => m.head === 'scalar');
-  const fields = Object.entries((info?.schema.properties ?? {}) as Record<string, FieldSchema>);
+  const fields = (info?.schema.properties ?? {}) as Record<string, FieldSchema>;
+  const count = Object.keys(fields).length;
+  const mixesPtx = info?.groups.some((g) => g.withPtx) ?? false;
+  // The ptx fields mean something only with a corpus: hidden (and not sent) without one.
+  const shown = (info?.groups ?? []).filter((g) => !g.withPtx || ptx.trim() !== '');
+  const sent = new Set(shown.flatMap((g) => g.fields));
+  const fieldsOf = (names: string[]) =>
+    names.map((name) => (
+      <ConfigField
+        key={`${kind}-${name}`}
+        name={name}
+        schema={fields[name]}
+        value={config[name]}
+        error={errors[name]}
+        onChange={(v) => setConfig({ ...config, [name]: v })}
+      />
+    ));
 
   const submit = async () => {
     setError(null);
@@ -140,7 +157,8 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
         kind,
         baseModel: base ?? lms.at(-1)?.id ?? 0,
         ...(info?.needsRewardModel ? { rewardModel: reward ?? rms.at(-1)?.id ?? 0 } : {}),
-        config: Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)),
+        config: Object.fromEntries(Object.entries(config).filter(([k, v]) => v !== undefined && sent.has(k))),
+        ...(mixesPtx && ptx.trim() ? { ptx: ptx.trim() } : {}),
       };
       const r = await api.createJob(body);
       toast(`Job ${r.id} queued`);
@@ -163,6 +181,7 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
             onChange={(e) => {
               setKind(e.target.value);
               setConfig({});
+              setPtx('');
               setErrors({});
             }}
             data-testid="job-kind"
@@ -209,20 +228,39 @@ function NewJob(props: { kinds: JobKindInfo[]; finished: number; onQueued: () =>
           </label>
         )}
       </div>
+      {mixesPtx && (
+        <label className="field">
+          <span className="field-label">Pretraining corpus for PPO-ptx (optional)</span>
+          <input
+            value={ptx}
+            placeholder="/path/on/the/worker/corpus.txt"
+            onChange={(e) => setPtx(e.target.value)}
+            data-testid="job-ptx"
+          />
+          <span className="help">
+            A text or JSONL file on the worker's machine; its LM loss is mixed into PPO (the paper's PPO-ptx), weighed
+            by ptxCoef. Empty: plain PPO.
+          </span>
+          {errors.ptx && <span className="help">{errors.ptx}</span>}
+        </label>
+      )}
       <details>
-        <summary>Config ({fields.length} fields; empty = default)</summary>
-        <div className="grid-2">
-          {fields.map(([name, s]) => (
-            <ConfigField
-              key={`${kind}-${name}`}
-              name={name}
-              schema={s}
-              value={config[name]}
-              error={errors[name]}
-              onChange={(v) => setConfig({ ...config, [name]: v })}
-            />
-          ))}
-        </div>
+        <summary>Config ({count} fields; empty = default)</summary>
+        {shown.map((g) =>
+          g.advanced ? (
+            <details key={g.title} className="config-group" data-testid={`cfg-group-${g.title}`}>
+              <summary>
+                {g.title} ({g.fields.length})
+              </summary>
+              <div className="grid-2">{fieldsOf(g.fields)}</div>
+            </details>
+          ) : (
+            <fieldset key={g.title} className="field plain config-group" data-testid={`cfg-group-${g.title}`}>
+              <legend className="field-label">{g.title}</legend>
+              <div className="grid-2">{fieldsOf(g.fields)}</div>
+            </fieldset>
+          ),
+        )}
       </details>
       <button
         type="button"
