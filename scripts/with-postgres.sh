@@ -4,6 +4,8 @@
 # Installs Debian's postgresql when it is missing (needs root). initdb refuses to run as root, so as root the
 # cluster belongs to the `postgres` user that the package creates.
 #   bash scripts/with-postgres.sh npm test
+# INSTRUCTKIT_PG_OPTIONS adds server settings after the defaults below (a later -c wins), e.g. to measure with the
+# durability a deployment has:  INSTRUCTKIT_PG_OPTIONS='-c fsync=on -c commit_delay=100' bash scripts/with-postgres.sh …
 set -euo pipefail
 
 pg_bin() {
@@ -44,7 +46,7 @@ trap 'exit 130' INT TERM
   { cat "$dir/initdb.log" >&2; exit 1; }
 # Durability is not what the tests measure: fsync off keeps a cluster that is deleted at exit fast.
 "${as_owner[@]}" "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off -c max_connections=300" \
+  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off -c max_connections=300 ${INSTRUCTKIT_PG_OPTIONS:-}" \
   start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 
 export INSTRUCTKIT_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres"

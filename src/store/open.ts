@@ -9,11 +9,13 @@ export interface StoreOptions {
   /** A SQLite file path (':memory:' for tests) or a `postgres://user:pass@host:port/db` URL. */
   db: string;
   now?: () => number;
+  /** Called with the SQL of every statement sent, BEGIN and COMMIT included (tests count round-trips with it). */
+  onQuery?: (sql: string) => void;
 }
 
 export async function openStore(opts: StoreOptions): Promise<Store> {
-  if (isPostgresUrl(opts.db)) return openPostgresStore({ url: opts.db, now: opts.now });
-  return openSqliteStore({ path: opts.db, now: opts.now });
+  if (isPostgresUrl(opts.db)) return openPostgresStore({ url: opts.db, now: opts.now, onQuery: opts.onQuery });
+  return openSqliteStore({ path: opts.db, now: opts.now, onQuery: opts.onQuery });
 }
 
 /** The database's name for messages: the URL without its password, or the file path. */

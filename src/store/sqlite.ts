@@ -4,13 +4,15 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, type SqliteDatabase as KyselySqliteDatabase, SqliteDialect } from 'kysely';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
-import { Store } from './store.js';
+import { queryLog, Store } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:' for tests. */
   path: string;
   /** Clock (ms) used for timestamps and session expiry; injectable for tests. */
   now?: () => number;
+  /** See StoreOptions.onQuery. */
+  onQuery?: (sql: string) => void;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -23,7 +25,10 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     raw.pragma('journal_mode = WAL');
     stopCheckpoints = checkpointInBackground(raw, opts.path);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(raw) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: cachingStatements(raw) }),
+    log: queryLog(opts.onQuery),
+  });
   await migrate(db, 'sqlite');
   return new Store(db, 'sqlite', opts.now, stopCheckpoints);
 }

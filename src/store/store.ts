@@ -8,7 +8,7 @@
  * writer: a decision and the write it guards are one conditional statement (`... where assigned_count < target`),
  * or the rows are locked first (`lockForUpdate`, PostgreSQL only; SQLite's write lock already serialises them).
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, LogEvent, Transaction } from 'kysely';
 import { Chat } from './chat.js';
 import { Curation } from './curation.js';
 import { isWriteConflict } from './errors.js';
@@ -36,6 +36,9 @@ import { Stats } from './stats.js';
 import { Submissions } from './submissions.js';
 import { Tasks } from './tasks.js';
 import { Users } from './users.js';
+
+/** Kysely's `log` option that hands every statement sent (and every one that failed) to `onQuery`. */
+export const queryLog = (onQuery?: (sql: string) => void) => onQuery && ((e: LogEvent) => onQuery(e.query.sql));
 
 export class Store {
   readonly users = new Users(this);

@@ -4,6 +4,7 @@ import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
 import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { Choice, TaskKind } from './schema.js';
+import type { AssignmentRow } from './tasks.js';
 
 export interface RankingLabel {
   /** Best → worst; tied responses as an inner array. */
@@ -18,38 +19,72 @@ export interface SubmitResult {
   storedId: number;
 }
 
+/** What a labeler sends for an assignment: the fields of its kind (`ANSWER_FIELDS`) and no others. */
+export type Answer = Partial<RankingLabel> & { completion?: string; choice?: Choice };
+
+export const ANSWER_FIELDS: Record<TaskKind, { allowed: (keyof Answer)[]; required: keyof Answer }> = {
+  demonstration: { allowed: ['completion'], required: 'completion' },
+  ranking: { allowed: ['ranking', 'likert', 'flags'], required: 'ranking' },
+  ab: { allowed: ['choice'], required: 'choice' },
+};
+
 export class Submissions extends Aggregate {
   /**
-   * The assignment, ready to take a submission. A late submission (after the task went back to the pool) is still
-   * accepted while the task has room, and then takes its place again; once other labelers have filled the task it
-   * is refused with `expired` (410) and nothing is stored.
+   * A labeler's answer to their assignment, whatever its kind; `invalid` when the fields are not its kind's. The
+   * assignment is read once, in the transaction that stores the answer.
    */
-  private async openRow(assignmentId: number, userId: number, kind: TaskKind) {
-    const row = await this.s.tasks.row(assignmentId, userId);
-    if (row.kind !== kind) throw new StoreError('invalid', `assignment ${assignmentId} is a ${row.kind} task`);
-    if (row.status !== 'open') throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
+  async submit(assignmentId: number, userId: number, answer: Answer): Promise<SubmitResult> {
+    return this.s.tx(async (s) => {
+      const row = await s.tasks.row(assignmentId, userId);
+      const { allowed, required } = ANSWER_FIELDS[row.kind];
+      const given = (Object.keys(answer) as (keyof Answer)[]).filter((f) => answer[f] !== undefined);
+      if (answer[required] === undefined || given.some((f) => !allowed.includes(f))) {
+        throw new StoreError('invalid', `a ${row.kind} task takes ${allowed.map((a) => `"${a}"`).join(', ')}`);
+      }
+      if (row.kind === 'demonstration') return s.submissions.demonstrationFor(row, answer.completion!);
+      if (row.kind === 'ranking') return s.submissions.rankingFor(row, answer as RankingLabel);
+      return s.submissions.abFor(row, answer.choice!);
+    });
+  }
+
+  demonstration(assignmentId: number, userId: number, completion: string): Promise<SubmitResult> {
+    return this.submit(assignmentId, userId, { completion });
+  }
+
+  ranking(assignmentId: number, userId: number, label: RankingLabel): Promise<SubmitResult> {
+    return this.submit(assignmentId, userId, label);
+  }
+
+  /** `choice` is what the labeler saw ('a' = left); it is stored un-swapped, relative to the task's models. */
+  ab(assignmentId: number, userId: number, choice: Choice): Promise<SubmitResult> {
+    return this.submit(assignmentId, userId, { choice });
+  }
+
+  /**
+   * Checks that the assignment can take a submission. A late submission (after the task went back to the pool) is
+   * still accepted while the task has room, and then takes its place again; once other labelers have filled the task
+   * it is refused with `expired` (410) and nothing is stored.
+   */
+  private async open(row: AssignmentRow) {
+    if (row.status !== 'open') throw new StoreError('conflict', `assignment ${row.id} was already submitted`);
     if (row.skipped_at !== null)
-      throw new StoreError(
-        'conflict',
-        `assignment ${assignmentId} was skipped; nothing was stored — ask for a new task`,
-      );
+      throw new StoreError('conflict', `assignment ${row.id} was skipped; nothing was stored — ask for a new task`);
     if (row.task_archived_at !== null)
       throw new StoreError(
         'expired',
-        `assignment ${assignmentId}'s task was withdrawn by an admin; nothing was stored — ask for a new task`,
+        `assignment ${row.id}'s task was withdrawn by an admin; nothing was stored — ask for a new task`,
       );
     if (row.expired_at !== null) {
-      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', assignmentId).execute();
+      await this.db.updateTable('assignments').set({ expired_at: null }).where('id', '=', row.id).execute();
       // Taking the seat back is one conditional statement (see Tasks.takeSeat); when it fails the transaction
       // rolls back and nothing is stored.
       if (!(await this.s.tasks.takeSeat(row.task_id))) {
         throw new StoreError(
           'expired',
-          `assignment ${assignmentId} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
+          `assignment ${row.id} passed its deadline and its task went to another labeler; nothing was stored — ask for a new task`,
         );
       }
     }
-    return row;
   }
 
   private async finish(assignmentId: number) {
@@ -63,99 +98,92 @@ export class Submissions extends Aggregate {
       throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
   }
 
-  async demonstration(assignmentId: number, userId: number, completion: string): Promise<SubmitResult> {
+  private async demonstrationFor(row: AssignmentRow, completion: string): Promise<SubmitResult> {
     if (isBlank(completion)) throw new StoreError('invalid', 'the completion is empty: write the answer first');
-    return this.s.tx(async (s) => {
-      const row = await s.submissions.openRow(assignmentId, userId, 'demonstration');
-      await s.submissions.finish(assignmentId);
-      const { id } = await s.db
-        .insertInto('demonstrations')
-        .values({
-          prompt_id: row.prompt_id,
-          completion,
-          assignment_id: assignmentId,
-          user_id: userId,
-          labeler: null,
-          created_at: s.now(),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return { assignmentId, kind: 'demonstration', storedId: id };
-    });
+    await this.open(row);
+    await this.finish(row.id);
+    const { id } = await this.db
+      .insertInto('demonstrations')
+      .values({
+        prompt_id: row.prompt_id,
+        completion,
+        assignment_id: row.id,
+        user_id: row.user_id,
+        labeler: null,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { assignmentId: row.id, kind: 'demonstration', storedId: id };
   }
 
-  async ranking(assignmentId: number, userId: number, label: RankingLabel): Promise<SubmitResult> {
-    return this.s.tx(async (s) => {
-      const row = await s.submissions.openRow(assignmentId, userId, 'ranking');
-      const k = (await s.prompts.setResponses(row.set_id!)).length;
-      const err = rankingLabelError(label, k);
-      if (err) throw new StoreError('invalid', err);
-      await s.submissions.finish(assignmentId);
-      if (row.gold_id !== null) {
-        // Answered like any ranking (the labeler cannot tell), scored against gold instead of stored for training.
-        const gold = await s.db
-          .selectFrom('gold_items')
-          .select('ranking')
-          .where('id', '=', row.gold_id)
-          .executeTakeFirstOrThrow();
-        const { id } = await s.db
-          .insertInto('gold_answers')
-          .values({
-            gold_id: row.gold_id,
-            user_id: userId,
-            assignment_id: assignmentId,
-            ranking: JSON.stringify(label.ranking),
-            agreement: pairwiseAgreement(label.ranking, JSON.parse(gold.ranking)),
-            created_at: s.now(),
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        return { assignmentId, kind: 'ranking', storedId: id };
-      }
-      const { id } = await s.db
-        .insertInto('rankings')
+  private async rankingFor(row: AssignmentRow, label: RankingLabel): Promise<SubmitResult> {
+    await this.open(row);
+    const k = (await this.s.prompts.setResponses(row.set_id!)).length;
+    const err = rankingLabelError(label, k);
+    if (err) throw new StoreError('invalid', err);
+    await this.finish(row.id);
+    if (row.gold_id !== null) {
+      // Answered like any ranking (the labeler cannot tell), scored against gold instead of stored for training.
+      const gold = await this.db
+        .selectFrom('gold_items')
+        .select('ranking')
+        .where('id', '=', row.gold_id)
+        .executeTakeFirstOrThrow();
+      const { id } = await this.db
+        .insertInto('gold_answers')
         .values({
-          prompt_id: row.prompt_id,
-          set_id: row.set_id!,
+          gold_id: row.gold_id,
+          user_id: row.user_id,
+          assignment_id: row.id,
           ranking: JSON.stringify(label.ranking),
-          likert: jsonOrNull(label.likert),
-          flags: jsonOrNull(label.flags),
-          assignment_id: assignmentId,
-          user_id: userId,
-          labeler: null,
-          created_at: s.now(),
+          agreement: pairwiseAgreement(label.ranking, JSON.parse(gold.ranking)),
+          created_at: this.now(),
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      return { assignmentId, kind: 'ranking', storedId: id };
-    });
+      return { assignmentId: row.id, kind: 'ranking', storedId: id };
+    }
+    const { id } = await this.db
+      .insertInto('rankings')
+      .values({
+        prompt_id: row.prompt_id,
+        set_id: row.set_id!,
+        ranking: JSON.stringify(label.ranking),
+        likert: jsonOrNull(label.likert),
+        flags: jsonOrNull(label.flags),
+        assignment_id: row.id,
+        user_id: row.user_id,
+        labeler: null,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { assignmentId: row.id, kind: 'ranking', storedId: id };
   }
 
-  /** `choice` is what the labeler saw ('a' = left); it is stored un-swapped, relative to the task's models. */
-  async ab(assignmentId: number, userId: number, choice: Choice): Promise<SubmitResult> {
-    return this.s.tx(async (s) => {
-      const row = await s.submissions.openRow(assignmentId, userId, 'ab');
-      const [ra, rb] = await s.prompts.setResponses(row.set_id!);
-      const stored: Choice = row.swapped && choice !== 'tie' ? (choice === 'a' ? 'b' : 'a') : choice;
-      await s.submissions.finish(assignmentId);
-      const { id } = await s.db
-        .insertInto('comparisons')
-        .values({
-          kind: 'eval',
-          prompt: row.prompt,
-          a_text: ra.text,
-          b_text: rb.text,
-          model_a: ra.model,
-          model_b: rb.model,
-          choice: stored,
-          assignment_id: assignmentId,
-          user_id: userId,
-          labeler: null,
-          created_at: s.now(),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return { assignmentId, kind: 'ab', storedId: id };
-    });
+  private async abFor(row: AssignmentRow, choice: Choice): Promise<SubmitResult> {
+    await this.open(row);
+    const [ra, rb] = await this.s.prompts.setResponses(row.set_id!);
+    const stored: Choice = row.swapped && choice !== 'tie' ? (choice === 'a' ? 'b' : 'a') : choice;
+    await this.finish(row.id);
+    const { id } = await this.db
+      .insertInto('comparisons')
+      .values({
+        kind: 'eval',
+        prompt: row.prompt,
+        a_text: ra.text,
+        b_text: rb.text,
+        model_a: ra.model,
+        model_b: rb.model,
+        choice: stored,
+        assignment_id: row.id,
+        user_id: row.user_id,
+        labeler: null,
+        created_at: this.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { assignmentId: row.id, kind: 'ab', storedId: id };
   }
 }

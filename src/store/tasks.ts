@@ -21,6 +21,9 @@ export type AssignmentView = {
   prompt: string;
 } & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
 
+/** An assignment with its task and prompt, as `Tasks.row` reads it. */
+export type AssignmentRow = Awaited<ReturnType<Tasks['row']>>;
+
 export interface TaskQuery {
   limit: number;
   offset: number;
@@ -151,12 +154,12 @@ export class Tasks extends Aggregate {
   /**
    * The labeler's open assignment, or a new one: the oldest task of the labeler's split that still needs
    * labelers and that this labeler has never been given. Returns null when nothing is left. Overdue assignments
-   * (anyone's) go back to the pool first.
+   * (anyone's) go back to the pool first (swept at most once a second by each process: each sweep is a statement).
    *
-   * Safe with several app servers on one PostgreSQL database: a labeler's own requests queue on their user row, a
-   * task being handed out by another server is skipped (`FOR UPDATE SKIP LOCKED`), and the seat is taken by one
-   * conditional statement (`takeSeat`), so a task never gets more labelers than its target. On SQLite the write
-   * lock serialises all of this.
+   * Safe with several app servers on one PostgreSQL database: a labeler's own requests queue on their user row, and
+   * a task is picked and its seat taken in one conditional statement that skips a task being handed out by another
+   * server (`FOR UPDATE SKIP LOCKED`), so a task never gets more labelers than its target. On SQLite the write lock
+   * serialises all of this.
    */
   async next(
     user: PublicUser,
@@ -164,11 +167,12 @@ export class Tasks extends Aggregate {
   ): Promise<AssignmentView | null> {
     if (user.role !== 'labeler' || !user.split) throw new StoreError('forbidden', 'only labelers in a group get tasks');
     const random = opts.random ?? Math.random;
+    const sweep = this.sweepDue();
     return this.s.tx(async (s) => {
       if (s.dialect === 'postgres') {
         await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
       }
-      await s.tasks.releaseOverdue();
+      if (sweep) await s.tasks.releaseOverdue();
       // Skipped assignments are marked expired too, so this never hands one back.
       const open = await s.db
         .selectFrom('assignments')
@@ -182,36 +186,15 @@ export class Tasks extends Aggregate {
         .limit(1)
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
-      let task: { id: number; kind: TaskKind } | undefined;
-      while (!task) {
-        let query = s.db
-          .selectFrom('tasks')
-          .select(['tasks.id', 'tasks.kind'])
-          .where('tasks.split', '=', user.split!)
-          // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
-          .where('tasks.assigned_count', '<', (eb) => eb.ref('tasks.target'))
-          .where('tasks.archived_at', 'is', null)
-          .where((eb) =>
-            eb.not(
-              eb.exists(
-                eb
-                  .selectFrom('assignments')
-                  .select('assignments.id')
-                  .whereRef('assignments.task_id', '=', 'tasks.id')
-                  .where('assignments.user_id', '=', user.id),
-              ),
-            ),
-          )
-          .orderBy('tasks.id')
-          // Kysely's executeTakeFirst still reads every row; without the limit this evaluated all matching tasks.
-          .limit(1);
-        if (s.dialect === 'postgres') query = query.forUpdate().skipLocked();
-        const poolTask = await query.executeTakeFirst();
-        if (!poolTask) return null;
-        // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
-        const mixGold = poolTask.kind === 'ranking' && random() < (opts.goldRate ?? 0);
-        const candidate = (mixGold ? await s.gold.unseenTask(user.id) : undefined) ?? poolTask;
-        if (await s.tasks.takeSeat(candidate.id)) task = candidate;
+      let task = await s.tasks.takeFromPool(user);
+      if (!task) return null;
+      // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
+      if (task.kind === 'ranking' && random() < (opts.goldRate ?? 0)) {
+        const gold = await s.gold.unseenTask(user.id);
+        if (gold && (await s.tasks.takeSeat(gold.id))) {
+          await s.tasks.giveBackSeats([task.id], 1);
+          task = gold;
+        }
       }
       const { id } = await s.db
         .insertInto('assignments')
@@ -229,6 +212,52 @@ export class Tasks extends Aggregate {
     });
   }
 
+  /** When this process last swept for overdue assignments in `next`. */
+  private sweptAt = Number.NEGATIVE_INFINITY;
+
+  private sweepDue(): boolean {
+    const now = this.now();
+    if (now >= this.sweptAt && now - this.sweptAt < 1000) return false;
+    this.sweptAt = now;
+    return true;
+  }
+
+  /**
+   * Takes a seat of the oldest task of the labeler's split that has room and that they were never given, in one
+   * statement; undefined when there is none. On PostgreSQL the pick locks its task and skips one that another
+   * server is handing out (`SKIP LOCKED`): the task it returns has room, and keeps it until the seat is taken.
+   */
+  private async takeFromPool(user: PublicUser): Promise<{ id: number; kind: TaskKind } | undefined> {
+    let pick = this.db
+      .selectFrom('tasks as pool')
+      .select('pool.id')
+      .where('pool.split', '=', user.split!)
+      // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+      .where('pool.assigned_count', '<', (eb) => eb.ref('pool.target'))
+      .where('pool.archived_at', 'is', null)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('assignments')
+              .select('assignments.id')
+              .whereRef('assignments.task_id', '=', 'pool.id')
+              .where('assignments.user_id', '=', user.id),
+          ),
+        ),
+      )
+      .orderBy('pool.id')
+      .limit(1);
+    if (this.s.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+    return this.db
+      .updateTable('tasks')
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
+      .where('id', '=', pick)
+      .where('assigned_count', '<', (eb) => eb.ref('target'))
+      .returning(['id', 'kind'])
+      .executeTakeFirst();
+  }
+
   /**
    * Takes one of the task's seats; false when it is full. The check and the increment are one statement, so of two
    * servers racing for the last seat exactly one gets it. Gold tasks have no capacity: every labeler may meet each.
@@ -241,6 +270,15 @@ export class Tasks extends Aggregate {
       .where((eb) => eb.or([eb('gold_id', 'is not', null), eb('assigned_count', '<', eb.ref('target'))]))
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** Gives back `n` seats of each of these tasks. */
+  private async giveBackSeats(taskIds: number[], n: number): Promise<void> {
+    await this.db
+      .updateTable('tasks')
+      .set((eb) => ({ assigned_count: eb('assigned_count', '-', n) }))
+      .where('id', 'in', taskIds)
+      .execute();
   }
 
   /** Takes back open assignments whose deadline has passed, so their tasks can go to other labelers. */
@@ -263,20 +301,18 @@ export class Tasks extends Aggregate {
       // One statement per distinct count (nearly always one: a seat per task).
       const byCount = new Map<number, number[]>();
       for (const [taskId, n] of perTask) byCount.set(n, [...(byCount.get(n) ?? []), taskId]);
-      for (const [n, taskIds] of byCount) {
-        await s.db
-          .updateTable('tasks')
-          .set((eb) => ({ assigned_count: eb('assigned_count', '-', n) }))
-          .where('id', 'in', taskIds)
-          .execute();
-      }
+      for (const [n, taskIds] of byCount) await s.tasks.giveBackSeats(taskIds, n);
       return released.length;
     });
   }
 
   /** The assignment with its task and prompt; another labeler's is reported as missing, so ids reveal nothing. */
   async row(assignmentId: number, userId: number) {
-    const row = await this.db
+    return owned(await this.rowQuery(assignmentId).executeTakeFirst(), assignmentId, userId);
+  }
+
+  private rowQuery(assignmentId: number) {
+    return this.db
       .selectFrom('assignments')
       .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
       .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
@@ -298,22 +334,27 @@ export class Tasks extends Aggregate {
         'tasks.gold_id',
         'prompts.text as prompt',
       ])
-      .where('assignments.id', '=', assignmentId)
-      .executeTakeFirst();
-    if (!row || row.user_id !== userId) throw new StoreError('not_found', `no assignment ${assignmentId}`);
-    return row;
+      .where('assignments.id', '=', assignmentId);
   }
 
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
-    const row = await this.row(assignmentId, userId);
+    // The row and the labeler's own count of assignments up to it, in one statement.
+    const { n, ...row } = owned(
+      await this.rowQuery(assignmentId)
+        .select((eb) =>
+          eb
+            .selectFrom('assignments as mine')
+            .select((e) => e.fn.countAll<number>().as('n'))
+            .where('mine.user_id', '=', userId)
+            .whereRef('mine.id', '<=', 'assignments.id')
+            .as('n'),
+        )
+        .executeTakeFirst(),
+      assignmentId,
+      userId,
+    );
     const status: AssignmentView['status'] =
       row.skipped_at !== null ? 'skipped' : row.expired_at !== null ? 'expired' : row.status;
-    const { n } = await this.db
-      .selectFrom('assignments')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('user_id', '=', userId)
-      .where('id', '<=', assignmentId)
-      .executeTakeFirstOrThrow();
     const base = { id: row.id, number: count(n), status, expiresAt: row.expires_at, prompt: row.prompt };
     if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
     const responses = (await this.s.prompts.setResponses(row.set_id!)).map((r) => r.text);
@@ -321,4 +362,9 @@ export class Tasks extends Aggregate {
     const [a, b] = row.swapped ? [responses[1], responses[0]] : [responses[0], responses[1]];
     return { ...base, kind: 'ab', a, b };
   }
+}
+
+function owned<R extends { user_id: number }>(row: R | undefined, assignmentId: number, userId: number): R {
+  if (!row || row.user_id !== userId) throw new StoreError('not_found', `no assignment ${assignmentId}`);
+  return row;
 }

@@ -69,32 +69,12 @@ export function labelingRoutes(ctx: RouteContext): void {
       config: { auth: 'labeler' },
       schema: { params: S.IdParam, body: S.Submit, ...Idem, response: { 200: R.SubmitResult } },
     },
-    async (req, reply) => {
-      const id = req.params.id;
-      const b = req.body;
-      return idempotent(req, reply, `assignment:${id}`, async (s) => {
-        const view = await s.tasks.view(id, user(req).id);
-        const fields = Object.keys(b);
-        const need = (allowed: string[], required: string) => {
-          if (b[required as keyof typeof b] === undefined || fields.some((f) => !allowed.includes(f))) {
-            fail(422, 'invalid', `a ${view.kind} task takes ${allowed.map((a) => `"${a}"`).join(', ')}`);
-          }
-        };
-        if (view.kind === 'demonstration') {
-          need(['completion'], 'completion');
-          return s.submissions.demonstration(id, user(req).id, b.completion!);
-        }
-        if (view.kind === 'ranking') {
-          need(['ranking', 'likert', 'flags'], 'ranking');
-          return s.submissions.ranking(id, user(req).id, {
-            ranking: b.ranking!,
-            likert: b.likert,
-            flags: b.flags as Record<string, number[]> | undefined,
-          });
-        }
-        need(['choice'], 'choice');
-        return s.submissions.ab(id, user(req).id, b.choice!);
-      });
-    },
+    async (req, reply) =>
+      idempotent(req, reply, `assignment:${req.params.id}`, (s) =>
+        s.submissions.submit(req.params.id, user(req).id, {
+          ...req.body,
+          flags: req.body.flags as Record<string, number[]> | undefined,
+        }),
+      ),
   );
 }
