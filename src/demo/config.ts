@@ -120,7 +120,10 @@ const small: DemoConfig = {
   bigBase: null,
   sft: { epochs: 16, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
   k: 9,
-  rounds: 1,
+  // Iterated RLHF (measured at seed 0 against one round, all else equal): the round-one PPO policy's samples are fluent,
+  // so the second round's rankings pit fluent right answers against fluent wrong ones, and the final PPO-ptx answers
+  // 32.0 → 39.7 % of held-out-phrasing prompts correctly (SFT 36.0 %); the RM's held-out accuracy stays 66.5 %.
+  rounds: 2,
   rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
   ppo: { ...ppoCommon, steps: 200, batchSize: 32, miniBatchSize: 16, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
   ptxCoef: 0.2,
