@@ -26,5 +26,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   || [ ! -f build/Release/instructkit.node ]; then
   npm ci --no-audit --no-fund
 fi
-npx tsc -p .
+# The build also marks the CLI executable (tsc writes it 644), which `npx instructkit` needs.
+npm run build --silent
 node scripts/build-web.mjs
