@@ -58,11 +58,9 @@ test('sft and rm refuse an earlier run folder before writing anything', async ()
   }
 });
 
-test('--resume with a changed batch size or lr is refused naming each field; --force-config goes on', () => {
-  const out = join(root, 'guard');
+// An SFT run in `out` stopped after its second step, with a checkpoint to resume from.
+function stopAtStep2(out: string): void {
   const stop = new AbortController();
-  const run = (config: typeof tiny, extra: { resume?: boolean; forceConfig?: boolean } = {}) =>
-    trainSft({ modelDir, dataFile: data, outDir: out, config, log: quiet, quiet: true, ...extra });
   trainSft({
     modelDir,
     dataFile: data,
@@ -73,6 +71,13 @@ test('--resume with a changed batch size or lr is refused naming each field; --f
     signal: stop.signal,
     onStep: (step) => step === 2 && stop.abort(),
   });
+}
+
+test('--resume with a changed batch size or lr is refused naming each field; --force-config goes on', () => {
+  const out = join(root, 'guard');
+  const run = (config: typeof tiny, extra: { resume?: boolean; forceConfig?: boolean } = {}) =>
+    trainSft({ modelDir, dataFile: data, outDir: out, config, log: quiet, quiet: true, ...extra });
+  stopAtStep2(out);
   assert.throws(
     () => run({ ...tiny, batchSize: 2, lr: 1e-3 }, { resume: true }),
     (e: Error) =>
@@ -99,17 +104,7 @@ test('--resume with a changed batch size or lr is refused naming each field; --f
 
 test('--resume of a run saved before a field existed: unchanged at its default, refused naming it otherwise', () => {
   const out = join(root, 'older');
-  const stop = new AbortController();
-  trainSft({
-    modelDir,
-    dataFile: data,
-    outDir: out,
-    config: tiny,
-    log: quiet,
-    quiet: true,
-    signal: stop.signal,
-    onStep: (step) => step === 2 && stop.abort(),
-  });
+  stopAtStep2(out);
   // As an SFT run saved before the pretraining mix existed: no ptx fields, no ptx input.
   const path = join(out, 'sft_config.json');
   const saved = JSON.parse(readFileSync(path, 'utf8'));
