@@ -125,7 +125,10 @@ function rmProbe(dir: string) {
   const rm = loadRewardModel(dir).model;
   rm.eval();
   try {
-    const seqs = pairs.flatMap((p) => [p.better, p.worse].map((t) => [...fmt.prompt(p.prompt), ...fmt.response(t)]));
+    const seqs = pairs.flatMap((p) => {
+      const prompt = fmt.prompt(p.prompt);
+      return [p.better, p.worse].map((t) => ({ ids: [...prompt, ...fmt.response(t)], promptLength: prompt.length }));
+    });
     const s = scoreSequences(rm, seqs, 32, fmt.padId);
     return byFamily(
       pairs,

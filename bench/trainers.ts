@@ -128,7 +128,13 @@ async function run(trainer: TrainerName, mode: Mode, dir?: string): Promise<Figu
     const rm = new ScalarModel(new GPT2(config, new Rng(0)), new Rng(1)).train();
     if (withLora) applyLora(rm, lora);
     const rows = randomRows(ROWS, rng);
-    const pairs = [0, 2].map((i) => ({ sequences: [rows[i], rows[i + 1]], ranking: [0, 1], file: 'bench', line: 0 }));
+    const pairs = [0, 2].map((i) => ({
+      sequences: [rows[i], rows[i + 1]],
+      promptLength: 1,
+      ranking: [0, 1],
+      file: 'bench',
+      line: 0,
+    }));
     const s = epochLoopStep(rm, () => rmBatchLoss(rm, pairs, 0, 0).loss);
     return { tok_s: Math.round((ROWS * SEQ) / s), peak_rss_mb: peakMb() };
   }

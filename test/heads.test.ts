@@ -3,10 +3,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { loadScalarFolder } from '../src/models/folders.js';
 import { ScalarModel } from '../src/models/heads.js';
 import { loadPretrained, loadScalarPretrained, savePretrained, saveScalarPretrained } from '../src/models/hf.js';
+import { applyLora, saveAdapter } from '../src/models/lora.js';
 import { readHeader, readSafetensors, writeSafetensors } from '../src/models/safetensors.js';
-import { backward, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
+import { backward, logSoftmax, noGrad, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 
@@ -83,3 +85,62 @@ test("a GPT-2 scalar model is saved under transformers' own names (transformer.h
   });
   rmSync(dir, { recursive: true });
 });
+
+for (const name of ['gpt2-tiny', 'llama-tiny']) {
+  test(`${name}: a likelihood term adds w × the response's mean log-likelihood; it trains, saves and loads (LoRA too)`, () => {
+    const trunk = loadPretrained(join(fixtures, name));
+    const rm = new ScalarModel(trunk, new Rng(1), { likelihood: 0.5 });
+    rm.score.weight.f32.set(randn(rm.score.weight.shape, new Rng(3)).f32);
+    const names = rm.namedParameters().map(([n]) => n);
+    assert.ok(names.includes('likelihood.weight'));
+    assert.equal(names.includes('lm_head.weight'), trunk.lm_head !== null, 'an untied LM head belongs to the model');
+    // Row 0: prompt [5, 6], response [7, 8, 9]; row 1: prompt [1], response [2, 3], then padding.
+    const ids = Tensor.fromBuffer(new Int32Array([5, 6, 7, 8, 9, 1, 2, 3, 0, 0]), [2, 5]);
+    const rows = [
+      { start: 2, last: 4 },
+      { start: 1, last: 2 },
+    ];
+    const opts = { responseStart: rows.map((r) => r.start) };
+    const lastIndex = rows.map((r) => r.last);
+    tidy(() => {
+      const plain = rm.scoresPerToken(ids).toArray();
+      const logp = logSoftmax(trunk.forward(ids)).toArray();
+      const V = trunk.config.vocabSize;
+      const got = rm.scoreAt(ids, lastIndex, opts).toArray();
+      rows.forEach(({ start, last }, b) => {
+        let mean = 0;
+        for (let t = start; t <= last; t++) mean += logp[(b * 5 + t - 1) * V + ids.i32[b * 5 + t]] / (last - start + 1);
+        const want = plain[b * 5 + last] + 0.5 * mean;
+        assert.ok(Math.abs(got[b] - want) < 1e-4, `row ${b}: ${got[b]} vs ${want}`);
+      });
+      backward(sum(rm.scoreAt(ids, lastIndex, opts)));
+      assert.ok(rm.likelihood!.weight.grad, 'the weight trains');
+      const head = trunk.lm_head?.weight ?? (trunk as { wte: { weight: Tensor } }).wte.weight;
+      assert.ok(head.grad, 'so does the LM head');
+    });
+    assert.throws(() => rm.scoreAt(ids, lastIndex), /likelihood term: give responseStart/);
+    assert.throws(() => rm.scoreAt(ids, [4, 0], { responseStart: [2, 1] }), /row 1: the response must/);
+    rm.zeroGrad();
+    const want = noGrad(() => tidy(() => rm.scoreAt(ids, lastIndex, opts).toArray()));
+    const dir = mkdtempSync(join(tmpdir(), 'ik-rm-ll-'));
+    saveScalarPretrained(rm, join(dir, 'full'));
+    const again = loadScalarPretrained(join(dir, 'full'));
+    assert.equal(again.likelihood?.weight.f32[0], 0.5);
+    assert.deepEqual(
+      noGrad(() => tidy(() => again.scoreAt(ids, lastIndex, opts).toArray())),
+      want,
+    );
+    // LoRA: the weight is kept trainable and saved with the score head; the adapter loads back onto the SFT trunk.
+    applyLora(rm, { r: 2, alpha: 4, dropout: 0, targets: [name === 'gpt2-tiny' ? 'c_attn' : 'q_proj'] }, { seed: 1 });
+    assert.ok(rm.namedTrainableParameters().some(([n]) => n === 'likelihood.weight'));
+    rm.likelihood!.weight.f32[0] = 0.75;
+    const adapted = noGrad(() => tidy(() => rm.scoreAt(ids, lastIndex, opts).toArray()));
+    cpSync(join(fixtures, name), join(dir, 'base'), { recursive: true });
+    saveAdapter(rm, join(dir, 'adapter'), join(dir, 'base'));
+    const merged = loadScalarFolder(join(dir, 'adapter'));
+    assert.equal(merged.likelihood?.weight.f32[0], 0.75);
+    const back = noGrad(() => tidy(() => merged.scoreAt(ids, lastIndex, opts).toArray()));
+    for (const [i, v] of back.entries()) assert.ok(Math.abs(v - adapted[i]) < 1e-4, `${v} vs ${adapted[i]}`);
+    rmSync(dir, { recursive: true });
+  });
+}

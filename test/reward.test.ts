@@ -153,12 +153,42 @@ test('a reward model learns a hidden order: >= 95% held-out pairwise accuracy, p
   const rm = loadScalarPretrained(out).eval();
   const { tokenizer } = loadCausalLM(modelDir);
   const fmt = new Formatter(tokenizer, modelDir);
-  const ids = encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records.map((e) => e.ids);
-  const scores = scoreSequences(rm, ids, 8, fmt.padId);
+  const rows = encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records;
+  const scores = scoreSequences(rm, rows, 8, fmt.padId);
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   assert.ok(Math.abs(mean) < 1e-4, `mean demo score ${mean}`);
   assert.ok(Math.abs(r.biasShift!) > 1e-3, 'the calibration moved the bias');
   assert.ok(scores[7] > scores[0], 'teal above red');
+});
+
+test('with a likelihood term the reward model still learns the order, trains the term, and calibrates to 0', () => {
+  const rng = new Rng(12);
+  const data = writeJsonl(join(root, 'll-train.jsonl'), rankings(120, rng));
+  const val = writeJsonl(join(root, 'll-val.jsonl'), rankings(30, rng));
+  const demos = writeJsonl(
+    join(root, 'll-demos.jsonl'),
+    WORDS.map((w) => ({ prompt: `say ${w}`, completion: w })),
+  );
+  const out = join(root, 'rm-ll');
+  const config = { ...tiny, likelihood: 1 };
+  const r = trainRewardModel({
+    modelDir,
+    dataFile: data,
+    valFile: val,
+    demosFile: demos,
+    outDir: out,
+    config,
+    log: quiet,
+  });
+  assert.ok(r.val!.accuracy >= 0.9, `held-out accuracy ${r.val!.accuracy}`);
+  const rm = loadScalarPretrained(out).eval();
+  assert.ok(rm.likelihood !== null, 'the saved model keeps its likelihood term');
+  assert.notEqual(rm.likelihood.weight.f32[0], 1, 'the weight trained');
+  const { tokenizer } = loadCausalLM(modelDir);
+  const fmt = new Formatter(tokenizer, modelDir);
+  const rows = encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records;
+  const scores = scoreSequences(rm, rows, 8, fmt.padId);
+  assert.ok(Math.abs(scores.reduce((a, b) => a + b, 0) / scores.length) < 1e-4);
 });
 
 test('without --demos the top-ranked training responses are calibrated to 0', () => {
@@ -176,15 +206,11 @@ test('without --demos the top-ranked training responses are calibrated to 0', ()
   const { tokenizer } = loadCausalLM(modelDir);
   const fmt = new Formatter(tokenizer, modelDir);
   const all = readComparisons(data).records;
-  const scores = all.map(
-    (rec) =>
-      scoreSequences(
-        rm,
-        [[...fmt.prompt(rec.prompt), ...fmt.response(rec.responses[bestOf(rec.ranking)])]],
-        1,
-        fmt.padId,
-      )[0],
-  );
+  const scores = all.map((rec) => {
+    const prompt = fmt.prompt(rec.prompt);
+    const ids = [...prompt, ...fmt.response(rec.responses[bestOf(rec.ranking)])];
+    return scoreSequences(rm, [{ ids, promptLength: prompt.length }], 1, fmt.padId)[0];
+  });
   // The calibration set is the 12 training rankings: the mean over all 16 is near 0, not exactly.
   assert.ok(Math.abs(scores.reduce((a, b) => a + b, 0) / scores.length) < 0.5);
 });

@@ -100,7 +100,7 @@ const tiny: DemoConfig = {
   sft: { epochs: 12, batchSize: 16, lr: 2e-3, dropout: 0, valFraction: 0.1, warmupRatio: 0.05 },
   k: 6,
   rounds: 1,
-  rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0 },
+  rm: { epochs: 3, batchSize: 16, lr: 1e-3, valFraction: 0, likelihood: 1 },
   ppo: { ...ppoCommon, steps: 60, batchSize: 16, miniBatchSize: 8, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
   ptxCoef: 0.2,
   dpo: { epochs: 1, batchSize: 16, lr: 1e-4, beta: 0.1 },
@@ -125,7 +125,9 @@ const small: DemoConfig = {
   // one). Measured on seeds 0/1/2 against one round: PPO-ptx correct on held-out phrasings 32.0/34.0/33.3 →
   // 37.0/36.0/34.7 %; the reward model's held-out accuracy and right-vs-wrong probe barely move.
   rounds: 2,
-  rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0 },
+  // The reward model also reads its LM head's likelihood of the answer (weight starting at 1): seed 1, round one, the
+  // same rankings: right-vs-wrong probe 46.9 → 75.4 %, held-out accuracy 65.8 → 67.3 %, style 98.1 → 94.1 %.
+  rm: { epochs: 2, batchSize: 16, lr: 1e-3, valFraction: 0, likelihood: 1 },
   ppo: { ...ppoCommon, steps: 200, batchSize: 32, miniBatchSize: 16, ppoEpochs: 2, lr: 1e-4, valueLr: 5e-4 },
   ptxCoef: 0.2,
   dpo: { epochs: 1, batchSize: 16, lr: 1e-4, beta: 0.1 },

@@ -236,8 +236,8 @@ export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Rec
     const seqs = pairs.flatMap((p) => {
       const prompt = fmt.prompt(p.prompt);
       return [
-        [...prompt, ...fmt.response(p.better)],
-        [...prompt, ...fmt.response(p.worse)],
+        { ids: [...prompt, ...fmt.response(p.better)], promptLength: prompt.length },
+        { ids: [...prompt, ...fmt.response(p.worse)], promptLength: prompt.length },
       ];
     });
     const scores = scoreSequences(rm, seqs, 32, fmt.padId);

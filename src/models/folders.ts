@@ -86,8 +86,11 @@ export function loadModelFolder(dir: string, opts: FolderOptions = {}): CausalLM
 export function loadScalarFolder(dir: string, opts: FolderOptions = {}): ScalarModel {
   const { configDir, adapter } = modelFolder(dir, opts.base);
   if (!adapter) return loadScalarPretrained(dir, opts);
+  const likelihood = readAdapterConfig(adapter).modulesToSave.includes('likelihood') ? 0 : null;
   const base =
-    folderKind(configDir) === 'scalar' ? loadScalarFolder(configDir) : new ScalarModel(loadModelFolder(configDir));
+    folderKind(configDir) === 'scalar'
+      ? loadScalarFolder(configDir)
+      : new ScalarModel(loadModelFolder(configDir), undefined, { likelihood });
   const merged = mergeAdapter(base, adapter, configDir);
   if (wantsBf16(configDir, opts)) merged.toDtype('bf16');
   return merged.eval();

@@ -1,20 +1,51 @@
 // A scalar head on a transformer trunk: the reward model (score at the last real token) and the value model
 // (a score at every token). Named as Hugging Face's *ForSequenceClassification: the trunk's own names + `score.*`.
 import { Linear, Module } from '../nn/index.js';
-import { check, embedding, Rng, reshape, shapeStr, Tensor } from '../tensor/index.js';
+import { add, check, crossEntropy, embedding, mul, neg, Rng, reshape, shapeStr, sum, Tensor } from '../tensor/index.js';
 import type { ForwardOptions } from './gpt2.js';
 import type { CausalLM } from './hf.js';
 
+export interface ScalarModelOptions {
+  /**
+   * Starting weight of a second term in the score: the response's mean per-token log-likelihood under the trunk's
+   * own LM head, which then trains with the rest (null: the plain scalar head, as the paper's reward model). The
+   * LM head holds what the model learned about right answers; a head reading the last token alone rarely learns to
+   * recompute it from rankings.
+   */
+  likelihood?: number | null;
+}
+
+export interface ScoreOptions extends ForwardOptions {
+  /** Where each row's response begins (its prompt length); needed when the score has a likelihood term. */
+  responseStart?: readonly number[];
+}
+
+/** One learned number: a module, so that LoRA's modules_to_save can keep it trainable by name. */
+class Weight extends Module {
+  readonly weight: Tensor;
+  constructor(value: number) {
+    super();
+    this.weight = this.registerParameter('weight', Tensor.fromBuffer(Float32Array.of(value), [1]));
+  }
+}
+
 export class ScalarModel extends Module {
   readonly score: Linear;
+  /** The likelihood term's weight, or null without one. */
+  readonly likelihood: Weight | null;
   constructor(
     readonly trunk: CausalLM,
     rng = new Rng(0),
+    opts: ScalarModelOptions = {},
   ) {
     super();
-    // The trunk's parameters keep their names (no prefix), as in Hugging Face checkpoints; its LM head is unused.
-    for (const [name, child] of trunk.namedChildren()) if (name !== 'lm_head') this.registerModule(name, child);
+    const withLikelihood = opts.likelihood !== undefined && opts.likelihood !== null;
+    // The trunk's parameters keep their names (no prefix), as in Hugging Face checkpoints; its LM head is used only
+    // by the likelihood term.
+    for (const [name, child] of trunk.namedChildren())
+      if (name !== 'lm_head' || withLikelihood) this.registerModule(name, child);
     this.score = this.registerModule('score', new Linear(hiddenSize(trunk), 1, rng, { std: 0 }));
+    this.likelihood = withLikelihood ? this.registerModule('likelihood', new Weight(opts.likelihood!)) : null;
   }
 
   /** One score per token: (B, T). */
@@ -28,7 +59,7 @@ export class ScalarModel extends Module {
    * One score per sequence, read at each row's last real token (B): `lastIndex[b]` is that position. With right
    * padding it is (number of real tokens − 1); with left padding, T − 1.
    */
-  scoreAt(ids: Tensor, lastIndex: Int32Array | number[], opts: ForwardOptions = {}): Tensor {
+  scoreAt(ids: Tensor, lastIndex: Int32Array | number[], opts: ScoreOptions = {}): Tensor {
     const [B, T] = ids.shape;
     check(lastIndex.length === B, 'ScalarModel', () => `${lastIndex.length} indices for batch ${shapeStr(ids.shape)}`);
     const h = this.trunk.hidden(ids, opts);
@@ -39,7 +70,34 @@ export class ScalarModel extends Module {
       rows[b] = b * T + lastIndex[b];
     }
     const picked = embedding(reshape(h, [B * T, D]), Tensor.fromBuffer(rows, [B])); // a differentiable row gather
-    return reshape(this.score.forward(picked), [B]);
+    const score = reshape(this.score.forward(picked), [B]);
+    if (!this.likelihood) return score;
+    const start = opts.responseStart;
+    check(start !== undefined, 'ScalarModel', () => 'this reward model has a likelihood term: give responseStart');
+    return add(score, mul(this.meanLogLikelihood(h, ids, lastIndex, start), this.likelihood.weight));
+  }
+
+  // Mean log π(token | earlier tokens) over each row's response tokens [start, last], through the trunk's LM head.
+  private meanLogLikelihood(h: Tensor, ids: Tensor, last: ArrayLike<number>, start: readonly number[]): Tensor {
+    const [B, T] = ids.shape;
+    check(start.length === B, 'ScalarModel', () => `${start.length} response starts for batch ${shapeStr(ids.shape)}`);
+    const targets = Tensor.empty([B, T], 'i32');
+    targets.i32.fill(-100);
+    const inverseCount = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      check(
+        start[b] >= 1 && start[b] <= last[b],
+        'ScalarModel',
+        () =>
+          `row ${b}: the response must start after the prompt's first token and hold a token (start ${start[b]}, last ${last[b]})`,
+      );
+      for (let t = start[b] - 1; t < last[b]; t++) targets.i32[b * T + t] = ids.i32[b * T + t + 1];
+      inverseCount[b] = 1 / (last[b] - start[b] + 1);
+    }
+    const logits = this.trunk.head(h);
+    const V = logits.size(-1);
+    const nll = crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' });
+    return mul(neg(sum(reshape(nll, [B, T]), 1)), Tensor.fromBuffer(inverseCount, [B]));
   }
 }
 

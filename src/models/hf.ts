@@ -127,7 +127,9 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): CausalLM {
 /** Loads a reward or value model folder (a trunk plus `score.*`), as saved by saveScalarPretrained. */
 export function loadScalarPretrained(dir: string, opts: LoadOptions = {}): ScalarModel {
   const configPath = join(dir, 'config.json');
-  const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath));
+  // A checkpoint that holds the likelihood term's weight is a reward model with that term (its value is loaded below).
+  const likelihood = shardFiles(dir).some((f) => readHeader(f).entries.has('likelihood.weight')) ? 0 : null;
+  const model = new ScalarModel(modelFromConfig(readJson(configPath), configPath), undefined, { likelihood });
   if (resolveDType(dir, opts.dtype) === 'bf16') model.toDtype('bf16');
   // transformers' *ForSequenceClassification heads have no bias: such a checkpoint loads with ours at zero.
   loadWeights(model, model.trunk, dir, new Set(['score.bias']));

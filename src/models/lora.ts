@@ -186,7 +186,8 @@ export function applyLora(
         `(e.g. ${all[0]?.[0] ?? 'none'})`,
     );
   }
-  const modulesToSave = opts.modulesToSave ?? (model instanceof ScalarModel ? ['score'] : []);
+  const modulesToSave =
+    opts.modulesToSave ?? (model instanceof ScalarModel ? ['score', ...(model.likelihood ? ['likelihood'] : [])] : []);
   const saved = new Set(modulesToSave);
   for (const name of saved)
     if (!model.namedModules().some(([p]) => p === name)) throw new Error(`lora: modulesToSave: no module "${name}"`);

@@ -23,10 +23,16 @@ export function padRight(rows: readonly (readonly number[])[], padId: number): P
   return { ids, mask, lengths: rows.map((r) => r.length) };
 }
 
+/** A sequence to score: prompt + response (EOS included), the first promptLength tokens being the prompt. */
+export interface ScoredSequence {
+  ids: readonly number[];
+  promptLength: number;
+}
+
 /** Reward-model scores of whole sequences (prompt + response), read at each one's last token; no graph recorded. */
 export function scoreSequences(
   rm: ScalarModel,
-  sequences: readonly (readonly number[])[],
+  sequences: readonly ScoredSequence[],
   batchSize: number,
   padId: number,
 ): number[] {
@@ -35,12 +41,15 @@ export function scoreSequences(
     const chunk = sequences.slice(i, i + batchSize);
     const scores = noGrad(() =>
       tidy(() => {
-        const { ids, mask, lengths } = padRight(chunk, padId);
+        const { ids, mask, lengths } = padRight(
+          chunk.map((s) => s.ids),
+          padId,
+        );
         return rm
           .scoreAt(
             ids,
             lengths.map((n) => n - 1),
-            { attentionMask: mask },
+            { attentionMask: mask, responseStart: chunk.map((s) => s.promptLength) },
           )
           .toArray();
       }),

@@ -258,6 +258,8 @@ export interface SftExample extends Located {
 /** A ranking as ids: one full sequence (prompt + response + EOS) per response. */
 export interface RankingExample extends Located {
   sequences: number[][];
+  /** Tokens of the prompt, the same in every sequence. */
+  promptLength: number;
   /** Best → worst; tied responses as an inner array (they make no pair). */
   ranking: RankingOrder;
   labeler?: string;
@@ -315,7 +317,15 @@ export function encodeRankings(
     const sequences = r.responses.map((text) => [...prompt, ...fmt.response(text)]);
     const worst = sequences.findIndex((s) => s.length > context);
     if (worst >= 0) errors.push(tooLong(r, `prompt + response ${worst}`, sequences[worst].length, context));
-    else records.push({ sequences, ranking: r.ranking, labeler: r.labeler, file: r.file, line: r.line });
+    else
+      records.push({
+        sequences,
+        promptLength: prompt.length,
+        ranking: r.ranking,
+        labeler: r.labeler,
+        file: r.file,
+        line: r.line,
+      });
   }
   return finish(rankings[0]?.file ?? 'input', { records, errors }, opts);
 }

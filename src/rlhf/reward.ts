@@ -3,7 +3,7 @@
 // same batch and all C(K,2) pairs count, loss = −1/C(K,2) Σ_{w above l} log σ(r_w − r_l − margin). Afterwards the
 // head's bias is set so that demonstrations score 0 on average.
 import { Type } from '@sinclair/typebox';
-import { padRight, ScalarModel, scoreSequences } from '../models/index.js';
+import { padRight, ScalarModel, type ScoredSequence, scoreSequences } from '../models/index.js';
 import { applyLora, loraConfigOf } from '../models/lora.js';
 import { bestOf, orderedPairs, rankedItems } from '../store/ranking.js';
 import { check, Rng, type Tensor } from '../tensor/index.js';
@@ -44,6 +44,13 @@ export {
 export const rmSpec = new ConfigSpec('rm', {
   epochs: Type.Integer({ minimum: 1, default: 1, description: 'passes over the rankings' }),
   margin: Type.Number({ default: 0, description: 'required score gap between a better and a worse response' }),
+  likelihood: Type.Number({
+    minimum: 0,
+    default: 0,
+    description:
+      "starting weight of the response's mean per-token log-likelihood (the model's own LM head) in the score, " +
+      'trained with the rest; 0: the plain scalar head',
+  }),
   dropout: dropoutField(0),
   valFraction: valFractionField('comparisons'),
   promptFormat: promptFormatField,
@@ -74,7 +81,7 @@ export function evaluateRankings(
   examples: RankingExample[],
   opts: { batchSize: number; padId: number; margin: number },
 ): RankingEval {
-  const flat = examples.flatMap((e) => e.sequences);
+  const flat = examples.flatMap((e) => e.sequences.map((ids) => ({ ids, promptLength: e.promptLength })));
   const scores = scoreSequences(rm, flat, opts.batchSize * 4, opts.padId);
   const tally = new Map<string | null, { correct: number; pairs: number }>();
   const add1 = (key: string | null, c: { correct: number; pairs: number }) => {
@@ -106,7 +113,12 @@ export function evaluateRankings(
  * Shifts the head's bias so that the sequences (demonstrations: prompt + response + EOS) score 0 on average, which
  * keeps the reward centred for RL. Returns the mean score before the shift.
  */
-export function calibrateBias(rm: ScalarModel, sequences: number[][], batchSize: number, padId: number): number {
+export function calibrateBias(
+  rm: ScalarModel,
+  sequences: readonly ScoredSequence[],
+  batchSize: number,
+  padId: number,
+): number {
   check(sequences.length > 0, 'calibrateBias', () => 'no sequences to calibrate on');
   const scores = scoreSequences(rm, sequences, batchSize, padId);
   let mean = 0;
@@ -154,7 +166,7 @@ function prepareRm(opts: RmOptions) {
     residPdrop: cfg.dropout,
     seed: cfg.seed,
   });
-  const rm = new ScalarModel(trunk, new Rng(cfg.seed));
+  const rm = new ScalarModel(trunk, new Rng(cfg.seed), { likelihood: cfg.likelihood > 0 ? cfg.likelihood : null });
   const lora = loraConfigOf(cfg);
   if (lora) applyLora(rm, lora, { seed: cfg.seed, frozenDtype: cfg.bf16 ? 'bf16' : 'f32' }); // the score head trains whole beside the adapters
   const fmt = new Formatter(tokenizer, opts.modelDir, cfg.promptFormat);
@@ -165,9 +177,9 @@ function prepareRm(opts: RmOptions) {
   const split = encodedVal
     ? { train: encoded.records, val: encodedVal.records }
     : splitValidation(encoded.records, cfg.valFraction, cfg.seed);
-  const calibration = encodedDemos
-    ? encodedDemos.records.map((d) => d.ids)
-    : split.train.map((r) => r.sequences[bestOf(r.ranking)]);
+  const calibration: ScoredSequence[] = encodedDemos
+    ? encodedDemos.records
+    : split.train.map((r) => ({ ids: r.sequences[bestOf(r.ranking)], promptLength: r.promptLength }));
   const skipped = [data, valData, demos, encoded, encodedVal, encodedDemos]
     .flatMap((r) => r?.skipped ?? [])
     .map((e) => `${e.file}:${e.line}: ${e.message}`);
@@ -183,15 +195,17 @@ export function rmBatchLoss(
 ): { loss: Tensor; accuracy: number } {
   const groups: RankingGroup[] = [];
   const rows: number[][] = [];
+  const responseStart: number[] = [];
   for (const e of batch) {
     groups.push({ offset: rows.length, ranking: e.ranking });
     rows.push(...e.sequences);
+    for (const _ of e.sequences) responseStart.push(e.promptLength);
   }
   const { ids, mask, lengths } = padRight(rows, padId);
   const scores = rm.scoreAt(
     ids,
     lengths.map((n) => n - 1),
-    { attentionMask: mask },
+    { attentionMask: mask, responseStart },
   );
   const values = scores.f32;
   let correct = 0;

@@ -22,7 +22,7 @@ export function rewardModelFn(rm: ScalarModel, padId: number): RewardFn {
   return (_prompts, _responses, { prompts, responses }) =>
     scoreSequences(
       rm,
-      prompts.map((p, b) => [...p, ...responses[b]]),
+      prompts.map((p, b) => ({ ids: [...p, ...responses[b]], promptLength: p.length })),
       prompts.length,
       padId,
     );

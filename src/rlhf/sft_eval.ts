@@ -1,6 +1,6 @@
 // SFT's evaluation at each epoch's end: the validation loss over response tokens, and the paper's selection score,
 // the reward model's mean score of greedy samples on the validation prompts.
-import { type CausalLM, generate, type ScalarModel, scoreSequences } from '../models/index.js';
+import { type CausalLM, generate, type ScalarModel, type ScoredSequence, scoreSequences } from '../models/index.js';
 import { crossEntropy, noGrad, reshape, tidy } from '../tensor/index.js';
 import type { Formatter } from '../tokenizer/index.js';
 import { type SftExample, sftBatch } from './data.js';
@@ -35,7 +35,7 @@ export function sampleScore(
   const longest = Math.max(...prompts.map((p) => p.length));
   const room = Math.min(policy.maxPositions, rm.trunk.maxPositions) - longest;
   const maxNewTokens = Math.max(1, Math.min(opts.maxNewTokens, room));
-  const sequences: number[][] = [];
+  const sequences: ScoredSequence[] = [];
   for (let i = 0; i < prompts.length; i += opts.batchSize) {
     const chunk = prompts.slice(i, i + opts.batchSize);
     const { tokens } = generate(policy, chunk, {
@@ -44,7 +44,7 @@ export function sampleScore(
       eosTokenIds: [fmt.eosId],
       padTokenId: fmt.padId,
     });
-    for (const [b, p] of chunk.entries()) sequences.push([...p, ...tokens[b]]);
+    for (const [b, p] of chunk.entries()) sequences.push({ ids: [...p, ...tokens[b]], promptLength: p.length });
   }
   const scores = scoreSequences(rm, sequences, opts.batchSize, fmt.padId);
   return scores.reduce((a, b) => a + b, 0) / scores.length;
