@@ -6,7 +6,8 @@
  * held-out labeler groups.
  */
 import { Rng } from '../../tensor/random.js';
-import { abstains, type Task } from '../world/tasks.js';
+import { abstains } from '../world/checker.js';
+import type { Task } from '../world/tasks.js';
 import { type Labeler, type LabelerGroup, type RankLabel, rankLabelFromScores, type Score } from './labeler.js';
 import { PLAIN_STYLE, type WritingStyle, writeDemonstration } from './writing.js';
 

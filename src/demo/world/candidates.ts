@@ -4,8 +4,9 @@
  * tests; the demo ranks real model samples instead.
  */
 import type { Rng } from '../../tensor/random.js';
+import { FAMILIES } from './kinds.js';
 import { pick, weighted } from './random.js';
-import { FAMILIES, generateTask, type Task } from './tasks.js';
+import { generateTask, type Task } from './tasks.js';
 
 export type CandidateStyle =
   | 'reference'

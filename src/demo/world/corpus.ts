@@ -7,8 +7,8 @@
  */
 import type { Rng } from '../../tensor/random.js';
 import { TOWNS, type Town, townsOn, WORDS } from './facts.js';
+import { UNIT_CONVERSIONS, unitName } from './kinds.js';
 import { between, pick, shuffled, weighted } from './random.js';
-import { UNIT_CONVERSIONS, unitName } from './tasks.js';
 
 export interface CorpusOptions {
   /** Total number of sentences. */

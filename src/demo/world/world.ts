@@ -3,8 +3,9 @@
  * training phrasings only; part of the evaluation split uses phrasings no training split has seen.
  */
 import { Rng } from '../../tensor/random.js';
+import { abstains } from './checker.js';
 import { pick, shuffled } from './random.js';
-import { abstains, generateTask, type Task } from './tasks.js';
+import { generateTask, type Task } from './tasks.js';
 
 export type SplitName = 'sft' | 'rm' | 'ppo' | 'eval';
 export const SPLITS: readonly SplitName[] = ['sft', 'rm', 'ppo', 'eval'];
