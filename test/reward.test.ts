@@ -116,6 +116,23 @@ function rankings(n: number, rng: Rng) {
 
 const tiny: RmConfig = { ...rmDefaults, epochs: 2, batchSize: 4, lr: 1e-2, warmupRatio: 0.05 };
 
+// One demonstration per word: the calibration set, on which a trained reward model scores 0 on average.
+const demos = writeJsonl(
+  join(root, 'demos.jsonl'),
+  WORDS.map((w) => ({ prompt: `say ${w}`, completion: w })),
+);
+
+/** Trains on these rankings, calibrated on the demonstrations. */
+function train(dataFile: string, valFile: string, outDir: string, config: RmConfig = tiny) {
+  return trainRewardModel({ modelDir, dataFile, valFile, demosFile: demos, outDir, config, log: quiet });
+}
+
+function demoScores(rm: ScalarModel): number[] {
+  const { tokenizer } = loadCausalLM(modelDir);
+  const fmt = new Formatter(tokenizer, modelDir);
+  return scoreSequences(rm, encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records, 8, fmt.padId);
+}
+
 test('a reward model learns a hidden order: >= 95% held-out pairwise accuracy, per labeler too; bias calibrated', () => {
   const rng = new Rng(11);
   const data = writeJsonl(join(root, 'train.jsonl'), rankings(160, rng));
@@ -124,20 +141,8 @@ test('a reward model learns a hidden order: >= 95% held-out pairwise accuracy, p
     ...rankings(40, rng),
     { prompt: 'say red', chosen: 'teal', rejected: 'green' },
   ]);
-  const demos = writeJsonl(
-    join(root, 'demos.jsonl'),
-    WORDS.map((w) => ({ prompt: `say ${w}`, completion: w })),
-  );
   const out = join(root, 'rm');
-  const r = trainRewardModel({
-    modelDir,
-    dataFile: data,
-    valFile: val,
-    demosFile: demos,
-    outDir: out,
-    config: tiny,
-    log: quiet,
-  });
+  const r = train(data, val, out);
   assert.equal(r.valRankings, 41);
   assert.ok(r.val!.accuracy >= 0.95, `held-out accuracy ${r.val!.accuracy}`);
   assert.deepEqual(Object.keys(r.val!.perLabeler).sort(), ['ann', 'bob']);
@@ -150,11 +155,7 @@ test('a reward model learns a hidden order: >= 95% held-out pairwise accuracy, p
   assert.ok(metrics.some((m) => 'train/accuracy' in m && 'train/loss' in m));
 
   // The saved model scores the demonstrations 0 on average (and still orders responses).
-  const rm = loadScalarPretrained(out).eval();
-  const { tokenizer } = loadCausalLM(modelDir);
-  const fmt = new Formatter(tokenizer, modelDir);
-  const rows = encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records;
-  const scores = scoreSequences(rm, rows, 8, fmt.padId);
+  const scores = demoScores(loadScalarPretrained(out).eval());
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   assert.ok(Math.abs(mean) < 1e-4, `mean demo score ${mean}`);
   assert.ok(Math.abs(r.biasShift!) > 1e-3, 'the calibration moved the bias');
@@ -165,29 +166,13 @@ test('with a likelihood term the reward model still learns the order, trains the
   const rng = new Rng(12);
   const data = writeJsonl(join(root, 'll-train.jsonl'), rankings(120, rng));
   const val = writeJsonl(join(root, 'll-val.jsonl'), rankings(30, rng));
-  const demos = writeJsonl(
-    join(root, 'll-demos.jsonl'),
-    WORDS.map((w) => ({ prompt: `say ${w}`, completion: w })),
-  );
   const out = join(root, 'rm-ll');
-  const config = { ...tiny, likelihood: 1 };
-  const r = trainRewardModel({
-    modelDir,
-    dataFile: data,
-    valFile: val,
-    demosFile: demos,
-    outDir: out,
-    config,
-    log: quiet,
-  });
+  const r = train(data, val, out, { ...tiny, likelihood: 1 });
   assert.ok(r.val!.accuracy >= 0.9, `held-out accuracy ${r.val!.accuracy}`);
   const rm = loadScalarPretrained(out).eval();
   assert.ok(rm.likelihood !== null, 'the saved model keeps its likelihood term');
   assert.notEqual(rm.likelihood.weight.f32[0], 1, 'the weight trained');
-  const { tokenizer } = loadCausalLM(modelDir);
-  const fmt = new Formatter(tokenizer, modelDir);
-  const rows = encodeDemonstrations(readDemonstrations(demos).records, fmt, 48).records;
-  const scores = scoreSequences(rm, rows, 8, fmt.padId);
+  const scores = demoScores(rm);
   assert.ok(Math.abs(scores.reduce((a, b) => a + b, 0) / scores.length) < 1e-4);
 });
 
