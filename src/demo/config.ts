@@ -18,6 +18,8 @@ export interface PretrainSettings {
   seq: number;
   lr: number;
   minLrRatio: number;
+  /** GPT-2 dropout (default 0). */
+  dropout?: number;
 }
 
 /** Everything a demo run depends on besides the seed; one per size. */
@@ -140,8 +142,10 @@ const small: DemoConfig = {
 };
 
 // `small` plus the headline: GPT-2 'small' preset (256 wide, 4 layers: ~20× the demo's base) on the same prose.
+// Dropout keeps the big base from memorising the small corpus (seed 0: held-out prose loss 0.725 at step 1800 rising
+// to 0.806 without it; 0.704 at the end with it, against the small base's 0.709).
 export const DEMO_CONFIGS: Record<DemoSize, DemoConfig> = {
   tiny,
   small,
-  headline: { ...small, bigBase: { ...small.pretrain, size: 'small', lr: 1e-3 } },
+  headline: { ...small, bigBase: { ...small.pretrain, size: 'small', lr: 1e-3, dropout: 0.1 } },
 };
