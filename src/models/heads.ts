@@ -1,9 +1,10 @@
 // A scalar head on a transformer trunk: the reward model (score at the last real token) and the value model
 // (a score at every token). Named as Hugging Face's *ForSequenceClassification: the trunk's own names + `score.*`.
 import { Linear, Module } from '../nn/index.js';
-import { add, check, crossEntropy, embedding, mul, neg, Rng, reshape, shapeStr, sum, Tensor } from '../tensor/index.js';
+import { add, check, embedding, mul, Rng, reshape, shapeStr, Tensor } from '../tensor/index.js';
 import type { ForwardOptions } from './gpt2.js';
 import type { CausalLM } from './hf.js';
+import { responseLogps } from './score.js';
 
 export interface ScalarModelOptions {
   /**
@@ -83,7 +84,7 @@ export class ScalarModel extends Module {
     check(start.length === B, 'ScalarModel', () => `${start.length} response starts for batch ${shapeStr(ids.shape)}`);
     const targets = Tensor.empty([B, T], 'i32');
     targets.i32.fill(-100);
-    const inverseCount = new Float32Array(B);
+    const tokens: number[] = [];
     for (let b = 0; b < B; b++) {
       check(
         start[b] >= 1 && start[b] <= last[b],
@@ -92,12 +93,9 @@ export class ScalarModel extends Module {
           `row ${b}: the response must start after the prompt's first token and hold a token (start ${start[b]}, last ${last[b]})`,
       );
       for (let t = start[b] - 1; t < last[b]; t++) targets.i32[b * T + t] = ids.i32[b * T + t + 1];
-      inverseCount[b] = 1 / (last[b] - start[b] + 1);
+      tokens.push(last[b] - start[b] + 1);
     }
-    const logits = this.trunk.head(h);
-    const V = logits.size(-1);
-    const nll = crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' });
-    return mul(neg(sum(reshape(nll, [B, T]), 1)), Tensor.fromBuffer(inverseCount, [B]));
+    return responseLogps(this.trunk.head(h), targets, tokens);
   }
 }
 

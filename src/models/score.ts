@@ -1,5 +1,5 @@
 // Token rows into model inputs, and a reward model's scores of whole sequences.
-import { noGrad, Tensor, tidy } from '../tensor/index.js';
+import { crossEntropy, mul, neg, noGrad, reshape, sum, Tensor, tidy } from '../tensor/index.js';
 import type { ScalarModel } from './heads.js';
 
 /** Right-padded token rows with their attention mask (1 real, 0 pad) and lengths. */
@@ -57,4 +57,24 @@ export function scoreSequences(
     out.push(...scores);
   }
   return out;
+}
+
+/**
+ * log π of each row's response from logits (B, T, V) and next-token targets (B, T) that are -100 outside the
+ * response: the sum over its tokens, or their mean when `tokens` gives each row's number of response tokens.
+ */
+export function responseLogps(logits: Tensor, targets: Tensor, tokens?: readonly number[]): Tensor {
+  const [B, T, V] = logits.shape;
+  // Ignored targets have a loss of 0, so a row sum is the response's log-prob.
+  const nll = crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' });
+  const logps = neg(sum(reshape(nll, [B, T]), 1));
+  return tokens
+    ? mul(
+        logps,
+        Tensor.fromBuffer(
+          Float32Array.from(tokens, (n) => 1 / n),
+          [B],
+        ),
+      )
+    : logps;
 }

@@ -1,22 +1,8 @@
 // DPO's maths: the sigmoid / IPO loss of sequence log-probs, TRL's metrics, and the policy's and the cached
 // reference's log-probs of preference pairs.
 
-import type { CausalLM } from '../models/index.js';
-import {
-  add,
-  crossEntropy,
-  mean,
-  mul,
-  neg,
-  noGrad,
-  reshape,
-  scale,
-  slice,
-  sub,
-  sum,
-  Tensor,
-  tidy,
-} from '../tensor/index.js';
+import { type CausalLM, responseLogps } from '../models/index.js';
+import { add, mean, mul, neg, noGrad, scale, slice, sub, Tensor, tidy } from '../tensor/index.js';
 import { METRIC, type Metrics } from '../train/metrics.js';
 import { type SftExample, sftBatch } from './data.js';
 import type { DpoPair } from './preferences.js';
@@ -96,19 +82,7 @@ export function dpoMetrics(r: DpoLossResult, policyChosen: number[], policyRejec
 export function sequenceLogps(model: CausalLM, rows: SftExample[], padId: number, average: boolean): Tensor {
   const { ids, mask, targets } = sftBatch(rows, padId);
   const logits = model.forward(ids, { attentionMask: mask });
-  const [B, T, V] = logits.shape;
-  // Ignored targets (prompt, padding) have a loss of 0, so a row sum is the response's log-prob.
-  const tokenNll = reshape(
-    crossEntropy(reshape(logits, [B * T, V]), reshape(targets, [B * T]), { reduction: 'none' }),
-    [B, T],
-  );
-  const logps = neg(sum(tokenNll, 1));
-  if (!average) return logps;
-  const inv = Tensor.fromBuffer(
-    Float32Array.from(rows, (r) => 1 / (r.ids.length - r.promptLength)),
-    [B],
-  );
-  return mul(logps, inv);
+  return responseLogps(logits, targets, average ? rows.map((r) => r.ids.length - r.promptLength) : undefined);
 }
 
 const rowsOf = (pairs: DpoPair[]): SftExample[] => [
