@@ -56,6 +56,14 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
   for (const k of ['ptx_tax', 'ppo_tax', 'wall_s']) assert.ok(Number.isFinite(summary[k]), `${k} = ${summary[k]}`);
   for (const m of ['sft', 'ppo', 'ppo_ptx', 'dpo', 'grpo'])
     assert.ok(Number.isFinite(summary.tax_vs_base[m]), `tax_vs_base.${m} = ${summary.tax_vs_base[m]}`);
+  // The held-out labelers' pairs by kind: shares add up, and labelers agree most where one answer is right and the
+  // other wrong (correctness comes first for every pool).
+  const kinds = summary.rm_acc_by_pair_kind;
+  const shares = ['right_vs_wrong', 'both_wrong', 'both_right'].map((k) => kinds[k].share);
+  assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 1) < 1e-3, `pair-kind shares ${shares}`);
+  for (const k of ['right_vs_wrong', 'both_wrong'])
+    for (const f of ['rm', 'labelers']) assert.ok(share(kinds[k][f]), `rm_acc_by_pair_kind.${k}.${f}`);
+  assert.ok(kinds.right_vs_wrong.labelers > kinds.both_wrong.labelers, JSON.stringify(kinds));
   // The reward model tells a plain answer from one padded with a habit every pool dislikes.
   assert.ok(summary.rm_acc_style > 0.8, `rm_acc_style ${summary.rm_acc_style}`);
   assert.ok(
@@ -84,6 +92,7 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
   for (const id of ['summary', 'winrate', 'answers', 'labelers', 'reward-kl', 'tax', 'losses', 'samples'])
     assert.match(html, new RegExp(`<section id="${id}">`), id);
   assert.ok((html.match(/<svg /g) ?? []).length >= 4, 'inline SVG charts');
+  assert.match(html, /one answer right, the other wrong/);
   assert.doesNotMatch(html, /<script|src="http/); // self-contained, no script
   for (const png of ['winrate.png', 'reward_kl.png', 'loss_1.png']) {
     const bytes = readFileSync(join(out, 'report', png));

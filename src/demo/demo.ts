@@ -17,7 +17,15 @@ import { writeReport } from '../report/html.js';
 import { openSqliteStore } from '../store/index.js';
 import { DEMO_CONFIGS, DEMO_SIZES, type DemoConfig, type DemoSize, type PretrainSettings } from './config.js';
 import { type EvalResult, evaluate, worstPool } from './eval_stage.js';
-import { MODELS, type ModelName, type PhrasingSplit, TUNED_MODELS, type TunedName } from './evaluate.js';
+import {
+  MODELS,
+  type ModelName,
+  PAIR_KINDS,
+  type PairKind,
+  type PhrasingSplit,
+  TUNED_MODELS,
+  type TunedName,
+} from './evaluate.js';
 import { headline } from './headline.js';
 import { HELDOUT_POOL_NAMES, type HeldoutPoolName } from './labelers/index.js';
 import { reportData } from './report_data.js';
@@ -71,6 +79,11 @@ export interface DemoSummary {
   rm_acc_correctness: number;
   rm_acc_style: number;
   rm_acc_honesty: number;
+  /**
+   * The reward model's accuracy on the held-out labelers' own rankings by pair kind (one answer right and one wrong,
+   * both wrong, both right), beside two held-out labelers' agreement on the same kind and the kind's share of pairs.
+   */
+  rm_acc_by_pair_kind: Record<PairKind, { rm: number; labelers: number; share: number }>;
   /** Change in held-out prose loss from the base model (the paper's alignment tax; SFT's is its forgetting). */
   tax_vs_base: Record<TunedName, number>;
   /** Change in held-out prose loss from SFT. */
@@ -220,6 +233,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       rm_acc_correctness: round(r.rmProbes.correctness.accuracy),
       rm_acc_style: round(r.rmProbes.style.accuracy),
       rm_acc_honesty: round(r.rmProbes.honesty.accuracy),
+      rm_acc_by_pair_kind: Object.fromEntries(
+        PAIR_KINDS.map((k) => {
+          const a = r.rmByPairKind[k];
+          return [k, { rm: round(a.rm), labelers: round(a.labelers), share: round(a.share) }];
+        }),
+      ) as DemoSummary['rm_acc_by_pair_kind'],
       tax_vs_base: Object.fromEntries(
         TUNED_MODELS.map((m) => [m, round(loss[m] - loss.base)]),
       ) as DemoSummary['tax_vs_base'],

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPretrained } from '../models/index.js';
+import { readComparisons } from '../rlhf/data.js';
 import { Rng } from '../tensor/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import {
@@ -14,12 +15,15 @@ import {
   type ModelName,
   type ModelStats,
   modelStats,
+  type PairKind,
+  type PairKindAccuracy,
   type PoolWinRates,
   type ProbeAccuracy,
   type ProbeKind,
   poolWinRates,
   probePairs,
   release,
+  rmAccuracyByPairKind,
   rmProbeAccuracy,
   TUNED_MODELS,
   type TunedName,
@@ -27,7 +31,7 @@ import {
 import { HELDOUT_POOL_NAMES, type HeldoutPoolName, heldoutPools } from './labelers/index.js';
 import { fileHash } from './stages.js';
 import type { Ctx } from './steps.js';
-import { FEW_SHOT_STOP, fewShotExamples, fewShotPrompt } from './world/index.js';
+import { FEW_SHOT_STOP, fewShotExamples, fewShotPrompt, tasksByPrompt } from './world/index.js';
 
 export interface EvalResult {
   answers: Record<ModelName, string[]>;
@@ -38,6 +42,8 @@ export interface EvalResult {
   stats: Record<ModelName, ModelStats>;
   /** The reward model on probe pairs of known order. */
   rmProbes: Record<ProbeKind, ProbeAccuracy>;
+  /** The reward model on the held-out labelers' own rankings, by pair kind, beside the labelers' agreement. */
+  rmByPairKind: Record<PairKind, PairKindAccuracy>;
 }
 
 /**
@@ -65,7 +71,7 @@ export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
   const tasks = ctx.world.eval;
   return ctx.stages.run(
     'eval',
-    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema', v: 2 },
+    { keys, maxNewTokens, shots, seed: ctx.seed, heldout: fileHash(ctx.heldoutCorpusPath), policy: 'ema', v: 3 },
     (): EvalResult => {
       const greedy = { maxNewTokens, temperature: 0, seed: ctx.seed };
       const baseDir = ctx.stages.dir('base');
@@ -105,7 +111,17 @@ export async function evaluate(ctx: Ctx, keys: Record<string, string>) {
       ) as EvalResult['winRates'];
       const stats = Object.fromEntries(MODELS.map((m) => [m, modelStats(tasks, answers[m])])) as EvalResult['stats'];
       const rmProbes = rmProbeAccuracy(ctx.stages.dir('rm'), probePairs(tasks, new Rng(ctx.seed + 41)));
-      return { answers, winRates, corpusLoss: corpusLosses, stats, rmProbes };
+      // The held-out rankings the reward model's held-out accuracy is measured on (the rm key covers their content),
+      // and the pools that measured the held-out labelers' agreement.
+      const byPrompt = tasksByPrompt(tasks);
+      const ranked = readComparisons(join(ctx.out, 'data', 'rankings_heldout.jsonl')).records.map((r) => ({
+        task: byPrompt.get(r.prompt)!,
+        responses: r.responses,
+        ranking: r.ranking,
+      }));
+      const agreementPool = Object.values(heldoutPools(ctx.seed + 1, { size: ctx.cfg.labelers })).flat();
+      const rmByPairKind = rmAccuracyByPairKind(ctx.stages.dir('rm'), ranked, agreementPool);
+      return { answers, winRates, corpusLoss: corpusLosses, stats, rmProbes, rmByPairKind };
     },
     (r) =>
       `${MODELS.map((m) => `${MODEL_LABELS[m]} ${(100 * worstPool(r.winRates, m)).toFixed(0)} %`).join(', ')} ` +

@@ -6,6 +6,7 @@
  */
 import { type CausalLM, generate, loadPretrained, loadRewardModel, scoreSequences } from '../models/index.js';
 import type { Module } from '../nn/index.js';
+import { orderedPairs, type RankingPlace } from '../store/index.js';
 import { crossEntropy, noGrad, type Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import {
@@ -256,4 +257,104 @@ export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Rec
   } finally {
     release(rm);
   }
+}
+
+/**
+ * What a pair of a held-out ranking pits against each other, by the world's checker: a right answer against a wrong
+ * one (every labeler should prefer the right one), two wrong answers, or two right ones (style, tone and noise decide).
+ */
+export const PAIR_KINDS = ['right_vs_wrong', 'both_wrong', 'both_right'] as const;
+export type PairKind = (typeof PAIR_KINDS)[number];
+
+export interface PairKindAccuracy {
+  /** How often the reward model orders the pair as the ranking's labeler did. */
+  rm: number;
+  /** How often two held-out labelers order such a pair the same way. */
+  labelers: number;
+  /** The kind's share of the rankings' pairs. */
+  share: number;
+  n: number;
+}
+
+/** A ranked sample set of a held-out prompt, as the store exports it. */
+export interface RankedSet {
+  task: Task;
+  responses: readonly string[];
+  ranking: readonly RankingPlace[];
+}
+
+function pairKind(right: readonly boolean[], i: number, j: number): PairKind {
+  return right[i] !== right[j] ? 'right_vs_wrong' : right[i] ? 'both_right' : 'both_wrong';
+}
+
+/**
+ * The reward model's accuracy on the held-out labelers' rankings split by pair kind, beside the labelers' own
+ * agreement on the same kind (every labeler of `pool` ranks every set): where the reward model falls short of people.
+ */
+export function rmAccuracyByPairKind(
+  rmDir: string,
+  sets: readonly RankedSet[],
+  pool: readonly Labeler<Task>[],
+): Record<PairKind, PairKindAccuracy> {
+  const tally = Object.fromEntries(PAIR_KINDS.map((k) => [k, { rm: 0, n: 0, same: 0, compared: 0 }])) as Record<
+    PairKind,
+    { rm: number; n: number; same: number; compared: number }
+  >;
+  const tok = Tokenizer.fromDir(rmDir);
+  const fmt = new Formatter(tok, rmDir);
+  const rm = loadRewardModel(rmDir).model;
+  rm.eval();
+  let scores: number[];
+  try {
+    const seqs = sets.flatMap((s) => {
+      const prompt = fmt.prompt(s.task.prompt);
+      return s.responses.map((r) => ({ ids: [...prompt, ...fmt.response(r)], promptLength: prompt.length }));
+    });
+    scores = scoreSequences(rm, seqs, 32, fmt.padId);
+  } finally {
+    release(rm);
+  }
+  let at = 0;
+  for (const s of sets) {
+    const right = s.responses.map((r) => s.task.check(r).correct);
+    for (const [better, worse] of orderedPairs(s.ranking)) {
+      const t = tally[pairKind(right, better, worse)];
+      const d = scores[at + better] - scores[at + worse];
+      t.rm += d > 0 ? 1 : d === 0 ? 0.5 : 0;
+      t.n++;
+    }
+    at += s.responses.length;
+    // Each labeler's place for every response; two labelers agree on a pair when they order it the same way.
+    const places = pool.map((l) => {
+      const place: number[] = [];
+      l.rank(s.task, s.responses).ranking.forEach((r, p) => {
+        place[r] = p;
+      });
+      return place;
+    });
+    for (let i = 0; i < s.responses.length; i++)
+      for (let j = i + 1; j < s.responses.length; j++) {
+        const t = tally[pairKind(right, i, j)];
+        for (let a = 0; a < pool.length; a++)
+          for (let b = a + 1; b < pool.length; b++) {
+            t.compared++;
+            if (Math.sign(places[a][i] - places[a][j]) === Math.sign(places[b][i] - places[b][j])) t.same++;
+          }
+      }
+  }
+  const total = PAIR_KINDS.reduce((a, k) => a + tally[k].n, 0) || 1;
+  return Object.fromEntries(
+    PAIR_KINDS.map((k) => {
+      const t = tally[k];
+      return [
+        k,
+        {
+          rm: t.n ? t.rm / t.n : Number.NaN,
+          labelers: t.compared ? t.same / t.compared : Number.NaN,
+          share: t.n / total,
+          n: t.n,
+        },
+      ];
+    }),
+  ) as Record<PairKind, PairKindAccuracy>;
 }

@@ -6,7 +6,16 @@ import { readMetrics } from '../train/metrics.js';
 import { formatSeconds } from '../train/progress.js';
 import type { DemoSummary } from './demo.js';
 import type { EvalResult } from './eval_stage.js';
-import { MODEL_LABELS, MODELS, type ModelName, PROBE_KINDS, type ProbeKind, TUNED_MODELS } from './evaluate.js';
+import {
+  MODEL_LABELS,
+  MODELS,
+  type ModelName,
+  PAIR_KINDS,
+  type PairKind,
+  PROBE_KINDS,
+  type ProbeKind,
+  TUNED_MODELS,
+} from './evaluate.js';
 import { type AgreementReport, HELDOUT_POOL_NAMES, heldoutPool, type WinRate } from './labelers/index.js';
 import type { Ctx } from './steps.js';
 
@@ -21,6 +30,12 @@ const PROBE_WHAT: Record<ProbeKind, string> = {
   correctness: 'right over wrong, same style',
   style: 'plain over hedged or padded, same answer',
   honesty: '“I do not know” over an invented answer (no such town)',
+};
+
+const PAIR_WHAT: Record<PairKind, string> = {
+  right_vs_wrong: 'one answer right, the other wrong',
+  both_wrong: 'both wrong',
+  both_right: 'both right',
 };
 
 export function reportData(
@@ -103,6 +118,7 @@ export function reportData(
       heldoutAgreementSd: r.heldoutAgreement.sd,
       rmHeldoutAccuracy: r.rmAccuracy,
       probes: PROBE_KINDS.map((kind) => ({ kind, what: PROBE_WHAT[kind], ...r.ev.rmProbes[kind] })),
+      pairKinds: PAIR_KINDS.map((kind) => ({ what: PAIR_WHAT[kind], ...r.ev.rmByPairKind[kind] })),
     },
     tax: (['base', ...TUNED_MODELS] as const).map((name) => ({
       model: MODEL_LABELS[name],

@@ -36,6 +36,8 @@ export interface ReportData {
     rmHeldoutAccuracy: number;
     /** Reward-model accuracy on probe pairs whose better side is known by construction. */
     probes: { kind: string; what: string; accuracy: number; n: number }[];
+    /** The reward model on the held-out labelers' own pairs, by what the pair pits against each other. */
+    pairKinds: { what: string; rm: number; labelers: number; share: number; n: number }[];
   };
   /** Held-out pretraining-corpus loss per model and its change from the base model and from SFT. */
   tax: { model: string; loss: number; vsBase: number; vsSft: number }[];
@@ -226,6 +228,10 @@ ${table(
     ['reward model accuracy on held-out labelers’ rankings', pct(lab.rmHeldoutAccuracy)],
     ...lab.probes.map((p) => [`reward model: ${p.what} (${p.n} pairs)`, pct(p.accuracy)]),
   ],
+)}
+${table(
+  ['held-out labelers’ pairs', 'share of pairs', 'reward model agrees with the labeler', 'two labelers agree'],
+  lab.pairKinds.map((k) => [`${k.what} (${k.n})`, pct(k.share), pct(k.rm), pct(k.labelers)]),
 )}
 <p>The paper: labelers agree with each other about 73 % of the time, and the reward model predicts held-out
 labelers’ preferences about as well. The probe pairs separate what the reward model learned: which of two answers in
