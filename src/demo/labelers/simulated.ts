@@ -76,6 +76,18 @@ export function responseFeatures(task: Task, response: string): Features {
   };
 }
 
+/** What a labeler with these weights thinks of a response with these features, before its noise. */
+export function cleanJudgement(w: LabelerWeights, f: Features): number {
+  return (
+    w.correctness * f.correct +
+    w.honesty * f.honest +
+    w.constraints * f.followsInstruction +
+    w.concision * f.concision +
+    w.tone * f.tone +
+    w.politeness * f.polite
+  );
+}
+
 /** FNV-1a over the text: a 32-bit seed per judgement. */
 function hash32(text: string): number {
   let h = 0x811c9dc5;
@@ -118,14 +130,7 @@ export class SimulatedLabeler implements Labeler<Task> {
   score(task: Task, response: string): Score {
     const f = responseFeatures(task, response);
     const w = this.weights;
-    const clean =
-      w.correctness * f.correct +
-      w.honesty * f.honest +
-      w.constraints * f.followsInstruction +
-      w.concision * f.concision +
-      w.tone * f.tone +
-      w.politeness * f.polite;
-    const value = clean + w.noise * this.noise(task, response);
+    const value = cleanJudgement(w, f) + w.noise * this.noise(task, response);
     // Likert: the noisy value placed on the range a response could score with this labeler's weights.
     const lo = Math.min(0, w.politeness);
     const hi = w.correctness + w.honesty + w.constraints + w.concision + w.tone + Math.max(0, w.politeness);
