@@ -236,7 +236,9 @@ ${table(
 <p>The paper: labelers agree with each other about 73 % of the time, and the reward model predicts held-out
 labelers’ preferences about as well. The probe pairs separate what the reward model learned: which of two answers in
 the same style is right, which of two equally right answers carries a habit every pool dislikes, and whether
-“I do not know” beats an invented answer about a town that does not exist.</p>
+“I do not know” beats an invented answer about a town that does not exist. The second table splits the held-out
+labelers’ own pairs by what the world’s checker says of the two answers: where one is right and the other wrong every
+labeler picks the right one, so the reward model’s shortfall there is what separates it from a second labeler.</p>
 </section>
 
 <section id="reward-kl"><h2>Reward against √KL</h2>
