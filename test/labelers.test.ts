@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { pairKindAccuracy } from '../src/demo/evaluate.js';
 import {
   agreementBetween,
   demonstrationRecords,
@@ -370,4 +371,28 @@ test('labelers: a judgement depends on the labeler, prompt and response only, ne
   );
   const values = tasks.map((t) => judge.score(t, t.reference).value - judge.score(t, `${t.reference}`).value);
   assert.ok(values.every((d) => d === 0));
+});
+
+test('pair kinds: the reward model and the labelers tallied by what each pair pits against each other', () => {
+  const task = world.eval.find((t) => t.answerable && t.wrong.length >= 2)!;
+  const responses = [task.reference, task.wrong[0], task.wrong[1]];
+  assert.deepEqual(
+    responses.map((r) => task.check(r).correct),
+    [true, false, false],
+  );
+  // Scores that put the right answer first but order the two wrong ones against the ranking.
+  const sets = [{ task, responses, ranking: [0, 1, 2] }];
+  const noiseless = { ...TRAINING_WEIGHTS, noise: 0 };
+  const twins = [0, 1].map((i) => new SimulatedLabeler(`t-${i}`, 'train', noiseless, 7));
+  const r = pairKindAccuracy(sets, [2, 0, 1], twins);
+  assert.deepEqual(r.right_vs_wrong, { rm: 1, labelers: 1, share: 2 / 3, n: 2 });
+  assert.deepEqual(r.both_wrong, { rm: 0, labelers: 1, share: 1 / 3, n: 1 });
+  assert.equal(r.both_right.n, 0);
+  assert.ok(Number.isNaN(r.both_right.rm));
+  // Two labelers who differ only on the wrong answers' order agree on the right-vs-wrong pairs alone.
+  const reversed = { ...twins[1], rank: () => ({ ranking: [0, 2, 1] }) } as unknown as SimulatedLabeler;
+  const split = pairKindAccuracy(sets, [2, 0, 1], [twins[0], reversed]);
+  assert.equal(split.right_vs_wrong.labelers, 1);
+  assert.equal(split.both_wrong.labelers, 0);
+  assert.throws(() => pairKindAccuracy(sets, [1, 0], twins), /2 scores for 3 responses/);
 });

@@ -296,24 +296,31 @@ export function rmAccuracyByPairKind(
   sets: readonly RankedSet[],
   pool: readonly Labeler<Task>[],
 ): Record<PairKind, PairKindAccuracy> {
-  const tally = Object.fromEntries(PAIR_KINDS.map((k) => [k, { rm: 0, n: 0, same: 0, compared: 0 }])) as Record<
-    PairKind,
-    { rm: number; n: number; same: number; compared: number }
-  >;
   const tok = Tokenizer.fromDir(rmDir);
   const fmt = new Formatter(tok, rmDir);
   const rm = loadRewardModel(rmDir).model;
   rm.eval();
-  let scores: number[];
   try {
     const seqs = sets.flatMap((s) => {
       const prompt = fmt.prompt(s.task.prompt);
       return s.responses.map((r) => ({ ids: [...prompt, ...fmt.response(r)], promptLength: prompt.length }));
     });
-    scores = scoreSequences(rm, seqs, 32, fmt.padId);
+    return pairKindAccuracy(sets, scoreSequences(rm, seqs, 32, fmt.padId), pool);
   } finally {
     release(rm);
   }
+}
+
+/** The tally behind rmAccuracyByPairKind, from a score per response (the sets' responses in order). */
+export function pairKindAccuracy(
+  sets: readonly RankedSet[],
+  scores: readonly number[],
+  pool: readonly Labeler<Task>[],
+): Record<PairKind, PairKindAccuracy> {
+  const tally = Object.fromEntries(PAIR_KINDS.map((k) => [k, { rm: 0, n: 0, same: 0, compared: 0 }])) as Record<
+    PairKind,
+    { rm: number; n: number; same: number; compared: number }
+  >;
   let at = 0;
   for (const s of sets) {
     const right = s.responses.map((r) => s.task.check(r).correct);
@@ -342,19 +349,13 @@ export function rmAccuracyByPairKind(
           }
       }
   }
+  if (at !== scores.length) throw new Error(`pairKindAccuracy: ${scores.length} scores for ${at} responses`);
   const total = PAIR_KINDS.reduce((a, k) => a + tally[k].n, 0) || 1;
   return Object.fromEntries(
     PAIR_KINDS.map((k) => {
       const t = tally[k];
-      return [
-        k,
-        {
-          rm: t.n ? t.rm / t.n : Number.NaN,
-          labelers: t.compared ? t.same / t.compared : Number.NaN,
-          share: t.n / total,
-          n: t.n,
-        },
-      ];
+      const accuracy = { rm: t.n ? t.rm / t.n : Number.NaN, labelers: t.compared ? t.same / t.compared : Number.NaN };
+      return [k, { ...accuracy, share: t.n / total, n: t.n }];
     }),
   ) as Record<PairKind, PairKindAccuracy>;
 }
