@@ -8,9 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_CONFIGS, type DemoSize } from '../src/demo/demo.js';
-import { type ProbePair, probePairs, release } from '../src/demo/evaluate.js';
+import { type ProbePair, probePairs, release, rewardModelScores } from '../src/demo/evaluate.js';
 import { buildWorld, type Task } from '../src/demo/world/index.js';
-import { type CausalLM, loadPretrained, loadRewardModel, scoreSequences } from '../src/models/index.js';
+import { type CausalLM, loadPretrained } from '../src/models/index.js';
 import { sequenceLogps } from '../src/rlhf/dpo.js';
 import { noGrad, Rng, tidy } from '../src/tensor/index.js';
 import { Formatter, Tokenizer } from '../src/tokenizer/index.js';
@@ -120,23 +120,14 @@ function modelProbe(dir: string, chat: boolean) {
 }
 
 function rmProbe(dir: string) {
-  const tok = Tokenizer.fromDir(dir);
-  const fmt = new Formatter(tok, dir);
-  const rm = loadRewardModel(dir).model;
-  rm.eval();
-  try {
-    const seqs = pairs.flatMap((p) => {
-      const prompt = fmt.prompt(p.prompt);
-      return [p.better, p.worse].map((t) => ({ ids: [...prompt, ...fmt.response(t)], promptLength: prompt.length }));
-    });
-    const s = scoreSequences(rm, seqs, 32, fmt.padId);
-    return byFamily(
-      pairs,
-      pairs.map((_, i) => (s[2 * i] > s[2 * i + 1] ? 1 : s[2 * i] === s[2 * i + 1] ? 0.5 : 0)),
-    );
-  } finally {
-    release(rm);
-  }
+  const s = rewardModelScores(
+    dir,
+    pairs.map((p) => ({ prompt: p.prompt, responses: [p.better, p.worse] })),
+  );
+  return byFamily(
+    pairs,
+    pairs.map((_, i) => (s[2 * i] > s[2 * i + 1] ? 1 : s[2 * i] === s[2 * i + 1] ? 0.5 : 0)),
+  );
 }
 
 const result = {

@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_CONFIGS, type DemoSize } from '../src/demo/demo.js';
-import { chatAnswers, modelStats } from '../src/demo/evaluate.js';
+import { chatAnswers, modelStats, rewardModelScores } from '../src/demo/evaluate.js';
 import { cleanJudgement, responseFeatures, TRAINING_WEIGHTS } from '../src/demo/labelers/index.js';
 import { buildWorld, type Task } from '../src/demo/world/index.js';
-import { loadPretrained, loadRewardModel, loadScalarPretrained, scoreSequences } from '../src/models/index.js';
+import { loadPretrained, loadScalarPretrained } from '../src/models/index.js';
 import { readComparisons, readPrompts } from '../src/rlhf/data.js';
 import { PPOTrainer, ppoDefaults } from '../src/rlhf/ppo.js';
 import { Formatter, Tokenizer } from '../src/tokenizer/index.js';
@@ -49,13 +49,7 @@ const rmDir = join(run, 'rm');
 const tokenizer = Tokenizer.fromDir(sftDir);
 const formatter = new Formatter(tokenizer, sftDir);
 const heldout = readComparisons(join(run, 'data', 'rankings_heldout.jsonl')).records;
-const seqs = heldout.flatMap((r) => {
-  const p = formatter.prompt(r.prompt);
-  return r.responses.map((x) => ({ ids: [...p, ...formatter.response(x)], promptLength: p.length }));
-});
-const rm = loadRewardModel(rmDir).model;
-rm.eval();
-const rmSpread = sd(scoreSequences(rm, seqs, 32, formatter.padId));
+const rmSpread = sd(rewardModelScores(rmDir, heldout));
 const utilities = heldout.flatMap((r) => r.responses.map((x) => utility(byPrompt.get(r.prompt)!, x)));
 const scale = rmSpread / sd(utilities);
 

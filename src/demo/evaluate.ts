@@ -227,36 +227,43 @@ export interface ProbeAccuracy {
   n: number;
 }
 
-/** How often a reward model scores the better side of each probe pair higher, per kind (ties count half). */
-export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Record<ProbeKind, ProbeAccuracy> {
-  const tok = Tokenizer.fromDir(rmDir);
-  const fmt = new Formatter(tok, rmDir);
+/**
+ * A reward model folder's score of each prompt's responses, in order (prompt 0's responses, then prompt 1's, ...):
+ * chat-formatted as the reward model was trained, read at each response's last token.
+ */
+export function rewardModelScores(rmDir: string, items: readonly { prompt: string; responses: readonly string[] }[]) {
+  const fmt = new Formatter(Tokenizer.fromDir(rmDir), rmDir);
   const rm = loadRewardModel(rmDir).model;
   rm.eval();
   try {
-    const seqs = pairs.flatMap((p) => {
-      const prompt = fmt.prompt(p.prompt);
-      return [
-        { ids: [...prompt, ...fmt.response(p.better)], promptLength: prompt.length },
-        { ids: [...prompt, ...fmt.response(p.worse)], promptLength: prompt.length },
-      ];
+    const seqs = items.flatMap((item) => {
+      const prompt = fmt.prompt(item.prompt);
+      return item.responses.map((r) => ({ ids: [...prompt, ...fmt.response(r)], promptLength: prompt.length }));
     });
-    const scores = scoreSequences(rm, seqs, 32, fmt.padId);
-    const tally = Object.fromEntries(PROBE_KINDS.map((k) => [k, { right: 0, n: 0 }])) as Record<
-      ProbeKind,
-      { right: number; n: number }
-    >;
-    pairs.forEach((p, i) => {
-      const d = scores[2 * i] - scores[2 * i + 1];
-      tally[p.kind].right += d > 0 ? 1 : d === 0 ? 0.5 : 0;
-      tally[p.kind].n++;
-    });
-    return Object.fromEntries(
-      PROBE_KINDS.map((k) => [k, { accuracy: tally[k].n ? tally[k].right / tally[k].n : Number.NaN, n: tally[k].n }]),
-    ) as Record<ProbeKind, ProbeAccuracy>;
+    return scoreSequences(rm, seqs, 32, fmt.padId);
   } finally {
     release(rm);
   }
+}
+
+/** How often a reward model scores the better side of each probe pair higher, per kind (ties count half). */
+export function rmProbeAccuracy(rmDir: string, pairs: readonly ProbePair[]): Record<ProbeKind, ProbeAccuracy> {
+  const scores = rewardModelScores(
+    rmDir,
+    pairs.map((p) => ({ prompt: p.prompt, responses: [p.better, p.worse] })),
+  );
+  const tally = Object.fromEntries(PROBE_KINDS.map((k) => [k, { right: 0, n: 0 }])) as Record<
+    ProbeKind,
+    { right: number; n: number }
+  >;
+  pairs.forEach((p, i) => {
+    const d = scores[2 * i] - scores[2 * i + 1];
+    tally[p.kind].right += d > 0 ? 1 : d === 0 ? 0.5 : 0;
+    tally[p.kind].n++;
+  });
+  return Object.fromEntries(
+    PROBE_KINDS.map((k) => [k, { accuracy: tally[k].n ? tally[k].right / tally[k].n : Number.NaN, n: tally[k].n }]),
+  ) as Record<ProbeKind, ProbeAccuracy>;
 }
 
 /**
@@ -296,19 +303,11 @@ export function rmAccuracyByPairKind(
   sets: readonly RankedSet[],
   pool: readonly Labeler<Task>[],
 ): Record<PairKind, PairKindAccuracy> {
-  const tok = Tokenizer.fromDir(rmDir);
-  const fmt = new Formatter(tok, rmDir);
-  const rm = loadRewardModel(rmDir).model;
-  rm.eval();
-  try {
-    const seqs = sets.flatMap((s) => {
-      const prompt = fmt.prompt(s.task.prompt);
-      return s.responses.map((r) => ({ ids: [...prompt, ...fmt.response(r)], promptLength: prompt.length }));
-    });
-    return pairKindAccuracy(sets, scoreSequences(rm, seqs, 32, fmt.padId), pool);
-  } finally {
-    release(rm);
-  }
+  const scores = rewardModelScores(
+    rmDir,
+    sets.map((s) => ({ prompt: s.task.prompt, responses: s.responses })),
+  );
+  return pairKindAccuracy(sets, scores, pool);
 }
 
 /** The tally behind rmAccuracyByPairKind, from a score per response (the sets' responses in order). */
