@@ -6,7 +6,7 @@
  */
 import { type CausalLM, generate, loadPretrained, loadRewardModel, scoreSequences } from '../models/index.js';
 import type { Module } from '../nn/index.js';
-import { orderedPairs, type RankingPlace } from '../store/index.js';
+import { orderedPairs, positions, type RankingPlace } from '../store/index.js';
 import { crossEntropy, noGrad, type Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import {
@@ -331,13 +331,7 @@ export function pairKindAccuracy(
     }
     at += s.responses.length;
     // Each labeler's place for every response; two labelers agree on a pair when they order it the same way.
-    const places = pool.map((l) => {
-      const place: number[] = [];
-      l.rank(s.task, s.responses).ranking.forEach((r, p) => {
-        place[r] = p;
-      });
-      return place;
-    });
+    const places = pool.map((l) => positions(l.rank(s.task, s.responses).ranking));
     for (let i = 0; i < s.responses.length; i++)
       for (let j = i + 1; j < s.responses.length; j++) {
         const t = tally[pairKind(right, i, j)];

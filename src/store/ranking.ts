@@ -82,8 +82,8 @@ export function pairwiseAgreement(a: readonly RankingPlace[], b: readonly Rankin
   return same / total;
 }
 
-// Each response's place (tied responses share one).
-function positions(ranking: readonly RankingPlace[]): number[] {
+/** Each response's place in a ranking, by response index (tied responses share one). */
+export function positions(ranking: readonly RankingPlace[]): number[] {
   const pos: number[] = [];
   placesOf(ranking).forEach((group, place) => {
     for (const i of group) pos[i] = place;
