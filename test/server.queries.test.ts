@@ -3,6 +3,8 @@
 // those round-trips queueing for the CPU (bench:server). The ceilings are what the routes take today.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { openStore } from '../src/store/index.js';
 import { testDb, testDialect } from './helpers/db.js';
 import { labeler, setup } from './helpers/server.js';
@@ -40,4 +42,49 @@ test('labeling hot path: statements per request stay within their ceilings', asy
   }
   await app.close();
   await store.close();
+});
+
+// The planner may answer "a task this labeler was never given" with an anti-join that reads every assignment in the
+// table on each hand-out, so that handing out work slows down as labels pile up. Counted in pages, not time.
+test('handing out a task reads about as many pages with thousands of assignments as with a few', {
+  skip: testDialect() === 'sqlite' && 'a PostgreSQL plan (SQLite checks each candidate with an index probe)',
+}, async (t) => {
+  const url = await testDb();
+  let sent: [string, readonly unknown[]][] = [];
+  const store = await openStore({ db: url, onQuery: (text, params) => sent.push([text, params]) });
+  const { app, admin } = await setup({ store, now: store.now });
+  await admin.req('PUT', '/api/admin/settings', { screeningRequired: false, overlap: 0 });
+  const prompts = Array.from({ length: 6000 }, (_, i) => ({ text: `prompt ${i}` }));
+  const ids = (await admin.post('/api/admin/prompts', { prompts })).json.ids;
+  await admin.post('/api/admin/tasks', { kind: 'demonstration', promptIds: ids });
+  const lab = await labeler(app, admin, 'lab');
+  const other = await labeler(app, admin, 'other');
+  const explain = new pg.Client({ connectionString: url });
+  await explain.connect();
+  t.after(() => Promise.all([explain.end(), app.close()]).then(() => store.close()));
+  // One hand-out's pick, replayed under EXPLAIN ANALYZE in a transaction that is rolled back.
+  const pagesPerPick = async () => {
+    await sql`vacuum analyze tasks, assignments`.execute(store.db);
+    sent = [];
+    const { id } = (await lab.post('/api/tasks/next')).json.assignment;
+    await lab.post(`/api/assignments/${id}/submit`, { completion: 'x' }, { 'idempotency-key': `pick-key-${id}` });
+    const [text, params] = sent.find(([q]) => /^update "tasks"/.test(q))!;
+    await explain.query('begin');
+    const { rows } = await explain.query(`explain (analyze, buffers, format json) ${text}`, params as unknown[]);
+    await explain.query('rollback');
+    const plan = rows[0]['QUERY PLAN'][0].Plan;
+    return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
+  };
+  // Finished assignments on the oldest tasks, half of them the labeler's own.
+  const finish = async (n: number) => {
+    await sql`insert into assignments (task_id, user_id, status, created_at)
+      select id, case when id % 2 = 0 then ${lab.id}::integer else ${other.id}::integer end, 'done', 0 from tasks
+      where assigned_count = 0 order by id limit ${n}`.execute(store.db);
+    await sql`update tasks set assigned_count = 1 where id in (select task_id from assignments)`.execute(store.db);
+  };
+  await finish(1000);
+  const few = await pagesPerPick();
+  await finish(4000);
+  const many = await pagesPerPick();
+  assert.ok(many <= few + 5, `pages per pick: ${few} at 1000 assignments, ${many} at 5000`);
 });

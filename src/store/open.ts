@@ -1,7 +1,7 @@
 /** Opens the store a `--db` value names: a `postgres://` URL is PostgreSQL, anything else a SQLite file. */
 import { openPostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
-import type { Store } from './store.js';
+import type { QueryListener, Store } from './store.js';
 
 export const isPostgresUrl = (db: string) => /^postgres(ql)?:\/\//i.test(db);
 
@@ -9,8 +9,8 @@ export interface StoreOptions {
   /** A SQLite file path (':memory:' for tests) or a `postgres://user:pass@host:port/db` URL. */
   db: string;
   now?: () => number;
-  /** Called with the SQL of every statement sent, BEGIN and COMMIT included (tests count round-trips with it). */
-  onQuery?: (sql: string) => void;
+  /** Called with every statement sent (tests count round-trips with it). */
+  onQuery?: QueryListener;
 }
 
 export async function openStore(opts: StoreOptions): Promise<Store> {

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { openError } from './errors.js';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
-import { queryLog, Store } from './store.js';
+import { type QueryListener, queryLog, Store } from './store.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db` */
@@ -16,7 +16,7 @@ export interface PostgresStoreOptions {
   /** Connections this process keeps at most (default 10). */
   poolSize?: number;
   /** See StoreOptions.onQuery. */
-  onQuery?: (sql: string) => void;
+  onQuery?: QueryListener;
 }
 
 const INT8 = 20;

@@ -4,7 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, type SqliteDatabase as KyselySqliteDatabase, SqliteDialect } from 'kysely';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
-import { queryLog, Store } from './store.js';
+import { type QueryListener, queryLog, Store } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:' for tests. */
@@ -12,7 +12,7 @@ export interface SqliteStoreOptions {
   /** Clock (ms) used for timestamps and session expiry; injectable for tests. */
   now?: () => number;
   /** See StoreOptions.onQuery. */
-  onQuery?: (sql: string) => void;
+  onQuery?: QueryListener;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {

@@ -37,8 +37,12 @@ import { Submissions } from './submissions.js';
 import { Tasks } from './tasks.js';
 import { Users } from './users.js';
 
+/** Sees every statement sent, BEGIN and COMMIT included, with its parameters (tests count and explain them). */
+export type QueryListener = (sql: string, parameters: readonly unknown[]) => void;
+
 /** Kysely's `log` option that hands every statement sent (and every one that failed) to `onQuery`. */
-export const queryLog = (onQuery?: (sql: string) => void) => onQuery && ((e: LogEvent) => onQuery(e.query.sql));
+export const queryLog = (onQuery?: QueryListener) =>
+  onQuery && ((e: LogEvent) => onQuery(e.query.sql, e.query.parameters));
 
 export class Store {
   readonly users = new Users(this);
