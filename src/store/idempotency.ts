@@ -7,6 +7,10 @@ export class Idempotency extends Aggregate {
   /**
    * Runs `fn` once per (user, key): a replay with the same body returns the stored response and stores nothing;
    * the same key with a different body is refused. Key and effects commit in one transaction.
+   *
+   * The key is written after the work, with its response, in one statement (a round-trip fewer than claiming it
+   * first). Of two requests with one key at once, on this or another app server, the second either fails on what the
+   * first changed (a submitted assignment) or waits on the first's key; either way it rolls back and replays.
    */
   async run<T>(
     userId: number,
@@ -15,35 +19,43 @@ export class Idempotency extends Aggregate {
     bodyHash: string,
     fn: (s: Store) => Promise<{ status: number; body: T }>,
   ): Promise<{ status: number; body: T; replayed: boolean }> {
-    return this.s.tx(async (s) => {
-      // The key is claimed before the work: a concurrent request with the same key (on this or another app server)
-      // waits on this row until this transaction ends, then replays what it stored or, after a rollback, runs.
-      const claimed = await s.db
-        .insertInto('idempotency_keys')
-        .values({ user_id: userId, key, route, body_hash: bodyHash, status: 0, response: '', created_at: s.now() })
-        .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
-        .returning('key')
-        .executeTakeFirst();
-      if (!claimed) {
-        const prior = await s.db
-          .selectFrom('idempotency_keys')
-          .selectAll()
-          .where('user_id', '=', userId)
-          .where('key', '=', key)
-          .executeTakeFirstOrThrow();
-        if (prior.route !== route || prior.body_hash !== bodyHash) {
-          throw new StoreError('conflict', 'this Idempotency-Key was already used for a different request');
-        }
-        return { status: prior.status, body: JSON.parse(prior.response) as T, replayed: true };
-      }
-      const r = await fn(s);
-      await s.db
-        .updateTable('idempotency_keys')
-        .set({ status: r.status, response: JSON.stringify(r.body) })
+    try {
+      return await this.s.tx(async (s) => {
+        const r = await fn(s);
+        const stored = await s.db
+          .insertInto('idempotency_keys')
+          .values({
+            user_id: userId,
+            key,
+            route,
+            body_hash: bodyHash,
+            status: r.status,
+            response: JSON.stringify(r.body),
+            created_at: s.now(),
+          })
+          .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+          .returning('key')
+          .executeTakeFirst();
+        if (!stored) throw new KeyTaken();
+        return { ...r, replayed: false };
+      });
+    } catch (err) {
+      // Looked up only now, so a first request pays nothing for it; a failed lookup leaves the original error.
+      const prior = await this.db
+        .selectFrom('idempotency_keys')
+        .selectAll()
         .where('user_id', '=', userId)
         .where('key', '=', key)
-        .execute();
-      return { ...r, replayed: false };
-    });
+        .executeTakeFirst()
+        .catch(() => undefined);
+      if (!prior) throw err;
+      if (prior.route !== route || prior.body_hash !== bodyHash) {
+        throw new StoreError('conflict', 'this Idempotency-Key was already used for a different request');
+      }
+      return { status: prior.status, body: JSON.parse(prior.response) as T, replayed: true };
+    }
   }
 }
+
+/** Another request stored this key first: this one's work is rolled back and the stored response replayed. */
+class KeyTaken extends Error {}

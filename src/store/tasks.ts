@@ -186,8 +186,9 @@ export class Tasks extends Aggregate {
         .limit(1)
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
-      let task = await s.tasks.takeFromPool(user);
-      if (!task) return null;
+      const pooled = await s.tasks.takeFromPool(user);
+      if (!pooled) return null;
+      let task: { id: number; kind: TaskKind } = pooled;
       // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
       if (task.kind === 'ranking' && random() < (opts.goldRate ?? 0)) {
         const gold = await s.gold.unseenTask(user.id);
@@ -196,19 +197,20 @@ export class Tasks extends Aggregate {
           task = gold;
         }
       }
-      const { id } = await s.db
-        .insertInto('assignments')
-        .values({
-          task_id: task.id,
-          user_id: user.id,
-          status: 'open',
-          swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
-          created_at: s.now(),
-          expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return s.tasks.view(id, user.id);
+      const assignment = {
+        task_id: task.id,
+        user_id: user.id,
+        status: 'open' as const,
+        swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
+        created_at: s.now(),
+        expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
+      };
+      const { id } = await s.db.insertInto('assignments').values(assignment).returning('id').executeTakeFirstOrThrow();
+      if (task !== pooled) return s.tasks.view(id, user.id);
+      // Everything the labeler sees came back with the pick, so the new assignment is not read again.
+      const { kind, set_id, prompt, earlier } = pooled;
+      const base = { id, number: count(earlier) + 1, status: 'open' as const, expiresAt: assignment.expires_at };
+      return s.tasks.present({ ...base, prompt: prompt! }, { kind, set_id, swapped: assignment.swapped });
     });
   }
 
@@ -227,7 +229,7 @@ export class Tasks extends Aggregate {
    * statement; undefined when there is none. On PostgreSQL the pick locks its task and skips one that another
    * server is handing out (`SKIP LOCKED`): the task it returns has room, and keeps it until the seat is taken.
    */
-  private async takeFromPool(user: PublicUser): Promise<{ id: number; kind: TaskKind } | undefined> {
+  private async takeFromPool(user: PublicUser) {
     let pick = this.db
       .selectFrom('tasks as pool')
       .select('pool.id')
@@ -254,13 +256,26 @@ export class Tasks extends Aggregate {
       .orderBy('pool.id')
       .limit(1);
     if (this.s.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-    return this.db
-      .updateTable('tasks')
-      .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
-      .where('id', '=', pick)
-      .where('assigned_count', '<', (eb) => eb.ref('target'))
-      .returning(['id', 'kind'])
-      .executeTakeFirst();
+    return (
+      this.db
+        .updateTable('tasks')
+        .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
+        .where('id', '=', pick)
+        .where('assigned_count', '<', (eb) => eb.ref('target'))
+        // What the labeler will see, and how many assignments they had before this one (their own count).
+        .returning((eb) => [
+          'id',
+          'kind',
+          'set_id',
+          eb.selectFrom('prompts').select('prompts.text').whereRef('prompts.id', '=', 'tasks.prompt_id').as('prompt'),
+          eb
+            .selectFrom('assignments')
+            .select((e) => e.fn.countAll<number>().as('n'))
+            .where('assignments.user_id', '=', user.id)
+            .as('earlier'),
+        ])
+        .executeTakeFirst()
+    );
   }
 
   /**
@@ -361,10 +376,18 @@ export class Tasks extends Aggregate {
     const status: AssignmentView['status'] =
       row.skipped_at !== null ? 'skipped' : row.expired_at !== null ? 'expired' : row.status;
     const base = { id: row.id, number: count(n), status, expiresAt: row.expires_at, prompt: row.prompt };
-    if (row.kind === 'demonstration') return { ...base, kind: 'demonstration' };
-    const responses = (await this.s.prompts.setResponses(row.set_id!)).map((r) => r.text);
-    if (row.kind === 'ranking') return { ...base, kind: 'ranking', responses };
-    const [a, b] = row.swapped ? [responses[1], responses[0]] : [responses[0], responses[1]];
+    return this.present(base, row);
+  }
+
+  /** The view from the assignment's own fields; a ranking's or an A/B's responses are read here. */
+  async present(
+    base: Omit<AssignmentView, 'kind' | 'responses' | 'a' | 'b'>,
+    task: { kind: TaskKind; set_id: number | null; swapped: number },
+  ): Promise<AssignmentView> {
+    if (task.kind === 'demonstration') return { ...base, kind: 'demonstration' };
+    const responses = (await this.s.prompts.setResponses(task.set_id!)).map((r) => r.text);
+    if (task.kind === 'ranking') return { ...base, kind: 'ranking', responses };
+    const [a, b] = task.swapped ? [responses[1], responses[0]] : [responses[0], responses[1]];
     return { ...base, kind: 'ab', a, b };
   }
 }
