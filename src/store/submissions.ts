@@ -30,20 +30,22 @@ export const ANSWER_FIELDS: Record<TaskKind, { allowed: (keyof Answer)[]; requir
 
 export class Submissions extends Aggregate {
   /**
-   * A labeler's answer to their assignment, whatever its kind; `invalid` when the fields are not its kind's. The
-   * assignment is read once, in the transaction that stores the answer.
+   * A labeler's answer to their assignment, whatever its kind; `invalid` when the fields are not its kind's. An open
+   * assignment is marked done as it is read; any refusal below rolls that back with the rest.
    */
   async submit(assignmentId: number, userId: number, answer: Answer): Promise<SubmitResult> {
     return this.s.tx(async (s) => {
-      const row = await s.tasks.row(assignmentId, userId);
+      const finished = await s.tasks.finishIfOpen(assignmentId, userId);
+      const row = finished ?? (await s.tasks.row(assignmentId, userId));
       const { allowed, required } = ANSWER_FIELDS[row.kind];
       const given = (Object.keys(answer) as (keyof Answer)[]).filter((f) => answer[f] !== undefined);
       if (answer[required] === undefined || given.some((f) => !allowed.includes(f))) {
         throw new StoreError('invalid', `a ${row.kind} task takes ${allowed.map((a) => `"${a}"`).join(', ')}`);
       }
-      if (row.kind === 'demonstration') return s.submissions.demonstrationFor(row, answer.completion!);
-      if (row.kind === 'ranking') return s.submissions.rankingFor(row, answer as RankingLabel);
-      return s.submissions.abFor(row, answer.choice!);
+      const done = finished !== undefined;
+      if (row.kind === 'demonstration') return s.submissions.demonstrationFor(row, done, answer.completion!);
+      if (row.kind === 'ranking') return s.submissions.rankingFor(row, done, answer as RankingLabel);
+      return s.submissions.abFor(row, done, answer.choice!);
     });
   }
 
@@ -87,7 +89,9 @@ export class Submissions extends Aggregate {
     }
   }
 
-  private async finish(assignmentId: number) {
+  /** Marks it done, unless `finishIfOpen` already did. */
+  private async finish(assignmentId: number, done: boolean) {
+    if (done) return;
     const r = await this.db
       .updateTable('assignments')
       .set({ status: 'done', completed_at: this.now() })
@@ -98,10 +102,10 @@ export class Submissions extends Aggregate {
       throw new StoreError('conflict', `assignment ${assignmentId} was already submitted`);
   }
 
-  private async demonstrationFor(row: AssignmentRow, completion: string): Promise<SubmitResult> {
+  private async demonstrationFor(row: AssignmentRow, done: boolean, completion: string): Promise<SubmitResult> {
     if (isBlank(completion)) throw new StoreError('invalid', 'the completion is empty: write the answer first');
     await this.open(row);
-    await this.finish(row.id);
+    await this.finish(row.id, done);
     const { id } = await this.db
       .insertInto('demonstrations')
       .values({
@@ -117,12 +121,12 @@ export class Submissions extends Aggregate {
     return { assignmentId: row.id, kind: 'demonstration', storedId: id };
   }
 
-  private async rankingFor(row: AssignmentRow, label: RankingLabel): Promise<SubmitResult> {
+  private async rankingFor(row: AssignmentRow, done: boolean, label: RankingLabel): Promise<SubmitResult> {
     await this.open(row);
     const k = (await this.s.prompts.setResponses(row.set_id!)).length;
     const err = rankingLabelError(label, k);
     if (err) throw new StoreError('invalid', err);
-    await this.finish(row.id);
+    await this.finish(row.id, done);
     if (row.gold_id !== null) {
       // Answered like any ranking (the labeler cannot tell), scored against gold instead of stored for training.
       const gold = await this.db
@@ -162,11 +166,11 @@ export class Submissions extends Aggregate {
     return { assignmentId: row.id, kind: 'ranking', storedId: id };
   }
 
-  private async abFor(row: AssignmentRow, choice: Choice): Promise<SubmitResult> {
+  private async abFor(row: AssignmentRow, done: boolean, choice: Choice): Promise<SubmitResult> {
     await this.open(row);
     const [ra, rb] = await this.s.prompts.setResponses(row.set_id!);
     const stored: Choice = row.swapped && choice !== 'tie' ? (choice === 'a' ? 'b' : 'a') : choice;
-    await this.finish(row.id);
+    await this.finish(row.id, done);
     const { id } = await this.db
       .insertInto('comparisons')
       .values({

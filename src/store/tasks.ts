@@ -331,6 +331,50 @@ export class Tasks extends Aggregate {
     return owned(await this.rowQuery(assignmentId).executeTakeFirst(), assignmentId, userId);
   }
 
+  /**
+   * Marks the labeler's assignment done if it is open, on time and not skipped, and returns it as `row` reads it (as
+   * it was, open); undefined otherwise, for the caller to read it and say why. One statement for the usual submission.
+   */
+  async finishIfOpen(assignmentId: number, userId: number): Promise<AssignmentRow | undefined> {
+    const r = await this.db
+      .updateTable('assignments')
+      .set({ status: 'done', completed_at: this.now() })
+      .where('id', '=', assignmentId)
+      .where('user_id', '=', userId)
+      .where('status', '=', 'open')
+      .where('expired_at', 'is', null)
+      .where('skipped_at', 'is', null)
+      // The task's fields as subqueries: SQLite's RETURNING cannot name a joined table.
+      .returning((eb) => {
+        const task = eb.selectFrom('tasks').whereRef('tasks.id', '=', 'assignments.task_id');
+        return [
+          'id',
+          'swapped',
+          'user_id',
+          'expires_at',
+          'task_id',
+          task.select('archived_at').as('task_archived_at'),
+          task.select('kind').as('kind'),
+          task.select('set_id').as('set_id'),
+          task.select('prompt_id').as('prompt_id'),
+          task.select('gold_id').as('gold_id'),
+          task.innerJoin('prompts', 'prompts.id', 'tasks.prompt_id').select('prompts.text').as('prompt'),
+        ];
+      })
+      .executeTakeFirst();
+    if (!r) return undefined;
+    const { kind, prompt_id, prompt } = r;
+    return {
+      ...r,
+      status: 'open',
+      expired_at: null,
+      skipped_at: null,
+      kind: kind!,
+      prompt_id: prompt_id!,
+      prompt: prompt!,
+    };
+  }
+
   private rowQuery(assignmentId: number) {
     return this.db
       .selectFrom('assignments')
@@ -349,8 +393,6 @@ export class Tasks extends Aggregate {
         'tasks.kind',
         'tasks.set_id',
         'tasks.prompt_id',
-        'tasks.assigned_count',
-        'tasks.target',
         'tasks.gold_id',
         'prompts.text as prompt',
       ])
