@@ -98,6 +98,10 @@ await onPostgres(async () => {
       assert.equal(me.json.user.username, ADMIN.username);
       assert.equal((await onB.req('PUT', '/api/admin/settings', { k: 5 })).status, 200);
       assert.equal((await admin.get('/api/admin/settings')).json.settings.k, 5);
+      // Labeler routes reuse the settings a server read until another server changes them: the change shows at once.
+      assert.notEqual((await admin.get('/api/guidelines')).json.guidelines, 'new rules');
+      await onB.req('PUT', '/api/admin/settings', { guidelines: 'new rules' });
+      assert.equal((await admin.get('/api/guidelines')).json.guidelines, 'new rules');
       assert.equal((await onB.post('/api/auth/logout')).status, 200);
       assert.equal((await admin.get('/api/me')).status, 401);
     } finally {

@@ -242,6 +242,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   app.setNotFoundHandler((_req, reply) => reply.status(404).send({ error: 'not_found', message: 'no such route' }));
 
   const user = (req: FastifyRequest) => req.session!.user;
+  const settings = (req: FastifyRequest) => store.settings.get(req.session?.settingsRevision);
   const bodyHash = (body: unknown) =>
     createHash('sha256')
       .update(JSON.stringify(body ?? null))
@@ -278,6 +279,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     sessionEnd,
     source,
     user,
+    settings,
     idempotent,
   };
   const areas = [

@@ -9,7 +9,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
-import type { CandidateSource, PublicUser, SessionWithUser, Store } from '../store/index.js';
+import type { CandidateSource, PublicUser, SessionWithUser, Settings, Store } from '../store/index.js';
 import type { ChatModel } from './chat.js';
 import type { LoginThrottle, LoginThrottleOptions } from './login_throttle.js';
 import type { SamplerPool } from './sampler_pool.js';
@@ -112,6 +112,8 @@ export interface RouteContext {
   source: (name: string) => CandidateSource;
   /** The signed-in user (routes with `auth` other than public). */
   user: (req: FastifyRequest) => PublicUser;
+  /** The settings at the revision this request's session read: reused by the process until it changes. */
+  settings: (req: FastifyRequest) => Promise<Settings>;
   /** Runs a submission once per Idempotency-Key (see Idempotency.run). */
   idempotent: <T>(req: FastifyRequest, reply: FastifyReply, route: string, fn: (s: Store) => Promise<T>) => Promise<T>;
 }

@@ -1,5 +1,6 @@
 /** Sign-in sessions: the cookie token's hash, its CSRF token and a sliding expiry. */
 import { Aggregate } from './aggregate.js';
+import { SETTINGS_REVISION } from './settings.js';
 import { type PublicUser, publicUser } from './users.js';
 
 export interface SessionWithUser {
@@ -8,6 +9,8 @@ export interface SessionWithUser {
   createdAt: number;
   expiresAt: number;
   user: PublicUser;
+  /** The settings' revision as this request found it (see `SettingsStore.get`). */
+  settingsRevision: string | null;
 }
 
 export class Sessions extends Aggregate {
@@ -27,7 +30,7 @@ export class Sessions extends Aggregate {
 
   /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
   async get(id: string): Promise<SessionWithUser | 'expired' | undefined> {
-    // One query per request: the session with its user and group.
+    // One query per request: the session with its user and group, and the settings' revision.
     const row = await this.s.users
       .query()
       .innerJoin('sessions', 'sessions.user_id', 'users.id')
@@ -37,6 +40,9 @@ export class Sessions extends Aggregate {
         'sessions.created_at as session_created_at',
         'sessions.expires_at',
       ])
+      .select((eb) =>
+        eb.selectFrom('settings').select('value').where('key', '=', SETTINGS_REVISION).as('settings_revision'),
+      )
       .where('sessions.id', '=', id)
       .executeTakeFirst();
     if (!row) return undefined;
@@ -52,6 +58,7 @@ export class Sessions extends Aggregate {
       createdAt: row.session_created_at,
       expiresAt: row.expires_at,
       user,
+      settingsRevision: row.settings_revision,
     };
   }
 

@@ -1,4 +1,5 @@
 /** Admin settings: typed, with defaults; stored as one JSON value per key. */
+import { randomUUID } from 'node:crypto';
 import { Aggregate } from './aggregate.js';
 
 export interface Settings {
@@ -67,21 +68,38 @@ export const SETTING_LIMITS = {
   goldRate: { min: 0, max: 1 },
 } as const;
 
+/**
+ * The row whose value changes with every update. Sessions read it with the signed-in user (`Sessions.get`), so that
+ * a process can reuse the settings it read until the revision moves, whichever app server moved it.
+ */
+export const SETTINGS_REVISION = 'revision';
+
 /** The settings table: one row per changed key; absent keys read as their defaults. */
 export class SettingsStore extends Aggregate {
-  async get(): Promise<Settings> {
-    const rows = await this.db.selectFrom('settings').selectAll().execute();
-    const out: Settings = { ...DEFAULT_SETTINGS };
-    for (const r of rows) {
-      if (r.key in out) (out as unknown as Record<string, unknown>)[r.key] = JSON.parse(r.value);
+  private cached?: { revision: string | null; settings: Settings };
+
+  /**
+   * The settings. Given the revision a request's session read, the copy this process read at that revision is
+   * reused (a statement saved on hot routes); without one, they are read.
+   */
+  async get(revision?: string | null): Promise<Settings> {
+    if (revision === undefined || this.cached?.revision !== revision) {
+      const rows = await this.db.selectFrom('settings').selectAll().execute();
+      const settings: Settings = { ...DEFAULT_SETTINGS };
+      let read: string | null = null;
+      for (const r of rows) {
+        if (r.key === SETTINGS_REVISION) read = r.value;
+        else if (r.key in settings) (settings as unknown as Record<string, unknown>)[r.key] = JSON.parse(r.value);
+      }
+      this.cached = { revision: read, settings };
     }
-    return out;
+    return structuredClone(this.cached.settings);
   }
 
   async update(patch: Partial<Settings>): Promise<Settings> {
     return this.s.tx(async (s) => {
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === undefined || !(key in DEFAULT_SETTINGS)) continue;
+      const entries = Object.entries(patch).filter(([key, value]) => value !== undefined && key in DEFAULT_SETTINGS);
+      for (const [key, value] of [...entries, [SETTINGS_REVISION, randomUUID()]]) {
         await s.db
           .insertInto('settings')
           .values({ key, value: JSON.stringify(value) })

@@ -6,7 +6,7 @@ import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
 export function chatRoutes(ctx: RouteContext): void {
-  const { app, store, S, chatModels, random, user, idempotent } = ctx;
+  const { app, store, S, chatModels, random, user, settings: settingsOf, idempotent } = ctx;
   const Idem = { headers: S.IdempotencyHeaders };
 
   app.get(
@@ -28,7 +28,7 @@ export function chatRoutes(ctx: RouteContext): void {
   app.post('/api/chat', { config: { auth: 'any' }, schema: { body: S.Chat } }, async (req, reply) => {
     const u = user(req);
     const { conversationId, content } = req.body;
-    const settings = await store.settings.get();
+    const settings = await settingsOf(req);
     const { conversation, n, messageId } = await store.tx(async (s) => {
       const id = conversationId ?? (await s.chat.createConversation(u.id, conversationTitle(content)));
       const c = await s.chat.conversation(id, u.id);

@@ -7,7 +7,7 @@ import type { RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
 export function curationRoutes(ctx: RouteContext): void {
-  const { app, store, S, user, idempotent } = ctx;
+  const { app, store, S, user, settings, idempotent } = ctx;
   const admin = { auth: 'admin' } as const;
   const Idem = { headers: S.IdempotencyHeaders };
 
@@ -67,8 +67,8 @@ export function curationRoutes(ctx: RouteContext): void {
     },
   );
 
-  app.get('/api/guidelines', { config: { auth: 'any' }, schema: { response: { 200: R.Guidelines } } }, async () => ({
-    guidelines: (await store.settings.get()).guidelines,
+  app.get('/api/guidelines', { config: { auth: 'any' }, schema: { response: { 200: R.Guidelines } } }, async (req) => ({
+    guidelines: (await settings(req)).guidelines,
   }));
   app.post(
     '/api/assignments/:id/skip',

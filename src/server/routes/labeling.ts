@@ -3,14 +3,14 @@ import { fail, type RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
 
 export function labelingRoutes(ctx: RouteContext): void {
-  const { app, store, S, random, user, idempotent } = ctx;
+  const { app, store, S, random, user, settings: settingsOf, idempotent } = ctx;
   const Idem = { headers: S.IdempotencyHeaders };
 
   app.get(
     '/api/screening',
     { config: { auth: 'labeler' }, schema: { response: { 200: R.ScreeningState } } },
     async (req) => {
-      const settings = await store.settings.get();
+      const settings = await settingsOf(req);
       const passed = user(req).screeningPassed;
       const made = await store.gold.attempts(user(req).id);
       const max = settings.screeningMaxAttempts;
@@ -31,7 +31,7 @@ export function labelingRoutes(ctx: RouteContext): void {
       schema: { body: S.ScreeningAnswers, ...Idem, response: { 200: R.ScreeningResult } },
     },
     async (req, reply) => {
-      const settings = await store.settings.get();
+      const settings = await settingsOf(req);
       return idempotent(req, reply, 'screening', (s) =>
         s.gold.submitScreening(user(req).id, req.body.answers, {
           threshold: settings.screeningPassThreshold,
@@ -46,7 +46,7 @@ export function labelingRoutes(ctx: RouteContext): void {
     { config: { auth: 'labeler' }, schema: { response: { 200: R.NextTask } } },
     async (req) => {
       const u = user(req);
-      const settings = await store.settings.get();
+      const settings = await settingsOf(req);
       if (settings.screeningRequired && !u.screeningPassed) {
         fail(403, 'screening_required', 'pass the screening test before real tasks');
       }
