@@ -185,7 +185,10 @@ test('settings: the single candidateModel of earlier releases becomes a list of 
   // A database whose settings an earlier release wrote (before migration 0010).
   const store = await openStore({ db: await testDb() });
   const migrator = await migratorFor(store.db, store.dialect);
-  assert.deepEqual((await migrator.migrateDown()).results?.[0].migrationName, '0010_versions');
+  assert.deepEqual(
+    (await migrator.migrateTo('0009_curation')).results?.map((r) => r.migrationName),
+    ['0011_numbers', '0010_versions'],
+  );
   await store.db.insertInto('settings').values({ key: 'candidateModel', value: '"sft-3"' }).execute();
   assert.equal((await migrator.migrateToLatest()).error, undefined);
   assert.deepEqual((await store.settings.get()).candidateModels, ['sft-3']);
@@ -196,7 +199,7 @@ test('settings: the single candidateModel of earlier releases becomes a list of 
   );
   // And back: the list's first name.
   await store.settings.update({ candidateModels: ['ppo-4', 'sft-3'] });
-  await migrator.migrateDown();
+  await migrator.migrateTo('0009_curation');
   const old = await store.db.selectFrom('settings').selectAll().where('key', '!=', 'revision').execute();
   assert.deepEqual(old, [{ key: 'candidateModel', value: '"ppo-4"' }]);
   await store.close();
@@ -235,7 +238,7 @@ test('registry names are unique: a name given twice is a 409, a folder name or j
 test("migration 0010 renames an older registry's namesakes (the later ones were never served) and keeps the oldest", async () => {
   const store = await openStore({ db: await testDb() });
   const migrator = await migratorFor(store.db, store.dialect);
-  await migrator.migrateDown();
+  await migrator.migrateTo('0009_curation');
   const row = (name: string, path: string) => ({ name, path, kind: 'registered', head: 'causal', created_at: 1 });
   await store.db
     .insertInto('models')

@@ -358,6 +358,45 @@ test('store: overdue assignments of several labelers and tasks are released at o
   await store.close();
 });
 
+test("migration 0011 numbers each labeler's earlier assignments in order; new ones go on from there", async () => {
+  const store = await openStore({ db: await testDb() });
+  const migrator = await migratorFor(store.db, store.dialect);
+  const group = await store.users.createGroup('g', 'training');
+  const lab = async (name: string) =>
+    (await store.users.get(
+      (
+        await store.users.create({ username: name, passwordHash: 'x', role: 'labeler', group: group.name })
+      ).id,
+    ))!;
+  const [a, b] = [await lab('a'), await lab('b')];
+  const prompts = await store.prompts.add(
+    ['p1', 'p2', 'p3', 'p4'].map((text) => ({ text })),
+    'test',
+  );
+  for (const promptId of prompts) await store.tasks.create({ kind: 'demonstration', promptId, setId: null, target: 2 });
+  // Before 0011: a has tasks 1 and 3, b has 2 (ids interleaved between labelers).
+  assert.deepEqual((await migrator.migrateTo('0010_versions')).error, undefined);
+  const old = (task_id: number, user_id: number) => ({ task_id, user_id, status: 'done', created_at: 1 });
+  await store.db
+    .insertInto('assignments')
+    .values([old(1, a.id), old(2, b.id), old(3, a.id)] as never)
+    .execute();
+  assert.equal((await migrator.migrateToLatest()).error, undefined);
+  const numbers = await store.db.selectFrom('assignments').select(['user_id', 'number']).orderBy('id').execute();
+  assert.deepEqual(
+    numbers.map((r) => [r.user_id, r.number]),
+    [
+      [a.id, 1],
+      [b.id, 1],
+      [a.id, 2],
+    ],
+  );
+  await store.db.updateTable('tasks').set({ assigned_count: 1 }).where('id', '<=', 3).execute();
+  assert.equal((await store.tasks.next(a))?.number, 3);
+  assert.equal((await store.tasks.next(b))?.number, 2);
+  await store.close();
+});
+
 test('store: an unreachable PostgreSQL at start-up is a clear error naming the host, never the password', async () => {
   const err = await openStore({ db: 'postgres://labels:s3cret@127.0.0.1:1/labels' }).then(
     () => assert.fail('opened'),

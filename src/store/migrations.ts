@@ -14,6 +14,7 @@ import { jobsMigration } from './migration_0007_jobs.js';
 import { evalsMigration } from './migration_0008_evals.js';
 import { curationMigration } from './migration_0009_curation.js';
 import { versionsMigration } from './migration_0010_versions.js';
+import { numbersMigration } from './migration_0011_numbers.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -353,6 +354,7 @@ function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0008_evals': evalsMigration(dialect),
     '0009_curation': curationMigration(dialect),
     '0010_versions': versionsMigration,
+    '0011_numbers': numbersMigration,
   };
 }
 

@@ -90,6 +90,8 @@ export interface AssignmentsTable {
   id: Generated<number>;
   task_id: number;
   user_id: number;
+  /** The labeler's own count: their first assignment is 1 (ids are shared by everyone). */
+  number: number;
   status: 'open' | 'done';
   /** A/B: 1 when response order is swapped for this labeler. */
   swapped: ColumnType<number, number | undefined, number>;

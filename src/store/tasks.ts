@@ -200,6 +200,7 @@ export class Tasks extends Aggregate {
       const assignment = {
         task_id: task.id,
         user_id: user.id,
+        number: (pooled.last ?? 0) + 1,
         status: 'open' as const,
         swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
         created_at: s.now(),
@@ -208,8 +209,8 @@ export class Tasks extends Aggregate {
       const { id } = await s.db.insertInto('assignments').values(assignment).returning('id').executeTakeFirstOrThrow();
       if (task !== pooled) return s.tasks.view(id, user.id);
       // Everything the labeler sees came back with the pick, so the new assignment is not read again.
-      const { kind, set_id, prompt, earlier } = pooled;
-      const base = { id, number: count(earlier) + 1, status: 'open' as const, expiresAt: assignment.expires_at };
+      const { kind, set_id, prompt } = pooled;
+      const base = { id, number: assignment.number, status: 'open' as const, expiresAt: assignment.expires_at };
       return s.tasks.present({ ...base, prompt: prompt! }, { kind, set_id, swapped: assignment.swapped });
     });
   }
@@ -262,7 +263,7 @@ export class Tasks extends Aggregate {
         .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
         .where('id', '=', pick)
         .where('assigned_count', '<', (eb) => eb.ref('target'))
-        // What the labeler will see, and how many assignments they had before this one (their own count).
+        // What the labeler will see, and the number of their latest assignment (from the index).
         .returning((eb) => [
           'id',
           'kind',
@@ -270,9 +271,9 @@ export class Tasks extends Aggregate {
           eb.selectFrom('prompts').select('prompts.text').whereRef('prompts.id', '=', 'tasks.prompt_id').as('prompt'),
           eb
             .selectFrom('assignments')
-            .select((e) => e.fn.countAll<number>().as('n'))
+            .select((e) => e.fn.max('assignments.number').as('n'))
             .where('assignments.user_id', '=', user.id)
-            .as('earlier'),
+            .as('last'),
         ])
         .executeTakeFirst()
     );
@@ -400,24 +401,14 @@ export class Tasks extends Aggregate {
   }
 
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
-    // The row and the labeler's own count of assignments up to it, in one statement.
-    const { n, ...row } = owned(
-      await this.rowQuery(assignmentId)
-        .select((eb) =>
-          eb
-            .selectFrom('assignments as mine')
-            .select((e) => e.fn.countAll<number>().as('n'))
-            .where('mine.user_id', '=', userId)
-            .whereRef('mine.id', '<=', 'assignments.id')
-            .as('n'),
-        )
-        .executeTakeFirst(),
+    const row = owned(
+      await this.rowQuery(assignmentId).select('assignments.number').executeTakeFirst(),
       assignmentId,
       userId,
     );
     const status: AssignmentView['status'] =
       row.skipped_at !== null ? 'skipped' : row.expired_at !== null ? 'expired' : row.status;
-    const base = { id: row.id, number: count(n), status, expiresAt: row.expires_at, prompt: row.prompt };
+    const base = { id: row.id, number: row.number, status, expiresAt: row.expires_at, prompt: row.prompt };
     return this.present(base, row);
   }
 
