@@ -329,7 +329,7 @@ export class Tasks extends Aggregate {
 
   /** The assignment with its task and prompt; another labeler's is reported as missing, so ids reveal nothing. */
   async row(assignmentId: number, userId: number) {
-    return owned(await this.rowQuery(assignmentId).executeTakeFirst(), assignmentId, userId);
+    return withTask(owned(await this.rowQuery(assignmentId).executeTakeFirst(), assignmentId, userId));
   }
 
   /**
@@ -345,66 +345,18 @@ export class Tasks extends Aggregate {
       .where('status', '=', 'open')
       .where('expired_at', 'is', null)
       .where('skipped_at', 'is', null)
-      // The task's fields as subqueries: SQLite's RETURNING cannot name a joined table.
-      .returning((eb) => {
-        const task = eb.selectFrom('tasks').whereRef('tasks.id', '=', 'assignments.task_id');
-        return [
-          'id',
-          'swapped',
-          'user_id',
-          'expires_at',
-          'task_id',
-          task.select('archived_at').as('task_archived_at'),
-          task.select('kind').as('kind'),
-          task.select('set_id').as('set_id'),
-          task.select('prompt_id').as('prompt_id'),
-          task.select('gold_id').as('gold_id'),
-          task.innerJoin('prompts', 'prompts.id', 'tasks.prompt_id').select('prompts.text').as('prompt'),
-        ];
-      })
+      .returning(assignmentColumns)
       .executeTakeFirst();
-    if (!r) return undefined;
-    const { kind, prompt_id, prompt } = r;
-    return {
-      ...r,
-      status: 'open',
-      expired_at: null,
-      skipped_at: null,
-      kind: kind!,
-      prompt_id: prompt_id!,
-      prompt: prompt!,
-    };
+    return r && { ...withTask(r), status: 'open', expired_at: null, skipped_at: null };
   }
 
   private rowQuery(assignmentId: number) {
-    return this.db
-      .selectFrom('assignments')
-      .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
-      .innerJoin('prompts', 'prompts.id', 'tasks.prompt_id')
-      .select([
-        'assignments.id',
-        'assignments.status',
-        'assignments.swapped',
-        'assignments.user_id',
-        'assignments.expires_at',
-        'assignments.expired_at',
-        'assignments.skipped_at',
-        'tasks.id as task_id',
-        'tasks.archived_at as task_archived_at',
-        'tasks.kind',
-        'tasks.set_id',
-        'tasks.prompt_id',
-        'tasks.gold_id',
-        'prompts.text as prompt',
-      ])
-      .where('assignments.id', '=', assignmentId);
+    return this.db.selectFrom('assignments').select(assignmentColumns).where('assignments.id', '=', assignmentId);
   }
 
   async view(assignmentId: number, userId: number): Promise<AssignmentView> {
-    const row = owned(
-      await this.rowQuery(assignmentId).select('assignments.number').executeTakeFirst(),
-      assignmentId,
-      userId,
+    const row = withTask(
+      owned(await this.rowQuery(assignmentId).select('assignments.number').executeTakeFirst(), assignmentId, userId),
     );
     const status: AssignmentView['status'] =
       row.skipped_at !== null ? 'skipped' : row.expired_at !== null ? 'expired' : row.status;
@@ -423,6 +375,35 @@ export class Tasks extends Aggregate {
     const [a, b] = task.swapped ? [responses[1], responses[0]] : [responses[0], responses[1]];
     return { ...base, kind: 'ab', a, b };
   }
+}
+
+/**
+ * An assignment's fields with its task's and its prompt, as `row` and `finishIfOpen` read them. The task's come as
+ * subqueries, because SQLite's RETURNING cannot name a joined table.
+ */
+function assignmentColumns(eb: ExpressionBuilder<Database, 'assignments'>) {
+  const task = eb.selectFrom('tasks').whereRef('tasks.id', '=', 'assignments.task_id');
+  return [
+    'assignments.id',
+    'assignments.status',
+    'assignments.swapped',
+    'assignments.user_id',
+    'assignments.expires_at',
+    'assignments.expired_at',
+    'assignments.skipped_at',
+    'assignments.task_id',
+    task.select('archived_at').as('task_archived_at'),
+    task.select('kind').as('kind'),
+    task.select('set_id').as('set_id'),
+    task.select('prompt_id').as('prompt_id'),
+    task.select('gold_id').as('gold_id'),
+    task.innerJoin('prompts', 'prompts.id', 'tasks.prompt_id').select('prompts.text').as('prompt'),
+  ] as const;
+}
+
+/** Every assignment has a task and the task a prompt, so these subqueries always find one. */
+function withTask<R extends { kind: TaskKind | null; prompt_id: number | null; prompt: string | null }>(r: R) {
+  return { ...r, kind: r.kind!, prompt_id: r.prompt_id!, prompt: r.prompt! };
 }
 
 function owned<R extends { user_id: number }>(row: R | undefined, assignmentId: number, userId: number): R {
