@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { openStore } from '../src/store/index.js';
+import { openPostgresStore, openStore } from '../src/store/index.js';
 import { testDb, testDialect } from './helpers/db.js';
 import { labeler, setup } from './helpers/server.js';
 
@@ -89,4 +89,35 @@ test('handing out a task reads about as many pages with thousands of assignments
   await finish(4000);
   const many = await pagesPerPick();
   assert.ok(many <= few + 5, `pages per pick: ${few} at 1000 assignments, ${many} at 5000`);
+});
+
+// PostgreSQL keeps a prepared statement's generic plan for the table sizes at the moment it made it; one made while a
+// table was a page (a full scan) would otherwise last until the table is next analyzed, however big it has grown.
+test('a connection plans its statements anew as their tables grow', {
+  skip: testDialect() === 'sqlite' && 'PostgreSQL plan caching',
+}, async () => {
+  const url = await testDb();
+  const text = 'select id from plan_probe where k = $1';
+  const planAfterGrowth = async (planRefreshMs: number) => {
+    const store = await openPostgresStore({ url, poolSize: 1, planRefreshMs });
+    try {
+      await sql`drop table if exists plan_probe`.execute(store.db);
+      await sql`create table plan_probe (id serial primary key, k integer not null)`.execute(store.db);
+      await sql`create index plan_probe_k on plan_probe (k)`.execute(store.db);
+      await sql`insert into plan_probe (k) select g from generate_series(1, 100) g`.execute(store.db);
+      await sql`analyze plan_probe`.execute(store.db);
+      // Past the fifth run the connection settles on a generic plan: a full scan of the one-page table.
+      for (let i = 0; i < 8; i++) await sql`select id from plan_probe where k = ${i}`.execute(store.db);
+      await sql`insert into plan_probe (k) select g from generate_series(101, 50000) g`.execute(store.db);
+      const prepared = sql<{ name: string }>`select name from pg_prepared_statements where statement = ${text}`;
+      const { rows } = await prepared.execute(store.db);
+      assert.equal(rows.length, 1, 'the probe runs as a named statement');
+      const plan = await sql.raw<{ 'QUERY PLAN': string }>(`explain execute ${rows[0].name}(7)`).execute(store.db);
+      return plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    } finally {
+      await store.close();
+    }
+  };
+  assert.match(await planAfterGrowth(3_600_000), /Seq Scan on plan_probe/, 'without a refresh the full scan stays');
+  assert.doesNotMatch(await planAfterGrowth(0), /Seq Scan/);
 });

@@ -17,6 +17,8 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** See StoreOptions.onQuery. */
   onQuery?: QueryListener;
+  /** A connection replans its statements when its plans are this old (ms, default 5 s); see below. */
+  planRefreshMs?: number;
 }
 
 const INT8 = 20;
@@ -40,9 +42,25 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
   // the pool's for idle connections, each client's own for one in use.
   pool.on('error', () => {});
   const named = namedStatements();
+  // A named statement's generic plan is made once per connection, after its fifth run, for the table sizes of that
+  // moment, and kept until the tables are analyzed. On a young database that moment comes while `assignments` is a
+  // page or two, so the plan scans it whole; measured on bench:server, one run in five kept such plans for its whole
+  // 35 s, before autovacuum came by (hand-outs 0.15 → 0.4–1 ms each, and growing). DISCARD PLANS makes the
+  // connection plan again at the next run of each statement (the statements stay prepared); at most once per
+  // planRefreshMs per connection, when it is taken from the pool, it costs one round-trip and a few replans.
+  const refreshMs = opts.planRefreshMs ?? 5_000;
+  const planned = new WeakMap<pg.PoolClient, number>();
   pool.on('connect', (client) => {
     client.on('error', () => {});
     named(client);
+    planned.set(client, Date.now());
+  });
+  pool.on('acquire', (client) => {
+    const now = Date.now();
+    if (now - (planned.get(client) ?? now) < refreshMs) return;
+    planned.set(client, now);
+    // Queued ahead of the caller's first statement; should it fail, so does that statement, with the real error.
+    client.query('discard plans').catch(() => {});
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(opts.onQuery) });
   try {
