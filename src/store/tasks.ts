@@ -248,14 +248,16 @@ export class Tasks extends Aggregate {
               .where('assignments.user_id', '=', user.id)
               // An optimisation fence: without it PostgreSQL turns NOT EXISTS into an anti-join that reads every
               // assignment in the table on each pick (1.2 ms at 10k assignments and growing); with it, the check is
-              // one index probe per candidate task, and the first candidate nearly always wins.
-              .limit(1)
-              .offset(0),
+              // one index probe per candidate task, and the first candidate nearly always wins. The limits are
+              // literals: as parameters PostgreSQL cannot cost a plan kept for any limit, so it planned the pick
+              // anew on every hand-out (0.22 ms of planning against 0.16 ms of running it).
+              .limit(sql.lit(1))
+              .offset(sql.lit(0)),
           ),
         ),
       )
       .orderBy('pool.id')
-      .limit(1);
+      .limit(sql.lit(1));
     if (this.s.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
     return (
       this.db
