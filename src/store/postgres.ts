@@ -44,8 +44,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
   const named = namedStatements();
   // A named statement's generic plan is made once per connection, after its fifth run, for the table sizes of that
   // moment, and kept until the tables are analyzed. On a young database that moment comes while `assignments` is a
-  // page or two, so the plan scans it whole; measured on bench:server, one run in five kept such plans for its whole
-  // 35 s, before autovacuum came by (hand-outs 0.15 → 0.4–1 ms each, and growing). DISCARD PLANS makes the
+  // page or two, so the plan scans it whole: on bench:server, 3 runs in 16 kept such plans for their whole 35 s
+  // (autovacuum had not come by), and hand-outs took 0.4–1 ms instead of 0.15, growing. DISCARD PLANS makes the
   // connection plan again at the next run of each statement (the statements stay prepared); at most once per
   // planRefreshMs per connection, when it is taken from the pool, it costs one round-trip and a few replans.
   const refreshMs = opts.planRefreshMs ?? 5_000;
