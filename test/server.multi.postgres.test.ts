@@ -89,6 +89,31 @@ await onPostgres(async () => {
     }
   });
 
+  test('one labeler asking for work on two servers at once gets one assignment, from both', async () => {
+    const { apps, admin, store, close } = await servers(2);
+    try {
+      await demoTasks(admin, 10);
+      for (let round = 0; round < 5; round++) {
+        const a = await labeler(apps[0], admin, `twice${round}`);
+        const rs = await Promise.all([a, on(apps[1], a), a, on(apps[1], a)].map((c) => c.post('/api/tasks/next')));
+        const ids = new Set(rs.map((r) => r.json.assignment?.id));
+        assert.equal(ids.size, 1, `round ${round}: ${rs.map((r) => r.body).join(' / ')}`);
+        const open = await store.db
+          .selectFrom('assignments')
+          .innerJoin('users', 'users.id', 'assignments.user_id')
+          .where('users.username', '=', `twice${round}`)
+          .select('assignments.id')
+          .execute();
+        assert.deepEqual(
+          open.map((r) => r.id),
+          [...ids],
+        );
+      }
+    } finally {
+      await close();
+    }
+  });
+
   test('a session made on one server works on the other; signing out on one ends it on both', async () => {
     const { apps, admin, close } = await servers(2);
     try {

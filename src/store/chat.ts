@@ -1,4 +1,5 @@
 /** Chat playground history: conversations, their messages, and the two-reply comparisons shown now and then. */
+import { sql } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { StoreError } from './errors.js';
 import type { Choice } from './schema.js';
@@ -67,7 +68,7 @@ export class Chat extends Aggregate {
       .select(['id', 'a_text', 'b_text'])
       .where('conversation_id', '=', id)
       .where('choice', 'is', null)
-      .limit(1)
+      .limit(sql.lit(1))
       .executeTakeFirst();
     return {
       id,
@@ -105,13 +106,13 @@ export class Chat extends Aggregate {
         .selectFrom('chat_messages')
         .select('id')
         .where('conversation_id', '=', conversationId)
-        .limit(1)
+        .limit(sql.lit(1))
         .executeTakeFirst();
       const pairs = await s.db
         .selectFrom('comparisons')
         .select('id')
         .where('conversation_id', '=', conversationId)
-        .limit(1)
+        .limit(sql.lit(1))
         .executeTakeFirst();
       if (!left && !pairs) await s.db.deleteFrom('conversations').where('id', '=', conversationId).execute();
     });

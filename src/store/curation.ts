@@ -309,14 +309,14 @@ export class Curation extends Aggregate {
         .select('assignments.id')
         .where('tasks.prompt_id', '=', promptId)
         .where('assignments.status', '=', 'done')
-        .limit(1)
+        .limit(sql.lit(1))
         .executeTakeFirst();
       const stored = await s.db
         .selectFrom('demonstrations')
         .select('id')
         .where('prompt_id', '=', promptId)
         .union(s.db.selectFrom('rankings').select('id').where('prompt_id', '=', promptId))
-        .limit(1)
+        .limit(sql.lit(1))
         .executeTakeFirst();
       if (work || stored)
         throw new StoreError(

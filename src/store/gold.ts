@@ -1,4 +1,5 @@
 /** Gold items: the screening test, and gold rankings mixed into live work to keep measuring quality. */
+import { sql } from 'kysely';
 import { Aggregate, count, GOLD_SOURCE } from './aggregate.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
@@ -167,7 +168,7 @@ export class Gold extends Aggregate {
         ),
       )
       .orderBy('id')
-      .limit(1)
+      .limit(sql.lit(1))
       .executeTakeFirst();
     if (!gold) return undefined;
     // One hidden task per gold item (a unique index): on PostgreSQL two servers meeting this item at once queue on

@@ -5,7 +5,7 @@
  * the job (`worker = me and state = 'running'`): a worker whose heartbeat went stale and whose job was re-queued and
  * claimed by another can no longer change it.
  */
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { Aggregate } from './aggregate.js';
 import { StoreError } from './errors.js';
 import type { NewModelVersion } from './models.js';
@@ -182,7 +182,7 @@ export class Jobs extends Aggregate {
 
   /** Claims the oldest queued job for `worker` (counting an attempt), or returns null when none is queued. */
   async claim(worker: string): Promise<Job | null> {
-    let oldest = this.db.selectFrom('jobs').select('id').where('state', '=', 'queued').orderBy('id').limit(1);
+    let oldest = this.db.selectFrom('jobs').select('id').where('state', '=', 'queued').orderBy('id').limit(sql.lit(1));
     // Two workers polling at once: each skips the row the other has locked instead of waiting for it.
     if (this.s.dialect === 'postgres') oldest = oldest.forUpdate().skipLocked();
     const now = this.now();

@@ -169,6 +169,9 @@ export class Tasks extends Aggregate {
     const random = opts.random ?? Math.random;
     const sweep = this.sweepDue();
     return this.s.tx(async (s) => {
+      // A labeler's own requests queue here, so they never get two assignments. The lookup below must be a statement
+      // of its own, after the lock: in one statement with it, it would read the snapshot taken before the wait, and
+      // miss the assignment that the request it waited for had just committed.
       if (s.dialect === 'postgres') {
         await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
       }
@@ -179,11 +182,14 @@ export class Tasks extends Aggregate {
         .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
         .select('assignments.id')
         .where('assignments.user_id', '=', user.id)
-        .where('assignments.status', '=', 'open')
+        // Literals, so that PostgreSQL keeps one plan for this lookup: with the limit a parameter it planned it anew
+        // on every hand-out (as takeFromPool), and with the status one, its kept plan could not know that few
+        // assignments are open, and walked every assignment in id order (0.67 ms instead of 0.02 on bench:server).
+        .where('assignments.status', '=', sql.lit('open'))
         .where('assignments.expired_at', 'is', null)
         .where('tasks.archived_at', 'is', null)
         .orderBy('assignments.id')
-        .limit(1)
+        .limit(sql.lit(1))
         .executeTakeFirst();
       if (open) return s.tasks.view(open.id, user.id);
       const pooled = await s.tasks.takeFromPool(user);
