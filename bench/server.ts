@@ -2,9 +2,9 @@
  * `npm run bench:server [-- --db postgres://… --servers 3 --kill]`: bounded loopback load test. N labelers (one per
  * connection, spread over the app-server processes, all on one database) fetch a demonstration task and submit it
  * with an Idempotency-Key; every 10th submit is replayed with the same key. With `--kill`, one of several servers is
- * killed with SIGKILL halfway through, and each of its labelers whose submit was in flight retries it, with the same
- * key, on another server. Afterwards the database is read back: `lost` = acknowledged submissions with no stored
- * row, `duplicated` = rows beyond one per acknowledged key. The last line printed is JSON.
+ * killed with SIGKILL halfway through, its labelers stop, and after the load each of them whose submit was in flight
+ * retries it, with the same key, on another server. Afterwards the database is read back: `lost` = acknowledged
+ * submissions with no stored row, `duplicated` = rows beyond one per acknowledged key. The last line printed is JSON.
  * Without --db a temporary SQLite file is used; a PostgreSQL database gets a fresh schema, dropped at the end.
  * With `--train`, an SFT job trains in its worker process meanwhile (bench/train-job.ts); the JSON adds what it did.
  * The first BENCH_WARMUP seconds (default 5) of load are a warm-up: freshly started servers are still compiling their
@@ -205,43 +205,45 @@ function pipeline(st: Labeler): autocannon.Request[] {
 
 const victim = args.kill ? serverCount - 1 : -1;
 let killedAt: number | undefined;
+const started = Date.now();
+console.error(`load: ${connections} labelers on ${serverCount} server(s) for ${warmup} s of warm-up and ${duration} s`);
+// Each response's latency and when it came back, to leave the warm-up out of the percentiles.
+const latencies: { at: number; ms: number }[] = [];
+const runs = addresses.map((address, server) => {
+  let next = 0;
+  return autocannon({
+    url: address,
+    connections: sessions[server].length,
+    duration: warmup + duration,
+    timeout: 10,
+    skipAggregateResult: true,
+    requests: [{ method: 'GET', path: '/api/health' }],
+    setupClient: (client) => {
+      const st: Labeler = {
+        session: sessions[server][next++ % sessions[server].length],
+        server,
+        inFlight: false,
+        n: 0,
+      };
+      labelers.push(st);
+      client.setRequests(pipeline(st));
+      client.on('response', (_status: number, _bytes: number, ms: number) => latencies.push({ at: Date.now(), ms }));
+    },
+  });
+});
 if (args.kill) {
   setTimeout(
     () => {
       killedAt = Date.now();
       children[victim].kill('SIGKILL');
+      // Its labelers stop too (their in-flight submits are retried below): left running, they would spin on the
+      // closed port, taking CPU from the servers still up. autocannon's promise is its instance (untyped).
+      (runs[victim] as unknown as autocannon.Instance).stop();
     },
     (warmup + duration / 2) * 1000,
   ).unref();
 }
-const started = Date.now();
-console.error(`load: ${connections} labelers on ${serverCount} server(s) for ${warmup} s of warm-up and ${duration} s`);
-// Each response's latency and when it came back, to leave the warm-up out of the percentiles.
-const latencies: { at: number; ms: number }[] = [];
-const results = await Promise.all(
-  addresses.map((address, server) => {
-    let next = 0;
-    return autocannon({
-      url: address,
-      connections: sessions[server].length,
-      duration: warmup + duration,
-      timeout: 10,
-      skipAggregateResult: true,
-      requests: [{ method: 'GET', path: '/api/health' }],
-      setupClient: (client) => {
-        const st: Labeler = {
-          session: sessions[server][next++ % sessions[server].length],
-          server,
-          inFlight: false,
-          n: 0,
-        };
-        labelers.push(st);
-        client.setRequests(pipeline(st));
-        client.on('response', (_status: number, _bytes: number, ms: number) => latencies.push({ at: Date.now(), ms }));
-      },
-    });
-  }),
-);
+const results = await Promise.all(runs);
 // Request and error counts over all servers' clients (autocannon's own merge; its type declarations lack it).
 const { aggregateResult } = autocannon as unknown as {
   aggregateResult: (results: unknown[], opts: object) => autocannon.Result;
