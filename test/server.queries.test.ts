@@ -121,3 +121,33 @@ test('a connection plans its statements anew as their tables grow', {
   assert.match(await planAfterGrowth(3_600_000), /Seq Scan on plan_probe/, 'without a refresh the full scan stays');
   assert.doesNotMatch(await planAfterGrowth(0), /Seq Scan/);
 });
+
+// A rolling upgrade: a newer server adds a column while this one runs. A statement this server prepared before the
+// change ("select *") cannot run its old plan any more; it is prepared again under a new name, and the request that
+// met it still gets its answer (outside a transaction at once, inside one on the transaction's retry).
+test('a column added by another server does not break statements prepared before it', {
+  skip: testDialect() === 'sqlite' && 'PostgreSQL prepared statements',
+}, async () => {
+  const url = await testDb();
+  const store = await openPostgresStore({ url, poolSize: 1 });
+  const other = await openPostgresStore({ url, poolSize: 1 });
+  try {
+    await store.importPrompts([{ prompt: 'before the upgrade' }]);
+    const { id } = await store.db.selectFrom('prompts').select('id').executeTakeFirstOrThrow();
+    const read = () => store.db.selectFrom('prompts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const readInTx = () => store.tx((s) => s.db.selectFrom('prompts').selectAll().where('id', '=', id).execute());
+    for (let i = 0; i < 3; i++) {
+      await read();
+      await readInTx();
+    }
+    await sql`alter table prompts add column upgrade_note text`.execute(other.db);
+    assert.equal((await read()).text, 'before the upgrade');
+    assert.equal((await readInTx())[0].text, 'before the upgrade');
+    await sql`alter table prompts drop column upgrade_note`.execute(other.db);
+    assert.equal((await readInTx())[0].text, 'before the upgrade');
+    assert.equal((await read()).text, 'before the upgrade');
+  } finally {
+    await store.close();
+    await other.close();
+  }
+});

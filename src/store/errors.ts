@@ -59,6 +59,13 @@ export function openError(err: unknown, url: string): Error | undefined {
 /** PostgreSQL aborted the transaction because of another writer (deadlock, serialization failure): run it again. */
 export const isWriteConflict = (err: unknown) => ['40001', '40P01'].includes(String((err as { code?: unknown })?.code));
 
+/**
+ * A prepared statement whose result changed shape since it was prepared (another server's migration added a column):
+ * prepared again, it runs (see namedStatements in postgres.ts).
+ */
+export const isStalePlan = (err: unknown) =>
+  (err as { code?: unknown })?.code === '0A000' && /cached plan must not change result type/.test(String(err));
+
 /** A unique constraint refused the write (another request stored the same thing first). */
 export const isUniqueViolation = (err: unknown) =>
   ['23505', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY'].includes(

@@ -4,7 +4,7 @@
  */
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { openError } from './errors.js';
+import { isStalePlan, openError } from './errors.js';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
 import { type QueryListener, queryLog, Store } from './store.js';
@@ -78,6 +78,11 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
  * took longer than executing for the hot queries (pg_stat_statements: 3.1 s of planning against 2.1 s of executing
  * over 20 s). Statements beyond the first few hundred texts per process, and long ones (bulk inserts, whose text
  * changes with their row count), stay unnamed, so the statements held per connection stay bounded.
+ *
+ * A statement whose result changed shape since it was prepared (another server's migration added a column that a
+ * `select *` returns) fails with "cached plan must not change result type", and would on every later run. The
+ * connection then prepares its statements again under new names (the old ones stay on it until it closes), and runs
+ * the failed one again at once unless a transaction is open: that transaction is aborted, and `Store.tx` runs it again.
  */
 function namedStatements(maxStatements = 500, maxChars = 4000) {
   const names = new Map<string, string>();
@@ -90,12 +95,27 @@ function namedStatements(maxStatements = 500, maxChars = 4000) {
     return name;
   };
   return (client: pg.PoolClient) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    let generation = 0;
+    let inTransaction = false;
+    const run = (name: string, text: string, values: unknown) =>
+      query({ name: generation ? `${name}_${generation}` : name, text, values });
     client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
       const name = typeof text === 'string' && callback === undefined ? nameOf(text) : undefined;
-      return name ? query({ name, text, values }) : query(text, values, callback);
+      if (!name) {
+        if (typeof text === 'string') inTransaction = TX_OPEN.test(text) || (inTransaction && !TX_END.test(text));
+        return query(text, values, callback);
+      }
+      return run(name, text as string, values).catch((err) => {
+        if (!isStalePlan(err)) throw err;
+        generation++;
+        if (inTransaction) throw err;
+        return run(name, text as string, values);
+      });
     }) as typeof client.query;
   };
 }
+const TX_OPEN = /^\s*(begin|start transaction)\b/i;
+const TX_END = /^\s*(commit|rollback|end|abort)\b/i;
 /** Only plannable statements are worth naming (not BEGIN, COMMIT, ANALYZE or DDL). */
 const DML = /^\s*(select|insert|update|delete|with)\b/i;

@@ -11,7 +11,7 @@
 import type { Kysely, LogEvent, Transaction } from 'kysely';
 import { Chat } from './chat.js';
 import { Curation } from './curation.js';
-import { isWriteConflict } from './errors.js';
+import { isStalePlan, isWriteConflict } from './errors.js';
 import { Evals } from './evals.js';
 import { Exchange } from './exchange.js';
 import { Gold } from './gold.js';
@@ -72,8 +72,9 @@ export class Store {
 
   /**
    * Runs `fn` in one transaction (a nested call reuses the outer one); `fn`'s store and its aggregates use it. A
-   * transaction that PostgreSQL aborts for a deadlock or a serialization failure is run again (up to 3 times), so
-   * `fn` must only touch the database.
+   * transaction that PostgreSQL aborts for a deadlock, a serialization failure or a statement prepared before another
+   * server changed the schema (see namedStatements in postgres.ts) is run again (up to 3 times), so `fn` must only
+   * touch the database.
    */
   async tx<T>(fn: (s: Store) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return fn(this);
@@ -83,7 +84,7 @@ export class Store {
           .transaction()
           .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect, this.now)));
       } catch (err) {
-        if (attempt >= 3 || !isWriteConflict(err)) throw err;
+        if (attempt >= 3 || !(isWriteConflict(err) || isStalePlan(err))) throw err;
       }
     }
   }
