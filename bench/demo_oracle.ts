@@ -1,8 +1,9 @@
 // How much of RLHF's correctness gain the demo's reward model leaves on the table, measured on a finished demo run
-// folder: PPO-ptx from the run's SFT model, with the run's settings, against a perfect reward model — the training
-// labelers' own judgement without its noise (their mean weights on the world's features) — instead of the trained
-// one. Its scores are put on the trained reward model's scale (same spread over the held-out rankings' responses),
-// so the KL penalty weighs the same. Then SFT, the run's PPO-ptx and this one answer the evaluation prompts.
+// folder: PPO-ptx from where the run's PPO-ptx started (rs/), with the run's settings, against a perfect reward
+// model — the training labelers' own judgement without its noise (their mean weights on the world's features) —
+// instead of the trained one. Its scores are put on the trained reward model's scale (same spread over the held-out
+// rankings' responses), so the KL penalty weighs the same. Then SFT, that start, the run's PPO-ptx and this one
+// answer the evaluation prompts.
 // Usage: node dist/bench/demo_oracle.js RUN_DIR [--size tiny|small] [--seed N] [--ppo-seed N] [--prompts N]
 //   --prompts: PPO prompts drawn from the world (default: the run's own split; more tests whether more prompts help)
 // Last line: one JSON object (correct per phrasing split and abstaining, per model).
@@ -44,10 +45,10 @@ const sd = (xs: number[]) => {
 };
 
 // The trained reward model's spread over the held-out rankings' responses, and the utility's over the same.
-const sftDir = join(run, 'sft');
+const initDir = join(run, 'rs');
 const rmDir = join(run, 'rm');
-const tokenizer = Tokenizer.fromDir(sftDir);
-const formatter = new Formatter(tokenizer, sftDir);
+const tokenizer = Tokenizer.fromDir(initDir);
+const formatter = new Formatter(tokenizer, initDir);
 const heldout = readComparisons(join(run, 'data', 'rankings_heldout.jsonl')).records;
 const rmSpread = sd(rewardModelScores(rmDir, heldout));
 const utilities = heldout.flatMap((r) => r.responses.map((x) => utility(byPrompt.get(r.prompt)!, x)));
@@ -58,8 +59,8 @@ try {
   const promptsFile = join(out, 'prompts.jsonl');
   writeFileSync(promptsFile, world.ppo.map((t) => `${JSON.stringify({ prompt: t.prompt })}\n`).join(''));
   const trainer = new PPOTrainer({
-    policy: loadPretrained(sftDir),
-    ref: loadPretrained(sftDir),
+    policy: loadPretrained(initDir),
+    ref: loadPretrained(initDir),
     value: loadScalarPretrained(rmDir),
     reward: (prompts, responses) => prompts.map((p, i) => scale * utility(byPrompt.get(p)!, responses[i])),
     formatter,
@@ -79,7 +80,12 @@ try {
   trainer.dispose();
 
   const greedy = { maxNewTokens: cfg.maxNewTokens, temperature: 0, seed };
-  const models = { sft: sftDir, ppo_ptx: join(run, 'ppo_ptx', 'ema'), ppo_ptx_oracle: join(out, 'ema') };
+  const models = {
+    sft: join(run, 'sft'),
+    rs: initDir,
+    ppo_ptx: join(run, 'ppo_ptx', 'ema'),
+    ppo_ptx_oracle: join(out, 'ema'),
+  };
   const result = Object.fromEntries(
     Object.entries(models).map(([name, dir]) => {
       const s = modelStats(world.eval, chatAnswers(dir, world.eval, greedy));

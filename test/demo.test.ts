@@ -34,7 +34,7 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
   const share = (x: unknown) => typeof x === 'number' && x >= 0 && x <= 1;
   const pools = Object.keys(summary.winrate_vs_sft_by_pool);
   assert.ok(pools.length >= 3, `held-out pools: ${pools}`);
-  for (const m of ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx', 'dpo', 'grpo']) {
+  for (const m of ['base', 'prompted', 'sft', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo']) {
     const w = summary.winrate_vs_sft[m];
     assert.ok(share(w), `winrate_vs_sft.${m} = ${w}`);
     // The headline is the least pleased pool.
@@ -54,7 +54,7 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
     assert.ok(summary[k] > 0 && summary[k] <= 1, `${k} = ${summary[k]}`);
   }
   for (const k of ['ptx_tax', 'ppo_tax', 'wall_s']) assert.ok(Number.isFinite(summary[k]), `${k} = ${summary[k]}`);
-  for (const m of ['sft', 'ppo', 'ppo_ptx', 'dpo', 'grpo'])
+  for (const m of ['sft', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo'])
     assert.ok(Number.isFinite(summary.tax_vs_base[m]), `tax_vs_base.${m} = ${summary.tax_vs_base[m]}`);
   // The held-out labelers' pairs by kind: shares add up, and labelers agree most where one answer is right and the
   // other wrong (correctness comes first for every pool).
@@ -100,7 +100,7 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
   }
   assert.match(stderr, /\[1\/\d+\] base: running/);
   const ran = [...stderr.matchAll(/\] (\w+): running/g)].map((m) => m[1]).filter((s) => s !== 'report');
-  for (const stage of ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'dpo', 'grpo', 'eval'])
+  for (const stage of ['base', 'sft', 'samples', 'rm', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo', 'eval'])
     assert.ok(ran.includes(stage), stage);
 
   // A second run changes nothing, so every training stage comes from the cache.

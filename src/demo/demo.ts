@@ -1,13 +1,14 @@
 // `instructkit demo`: the InstructGPT paper in miniature. A miniature world with checkable tasks, simulated labelers
 // standing in for people, and every step of the paper on a CPU: pretrain a base model on the world's prose →
-// labelers write demonstrations → SFT → K samples per prompt ranked by labelers → reward model → PPO and PPO-ptx →
-// evaluation by held-out labelers on held-out prompts → report/index.html. Labels go through the platform's store
-// (SQLite in the run folder) and the trainers read the store's JSONL exports, as they would read real labels.
+// labelers write demonstrations → SFT → K samples per prompt ranked by labelers → reward model, and SFT trained further
+// on the labelers' top picks (rejection sampling) → PPO and PPO-ptx from there → evaluation by held-out labelers on
+// held-out prompts → report/index.html. Labels go through the platform's store (SQLite in the run folder) and the
+// trainers read the store's JSONL exports, as they would read real labels.
 //
 // Run folder (--out):
 //   data/            corpus, held-out corpus, the store's exports (demonstrations, rankings, held-out rankings)
 //   labels.sqlite    the labeling store      report/   index.html + PNGs      results.json   everything measured
-//   base/ sft/ samples/ rm/ ppo/ ppo_ptx/ eval/   one folder per stage, each with stage.json (its cache key)
+//   base/ sft/ samples/ rm/ rs/ ppo/ ppo_ptx/ dpo/ grpo/ eval/   a folder per stage, with stage.json (its cache key)
 //
 // Caching: a stage's key hashes its config and the keys (or file hashes) of its inputs; a stage whose stage.json
 // holds the same key is skipped, so a second run reuses the base model and every stage whose inputs did not change.
@@ -39,6 +40,7 @@ import {
   trainGrpoStage,
   trainPpoStage,
   trainRmStage,
+  trainRsStage,
   trainSftStage,
   writeCorpora,
   writeDemonstrations,
@@ -105,7 +107,7 @@ export interface DemoSummary {
 
 // ---------------------------------------------------------------- the whole run
 
-const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'ppo', 'ppo_ptx', 'dpo', 'grpo', 'eval', 'report'];
+const STAGE_NAMES = ['base', 'sft', 'samples', 'rm', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo', 'eval', 'report'];
 // With a second round: PPO against the first reward model, its samples ranked, the reward model trained again.
 const ITERATED_STAGE_NAMES = [
   'base',
@@ -115,6 +117,7 @@ const ITERATED_STAGE_NAMES = [
   'ppo_round1',
   'samples_round2',
   'rm',
+  'rs',
   'ppo',
   'ppo_ptx',
   'dpo',
@@ -136,6 +139,7 @@ function expectedSeconds(cfg: DemoConfig): Record<string, number> {
     ppo_round1: ppo,
     samples_round2: samples,
     rm,
+    rs: cfg.world.rm * cfg.rounds * cfg.rejectionSampling.epochs! * 0.0008,
     ppo,
     ppo_ptx: ppo * 1.4,
     dpo: cfg.world.rm * cfg.dpo.epochs! * cfg.k * cfg.k * 0.0003,
@@ -193,21 +197,30 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     if (iterated) {
       // Iterated RLHF: PPO against the first reward model, its samples ranked by the same labelers, and the reward
       // model trained again on both rounds' rankings (what the final PPO runs use).
-      const ppo1 = await trainPpoStage(ctx, 'ppo_round1', sft.key, { key: rm.key, stage: 'rm_round1' });
+      const ppo1 = await trainPpoStage(
+        ctx,
+        'ppo_round1',
+        { key: sft.key, stage: 'sft' },
+        { key: rm.key, stage: 'rm_round1' },
+      );
       const policy = { key: ppo1.key, dir: join(stages.dir('ppo_round1'), 'ema') };
       const samples2 = await sampleForRanking(ctx, 'samples_round2', policy, false);
       const both = await rankSamples(ctx, 'samples_round2', 'rankings.jsonl');
       rm = await trainRmStage(ctx, 'rm', samples2.key, both.trainPath, both.heldoutPath);
       rankings = both;
     }
-    const ppo = await trainPpoStage(ctx, 'ppo', sft.key, { key: rm.key, stage: 'rm' });
-    const ptx = await trainPpoStage(ctx, 'ppo_ptx', sft.key, { key: rm.key, stage: 'rm' });
-    const dpo = await trainDpoStage(ctx, sft.key, rankings.trainPath, rankings.heldoutPath);
-    const grpo = await trainGrpoStage(ctx, sft.key);
+    // Every method after the reward model starts from SFT improved by rejection sampling on the same rankings.
+    const rs = await trainRsStage(ctx, sft.key, rankings.trainPath);
+    const init = { key: rs.key, stage: 'rs' };
+    const ppo = await trainPpoStage(ctx, 'ppo', init, { key: rm.key, stage: 'rm' });
+    const ptx = await trainPpoStage(ctx, 'ppo_ptx', init, { key: rm.key, stage: 'rm' });
+    const dpo = await trainDpoStage(ctx, init, rankings.trainPath, rankings.heldoutPath);
+    const grpo = await trainGrpoStage(ctx, init);
     const ev = await evaluate(ctx, {
       base: pre.key,
       sft: sft.key,
       rm: rm.key,
+      rs: rs.key,
       ppo: ppo.key,
       ptx: ptx.key,
       dpo: dpo.key,

@@ -22,15 +22,16 @@ import {
 import { type AnswerStats, answerStats, type Task } from './world/index.js';
 import { pick } from './world/random.js';
 
-export const MODELS = ['base', 'prompted', 'sft', 'ppo', 'ppo_ptx', 'dpo', 'grpo'] as const;
+export const MODELS = ['base', 'prompted', 'sft', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo'] as const;
 export type ModelName = (typeof MODELS)[number];
 /** The models trained from SFT onward: chat models whose loss on prose is measured against the base model's. */
-export const TUNED_MODELS = ['sft', 'ppo', 'ppo_ptx', 'dpo', 'grpo'] as const;
+export const TUNED_MODELS = ['sft', 'rs', 'ppo', 'ppo_ptx', 'dpo', 'grpo'] as const;
 export type TunedName = (typeof TUNED_MODELS)[number];
 export const MODEL_LABELS: Record<ModelName, string> = {
   base: 'base',
   prompted: 'base + few-shot',
   sft: 'SFT',
+  rs: 'SFT + rejection sampling',
   ppo: 'PPO',
   ppo_ptx: 'PPO-ptx',
   dpo: 'DPO',

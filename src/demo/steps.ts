@@ -233,6 +233,50 @@ export async function trainRmStage(ctx: Ctx, name: string, sft: string, trainPat
   );
 }
 
+/** The model a stage starts from: its stage's cache key and folder name. */
+export interface Init {
+  key: string;
+  stage: string;
+}
+
+/**
+ * Rejection sampling, as Llama 2 did before PPO, with the labelers as the judge: SFT trained further on each ranked
+ * set's top pick, when its labeler rated it at least `minLikert` of 7 (a set's top pick may still be poor when all
+ * of its samples are). Every round's rankings, so the samples of SFT and of the round-one PPO policy.
+ */
+export async function trainRsStage(ctx: Ctx, sft: string, trainPath: string) {
+  const { minLikert, ...rs } = ctx.cfg.rejectionSampling;
+  const config: SftConfig = { ...sftDefaults, ...ctx.cfg.sft, ...rs, seed: ctx.seed };
+  return ctx.stages.run(
+    'rs',
+    { config, minLikert, sft, rankings: fileHash(trainPath) },
+    async (dir) => {
+      const rankings = await ctx.store.exportRankings('training');
+      const picks = new Map<string, { prompt: string; completion: string }>();
+      for (const r of rankings) {
+        const top = [r.ranking[0]].flat()[0];
+        if ((r.likert?.[top] ?? 0) < minLikert) continue;
+        const pick = { prompt: r.prompt, completion: r.responses[top] };
+        picks.set(JSON.stringify(pick), pick);
+      }
+      const dataFile = join(ctx.out, 'data', 'rs_demonstrations.jsonl');
+      writeJsonlFile(dataFile, [...picks.values()]);
+      const r = trainSft({
+        modelDir: ctx.stages.dir('sft'),
+        dataFile,
+        outDir: dir,
+        config,
+        log: ctx.say,
+        quiet: true,
+      });
+      return { rankings: rankings.length, kept: picks.size, steps: r.steps, bestEpoch: r.bestEpoch };
+    },
+    (r) =>
+      `${r.kept} of ${r.rankings} ranked sets' top picks rated ≥ ${minLikert}/7, ${r.steps} steps, kept epoch ` +
+      `${(r.bestEpoch ?? 0) + 1}`,
+  );
+}
+
 /** The RL stages' prompts (the world's PPO split) as a `{"prompt"}` JSONL file. */
 function ppoPromptsFile(ctx: Ctx): string {
   const path = join(ctx.out, 'data', 'ppo_prompts.jsonl');
@@ -240,7 +284,8 @@ function ppoPromptsFile(ctx: Ctx): string {
   return path;
 }
 
-export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { key: string; stage: string }) {
+/** PPO (or PPO-ptx, by name) from `init`, the KL penalty's reference being `init` too. */
+export async function trainPpoStage(ctx: Ctx, name: string, init: Init, rm: Init) {
   const ptx = name === 'ppo_ptx';
   const config: PPOConfig = {
     ...ppoDefaults,
@@ -252,7 +297,7 @@ export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { k
   const promptsPath = ppoPromptsFile(ctx);
   const inputs = {
     config,
-    sft,
+    init: init.key,
     rm: rm.key,
     prompts: fileHash(promptsPath),
     corpus: ptx ? fileHash(ctx.corpusPath) : null,
@@ -261,13 +306,13 @@ export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { k
     name,
     inputs,
     (dir) => {
-      const sftDir = ctx.stages.dir('sft');
+      const initDir = ctx.stages.dir(init.stage);
       const rmDir = ctx.stages.dir(rm.stage);
-      const tokenizer = Tokenizer.fromDir(sftDir);
-      const formatter = new Formatter(tokenizer, sftDir);
+      const tokenizer = Tokenizer.fromDir(initDir);
+      const formatter = new Formatter(tokenizer, initDir);
       const trainer = new PPOTrainer({
-        policy: loadPretrained(sftDir),
-        ref: loadPretrained(sftDir),
+        policy: loadPretrained(initDir),
+        ref: loadPretrained(initDir),
         value: loadScalarPretrained(rmDir),
         reward: rewardModelFn(loadRewardModel(rmDir).model, formatter.padId),
         formatter,
@@ -295,15 +340,15 @@ export async function trainPpoStage(ctx: Ctx, name: string, sft: string, rm: { k
   );
 }
 
-/** DPO from SFT on the training labelers' rankings (every ranked pair), the reference being SFT. */
-export async function trainDpoStage(ctx: Ctx, sft: string, trainPath: string, heldoutPath: string) {
+/** DPO from `init` on the training labelers' rankings (every ranked pair), the reference being `init`. */
+export async function trainDpoStage(ctx: Ctx, init: Init, trainPath: string, heldoutPath: string) {
   const config: DpoConfig = { ...dpoDefaults, ...ctx.cfg.dpo, valFraction: 0, seed: ctx.seed };
   return ctx.stages.run(
     'dpo',
-    { config, sft, train: fileHash(trainPath), heldout: fileHash(heldoutPath) },
+    { config, init: init.key, train: fileHash(trainPath), heldout: fileHash(heldoutPath) },
     (dir) => {
       const r = trainDpo({
-        modelDir: ctx.stages.dir('sft'),
+        modelDir: ctx.stages.dir(init.stage),
         dataFile: trainPath,
         valFile: heldoutPath,
         outDir: dir,
@@ -320,10 +365,10 @@ export async function trainDpoStage(ctx: Ctx, sft: string, trainPath: string, he
 }
 
 /**
- * GRPO from SFT on the PPO prompts, rewarded by the world's answer checker (1 for a right answer in the asked
+ * GRPO from `init` on the PPO prompts, rewarded by the world's answer checker (1 for a right answer in the asked
  * format): reinforcement learning from a verifiable reward instead of from the labelers' preferences.
  */
-export async function trainGrpoStage(ctx: Ctx, sft: string) {
+export async function trainGrpoStage(ctx: Ctx, init: Init) {
   const config: GrpoConfig = {
     ...grpoDefaults,
     ...ctx.cfg.grpo,
@@ -335,10 +380,10 @@ export async function trainGrpoStage(ctx: Ctx, sft: string) {
   const promptsPath = ppoPromptsFile(ctx);
   return ctx.stages.run(
     'grpo',
-    { config, sft, prompts: fileHash(promptsPath) },
+    { config, init: init.key, prompts: fileHash(promptsPath) },
     async (dir) => {
       const r = await trainGrpo({
-        policyDir: ctx.stages.dir('sft'),
+        policyDir: ctx.stages.dir(init.stage),
         prompts: promptsPath,
         outDir: dir,
         config,
