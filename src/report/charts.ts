@@ -18,7 +18,8 @@ export interface Interval {
 }
 
 const FONT = 'DejaVu Sans, Arial, sans-serif';
-const COLORS = ['#5470c6', '#ee6666', '#91cc75', '#fac858', '#73c0de', '#9a60b4'];
+// One colour per bar of the widest chart (every model of the demo), so no two bars share one.
+const COLORS = ['#5470c6', '#ee6666', '#91cc75', '#fac858', '#73c0de', '#9a60b4', '#3ba272', '#fc8452', '#ea7ccc'];
 
 /** Renders an ECharts option to a standalone SVG string. */
 export function renderSvg(option: echarts.EChartsOption, width = 640, height = 360): string {
@@ -43,60 +44,70 @@ export function intervalBarChart(
   opts: { yName: string; reference?: number; percent?: boolean } = { yName: '' },
 ): string {
   const fmt = (v: number) => (opts.percent ? `${Math.round(v * 100)} %` : v.toFixed(3));
-  return renderSvg({
-    title: { text: title, left: 'center', textStyle: { fontSize: 14 } },
-    grid: { left: 60, right: 20, top: 60, bottom: 40 },
-    xAxis: { type: 'category', data: bars.map((b) => b.label) },
-    yAxis: {
-      type: 'value',
-      name: opts.yName,
-      min: opts.percent ? 0 : undefined,
-      max: opts.percent ? 1 : undefined,
-      axisLabel: { formatter: (v: number) => fmt(v) },
-    },
-    series: [
-      {
-        type: 'bar',
-        barWidth: '50%',
-        data: bars.map((b, i) => ({ value: b.value, itemStyle: { color: COLORS[i % COLORS.length] } })),
-        label: { show: true, position: 'insideBottom', formatter: (p: { value: unknown }) => fmt(Number(p.value)) },
-        markLine:
-          opts.reference === undefined
-            ? undefined
-            : {
-                silent: true,
-                symbol: 'none',
-                lineStyle: { type: 'dashed', color: '#555' },
-                // Inside the plot, in the axis' format: a label past the right end would be clipped.
-                label: { position: 'insideEndTop', formatter: () => fmt(opts.reference!) },
-                data: [{ yAxis: opts.reference }],
-              },
+  const width = 640;
+  const grid = { left: 60, right: 20, top: 60, bottom: 56 };
+  return renderSvg(
+    {
+      title: { text: title, left: 'center', textStyle: { fontSize: 14 } },
+      grid,
+      // Every bar named (ECharts would drop labels that collide), long names wrapped within the bar's slot.
+      xAxis: {
+        type: 'category',
+        data: bars.map((b) => b.label),
+        axisLabel: { interval: 0, width: (width - grid.left - grid.right) / bars.length - 4, overflow: 'break' },
       },
-      {
-        type: 'custom',
-        data: bars.map((b, i) => [i, b.lo, b.hi]),
-        z: 10,
-        renderItem: (_params, api) => {
-          const lo = api.coord([api.value(0), api.value(1)]);
-          const hi = api.coord([api.value(0), api.value(2)]);
-          const cap = 8;
-          const line = (x1: number, y1: number, x2: number, y2: number) => ({
-            type: 'line' as const,
-            shape: { x1, y1, x2, y2 },
-            style: { stroke: '#222', lineWidth: 1.5 },
-          });
-          return {
-            type: 'group',
-            children: [
-              line(lo[0], lo[1], hi[0], hi[1]),
-              line(lo[0] - cap, lo[1], lo[0] + cap, lo[1]),
-              line(hi[0] - cap, hi[1], hi[0] + cap, hi[1]),
-            ],
-          };
+      yAxis: {
+        type: 'value',
+        name: opts.yName,
+        min: opts.percent ? 0 : undefined,
+        max: opts.percent ? 1 : undefined,
+        axisLabel: { formatter: (v: number) => fmt(v) },
+      },
+      series: [
+        {
+          type: 'bar',
+          barWidth: '50%',
+          data: bars.map((b, i) => ({ value: b.value, itemStyle: { color: COLORS[i % COLORS.length] } })),
+          label: { show: true, position: 'insideBottom', formatter: (p: { value: unknown }) => fmt(Number(p.value)) },
+          markLine:
+            opts.reference === undefined
+              ? undefined
+              : {
+                  silent: true,
+                  symbol: 'none',
+                  lineStyle: { type: 'dashed', color: '#555' },
+                  // Inside the plot, in the axis' format: a label past the right end would be clipped.
+                  label: { position: 'insideEndTop', formatter: () => fmt(opts.reference!) },
+                  data: [{ yAxis: opts.reference }],
+                },
         },
-      },
-    ],
-  });
+        {
+          type: 'custom',
+          data: bars.map((b, i) => [i, b.lo, b.hi]),
+          z: 10,
+          renderItem: (_params, api) => {
+            const lo = api.coord([api.value(0), api.value(1)]);
+            const hi = api.coord([api.value(0), api.value(2)]);
+            const cap = 8;
+            const line = (x1: number, y1: number, x2: number, y2: number) => ({
+              type: 'line' as const,
+              shape: { x1, y1, x2, y2 },
+              style: { stroke: '#222', lineWidth: 1.5 },
+            });
+            return {
+              type: 'group',
+              children: [
+                line(lo[0], lo[1], hi[0], hi[1]),
+                line(lo[0] - cap, lo[1], lo[0] + cap, lo[1]),
+                line(hi[0] - cap, hi[1], hi[0] + cap, hi[1]),
+              ],
+            };
+          },
+        },
+      ],
+    },
+    width,
+  );
 }
 
 /** Lines over a numeric x axis, one per series (empty series are left out). */
