@@ -233,8 +233,8 @@ export async function trainRmStage(ctx: Ctx, name: string, sft: string, trainPat
   );
 }
 
-/** The model a stage starts from: its stage's cache key and folder name. */
-export interface Init {
+/** Another stage's model, as a stage reads it: that stage's cache key and folder name. */
+export interface StageRef {
   key: string;
   stage: string;
 }
@@ -285,7 +285,7 @@ function ppoPromptsFile(ctx: Ctx): string {
 }
 
 /** PPO (or PPO-ptx, by name) from `init`, the KL penalty's reference being `init` too. */
-export async function trainPpoStage(ctx: Ctx, name: string, init: Init, rm: Init) {
+export async function trainPpoStage(ctx: Ctx, name: string, init: StageRef, rm: StageRef) {
   const ptx = name === 'ppo_ptx';
   const config: PPOConfig = {
     ...ppoDefaults,
@@ -341,7 +341,7 @@ export async function trainPpoStage(ctx: Ctx, name: string, init: Init, rm: Init
 }
 
 /** DPO from `init` on the training labelers' rankings (every ranked pair), the reference being `init`. */
-export async function trainDpoStage(ctx: Ctx, init: Init, trainPath: string, heldoutPath: string) {
+export async function trainDpoStage(ctx: Ctx, init: StageRef, trainPath: string, heldoutPath: string) {
   const config: DpoConfig = { ...dpoDefaults, ...ctx.cfg.dpo, valFraction: 0, seed: ctx.seed };
   return ctx.stages.run(
     'dpo',
@@ -368,7 +368,7 @@ export async function trainDpoStage(ctx: Ctx, init: Init, trainPath: string, hel
  * GRPO from `init` on the PPO prompts, rewarded by the world's answer checker (1 for a right answer in the asked
  * format): reinforcement learning from a verifiable reward instead of from the labelers' preferences.
  */
-export async function trainGrpoStage(ctx: Ctx, init: Init) {
+export async function trainGrpoStage(ctx: Ctx, init: StageRef) {
   const config: GrpoConfig = {
     ...grpoDefaults,
     ...ctx.cfg.grpo,
