@@ -2,16 +2,28 @@
 //   - of the training labelers' ranked pairs, how many differ in correctness (the only pairs that teach it);
 //   - whether a model "knows" the answers: log π(right) > log π(wrong) on the correctness probe pairs, for the
 //     base model (prompt as plain text) and for SFT (chat prompt), per task family;
-//   - the reward model's probe accuracy per family.
+//   - the reward model's probe accuracy per family;
+//   - on the held-out labelers' rankings: how often the reward model and a noise-free judge with the training labelers'
+//     weights (the best a reward model of those labelers could do) agree with the label, per criterion that decides
+//     the judge (the feature with the largest weighted difference), and for correctness per task family.
 // Usage: node dist/bench/demo_diagnose.js RUN_DIR [--size tiny|small] [--seed N] [--rm DIR ...]
 // Last line: one JSON object.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_CONFIGS, type DemoSize } from '../src/demo/demo.js';
 import { type ProbePair, probePairs, release, rewardModelScores } from '../src/demo/evaluate.js';
+import {
+  cleanJudgement,
+  type Features,
+  type LabelerWeights,
+  responseFeatures,
+  TRAINING_WEIGHTS,
+} from '../src/demo/labelers/index.js';
 import { buildWorld, type Task } from '../src/demo/world/index.js';
 import { type CausalLM, loadPretrained } from '../src/models/index.js';
+import { readComparisons } from '../src/rlhf/data.js';
 import { sequenceLogps } from '../src/rlhf/dpo.js';
+import { orderedPairs } from '../src/store/ranking.js';
 import { noGrad, Rng, tidy } from '../src/tensor/index.js';
 import { Formatter, Tokenizer } from '../src/tokenizer/index.js';
 
@@ -130,6 +142,55 @@ function rmProbe(dir: string) {
   );
 }
 
+// ---- held-out rankings by the criterion that decides a noise-free judge
+const WEIGHT_OF: Record<keyof Features, keyof LabelerWeights> = {
+  correct: 'correctness',
+  honest: 'honesty',
+  followsInstruction: 'constraints',
+  concision: 'concision',
+  tone: 'tone',
+  polite: 'politeness',
+};
+
+function heldoutByCriterion(rmDir: string) {
+  const rankings = readComparisons(join(run, 'data', 'rankings_heldout.jsonl')).records;
+  const scores = rewardModelScores(rmDir, rankings);
+  const tally: Record<string, { rm: number; judge: number; n: number }> = {};
+  const count = (key: string, rm: number, judge: number) => {
+    tally[key] ??= { rm: 0, judge: 0, n: 0 };
+    tally[key].rm += rm;
+    tally[key].judge += judge;
+    tally[key].n++;
+  };
+  const agrees = (better: number, worse: number) => (better > worse ? 1 : better === worse ? 0.5 : 0);
+  let offset = 0;
+  for (const r of rankings) {
+    const task = byPrompt.get(r.prompt);
+    if (!task) throw new Error(`${r.prompt}: not a prompt of this world (wrong --size or --seed?)`);
+    const features = r.responses.map((x) => responseFeatures(task, x));
+    const judged = features.map((f) => cleanJudgement(TRAINING_WEIGHTS, f));
+    for (const [w, l] of orderedPairs(r.ranking)) {
+      const rm = agrees(scores[offset + w], scores[offset + l]);
+      const judge = agrees(judged[w], judged[l]);
+      count('all', rm, judge);
+      const gaps = (Object.keys(WEIGHT_OF) as (keyof Features)[]).map(
+        (k) => [k, Math.abs(TRAINING_WEIGHTS[WEIGHT_OF[k]] * (features[w][k] - features[l][k]))] as const,
+      );
+      const [criterion, gap] = gaps.reduce((a, b) => (b[1] > a[1] ? b : a));
+      if (gap === 0) continue;
+      const where = task.answerable ? 'answerable' : 'unanswerable';
+      count(`${where}/${criterion}`, rm, judge);
+      if (criterion === 'correct' && task.answerable) count(`correct/${task.family}`, rm, judge);
+    }
+    offset += r.responses.length;
+  }
+  return Object.fromEntries(
+    Object.entries(tally)
+      .sort((a, b) => b[1].n - a[1].n)
+      .map(([k, t]) => [k, { n: t.n, rm: pct(t.rm / t.n), judge: pct(t.judge / t.n) }]),
+  );
+}
+
 const result = {
   run,
   rankedPairs: pairKinds(join(run, 'data', 'rankings.jsonl')),
@@ -137,5 +198,6 @@ const result = {
   logpBase: modelProbe(join(run, 'base'), false),
   logpSft: modelProbe(join(run, 'sft'), true),
   rm: Object.fromEntries([join(run, 'rm'), ...rmDirs].map((d) => [d, rmProbe(d)])),
+  heldoutByCriterion: Object.fromEntries([join(run, 'rm'), ...rmDirs].map((d) => [d, heldoutByCriterion(d)])),
 };
 console.log(JSON.stringify(result));
