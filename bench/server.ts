@@ -9,7 +9,9 @@
  * With `--train`, an SFT job trains in its worker process meanwhile (bench/train-job.ts); the JSON adds what it did.
  * The first BENCH_WARMUP seconds (default 5) of load are a warm-up: freshly started servers are still compiling their
  * hot paths (with three servers on two cores that takes about 5 s), so `p50_ms`/`p99_ms` cover the BENCH_DURATION
- * seconds after it and `p99_cold_ms` every request. Every submission, warm-up or not, counts for lost and duplicated.
+ * seconds after it and `p99_cold_ms` every request. `p99_by_5s_ms` splits the measured window into 5 s spans: on two
+ * cores the servers keep speeding up for some 10 s after the warm-up, and the spans show it. Every submission, warm-up
+ * or not, counts for lost and duplicated.
  * Knobs: BENCH_DURATION (s, default 30), BENCH_WARMUP (5), BENCH_CONNECTIONS (50), BENCH_TASKS.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -322,6 +324,13 @@ console.log(
     p50_ms: percentile(warm, 0.5),
     p99_ms: percentile(warm, 0.99),
     p99_cold_ms: percentile(latencies, 0.99),
+    p99_by_5s_ms: Array.from({ length: Math.ceil(duration / 5) }, (_, i) => {
+      const from = started + (warmup + 5 * i) * 1000;
+      return percentile(
+        warm.filter((l) => l.at >= from && l.at < from + 5000),
+        0.99,
+      );
+    }),
     warmup_s: warmup,
     servers: serverCount,
     dialect: postgres ? 'postgres' : 'sqlite',
