@@ -12,13 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_CONFIGS, type DemoSize } from '../src/demo/demo.js';
 import { type ProbePair, probePairs, release, rewardModelScores } from '../src/demo/evaluate.js';
-import {
-  cleanJudgement,
-  type Features,
-  type LabelerWeights,
-  responseFeatures,
-  TRAINING_WEIGHTS,
-} from '../src/demo/labelers/index.js';
+import { cleanJudgement, type Features, responseFeatures, TRAINING_WEIGHTS } from '../src/demo/labelers/index.js';
 import { buildWorld, type Task } from '../src/demo/world/index.js';
 import { type CausalLM, loadPretrained } from '../src/models/index.js';
 import { readComparisons } from '../src/rlhf/data.js';
@@ -143,14 +137,12 @@ function rmProbe(dir: string) {
 }
 
 // ---- held-out rankings by the criterion that decides a noise-free judge
-const WEIGHT_OF: Record<keyof Features, keyof LabelerWeights> = {
-  correct: 'correctness',
-  honest: 'honesty',
-  followsInstruction: 'constraints',
-  concision: 'concision',
-  tone: 'tone',
-  polite: 'politeness',
-};
+// The judge is linear in the features, so one feature's share of a pair's difference is the judge of that difference
+// alone.
+function shareOf(a: Features, b: Features, k: keyof Features): number {
+  const only = Object.fromEntries(Object.keys(a).map((f) => [f, f === k ? a[k] - b[k] : 0])) as unknown as Features;
+  return Math.abs(cleanJudgement(TRAINING_WEIGHTS, only));
+}
 
 function heldoutByCriterion(rmDir: string) {
   const rankings = readComparisons(join(run, 'data', 'rankings_heldout.jsonl')).records;
@@ -173,8 +165,8 @@ function heldoutByCriterion(rmDir: string) {
       const rm = agrees(scores[offset + w], scores[offset + l]);
       const judge = agrees(judged[w], judged[l]);
       count('all', rm, judge);
-      const gaps = (Object.keys(WEIGHT_OF) as (keyof Features)[]).map(
-        (k) => [k, Math.abs(TRAINING_WEIGHTS[WEIGHT_OF[k]] * (features[w][k] - features[l][k]))] as const,
+      const gaps = (Object.keys(features[w]) as (keyof Features)[]).map(
+        (k) => [k, shareOf(features[w], features[l], k)] as const,
       );
       const [criterion, gap] = gaps.reduce((a, b) => (b[1] > a[1] ? b : a));
       if (gap === 0) continue;
