@@ -35,6 +35,8 @@ const world = buildWorld(seed, { sizes: DEMO_CONFIGS[size].world });
 const byPrompt = new Map<string, Task>([...world.rm, ...world.eval].map((t) => [t.prompt, t]));
 
 const pct = (x: number) => Math.round(1000 * x) / 10;
+/** 1 when the better side scores higher, a half for a tie, else 0. */
+const agrees = (better: number, worse: number) => (better > worse ? 1 : better === worse ? 0.5 : 0);
 
 // ---- ranked pairs by correctness
 function pairKinds(file: string) {
@@ -100,8 +102,7 @@ function logpProbe(
     });
     const lp = noGrad(() => tidy(() => sequenceLogps(model, rows, pad, false).toArray()));
     chunk.forEach((_, j) => {
-      const d = lp[2 * j] - lp[2 * j + 1];
-      wins.push(d > 0 ? 1 : d === 0 ? 0.5 : 0);
+      wins.push(agrees(lp[2 * j], lp[2 * j + 1]));
     });
   }
   return byFamily(pairs, wins);
@@ -132,7 +133,7 @@ function rmProbe(dir: string) {
   );
   return byFamily(
     pairs,
-    pairs.map((_, i) => (s[2 * i] > s[2 * i + 1] ? 1 : s[2 * i] === s[2 * i + 1] ? 0.5 : 0)),
+    pairs.map((_, i) => agrees(s[2 * i], s[2 * i + 1])),
   );
 }
 
@@ -154,7 +155,6 @@ function heldoutByCriterion(rmDir: string) {
     tally[key].judge += judge;
     tally[key].n++;
   };
-  const agrees = (better: number, worse: number) => (better > worse ? 1 : better === worse ? 0.5 : 0);
   let offset = 0;
   for (const r of rankings) {
     const task = byPrompt.get(r.prompt);

@@ -11,6 +11,7 @@ import { type RmConfig, rmDefaults, trainRewardModel } from '../rlhf/reward.js';
 import { rewardModelFn } from '../rlhf/reward_fn.js';
 import { type SftConfig, sftDefaults, trainSft } from '../rlhf/sft.js';
 import type { RankingRecord, Store } from '../store/index.js';
+import { bestOf } from '../store/ranking.js';
 import { Rng } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
 import { readMetrics } from '../train/metrics.js';
@@ -254,7 +255,7 @@ export async function trainRsStage(ctx: Ctx, sft: string, trainPath: string) {
       const rankings = await ctx.store.exportRankings('training');
       const picks = new Map<string, { prompt: string; completion: string }>();
       for (const r of rankings) {
-        const top = [r.ranking[0]].flat()[0];
+        const top = bestOf(r.ranking);
         if ((r.likert?.[top] ?? 0) < minLikert) continue;
         const pick = { prompt: r.prompt, completion: r.responses[top] };
         picks.set(JSON.stringify(pick), pick);
