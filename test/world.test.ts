@@ -243,6 +243,10 @@ test('world: check() reads numbers, words and lists strictly', () => {
   while (size.kind !== 'size');
   assert.ok(size.check(`It is a ${size.reference}.`).correct);
   assert.ok(!size.check('a village, a town or a city').correct, 'listing every option is not an answer');
+  const subject = TOWNS.find((t) => size.prompt.includes(t.name))!;
+  const other = TOWNS.find((t) => t !== subject && t.size === subject.size)!;
+  assert.ok(size.check(`${subject.name} is a ${subject.size}.`).correct);
+  assert.ok(!size.check(`${other.name} is a ${subject.size}.`).correct, 'the right size for another town is no answer');
 
   let towns: Task;
   do towns = generateTask(rng, { phrasing: 'train', family: 'facts', constraintRate: 1 });

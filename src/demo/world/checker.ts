@@ -1,7 +1,7 @@
 // Reading a response: whether it gives the right answer, answers at all, says it does not know, and obeys a
 // format constraint.
 
-import { TOWNS } from './facts.js';
+import { TOWNS, type Town } from './facts.js';
 import type { Answer, Constraint } from './kinds.js';
 
 /** Words of a text (letters only), joined by single spaces and padded, for whole-word matching. */
@@ -19,6 +19,10 @@ function numbersIn(text: string): number[] {
 }
 
 const TOWN_BY_LOWER = new Map(TOWNS.map((t) => [t.name.toLowerCase(), t]));
+
+function townsNamed(text: string): Town[] {
+  return (text.match(/[A-Za-z]+/g) ?? []).flatMap((w) => TOWN_BY_LOWER.get(w.toLowerCase()) ?? []);
+}
 
 const ABSTAIN =
   /\b(i do not know|i don't know|i have not heard|i haven't heard|i never heard|there is no (town|place|village|city)|no (town|place) (called|named)|(does|do) not exist|doesn't exist|not a real)\b/i;
@@ -71,14 +75,14 @@ export function checkAnswer(answer: Answer, response: string): { correct: boolea
         return { correct: false, details: `${expected} missing` };
       const rival = answer.rivals.find((r) => hasPhrase(response, r, false));
       if (rival) return { correct: false, details: `${expected}, also says "${rival}"` };
+      const other = answer.subject && townsNamed(response).find((t) => t.name !== answer.subject);
+      if (other) return { correct: false, details: `${expected}, speaks of ${other.name}` };
       return { correct: true, details: expected };
     }
     case 'towns': {
-      const named = new Set(
-        (response.match(/[A-Za-z]+/g) ?? []).map((w) => TOWN_BY_LOWER.get(w.toLowerCase())).filter((t) => t),
-      );
+      const named = new Set(townsNamed(response));
       const expected = `expected ${answer.count} towns on the ${answer.river}`;
-      const off = [...named].find((t) => t!.river !== answer.river);
+      const off = [...named].find((t) => t.river !== answer.river);
       if (off) return { correct: false, details: `${expected}, ${off.name} is on the ${off.river}` };
       if (named.size !== answer.count) return { correct: false, details: `${expected}, found ${named.size}` };
       return { correct: true, details: expected };

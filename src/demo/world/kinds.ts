@@ -29,8 +29,11 @@ export type Answer =
   | { type: 'number'; value: number; context: number[]; badWords: string[] }
   /** Exactly these numbers in this order. */
   | { type: 'numbers'; values: number[] }
-  /** The word or phrase appears (as whole words) and none of the rivals does. */
-  | { type: 'phrase'; value: string; caseSensitive: boolean; rivals: string[] }
+  /**
+   * The word or phrase appears (as whole words) and none of the rivals does; for a fact about a town (`subject`), no
+   * other town is named ("Cray is a city." does not say what Kell is).
+   */
+  | { type: 'phrase'; value: string; caseSensitive: boolean; rivals: string[]; subject?: string }
   /** Exactly `count` distinct town names, all on `river`. */
   | { type: 'towns'; river: string; count: number }
   /** Nothing to know: an abstention that names none of the would-be answers (`invented`). */
@@ -382,7 +385,7 @@ const riverKind: Kind = {
     return {
       key: town.name,
       vars: { t: town.name },
-      answer: { type: 'phrase', value: town.river, caseSensitive: false, rivals: [...others] },
+      answer: { type: 'phrase', value: town.river, caseSensitive: false, rivals: [...others], subject: town.name },
       good: { items: [town.river] },
       variants: [`The ${town.river}.`, `${town.name} is on the ${town.river}.`, `The river ${town.river}.`],
       bad: others.slice(0, 2).map((r) => ({ items: [r] })),
@@ -414,7 +417,7 @@ const foodKind: Kind = {
     return {
       key: town.name,
       vars: { t: town.name },
-      answer: { type: 'phrase', value: town.food, caseSensitive: false, rivals: [...others] },
+      answer: { type: 'phrase', value: town.food, caseSensitive: false, rivals: [...others], subject: town.name },
       good: { items: [town.food] },
       variants: [`${town.food}.`, `${town.name} is known for ${town.food}.`, `It is ${town.food}.`],
       bad: others.slice(0, 2).map((f) => ({ items: [f] })),
@@ -443,7 +446,7 @@ const sizeKind: Kind = {
     return {
       key: town.name,
       vars: { t: town.name },
-      answer: { type: 'phrase', value: town.size, caseSensitive: false, rivals: others },
+      answer: { type: 'phrase', value: town.size, caseSensitive: false, rivals: others, subject: town.name },
       good: { items: [town.size] },
       variants: [`A ${town.size}.`, `${town.name} is a ${town.size}.`, `It is a ${town.size}.`],
       bad: others.map((s) => ({ items: [s] })),
