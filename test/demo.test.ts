@@ -43,6 +43,14 @@ test('demo --size tiny: completes, reports, SFT beats the base model and PPO-ptx
     assert.ok(share(summary.abstain[m]), `abstain.${m}`);
   }
   assert.equal(summary.winrate_vs_sft.sft, 0.5); // SFT against itself: identical answers tie
+  // Each model's gain in correctness over SFT on the same prompts, inside its interval.
+  assert.equal(summary.correct_vs_sft.sft, undefined);
+  for (const m of ['rs', 'ppo_ptx', 'grpo'])
+    for (const split of ['train', 'heldout']) {
+      const { gain, lo, hi } = summary.correct_vs_sft[m][split];
+      assert.ok(Math.abs(gain - (summary.correct[m][split] - summary.correct.sft[split])) < 2e-4, `${m}.${split}`);
+      assert.ok(lo <= gain && gain <= hi && lo >= -1 && hi <= 1, `correct_vs_sft.${m}.${split}: ${lo} ${gain} ${hi}`);
+    }
   for (const k of [
     'rm_heldout_acc',
     'labeler_agreement',

@@ -7,6 +7,7 @@ import {
   ELO_PER_NAT,
   eloRatings,
   type Outcome,
+  pairedDifference,
   wilsonInterval,
   winRateOf,
 } from '../src/rlhf/index.js';
@@ -111,4 +112,59 @@ test('a version that never lost stays finite, and an unknown model in an outcome
   assert.ok(Number.isFinite(theta[0]) && theta[0] > 1 && Math.abs(theta[0] + theta[1]) < 1e-9);
   assert.throws(() => bradleyTerry(games('a', 'c', 1, 0, 0), ['a', 'b']), /unknown models a, c/);
   assert.throws(() => bradleyTerry([], ['a'], { l2: 0 }), /l2 must be > 0/);
+});
+
+/** n items; A right with probability pA, B right with pB, their outcomes sharing a latent draw (correlated). */
+function pairedSample(rng: Rng, n: number, pA: number, pB: number) {
+  const a: boolean[] = [];
+  const b: boolean[] = [];
+  for (let i = 0; i < n; i++) {
+    const shared = rng.next();
+    const u = rng.next() < 0.7 ? shared : rng.next();
+    a.push(shared < pA);
+    b.push(u < pB);
+  }
+  return { a, b };
+}
+
+test('a paired difference of proportions: Newcombe interval covers the truth about 95 % of the time', () => {
+  const rng = new Rng(7);
+  const [pA, pB, n] = [0.42, 0.36, 300];
+  let covered = 0;
+  const runs = 2000;
+  for (let r = 0; r < runs; r++) {
+    const { a, b } = pairedSample(rng, n, pA, pB);
+    const d = pairedDifference(a, b);
+    assert.ok(d.lo <= d.diff && d.diff <= d.hi);
+    if (d.lo <= pA - pB && pA - pB <= d.hi) covered++;
+  }
+  assert.ok(covered / runs > 0.93 && covered / runs < 0.97, `coverage ${covered / runs}`);
+});
+
+test('a paired difference: antisymmetric, like the Wald interval when n is large, narrower when outcomes agree', () => {
+  const rng = new Rng(3);
+  const { a, b } = pairedSample(rng, 20_000, 0.5, 0.45);
+  const ab = pairedDifference(a, b);
+  const ba = pairedDifference(b, a);
+  assert.ok(Math.abs(ab.diff + ba.diff) < 1e-12 && Math.abs(ab.lo + ba.hi) < 1e-12 && Math.abs(ab.hi + ba.lo) < 1e-12);
+  // McNemar's Wald interval from the discordant counts.
+  const f = a.filter((x, i) => x && !b[i]).length;
+  const g = b.filter((x, i) => x && !a[i]).length;
+  const n = a.length;
+  const se = Math.sqrt(f + g - (f - g) ** 2 / n) / n;
+  assert.ok(Math.abs(ab.diff - (f - g) / n) < 1e-12);
+  assert.ok(Math.abs(ab.lo - (ab.diff - 1.96 * se)) < 2e-3 && Math.abs(ab.hi - (ab.diff + 1.96 * se)) < 2e-3);
+  // The same two rates, but B right on nearly the same items as A: far less doubt about the difference.
+  const same = a.slice(0, 300);
+  const near = same.map((x, i) => (i % 30 === 0 ? !x : x));
+  const shuffled = near
+    .map((x) => ({ x, key: rng.next() }))
+    .sort((p, q) => p.key - q.key)
+    .map((o) => o.x);
+  const tight = pairedDifference(same, near);
+  const loose = pairedDifference(same, shuffled);
+  assert.equal(tight.diff, loose.diff);
+  assert.ok(tight.hi - tight.lo < (loose.hi - loose.lo) / 2, `${tight.hi - tight.lo} vs ${loose.hi - loose.lo}`);
+  assert.deepEqual(pairedDifference([], []), { diff: 0, lo: -1, hi: 1, n: 0 });
+  assert.throws(() => pairedDifference([true], []), /1 outcomes against 0/);
 });

@@ -19,6 +19,7 @@ import { openSqliteStore } from '../store/index.js';
 import { DEMO_CONFIGS, DEMO_SIZES, type DemoConfig, type DemoSize, type PretrainSettings } from './config.js';
 import { type EvalResult, evaluate, worstPool } from './eval_stage.js';
 import {
+  correctVsSft,
   MODELS,
   type ModelName,
   PAIR_KINDS,
@@ -70,6 +71,11 @@ export interface DemoSummary {
   winrate_vs_sft_by_pool: Record<HeldoutPoolName, Record<ModelName, number>>;
   /** Share of evaluation prompts answered right, per model, on training and on held-out phrasings. */
   correct: Record<ModelName, Record<PhrasingSplit, number>>;
+  /**
+   * Each model's `correct` minus SFT's, on the same prompts, with its paired 95 % interval (Newcombe): how much of a
+   * gain could be which prompts were drawn.
+   */
+  correct_vs_sft: Partial<Record<ModelName, Record<PhrasingSplit, { gain: number; lo: number; hi: number }>>>;
   /** Share of prompts about towns that do not exist on which each model says it does not know. */
   abstain: Record<ModelName, number>;
   /** Reward-model accuracy on held-out labelers' rankings, beside those labelers' own pairwise agreement. */
@@ -230,6 +236,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const byModel = <T>(f: (m: ModelName) => T) =>
       Object.fromEntries(MODELS.map((m) => [m, f(m)])) as Record<ModelName, T>;
     const loss = r.corpusLoss;
+    const vsSft = correctVsSft(ctx.world.eval, r.answers);
     const summary: DemoSummary = {
       winrate_vs_sft: byModel((m) => round(worstPool(r.winRates, m))),
       winrate_vs_sft_by_pool: Object.fromEntries(
@@ -239,6 +246,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         train: round(r.stats[m].byPhrasing.train.correct),
         heldout: round(r.stats[m].byPhrasing.heldout.correct),
       })),
+      correct_vs_sft: Object.fromEntries(
+        MODELS.filter((m) => m !== 'sft').map((m) => {
+          const d = (p: PhrasingSplit) => ({
+            gain: round(vsSft[m][p].diff),
+            lo: round(vsSft[m][p].lo),
+            hi: round(vsSft[m][p].hi),
+          });
+          return [m, { train: d('train'), heldout: d('heldout') }];
+        }),
+      ),
       abstain: byModel((m) => round(r.stats[m].abstain)),
       rm_heldout_acc: round(rm.result.heldoutAccuracy),
       heldout_labeler_agreement: round(ranked.heldoutAgreement!.agreement),

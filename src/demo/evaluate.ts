@@ -6,6 +6,7 @@
  */
 import { type CausalLM, generate, loadPretrained, loadRewardModel, scoreSequences } from '../models/index.js';
 import type { Module } from '../nn/index.js';
+import { type PairedDifference, pairedDifference } from '../rlhf/index.js';
 import { orderedPairs, positions, type RankingPlace } from '../store/index.js';
 import { crossEntropy, noGrad, type Rng, reshape, Tensor, tidy } from '../tensor/index.js';
 import { Formatter, Tokenizer } from '../tokenizer/index.js';
@@ -142,6 +143,32 @@ export function modelStats(tasks: readonly Task[], answers: readonly string[]): 
     habits: answers.filter(showsHabit).length / (answers.length || 1),
     byPhrasing: { train: sub(split.train), heldout: sub(split.heldout) },
   };
+}
+
+/**
+ * Each model's share of right answers minus SFT's on the same prompts, per phrasing split, with the paired 95 %
+ * interval: how much of a gain could be which prompts were drawn.
+ */
+export function correctVsSft(
+  tasks: readonly Task[],
+  answers: Record<ModelName, readonly string[]>,
+): Record<ModelName, Record<PhrasingSplit, PairedDifference>> {
+  const split = byPhrasing(tasks);
+  const right = (m: ModelName) => answers[m].map((a, i) => tasks[i].check(a).correct);
+  const sft = right('sft');
+  const vs = (m: ModelName) => {
+    const r = right(m);
+    const of = (p: PhrasingSplit) =>
+      pairedDifference(
+        split[p].map((i) => r[i]),
+        split[p].map((i) => sft[i]),
+      );
+    return { train: of('train'), heldout: of('heldout') };
+  };
+  return Object.fromEntries(MODELS.map((m) => [m, vs(m)])) as Record<
+    ModelName,
+    Record<PhrasingSplit, PairedDifference>
+  >;
 }
 
 export interface PoolWinRates {

@@ -133,6 +133,7 @@ export function reportData(
         ...st,
         correctTrainPhrasing: st.byPhrasing.train.correct,
         correctHeldoutPhrasing: st.byPhrasing.heldout.correct,
+        heldoutVsSft: r.summary.correct_vs_sft[name]?.heldout ?? null,
       };
     }),
     samples: shown,

@@ -47,6 +47,8 @@ export interface ReportData {
     correct: number;
     correctTrainPhrasing: number;
     correctHeldoutPhrasing: number;
+    /** Held-out phrasings: correct minus SFT's on the same prompts, with its 95 % interval (null for SFT itself). */
+    heldoutVsSft: { gain: number; lo: number; hi: number } | null;
     constraintsMet: number;
     /** On prompts about towns that do not exist: says so / invents an answer. */
     abstain: number;
@@ -65,6 +67,8 @@ export function escapeHtml(text: string): string {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+/** A difference of shares in signed percentage points. */
+const points = (x: number) => `${x < 0 ? '−' : '+'}${Math.abs(100 * x).toFixed(1)}`;
 const num = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${num(x)}`;
 
@@ -194,6 +198,7 @@ ${table(
     'correct',
     'training phrasings',
     'held-out phrasings',
+    'held-out phrasings vs SFT (points, 95 % interval)',
     'format followed',
     'no such town: says so',
     'invents',
@@ -206,6 +211,9 @@ ${table(
     pct(s.correct),
     pct(s.correctTrainPhrasing),
     pct(s.correctHeldoutPhrasing),
+    s.heldoutVsSft
+      ? `${points(s.heldoutVsSft.gain)} (${points(s.heldoutVsSft.lo)} to ${points(s.heldoutVsSft.hi)})`
+      : '—',
     pct(s.constraintsMet),
     pct(s.abstain),
     pct(s.hallucinate),
@@ -216,7 +224,9 @@ ${table(
 )}
 <p>The world’s checkers, no labeler: right content; “no such town” rows are the prompts about towns that do not
 exist (evaluation asks about names no training stage used), where the right answer says it does not know; habits are
-the demonstration writers’ openers, hedges and padding.</p>
+the demonstration writers’ openers, hedges and padding. “vs SFT” is the difference from SFT on the same held-out
+prompts with its paired 95 % interval (Newcombe’s): a gain whose interval holds 0 may be no more than which prompts
+were drawn.</p>
 </section>
 
 <section id="labelers"><h2>Labelers and the reward model</h2>

@@ -36,6 +36,49 @@ export function winRateOf(c: { wins: number; ties: number; losses: number }): Wi
   return { winRate: rate, ...wilsonInterval(rate, n), wins: c.wins, ties: c.ties, losses: c.losses, n };
 }
 
+/** The difference of two proportions measured on the same items, with its 95 % interval. */
+export interface PairedDifference {
+  /** Share of items A gets right minus the share B gets right. */
+  diff: number;
+  lo: number;
+  hi: number;
+  n: number;
+}
+
+/**
+ * A's rate minus B's on the same n items (`a[i]`, `b[i]`: item i counted for each), with Newcombe's hybrid score
+ * interval for paired data (1998, his method 10, without continuity correction): the two Wilson intervals, combined
+ * through the correlation of the two outcomes. Paired, so it is narrower than two independent samples' interval when
+ * both models get the same items right.
+ */
+export function pairedDifference(a: readonly boolean[], b: readonly boolean[], z = 1.96): PairedDifference {
+  if (a.length !== b.length) throw new Error(`pairedDifference: ${a.length} outcomes against ${b.length}`);
+  const n = a.length;
+  if (n === 0) return { diff: 0, lo: -1, hi: 1, n };
+  let both = 0;
+  let onlyA = 0;
+  let onlyB = 0;
+  for (let i = 0; i < n; i++) {
+    if (a[i] && b[i]) both++;
+    else if (a[i]) onlyA++;
+    else if (b[i]) onlyB++;
+  }
+  const neither = n - both - onlyA - onlyB;
+  const [pA, pB] = [(both + onlyA) / n, (both + onlyB) / n];
+  const wa = wilsonInterval(pA, n, z);
+  const wb = wilsonInterval(pB, n, z);
+  const margins = (both + onlyA) * (onlyB + neither) * (both + onlyB) * (onlyA + neither);
+  const phi = margins === 0 ? 0 : (both * neither - onlyA * onlyB) / Math.sqrt(margins);
+  const spread = (x: number, y: number) => Math.sqrt(Math.max(0, x * x - 2 * phi * x * y + y * y));
+  const diff = pA - pB;
+  return {
+    diff,
+    lo: Math.max(-1, diff - spread(pA - wa.lo, wb.hi - pB)),
+    hi: Math.min(1, diff + spread(wa.hi - pA, pB - wb.lo)),
+    n,
+  };
+}
+
 /** One blind comparison: which of two models' answers the labeler preferred. */
 export interface Outcome {
   a: string;
