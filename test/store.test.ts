@@ -14,6 +14,7 @@ import {
   orderedPairs,
   pairwiseAgreement,
   parseJsonl,
+  prepared,
   rankingLabelError,
   StaticMigrationProvider,
   tableDigest,
@@ -449,4 +450,44 @@ test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-
   await assert.rejects(copyStore(src, mid), /target database is not empty: .*users \(2 rows\)/);
   assert.deepEqual(await tableDigest(mid, 'prompts'), before);
   for (const s of [src, mid, back]) await s.close();
+});
+
+test('store: a prepared query is compiled once and runs with each call’s values, in and out of a transaction', async () => {
+  const sent: [string, readonly unknown[]][] = [];
+  const store = await openStore({ db: await testDb(), onQuery: (text, params) => sent.push([text, params]) });
+  await store.prompts.add([{ text: 'first' }, { text: 'second' }, { text: 'third' }], 'test');
+  let builds = 0;
+  const byText = prepared((db, v: { text: string; min: number }) => {
+    builds++;
+    return db.selectFrom('prompts').select(['id', 'text']).where('text', '=', v.text).where('id', '>=', v.min);
+  });
+  sent.length = 0;
+  assert.deepEqual(
+    (await byText(store, { text: 'second', min: 1 })).map((r) => r.text),
+    ['second'],
+  );
+  assert.deepEqual(await byText(store, { text: 'first', min: 2 }), []);
+  const inTx = await store.tx((s) => byText(s, { text: 'third', min: 0 }));
+  assert.deepEqual(
+    inTx.map((r) => r.text),
+    ['third'],
+  );
+  assert.equal(builds, 1);
+  const selects = sent.filter(([text]) => /^select/i.test(text));
+  assert.equal(selects.length, 3);
+  assert.ok(selects.every(([text]) => text === selects[0][0]));
+  assert.deepEqual(
+    selects.map(([, params]) => params),
+    [
+      ['second', 1],
+      ['first', 2],
+      ['third', 0],
+    ],
+  );
+  // A value the query never places (here the caller forgot to use `limit`) is refused before anything runs.
+  const forgets = prepared((db, v: { text: string; limit: number }) =>
+    db.selectFrom('prompts').select('id').where('text', '=', v.text),
+  );
+  await assert.rejects(forgets(store, { text: 'first', limit: 1 }), /limit never placed/);
+  await store.close();
 });

@@ -1,7 +1,28 @@
 /** Idempotency keys: a retried request (same user, key and body) gets the stored response and stores nothing. */
 import { Aggregate } from './aggregate.js';
 import { StoreError } from './errors.js';
+import { prepared } from './prepared.js';
 import type { Store } from './store.js';
+
+const storeKey = prepared(
+  (
+    db,
+    v: { userId: number; key: string; route: string; bodyHash: string; status: number; response: string; now: number },
+  ) =>
+    db
+      .insertInto('idempotency_keys')
+      .values({
+        user_id: v.userId,
+        key: v.key,
+        route: v.route,
+        body_hash: v.bodyHash,
+        status: v.status,
+        response: v.response,
+        created_at: v.now,
+      })
+      .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+      .returning('key'),
+);
 
 export class Idempotency extends Aggregate {
   /**
@@ -22,20 +43,15 @@ export class Idempotency extends Aggregate {
     try {
       return await this.s.tx(async (s) => {
         const r = await fn(s);
-        const stored = await s.db
-          .insertInto('idempotency_keys')
-          .values({
-            user_id: userId,
-            key,
-            route,
-            body_hash: bodyHash,
-            status: r.status,
-            response: JSON.stringify(r.body),
-            created_at: s.now(),
-          })
-          .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
-          .returning('key')
-          .executeTakeFirst();
+        const [stored] = await storeKey(s, {
+          userId,
+          key,
+          route,
+          bodyHash,
+          status: r.status,
+          response: JSON.stringify(r.body),
+          now: s.now(),
+        });
         if (!stored) throw new KeyTaken();
         return { ...r, replayed: false };
       });

@@ -1,7 +1,8 @@
 /** Sign-in sessions: the cookie token's hash, its CSRF token and a sliding expiry. */
 import { Aggregate } from './aggregate.js';
+import { prepared } from './prepared.js';
 import { SETTINGS_REVISION } from './settings.js';
-import { type PublicUser, publicUser } from './users.js';
+import { type PublicUser, publicUser, usersWithGroup } from './users.js';
 
 export interface SessionWithUser {
   id: string;
@@ -12,6 +13,22 @@ export interface SessionWithUser {
   /** The settings' revision as this request found it (see `SettingsStore.get`). */
   settingsRevision: string | null;
 }
+
+// One query per request: the session with its user and group, and the settings' revision.
+const sessionWithUser = prepared((db, v: { id: string }) =>
+  usersWithGroup(db)
+    .innerJoin('sessions', 'sessions.user_id', 'users.id')
+    .select([
+      'sessions.id as session_id',
+      'sessions.csrf_token',
+      'sessions.created_at as session_created_at',
+      'sessions.expires_at',
+    ])
+    .select((eb) =>
+      eb.selectFrom('settings').select('value').where('key', '=', SETTINGS_REVISION).as('settings_revision'),
+    )
+    .where('sessions.id', '=', v.id),
+);
 
 export class Sessions extends Aggregate {
   /** `expiresAt` is when the session runs out unless it is extended (see `extend`). */
@@ -30,21 +47,7 @@ export class Sessions extends Aggregate {
 
   /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
   async get(id: string): Promise<SessionWithUser | 'expired' | undefined> {
-    // One query per request: the session with its user and group, and the settings' revision.
-    const row = await this.s.users
-      .query()
-      .innerJoin('sessions', 'sessions.user_id', 'users.id')
-      .select([
-        'sessions.id as session_id',
-        'sessions.csrf_token',
-        'sessions.created_at as session_created_at',
-        'sessions.expires_at',
-      ])
-      .select((eb) =>
-        eb.selectFrom('settings').select('value').where('key', '=', SETTINGS_REVISION).as('settings_revision'),
-      )
-      .where('sessions.id', '=', id)
-      .executeTakeFirst();
+    const [row] = await sessionWithUser(this.s, { id });
     if (!row) return undefined;
     if (row.expires_at <= this.now()) {
       await this.delete(id);

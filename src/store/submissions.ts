@@ -2,6 +2,7 @@
 import { Aggregate, isBlank, jsonOrNull } from './aggregate.js';
 import { StoreError } from './errors.js';
 import { rankingLabelError } from './jsonl.js';
+import { prepared } from './prepared.js';
 import { pairwiseAgreement, type RankingOrder } from './ranking.js';
 import type { Choice, TaskKind } from './schema.js';
 import type { AssignmentRow } from './tasks.js';
@@ -27,6 +28,21 @@ export const ANSWER_FIELDS: Record<TaskKind, { allowed: (keyof Answer)[]; requir
   ranking: { allowed: ['ranking', 'likert', 'flags'], required: 'ranking' },
   ab: { allowed: ['choice'], required: 'choice' },
 };
+
+const insertDemonstration = prepared(
+  (db, v: { promptId: number; completion: string; assignmentId: number; userId: number; now: number }) =>
+    db
+      .insertInto('demonstrations')
+      .values({
+        prompt_id: v.promptId,
+        completion: v.completion,
+        assignment_id: v.assignmentId,
+        user_id: v.userId,
+        labeler: null,
+        created_at: v.now,
+      })
+      .returning('id'),
+);
 
 export class Submissions extends Aggregate {
   /**
@@ -106,18 +122,13 @@ export class Submissions extends Aggregate {
     if (isBlank(completion)) throw new StoreError('invalid', 'the completion is empty: write the answer first');
     await this.open(row);
     await this.finish(row.id, done);
-    const { id } = await this.db
-      .insertInto('demonstrations')
-      .values({
-        prompt_id: row.prompt_id,
-        completion,
-        assignment_id: row.id,
-        user_id: row.user_id,
-        labeler: null,
-        created_at: this.now(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const [{ id }] = await insertDemonstration(this.s, {
+      promptId: row.prompt_id,
+      completion,
+      assignmentId: row.id,
+      userId: row.user_id,
+      now: this.now(),
+    });
     return { assignmentId: row.id, kind: 'demonstration', storedId: id };
   }
 

@@ -3,7 +3,8 @@ import { type ExpressionBuilder, sql } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { likeText } from './curation.js';
 import { StoreError } from './errors.js';
-import type { Database, TaskKind } from './schema.js';
+import { prepared } from './prepared.js';
+import type { Database, Split, TaskKind } from './schema.js';
 import type { PublicUser } from './users.js';
 
 /** What a labeler sees for one assignment: never gold, other labelers' work, or model names for A/B. */
@@ -20,6 +21,111 @@ export type AssignmentView = {
   expiresAt: number | null;
   prompt: string;
 } & ({ kind: 'demonstration' } | { kind: 'ranking'; responses: string[] } | { kind: 'ab'; a: string; b: string });
+
+// The statements of every hand-out, compiled once (see prepared.ts).
+
+/** A labeler's own hand-outs queue on their user row (PostgreSQL; SQLite's write lock already serialises them). */
+const lockUser = prepared((db, v: { id: number }) =>
+  db.selectFrom('users').select('id').where('id', '=', v.id).forUpdate(),
+);
+
+/** The labeler's open assignment, if any. Skipped assignments are marked expired too, so this never hands one back. */
+const openAssignment = prepared((db, v: { userId: number }) =>
+  db
+    .selectFrom('assignments')
+    .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
+    .select('assignments.id')
+    .where('assignments.user_id', '=', v.userId)
+    // Literals, so that PostgreSQL keeps one plan for this lookup: with the limit a parameter it planned it anew
+    // on every hand-out (as takeFromPool), and with the status one, its kept plan could not know that few
+    // assignments are open, and walked every assignment in id order (0.67 ms instead of 0.02 on bench:server).
+    .where('assignments.status', '=', sql.lit('open'))
+    .where('assignments.expired_at', 'is', null)
+    .where('tasks.archived_at', 'is', null)
+    .orderBy('assignments.id')
+    .limit(sql.lit(1)),
+);
+
+/**
+ * Takes a seat of the oldest task of the labeler's split that has room and that they were never given, in one
+ * statement; no row when there is none. On PostgreSQL the pick locks its task and skips one that another server is
+ * handing out (`SKIP LOCKED`): the task it returns has room, and keeps it until the seat is taken.
+ */
+const takeFromPool = prepared((db, v: { split: Split; userId: number }, dialect) => {
+  let pick = db
+    .selectFrom('tasks as pool')
+    .select('pool.id')
+    .where('pool.split', '=', v.split)
+    // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
+    .where('pool.assigned_count', '<', (eb) => eb.ref('pool.target'))
+    .where('pool.archived_at', 'is', null)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('assignments')
+            .select('assignments.id')
+            .whereRef('assignments.task_id', '=', 'pool.id')
+            .where('assignments.user_id', '=', v.userId)
+            // An optimisation fence: without it PostgreSQL turns NOT EXISTS into an anti-join that reads every
+            // assignment in the table on each pick (1.2 ms at 10k assignments and growing); with it, the check is
+            // one index probe per candidate task, and the first candidate nearly always wins. The limits are
+            // literals: as parameters PostgreSQL cannot cost a plan kept for any limit, so it planned the pick
+            // anew on every hand-out (0.22 ms of planning against 0.16 ms of running it).
+            .limit(sql.lit(1))
+            .offset(sql.lit(0)),
+        ),
+      ),
+    )
+    .orderBy('pool.id')
+    .limit(sql.lit(1));
+  if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+  return (
+    db
+      .updateTable('tasks')
+      .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
+      .where('id', '=', pick)
+      .where('assigned_count', '<', (eb) => eb.ref('target'))
+      // What the labeler will see, and the number of their latest assignment (from the index).
+      .returning((eb) => [
+        'id',
+        'kind',
+        'set_id',
+        eb.selectFrom('prompts').select('prompts.text').whereRef('prompts.id', '=', 'tasks.prompt_id').as('prompt'),
+        eb
+          .selectFrom('assignments')
+          .select((e) => e.fn.max('assignments.number').as('n'))
+          .where('assignments.user_id', '=', v.userId)
+          .as('last'),
+      ])
+  );
+});
+
+const insertAssignment = prepared(
+  (
+    db,
+    v: {
+      task_id: number;
+      user_id: number;
+      number: number;
+      swapped: number;
+      created_at: number;
+      expires_at: number | null;
+    },
+  ) =>
+    db
+      .insertInto('assignments')
+      .values({
+        task_id: v.task_id,
+        user_id: v.user_id,
+        number: v.number,
+        status: 'open',
+        swapped: v.swapped,
+        created_at: v.created_at,
+        expires_at: v.expires_at,
+      })
+      .returning('id'),
+);
 
 /** An assignment with its task and prompt, as `Tasks.row` reads it. */
 export type AssignmentRow = Awaited<ReturnType<Tasks['row']>>;
@@ -172,27 +278,11 @@ export class Tasks extends Aggregate {
       // A labeler's own requests queue here, so they never get two assignments. The lookup below must be a statement
       // of its own, after the lock: in one statement with it, it would read the snapshot taken before the wait, and
       // miss the assignment that the request it waited for had just committed.
-      if (s.dialect === 'postgres') {
-        await s.db.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
-      }
+      if (s.dialect === 'postgres') await lockUser(s, { id: user.id });
       if (sweep) await s.tasks.releaseOverdue();
-      // Skipped assignments are marked expired too, so this never hands one back.
-      const open = await s.db
-        .selectFrom('assignments')
-        .innerJoin('tasks', 'tasks.id', 'assignments.task_id')
-        .select('assignments.id')
-        .where('assignments.user_id', '=', user.id)
-        // Literals, so that PostgreSQL keeps one plan for this lookup: with the limit a parameter it planned it anew
-        // on every hand-out (as takeFromPool), and with the status one, its kept plan could not know that few
-        // assignments are open, and walked every assignment in id order (0.67 ms instead of 0.02 on bench:server).
-        .where('assignments.status', '=', sql.lit('open'))
-        .where('assignments.expired_at', 'is', null)
-        .where('tasks.archived_at', 'is', null)
-        .orderBy('assignments.id')
-        .limit(sql.lit(1))
-        .executeTakeFirst();
+      const [open] = await openAssignment(s, { userId: user.id });
       if (open) return s.tasks.view(open.id, user.id);
-      const pooled = await s.tasks.takeFromPool(user);
+      const [pooled] = await takeFromPool(s, { split: user.split!, userId: user.id });
       if (!pooled) return null;
       let task: { id: number; kind: TaskKind } = pooled;
       // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
@@ -207,12 +297,11 @@ export class Tasks extends Aggregate {
         task_id: task.id,
         user_id: user.id,
         number: (pooled.last ?? 0) + 1,
-        status: 'open' as const,
         swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
         created_at: s.now(),
         expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
       };
-      const { id } = await s.db.insertInto('assignments').values(assignment).returning('id').executeTakeFirstOrThrow();
+      const [{ id }] = await insertAssignment(s, assignment);
       if (task !== pooled) return s.tasks.view(id, user.id);
       // Everything the labeler sees came back with the pick, so the new assignment is not read again.
       const { kind, set_id, prompt } = pooled;
@@ -229,62 +318,6 @@ export class Tasks extends Aggregate {
     if (now >= this.sweptAt && now - this.sweptAt < 1000) return false;
     this.sweptAt = now;
     return true;
-  }
-
-  /**
-   * Takes a seat of the oldest task of the labeler's split that has room and that they were never given, in one
-   * statement; undefined when there is none. On PostgreSQL the pick locks its task and skips one that another
-   * server is handing out (`SKIP LOCKED`): the task it returns has room, and keeps it until the seat is taken.
-   */
-  private async takeFromPool(user: PublicUser) {
-    let pick = this.db
-      .selectFrom('tasks as pool')
-      .select('pool.id')
-      .where('pool.split', '=', user.split!)
-      // Spelled as in the partial index tasks_needing_labelers, so the planner walks only tasks with room.
-      .where('pool.assigned_count', '<', (eb) => eb.ref('pool.target'))
-      .where('pool.archived_at', 'is', null)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('assignments')
-              .select('assignments.id')
-              .whereRef('assignments.task_id', '=', 'pool.id')
-              .where('assignments.user_id', '=', user.id)
-              // An optimisation fence: without it PostgreSQL turns NOT EXISTS into an anti-join that reads every
-              // assignment in the table on each pick (1.2 ms at 10k assignments and growing); with it, the check is
-              // one index probe per candidate task, and the first candidate nearly always wins. The limits are
-              // literals: as parameters PostgreSQL cannot cost a plan kept for any limit, so it planned the pick
-              // anew on every hand-out (0.22 ms of planning against 0.16 ms of running it).
-              .limit(sql.lit(1))
-              .offset(sql.lit(0)),
-          ),
-        ),
-      )
-      .orderBy('pool.id')
-      .limit(sql.lit(1));
-    if (this.s.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-    return (
-      this.db
-        .updateTable('tasks')
-        .set((eb) => ({ assigned_count: eb('assigned_count', '+', 1) }))
-        .where('id', '=', pick)
-        .where('assigned_count', '<', (eb) => eb.ref('target'))
-        // What the labeler will see, and the number of their latest assignment (from the index).
-        .returning((eb) => [
-          'id',
-          'kind',
-          'set_id',
-          eb.selectFrom('prompts').select('prompts.text').whereRef('prompts.id', '=', 'tasks.prompt_id').as('prompt'),
-          eb
-            .selectFrom('assignments')
-            .select((e) => e.fn.max('assignments.number').as('n'))
-            .where('assignments.user_id', '=', user.id)
-            .as('last'),
-        ])
-        .executeTakeFirst()
-    );
   }
 
   /**
@@ -345,16 +378,7 @@ export class Tasks extends Aggregate {
    * it was, open); undefined otherwise, for the caller to read it and say why. One statement for the usual submission.
    */
   async finishIfOpen(assignmentId: number, userId: number): Promise<AssignmentRow | undefined> {
-    const r = await this.db
-      .updateTable('assignments')
-      .set({ status: 'done', completed_at: this.now() })
-      .where('id', '=', assignmentId)
-      .where('user_id', '=', userId)
-      .where('status', '=', 'open')
-      .where('expired_at', 'is', null)
-      .where('skipped_at', 'is', null)
-      .returning(assignmentColumns)
-      .executeTakeFirst();
+    const [r] = await finishIfOpen(this.s, { id: assignmentId, userId, now: this.now() });
     return r && { ...withTask(r), status: 'open', expired_at: null, skipped_at: null };
   }
 
@@ -408,6 +432,18 @@ function assignmentColumns(eb: ExpressionBuilder<Database, 'assignments'>) {
     task.innerJoin('prompts', 'prompts.id', 'tasks.prompt_id').select('prompts.text').as('prompt'),
   ] as const;
 }
+
+const finishIfOpen = prepared((db, v: { id: number; userId: number; now: number }) =>
+  db
+    .updateTable('assignments')
+    .set({ status: 'done', completed_at: v.now })
+    .where('id', '=', v.id)
+    .where('user_id', '=', v.userId)
+    .where('status', '=', 'open')
+    .where('expired_at', 'is', null)
+    .where('skipped_at', 'is', null)
+    .returning(assignmentColumns),
+);
 
 /** Every assignment has a task and the task a prompt, so these subqueries always find one. */
 function withTask<R extends { kind: TaskKind | null; prompt_id: number | null; prompt: string | null }>(r: R) {

@@ -1,7 +1,8 @@
 /** Users and labeler groups. */
+import type { Kysely } from 'kysely';
 import { Aggregate, count } from './aggregate.js';
 import { StoreError } from './errors.js';
-import type { Role, Split, User } from './schema.js';
+import type { Database, Role, Split, User } from './schema.js';
 
 export interface PublicUser {
   id: number;
@@ -41,21 +42,25 @@ export function publicUser(r: UserRow): PublicUser {
   };
 }
 
+/** Users with their group: the one query behind every `PublicUser` (sessions join it too). */
+export function usersWithGroup(db: Kysely<Database>) {
+  return db
+    .selectFrom('users')
+    .leftJoin('groups', 'groups.id', 'users.group_id')
+    .select([
+      'users.id',
+      'users.username',
+      'users.role',
+      'users.screening_passed',
+      'users.disabled',
+      'groups.name as group',
+      'groups.split as split',
+    ]);
+}
+
 export class Users extends Aggregate {
-  /** Users with their group: the one query behind every `PublicUser` (sessions join it too). */
   query() {
-    return this.db
-      .selectFrom('users')
-      .leftJoin('groups', 'groups.id', 'users.group_id')
-      .select([
-        'users.id',
-        'users.username',
-        'users.role',
-        'users.screening_passed',
-        'users.disabled',
-        'groups.name as group',
-        'groups.split as split',
-      ]);
+    return usersWithGroup(this.db);
   }
 
   async create(u: { username: string; passwordHash: string; role: Role; group?: string }): Promise<PublicUser> {
