@@ -43,7 +43,7 @@ export class Idempotency extends Aggregate {
     try {
       return await this.s.tx(async (s) => {
         const r = await fn(s);
-        const [stored] = await storeKey(s, {
+        const stored = await storeKey(s, {
           userId,
           key,
           route,

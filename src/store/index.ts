@@ -11,7 +11,6 @@ export { type DialectName, migrate, migratorFor, StaticMigrationProvider } from 
 export * from './models.js';
 export * from './open.js';
 export { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
-export * from './prepared.js';
 export * from './ranking.js';
 export * from './schema.js';
 export * from './sessions.js';

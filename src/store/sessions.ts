@@ -47,7 +47,7 @@ export class Sessions extends Aggregate {
 
   /** The session and its user; `expired` when it exists but has run out (it is then deleted). */
   async get(id: string): Promise<SessionWithUser | 'expired' | undefined> {
-    const [row] = await sessionWithUser(this.s, { id });
+    const row = await sessionWithUser(this.s, { id });
     if (!row) return undefined;
     if (row.expires_at <= this.now()) {
       await this.delete(id);

@@ -122,13 +122,13 @@ export class Submissions extends Aggregate {
     if (isBlank(completion)) throw new StoreError('invalid', 'the completion is empty: write the answer first');
     await this.open(row);
     await this.finish(row.id, done);
-    const [{ id }] = await insertDemonstration(this.s, {
+    const { id } = (await insertDemonstration(this.s, {
       promptId: row.prompt_id,
       completion,
       assignmentId: row.id,
       userId: row.user_id,
       now: this.now(),
-    });
+    }))!;
     return { assignmentId: row.id, kind: 'demonstration', storedId: id };
   }
 

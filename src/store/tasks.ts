@@ -102,29 +102,32 @@ const takeFromPool = prepared((db, v: { split: Split; userId: number }, dialect)
 });
 
 const insertAssignment = prepared(
-  (
-    db,
-    v: {
-      task_id: number;
-      user_id: number;
-      number: number;
-      swapped: number;
-      created_at: number;
-      expires_at: number | null;
-    },
-  ) =>
+  (db, v: { taskId: number; userId: number; number: number; swapped: number; now: number; expiresAt: number | null }) =>
     db
       .insertInto('assignments')
       .values({
-        task_id: v.task_id,
-        user_id: v.user_id,
+        task_id: v.taskId,
+        user_id: v.userId,
         number: v.number,
         status: 'open',
         swapped: v.swapped,
-        created_at: v.created_at,
-        expires_at: v.expires_at,
+        created_at: v.now,
+        expires_at: v.expiresAt,
       })
       .returning('id'),
+);
+
+/** Marks the labeler's assignment done if it is open, on time and not skipped; see `Tasks.finishIfOpen`. */
+const finishOpenAssignment = prepared((db, v: { id: number; userId: number; now: number }) =>
+  db
+    .updateTable('assignments')
+    .set({ status: 'done', completed_at: v.now })
+    .where('id', '=', v.id)
+    .where('user_id', '=', v.userId)
+    .where('status', '=', 'open')
+    .where('expired_at', 'is', null)
+    .where('skipped_at', 'is', null)
+    .returning(assignmentColumns),
 );
 
 /** An assignment with its task and prompt, as `Tasks.row` reads it. */
@@ -280,9 +283,9 @@ export class Tasks extends Aggregate {
       // miss the assignment that the request it waited for had just committed.
       if (s.dialect === 'postgres') await lockUser(s, { id: user.id });
       if (sweep) await s.tasks.releaseOverdue();
-      const [open] = await openAssignment(s, { userId: user.id });
+      const open = await openAssignment(s, { userId: user.id });
       if (open) return s.tasks.view(open.id, user.id);
-      const [pooled] = await takeFromPool(s, { split: user.split!, userId: user.id });
+      const pooled = await takeFromPool(s, { split: user.split!, userId: user.id });
       if (!pooled) return null;
       let task: { id: number; kind: TaskKind } = pooled;
       // Gold only stands in for real ranking work, so it never keeps a labeler busy once the pool is empty.
@@ -294,18 +297,18 @@ export class Tasks extends Aggregate {
         }
       }
       const assignment = {
-        task_id: task.id,
-        user_id: user.id,
+        taskId: task.id,
+        userId: user.id,
         number: (pooled.last ?? 0) + 1,
         swapped: task.kind === 'ab' && random() < 0.5 ? 1 : 0,
-        created_at: s.now(),
-        expires_at: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
+        now: s.now(),
+        expiresAt: opts.timeoutMs ? s.now() + opts.timeoutMs : null,
       };
-      const [{ id }] = await insertAssignment(s, assignment);
+      const { id } = (await insertAssignment(s, assignment))!;
       if (task !== pooled) return s.tasks.view(id, user.id);
       // Everything the labeler sees came back with the pick, so the new assignment is not read again.
       const { kind, set_id, prompt } = pooled;
-      const base = { id, number: assignment.number, status: 'open' as const, expiresAt: assignment.expires_at };
+      const base = { id, number: assignment.number, status: 'open' as const, expiresAt: assignment.expiresAt };
       return s.tasks.present({ ...base, prompt: prompt! }, { kind, set_id, swapped: assignment.swapped });
     });
   }
@@ -378,7 +381,7 @@ export class Tasks extends Aggregate {
    * it was, open); undefined otherwise, for the caller to read it and say why. One statement for the usual submission.
    */
   async finishIfOpen(assignmentId: number, userId: number): Promise<AssignmentRow | undefined> {
-    const [r] = await finishIfOpen(this.s, { id: assignmentId, userId, now: this.now() });
+    const r = await finishOpenAssignment(this.s, { id: assignmentId, userId, now: this.now() });
     return r && { ...withTask(r), status: 'open', expired_at: null, skipped_at: null };
   }
 
@@ -432,18 +435,6 @@ function assignmentColumns(eb: ExpressionBuilder<Database, 'assignments'>) {
     task.innerJoin('prompts', 'prompts.id', 'tasks.prompt_id').select('prompts.text').as('prompt'),
   ] as const;
 }
-
-const finishIfOpen = prepared((db, v: { id: number; userId: number; now: number }) =>
-  db
-    .updateTable('assignments')
-    .set({ status: 'done', completed_at: v.now })
-    .where('id', '=', v.id)
-    .where('user_id', '=', v.userId)
-    .where('status', '=', 'open')
-    .where('expired_at', 'is', null)
-    .where('skipped_at', 'is', null)
-    .returning(assignmentColumns),
-);
 
 /** Every assignment has a task and the task a prompt, so these subqueries always find one. */
 function withTask<R extends { kind: TaskKind | null; prompt_id: number | null; prompt: string | null }>(r: R) {
