@@ -59,10 +59,6 @@ export function usersWithGroup(db: Kysely<Database>) {
 }
 
 export class Users extends Aggregate {
-  query() {
-    return usersWithGroup(this.db);
-  }
-
   async create(u: { username: string; passwordHash: string; role: Role; group?: string }): Promise<PublicUser> {
     return this.s.tx(async (s) => {
       let groupId: number | null = null;
@@ -93,7 +89,7 @@ export class Users extends Aggregate {
   }
 
   async get(id: number): Promise<PublicUser | undefined> {
-    const r = await this.query().where('users.id', '=', id).executeTakeFirst();
+    const r = await usersWithGroup(this.db).where('users.id', '=', id).executeTakeFirst();
     return r && publicUser(r);
   }
 
@@ -104,7 +100,7 @@ export class Users extends Aggregate {
   }
 
   async list(): Promise<PublicUser[]> {
-    return (await this.query().orderBy('users.id').execute()).map(publicUser);
+    return (await usersWithGroup(this.db).orderBy('users.id').execute()).map(publicUser);
   }
 
   /**
