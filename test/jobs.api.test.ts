@@ -2,7 +2,7 @@
 // are 422s naming the field before anything is queued; a job trains while the API answers, registers its model
 // with lineage; cancel stops a running job after a checkpoint.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -106,7 +106,8 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(made.dataHash, job.dataHash);
     assert.equal(made.config.lr, 0.003);
     assert.equal(typeof made.metrics['train/loss'], 'number');
-    assert.ok(existsSync(join(made.path, 'model.safetensors')));
+    assert.equal(made.path, `job-${id}/model`, 'recorded relative to the shared models folder');
+    assert.ok(existsSync(join(modelsDir, made.path, 'model.safetensors')));
 
     // Cancel: a long job is stopped after a checkpoint; a finished job cannot be cancelled.
     await store.importDemonstrations(demos(40));
@@ -124,9 +125,12 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal((await admin.get('/api/models')).json.models.length, 2, 'a cancelled job registers nothing');
 
     // A worker that is stopped (the server shutting down) checkpoints its job and puts it back in the queue; the
-    // next claim resumes it from that checkpoint.
-    const again = (await post({ kind: 'sft', baseModel: base.id, config: { ...tiny, epochs: 6 } })).json.id;
-    const stopping = new TrainingWorker({ store, modelsDir, pollMs: 50, heartbeatMs: 100, log: () => {} });
+    // next claim resumes it from that checkpoint. The two workers mount the models folder at different places (here
+    // a link), and both find the job's starting model, itself a job's output, and its checkpoint.
+    const again = (await post({ kind: 'sft', baseModel: made.id, config: { ...tiny, epochs: 6 } })).json.id;
+    const mount = join(root, 'mount');
+    symlinkSync(modelsDir, mount);
+    const stopping = new TrainingWorker({ store, modelsDir: mount, pollMs: 50, heartbeatMs: 100, log: () => {} });
     const third = stopping.runOnce();
     await until('the job to train', async () => (await store.jobs.get(again)).metrics.length > 1);
     stopping.stop();
@@ -138,6 +142,8 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.equal(finished?.state, 'done', finished?.log);
     assert.equal(finished?.attempts, 2);
     assert.match(finished!.log, /sft \(from step \d+\)/, 'resumed from its checkpoint');
+    const resumed = await store.models.get(finished!.modelId!);
+    assert.deepEqual([resumed.path, resumed.lineage], [`job-${again}/model`, [made.id, base.id]]);
 
     // A worker that cannot renew its hold (the database out of reach) stops its trainer itself before the job can be
     // taken over; the job is then re-queued as any stale one.

@@ -1,9 +1,10 @@
 // The model registry through the API: register a folder (validated), list versions with their lineage.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { SamplerPool } from '../src/server/index.js';
 import { Client, setup } from './helpers/server.js';
 import { writeTinyModel } from './helpers/tiny_lm.js';
 
@@ -49,5 +50,29 @@ test('models: register a folder once, 422 naming a path that is not a model fold
     assert.equal((await new Client(app).get('/api/models')).status, 401);
   } finally {
     await app.close();
+  }
+});
+
+// Machines may mount the shared models folder at different places: a folder inside it is recorded relative to it, and
+// each server finds it under its own --models.
+test("models: a folder in the shared models folder is recorded relative to it and served from this server's mount", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ik-models-shared-'));
+  const shared = join(root, 'shared');
+  writeTinyModel(join(shared, 'tiny'));
+  const mount = join(root, 'mount');
+  symlinkSync(shared, mount);
+  const pool = new SamplerPool();
+  const { app, admin } = await setup({ jobsDir: mount, servedModels: pool });
+  try {
+    const r = await admin.post('/api/admin/models', { path: join(shared, 'tiny'), name: 'tiny' });
+    assert.deepEqual([r.status, r.json.model.path], [201, 'tiny']);
+    const again = await admin.post('/api/admin/models', { path: join(mount, 'tiny') });
+    assert.deepEqual([again.status, again.json.model.id], [200, r.json.model.id], 'the same folder by another name');
+    assert.ok((await admin.get('/api/admin/models')).json.models.includes('tiny'));
+    assert.equal(pool.status().find((s) => s.name === 'tiny')?.dir, join(mount, 'tiny'));
+  } finally {
+    await app.close();
+    await pool.close();
+    rmSync(root, { recursive: true, force: true });
   }
 });

@@ -19,12 +19,16 @@ import {
   toJsonl,
 } from '../store/index.js';
 import { exportFor, JOB_KINDS, mixesPtx } from './kinds.js';
+import { registryPath } from './model_paths.js';
 
-/** Registers an existing model folder (idempotent by its absolute path). */
+/**
+ * Registers an existing model folder (idempotent by its registry path: relative to `modelsDir`, the shared models
+ * folder, when inside it; see model_paths.ts).
+ */
 export async function registerFolder(
   store: Store,
   dir: string,
-  opts: { name?: string; kind?: ModelKind } = {},
+  opts: { name?: string; kind?: ModelKind; modelsDir?: string } = {},
 ): Promise<{ model: ModelVersion; created: boolean }> {
   const path = resolve(dir);
   // The registry serves and trains from whole models; an adapter needs its base merged in first.
@@ -44,7 +48,13 @@ export async function registerFolder(
   }
   // A name given is the admin's (taken: 409); the folder's own name gets a suffix when another version has it.
   return store.models.register(
-    { name: opts.name ?? basename(path), path, kind: opts.kind ?? 'registered', head, params },
+    {
+      name: opts.name ?? basename(path),
+      path: registryPath(opts.modelsDir, path),
+      kind: opts.kind ?? 'registered',
+      head,
+      params,
+    },
     { suffix: opts.name === undefined },
   );
 }

@@ -15,6 +15,7 @@ import { folderKind, parameterCount } from '../models/index.js';
 import type { Job, JobProgress, JobReport, Store } from '../store/index.js';
 import { readMetrics } from '../train/metrics.js';
 import { JOB_KINDS } from './kinds.js';
+import { registryPath } from './model_paths.js';
 
 export interface WorkerOptions {
   store: Store;
@@ -133,12 +134,15 @@ export class TrainingWorker {
     const kind = JOB_KINDS[job.kind];
     const base = await store.models.get(job.baseModelId);
     const reward = job.rewardModelId === null ? null : await store.models.get(job.rewardModelId);
+    // The trainer runs in the models folder, given the paths inside it relative to it (the registry's and the job's
+    // own), so that its run records the same inputs on every machine: a worker that mounts the folder elsewhere can
+    // resume it.
     const args = kind.args({
       base: base.path,
       reward: reward?.path ?? null,
-      data: join(dir, 'data.jsonl'),
-      config: join(dir, 'config.json'),
-      out,
+      data: join(job.dir, 'data.jsonl'),
+      config: join(job.dir, 'config.json'),
+      out: join(job.dir, 'model'),
       ptx: job.ptx,
     });
     // A folder of an earlier attempt: continue from its newest checkpoint (the loop starts afresh if it has none).
@@ -166,7 +170,7 @@ export class TrainingWorker {
     // A worker often shares its machine with an app server: the trainer yields the cores to it (lower priority, and
     // OpenMP threads that sleep soon instead of spinning, as the demo sets for the same reason).
     const env = { ...process.env, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? '1000' };
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(cmd, cmdArgs, { cwd: this.o.modelsDir, stdio: ['ignore', 'pipe', 'pipe'], env });
     if (child.pid !== undefined) setPriority(child.pid, TRAINER_NICE);
     this.child = child;
     const onOutput = (chunk: Buffer) => {
@@ -243,7 +247,7 @@ export class TrainingWorker {
     }
     const model = {
       name: `${job.kind}-${job.id}`,
-      path,
+      path: registryPath(this.o.modelsDir, path),
       kind: job.kind,
       head: folderKind(path),
       parentId: job.baseModelId,
@@ -257,10 +261,18 @@ export class TrainingWorker {
     // a version of its own (NAME-ema, its parent the policy), to be served, compared and trained from.
     const ema = fullModel(join(out, 'ema'));
     const derived = existsSync(join(ema, 'config.json'))
-      ? [{ ...model, name: `${model.name}-ema`, path: ema, head: folderKind(ema), params: parameterCount(ema) }]
+      ? [
+          {
+            ...model,
+            name: `${model.name}-ema`,
+            path: registryPath(this.o.modelsDir, ema),
+            head: folderKind(ema),
+            params: parameterCount(ema),
+          },
+        ]
       : [];
     if (final.progress) final.progress = { ...final.progress, step: final.progress.total, etaS: 0 };
     await store.jobs.finish(job.id, this.id, { state: 'done', model, derived }, final);
-    this.say(`job ${job.id}: done; registered ${[path, ...derived.map((d) => d.path)].join(' and ')}`);
+    this.say(`job ${job.id}: done; registered ${[model, ...derived].map((m) => m.path).join(' and ')}`);
   }
 }

@@ -11,6 +11,7 @@ import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { localPath } from '../jobs/model_paths.js';
 import {
   ImportedCandidates,
   isUnavailable,
@@ -93,7 +94,7 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
     for (const m of await store.models.list()) {
       if (m.head !== 'causal' || served.has(m.name)) continue;
       try {
-        served.add(m.name, m.path);
+        served.add(m.name, localPath(opts.jobsDir, m.path));
       } catch (e) {
         unservable.set(m.name, (e as Error).message);
       }

@@ -72,7 +72,7 @@ export interface ServerOptions {
   webRoot?: string;
   /**
    * Where training jobs' folders go (data snapshot, checkpoints, the output model): the folder the workers'
-   * `--models` names. Without it, jobs cannot be queued.
+   * `--models` names, and what the registry's relative model paths are relative to. Without it, jobs cannot be queued.
    */
   jobsDir?: string;
   /** A run's report folder (`instructkit demo` writes DIR/report) to serve read-only at `/report/`. */

@@ -28,7 +28,7 @@ export interface ModelVersion {
 
 export interface NewModelVersion {
   name: string;
-  /** Absolute path of the folder. */
+  /** The folder: relative to the shared models folder when inside it (jobs/model_paths.ts), else absolute. */
   path: string;
   kind: ModelKind;
   head: ModelHead;

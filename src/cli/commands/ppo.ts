@@ -1,6 +1,6 @@
 // instructkit ppo: RLHF step 3 — PPO (or PPO-ptx) of an SFT policy against a reward model or a programmatic reward.
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   folderKind,
@@ -126,12 +126,14 @@ export async function run(args: string[]): Promise<number> {
     // Saved resolved, so that the run records the format it sampled in.
     config: { ...config, promptFormat: formatter.format },
     outDir: out,
+    // As given, as the other trainers record theirs: a training worker passes paths relative to the models folder,
+    // so that a worker that mounts it elsewhere resumes the same run.
     inputs: {
-      policy: resolve(policyDir),
-      reward: programmatic ? o.reward : resolve(o.reward!),
-      prompts: resolve(o.prompts!),
-      ptx: o.ptx?.map((f) => resolve(f)) ?? null,
-      value: valueDir && resolve(valueDir),
+      policy: policyDir,
+      reward: o.reward!,
+      prompts: o.prompts!,
+      ptx: o.ptx ?? null,
+      value: valueDir ?? null,
     },
   });
   trainer.train({ resume: o.resume, forceConfig: o['force-config'], handleSignals: true });

@@ -76,8 +76,8 @@ export async function run(args: string[]): Promise<number> {
       // Checked before the folder is registered, so a refused start leaves the registry as it was.
       checkModelFolder(dir, 'causal');
       pool.bytesFor(basename(resolve(dir)), dir);
-      const { model } = await registerFolder(store, dir, { kind: 'base' });
-      pool.add(model.name, model.path);
+      const { model } = await registerFolder(store, dir, { kind: 'base', modelsDir: resolve(values.models) });
+      pool.add(model.name, resolve(dir));
     }
   } catch (err) {
     await store.close();

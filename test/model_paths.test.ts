@@ -1,0 +1,38 @@
+// The registry records a folder inside the shared models folder relative to it, so that machines mounting that
+// folder at different places (or through a symbolic link) name the same model.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { localPath, registryPath } from '../src/jobs/model_paths.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ik-model-paths-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('registryPath: relative inside the models folder (through links too), absolute elsewhere', () => {
+  const models = join(root, 'models');
+  const inside = join(models, 'job-3', 'model');
+  mkdirSync(inside, { recursive: true });
+  mkdirSync(join(models, '..hidden'));
+  const mount = join(root, 'mount');
+  symlinkSync(models, mount);
+  assert.equal(registryPath(models, inside), 'job-3/model');
+  assert.equal(registryPath(mount, inside), 'job-3/model', 'the models folder named through a link');
+  assert.equal(registryPath(models, join(mount, 'job-3', 'model')), 'job-3/model', 'the folder named through a link');
+  assert.equal(registryPath(models, join(models, '..hidden')), '..hidden', 'a name starting with dots is inside');
+  assert.equal(registryPath(models, join(root, 'base')), join(root, 'base'));
+  assert.equal(registryPath(models, models), models, 'the models folder itself is not a model of it');
+  assert.equal(registryPath(undefined, inside), inside);
+  assert.equal(registryPath(join(root, 'not-yet'), join(root, 'not-yet', 'a')), 'a', 'a models folder not made yet');
+});
+
+test("localPath: a relative path is found in this machine's models folder; absolute ones as they are", () => {
+  assert.equal(localPath('/mnt/shared/models', 'job-3/model'), '/mnt/shared/models/job-3/model');
+  assert.equal(localPath('/mnt/shared/models', '/opt/base'), '/opt/base');
+  assert.equal(localPath(undefined, '/opt/base'), '/opt/base');
+  assert.throws(
+    () => localPath(undefined, 'job-3/model'),
+    /job-3\/model is inside the shared models folder: .*--models/,
+  );
+});
