@@ -1,8 +1,9 @@
 // The model registry and the training job queue in the store (SQLite here; store.jobs.postgres.test.ts on PostgreSQL).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { openStore, type Store, StoreError } from '../src/store/index.js';
-import { testDb } from './helpers/db.js';
+import { testDb, testDialect } from './helpers/db.js';
 
 async function withStore(fn: (s: Store, clock: { t: number }) => Promise<void>, shared = false) {
   const clock = { t: 1_000_000 };
@@ -163,5 +164,40 @@ test('jobs: two workers racing for one job on two connections claim it once', as
     assert.equal((await stores[0].jobs.get(job.id)).attempts, 1);
   } finally {
     for (const s of stores) await s.close();
+  }
+});
+
+// Machines' clocks differ. On PostgreSQL every process keeps the database server's time, so a worker whose clock runs
+// an hour behind heartbeats a "now" that the others read as now, and its live job is not taken for dead.
+test("jobs: a worker whose clock runs an hour behind keeps its job (the store keeps the database's time)", {
+  skip: testDialect() === 'sqlite' && 'one file on one machine, one clock',
+}, async () => {
+  const url = await testDb();
+  const s = await openStore({ db: url });
+  try {
+    const { job } = await queue(s);
+    const storeModule = new URL('../src/store/index.js', import.meta.url).href;
+    const behind = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const real = Date.now;
+        Date.now = () => real() - 3_600_000;
+        const { openStore } = await import(${JSON.stringify(storeModule)});
+        const s = await openStore({ db: ${JSON.stringify(url)} });
+        await s.jobs.claim('behind');
+        process.stdout.write(String(s.now() - Date.now()));
+        await s.close();`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(behind.status, 0, behind.stderr);
+    const shift = Number(behind.stdout);
+    assert.ok(Math.abs(shift - 3_600_000) < 5_000, `its store's clock is ${shift} ms ahead of its own`);
+    assert.deepEqual(await s.jobs.reclaimStale(s.now() - 30_000), { requeued: [], failed: [] });
+    assert.deepEqual([(await s.jobs.get(job.id)).state, (await s.jobs.get(job.id)).worker], ['running', 'behind']);
+  } finally {
+    await s.close();
   }
 });

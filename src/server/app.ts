@@ -62,8 +62,10 @@ export async function createServer(opts: ServerOptions = {}): Promise<{
   /** Every route with its access level and response schemas (tests walk this list). */
   routes: RouteInfo[];
 }> {
-  const now = opts.now ?? Date.now;
-  const store = opts.store ?? (await openStore({ db: opts.dbPath ?? ':memory:', now }));
+  const store = opts.store ?? (await openStore({ db: opts.dbPath ?? ':memory:', now: opts.now }));
+  // The store's clock (on PostgreSQL the database server's), so that session ends computed here are compared in the
+  // store on the same clock.
+  const now = opts.now ?? store.now;
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
   const maxAge = opts.sessionMaxAgeMs ?? 7 * 24 * 3600_000;
   const sessionEnd = (createdAt: number) => Math.min(now() + ttl, createdAt + maxAge);

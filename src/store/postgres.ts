@@ -2,7 +2,7 @@
  * PostgreSQL through `pg`'s pool and Kysely: one database shared by several app servers. The URL may carry libpq's
  * `options` (e.g. `?options=-c%20search_path%3Dlabels` to keep the tables in another schema).
  */
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { isStalePlan, openError } from './errors.js';
 import { migrate } from './migrations.js';
@@ -12,6 +12,7 @@ import { type QueryListener, queryLog, Store } from './store.js';
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db` */
   url: string;
+  /** The store's clock (tests); by default the database server's, so that every machine agrees. */
   now?: () => number;
   /** Connections this process keeps at most (default 10). */
   poolSize?: number;
@@ -69,7 +70,21 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await db.destroy();
     throw openError(err, opts.url) ?? err;
   }
-  return new Store(db, 'postgres', opts.now);
+  return new Store(db, 'postgres', opts.now ?? (await databaseClock(db)));
+}
+
+/**
+ * This process's clock shifted to the database server's (measured once, to within half a round-trip). Heartbeats,
+ * leases and deadlines that one machine writes are compared by another against its own "now", and machines' clocks
+ * may be off by minutes: a worker whose clock ran behind would have its live job reclaimed.
+ */
+async function databaseClock(db: Kysely<Database>): Promise<() => number> {
+  const sent = Date.now();
+  const { rows } = await sql<{ ms: number }>`select extract(epoch from clock_timestamp())::float8 * 1000 as ms`.execute(
+    db,
+  );
+  const offset = Math.round(rows[0].ms - (sent + Date.now()) / 2);
+  return () => Date.now() + offset;
 }
 
 /**
