@@ -2,7 +2,16 @@
 // changed config on --resume, the temporary folders of killed saves), and the input checks of training text.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -17,6 +26,7 @@ import { Rng, scale, sum, tensor } from '../src/tensor/index.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { cleanStaleCheckpoints } from '../src/train/checkpoint.js';
 import { runTrainer, type Trainer } from '../src/train/loop.js';
+import { MetricsFollower, MetricsLog, readMetrics } from '../src/train/metrics.js';
 import { pretrainSpec } from '../src/train/pretrain.js';
 import { corpusTokens, readDocuments } from '../src/train/tokens.js';
 import { assertSameRun, spawnCli } from './helpers/cli.js';
@@ -311,4 +321,40 @@ test('SIGTERM: the run writes a checkpoint and stops; --resume finishes it as if
   const straight = join(root, 'sig-straight');
   assert.equal((await spawnCli(args(straight))).code, 0);
   assertSameRun(stopped, straight);
+});
+
+test('metrics.jsonl followed as it grows: new lines only, a line read once whole, from the start after a rewrite', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-follow-'));
+  const path = join(dir, 'metrics.jsonl');
+  const follower = new MetricsFollower(path);
+  assert.deepEqual(follower.read(), [], 'no file yet');
+  const log = new MetricsLog(path, 'sft');
+  for (let step = 1; step <= 3; step++) log.write(step, { 'train/loss': 1 / step, note: 'é' });
+  assert.deepEqual(
+    follower.read().map((r) => r.step),
+    [1, 2, 3],
+  );
+  appendFileSync(path, '{"step": 4, "stage": "sft", "no');
+  assert.deepEqual(
+    follower.read().map((r) => r.step),
+    [1, 2, 3],
+    'a line still being written waits',
+  );
+  appendFileSync(path, 'te": "ü"}\n');
+  assert.deepEqual(
+    follower.read().map((r) => r.step),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(follower.read(), readMetrics(path), 'the same records as reading the file whole');
+  log.truncateFrom(3); // a resume from step 2's checkpoint rewrites the file
+  log.write(3, { 'train/loss': 0.2 });
+  assert.deepEqual(
+    follower.read().map((r) => [r.step, r['train/loss']]),
+    [
+      [1, 1],
+      [2, 0.5],
+      [3, 0.2],
+    ],
+  );
+  rmSync(dir, { recursive: true });
 });

@@ -13,7 +13,7 @@ import { hostname, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
 import type { Job, JobProgress, JobReport, Store } from '../store/index.js';
-import { readMetrics } from '../train/metrics.js';
+import { MetricsFollower } from '../train/metrics.js';
 import { JOB_KINDS } from './kinds.js';
 import { registryPath } from './model_paths.js';
 
@@ -151,8 +151,8 @@ export class TrainingWorker {
     let log = job.attempts > 1 ? `${job.log}\n--- attempt ${job.attempts} (worker ${this.id})\n` : '';
     let progress: JobProgress | null = job.progress;
     let first: { step: number; at: number } | null = null;
-    const metricsFile = join(out, 'metrics.jsonl');
-    const metrics = () => (existsSync(metricsFile) ? readMetrics(metricsFile) : []) as Record<string, unknown>[];
+    const follower = new MetricsFollower(join(out, 'metrics.jsonl'));
+    const metrics = () => follower.read() as Record<string, unknown>[];
     const report = (): JobReport => {
       const rows = metrics();
       const step = Number(rows.at(-1)?.step ?? progress?.step ?? 0);

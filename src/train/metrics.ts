@@ -1,5 +1,15 @@
 // metrics.jsonl: one object per step, {"step", "time", "stage", ...named metrics}, read by the report and the app.
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 
 export type Metrics = Record<string, number | string>;
 
@@ -67,8 +77,11 @@ export class MetricsLog {
 
 /** Every complete record of a metrics file (a torn last line, from a kill mid-write, is skipped). */
 export function readMetrics(path: string): Metrics[] {
-  const out: Metrics[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  return parseRecords(readFileSync(path, 'utf8'));
+}
+
+function parseRecords(text: string, out: Metrics[] = []): Metrics[] {
+  for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
       out.push(JSON.parse(line));
@@ -77,4 +90,39 @@ export function readMetrics(path: string): Metrics[] {
     }
   }
   return out;
+}
+
+/**
+ * A metrics file followed while a run writes it (a training worker's heartbeats): each read parses only the lines
+ * completed since the last, and starts over when the file was replaced or shortened (a resumed run rewrites it).
+ */
+export class MetricsFollower {
+  private rows: Metrics[] = [];
+  private offset = 0;
+  private file: number | null = null;
+
+  constructor(readonly path: string) {}
+
+  /** The records so far (the same array, grown), none while the file does not exist. */
+  read(): Metrics[] {
+    const st = statSync(this.path, { throwIfNoEntry: false });
+    if (!st || st.ino !== this.file || st.size < this.offset) {
+      this.rows = [];
+      this.offset = 0;
+      this.file = st?.ino ?? null;
+    }
+    if (!st || st.size === this.offset) return this.rows;
+    const chunk = Buffer.alloc(st.size - this.offset);
+    const fd = openSync(this.path, 'r');
+    try {
+      readSync(fd, chunk, 0, chunk.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    // Up to the last newline: a line still being appended is read whole next time.
+    const end = chunk.lastIndexOf(0x0a) + 1;
+    parseRecords(chunk.subarray(0, end).toString('utf8'), this.rows);
+    this.offset += end;
+    return this.rows;
+  }
 }
