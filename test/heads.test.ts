@@ -8,7 +8,9 @@ import { ScalarModel } from '../src/models/heads.js';
 import { loadPretrained, loadScalarPretrained, savePretrained, saveScalarPretrained } from '../src/models/hf.js';
 import { applyLora, saveAdapter } from '../src/models/lora.js';
 import { readHeader, readSafetensors, writeSafetensors } from '../src/models/safetensors.js';
-import { backward, logSoftmax, noGrad, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
+import { responseLogps } from '../src/models/score.js';
+import { add, backward, logSoftmax, mul, noGrad, Rng, randn, sum, Tensor, tidy } from '../src/tensor/index.js';
+import { relativeError } from './helpers/gradcheck.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 
@@ -118,6 +120,23 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
       const head = trunk.lm_head?.weight ?? (trunk as { wte: { weight: Tensor } }).wte.weight;
       assert.ok(head.grad, 'so does the LM head');
     });
+    // The trunk's gradients are those through the whole sequence's logits, which the head's gather stands in for.
+    const plain = new ScalarModel(trunk, new Rng(1));
+    plain.score.weight.f32.set(rm.score.weight.f32);
+    const targets = Tensor.empty([2, 5], 'i32');
+    targets.i32.fill(-100);
+    for (const [b, { start, last }] of rows.entries())
+      for (let t = start; t <= last; t++) targets.i32[b * 5 + t - 1] = ids.i32[b * 5 + t];
+    const trunkGrads = (score: () => Tensor) => {
+      rm.zeroGrad();
+      tidy(() => backward(sum(score())));
+      return trunk.parameters().map((p) => Array.from(p.grad!.f32));
+    };
+    const viaGather = trunkGrads(() => rm.scoreAt(ids, lastIndex, opts));
+    const viaAllLogits = trunkGrads(() =>
+      add(plain.scoreAt(ids, lastIndex), mul(responseLogps(trunk.forward(ids), targets, [3, 2]), 0.5)),
+    );
+    for (const [i, g] of viaGather.entries()) assert.ok(relativeError(g, viaAllLogits[i]) < 1e-4, `parameter ${i}`);
     assert.throws(() => rm.scoreAt(ids, lastIndex), /likelihood term: give responseStart/);
     assert.throws(() => rm.scoreAt(ids, [4, 0], { responseStart: [2, 1] }), /row 1: the response must/);
     rm.zeroGrad();

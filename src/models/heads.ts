@@ -79,11 +79,11 @@ export class ScalarModel extends Module {
   }
 
   // Mean log π(token | earlier tokens) over each row's response tokens [start, last], through the trunk's LM head.
+  // Only the positions that predict a response token go through the head: (B, longest response, vocabulary) logits
+  // rather than (B, T, vocabulary), which for a long prompt and a 150k vocabulary is gigabytes.
   private meanLogLikelihood(h: Tensor, ids: Tensor, last: ArrayLike<number>, start: readonly number[]): Tensor {
     const [B, T] = ids.shape;
     check(start.length === B, 'ScalarModel', () => `${start.length} response starts for batch ${shapeStr(ids.shape)}`);
-    const targets = Tensor.empty([B, T], 'i32');
-    targets.i32.fill(-100);
     const tokens: number[] = [];
     for (let b = 0; b < B; b++) {
       check(
@@ -92,10 +92,25 @@ export class ScalarModel extends Module {
         () =>
           `row ${b}: the response must start after the prompt's first token and hold a token (start ${start[b]}, last ${last[b]})`,
       );
-      for (let t = start[b] - 1; t < last[b]; t++) targets.i32[b * T + t] = ids.i32[b * T + t + 1];
       tokens.push(last[b] - start[b] + 1);
     }
-    return responseLogps(this.trunk.head(h), targets, tokens);
+    const L = Math.max(...tokens);
+    // Row b's j-th entry is the position predicting its j-th response token; padding entries repeat the row's
+    // first position with an ignored target.
+    const rows = new Int32Array(B * L);
+    const targets = Tensor.empty([B, L], 'i32');
+    targets.i32.fill(-100);
+    for (let b = 0; b < B; b++) {
+      rows.fill(b * T, b * L, (b + 1) * L);
+      for (let j = 0; j < tokens[b]; j++) {
+        const t = start[b] - 1 + j;
+        rows[b * L + j] = b * T + t;
+        targets.i32[b * L + j] = ids.i32[b * T + t + 1];
+      }
+    }
+    const D = h.size(-1);
+    const picked = reshape(embedding(reshape(h, [B * T, D]), Tensor.fromBuffer(rows, [B * L])), [B, L, D]);
+    return responseLogps(this.trunk.head(picked), targets, tokens);
   }
 }
 
