@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import { run as dpoCli } from '../src/cli/commands/dpo.js';
 import { run as grpoCli } from '../src/cli/commands/grpo.js';
@@ -128,6 +128,15 @@ test('an adapter whose base is missing or does not fit: an error naming the fiel
   assert.equal(existsSync(out), false, 'nothing written');
   // --base names the base: the right one works, one of another shape is refused naming the tensors.
   near(logits(loadModelFolder(orphan, { base })), logits(loadPretrained(join(sft, 'merged'))), 1e-5, '--base');
+  // A base recorded relative to a folder above the adapter (a training worker runs in the shared models folder and
+  // records it so) is found there, from any working folder.
+  const nested = join(root, 'job-9', 'model');
+  cpSync(orphan, nested, { recursive: true });
+  writeFileSync(
+    join(nested, 'adapter_config.json'),
+    JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), base_model_name_or_path: relative(root, base) }),
+  );
+  near(logits(loadModelFolder(nested)), logits(loadPretrained(join(sft, 'merged'))), 1e-5, 'a base above the adapter');
   const other = writeTinyModel(join(root, 'other'), { nEmbd: 48 });
   await assert.rejects(
     dpoCli(['--model', orphan, '--base', other, '--data', rankings, '--out', out]),

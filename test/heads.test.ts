@@ -139,6 +139,7 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
     for (const [i, g] of viaGather.entries()) assert.ok(relativeError(g, viaAllLogits[i]) < 1e-4, `parameter ${i}`);
     assert.throws(() => rm.scoreAt(ids, lastIndex), /likelihood term: give responseStart/);
     assert.throws(() => rm.scoreAt(ids, [4, 0], { responseStart: [2, 1] }), /row 1: the response must/);
+    assert.throws(() => rm.scoreAt(ids, [4, 2], { responseStart: [5, 1] }), /row 0: the response must/);
     rm.zeroGrad();
     const want = noGrad(() => tidy(() => rm.scoreAt(ids, lastIndex, opts).toArray()));
     const dir = mkdtempSync(join(tmpdir(), 'ik-rm-ll-'));

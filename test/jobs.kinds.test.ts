@@ -39,7 +39,8 @@ test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their mo
     const small = { batchSize: 4, lr: 0.001 };
     const rm = await run('rm', { ...small, epochs: 1 });
     assert.deepEqual([rm.kind, rm.head, rm.lineage], ['rm', 'scalar', [base.id]]);
-    const ptx = join(root, 'corpus.txt');
+    // In the shared models folder, so recorded relative to it like the models.
+    const ptx = join(modelsDir, 'corpus.txt');
     writeFileSync(ptx, WORDS.map((w) => `say ${w} please.`).join('\n\n'));
     const rollout = { steps: 2, batchSize: 4, miniBatchSize: 2, maxNewTokens: 4 };
     const ppo = await run(
@@ -50,7 +51,7 @@ test('jobs: rm, ppo (-ptx), grpo and dpo run in the worker and register their mo
     assert.deepEqual([ppo.kind, ppo.head, ppo.parentId], ['ppo', 'causal', base.id]);
     assert.equal(ppo.config?.steps, 2);
     const ppoJob = await store.jobs.get(ppo.jobId!);
-    assert.equal(ppoJob.rewardModelId, rm.id);
+    assert.deepEqual([ppoJob.rewardModelId, ppoJob.ptx], [rm.id, 'corpus.txt']);
     assert.equal(typeof ppo.metrics?.['ptx/loss'], 'number', 'PPO-ptx mixed in the corpus');
     // Its moving average of the policy's weights is a version of its own, the policy its parent.
     const ema = (await store.models.list()).find((m) => m.name === `${ppo.name}-ema`);

@@ -21,6 +21,13 @@ test('registryPath: relative inside the models folder (through links too), absol
   assert.equal(registryPath(mount, inside), 'job-3/model', 'the models folder named through a link');
   assert.equal(registryPath(models, join(mount, 'job-3', 'model')), 'job-3/model', 'the folder named through a link');
   assert.equal(registryPath(models, join(models, '..hidden')), '..hidden', 'a name starting with dots is inside');
+  mkdirSync(join(root, 'elsewhere'));
+  symlinkSync(join(root, 'elsewhere'), join(models, 'linked'));
+  assert.equal(
+    registryPath(models, join(models, 'linked')),
+    'linked',
+    'a link in the models folder to a folder elsewhere',
+  );
   assert.equal(registryPath(models, join(root, 'base')), join(root, 'base'));
   assert.equal(registryPath(models, models), models, 'the models folder itself is not a model of it');
   assert.equal(registryPath(undefined, inside), inside);

@@ -62,8 +62,18 @@ test("models: a folder in the shared models folder is recorded relative to it an
   const mount = join(root, 'mount');
   symlinkSync(shared, mount);
   const pool = new SamplerPool();
-  const { app, admin } = await setup({ jobsDir: mount, servedModels: pool });
+  const { app, admin, store } = await setup({ jobsDir: mount, servedModels: pool });
   try {
+    // Registered by an older version, by its absolute path: the same folder is still the same version.
+    writeTinyModel(join(shared, 'old'));
+    const old = await store.models.register({
+      name: 'old',
+      path: join(shared, 'old'),
+      kind: 'registered',
+      head: 'causal',
+    });
+    const oldAgain = await admin.post('/api/admin/models', { path: join(mount, 'old') });
+    assert.deepEqual([oldAgain.status, oldAgain.json.model.id], [200, old.model.id]);
     const r = await admin.post('/api/admin/models', { path: join(shared, 'tiny'), name: 'tiny' });
     assert.deepEqual([r.status, r.json.model.path], [201, 'tiny']);
     const again = await admin.post('/api/admin/models', { path: join(mount, 'tiny') });

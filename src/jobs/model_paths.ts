@@ -7,16 +7,25 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
-// Through symbolic links, so that a folder reached by another name of the models folder is still seen inside it.
 const real = (path: string) => (existsSync(path) ? realpathSync(path) : resolve(path));
 
-/** How the registry records `dir`: relative to `modelsDir` when inside it, else absolute. */
+/** `path` relative to `root` ('/'-separated) when inside it, else null. */
+function inside(root: string, path: string): string | null {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)
+    ? rel.split(sep).join('/')
+    : null;
+}
+
+/**
+ * How the registry records `dir`: relative to `modelsDir` when inside it, else absolute. Inside as written (a link
+ * in the models folder to a folder elsewhere is still in it), or through symbolic links (the folder reached by
+ * another name of the models folder).
+ */
 export function registryPath(modelsDir: string | undefined, dir: string): string {
   const path = resolve(dir);
   if (modelsDir === undefined) return path;
-  const rel = relative(real(modelsDir), real(path));
-  const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-  return inside ? rel.split(sep).join('/') : path;
+  return inside(resolve(modelsDir), path) ?? inside(real(modelsDir), real(path)) ?? path;
 }
 
 /** The folder a registry path names on this machine. */

@@ -5,7 +5,7 @@
  * field.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
 import { isAdapterFolder } from '../models/lora.js';
@@ -55,7 +55,7 @@ export async function registerFolder(
       head,
       params,
     },
-    { suffix: opts.name === undefined },
+    { suffix: opts.name === undefined, formerPaths: [path, realpathSync(path)] },
   );
 }
 
@@ -128,7 +128,7 @@ export async function enqueueJob(store: Store, jobsDir: string, req: JobRequest,
         config,
         dataHash,
         dataCount: records.length,
-        ptx: req.ptx === undefined ? null : resolve(req.ptx),
+        ptx: req.ptx === undefined ? null : registryPath(jobsDir, req.ptx),
         createdBy,
       },
       (id) => {

@@ -4,7 +4,7 @@
 // merged in: the base is adapter_config.json's base_model_name_or_path read as a local folder, or the one given
 // (`--base`), and it must fit the adapter.
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Tokenizer } from '../tokenizer/index.js';
 import { ScalarModel } from './heads.js';
 import { type CausalLM, type LoadOptions, loadPretrained, loadScalarPretrained, storedAsBf16 } from './hf.js';
@@ -35,8 +35,10 @@ export function modelFolder(dir: string, base?: string): { configDir: string; ad
       throw new Error(`--base ${base}: not a model folder (no config.json) to put the adapter ${dir} on`);
     return { configDir: base, adapter: dir };
   }
-  // The base as recorded: a path from where training ran, or else from the adapter folder.
-  const tried = recorded === null ? [] : isAbsolute(recorded) ? [recorded] : [resolve(recorded), join(dir, recorded)];
+  // The base as recorded: a path from where training ran, or else from the adapter folder or a folder above it (a
+  // training worker runs in the shared models folder, and records bases relative to it).
+  const tried =
+    recorded === null ? [] : isAbsolute(recorded) ? [recorded] : [resolve(recorded), ...aboveAndAt(dir, recorded)];
   const found = tried.find(isModel);
   if (!found)
     throw new Error(
@@ -44,6 +46,15 @@ export function modelFolder(dir: string, base?: string): { configDir: string; ad
         `${tried.length > 0 ? ` (tried ${tried.join(', ')})` : ''}; give the base model folder with --base`,
     );
   return { configDir: found, adapter: dir };
+}
+
+/** `rel` joined to `dir` and to each folder above it, nearest first. */
+function aboveAndAt(dir: string, rel: string): string[] {
+  const out: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    out.push(join(d, rel));
+    if (dirname(d) === d) return out;
+  }
 }
 
 /** The folder whose tokenizer.json a model uses: its own, or an adapter folder's base's. */

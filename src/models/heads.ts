@@ -87,10 +87,10 @@ export class ScalarModel extends Module {
     const tokens: number[] = [];
     for (let b = 0; b < B; b++) {
       check(
-        start[b] >= 1 && start[b] <= last[b],
+        start[b] >= 1 && start[b] <= last[b] && last[b] < T,
         'ScalarModel',
         () =>
-          `row ${b}: the response must start after the prompt's first token and hold a token (start ${start[b]}, last ${last[b]})`,
+          `row ${b}: the response must start after the prompt's first token, hold a token and end in the row (start ${start[b]}, last ${last[b]}, length ${T})`,
       );
       tokens.push(last[b] - start[b] + 1);
     }

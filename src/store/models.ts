@@ -65,13 +65,20 @@ export class Models extends Aggregate {
    * Registers a folder, or returns the version already registered at its path (`created` says which). Names are
    * unique (versions are served and picked by name): a name someone chose that another folder holds is a conflict;
    * a name the platform picked (`suffix`: a folder's base name, a job's `sft-3`) gets `-2`, `-3`... instead.
+   * `formerPaths`: other paths the same folder may have been registered under (absolute, before the registry
+   * recorded folders in the models folder relative to it).
    */
   async register(
     m: NewModelVersion,
-    opts: { suffix?: boolean } = {},
+    opts: { suffix?: boolean; formerPaths?: string[] } = {},
   ): Promise<{ model: ModelVersion; created: boolean }> {
     if (m.parentId != null) await this.get(m.parentId);
-    const registered = await this.db.selectFrom('models').selectAll().where('path', '=', m.path).executeTakeFirst();
+    const registered = await this.db
+      .selectFrom('models')
+      .selectAll()
+      .where('path', 'in', [m.path, ...(opts.formerPaths ?? [])])
+      .orderBy('id')
+      .executeTakeFirst();
     if (registered) return { model: await this.withLineage(registered), created: false };
     let name = m.name;
     for (let n = 2; ; n++) {

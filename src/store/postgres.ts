@@ -2,7 +2,7 @@
  * PostgreSQL through `pg`'s pool and Kysely: one database shared by several app servers. The URL may carry libpq's
  * `options` (e.g. `?options=-c%20search_path%3Dlabels` to keep the tables in another schema).
  */
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { isStalePlan, openError } from './errors.js';
 import { migrate } from './migrations.js';
@@ -70,21 +70,40 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await db.destroy();
     throw openError(err, opts.url) ?? err;
   }
-  return new Store(db, 'postgres', opts.now ?? (await databaseClock(db)));
+  return new Store(db, 'postgres', opts.now ?? (await databaseClock(pool)));
 }
 
 /**
- * This process's clock shifted to the database server's (measured once, to within half a round-trip). Heartbeats,
- * leases and deadlines that one machine writes are compared by another against its own "now", and machines' clocks
- * may be off by minutes: a worker whose clock ran behind would have its live job reclaimed.
+ * This process's clock shifted to the database server's (to within half a round-trip). Heartbeats, leases and
+ * deadlines that one machine writes are compared by another against its own "now", and machines' clocks may be off
+ * by minutes: a worker whose clock ran behind would have its live job reclaimed. The shift is measured again in the
+ * background at most once a minute, so that a clock stepped after start-up (NTP, just after boot) is followed. Sent
+ * on the pool, not through Kysely, so that it is not counted among the store's statements.
  */
-async function databaseClock(db: Kysely<Database>): Promise<() => number> {
-  const sent = Date.now();
-  const { rows } = await sql<{ ms: number }>`select extract(epoch from clock_timestamp())::float8 * 1000 as ms`.execute(
-    db,
-  );
-  const offset = Math.round(rows[0].ms - (sent + Date.now()) / 2);
-  return () => Date.now() + offset;
+async function databaseClock(pool: pg.Pool): Promise<() => number> {
+  let offset = 0;
+  let measuredAt = 0;
+  let measuring = false;
+  const measure = async () => {
+    const sent = Date.now();
+    const { rows } = await pool.query('select extract(epoch from clock_timestamp())::float8 * 1000 as ms');
+    const back = Date.now();
+    offset = Math.round(rows[0].ms - (sent + back) / 2);
+    measuredAt = back;
+  };
+  await measure();
+  return () => {
+    const now = Date.now();
+    if (now - measuredAt > 60_000 && !measuring) {
+      measuring = true;
+      measure()
+        .catch(() => {})
+        .finally(() => {
+          measuring = false;
+        });
+    }
+    return now + offset;
+  };
 }
 
 /**

@@ -274,7 +274,7 @@ export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export interface ModelsTable {
   id: Generated<number>;
   name: string;
-  /** Absolute path of the folder (unique). */
+  /** The folder (unique): relative to the shared models folder when inside it, else absolute. */
   path: string;
   kind: ModelKind;
   head: ModelHead;

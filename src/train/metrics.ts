@@ -3,11 +3,11 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
+  fstatSync,
   openSync,
   readFileSync,
   readSync,
   renameSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 
@@ -99,22 +99,29 @@ function parseRecords(text: string, out: Metrics[] = []): Metrics[] {
 export class MetricsFollower {
   private rows: Metrics[] = [];
   private offset = 0;
-  private file: number | null = null;
+  private inode: number | null = null;
 
   constructor(readonly path: string) {}
 
   /** The records so far (the same array, grown), none while the file does not exist. */
   read(): Metrics[] {
-    const st = statSync(this.path, { throwIfNoEntry: false });
-    if (!st || st.ino !== this.file || st.size < this.offset) {
+    if (!existsSync(this.path)) {
       this.rows = [];
       this.offset = 0;
-      this.file = st?.ino ?? null;
+      this.inode = null;
+      return this.rows;
     }
-    if (!st || st.size === this.offset) return this.rows;
-    const chunk = Buffer.alloc(st.size - this.offset);
+    // Size and inode of the file opened, so that a rewrite renamed in meanwhile is not read from the old offset.
     const fd = openSync(this.path, 'r');
+    let chunk: Buffer;
     try {
+      const st = fstatSync(fd);
+      if (st.ino !== this.inode || st.size < this.offset) {
+        this.rows = [];
+        this.offset = 0;
+        this.inode = st.ino;
+      }
+      chunk = Buffer.alloc(st.size - this.offset);
       readSync(fd, chunk, 0, chunk.length, this.offset);
     } finally {
       closeSync(fd);
