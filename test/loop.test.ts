@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { loadPretrained } from '../src/models/index.js';
 import { readHeader } from '../src/models/safetensors.js';
@@ -25,6 +25,7 @@ import { sftDefaults, sftSpec, trainSft } from '../src/rlhf/sft.js';
 import { Rng, scale, sum, tensor } from '../src/tensor/index.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { cleanStaleCheckpoints } from '../src/train/checkpoint.js';
+import { diffConfigs } from '../src/train/config.js';
 import { runTrainer, type Trainer } from '../src/train/loop.js';
 import { MetricsFollower, MetricsLog, readMetrics } from '../src/train/metrics.js';
 import { pretrainSpec } from '../src/train/pretrain.js';
@@ -357,4 +358,18 @@ test('metrics.jsonl followed as it grows: new lines only, a line read once whole
     ],
   );
   rmSync(dir, { recursive: true });
+});
+
+test('--resume: a path saved absolute and given relative (or the reverse) names the same file; another file is refused', () => {
+  const here = (p: string) => resolve(p);
+  assert.deepEqual(diffConfigs({ data: here('job-3/data.jsonl') }, { data: 'job-3/data.jsonl' }, []), []);
+  assert.deepEqual(diffConfigs({ ptx: ['a.txt', here('b.txt')] }, { ptx: [here('a.txt'), './b.txt'] }, []), []);
+  assert.deepEqual(diffConfigs({ model: 'job-1/model' }, { model: 'job-1/model' }, []), [], 'the same words');
+  const moved = diffConfigs({ data: here('job-3/data.jsonl') }, { data: 'job-4/data.jsonl' }, []);
+  assert.deepEqual(
+    moved.map((d) => d.field),
+    ['"data" (--data)'],
+  );
+  assert.equal(diffConfigs({ ptx: ['a.txt'] }, { ptx: ['a.txt', 'b.txt'] }, []).length, 1);
+  assert.equal(diffConfigs({ promptFormat: 'chat' }, { promptFormat: 'plain' }, []).length, 1);
 });

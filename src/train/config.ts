@@ -3,7 +3,7 @@
 // field, its flag and what it must be), the command-line flags and --help. A run's config is defaults ← a JSON or
 // YAML file (--config) ← flags, printed at the start and saved beside its checkpoints.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
@@ -344,9 +344,18 @@ export function diffConfigs(
     const b = JSON.stringify(now[k]) ?? 'nothing';
     if (!(k in saved) && b === (JSON.stringify(k in defaults ? defaults[k] : null) ?? 'nothing')) continue;
     const a = JSON.stringify(saved[k]) ?? 'nothing';
-    if (a !== b) out.push({ field: `"${k}" (${flagOf(k)})`, saved: a, now: b });
+    if (a !== b && !samePlaces(saved[k], now[k])) out.push({ field: `"${k}" (${flagOf(k)})`, saved: a, now: b });
   }
   return out;
+}
+
+// Paths (or lists of them) that name the same files from here: a run saved with absolute paths resumed with relative
+// ones, as a training worker now passes them from the models folder.
+function samePlaces(a: unknown, b: unknown): boolean {
+  const as = typeof a === 'string' ? [a] : a;
+  const bs = typeof b === 'string' ? [b] : b;
+  if (!Array.isArray(as) || !Array.isArray(bs) || as.length !== bs.length || as.length === 0) return false;
+  return as.every((x, i) => typeof x === 'string' && typeof bs[i] === 'string' && resolve(x) === resolve(bs[i]));
 }
 
 /** Writes the config into the run folder (created if needed) and returns its path. */
