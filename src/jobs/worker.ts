@@ -38,9 +38,6 @@ const METRIC_ROWS = 300;
 /** The trainer's niceness (0 normal, 19 lowest). */
 const TRAINER_NICE = 10;
 
-/** The job folder a record names, under this machine's models folder. */
-export const jobDir = (modelsDir: string, job: Pick<Job, 'dir'>) => resolve(modelsDir, job.dir);
-
 let setprivOk: boolean | undefined;
 function hasSetpriv(): boolean {
   if (setprivOk === undefined) {
@@ -129,8 +126,9 @@ export class TrainingWorker {
 
   private async train(job: Job): Promise<void> {
     const { store } = this.o;
-    const dir = jobDir(this.o.modelsDir, job);
-    const out = join(dir, 'model');
+    // The trainer's output folder: as the trainer is given it (relative, see below) and on this machine.
+    const outArg = join(job.dir, 'model');
+    const out = resolve(this.o.modelsDir, outArg);
     const kind = JOB_KINDS[job.kind];
     const base = await store.models.get(job.baseModelId);
     const reward = job.rewardModelId === null ? null : await store.models.get(job.rewardModelId);
@@ -142,7 +140,7 @@ export class TrainingWorker {
       reward: reward?.path ?? null,
       data: join(job.dir, 'data.jsonl'),
       config: join(job.dir, 'config.json'),
-      out: join(job.dir, 'model'),
+      out: outArg,
       ptx: job.ptx,
     });
     // A folder of an earlier attempt: continue from its newest checkpoint (the loop starts afresh if it has none).

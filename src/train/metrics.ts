@@ -105,22 +105,13 @@ export class MetricsFollower {
 
   /** The records so far (the same array, grown), none while the file does not exist. */
   read(): Metrics[] {
-    if (!existsSync(this.path)) {
-      this.rows = [];
-      this.offset = 0;
-      this.inode = null;
-      return this.rows;
-    }
+    if (!existsSync(this.path)) return this.restart(null);
     // Size and inode of the file opened, so that a rewrite renamed in meanwhile is not read from the old offset.
     const fd = openSync(this.path, 'r');
     let chunk: Buffer;
     try {
       const st = fstatSync(fd);
-      if (st.ino !== this.inode || st.size < this.offset) {
-        this.rows = [];
-        this.offset = 0;
-        this.inode = st.ino;
-      }
+      if (st.ino !== this.inode || st.size < this.offset) this.restart(st.ino);
       chunk = Buffer.alloc(st.size - this.offset);
       readSync(fd, chunk, 0, chunk.length, this.offset);
     } finally {
@@ -130,6 +121,14 @@ export class MetricsFollower {
     const end = chunk.lastIndexOf(0x0a) + 1;
     parseRecords(chunk.subarray(0, end).toString('utf8'), this.rows);
     this.offset += end;
+    return this.rows;
+  }
+
+  /** Forgets what was read: the file is new (this inode), or gone. */
+  private restart(inode: number | null): Metrics[] {
+    this.rows = [];
+    this.offset = 0;
+    this.inode = inode;
     return this.rows;
   }
 }
