@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { TrainingWorker } from '../src/jobs/worker.js';
@@ -160,6 +160,8 @@ test('e2e: demonstrations → SFT → ranking candidates from SFT and base → r
   assert.deepEqual([sftJob.config.lr, sftJob.config.epochs, sftJob.config.batchSize], [0.003, 2, 4]);
   await nav('Models');
   await page.getByTestId('model-2').filter({ hasText: sft }).waitFor();
+  // The job's folder is recorded relative to the models folder; the page says relative to what.
+  assert.ok(((await page.getByTestId('models-dir').textContent()) ?? '').includes(resolve(modelsDir)));
   await shot('admin-models-sft');
 
   // ------------------------------------------------- the SFT version and the base make the ranking candidates

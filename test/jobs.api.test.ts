@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { TrainingWorker } from '../src/jobs/worker.js';
 import { testDb } from './helpers/db.js';
@@ -99,7 +99,9 @@ test('jobs API: 422s, a job trains while the API answers, its model joins the re
     assert.match(chart.body as string, /<svg[\s\S]*train\/loss/);
     assert.equal((await admin.get(`/api/admin/jobs/${id}/chart.svg?of=nothing`)).status, 400);
 
-    const models = (await admin.get('/api/models')).json.models;
+    const registry = (await admin.get('/api/models')).json;
+    assert.equal(registry.modelsDir, resolve(modelsDir), 'what the relative paths are relative to, on this server');
+    const models = registry.models;
     const made = models.find((m: { id: number }) => m.id === job.model);
     assert.equal(made.name, `sft-${id}`);
     assert.deepEqual([made.kind, made.parentId, made.jobId, made.lineage], ['sft', base.id, id, [base.id]]);

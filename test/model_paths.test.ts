@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { localPath, registryPath } from '../src/jobs/model_paths.js';
+import { adoptAbsolutePaths, registerFolder } from '../src/jobs/queue.js';
+import { openStore } from '../src/store/index.js';
+import { writeTinyModel } from './helpers/tiny_lm.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ik-model-paths-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -42,4 +45,23 @@ test("localPath: a relative path is found in this machine's models folder; absol
     () => localPath(undefined, 'job-3/model'),
     /job-3\/model is inside the shared models folder: .*--models/,
   );
+});
+
+test('adoptAbsolutePaths: folders an older version registered by absolute path in the models folder become relative', async () => {
+  const models = join(root, 'adopt', 'models');
+  const store = await openStore({ db: join(root, 'adopt.sqlite') });
+  try {
+    // Registered without a models folder, as before the registry recorded relative paths.
+    const inside = (await registerFolder(store, writeTinyModel(join(models, 'job-1', 'model')))).model;
+    const outside = (await registerFolder(store, writeTinyModel(join(root, 'adopt', 'base')))).model;
+    assert.equal(inside.path, join(models, 'job-1', 'model'));
+    assert.equal(await adoptAbsolutePaths(store, models), 1);
+    const paths = new Map((await store.models.list()).map((m) => [m.id, m.path]));
+    assert.equal(paths.get(inside.id), 'job-1/model');
+    assert.equal(paths.get(outside.id), join(root, 'adopt', 'base'), 'a folder elsewhere keeps its absolute path');
+    const again = await registerFolder(store, join(models, 'job-1', 'model'), { modelsDir: models });
+    assert.deepEqual([again.created, again.model.id], [false, inside.id]);
+  } finally {
+    await store.close();
+  }
 });

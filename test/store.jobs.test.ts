@@ -61,6 +61,23 @@ test('registry: a folder is registered once, versions carry their lineage', asyn
   });
 });
 
+test('registry: relocate records folders at new paths, never onto a path another version holds', async () => {
+  await withStore(async (s) => {
+    const old = await s.models.register(base);
+    const job = await s.models.register({ ...base, name: 'sft-1', path: '/m/job-1/model' });
+    const taken = await s.models.register({ ...base, name: 'sft-1b', path: 'job-1/model' });
+    const inModels = (p: string) => (p.startsWith('/m/') ? p.slice(3) : p);
+    assert.equal(await s.models.relocate(inModels), 1, 'base moved; job-1/model is already taken');
+    const paths = new Map((await s.models.list()).map((m) => [m.id, m.path]));
+    assert.deepEqual(
+      [paths.get(old.model.id), paths.get(job.model.id), paths.get(taken.model.id)],
+      ['base', '/m/job-1/model', 'job-1/model'],
+    );
+    assert.equal(await s.models.relocate(inModels), 0, 'nothing left to move');
+    assert.equal((await s.models.register({ ...base, name: 'again', path: 'base' })).model.id, old.model.id);
+  });
+});
+
 async function queue(s: Store) {
   const { model } = await s.models.register(base);
   const job = await s.jobs.enqueue(

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { folderKind, parameterCount } from '../models/index.js';
 import { isAdapterFolder } from '../models/lora.js';
 import {
@@ -57,6 +57,14 @@ export async function registerFolder(
     },
     { suffix: opts.name === undefined, formerPaths: [path, realpathSync(path)] },
   );
+}
+
+/**
+ * Folders an older version registered by absolute path inside the models folder, recorded relative to it (as
+ * registerFolder records them now), so that machines mounting that folder elsewhere find them too.
+ */
+export function adoptAbsolutePaths(store: Store, modelsDir: string): Promise<number> {
+  return store.models.relocate((path) => (isAbsolute(path) ? registryPath(modelsDir, path) : path));
 }
 
 export interface JobRequest {

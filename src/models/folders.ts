@@ -40,11 +40,16 @@ export function modelFolder(dir: string, base?: string): { configDir: string; ad
   const tried =
     recorded === null ? [] : isAbsolute(recorded) ? [recorded] : [resolve(recorded), ...aboveAndAt(dir, recorded)];
   const found = tried.find(isModel);
-  if (!found)
+  if (!found) {
+    const where =
+      recorded !== null && !isAbsolute(recorded)
+        ? ` (looked in ${process.cwd()}, in ${resolve(dir)} and in each folder above it)`
+        : '';
     throw new Error(
       `${path}: field "base_model_name_or_path" is ${JSON.stringify(recorded)}, which is not a local model folder` +
-        `${tried.length > 0 ? ` (tried ${tried.join(', ')})` : ''}; give the base model folder with --base`,
+        `${where}; give the base model folder with --base`,
     );
+  }
   return { configDir: found, adapter: dir };
 }
 

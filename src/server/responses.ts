@@ -390,7 +390,8 @@ export const responses = {
   Eval: Type.Object({ eval: EvalRow }),
   Evals: Type.Object({ evals: Type.Array(EvalRow) }),
   EvalRatings,
-  Models: Type.Object({ models: Type.Array(ModelVersion) }),
+  // modelsDir: what relative paths are relative to, on this server (null when it queues no jobs).
+  Models: Type.Object({ models: Type.Array(ModelVersion), modelsDir: Type.Union([Type.String(), Type.Null()]) }),
   Model: Type.Object({ model: ModelVersion }),
   Jobs: Type.Object({ jobs: Type.Array(JobRow) }),
   Job: Type.Object({ job: JobDetail }),

@@ -116,6 +116,30 @@ export class Models extends Aggregate {
     return { model: await this.withLineage(row), created: inserted !== undefined };
   }
 
+  /**
+   * Records each version's folder at `to(path)` instead, where that differs and no other version holds it; returns
+   * how many moved. (Servers and workers move folders an older version registered by absolute path inside the shared
+   * models folder to paths relative to it.)
+   */
+  async relocate(to: (path: string) => string): Promise<number> {
+    let moved = 0;
+    for (const r of await this.db.selectFrom('models').select(['id', 'path']).execute()) {
+      const path = to(r.path);
+      if (path === r.path) continue;
+      const done = await this.db
+        .updateTable('models')
+        .set({ path })
+        .where('id', '=', r.id)
+        .where('path', '=', r.path)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('models as other').select('other.id').where('other.path', '=', path))),
+        )
+        .executeTakeFirst();
+      moved += Number(done.numUpdatedRows);
+    }
+    return moved;
+  }
+
   async get(id: number): Promise<ModelVersion> {
     const row = await this.db.selectFrom('models').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new StoreError('not_found', `model ${id} is not in the registry`);

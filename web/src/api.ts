@@ -188,7 +188,7 @@ export const api = {
     request<R<'ScreeningSet'>>('PUT', '/api/admin/screening', { goldIds, passThreshold }),
   dashboard: () => get<R<'Dashboard'>>('/api/admin/dashboard'),
   // model registry and training jobs
-  registry: () => get<{ models: ModelVersion[] }>('/api/models'),
+  registry: () => get<{ models: ModelVersion[]; modelsDir: string | null }>('/api/models'),
   registerModel: (path: string, name?: string) => post<{ model: ModelVersion }>('/api/admin/models', { path, name }),
   jobKinds: () => get<{ kinds: JobKindInfo[] }>('/api/admin/jobs/kinds'),
   jobs: () => get<{ jobs: JobRow[] }>('/api/admin/jobs'),

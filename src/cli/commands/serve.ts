@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { registerFolder } from '../../jobs/queue.js';
+import { adoptAbsolutePaths, registerFolder } from '../../jobs/queue.js';
 import { checkModelFolder } from '../../models/index.js';
 import { defaultWebRoot, parseMemory, SamplerPool, serve } from '../../server/index.js';
 import { describeDb, openStore } from '../../store/index.js';
@@ -72,6 +72,9 @@ export async function run(args: string[]): Promise<number> {
     pool = new SamplerPool({
       budgetBytes: values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined,
     });
+    const moved = await adoptAbsolutePaths(store, resolve(values.models));
+    if (moved > 0)
+      console.error(`registry: ${moved} model folder(s) now recorded relative to ${resolve(values.models)}`);
     for (const dir of values.model ?? []) {
       // Checked before the folder is registered, so a refused start leaves the registry as it was.
       checkModelFolder(dir, 'causal');

@@ -1,6 +1,7 @@
 // instructkit worker: claims training jobs from the database and runs them one at a time (src/jobs/worker.ts).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { adoptAbsolutePaths } from '../../jobs/queue.js';
 import { TrainingWorker } from '../../jobs/worker.js';
 import { describeDb, openStore } from '../../store/index.js';
 import { numberFlag } from '../flags.js';
@@ -42,6 +43,8 @@ export async function run(args: string[]): Promise<number> {
   const ms = (flag: string) =>
     numberFlag(values[flag as 'poll-ms'], `--${flag}`, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
   const store = await openStore({ db: values.db });
+  const moved = await adoptAbsolutePaths(store, resolve(values.models));
+  if (moved > 0) console.error(`registry: ${moved} model folder(s) now recorded relative to ${resolve(values.models)}`);
   const worker = new TrainingWorker({
     store,
     modelsDir: resolve(values.models),

@@ -1,4 +1,5 @@
 /** The model registry: every version with its lineage, and registering an existing model folder. */
+import { resolve } from 'node:path';
 import { registerFolder } from '../../jobs/queue.js';
 import type { RouteContext } from '../context.js';
 import { responses as R } from '../responses.js';
@@ -8,6 +9,7 @@ export function modelRoutes(ctx: RouteContext): void {
 
   app.get('/api/models', { config: { auth: 'admin' }, schema: { response: { 200: R.Models } } }, async () => ({
     models: await store.models.list(),
+    modelsDir: opts.jobsDir === undefined ? null : resolve(opts.jobsDir),
   }));
 
   app.post(

@@ -7,6 +7,11 @@ const shortHash = (h: string | null) => (h ? h.slice(0, 10) : '—');
 const paramsText = (n: number | null) =>
   n === null ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} k` : String(n);
 
+/** Where a registry path is on this server: a relative one is inside the models folder. */
+function folderOnServer(path: string, modelsDir: string | null): string {
+  return path.startsWith('/') || modelsDir === null ? path : `${modelsDir}/${path}`;
+}
+
 /** "base ← sft-3 ← ppo-7": a version's ancestry by name, oldest first. */
 export function lineageText(m: ModelVersion, byId: Map<number, ModelVersion>): string {
   return [...m.lineage]
@@ -53,6 +58,12 @@ export function AdminModels() {
       </div>
       <ErrorBox error={list.error} />
       <Card title="Versions">
+        {list.data?.modelsDir && models.some((m) => !m.path.startsWith('/')) && (
+          <p className="small muted" data-testid="models-dir">
+            Folders without a leading / are inside the shared models folder, which this server reads at{' '}
+            <code>{list.data.modelsDir}</code> (each worker names it with its own --models).
+          </p>
+        )}
         {!list.data ? (
           <Spinner />
         ) : models.length === 0 ? (
@@ -76,7 +87,7 @@ export function AdminModels() {
                   <td>{m.id}</td>
                   <td>
                     <div className="strong">{m.name}</div>
-                    <div className="small muted clip" title={m.path}>
+                    <div className="small muted clip" title={folderOnServer(m.path, list.data?.modelsDir ?? null)}>
                       {m.path}
                     </div>
                   </td>
