@@ -218,3 +218,26 @@ test("jobs: a worker whose clock runs an hour behind keeps its job (the store ke
     await s.close();
   }
 });
+
+// A clock stepped after start-up (NTP just after boot) is followed: the shift is measured again, in the background.
+test("jobs: the store follows its process's clock when it is stepped after start-up", {
+  skip: testDialect() === 'sqlite' && 'one file on one machine, one clock',
+}, async () => {
+  const s = await openStore({ db: await testDb() });
+  const real = Date.now;
+  try {
+    assert.ok(Math.abs(s.now() - real()) < 5_000, 'the database and this process share a machine here');
+    Date.now = () => real() + 7_200_000; // stepped two hours ahead: over a minute since the last measure
+    const stale = s.now();
+    assert.ok(stale - real() > 7_000_000, 'the shift measured at start-up still applies until it is measured again');
+    let now = stale;
+    for (let i = 0; i < 100 && Math.abs(now - real()) > 5_000; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      now = s.now();
+    }
+    assert.ok(Math.abs(now - real()) < 5_000, `after the new measure the store is ${now - real()} ms off the database`);
+  } finally {
+    Date.now = real;
+    await s.close();
+  }
+});
