@@ -93,3 +93,22 @@ test('jobs: the config form sections hold every field of each kind once; PPO fol
       kind,
     );
 });
+
+test('jobs: an idle worker says once that it is waiting, and stops when asked', async () => {
+  const store = await openStore({ db: await testDb() });
+  const lines: string[] = [];
+  const worker = new TrainingWorker({ store, modelsDir: join(root, 'idle'), pollMs: 10, log: (l) => lines.push(l) });
+  try {
+    const running = worker.run();
+    await new Promise((r) => setTimeout(r, 200));
+    worker.stop();
+    await running;
+    assert.deepEqual(
+      lines.map((l) => l.replace(/^worker \S+: /, '')),
+      ['no job queued; looking again every 0.01 s'],
+      'one line for the idle spell, not one per poll',
+    );
+  } finally {
+    await store.close();
+  }
+});

@@ -405,6 +405,11 @@ test('store: an unreachable PostgreSQL at start-up is a clear error naming the h
   );
   assert.match(err.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:1 \(database labels\): ECONNREFUSED/);
   assert.ok(!err.message.includes('s3cret'));
+  await assert.rejects(
+    openStore({ db: 'postgres://labels:s3cret@[::1/labels' }),
+    (e: Error) =>
+      /^not a valid PostgreSQL URL: write it as postgres:\/\//.test(e.message) && !e.message.includes('s3cret'),
+  );
 });
 
 test('db copy: SQLite → this dialect → SQLite keeps every row and id; a non-empty target is refused untouched', async () => {

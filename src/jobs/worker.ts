@@ -83,12 +83,17 @@ export class TrainingWorker {
 
   /** Runs jobs until `stop()`. */
   async run(): Promise<void> {
+    let idle = false;
     while (!this.stopping) {
       // A database out of reach for a while (restarting, a lost connection) is waited out, not fatal.
       const job = await this.runOnce().catch((e: Error) => {
         this.say(`cannot reach the job queue (${e.message}); trying again`);
         return null;
       });
+      // Said once per idle spell, so that a quiet worker is seen to be waiting, not stuck.
+      if (!job && !idle && !this.stopping)
+        this.say(`no job queued; looking again every ${(this.o.pollMs ?? 2000) / 1000} s`);
+      idle = !job;
       if (!job && !this.stopping)
         await new Promise<void>((r) => {
           this.wake = r;

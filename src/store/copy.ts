@@ -89,8 +89,9 @@ async function nonEmpty(store: Store): Promise<string[]> {
       .selectFrom(table)
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
-    const fresh = table === 'groups' ? await onlyDefaultGroups(store) : count(n as number) === 0;
-    if (!fresh) out.push(`${table} (${count(n as number)} rows)`);
+    const rows = count(n as number);
+    const fresh = table === 'groups' ? await onlyDefaultGroups(store) : rows === 0;
+    if (!fresh) out.push(`${table} (${rows} row${rows === 1 ? '' : 's'})`);
   }
   return out;
 }

@@ -51,8 +51,8 @@ export function openError(err: unknown, url: string): Error | undefined {
   } catch {}
   const why = err instanceof Error ? (refused ? err.message : code || err.message) : String(err);
   const hint = refused
-    ? 'check the user, password and database in the --db URL'
-    : 'is the server running and the --db URL right?';
+    ? 'check the user, password and database in the database URL'
+    : 'is the server running and the database URL right?';
   return new Error(`cannot ${refused ? 'open' : 'reach'} ${where}: ${why} — ${hint}`, { cause: err });
 }
 

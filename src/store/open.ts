@@ -14,7 +14,12 @@ export interface StoreOptions {
 }
 
 export async function openStore(opts: StoreOptions): Promise<Store> {
-  if (isPostgresUrl(opts.db)) return openPostgresStore({ url: opts.db, now: opts.now, onQuery: opts.onQuery });
+  if (isPostgresUrl(opts.db)) {
+    // Not echoed: a URL that does not parse cannot have its password masked.
+    if (!URL.canParse(opts.db))
+      throw new Error('not a valid PostgreSQL URL: write it as postgres://user:password@host[:port]/database');
+    return openPostgresStore({ url: opts.db, now: opts.now, onQuery: opts.onQuery });
+  }
   return openSqliteStore({ path: opts.db, now: opts.now, onQuery: opts.onQuery });
 }
 

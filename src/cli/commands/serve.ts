@@ -1,6 +1,7 @@
 // instructkit serve: the HTTP API and the built web UI on 127.0.0.1; labels in a SQLite file or a PostgreSQL database.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { adoptAbsolutePaths, registerFolder } from '../../jobs/queue.js';
@@ -138,6 +139,8 @@ export async function run(args: string[]): Promise<number> {
 
 /** `instructkit worker` as a child: its lines go to this terminal; stop() checkpoints its job and waits for it. */
 function startWorker(db: string, models: string) {
+  // This server puts its jobs' folders there: made now, so that its worker starts without a missing-folder warning.
+  mkdirSync(models, { recursive: true });
   const child = spawn(
     process.execPath,
     [join(import.meta.dirname, '..', 'main.js'), 'worker', '--db', db, '--models', models],

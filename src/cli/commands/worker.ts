@@ -1,4 +1,5 @@
 // instructkit worker: claims training jobs from the database and runs them one at a time (src/jobs/worker.ts).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { adoptAbsolutePaths } from '../../jobs/queue.js';
@@ -12,7 +13,7 @@ Runs the training jobs queued from the app (Admin → Train), one at a time: eac
 kind in a child process (progress, metrics and log written to the job record), its output model registered as a new
 version with its lineage. Several workers may share one database (on PostgreSQL, on any machine that sees the
 models folder). A job whose worker stops heartbeating is re-queued and resumed from its last checkpoint by the next
-worker; Ctrl-C (SIGTERM) checkpoints the job in hand and puts it back in the queue.
+worker; Ctrl-C or SIGTERM checkpoints the job in hand and puts it back in the queue.
 
   --db FILE|URL        the app's database (default instructkit.sqlite)
   --models DIR         the folder job folders are in, as the app server's --models (default models)
@@ -54,7 +55,15 @@ export async function run(args: string[]): Promise<number> {
     staleAfterMs: ms('stale-after-ms'),
   });
   console.error(`worker ${worker.id}: jobs from ${describeDb(values.db)}, folders in ${resolve(values.models)}`);
-  const stop = () => worker.stop();
+  if (!existsSync(resolve(values.models)))
+    console.error(
+      `worker ${worker.id}: ${resolve(values.models)} does not exist (yet): jobs are found in the folder the app ` +
+        `server's --models names, as this machine sees it`,
+    );
+  const stop = () => {
+    console.error(`worker ${worker.id}: stopping (a job in hand is checkpointed and put back in the queue)`);
+    worker.stop();
+  };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
@@ -65,5 +74,6 @@ export async function run(args: string[]): Promise<number> {
     process.off('SIGTERM', stop);
     await store.close();
   }
+  console.error(`worker ${worker.id}: stopped`);
   return 0;
 }
