@@ -51,6 +51,41 @@ test('store: file database uses WAL and migrations are versioned and idempotent'
   }
 });
 
+// A server and its training worker are two processes on one SQLite file. A transaction that read first and wrote
+// second, while the other process was writing, used to fail at once with SQLITE_BUSY (SQLite does not wait there).
+test(
+  'store: a SQLite transaction holds the write lock from its start, so another writer cannot fail it',
+  sqliteFile,
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
+    const store = await openSqliteStore({ path: join(dir, 'db.sqlite') });
+    const other = new SqliteDatabase(join(dir, 'db.sqlite'));
+    other.pragma('busy_timeout = 0');
+    try {
+      let otherWrote = true;
+      await store.tx(async (s) => {
+        const before = await s.db.selectFrom('groups').select('name').execute();
+        try {
+          other.prepare("insert into groups (name, split) values ('other', 'training')").run();
+        } catch (e) {
+          assert.equal((e as { code?: string }).code, 'SQLITE_BUSY');
+          otherWrote = false;
+        }
+        await s.db
+          .insertInto('groups')
+          .values({ name: `after ${before.length}`, split: 'training' })
+          .execute();
+      });
+      assert.equal(otherWrote, false, 'the other connection had to wait for the transaction');
+      other.prepare("insert into groups (name, split) values ('other', 'training')").run();
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
 test('store: the task capacity migration counts existing assignments; full tasks are skipped', sqliteFile, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-store-'));
   try {

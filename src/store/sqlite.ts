@@ -1,7 +1,15 @@
 /** The embedded default database: SQLite through better-sqlite3 (WAL) and Kysely. */
 import { Worker } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type SqliteDatabase as KyselySqliteDatabase, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  Kysely,
+  type SqliteDatabase as KyselySqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely';
 import { migrate } from './migrations.js';
 import type { Database } from './schema.js';
 import { type QueryListener, queryLog, Store } from './store.js';
@@ -26,11 +34,29 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     stopCheckpoints = checkpointInBackground(raw, opts.path);
   }
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: cachingStatements(raw) }),
+    dialect: new ImmediateSqliteDialect({ database: cachingStatements(raw) }),
     log: queryLog(opts.onQuery),
   });
   await migrate(db, 'sqlite');
   return new Store(db, 'sqlite', opts.now, stopCheckpoints);
+}
+
+/**
+ * Transactions begin IMMEDIATE: they take the write lock at once, waiting up to busy_timeout for it. A server and its
+ * training worker are two processes on one file, and a deferred transaction that has read and then writes while the
+ * other process writes fails at once with SQLITE_BUSY: SQLite does not wait there, since what it read is stale.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly config: SqliteDialectConfig) {
+    super(config);
+  }
+  override createDriver() {
+    return new (class extends SqliteDriver {
+      override async beginTransaction(connection: DatabaseConnection) {
+        await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+      }
+    })(this.config);
+  }
 }
 
 /**
