@@ -55,7 +55,9 @@ test('adoptAbsolutePaths: folders an older version registered by absolute path i
     const inside = (await registerFolder(store, writeTinyModel(join(models, 'job-1', 'model')))).model;
     const outside = (await registerFolder(store, writeTinyModel(join(root, 'adopt', 'base')))).model;
     assert.equal(inside.path, join(models, 'job-1', 'model'));
-    assert.equal(await adoptAbsolutePaths(store, models), 1);
+    const said: string[] = [];
+    await adoptAbsolutePaths(store, models, (l) => said.push(l));
+    assert.deepEqual(said, [`registry: 1 model folder(s) now recorded relative to ${models}`]);
     const paths = new Map((await store.models.list()).map((m) => [m.id, m.path]));
     assert.equal(paths.get(inside.id), 'job-1/model');
     assert.equal(paths.get(outside.id), join(root, 'adopt', 'base'), 'a folder elsewhere keeps its absolute path');

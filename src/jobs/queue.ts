@@ -61,10 +61,11 @@ export async function registerFolder(
 
 /**
  * Folders an older version registered by absolute path inside the models folder, recorded relative to it (as
- * registerFolder records them now), so that machines mounting that folder elsewhere find them too.
+ * registerFolder records them now), so that machines mounting that folder elsewhere find them too; says how many.
  */
-export function adoptAbsolutePaths(store: Store, modelsDir: string): Promise<number> {
-  return store.models.relocate((path) => (isAbsolute(path) ? registryPath(modelsDir, path) : path));
+export async function adoptAbsolutePaths(store: Store, modelsDir: string, say: (line: string) => void): Promise<void> {
+  const moved = await store.models.relocate((path) => (isAbsolute(path) ? registryPath(modelsDir, path) : path));
+  if (moved > 0) say(`registry: ${moved} model folder(s) now recorded relative to ${modelsDir}`);
 }
 
 export interface JobRequest {

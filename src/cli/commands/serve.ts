@@ -73,9 +73,7 @@ export async function run(args: string[]): Promise<number> {
     pool = new SamplerPool({
       budgetBytes: values['serve-memory'] ? parseMemory(values['serve-memory']) : undefined,
     });
-    const moved = await adoptAbsolutePaths(store, resolve(values.models));
-    if (moved > 0)
-      console.error(`registry: ${moved} model folder(s) now recorded relative to ${resolve(values.models)}`);
+    await adoptAbsolutePaths(store, resolve(values.models), console.error);
     for (const dir of values.model ?? []) {
       // Checked before the folder is registered, so a refused start leaves the registry as it was.
       checkModelFolder(dir, 'causal');

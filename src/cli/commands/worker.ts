@@ -43,22 +43,22 @@ export async function run(args: string[]): Promise<number> {
   }
   const ms = (flag: string) =>
     numberFlag(values[flag as 'poll-ms'], `--${flag}`, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
+  const modelsDir = resolve(values.models);
   const store = await openStore({ db: values.db });
-  const moved = await adoptAbsolutePaths(store, resolve(values.models));
-  if (moved > 0) console.error(`registry: ${moved} model folder(s) now recorded relative to ${resolve(values.models)}`);
+  await adoptAbsolutePaths(store, modelsDir, console.error);
   const worker = new TrainingWorker({
     store,
-    modelsDir: resolve(values.models),
+    modelsDir,
     id: values.id,
     pollMs: ms('poll-ms'),
     heartbeatMs: ms('heartbeat-ms'),
     staleAfterMs: ms('stale-after-ms'),
   });
-  console.error(`worker ${worker.id}: jobs from ${describeDb(values.db)}, folders in ${resolve(values.models)}`);
-  if (!existsSync(resolve(values.models)))
+  console.error(`worker ${worker.id}: jobs from ${describeDb(values.db)}, folders in ${modelsDir}`);
+  if (!existsSync(modelsDir))
     console.error(
-      `worker ${worker.id}: ${resolve(values.models)} does not exist (yet): jobs are found in the folder the app ` +
-        `server's --models names, as this machine sees it`,
+      `worker ${worker.id}: ${modelsDir} does not exist (yet): jobs are found in the folder the app server's ` +
+        `--models names, as this machine sees it`,
     );
   const stop = () => {
     console.error(`worker ${worker.id}: stopping (a job in hand is checkpointed and put back in the queue)`);
